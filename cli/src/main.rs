@@ -1,0 +1,157 @@
+//! The `vitrine` command: build and serve the Vitrine Spin application.
+
+mod build;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "vitrine",
+    version,
+    about = "Build and serve the Vitrine Spin application"
+)]
+struct Cli {
+    /// Log as JSON lines instead of text (filter with RUST_LOG, default `info`).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run each component's `[component.<id>.build]` command, like `spin build`.
+    Build(BuildArgs),
+    /// Build what is missing or stale, then serve the application over HTTP.
+    Up(UpArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Build only these components (repeatable); default: all.
+    #[arg(short = 'c', long = "component-id")]
+    components: Vec<String>,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Address to serve the application on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Address for `GET /metrics` (Prometheus) and `GET /healthz`; `off` disables it.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_listen: String,
+    /// State directory (databases, compile cache); default `.vitrine` beside the manifest.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Set an application variable, overriding SPIN_VARIABLE_<NAME> and defaults (repeatable).
+    #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = parse_variable)]
+    variables: Vec<(String, String)>,
+    /// Serve the sources as they are, without building missing or stale ones.
+    #[arg(long)]
+    skip_build: bool,
+    /// How many requests may run at once (the instance pool size).
+    #[arg(long, default_value_t = 1000)]
+    max_instances: u32,
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match cli.command {
+        Command::Build(args) => {
+            let manifest = Manifest::load(&args.manifest)?;
+            build::build(&manifest, build::Select::All(&args.components))
+        }
+        Command::Up(args) => up(args),
+    }
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let started = Instant::now();
+    let manifest = Manifest::load(&args.manifest)?;
+    if !args.skip_build {
+        build::build(&manifest, build::Select::Stale)?;
+    }
+    let admin = match args.admin_listen.as_str() {
+        "off" => None,
+        addr => Some(
+            addr.parse::<SocketAddr>()
+                .with_context(|| format!("--admin-listen `{addr}` is not an address or `off`"))?,
+        ),
+    };
+    let config = RuntimeConfig {
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(|| manifest.dir().join(".vitrine")),
+        variables: args.variables.into_iter().collect::<BTreeMap<_, _>>(),
+        max_instances: args.max_instances,
+        ..RuntimeConfig::default()
+    };
+    let app = App::load(&manifest, &config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::bind(app, args.listen, admin)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = server.local_addr()?;
+        tracing::info!(app = %manifest.name, startup = ?started.elapsed(), "serving on http://{addr}");
+        for trigger in &manifest.triggers {
+            if let Some(route) = &trigger.route {
+                tracing::info!("  http://{addr}{} -> {}", route.as_str(), trigger.component);
+            }
+        }
+        if let Some(admin) = server.admin_addr() {
+            tracing::info!("metrics on http://{admin}/metrics, health on http://{admin}/healthz");
+        }
+        server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

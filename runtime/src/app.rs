@@ -1,0 +1,468 @@
+//! A loaded application: every component compiled and pre-instantiated, its host capabilities
+//! (variables, key-value, SQLite, outbound HTTP, files) resolved, and a fresh store per request.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::fermyon::spin;
+use crate::engine::{load_component, new_engine, EPOCH_TICK};
+use crate::guest_log::GuestLog;
+use crate::key_value::{KeyValue, KeyValueHost, KeyValueStores, KeyValueView};
+use crate::manifest::{Component, FileMount, Manifest, Settings};
+use crate::outbound_http::{AllowList, OutboundHttp, SelfAddress};
+use crate::routes::{RoutePattern, Router};
+use crate::sqlite::{Databases, Sqlite, SqliteHost, SqliteView};
+use crate::variables::{AppVariables, ComponentVariables, VariablesHost};
+
+/// Why an application could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A component's source could not be loaded.
+    #[error("component `{component}`: {source}")]
+    Component {
+        /// The component id.
+        component: String,
+        /// What went wrong.
+        source: crate::engine::LoadError,
+    },
+    /// A component's source file does not exist.
+    #[error("component `{component}`: source {path} does not exist (run `vitrine build`)")]
+    MissingSource {
+        /// The component id.
+        component: String,
+        /// The missing path.
+        path: PathBuf,
+    },
+    /// Variables, outbound hosts or files could not be resolved.
+    #[error("{0}")]
+    Config(String),
+    /// The state directory could not be prepared.
+    #[error("state directory {path}: {message}")]
+    State {
+        /// The state directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The engine could not be created or the linker set up.
+    #[error("wasmtime: {0}")]
+    Engine(String),
+}
+
+/// How the runtime runs an application, beyond what the manifest says.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where embedded databases, the compile cache and staged files live.
+    pub state_dir: PathBuf,
+    /// Variable values that take precedence over every other provider.
+    pub variables: BTreeMap<String, String>,
+    /// How many instances may run at once (size of the instance pool).
+    pub max_instances: u32,
+    /// Limits used where the manifest sets none.
+    pub defaults: Limits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(".vitrine"),
+            variables: BTreeMap::new(),
+            max_instances: 1000,
+            defaults: Limits::default(),
+        }
+    }
+}
+
+/// Per-request limits of a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock deadline for a request, guest execution and I/O included.
+    pub timeout: Duration,
+    /// Linear memory an instance may use, in bytes.
+    pub memory: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_request_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory: 128 << 20,
+            max_request_body: 10 << 20,
+        }
+    }
+}
+
+impl Limits {
+    fn with(self, settings: Settings) -> Self {
+        Self {
+            timeout: settings
+                .request_timeout_ms
+                .map_or(self.timeout, Duration::from_millis),
+            memory: settings
+                .memory_limit_mb
+                .map_or(self.memory, |mb| (mb as usize) << 20),
+            max_request_body: settings
+                .max_request_body_bytes
+                .unwrap_or(self.max_request_body),
+        }
+    }
+}
+
+/// A component ready to serve: pre-instantiated, with its resolved host capabilities.
+pub struct LoadedComponent {
+    /// The component id.
+    pub id: Arc<str>,
+    pre: ProxyPre<InstanceState>,
+    /// The component's per-request limits.
+    pub limits: Limits,
+    host: Arc<ComponentHost>,
+    environment: Vec<(String, String)>,
+    mounts: Vec<(PathBuf, String)>,
+}
+
+/// Host capabilities of one component, shared by its instances.
+struct ComponentHost {
+    variables: ComponentVariables,
+    key_value: KeyValue,
+    sqlite: Sqlite,
+    allowed_hosts: AllowList,
+    self_address: SelfAddress,
+}
+
+/// The data of one instance's store.
+pub struct InstanceState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    limits: MemoryLimiter,
+    host: Arc<ComponentHost>,
+}
+
+impl InstanceState {
+    /// Whether the instance was refused memory beyond its limit.
+    pub fn memory_exceeded(&self) -> bool {
+        self.limits.exceeded
+    }
+}
+
+/// Caps an instance's linear memory and remembers whether the cap was hit.
+struct MemoryLimiter {
+    max: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.exceeded = true;
+            wasmtime::bail!("memory limit of {} bytes exceeded", self.max);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Table elements an instance may have.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// A loaded application.
+pub struct App {
+    /// The application name.
+    pub name: String,
+    router: Router<Arc<LoadedComponent>>,
+    self_address: SelfAddress,
+}
+
+impl App {
+    /// Loads every component of `manifest`: resolves variables, opens stores, compiles (or takes
+    /// from the cache) and pre-instantiates each component.
+    pub fn load(manifest: &Manifest, config: &RuntimeConfig) -> Result<Self, AppError> {
+        let state_error = |message: String| AppError::State {
+            path: config.state_dir.clone(),
+            message,
+        };
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| state_error(e.to_string()))?;
+        let variables = AppVariables::resolve(&manifest.variables, &config.variables, |k| {
+            std::env::var(k).ok()
+        })
+        .map_err(AppError::Config)?;
+
+        let labels = |pick: fn(&Component) -> &Vec<String>| -> BTreeSet<String> {
+            manifest
+                .components
+                .values()
+                .flat_map(|c| pick(c).iter().cloned())
+                .chain(["default".to_string()])
+                .collect()
+        };
+        let key_value = Arc::new(
+            KeyValueStores::open(&config.state_dir, labels(|c| &c.key_value_stores))
+                .map_err(|e| state_error(format!("key-value store: {e}")))?,
+        );
+        let databases = Arc::new(
+            Databases::open(&config.state_dir, labels(|c| &c.sqlite_databases))
+                .map_err(|e| state_error(format!("sqlite database: {e}")))?,
+        );
+
+        let app_limits = config.defaults.with(manifest.settings);
+        let max_memory = manifest
+            .components
+            .values()
+            .map(|c| app_limits.with(c.settings).memory)
+            .max()
+            .unwrap_or(app_limits.memory);
+        let engine = new_engine(config.max_instances, max_memory)
+            .map_err(|e| AppError::Engine(format!("{e:#}")))?;
+        let linker = linker(&engine).map_err(|e| AppError::Engine(format!("{e:#}")))?;
+        let self_address = SelfAddress::default();
+        let cache_dir = config.state_dir.join("compiled");
+
+        let mut loaded = BTreeMap::new();
+        for trigger in &manifest.triggers {
+            if loaded.contains_key(&trigger.component) {
+                continue;
+            }
+            let component = &manifest.components[&trigger.component];
+            let fail = |message: String| {
+                AppError::Config(format!("component `{}`: {message}", component.id))
+            };
+            if !component.source.exists() {
+                return Err(AppError::MissingSource {
+                    component: component.id.clone(),
+                    path: component.source.clone(),
+                });
+            }
+            let wasm =
+                load_component(&engine, &component.source, &cache_dir).map_err(|source| {
+                    AppError::Component {
+                        component: component.id.clone(),
+                        source,
+                    }
+                })?;
+            let pre = linker
+                .instantiate_pre(&wasm)
+                .and_then(ProxyPre::new)
+                .map_err(|e| fail(format!("cannot be instantiated here: {e:#}")))?;
+            let host = ComponentHost {
+                variables: ComponentVariables::render(&component.variables, &variables)
+                    .map_err(fail)?,
+                key_value: KeyValue::new(key_value.clone(), &component.key_value_stores),
+                sqlite: Sqlite::new(databases.clone(), &component.sqlite_databases),
+                allowed_hosts: AllowList::resolve(&component.allowed_outbound_hosts, &variables)
+                    .map_err(|e| fail(format!("allowed_outbound_hosts: {e}")))?,
+                self_address: self_address.clone(),
+            };
+            let mounts = stage_files(component, manifest.dir(), &config.state_dir.join("files"))
+                .map_err(|e| fail(format!("files: {e}")))?;
+            let limits = app_limits.with(component.settings);
+            loaded.insert(
+                component.id.clone(),
+                Arc::new(LoadedComponent {
+                    id: component.id.as_str().into(),
+                    pre,
+                    limits,
+                    host: Arc::new(host),
+                    environment: component.environment.clone().into_iter().collect(),
+                    mounts,
+                }),
+            );
+            tracing::info!(component = %component.id, "component ready");
+        }
+        let routes: Vec<(RoutePattern, Arc<LoadedComponent>)> = manifest
+            .triggers
+            .iter()
+            .filter_map(|t| Some((t.route.clone()?, loaded[&t.component].clone())))
+            .collect();
+        let router = Router::new(routes).map_err(AppError::Config)?;
+        Ok(Self {
+            name: manifest.name.clone(),
+            router,
+            self_address,
+        })
+    }
+
+    /// The component whose route best matches `path`.
+    pub fn route(
+        &self,
+        path: &str,
+    ) -> Option<(
+        &RoutePattern,
+        &Arc<LoadedComponent>,
+        crate::routes::RouteMatch,
+    )> {
+        self.router.route(path)
+    }
+
+    /// Records where the application is served, for `self` requests.
+    pub fn set_address(&self, addr: std::net::SocketAddr) {
+        let _ = self.self_address.set(addr);
+    }
+}
+
+impl LoadedComponent {
+    /// A fresh store for one request, with the epoch deadline already set.
+    pub fn new_store(&self, request_id: &Arc<str>) -> Store<InstanceState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestLog::new(self.id.clone(), request_id.clone(), "stdout"))
+            .stderr(GuestLog::new(self.id.clone(), request_id.clone(), "stderr"))
+            .envs(&self.environment);
+        for (host, guest) in &self.mounts {
+            // Checked while staging; a directory that vanished since only loses its mount.
+            let _ = wasi.preopened_dir(host, guest, FsPerms::ReadOnly);
+        }
+        let state = InstanceState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            limits: MemoryLimiter {
+                max: self.limits.memory,
+                exceeded: false,
+            },
+            host: self.host.clone(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
+        store.set_epoch_deadline(ticks as u64);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// The pre-instantiated component.
+    pub fn pre(&self) -> &ProxyPre<InstanceState> {
+        &self.pre
+    }
+}
+
+/// Links WASI, `wasi:http` (with the allow-list) and Spin's host APIs.
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+    use wasmtime_wasi_http::p2::bindings::{http, LinkOptions};
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    http::types::add_to_linker::<_, WasiHttp>(
+        &mut linker,
+        &(&LinkOptions::default()).into(),
+        InstanceState::http,
+    )?;
+    http::outgoing_handler::add_to_linker::<_, WasiHttp>(&mut linker, InstanceState::http)?;
+    crate::outbound_http::add_to_linker(&mut linker, |s| OutboundHttp {
+        http: WasiHttpCtxView {
+            ctx: &mut s.http,
+            table: &mut s.table,
+            hooks: Default::default(),
+        },
+        allowed: &s.host.allowed_hosts,
+        self_address: &s.host.self_address,
+    })?;
+    spin::key_value::add_to_linker::<_, KeyValueHost>(&mut linker, |s| KeyValueView {
+        table: &mut s.table,
+        access: &s.host.key_value,
+    })?;
+    spin::sqlite::add_to_linker::<_, SqliteHost>(&mut linker, |s| SqliteView {
+        table: &mut s.table,
+        access: &s.host.sqlite,
+    })?;
+    spin::variables::add_to_linker::<_, VariablesHost>(&mut linker, |s| &s.host.variables)?;
+    Ok(linker)
+}
+
+/// Prepares a component's `files`: directories are mounted as they are; files and glob matches
+/// are copied into a staging directory mounted at `/`. Returns (host dir, guest path) mounts.
+fn stage_files(
+    component: &Component,
+    manifest_dir: &Path,
+    staging_root: &Path,
+) -> Result<Vec<(PathBuf, String)>, String> {
+    if component.files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let excluded: Vec<glob::Pattern> = component
+        .exclude_files
+        .iter()
+        .map(|p| glob::Pattern::new(p).map_err(|e| format!("exclude_files `{p}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    let staging = staging_root.join(&component.id);
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    let copy = |from: &Path, to: &Path| -> Result<(), String> {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::copy(from, to)
+            .map(drop)
+            .map_err(|e| format!("copying {}: {e}", from.display()))
+    };
+    let mut mounts = vec![(staging.clone(), "/".to_string())];
+    for mount in &component.files {
+        match mount {
+            FileMount::Pattern(pattern) => {
+                let full = manifest_dir.join(pattern);
+                let matches =
+                    glob::glob(&full.to_string_lossy()).map_err(|e| format!("`{pattern}`: {e}"))?;
+                for path in matches.flatten().filter(|p| p.is_file()) {
+                    let rel = path.strip_prefix(manifest_dir).unwrap_or(&path);
+                    if excluded.iter().any(|x| x.matches_path(rel)) {
+                        continue;
+                    }
+                    copy(&path, &staging.join(rel))?;
+                }
+            }
+            FileMount::Placement {
+                source,
+                destination,
+            } => {
+                let from = manifest_dir.join(source);
+                if from.is_dir() {
+                    mounts.push((from, destination.clone()));
+                } else if from.is_file() {
+                    copy(&from, &staging.join(destination.trim_start_matches('/')))?;
+                } else {
+                    return Err(format!("`{source}` does not exist"));
+                }
+            }
+        }
+    }
+    Ok(mounts)
+}

@@ -1,0 +1,142 @@
+//! The wasmtime engine: its configuration (pooling allocator, epoch deadlines), the on-disk
+//! cache of compiled components, and loading a Wasm file as a component.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; request deadlines are measured in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The source file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The source path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is neither a component nor a core module that can be made one.
+    #[error("{path} is not a usable Wasm component: {message}")]
+    Invalid {
+        /// The source path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Builds the engine shared by every component of an application.
+///
+/// `instances` bounds how many instances run at once; `max_memory` is the largest linear
+/// memory any instance may have.
+pub fn new_engine(instances: u32, max_memory: usize) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .max_memory_size(max_memory);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("vitrine-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Loads a component from `path`, compiling it only when `cache_dir` has no compiled copy of
+/// these exact bytes for this engine. A WASI preview 1 core module is first wrapped into a
+/// component with the standard preview 1 adapter.
+pub fn load_component(
+    engine: &Engine,
+    path: &Path,
+    cache_dir: &Path,
+) -> Result<Component, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |message: String| LoadError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
+    if cached.exists() {
+        // SAFETY: the cache directory is written only by this function, with artifacts
+        // produced by `Engine::precompile_component` of a compatible engine (the key includes
+        // the engine's compatibility hash; wasmtime re-checks it while deserializing).
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
+            return Ok(component);
+        }
+    }
+    let component_bytes = if is_core_module(&bytes) {
+        wit_component::ComponentEncoder::default()
+            .module(&bytes)
+            .and_then(|e| {
+                e.adapter(
+                    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                    WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+                )
+            })
+            .and_then(|e| e.validate(true).encode())
+            .map_err(|e| invalid(format!("adapting the preview 1 module failed: {e:#}")))?
+    } else {
+        bytes
+    };
+    let compiled = engine
+        .precompile_component(&component_bytes)
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    if std::fs::create_dir_all(cache_dir).is_ok() {
+        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &compiled).is_ok() {
+            let _ = std::fs::rename(&tmp, &cached);
+        }
+    }
+    // SAFETY: `compiled` was produced just now by this engine.
+    unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| invalid(format!("{e:#}")))
+}
+
+/// Whether `bytes` is a core module (version 1) rather than a component.
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0])
+}
+
+/// The content hash of the Wasm bytes plus the engine's compatibility hash.
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let mut sha = Sha256::new();
+    sha.update(bytes);
+    sha.update(engine_hash.finish().to_le_bytes());
+    hex::encode(&sha.finalize()[..20])
+}

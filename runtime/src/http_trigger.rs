@@ -1,0 +1,429 @@
+//! The HTTP trigger: serves an [`App`] as Spin does — most specific route, Spin's request
+//! headers, the full URL — with a fresh instance per request, body limit (413), deadline (504),
+//! metrics, and a graceful drain on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+use wasmtime::Trap;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::app::{App, LoadedComponent};
+use crate::metrics::{admin_response, Metrics};
+use crate::routes::{RouteMatch, RoutePattern};
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A bound server, ready to run.
+pub struct Server {
+    app: Arc<App>,
+    metrics: Arc<Metrics>,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+}
+
+impl Server {
+    /// Binds the application listener and, if given, the admin listener (metrics, health).
+    pub async fn bind(
+        app: App,
+        addr: SocketAddr,
+        admin: Option<SocketAddr>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let admin = match admin {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        app.set_address(listener.local_addr()?);
+        Ok(Self {
+            app: Arc::new(app),
+            metrics: Arc::new(Metrics::default()),
+            listener,
+            admin,
+        })
+    }
+
+    /// Where the application is served.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where metrics and health are served, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Server {
+            app,
+            metrics,
+            listener,
+            admin,
+        } = self;
+        if let Some(admin) = admin {
+            tokio::spawn(serve_admin(admin, metrics.clone()));
+        }
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let (app, metrics) = (app.clone(), metrics.clone());
+            let service = service_fn(move |req| {
+                let (app, metrics) = (app.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(&app, &metrics, req, client).await) }
+            });
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %client, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: waiting for in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all requests drained"),
+            () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gave up waiting for in-flight requests"),
+        }
+        Ok(())
+    }
+}
+
+async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let response = admin_response(&metrics, &req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A short unique id for each request, also returned as `x-request-id`.
+fn next_request_id() -> Arc<str> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32)
+    });
+    format!("{prefix:08x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed)).into()
+}
+
+fn text_response(status: StatusCode, message: String) -> Response<HyperOutgoingBody> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(message + "\n"))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("static response parts are valid")
+}
+
+async fn handle(
+    app: &App,
+    metrics: &Arc<Metrics>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<HyperOutgoingBody> {
+    let started = Instant::now();
+    let _in_flight = metrics.in_flight();
+    let request_id = next_request_id();
+    let path = req.uri().path().to_string();
+    let (component_id, mut response) = match app.route(&path) {
+        None => (
+            "-".into(),
+            text_response(StatusCode::NOT_FOUND, format!("no route matches {path}")),
+        ),
+        Some((pattern, component, matched)) => {
+            let span = tracing::info_span!(
+                "request",
+                id = %request_id,
+                component = %component.id,
+                method = %req.method(),
+                path = %path,
+            );
+            let response = serve(
+                component,
+                pattern,
+                matched,
+                req,
+                client,
+                &request_id,
+                metrics,
+            )
+            .instrument(span)
+            .await;
+            (component.id.clone(), response)
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    let elapsed = started.elapsed();
+    metrics.record_request(&component_id, response.status(), elapsed);
+    tracing::debug!(id = %request_id, status = response.status().as_u16(), ?elapsed, "answered");
+    response
+}
+
+/// Adds the `spin-*` headers and turns the URI into the full URL the guest sees.
+fn prepare_request(
+    req: &mut Request<Incoming>,
+    pattern: &RoutePattern,
+    matched: &RouteMatch,
+    client: SocketAddr,
+) -> Result<(), String> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .ok_or("the request has no Host header")?;
+    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let full_url = format!("http://{host}{path_and_query}");
+    let uri: Uri = full_url
+        .parse()
+        .map_err(|_| format!("invalid Host header `{host}`"))?;
+    let headers = req.headers_mut();
+    // Clients must not be able to forge what the runtime tells the component.
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    let mut set = |name: &str, value: &str| -> Result<(), String> {
+        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("`{value}` cannot be a header value"))?;
+        headers.insert(name, value);
+        Ok(())
+    };
+    set("spin-full-url", &full_url)?;
+    set("spin-path-info", &matched.path_info)?;
+    set("spin-matched-route", pattern.as_str())?;
+    set("spin-base-path", "/")?;
+    set("spin-raw-component-route", pattern.as_str())?;
+    set("spin-component-route", pattern.prefix())?;
+    set("spin-client-addr", &client.to_string())?;
+    for (name, value) in &matched.params {
+        set(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        )?;
+    }
+    *req.uri_mut() = uri;
+    Ok(())
+}
+
+/// Runs one request through a fresh instance of `component`.
+async fn serve(
+    component: &Arc<LoadedComponent>,
+    pattern: &RoutePattern,
+    matched: RouteMatch,
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+    request_id: &Arc<str>,
+    metrics: &Arc<Metrics>,
+) -> Response<HyperOutgoingBody> {
+    let limits = component.limits;
+    let declared_length = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > limits.max_request_body) {
+        return too_large(limits.max_request_body);
+    }
+    if let Err(problem) = prepare_request(&mut req, pattern, &matched, client) {
+        return text_response(StatusCode::BAD_REQUEST, problem);
+    }
+
+    // The body streams to the guest; going over the limit mid-stream fails the read and
+    // turns the answer into 413.
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let req = {
+        let exceeded = exceeded.clone();
+        let limit = limits.max_request_body;
+        req.map(move |body| {
+            Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).map_err(move |e| {
+                if e.is::<LengthLimitError>() {
+                    exceeded.store(true, Ordering::Relaxed);
+                    wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
+                } else {
+                    match e.downcast::<hyper::Error>() {
+                        Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
+                        Err(e) => wasmtime_wasi_http::Error::InternalError(Some(e.to_string())),
+                    }
+                }
+            })
+        })
+    };
+
+    let mut store = component.new_store(request_id);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let prepared = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)
+        .and_then(|incoming| {
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            Ok((incoming, out))
+        });
+    let (incoming, out) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("invalid request: {e}")),
+    };
+
+    let pre = component.pre().clone();
+    let id = component.id.clone();
+    let instantiation_metrics = metrics.clone();
+    let task = tokio::spawn(
+        async move {
+            let run = async {
+                let started = Instant::now();
+                let proxy = pre.instantiate_async(&mut store).await?;
+                instantiation_metrics.record_instantiation(&id, started.elapsed());
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, out)
+                    .await
+            };
+            let result = tokio::time::timeout(limits.timeout, run).await;
+            (result, store.data().memory_exceeded())
+        }
+        .in_current_span(),
+    );
+
+    let outcome = receiver.await;
+    if exceeded.load(Ordering::Relaxed) {
+        return too_large(limits.max_request_body);
+    }
+    let failure = match outcome {
+        Ok(Ok(response)) => return response,
+        Ok(Err(code)) => {
+            tracing::warn!(?code, "component answered with an error code");
+            return text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("component `{}` failed: {code:?}", component.id),
+            );
+        }
+        // The guest never set a response: find out why.
+        Err(_) => task.await,
+    };
+    if exceeded.load(Ordering::Relaxed) {
+        return too_large(limits.max_request_body);
+    }
+    let (status, message) = match failure {
+        Ok((Err(_elapsed), _)) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "component `{}` did not answer within {:?}",
+                component.id, limits.timeout
+            ),
+        ),
+        Ok((Ok(Err(e)), memory_exceeded)) => {
+            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "component `{}` did not answer within {:?}",
+                        component.id, limits.timeout
+                    ),
+                )
+            } else if memory_exceeded {
+                tracing::warn!("component exceeded its memory limit");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "component `{}` exceeded its memory limit of {} MiB",
+                        component.id,
+                        limits.memory >> 20
+                    ),
+                )
+            } else {
+                tracing::warn!(error = ?e, "component failed");
+                let reason = e
+                    .downcast_ref::<Trap>()
+                    .map_or_else(|| e.to_string(), |t| format!("trap: {t}"));
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("component `{}` failed: {reason}", component.id),
+                )
+            }
+        }
+        Ok((Ok(Ok(())), _)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "component `{}` returned without sending a response",
+                component.id
+            ),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("component `{}` failed", component.id),
+            )
+        }
+    };
+    text_response(status, message)
+}
+
+fn too_large(limit: u64) -> Response<HyperOutgoingBody> {
+    text_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
+}

@@ -1,0 +1,158 @@
+//! Prometheus metrics of the HTTP trigger, and the admin listener that serves them with
+//! `/healthz`.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    component: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabel {
+    component: String,
+}
+
+/// The runtime's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<ComponentLabel, Histogram>,
+    instantiation: Family<ComponentLabel, Histogram>,
+    in_flight: Gauge<i64, AtomicI64>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~26 s.
+    Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("vitrine");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<ComponentLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let instantiation = Family::<ComponentLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by component and status (component \"-\" when no route matched)",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response headers, by component",
+            latency.clone(),
+        );
+        registry.register(
+            "instantiation_duration_seconds",
+            "Time to instantiate a component for a request",
+            instantiation.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            instantiation,
+            in_flight,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a request answered with `status` after `elapsed`.
+    pub fn record_request(&self, component: &str, status: StatusCode, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                component: component.to_string(),
+                status: status.as_u16(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&ComponentLabel {
+                component: component.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records how long an instantiation took.
+    pub fn record_instantiation(&self, component: &str, elapsed: Duration) {
+        self.instantiation
+            .get_or_create(&ComponentLabel {
+                component: component.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Marks a request as in flight until the guard is dropped.
+    pub fn in_flight(self: &Arc<Self>) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.clone())
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+/// Answers the admin endpoints: `GET /metrics` and `GET /healthz`.
+pub fn admin_response<B>(metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        (_, "/metrics" | "/healthz") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use GET\n".to_string(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "admin endpoints: GET /metrics, GET /healthz\n".to_string(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,187 @@
+//! Spin SQLite databases (`fermyon:spin/sqlite@2.0.0`), one embedded file per label in the
+//! state directory.
+//!
+//! Every label named in the manifest (and `default`) is a database. A component opens only the
+//! labels in its `sqlite_databases`: another known label is `access-denied`, an unknown one
+//! `no-such-database`. A guest connection keeps one SQLite connection, so transactions work;
+//! one left open is rolled back when the connection is dropped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use wasmtime::component::{HasData, Resource, ResourceTable};
+
+use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
+use crate::sqlite_pool::SqlitePool;
+
+/// The application's SQLite databases by label.
+#[derive(Debug, Default)]
+pub struct Databases {
+    pools: BTreeMap<String, Arc<SqlitePool>>,
+}
+
+impl Databases {
+    /// Opens `sqlite/<label>.db` in `state_dir` for each label.
+    pub fn open(
+        state_dir: &Path,
+        labels: impl IntoIterator<Item = String>,
+    ) -> rusqlite::Result<Self> {
+        let mut pools = BTreeMap::new();
+        for label in labels {
+            let pool = SqlitePool::open(&state_dir.join("sqlite").join(format!("{label}.db")), "")?;
+            pools.insert(label, pool);
+        }
+        Ok(Self { pools })
+    }
+}
+
+/// What one component instance may open.
+#[derive(Debug, Clone)]
+pub struct Sqlite {
+    databases: Arc<Databases>,
+    allowed: Arc<[String]>,
+}
+
+impl Sqlite {
+    /// Access for a component allowed to open `allowed`.
+    pub fn new(databases: Arc<Databases>, allowed: &[String]) -> Self {
+        Self {
+            databases,
+            allowed: allowed.into(),
+        }
+    }
+}
+
+/// An open guest connection: the resource behind `sqlite.connection`.
+pub struct GuestConnection {
+    pool: Arc<SqlitePool>,
+    conn: Option<rusqlite::Connection>,
+}
+
+impl Drop for GuestConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.put(conn);
+        }
+    }
+}
+
+/// The `fermyon:spin/sqlite` host, borrowed from the instance state.
+pub struct SqliteView<'a> {
+    /// The instance's resource table.
+    pub table: &'a mut ResourceTable,
+    /// The instance's database access.
+    pub access: &'a Sqlite,
+}
+
+/// Marks [`SqliteView`] as the data the generated bindings work on.
+pub struct SqliteHost;
+
+impl HasData for SqliteHost {
+    type Data<'a> = SqliteView<'a>;
+}
+
+fn io_error(e: impl std::fmt::Display) -> Error {
+    Error::Io(e.to_string())
+}
+
+/// Runs one statement with positional parameters and collects every row.
+fn execute(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    parameters: Vec<Value>,
+) -> rusqlite::Result<QueryResult> {
+    let mut stmt = conn.prepare_cached(statement)?;
+    let columns: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let params: Vec<SqlValue> = parameters
+        .into_iter()
+        .map(|v| match v {
+            Value::Integer(i) => SqlValue::Integer(i),
+            Value::Real(r) => SqlValue::Real(r),
+            Value::Text(t) => SqlValue::Text(t),
+            Value::Blob(b) => SqlValue::Blob(b),
+            Value::Null => SqlValue::Null,
+        })
+        .collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = (0..columns.len())
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(i) => Value::Integer(i),
+                    ValueRef::Real(r) => Value::Real(r),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                })
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        out.push(RowResult { values });
+    }
+    Ok(QueryResult { columns, rows: out })
+}
+
+impl sqlite::Host for SqliteView<'_> {}
+
+impl sqlite::HostConnection for SqliteView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        let Some(pool) = self.access.databases.pools.get(&database) else {
+            return Ok(Err(Error::NoSuchDatabase));
+        };
+        if !self.access.allowed.contains(&database) {
+            return Ok(Err(Error::AccessDenied));
+        }
+        let pool = pool.clone();
+        let taken = {
+            let pool = pool.clone();
+            tokio::task::spawn_blocking(move || pool.take()).await?
+        };
+        let conn = match taken {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(io_error(e))),
+        };
+        Ok(Ok(self.table.push(GuestConnection {
+            pool,
+            conn: Some(conn),
+        })?))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<GuestConnection>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> wasmtime::Result<Result<QueryResult, Error>> {
+        let guest = self.table.get_mut(&connection)?;
+        let Some(conn) = guest.conn.take() else {
+            return Ok(Err(Error::InvalidConnection));
+        };
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = execute(&conn, &statement, parameters);
+            (conn, result)
+        })
+        .await?;
+        self.table.get_mut(&connection)?.conn = Some(conn);
+        Ok(result.map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+                Error::DatabaseFull
+            }
+            e => io_error(e),
+        }))
+    }
+
+    async fn drop(&mut self, connection: Resource<GuestConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Test guest: reports what it sees and exercises every Spin host API, chosen by the path
+//! under its route (`spin-path-info`):
+//!
+//! - `/echo` — method, URL, headers and body length as JSON;
+//! - `/kv/<store>[/<key>]` — GET/PUT/DELETE a key, or list keys;
+//! - `/sqlite/<db>` — POST a statement (JSON `{"sql": …, "params": […]}`), get rows as JSON;
+//! - `/var/<name>` — a component variable;
+//! - `/env/<name>`, `/file/<path>` — environment and mounted files;
+//! - `/outbound?url=…` — GET another URL through outbound HTTP;
+//! - `/loop`, `/memory`, `/trap` — misbehave (for limit tests).
+
+use serde_json::{json, Value as Json};
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::{http_component, key_value, sqlite, variables};
+
+fn respond(status: u16, body: Json) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
+
+#[http_component]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let info = req
+        .header("spin-path-info")
+        .and_then(|h| h.as_str())
+        .unwrap_or("")
+        .to_string();
+    let parts: Vec<&str> = info.trim_start_matches('/').splitn(3, '/').collect();
+    Ok(match parts.as_slice() {
+        ["echo", ..] | [""] => echo(&req),
+        ["kv", store, rest @ ..] => kv(&req, store, rest.first().copied()),
+        ["sqlite", db, ..] => sql(&req, db),
+        ["var", name, ..] => match variables::get(name) {
+            Ok(value) => respond(200, json!({ "value": value })),
+            Err(e) => respond(404, json!({ "error": format!("{e:?}") })),
+        },
+        ["env", name, ..] => respond(200, json!({ "value": std::env::var(name).ok() })),
+        ["file", ..] => {
+            let path = info.trim_start_matches("/file");
+            match std::fs::read_to_string(path) {
+                Ok(text) => respond(200, json!({ "content": text })),
+                Err(e) => respond(404, json!({ "error": e.to_string() })),
+            }
+        }
+        ["outbound", ..] => outbound(&req).await,
+        ["loop", ..] => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        ["memory", ..] => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 4 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        ["trap", ..] => panic!("the probe was asked to trap"),
+        _ => respond(404, json!({ "error": format!("unknown probe `{info}`") })),
+    })
+}
+
+fn echo(req: &Request) -> Response {
+    let headers: serde_json::Map<String, Json> = req
+        .headers()
+        .map(|(name, value)| (name.to_string(), json!(value.as_str().unwrap_or(""))))
+        .collect();
+    respond(
+        200,
+        json!({
+            "method": req.method().to_string(),
+            "uri": req.uri(),
+            "path_and_query": req.path_and_query(),
+            "headers": headers,
+            "body_length": req.body().len(),
+        }),
+    )
+}
+
+fn kv(req: &Request, label: &str, key: Option<&str>) -> Response {
+    let store = match key_value::Store::open(label) {
+        Ok(store) => store,
+        Err(e) => return respond(403, json!({ "error": format!("{e:?}") })),
+    };
+    let result = match (req.method(), key) {
+        (Method::Get, None) => store.get_keys().map(|keys| json!({ "keys": keys })),
+        (Method::Get, Some(key)) => store.get(key).map(|v| {
+            json!({ "value": v.map(|v| String::from_utf8_lossy(&v).into_owned()), "exists": store.exists(key).unwrap_or(false) })
+        }),
+        (Method::Put, Some(key)) => store.set(key, req.body()).map(|()| json!({ "stored": key })),
+        (Method::Delete, Some(key)) => store.delete(key).map(|()| json!({ "deleted": key })),
+        _ => return respond(405, json!({ "error": "unsupported method" })),
+    };
+    match result {
+        Ok(body) => respond(200, body),
+        Err(e) => respond(500, json!({ "error": format!("{e:?}") })),
+    }
+}
+
+fn sql(req: &Request, label: &str) -> Response {
+    let Ok(input) = serde_json::from_slice::<Json>(req.body()) else {
+        return respond(400, json!({ "error": "body must be JSON" }));
+    };
+    let statement = input["sql"].as_str().unwrap_or_default();
+    let params: Vec<sqlite::Value> = input["params"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| match p {
+                    Json::Number(n) if n.is_i64() => {
+                        sqlite::Value::Integer(n.as_i64().unwrap_or(0))
+                    }
+                    Json::Number(n) => sqlite::Value::Real(n.as_f64().unwrap_or(0.0)),
+                    Json::String(s) => sqlite::Value::Text(s.clone()),
+                    _ => sqlite::Value::Null,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let conn = match sqlite::Connection::open(label) {
+        Ok(conn) => conn,
+        Err(e) => return respond(403, json!({ "error": format!("{e:?}") })),
+    };
+    match conn.execute(statement, &params) {
+        Ok(result) => {
+            let rows: Vec<Json> = result
+                .rows
+                .iter()
+                .map(|row| {
+                    Json::Array(
+                        row.values
+                            .iter()
+                            .map(|v| match v {
+                                sqlite::Value::Integer(i) => json!(i),
+                                sqlite::Value::Real(r) => json!(r),
+                                sqlite::Value::Text(t) => json!(t),
+                                sqlite::Value::Blob(b) => json!(b),
+                                sqlite::Value::Null => Json::Null,
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            respond(200, json!({ "columns": result.columns, "rows": rows }))
+        }
+        Err(e) => respond(500, json!({ "error": format!("{e:?}") })),
+    }
+}
+
+async fn outbound(req: &Request) -> Response {
+    let url = req
+        .query()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("url="))
+        .unwrap_or_default()
+        .to_string();
+    let request = Request::get(url.clone()).build();
+    match spin_sdk::http::send::<_, Response>(request).await {
+        Ok(response) => respond(
+            200,
+            json!({
+                "status": *response.status(),
+                "body": String::from_utf8_lossy(response.body()),
+            }),
+        ),
+        Err(e) => respond(502, json!({ "error": e.to_string(), "url": url })),
+    }
+}
