@@ -228,40 +228,38 @@ impl OutboundHttp<'_> {
             .table
             .get_mut(request)
             .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
-        match req.authority.as_deref() {
-            None | Some("") => {
-                let addr = self
-                    .self_address
-                    .get()
-                    .filter(|_| self.allowed.allows_self())
-                    .ok_or(ErrorCode::HttpRequestDenied)?;
-                req.scheme = Some(Scheme::Http);
-                req.authority = Some(addr.to_string());
-                Ok(())
-            }
-            Some(authority) => {
-                let scheme = match &req.scheme {
-                    None | Some(Scheme::Https) => "https",
-                    Some(Scheme::Http) => "http",
-                    Some(Scheme::Other(other)) => other.as_str(),
-                };
-                let (host, port) = split_host_port(authority);
-                let port = match port {
-                    Some(p) => p.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
-                    None => default_port(scheme).ok_or(ErrorCode::HttpRequestUriInvalid)?,
-                };
-                if self.allowed.allows(scheme, host, port) {
-                    Ok(())
-                } else {
-                    tracing::warn!(
-                        scheme,
-                        host,
-                        port,
-                        "outbound request refused by allowed_outbound_hosts"
-                    );
-                    Err(ErrorCode::HttpRequestDenied)
-                }
-            }
+        // A relative URL arrives without a host (spin-sdk sends `:443` for it).
+        let authority = req.authority.as_deref().unwrap_or_default();
+        let (host, port) = split_host_port(authority);
+        if host.is_empty() {
+            let addr = self
+                .self_address
+                .get()
+                .filter(|_| self.allowed.allows_self())
+                .ok_or(ErrorCode::HttpRequestDenied)?;
+            req.scheme = Some(Scheme::Http);
+            req.authority = Some(addr.to_string());
+            return Ok(());
+        }
+        let scheme = match &req.scheme {
+            None | Some(Scheme::Https) => "https",
+            Some(Scheme::Http) => "http",
+            Some(Scheme::Other(other)) => other.as_str(),
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?,
+            None => default_port(scheme).ok_or(ErrorCode::HttpRequestUriInvalid)?,
+        };
+        if self.allowed.allows(scheme, host, port) {
+            Ok(())
+        } else {
+            tracing::warn!(
+                scheme,
+                host,
+                port,
+                "outbound request refused by allowed_outbound_hosts"
+            );
+            Err(ErrorCode::HttpRequestDenied)
         }
     }
 }

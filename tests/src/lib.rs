@@ -1,1 +1,158 @@
-//! harness
+//! Harness for the end-to-end tests: builds the Wasm guests, serves a manifest with the runtime
+//! on a loopback port, and stops it again.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
+
+/// The Wasm guests the tests use, all built by one cargo invocation.
+const GUESTS: &[&str] = &["probe", "hello", "catalog"];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The built `.wasm` of a guest crate (built for `wasm32-wasip2` on first use).
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT
+        .get_or_init(|| build_guests().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("building the test guests failed: {e}"));
+    dir.join(format!("{name}.wasm"))
+}
+
+/// Builds the guests into their own target directory, so the build never waits on the lock of
+/// the `cargo test` that runs us.
+fn build_guests() -> Result<PathBuf> {
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("test-guests");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "wasm"])
+        .env("CARGO_TARGET_DIR", &target);
+    for name in GUESTS {
+        cmd.args(["-p", name]);
+    }
+    let output = cmd.output().context("running cargo")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build of the guests failed (is the wasm32-wasip2 target installed? \
+             `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(target.join("wasm32-wasip2").join("wasm"))
+}
+
+/// A manifest with `PROBE`, `HELLO` and `CATALOG` standing for the built guests' paths.
+pub fn manifest(body: &str) -> String {
+    let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
+    for name in GUESTS {
+        let placeholder = name.to_ascii_uppercase();
+        text = text.replace(&placeholder, &guest(name).to_string_lossy());
+    }
+    text
+}
+
+/// An application served on a loopback port for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The admin listener's `http://127.0.0.1:<port>`.
+    pub admin_url: String,
+    /// The state directory (deleted on drop).
+    pub state_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// Serves `manifest_text` with a fresh state directory.
+    pub async fn start(manifest_text: &str) -> Result<Self> {
+        Self::start_with(manifest_text, |_| {}).await
+    }
+
+    /// Serves `manifest_text` after letting `configure` adjust the runtime configuration.
+    pub async fn start_with(
+        manifest_text: &str,
+        configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Self> {
+        let state_dir = tempfile::tempdir()?;
+        let path = state_dir.path().join("spin.toml");
+        std::fs::write(&path, manifest_text)?;
+        let manifest = Manifest::load(&path)?;
+        let mut config = RuntimeConfig {
+            state_dir: state_dir.path().join(".vitrine"),
+            max_instances: 64,
+            ..RuntimeConfig::default()
+        };
+        configure(&mut config);
+        let app = App::load(&manifest, &config)?;
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(app, any_port, Some(any_port)).await?;
+        let url = format!("http://{}", server.local_addr()?);
+        let admin_url = format!("http://{}", server.admin_addr().expect("admin listener"));
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            url,
+            admin_url,
+            state_dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    /// Starts a graceful shutdown and waits until in-flight requests are drained.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await??;
+        }
+        Ok(())
+    }
+
+    /// Begins a graceful shutdown without waiting; returns the server task.
+    pub fn begin_stop(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server still running")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// GETs a URL and returns the status and JSON body.
+pub async fn get_json(url: &str) -> Result<(u16, serde_json::Value)> {
+    let response = reqwest::get(url).await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body =
+        serde_json::from_str(&text).with_context(|| format!("{url} answered {status}: {text}"))?;
+    Ok((status, body))
+}

@@ -1,13 +1,21 @@
 //! Test guest: reports what it sees and exercises every Spin host API, chosen by the path
 //! under its route (`spin-path-info`):
 //!
-//! - `/echo` — method, URL, headers and body length as JSON;
+//! - anything else (e.g. `/echo`) — method, URL, headers and body length as JSON;
 //! - `/kv/<store>[/<key>]` — GET/PUT/DELETE a key, or list keys;
 //! - `/sqlite/<db>` — POST a statement (JSON `{"sql": …, "params": […]}`), get rows as JSON;
 //! - `/var/<name>` — a component variable;
 //! - `/env/<name>`, `/file/<path>` — environment and mounted files;
 //! - `/outbound?url=…` — GET another URL through outbound HTTP;
+//! - `/sleep?ms=N` — answer after N milliseconds;
+//! - `/instance-count` — how many requests this instance has served (always 1 when each
+//!   request gets a fresh instance);
 //! - `/loop`, `/memory`, `/trap` — misbehave (for limit tests).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Requests served by this instance.
+static SERVED: AtomicU32 = AtomicU32::new(0);
 
 use serde_json::{json, Value as Json};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
@@ -30,7 +38,6 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         .to_string();
     let parts: Vec<&str> = info.trim_start_matches('/').splitn(3, '/').collect();
     Ok(match parts.as_slice() {
-        ["echo", ..] | [""] => echo(&req),
         ["kv", store, rest @ ..] => kv(&req, store, rest.first().copied()),
         ["sqlite", db, ..] => sql(&req, db),
         ["var", name, ..] => match variables::get(name) {
@@ -46,6 +53,19 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
         ["outbound", ..] => outbound(&req).await,
+        ["sleep", ..] => {
+            let ms = req
+                .query()
+                .strip_prefix("ms=")
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(100);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            respond(200, json!({ "slept_ms": ms }))
+        }
+        ["instance-count", ..] => respond(
+            200,
+            json!({ "served": SERVED.fetch_add(1, Ordering::SeqCst) + 1 }),
+        ),
         ["loop", ..] => {
             let mut n: u64 = 0;
             loop {
@@ -60,7 +80,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
         ["trap", ..] => panic!("the probe was asked to trap"),
-        _ => respond(404, json!({ "error": format!("unknown probe `{info}`") })),
+        _ => echo(&req),
     })
 }
 

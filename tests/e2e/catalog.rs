@@ -1,0 +1,146 @@
+//! The catalog function end to end: seeded on first use, filters, pagination, lookups and
+//! clear errors.
+
+use std::collections::HashSet;
+
+use vitrine_tests::{get_json, manifest, TestApp};
+
+const CATALOG: &str = r#"
+[[trigger.http]]
+route = "/api/products/..."
+component = "catalog"
+[component.catalog]
+source = "CATALOG"
+sqlite_databases = ["default"]
+"#;
+
+#[tokio::test]
+async fn catalogue_search_and_lookup() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(CATALOG)).await?;
+    let api = format!("{}/api/products", app.url);
+
+    let (status, all) = get_json(&api).await?;
+    assert_eq!(status, 200, "{all}");
+    let total = all["total"].as_i64().unwrap();
+    assert!(total >= 5000, "only {total} products");
+    assert_eq!(all["items"].as_array().unwrap().len(), 20);
+
+    // Filters combine, and every returned item satisfies them.
+    let (_, page) = get_json(&format!(
+        "{api}?category=dresses&colour=black&min_price=50&max_price=150&limit=100"
+    ))
+    .await?;
+    let items = page["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    for item in items {
+        assert_eq!(item["category"], "dresses");
+        assert!(
+            item["colours"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "black"),
+            "{item}"
+        );
+        let price = item["price"].as_f64().unwrap();
+        assert!((50.0..=150.0).contains(&price), "{item}");
+    }
+    assert!(page["total"].as_i64().unwrap() < total);
+
+    let (_, styled) = get_json(&format!(
+        "{api}?style=bohemian&brand=maison%20lune&limit=100"
+    ))
+    .await?;
+    for item in styled["items"].as_array().unwrap() {
+        assert!(item["style_tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "bohemian"));
+        assert_eq!(item["brand"], "Maison Lune");
+    }
+
+    // Full-text search.
+    let (_, linen) = get_json(&format!("{api}?q=linen%20dress&limit=10")).await?;
+    assert!(linen["total"].as_i64().unwrap() > 0);
+    for item in linen["items"].as_array().unwrap() {
+        let text = format!("{} {}", item["title"], item["description"]).to_lowercase();
+        assert!(text.contains("linen") && text.contains("dress"), "{item}");
+    }
+
+    // Sorting and pagination: pages do not overlap and follow the order.
+    let (_, first) = get_json(&format!("{api}?category=shoes&sort=price_asc&limit=25")).await?;
+    let (_, second) = get_json(&format!(
+        "{api}?category=shoes&sort=price_asc&limit=25&offset=25"
+    ))
+    .await?;
+    assert_eq!(first["next_offset"], 25);
+    let prices: Vec<f64> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|i| i["price"].as_f64().unwrap())
+        .collect();
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
+    let ids: HashSet<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 50);
+
+    // One product by id, and clear errors.
+    let some_id = first["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, product) = get_json(&format!("{api}/{some_id}")).await?;
+    assert_eq!(
+        (status, product["id"].as_str()),
+        (200, Some(some_id.as_str()))
+    );
+    assert!(product["image"].as_str().unwrap().ends_with(".jpg"));
+    let (status, body) = get_json(&format!("{api}/p-99999")).await?;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("p-99999"));
+    for (query, name) in [
+        ("limit=1000", "limit"),
+        ("min_price=abc", "min_price"),
+        ("sort=cheap", "sort"),
+        ("colour=red&size=m", "size"),
+    ] {
+        let (status, body) = get_json(&format!("{api}?{query}")).await?;
+        assert_eq!(status, 400, "{query}");
+        assert!(
+            body["error"].as_str().unwrap().contains(name),
+            "{query}: {body}"
+        );
+    }
+    let post = reqwest::Client::new().post(&api).send().await?;
+    assert_eq!(post.status(), 405);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_seed_once() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(CATALOG)).await?;
+    let requests: Vec<_> = (0..6)
+        .map(|_| tokio::spawn(get_json_owned(format!("{}/api/products?limit=1", app.url))))
+        .collect();
+    let mut totals = HashSet::new();
+    for request in requests {
+        let (status, body) = request.await??;
+        assert_eq!(status, 200, "{body}");
+        totals.insert(body["total"].as_i64().unwrap());
+    }
+    assert_eq!(
+        totals.len(),
+        1,
+        "every request sees the same, fully seeded catalogue"
+    );
+    Ok(())
+}
+
+async fn get_json_owned(url: String) -> anyhow::Result<(u16, serde_json::Value)> {
+    get_json(&url).await
+}

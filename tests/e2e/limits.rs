@@ -1,0 +1,100 @@
+//! Per-request limits: a guest that loops forever gets 504 within its deadline, one that
+//! exhausts memory or traps gets 500, an oversized body gets 413 — and other requests keep
+//! succeeding meanwhile.
+
+use std::time::{Duration, Instant};
+
+use vitrine_tests::{get_json, manifest, TestApp};
+
+const LIMITED: &str = r#"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "PROBE"
+[component.probe.tool.vitrine]
+request_timeout_ms = 1000
+memory_limit_mb = 32
+max_request_body_bytes = 1000
+"#;
+
+/// Keeps fetching a healthy endpoint until `stop`, returning (succeeded, failed).
+async fn healthy_traffic(url: String, stop: tokio::sync::watch::Receiver<bool>) -> (u32, u32) {
+    let (mut ok, mut failed) = (0, 0);
+    while !*stop.borrow() {
+        match get_json(&url).await {
+            Ok((200, _)) => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_guests_fail_alone() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(LIMITED)).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let traffic = tokio::spawn(healthy_traffic(format!("{}/echo", app.url), stop_rx));
+
+    let started = Instant::now();
+    let looping = reqwest::get(format!("{}/loop", app.url)).await?;
+    let took = started.elapsed();
+    assert_eq!(looping.status(), 504);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(looping.text().await?.contains("did not answer within"));
+
+    let bomb = reqwest::get(format!("{}/memory", app.url)).await?;
+    assert_eq!(bomb.status(), 500);
+    assert!(bomb.text().await?.contains("memory limit of 32 MiB"));
+
+    let trap = reqwest::get(format!("{}/trap", app.url)).await?;
+    assert_eq!(trap.status(), 500);
+    assert!(trap.text().await?.contains("failed"));
+
+    stop_tx.send(true)?;
+    let (ok, failed) = traffic.await?;
+    assert_eq!(failed, 0, "healthy requests failed while others misbehaved");
+    assert!(ok > 5, "only {ok} healthy requests completed");
+    assert_eq!(get_json(&format!("{}/echo", app.url)).await?.0, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(LIMITED)).await?;
+    let client = reqwest::Client::new();
+    let small = client
+        .post(format!("{}/echo", app.url))
+        .body(vec![b'x'; 1000])
+        .send()
+        .await?;
+    assert_eq!(small.status(), 200);
+    assert_eq!(
+        small.json::<serde_json::Value>().await?["body_length"],
+        1000
+    );
+
+    // Declared too large.
+    let declared = client
+        .post(format!("{}/echo", app.url))
+        .body(vec![b'x'; 1001])
+        .send()
+        .await?;
+    assert_eq!(declared.status(), 413);
+
+    // Streamed without a length, and too large.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..3).map(|_| Ok(vec![b'y'; 600])).collect();
+    let streamed = client
+        .post(format!("{}/echo", app.url))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await?;
+    assert_eq!(streamed.status(), 413);
+    Ok(())
+}
