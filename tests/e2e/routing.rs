@@ -163,3 +163,17 @@ async fn shutdown_drains_in_flight_requests() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn preview1_modules_are_turned_into_components() -> anyhow::Result<()> {
+    let module = vitrine_tests::hello_preview1();
+    let text = manifest(&format!(
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"old\"\n[component.old]\nsource = \"{}\"\n",
+        module.display()
+    ));
+    let app = TestApp::start(&text).await?;
+    let response = reqwest::get(format!("{}/hi", app.url)).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await?, "Hello, Vitrine!\n");
+    Ok(())
+}

@@ -22,19 +22,29 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The built `.wasm` of a guest crate (built for `wasm32-wasip2` on first use).
+/// The built `.wasm` component of a guest crate (built for `wasm32-wasip2` on first use).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT
-        .get_or_init(|| build_guests().map_err(|e| format!("{e:#}")))
-        .as_ref()
-        .unwrap_or_else(|e| panic!("building the test guests failed: {e}"));
-    dir.join(format!("{name}.wasm"))
+    built(&BUILT, "wasm32-wasip2", GUESTS).join(format!("{name}.wasm"))
 }
 
-/// Builds the guests into their own target directory, so the build never waits on the lock of
+/// The `hello` guest built as a WASI preview 1 core module (`wasm32-wasip1`), as Spin's
+/// older Rust templates produce.
+pub fn hello_preview1() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    built(&BUILT, "wasm32-wasip1", &["hello"]).join("hello.wasm")
+}
+
+fn built(cell: &OnceLock<Result<PathBuf, String>>, target: &str, crates: &[&str]) -> PathBuf {
+    cell.get_or_init(|| build_guests(target, crates).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("building the test guests failed: {e}"))
+        .clone()
+}
+
+/// Builds guests into their own target directory, so the build never waits on the lock of
 /// the `cargo test` that runs us.
-fn build_guests() -> Result<PathBuf> {
+fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -42,20 +52,20 @@ fn build_guests() -> Result<PathBuf> {
         .join("test-guests");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "wasm"])
+        .args(["build", "--target", wasm_target, "--profile", "wasm"])
         .env("CARGO_TARGET_DIR", &target);
-    for name in GUESTS {
+    for name in crates {
         cmd.args(["-p", name]);
     }
     let output = cmd.output().context("running cargo")?;
     if !output.status.success() {
         bail!(
-            "cargo build of the guests failed (is the wasm32-wasip2 target installed? \
-             `rustup target add wasm32-wasip2`):\n{}",
+            "cargo build of the guests failed (is the {wasm_target} target installed? \
+             `rustup target add {wasm_target}`):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(target.join("wasm32-wasip2").join("wasm"))
+    Ok(target.join(wasm_target).join("wasm"))
 }
 
 /// A manifest with `PROBE`, `HELLO` and `CATALOG` standing for the built guests' paths.
