@@ -54,6 +54,8 @@ pub struct Manifest {
     pub name: String,
     /// `[application]` version, if any.
     pub version: Option<String>,
+    /// `[application]` description, if any.
+    pub description: Option<String>,
     /// Application variables by name.
     pub variables: BTreeMap<String, VariableDef>,
     /// HTTP triggers, in manifest order.
@@ -219,10 +221,11 @@ struct RawApplication {
     version: Option<String>,
     #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
-    authors: Vec<String>,
-    #[serde(default)]
-    targets: Vec<String>,
+    // Accepted for Spin compatibility; this runtime does not use them.
+    #[serde(default, rename = "authors")]
+    _authors: Vec<String>,
+    #[serde(default, rename = "targets")]
+    _targets: Vec<String>,
     #[serde(default)]
     trigger: Option<toml::Table>,
     #[serde(default)]
@@ -287,8 +290,9 @@ struct RawComponent {
     build: Option<BuildConfig>,
     #[serde(default)]
     tool: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    dependencies_inherit_configuration: bool,
+    // Accepted for Spin compatibility; meaningful only with `dependencies`.
+    #[serde(default, rename = "dependencies_inherit_configuration")]
+    _dependencies_inherit_configuration: bool,
     #[serde(default)]
     dependencies: BTreeMap<String, toml::Value>,
 }
@@ -357,7 +361,6 @@ impl Manifest {
                 ));
             }
         }
-        let _ = (&app.description, &app.authors, &app.targets);
         let settings = tool_settings(&app.tool, "application.tool.vitrine")
             .map_err(|(f, p)| invalid(&f, p))?;
 
@@ -554,7 +557,6 @@ impl Manifest {
                     "component dependencies are not supported by this runtime version".into(),
                 ));
             }
-            let _ = rc.dependencies_inherit_configuration;
             let settings =
                 tool_settings(&rc.tool, &field("tool.vitrine")).map_err(|(f, p)| invalid(&f, p))?;
             components.insert(
@@ -581,6 +583,7 @@ impl Manifest {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             name: app.name,
             version: app.version,
+            description: app.description,
             variables: raw.variables,
             triggers,
             components,

@@ -295,7 +295,7 @@ allowed_outbound_hosts = ["https://example.com"]
             .contains("denied"),
         "{body}"
     );
-    let other_port = format!("http://127.0.0.1:1/x");
+    let other_port = "http://127.0.0.1:1/x";
     let (status, _) = get_json(&format!("{}/allowed/outbound?url={other_port}", app.url)).await?;
     assert_eq!(status, 502);
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# HTTP benchmark of the edge runtime (prints figures; not a test).
+#
+#   benches/http.sh            # 10 s per measurement
+#   DURATION=5 benches/http.sh
+#
+# Measures, on loopback with wrk (load generator on the same cores):
+#   - a trivial component (tests/guests/hello) and GET /api/products on `vitrine up`,
+#     req/s and p50/p99 latency at concurrency 1 and 16;
+#   - the same trivial component on `wasmtime serve` (wasmtime-cli 48.0.8), for comparison;
+#   - process start -> first response with a warm compile cache.
+# Needs: wrk (apt), wasmtime-cli 48.0.8 (installed into target/bench-tools if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+TOOLS=${BENCH_TOOLS:-$TARGET_DIR/bench-tools}
+VITRINE_PORT=3101
+WASMTIME_PORT=3102
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
+WASMTIME=$(command -v wasmtime || true)
+if [[ -z "$WASMTIME" || "$("$WASMTIME" --version)" != *"48.0.8"* ]]; then
+  WASMTIME=$TOOLS/bin/wasmtime
+  if [[ ! -x "$WASMTIME" ]]; then
+    echo "installing wasmtime-cli 48.0.8 into $TOOLS (takes a while)"
+    cargo install wasmtime-cli --version 48.0.8 --locked --root "$TOOLS"
+  fi
+fi
+
+echo "building vitrine (release) and the guests"
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+cargo build --release -p vitrine --quiet
+cargo build --target wasm32-wasip2 --profile wasm -p hello -p catalog --quiet
+VITRINE=$TARGET_DIR/release/vitrine
+GUESTS=$TARGET_DIR/wasm32-wasip2/wasm
+
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+cat > "$WORK/spin.toml" <<TOML
+spin_manifest_version = 2
+[application]
+name = "bench"
+[[trigger.http]]
+route = "/hello"
+component = "hello"
+[[trigger.http]]
+route = "/api/products/..."
+component = "catalog"
+[component.hello]
+source = "$GUESTS/hello.wasm"
+[component.catalog]
+source = "$GUESTS/catalog.wasm"
+sqlite_databases = ["default"]
+TOML
+
+wait_for() { # url
+  for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
+  echo "no answer from $1" >&2; return 1
+}
+
+# run_wrk NAME URL CONCURRENCY -> "name c req/s p50 p99"
+run_wrk() {
+  local out
+  out=$(wrk -t1 -c"$3" -d"${DURATION}s" --latency "$2")
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  printf '%-28s c=%-3s %10s req/s   p50 %-9s p99 %-9s\n' "$1" "$3" "$rps" "$p50" "$p99"
+  echo "$1 $3 $rps $p50 $p99" >> "$WORK/results"
+}
+
+"$VITRINE" up --skip-build -f "$WORK/spin.toml" --listen 127.0.0.1:$VITRINE_PORT --admin-listen off \
+  --state-dir "$WORK/state" 2>"$WORK/vitrine.log" &
+VPID=$!
+wait_for "http://127.0.0.1:$VITRINE_PORT/hello"
+wait_for "http://127.0.0.1:$VITRINE_PORT/api/products?limit=1"   # seeds the catalogue
+
+echo
+echo "== vitrine up (release) =="
+run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 1
+run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 16
+run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 1
+run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 16
+kill -TERM $VPID; wait $VPID || true
+
+echo
+echo "== wasmtime serve 48.0.8 =="
+"$WASMTIME" serve -Scli --addr 127.0.0.1:$WASMTIME_PORT "$GUESTS/hello.wasm" 2>"$WORK/wasmtime.log" &
+WPID=$!
+wait_for "http://127.0.0.1:$WASMTIME_PORT/hello"
+run_wrk "wasmtime serve hello" "http://127.0.0.1:$WASMTIME_PORT/hello" 1
+run_wrk "wasmtime serve hello" "http://127.0.0.1:$WASMTIME_PORT/hello" 16
+kill $WPID; wait $WPID 2>/dev/null || true
+
+echo
+echo "== warm start (compile cache filled above): process start -> first response =="
+python3 - "$VITRINE" "$WORK" "$VITRINE_PORT" <<'PY'
+import socket, statistics, subprocess, sys, time
+vitrine, work, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+samples = []
+for _ in range(7):
+    start = time.perf_counter()
+    proc = subprocess.Popen([vitrine, "up", "--skip-build", "-f", f"{work}/spin.toml",
+                             "--listen", f"127.0.0.1:{port}", "--admin-listen", "off",
+                             "--state-dir", f"{work}/state"], stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n")
+                if b" 200 " in s.recv(64):
+                    break
+        except OSError:
+            time.sleep(0.002)
+    samples.append((time.perf_counter() - start) * 1000)
+    proc.terminate(); proc.wait()
+print(f"warm start: median {statistics.median(samples):.0f} ms (min {min(samples):.0f}, max {max(samples):.0f}) over {len(samples)} starts")
+with open(f"{work}/results", "a") as f:
+    f.write(f"warm_start_ms {statistics.median(samples):.1f}\n")
+PY
+
+echo
+echo "== against the targets =="
+python3 - "$WORK/results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if parts[0] == "warm_start_ms":
+        rows["warm"] = float(parts[1]); continue
+    name = " ".join(parts[:-4]); c, rps, p50 = parts[-4], float(parts[-3]), parts[-2]
+    def us(t):
+        for unit, f in (("us", 1), ("ms", 1000), ("s", 1e6)):
+            if t.endswith(unit): return float(t[:-len(unit)]) * f
+    rows[(name, c)] = (rps, us(p50))
+v16, w16 = rows[("vitrine hello", "16")][0], rows[("wasmtime serve hello", "16")][0]
+v1, w1 = rows[("vitrine hello", "1")][1], rows[("wasmtime serve hello", "1")][1]
+print(f"throughput c=16: vitrine {v16:.0f} / wasmtime serve {w16:.0f} req/s = {v16/w16:.2f}x (target >= 1.10x)")
+print(f"p50 c=1: vitrine {v1:.0f} us vs wasmtime serve {w1:.0f} us (target: no worse)")
+print(f"warm start: {rows['warm']:.0f} ms (target <= 300 ms)")
+PY
