@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the edge runtime (prints figures; not a test).
 #
-#   benches/http.sh            # 10 s per measurement
-#   DURATION=5 benches/http.sh
+#   benches/http.sh                     # median of 3 runs of 10 s per measurement
+#   DURATION=5 REPEATS=1 benches/http.sh
 #
 # Measures, on loopback with wrk (load generator on the same cores):
 #   - a trivial component (tests/guests/hello) and GET /api/products on `vitrine up`,
@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
+REPEATS=${REPEATS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 TOOLS=${BENCH_TOOLS:-$TARGET_DIR/bench-tools}
 VITRINE_PORT=3101
@@ -55,19 +56,26 @@ source = "$GUESTS/catalog.wasm"
 sqlite_databases = ["default"]
 TOML
 
+warm_up() { # url: a short untimed load, so every server is measured warm
+  wrk -t1 -c16 -d2s "$1" >/dev/null
+}
+
 wait_for() { # url
   for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
   echo "no answer from $1" >&2; return 1
 }
 
-# run_wrk NAME URL CONCURRENCY -> "name c req/s p50 p99"
+# run_wrk NAME URL CONCURRENCY -> "name c req/s p50 p99", the median of $REPEATS runs by req/s
 run_wrk() {
-  local out
-  out=$(wrk -t1 -c"$3" -d"${DURATION}s" --latency "$2")
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  local runs=()
+  for _ in $(seq 1 "$REPEATS"); do
+    local out
+    out=$(wrk -t1 -c"$3" -d"${DURATION}s" --latency "$2")
+    runs+=("$(awk '/Requests\/sec/ {rps=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print rps, p50, p99}' <<<"$out")")
+  done
+  local median
+  median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(( (REPEATS + 1) / 2 ))p")
+  read -r rps p50 p99 <<<"$median"
   printf '%-28s c=%-3s %10s req/s   p50 %-9s p99 %-9s\n' "$1" "$3" "$rps" "$p50" "$p99"
   echo "$1 $3 $rps $p50 $p99" >> "$WORK/results"
 }
@@ -78,6 +86,7 @@ VPID=$!
 wait_for "http://127.0.0.1:$VITRINE_PORT/hello"
 wait_for "http://127.0.0.1:$VITRINE_PORT/api/products?limit=1"   # seeds the catalogue
 
+warm_up "http://127.0.0.1:$VITRINE_PORT/hello"
 echo
 echo "== vitrine up (release) =="
 run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 1
@@ -91,6 +100,7 @@ echo "== wasmtime serve 48.0.8 =="
 "$WASMTIME" serve -Scli --addr 127.0.0.1:$WASMTIME_PORT "$GUESTS/hello.wasm" 2>"$WORK/wasmtime.log" &
 WPID=$!
 wait_for "http://127.0.0.1:$WASMTIME_PORT/hello"
+warm_up "http://127.0.0.1:$WASMTIME_PORT/hello"
 run_wrk "wasmtime serve hello" "http://127.0.0.1:$WASMTIME_PORT/hello" 1
 run_wrk "wasmtime serve hello" "http://127.0.0.1:$WASMTIME_PORT/hello" 16
 kill $WPID; wait $WPID 2>/dev/null || true

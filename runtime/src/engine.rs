@@ -10,7 +10,10 @@ use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
 };
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Bytes of each pooled memory reset in place (not released to the OS) between instances.
+const KEEP_RESIDENT: usize = 8 << 20;
 
 /// How often the epoch advances; request deadlines are measured in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -47,6 +50,13 @@ pub fn new_engine(instances: u32, max_memory: usize) -> wasmtime::Result<Engine>
         .total_memories(instances * 2)
         .total_tables(instances * 4)
         .max_memory_size(max_memory);
+    // Reset a finished instance's memory by zeroing only the pages it dirtied (found with
+    // Linux's PAGEMAP_SCAN where available) instead of `madvise`: no page-table changes, so no
+    // cross-CPU TLB shootdowns per request. On a 2-core box this doubled hello-world throughput.
+    pool.pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT / 8)
+        .decommit_batch_size(8);
     let mut config = Config::new();
     config
         .wasm_component_model(true)

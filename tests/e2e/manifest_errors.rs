@@ -57,49 +57,35 @@ fn errors_name_the_field_and_the_problem() {
     }
 }
 
-#[test]
-fn missing_sources_are_named_at_load() {
-    let text = manifest(BASE).replace(
-        &vitrine_tests::guest("probe").to_string_lossy().to_string(),
-        "does/not/exist.wasm",
-    );
+/// Loads `text` (with the probe's path replaced by `source`) from a fresh directory holding
+/// `files`, and returns the load error.
+fn load_error(source: &str, files: &[(&str, &[u8])]) -> String {
+    let probe = vitrine_tests::guest("probe").to_string_lossy().to_string();
+    let text = manifest(BASE).replace(&probe, source);
     let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
     let manifest = Manifest::parse(&text, &dir.path().join("spin.toml")).unwrap();
     let config = RuntimeConfig {
         state_dir: dir.path().join(".vitrine"),
         max_instances: 4,
         ..RuntimeConfig::default()
     };
-    let error = App::load(&manifest, &config)
+    App::load(&manifest, &config)
         .err()
         .expect("load must fail")
-        .to_string();
-    assert!(
-        error.contains("probe") && error.contains("does/not/exist.wasm"),
-        "{error}"
-    );
+        .to_string()
+}
+
+#[test]
+fn missing_sources_are_named_at_load() {
+    let error = load_error("does/not/exist.wasm", &[]);
+    assert!(error.contains("probe") && error.contains("does/not/exist.wasm"), "{error}");
 }
 
 #[test]
 fn files_that_are_not_wasm_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bogus.wasm"), b"not wasm at all").unwrap();
-    let text = manifest(BASE).replace(
-        &vitrine_tests::guest("probe").to_string_lossy().to_string(),
-        "bogus.wasm",
-    );
-    let manifest = Manifest::parse(&text, &dir.path().join("spin.toml")).unwrap();
-    let config = RuntimeConfig {
-        state_dir: dir.path().join(".vitrine"),
-        max_instances: 4,
-        ..RuntimeConfig::default()
-    };
-    let error = App::load(&manifest, &config)
-        .err()
-        .expect("load must fail")
-        .to_string();
-    assert!(
-        error.contains("probe") && error.contains("bogus.wasm"),
-        "{error}"
-    );
+    let error = load_error("bogus.wasm", &[("bogus.wasm", b"not wasm at all")]);
+    assert!(error.contains("probe") && error.contains("bogus.wasm"), "{error}");
 }
