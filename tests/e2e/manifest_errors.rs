@@ -81,11 +81,17 @@ fn load_error(source: &str, files: &[(&str, &[u8])]) -> String {
 #[test]
 fn missing_sources_are_named_at_load() {
     let error = load_error("does/not/exist.wasm", &[]);
-    assert!(error.contains("probe") && error.contains("does/not/exist.wasm"), "{error}");
+    assert!(
+        error.contains("probe") && error.contains("does/not/exist.wasm"),
+        "{error}"
+    );
 }
 
 #[test]
 fn files_that_are_not_wasm_are_refused() {
     let error = load_error("bogus.wasm", &[("bogus.wasm", b"not wasm at all")]);
-    assert!(error.contains("probe") && error.contains("bogus.wasm"), "{error}");
+    assert!(
+        error.contains("probe") && error.contains("bogus.wasm"),
+        "{error}"
+    );
 }

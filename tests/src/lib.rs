@@ -51,7 +51,9 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
         .unwrap_or_else(|| root.join("target"))
         .join("test-guests");
     // Like `vitrine build`, add the Rust target if it is missing (a no-op when installed).
-    let _ = Command::new("rustup").args(["target", "add", wasm_target]).output();
+    let _ = Command::new("rustup")
+        .args(["target", "add", wasm_target])
+        .output();
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
         .args(["build", "--target", wasm_target, "--profile", "wasm"])
