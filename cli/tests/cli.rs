@@ -128,6 +128,8 @@ fn up_serves_and_stops_gracefully_on_sigterm() {
         "{response}"
     );
     assert!(response.contains(r#"{"value":"us"}"#), "{response}");
+    let printed = http_get(&addr, "/print?hello-from-the-guest");
+    assert!(printed.contains("hello-from-the-guest"), "{printed}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -139,4 +141,15 @@ fn up_serves_and_stops_gracefully_on_sigterm() {
     let mut rest = String::new();
     logs.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("drained"), "{rest}");
+    // Guest output reaches the log, line by line, with the component and request id.
+    for stream in ["stdout", "stderr"] {
+        let line = rest
+            .lines()
+            .find(|l| l.contains(&format!("{stream} says hello-from-the-guest")))
+            .unwrap_or_else(|| panic!("no {stream} line in the log:\n{rest}"));
+        assert!(
+            line.contains("component=probe") && line.contains("request_id="),
+            "{line}"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult
 use crate::sqlite_pool::SqlitePool;
 
 /// The application's SQLite databases by label.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Databases {
     pools: BTreeMap<String, Arc<SqlitePool>>,
 }

@@ -8,6 +8,7 @@
 //! - `/env/<name>`, `/file/<path>` — environment and mounted files;
 //! - `/outbound?url=…` — GET another URL through outbound HTTP;
 //! - `/sleep?ms=N` — answer after N milliseconds;
+//! - `/print?<text>` — write the text to stdout and stderr;
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
 //!   request gets a fresh instance);
 //! - `/loop`, `/memory`, `/trap` — misbehave (for limit tests).
@@ -61,6 +62,11 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 .unwrap_or(100);
             std::thread::sleep(std::time::Duration::from_millis(ms));
             respond(200, json!({ "slept_ms": ms }))
+        }
+        ["print", ..] => {
+            println!("stdout says {}", req.query());
+            eprintln!("stderr says {}", req.query());
+            respond(200, json!({ "printed": req.query() }))
         }
         ["instance-count", ..] => respond(
             200,
