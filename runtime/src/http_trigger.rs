@@ -244,25 +244,38 @@ fn prepare_request(
     for name in forged {
         headers.remove(name);
     }
-    let mut set = |name: &str, value: &str| -> Result<(), String> {
-        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
+    let mut set = |name: HeaderName, value: &str| -> Result<(), String> {
         let value = HeaderValue::from_str(value)
             .map_err(|_| format!("`{value}` cannot be a header value"))?;
         headers.insert(name, value);
         Ok(())
     };
-    set("spin-full-url", &full_url)?;
-    set("spin-path-info", &matched.path_info)?;
-    set("spin-matched-route", pattern.as_str())?;
-    set("spin-base-path", "/")?;
-    set("spin-raw-component-route", pattern.as_str())?;
-    set("spin-component-route", pattern.prefix())?;
-    set("spin-client-addr", &client.to_string())?;
+    set(HeaderName::from_static("spin-full-url"), &full_url)?;
+    set(
+        HeaderName::from_static("spin-path-info"),
+        &matched.path_info,
+    )?;
+    set(
+        HeaderName::from_static("spin-matched-route"),
+        pattern.as_str(),
+    )?;
+    set(HeaderName::from_static("spin-base-path"), "/")?;
+    set(
+        HeaderName::from_static("spin-raw-component-route"),
+        pattern.as_str(),
+    )?;
+    set(
+        HeaderName::from_static("spin-component-route"),
+        pattern.prefix(),
+    )?;
+    set(
+        HeaderName::from_static("spin-client-addr"),
+        &client.to_string(),
+    )?;
     for (name, value) in &matched.params {
-        set(
-            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value,
-        )?;
+        let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
+        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
+        set(name, value)?;
     }
     *req.uri_mut() = uri;
     Ok(())
