@@ -53,7 +53,7 @@ struct UpArgs {
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// Address for `GET /metrics` (Prometheus) and `GET /healthz`; `off` disables it.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:9464")]
     admin_listen: String,
     /// State directory (databases, compile cache); default `.vitrine` beside the manifest.
     #[arg(long)]

@@ -387,6 +387,16 @@ async fn serve(
             ),
         ),
         Ok((Ok(Err(e)), memory_exceeded)) => {
+            if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+                tracing::warn!(error = %full, "instance pool exhausted");
+                let mut busy = text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("server busy: {full}; retry shortly"),
+                );
+                busy.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return busy;
+            }
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 (
                     StatusCode::GATEWAY_TIMEOUT,

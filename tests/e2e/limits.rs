@@ -98,3 +98,27 @@ async fn oversized_bodies_get_413() -> anyhow::Result<()> {
     assert_eq!(streamed.status(), 413);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_answers_503_and_recovers() -> anyhow::Result<()> {
+    let app = TestApp::start_with(&manifest(LIMITED), |c| c.max_instances = 2).await?;
+    let slow: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(reqwest::get(format!("{}/sleep?ms=500", app.url))))
+        .collect();
+    let mut statuses = Vec::new();
+    for request in slow {
+        let response = request.await??;
+        if response.status() == 503 {
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 200, 503, 503],
+        "two instances at once, the rest refused"
+    );
+    assert_eq!(get_json(&format!("{}/echo", app.url)).await?.0, 200);
+    Ok(())
+}
