@@ -15,7 +15,7 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -83,7 +83,9 @@ impl Server {
             tokio::spawn(serve_admin(admin, metrics.clone()));
         }
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // With a timer, hyper drops connections whose request headers take over 30 s.
+        builder.http1().timer(TokioTimer::new());
         tokio::pin!(shutdown);
         loop {
             let (stream, client) = tokio::select! {
