@@ -2,19 +2,19 @@
 //!
 //! [`Manifest`] reads `spin.toml`; [`App::load`] compiles and pre-instantiates its components
 //! with Spin's host APIs; [`Server`] serves the HTTP trigger. One module per capability:
-//! [`variables`], [`key_value`], [`sqlite`], [`outbound_http`].
+//! `variables`, `key_value`, `sqlite`, `outbound_http`.
 
 mod app;
 mod bindings;
 mod engine;
 mod guest_log;
 mod http_trigger;
-pub mod key_value;
+mod key_value;
 pub mod manifest;
 mod metrics;
 pub mod outbound_http;
 pub mod routes;
-pub mod sqlite;
+mod sqlite;
 mod sqlite_pool;
 pub mod variables;
 
