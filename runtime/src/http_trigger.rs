@@ -230,7 +230,8 @@ fn prepare_request(
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string)
         })
-        .ok_or("the request has no Host header")?;
+        // Like Spin, a request without a Host header is taken as addressed to `localhost`.
+        .unwrap_or_else(|| "localhost".to_string());
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let full_url = format!("http://{host}{path_and_query}");
     let uri: Uri = full_url

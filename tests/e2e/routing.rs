@@ -177,3 +177,21 @@ async fn preview1_modules_are_turned_into_components() -> anyhow::Result<()> {
     assert_eq!(response.text().await?, "Hello, Vitrine!\n");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_request_without_host_is_addressed_to_localhost() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start(&manifest(ROUTES)).await?;
+    let mut stream = tokio::net::TcpStream::connect(app.url.trim_start_matches("http://")).await?;
+    stream
+        .write_all(b"GET /probe/echo?a=1 HTTP/1.0\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(
+        response.contains(r#""spin-full-url":"http://localhost/probe/echo?a=1""#),
+        "{response}"
+    );
+    Ok(())
+}
