@@ -4,16 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fermyon::spin;
-use crate::engine::{load_component, new_engine, EPOCH_TICK};
+use crate::engine::{load_component, new_engine};
 use crate::guest_log::GuestLog;
 use crate::key_value::{KeyValue, KeyValueHost, KeyValueStores, KeyValueView};
 use crate::manifest::{Component, FileMount, Manifest, Settings};
@@ -364,9 +364,17 @@ impl LoadedComponent {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self.limits.timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
-        store.set_epoch_deadline(ticks as u64);
-        store.epoch_deadline_trap();
+        // Every epoch tick a running guest yields to the scheduler, so a busy guest never holds
+        // a worker thread from other requests; past the deadline it is interrupted.
+        let deadline = Instant::now() + self.limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         store
     }
 

@@ -15,8 +15,9 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// Bytes of each pooled memory reset in place (not released to the OS) between instances.
 const KEEP_RESIDENT: usize = 8 << 20;
 
-/// How often the epoch advances; request deadlines are measured in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances: a running guest yields to other requests (and has its
+/// deadline checked) once per tick.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -18,16 +18,21 @@ memory_limit_mb = 32
 max_request_body_bytes = 1000
 "#;
 
-/// Keeps fetching a healthy endpoint until `stop`, returning (succeeded, failed).
-async fn healthy_traffic(url: String, stop: tokio::sync::watch::Receiver<bool>) -> (u32, u32) {
-    let (mut ok, mut failed) = (0, 0);
+/// Keeps fetching a healthy endpoint until `stop`, returning (succeeded, failed, slowest).
+async fn healthy_traffic(
+    url: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (u32, u32, Duration) {
+    let (mut ok, mut failed, mut slowest) = (0, 0, Duration::ZERO);
     while !*stop.borrow() {
+        let started = Instant::now();
         match get_json(&url).await {
             Ok((200, _)) => ok += 1,
             _ => failed += 1,
         }
+        slowest = slowest.max(started.elapsed());
     }
-    (ok, failed)
+    (ok, failed, slowest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,15 +41,21 @@ async fn runaway_guests_fail_alone() -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let traffic = tokio::spawn(healthy_traffic(format!("{}/echo", app.url), stop_rx));
 
+    // As many runaway guests as the runtime has worker threads: they must not starve others.
     let started = Instant::now();
-    let looping = reqwest::get(format!("{}/loop", app.url)).await?;
+    let loops: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(reqwest::get(format!("{}/loop", app.url))))
+        .collect();
+    for looping in loops {
+        let looping = looping.await??;
+        assert_eq!(looping.status(), 504);
+        assert!(looping.text().await?.contains("did not answer within"));
+    }
     let took = started.elapsed();
-    assert_eq!(looping.status(), 504);
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "{took:?}"
     );
-    assert!(looping.text().await?.contains("did not answer within"));
 
     let bomb = reqwest::get(format!("{}/memory", app.url)).await?;
     assert_eq!(bomb.status(), 500);
@@ -55,8 +66,12 @@ async fn runaway_guests_fail_alone() -> anyhow::Result<()> {
     assert!(trap.text().await?.contains("failed"));
 
     stop_tx.send(true)?;
-    let (ok, failed) = traffic.await?;
+    let (ok, failed, slowest) = traffic.await?;
     assert_eq!(failed, 0, "healthy requests failed while others misbehaved");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a healthy request waited {slowest:?}"
+    );
     assert!(ok > 5, "only {ok} healthy requests completed");
     assert_eq!(get_json(&format!("{}/echo", app.url)).await?.0, 200);
     Ok(())
