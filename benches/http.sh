@@ -128,7 +128,7 @@ for _ in range(7):
     proc.terminate(); proc.wait()
 print(f"warm start: median {statistics.median(samples):.0f} ms (min {min(samples):.0f}, max {max(samples):.0f}) over {len(samples)} starts")
 with open(f"{work}/results", "a") as f:
-    f.write(f"warm_start_ms {statistics.median(samples):.1f}\n")
+    f.write(f"warm_start_ms {statistics.median(samples)}\n")
 PY
 
 echo
