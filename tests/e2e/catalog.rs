@@ -125,7 +125,10 @@ async fn catalogue_search_and_lookup() -> anyhow::Result<()> {
 async fn concurrent_first_requests_seed_once() -> anyhow::Result<()> {
     let app = TestApp::start(&manifest(CATALOG)).await?;
     let requests: Vec<_> = (0..6)
-        .map(|_| tokio::spawn(get_json_owned(format!("{}/api/products?limit=1", app.url))))
+        .map(|_| {
+            let url = format!("{}/api/products?limit=1", app.url);
+            tokio::spawn(async move { get_json(&url).await })
+        })
         .collect();
     let mut totals = HashSet::new();
     for request in requests {
@@ -139,8 +142,4 @@ async fn concurrent_first_requests_seed_once() -> anyhow::Result<()> {
         "every request sees the same, fully seeded catalogue"
     );
     Ok(())
-}
-
-async fn get_json_owned(url: String) -> anyhow::Result<(u16, serde_json::Value)> {
-    get_json(&url).await
 }
