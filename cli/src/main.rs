@@ -1,6 +1,8 @@
 //! The `vitrine` command: build and serve the Vitrine Spin application.
 
 mod build;
+mod pool;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -32,6 +34,10 @@ enum Command {
     Build(BuildArgs),
     /// Build what is missing or stale, then serve the application over HTTP.
     Up(UpArgs),
+    /// Serve a model repository over the Open Inference Protocol (KServe v2 / Triton HTTP).
+    Worker(worker::WorkerArgs),
+    /// Train the built-in models (dense and convolutional) into a model repository.
+    TrainModels(worker::TrainArgs),
 }
 
 #[derive(Args)]
@@ -67,6 +73,15 @@ struct UpArgs {
     /// How many requests may run at once (the instance pool size).
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    /// Local inference workers to start for `wasi:nn` (when a component lists `ai_models`).
+    #[arg(long, default_value_t = 1)]
+    nn_workers: usize,
+    /// Model repository of the local workers; default: the built-in models.
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Runtime config: `[wasi_nn] workers = ["http://host:port"]` sends inference to remote workers.
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -94,6 +109,8 @@ fn main() -> Result<()> {
             build::build(&manifest, build::Select::All(&args.components))
         }
         Command::Up(args) => up(args),
+        Command::Worker(args) => worker::serve(args),
+        Command::TrainModels(args) => worker::train_models(args),
     }
 }
 
@@ -110,12 +127,25 @@ fn up(args: UpArgs) -> Result<()> {
                 .with_context(|| format!("--admin-listen `{addr}` is not an address or `off`"))?,
         ),
     };
+    let state_dir = args
+        .state_dir
+        .unwrap_or_else(|| manifest.dir().join(".vitrine"));
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => pool::RuntimeConfigFile::load(path)?,
+        None => pool::RuntimeConfigFile::default(),
+    };
+    let uses_nn = manifest.components.values().any(|c| !c.ai_models.is_empty());
+    let (nn_pool, _local_workers) = if uses_nn {
+        let (pool, workers) = pool::start(&runtime_config, args.nn_workers, args.models, &state_dir)?;
+        (Some(pool), Some(workers))
+    } else {
+        (None, None)
+    };
     let config = RuntimeConfig {
-        state_dir: args
-            .state_dir
-            .unwrap_or_else(|| manifest.dir().join(".vitrine")),
+        state_dir,
         variables: args.variables.into_iter().collect::<BTreeMap<_, _>>(),
         max_instances: args.max_instances,
+        nn_pool: nn_pool.clone(),
         ..RuntimeConfig::default()
     };
     let app = App::load(&manifest, &config)?;
@@ -123,6 +153,9 @@ fn up(args: UpArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        if let Some(pool) = &nn_pool {
+            pool.start_health_checks();
+        }
         let server = Server::bind(app, args.listen, admin)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -13,10 +13,13 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fermyon::spin;
+use crate::bindings::nn::wasi::nn as wasi_nn;
 use crate::engine::{load_component, new_engine};
 use crate::guest_log::GuestLog;
 use crate::key_value::{KeyValue, KeyValueHost, KeyValueStores, KeyValueView};
 use crate::manifest::{Component, FileMount, Manifest, Settings};
+use crate::nn::{Nn, NnHost, NnView};
+use crate::nn_pool::WorkerPool;
 use crate::outbound_http::{AllowList, OutboundHttp, SelfAddress};
 use crate::routes::{RoutePattern, Router};
 use crate::sqlite::{Databases, Sqlite, SqliteHost, SqliteView};
@@ -58,7 +61,7 @@ pub enum AppError {
 }
 
 /// How the runtime runs an application, beyond what the manifest says.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RuntimeConfig {
     /// Where embedded databases, the compile cache and staged files live.
     pub state_dir: PathBuf,
@@ -68,6 +71,8 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Limits used where the manifest sets none.
     pub defaults: Limits,
+    /// The inference workers behind `wasi:nn`; `None`: model loads fail with `runtime-error`.
+    pub nn_pool: Option<Arc<WorkerPool>>,
 }
 
 impl Default for RuntimeConfig {
@@ -77,6 +82,7 @@ impl Default for RuntimeConfig {
             variables: BTreeMap::new(),
             max_instances: 1000,
             defaults: Limits::default(),
+            nn_pool: None,
         }
     }
 }
@@ -137,6 +143,7 @@ struct ComponentHost {
     sqlite: Sqlite,
     allowed_hosts: AllowList,
     self_address: SelfAddress,
+    nn: Nn,
 }
 
 /// The data of one instance's store.
@@ -293,6 +300,7 @@ impl App {
                 allowed_hosts: AllowList::resolve(&component.allowed_outbound_hosts, &variables)
                     .map_err(|e| fail(format!("allowed_outbound_hosts: {e}")))?,
                 self_address: self_address.clone(),
+                nn: Nn::new(config.nn_pool.clone(), &component.ai_models),
             };
             let mounts = stage_files(component, manifest.dir(), &config.state_dir.join("files"))
                 .map_err(|e| fail(format!("files: {e}")))?;
@@ -413,6 +421,16 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
         access: &s.host.sqlite,
     })?;
     spin::variables::add_to_linker::<_, VariablesHost>(&mut linker, |s| &s.host.variables)?;
+    fn nn(s: &mut InstanceState) -> NnView<'_> {
+        NnView {
+            table: &mut s.table,
+            access: &s.host.nn,
+        }
+    }
+    wasi_nn::tensor::add_to_linker::<_, NnHost>(&mut linker, nn)?;
+    wasi_nn::graph::add_to_linker::<_, NnHost>(&mut linker, nn)?;
+    wasi_nn::inference::add_to_linker::<_, NnHost>(&mut linker, nn)?;
+    wasi_nn::errors::add_to_linker::<_, NnHost>(&mut linker, nn)?;
     Ok(linker)
 }
 

@@ -2,7 +2,8 @@
 //!
 //! [`Manifest`] reads `spin.toml`; [`App::load`] compiles and pre-instantiates its components
 //! with Spin's host APIs; [`Server`] serves the HTTP trigger. One module per capability:
-//! `variables`, `key_value`, `sqlite`, `outbound_http`.
+//! `variables`, `key_value`, `sqlite`, `outbound_http`, `nn` (`wasi:nn`, served by the
+//! [`nn_pool::WorkerPool`] of inference workers).
 
 mod app;
 mod bindings;
@@ -12,6 +13,8 @@ mod http_trigger;
 mod key_value;
 pub mod manifest;
 mod metrics;
+mod nn;
+pub mod nn_pool;
 pub mod outbound_http;
 pub mod routes;
 mod sqlite;

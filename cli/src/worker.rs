@@ -1,0 +1,94 @@
+//! `vitrine worker` (serve a model repository over the inference protocol) and
+//! `vitrine train-models` (train the built-in models into a repository).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vitrine_worker::Worker;
+
+/// Seed of the built-in models served when `--models` is not given.
+pub const BUILTIN_SEED: u64 = 7;
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// Address to serve the inference protocol on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Model repository; default: the built-in models, trained into `<state-dir>/models` on first use.
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// State directory holding the built-in models.
+    #[arg(long, default_value = ".vitrine")]
+    state_dir: PathBuf,
+    /// How often the repository is checked for changed models, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    poll_interval_ms: u64,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Repository folder to write the models into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the generated data and initial weights.
+    #[arg(long, default_value_t = BUILTIN_SEED)]
+    seed: u64,
+}
+
+/// Trains the built-in models into `out`, printing progress and accuracy.
+pub fn train_models(args: TrainArgs) -> Result<()> {
+    let reports = vitrine_worker::train::write_builtin_repository(&args.out, args.seed, |line| eprintln!("{line}"))?;
+    for r in reports {
+        println!(
+            "{}: held-out accuracy {:.1}% (training {:.1}%, {} rows, {:.1} s)",
+            r.model,
+            r.test_accuracy * 100.0,
+            r.train_accuracy * 100.0,
+            r.train_rows,
+            r.seconds
+        );
+    }
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The built-in repository under `state_dir`, trained first if it is not there yet.
+pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
+    let dir = state_dir.join("models");
+    if !dir.join("intent-mlp/config.toml").exists() || !dir.join("shapes-cnn/config.toml").exists() {
+        tracing::info!("training the built-in models into {} (once)", dir.display());
+        vitrine_worker::train::write_builtin_repository(&dir, BUILTIN_SEED, |line| tracing::info!("{line}"))
+            .context("training the built-in models")?;
+    }
+    Ok(dir)
+}
+
+/// Serves the repository until SIGINT/SIGTERM; prints `listening on ADDR` on stdout once bound.
+pub fn serve(args: WorkerArgs) -> Result<()> {
+    let models = match args.models {
+        Some(dir) => dir,
+        None => builtin_repository(&args.state_dir)?,
+    };
+    let worker = Worker::open(&models, Duration::from_millis(args.poll_interval_ms.max(10)))
+        .with_context(|| format!("cannot open model repository {}", models.display()))?;
+    for entry in worker.repository.index() {
+        match entry.state {
+            "READY" => tracing::info!(model = entry.name, version = entry.version, "ready"),
+            _ => tracing::warn!(model = entry.name, reason = entry.reason, "unavailable"),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on {addr}");
+        tracing::info!(repository = %models.display(), "inference protocol on http://{addr}/v2, metrics on http://{addr}/metrics");
+        vitrine_worker::serve(listener, worker, crate::shutdown_signal()).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,95 @@
+//! Backends turn a model folder into something that computes batches. The device (CPU now, CUDA
+//! in a later backend) is a backend detail; the scheduler only sees [`ModelInstance`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::config::ModelConfig;
+use crate::error::InferError;
+use crate::models::{self, Network};
+use crate::tensor::{DataType, Tensor};
+
+/// Loads models of one kind onto one device.
+pub trait Backend: Send + Sync {
+    /// Loads the model in `version_dir` according to `config`, or says why it cannot.
+    fn load(&self, config: &ModelConfig, version_dir: &Path) -> Result<Arc<dyn ModelInstance>, String>;
+}
+
+/// A loaded model that computes whole batches.
+pub trait ModelInstance: Send + Sync {
+    /// Computes outputs (in config order) from inputs (in config order), batch dimension first.
+    fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError>;
+}
+
+/// The file holding a model version's weights.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// candle on the CPU: networks from [`crate::models`], weights from `model.safetensors`.
+pub struct CandleCpu {
+    device: Device,
+}
+
+impl CandleCpu {
+    /// A backend on the host CPU.
+    pub fn new() -> Self {
+        Self { device: Device::Cpu }
+    }
+}
+
+impl Default for CandleCpu {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backend for CandleCpu {
+    fn load(&self, config: &ModelConfig, version_dir: &Path) -> Result<Arc<dyn ModelInstance>, String> {
+        if config.inputs.len() != 1 || config.outputs.len() != 1 {
+            return Err(format!("the '{}' architecture takes one input and one output", config.architecture));
+        }
+        if config.inputs[0].datatype != DataType::F32 || config.outputs[0].datatype != DataType::F32 {
+            return Err("candle models take and return FP32".into());
+        }
+        let path = version_dir.join(WEIGHTS_FILE);
+        let weights = candle_core::safetensors::load(&path, &self.device)
+            .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &self.device);
+        let network = models::build(config, vb)?;
+        Ok(Arc::new(CandleModel {
+            network,
+            device: self.device.clone(),
+            output: config.outputs[0].name.clone(),
+            batched: config.max_batch_size > 0,
+        }))
+    }
+}
+
+/// A classifier network whose logits are turned into probabilities.
+struct CandleModel {
+    network: Box<dyn Network>,
+    device: Device,
+    output: String,
+    batched: bool,
+}
+
+impl ModelInstance for CandleModel {
+    fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
+        let failed = |e: candle_core::Error| InferError::Compute(format!("model computation failed: {e}"));
+        let input = &inputs[0];
+        let mut xs = candle_core::Tensor::from_vec(input.to_f32(), input.shape.as_slice(), &self.device).map_err(failed)?;
+        if !self.batched {
+            xs = xs.unsqueeze(0).map_err(failed)?;
+        }
+        let logits = self.network.forward(&xs).map_err(failed)?;
+        let mut probs = candle_nn::ops::softmax_last_dim(&logits).map_err(failed)?;
+        if !self.batched {
+            probs = probs.squeeze(0).map_err(failed)?;
+        }
+        let shape = probs.dims().to_vec();
+        let values = probs.flatten_all().and_then(|p| p.to_vec1::<f32>()).map_err(failed)?;
+        Ok(vec![Tensor::from_f32(self.output.clone(), shape, &values)?])
+    }
+}

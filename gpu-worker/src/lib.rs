@@ -1,0 +1,45 @@
+//! Vitrine's inference worker: an Open Inference Protocol v2 (KServe v2 / Triton HTTP) server
+//! over a model repository, with per-model dynamic batching, priorities and deadlines, and
+//! models computed by a backend (candle on the CPU).
+//!
+//! Start one with [`Worker::open`] and [`serve`]; the `vitrine worker` command does both.
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod protocol;
+pub mod repository;
+pub mod scheduler;
+pub mod server;
+pub mod tensor;
+pub mod train;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::InferError;
+pub use server::Worker;
+
+impl Worker {
+    /// Opens the repository at `models` on the CPU backend and watches it every `poll_interval`.
+    pub fn open(models: &Path, poll_interval: Duration) -> std::io::Result<Arc<Self>> {
+        let metrics = Arc::new(metrics::Metrics::default());
+        let backend = Arc::new(backend::CandleCpu::new());
+        let repository = Arc::new(repository::Repository::open(models, backend, metrics.clone())?);
+        repository.watch(poll_interval);
+        Ok(Arc::new(Self { repository, metrics }))
+    }
+}
+
+/// Serves `worker` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    worker: Arc<Worker>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, server::router(worker)).with_graceful_shutdown(shutdown).await
+}

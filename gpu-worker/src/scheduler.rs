@@ -1,0 +1,325 @@
+//! Per-model scheduling: a bounded queue per priority level, dynamic batching on the batch
+//! dimension, per-request deadlines, and one OS thread per model instance.
+//!
+//! A request waits at most `max_queue_delay` for others to share its batch; the batch is
+//! computed as soon as it reaches the largest preferred size (or `max_batch_size`). Requests
+//! whose deadline passes while queued are answered with a timeout and never computed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::backend::ModelInstance;
+use crate::config::{DynamicBatching, ModelConfig};
+use crate::error::InferError;
+use crate::metrics::Metrics;
+use crate::tensor::Tensor;
+
+/// One inference request as the scheduler sees it: inputs in config order, batch dimension first.
+pub struct Request {
+    /// Inputs ordered as the model config lists them.
+    pub inputs: Vec<Tensor>,
+    /// Priority level (1 is highest); 0 takes the model's default.
+    pub priority: u32,
+    /// Time the request may wait in the queue; `None` takes the model's default.
+    pub timeout: Option<Duration>,
+}
+
+/// The queue and instance threads of one loaded model.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    model: String,
+    policy: DynamicBatching,
+    batching: bool,
+    max_batch_size: usize,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    metrics: Arc<Metrics>,
+}
+
+struct Queue {
+    levels: Vec<VecDeque<Job>>,
+    len: usize,
+    closed: bool,
+}
+
+struct Job {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    deadline: Option<Instant>,
+    enqueued: Instant,
+    cancelled: Arc<AtomicBool>,
+    reply: oneshot::Sender<Result<Vec<Tensor>, InferError>>,
+}
+
+impl Scheduler {
+    /// Starts `config.instance_group.count` threads computing with `instance`.
+    pub fn start(name: &str, config: &ModelConfig, instance: Arc<dyn ModelInstance>, metrics: Arc<Metrics>) -> Self {
+        let policy = config.batching();
+        let levels = (0..policy.priority_levels).map(|_| VecDeque::new()).collect();
+        let shared = Arc::new(Shared {
+            model: name.to_string(),
+            batching: config.dynamic_batching.is_some(),
+            max_batch_size: config.max_batch_size,
+            policy,
+            queue: Mutex::new(Queue { levels, len: 0, closed: false }),
+            wake: Condvar::new(),
+            metrics,
+        });
+        for i in 0..config.instance_group.count {
+            let shared = shared.clone();
+            let instance = instance.clone();
+            std::thread::Builder::new()
+                .name(format!("model-{name}-{i}"))
+                .spawn(move || shared.run(instance.as_ref()))
+                .expect("spawning a model instance thread");
+        }
+        Self { shared }
+    }
+
+    /// Queues `request` and waits for its outputs, its deadline, or a full queue.
+    pub async fn infer(&self, request: Request) -> Result<Vec<Tensor>, InferError> {
+        let shared = &self.shared;
+        let rows = if shared.max_batch_size > 0 { request.inputs[0].shape[0] } else { 1 };
+        let timeout = request.timeout.or_else(|| {
+            let default = shared.policy.default_timeout_microseconds;
+            (default > 0).then(|| Duration::from_micros(default))
+        });
+        let now = Instant::now();
+        let deadline = timeout.map(|t| now + t);
+        let level = match request.priority {
+            0 => shared.policy.default_priority_level,
+            p if p > shared.policy.priority_levels => {
+                return Err(InferError::Invalid(format!(
+                    "priority {p} is out of range: model '{}' has priority levels 1..={}",
+                    shared.model, shared.policy.priority_levels
+                )))
+            }
+            p => p,
+        };
+        let (reply, answer) = oneshot::channel();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        {
+            let mut queue = shared.queue.lock().unwrap();
+            if queue.len >= shared.policy.max_queue_size {
+                return Err(InferError::QueueFull(format!(
+                    "model '{}' has {} requests queued, its max_queue_size; retry later",
+                    shared.model, queue.len
+                )));
+            }
+            queue.levels[level as usize - 1].push_back(Job {
+                inputs: request.inputs,
+                rows,
+                deadline,
+                enqueued: now,
+                cancelled: cancelled.clone(),
+                reply,
+            });
+            queue.len += 1;
+            shared.metrics.set_queue_depth(&shared.model, queue.len);
+        }
+        shared.wake.notify_one();
+        // Dropping this future (client gone) or passing the deadline cancels the queued job.
+        let _cancel_on_drop = CancelOnDrop(cancelled);
+        let answer = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), answer).await {
+                Ok(answer) => answer,
+                Err(_) => return Err(timeout_error(&shared.model, timeout.unwrap_or_default())),
+            },
+            None => answer.await,
+        };
+        answer.unwrap_or_else(|_| Err(InferError::Unavailable(format!("model '{}' was unloaded", shared.model))))
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // Instance threads finish what is queued, then exit.
+        self.shared.queue.lock().unwrap().closed = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn timeout_error(model: &str, timeout: Duration) -> InferError {
+    InferError::Timeout(format!(
+        "request to model '{model}' timed out after {} µs in the queue",
+        timeout.as_micros()
+    ))
+}
+
+impl Shared {
+    /// An instance thread: take batches until the scheduler is dropped and the queue drained.
+    fn run(&self, instance: &dyn ModelInstance) {
+        while let Some(batch) = self.next_batch() {
+            self.compute(instance, batch);
+        }
+    }
+
+    /// Blocks until a batch is due; `None` once closed and empty.
+    fn next_batch(&self) -> Option<Vec<Job>> {
+        let mut queue = self.queue.lock().unwrap();
+        loop {
+            self.drop_dead_jobs(&mut queue);
+            if queue.len > 0 {
+                break;
+            }
+            if queue.closed {
+                return None;
+            }
+            queue = self.wake.wait(queue).unwrap();
+        }
+        if self.batching {
+            let due = queue.oldest().expect("queue is not empty") + self.policy.max_queue_delay();
+            let target = self.policy.preferred_batch_size.iter().copied().max().unwrap_or(self.max_batch_size);
+            loop {
+                let now = Instant::now();
+                if now >= due || queue.closed || queue.ready_rows(self.max_batch_size) >= target {
+                    break;
+                }
+                queue = self.wake.wait_timeout(queue, due - now).unwrap().0;
+                self.drop_dead_jobs(&mut queue);
+                if queue.len == 0 {
+                    drop(queue);
+                    return self.next_batch();
+                }
+            }
+        }
+        let batch = queue.take(if self.batching { self.max_batch_size } else { 0 });
+        self.metrics.set_queue_depth(&self.model, queue.len);
+        Some(batch)
+    }
+
+    /// Answers and removes jobs whose deadline passed or whose caller went away.
+    fn drop_dead_jobs(&self, queue: &mut Queue) {
+        let now = Instant::now();
+        let mut removed = 0;
+        for level in &mut queue.levels {
+            level.retain(|job| {
+                let expired = job.deadline.is_some_and(|d| d <= now);
+                let cancelled = job.cancelled.load(Ordering::Relaxed);
+                if expired || cancelled {
+                    removed += 1;
+                    self.metrics.record_error(&self.model, "timeout");
+                }
+                !(expired || cancelled)
+            });
+        }
+        // The waiting callers have answered themselves (deadline) or left (cancelled).
+        queue.len -= removed;
+    }
+
+    fn compute(&self, instance: &dyn ModelInstance, batch: Vec<Job>) {
+        let started = Instant::now();
+        for job in &batch {
+            self.metrics.record_queue_time(&self.model, started - job.enqueued);
+        }
+        let rows: usize = batch.iter().map(|j| j.rows).sum();
+        let result = if batch.len() == 1 {
+            instance.compute(&batch[0].inputs)
+        } else {
+            concat(&batch).and_then(|inputs| instance.compute(&inputs))
+        };
+        self.metrics.record_batch(&self.model, rows, batch.len(), started.elapsed());
+        match result {
+            Ok(outputs) if batch.len() == 1 => {
+                let _ = batch.into_iter().next().unwrap().reply.send(Ok(outputs));
+            }
+            Ok(outputs) => {
+                let mut offset = 0;
+                for job in batch {
+                    let _ = job.reply.send(split(&outputs, offset, job.rows, rows));
+                    offset += job.rows;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(model = %self.model, error = %err, "batch failed");
+                for job in batch {
+                    self.metrics.record_error(&self.model, err.kind());
+                    let _ = job.reply.send(Err(InferError::Compute(err.to_string())));
+                }
+            }
+        }
+    }
+}
+
+impl Queue {
+    fn oldest(&self) -> Option<Instant> {
+        self.levels.iter().filter_map(|l| l.front().map(|j| j.enqueued)).min()
+    }
+
+    /// Rows that the next batch would hold, taking whole jobs in priority order.
+    fn ready_rows(&self, max_rows: usize) -> usize {
+        let mut rows = 0;
+        for job in self.levels.iter().flatten() {
+            if rows + job.rows > max_rows {
+                break;
+            }
+            rows += job.rows;
+        }
+        rows
+    }
+
+    /// Removes the next batch: whole jobs in priority order up to `max_rows` (0: just one job).
+    fn take(&mut self, max_rows: usize) -> Vec<Job> {
+        let mut batch = Vec::new();
+        let mut rows = 0;
+        'levels: for level in &mut self.levels {
+            while let Some(job) = level.front() {
+                if !batch.is_empty() && (max_rows == 0 || rows + job.rows > max_rows) {
+                    break 'levels;
+                }
+                rows += job.rows;
+                batch.push(level.pop_front().unwrap());
+            }
+        }
+        self.len -= batch.len();
+        batch
+    }
+}
+
+/// Concatenates the jobs' inputs on the batch dimension.
+fn concat(batch: &[Job]) -> Result<Vec<Tensor>, InferError> {
+    let first = &batch[0].inputs;
+    (0..first.len())
+        .map(|i| {
+            let mut shape = first[i].shape.clone();
+            shape[0] = batch.iter().map(|j| j.inputs[i].shape[0]).sum();
+            let data = batch.iter().flat_map(|j| j.inputs[i].data.iter().copied()).collect();
+            Tensor::new(first[i].name.clone(), first[i].datatype, shape, data)
+        })
+        .collect()
+}
+
+/// The rows `offset..offset + rows` of each output.
+fn split(outputs: &[Tensor], offset: usize, rows: usize, total: usize) -> Result<Vec<Tensor>, InferError> {
+    outputs
+        .iter()
+        .map(|out| {
+            if out.shape.first() != Some(&total) {
+                return Err(InferError::Compute(format!(
+                    "output '{}' has shape {:?}, expected batch dimension {total}",
+                    out.name, out.shape
+                )));
+            }
+            let row_bytes = out.data.len() / total;
+            let mut shape = out.shape.clone();
+            shape[0] = rows;
+            let data = out.data[offset * row_bytes..(offset + rows) * row_bytes].to_vec();
+            Tensor::new(out.name.clone(), out.datatype, shape, data)
+        })
+        .collect()
+}

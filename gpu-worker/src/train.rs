@@ -1,0 +1,316 @@
+//! The built-in model repository: datasets generated from a seed, the models trained on them
+//! with candle, and written as `config.toml` + `1/model.safetensors` folders.
+//!
+//! - `intent-mlp` (dense): 16 shopper-session features → 4 intents (browse, compare, buy, leave).
+//!   Each intent is a mixture of Gaussian clusters, so no linear rule separates them.
+//! - `shapes-cnn` (convolutional): 28×28 grey images → circle, square, triangle or cross, at
+//!   random positions and sizes with pixel noise.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+
+use crate::config::ModelConfig;
+use crate::models::{self, Network};
+
+/// Why training or writing a model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error("training failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Writing the repository failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The built-in configuration does not build.
+    #[error("invalid built-in model: {0}")]
+    Config(String),
+}
+
+/// How one trained model scored.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Model name.
+    pub model: String,
+    /// Accuracy on the training rows.
+    pub train_accuracy: f32,
+    /// Accuracy on held-out rows from the same generator.
+    pub test_accuracy: f32,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Wall time of training.
+    pub seconds: f32,
+}
+
+const INTENT_CONFIG: &str = r#"# Dense classifier: shopper-session features -> intent probabilities (browse, compare, buy, leave).
+backend = "candle"
+architecture = "mlp"
+max_batch_size = 64
+
+[[input]]
+name = "features"
+datatype = "FP32"
+dims = [16]
+
+[[output]]
+name = "probabilities"
+datatype = "FP32"
+dims = [4]
+
+[dynamic_batching]
+preferred_batch_size = [64]
+max_queue_delay_microseconds = 500
+priority_levels = 2          # 1: interactive, 2: bulk
+default_priority_level = 1
+max_queue_size = 4096
+
+[instance_group]
+count = 1
+
+[parameters]
+hidden = 64
+"#;
+
+const SHAPES_CONFIG: &str = r#"# Convolutional image classifier: 28x28 grey image -> (circle, square, triangle, cross) probabilities.
+backend = "candle"
+architecture = "cnn"
+max_batch_size = 64
+
+[[input]]
+name = "image"
+datatype = "FP32"
+dims = [1, 28, 28]
+
+[[output]]
+name = "probabilities"
+datatype = "FP32"
+dims = [4]
+
+[dynamic_batching]
+preferred_batch_size = [64]
+max_queue_delay_microseconds = 2000
+priority_levels = 2          # 1: interactive, 2: bulk
+default_priority_level = 1
+max_queue_size = 4096
+
+[instance_group]
+count = 1
+
+[parameters]
+filters = 8
+"#;
+
+/// Trains the built-in models from `seed` and writes them under `dir`, calling `progress`
+/// with a line per stage.
+pub fn write_builtin_repository(
+    dir: &Path,
+    seed: u64,
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<TrainReport>, TrainError> {
+    let mut reports = Vec::new();
+    for (name, config_text) in [("intent-mlp", INTENT_CONFIG), ("shapes-cnn", SHAPES_CONFIG)] {
+        progress(&format!("training {name} (seed {seed})"));
+        let config = ModelConfig::parse(config_text).map_err(TrainError::Config)?;
+        let mut rng = Rng::new(seed ^ fnv(name));
+        let (train, test) = match name {
+            "intent-mlp" => (intent_data(&mut rng, 6000, seed)?, intent_data(&mut rng, 2000, seed)?),
+            _ => (shapes_data(&mut rng, 3000)?, shapes_data(&mut rng, 1000)?),
+        };
+        let started = Instant::now();
+        let varmap = VarMap::new();
+        let network = models::build(&config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
+            .map_err(TrainError::Config)?;
+        initialize(&varmap, &mut rng)?;
+        fit(network.as_ref(), &varmap, &train, &mut rng, &mut progress)?;
+        let report = TrainReport {
+            model: name.to_string(),
+            train_accuracy: accuracy(network.as_ref(), &train)?,
+            test_accuracy: accuracy(network.as_ref(), &test)?,
+            train_rows: train.1.dims()[0],
+            seconds: started.elapsed().as_secs_f32(),
+        };
+        progress(&format!(
+            "{name}: accuracy {:.1}% on {} held-out rows ({:.1}% on training), {:.1} s",
+            report.test_accuracy * 100.0,
+            test.1.dims()[0],
+            report.train_accuracy * 100.0,
+            report.seconds
+        ));
+        let model_dir = dir.join(name);
+        let version_dir = model_dir.join("1");
+        std::fs::create_dir_all(&version_dir).map_err(|source| write_error(&version_dir, source))?;
+        // Weights first, config last: a watching worker sees a complete model when the config appears.
+        varmap.save(version_dir.join(crate::backend::WEIGHTS_FILE))?;
+        let config_path = model_dir.join("config.toml");
+        std::fs::write(&config_path, config_text).map_err(|source| write_error(&config_path, source))?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn write_error(path: &Path, source: std::io::Error) -> TrainError {
+    TrainError::Write { path: path.display().to_string(), source }
+}
+
+/// Seeded weights: Kaiming-uniform for weights, zeros for biases (candle's own init is unseeded).
+fn initialize(varmap: &VarMap, rng: &mut Rng) -> Result<(), TrainError> {
+    let vars = varmap.data().lock().unwrap();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var: &Var = &vars[name];
+        let dims = var.dims().to_vec();
+        let count: usize = dims.iter().product();
+        let values: Vec<f32> = if dims.len() < 2 {
+            vec![0.0; count]
+        } else {
+            let fan_in: usize = dims[1..].iter().product();
+            let bound = (6.0 / fan_in as f32).sqrt();
+            (0..count).map(|_| (rng.uniform() * 2.0 - 1.0) * bound).collect()
+        };
+        var.set(&Tensor::from_vec(values, dims, &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
+type Dataset = (Tensor, Tensor);
+
+const EPOCHS: usize = 12;
+const BATCH: usize = 64;
+
+fn fit(
+    network: &dyn Network,
+    varmap: &VarMap,
+    (xs, ys): &Dataset,
+    rng: &mut Rng,
+    progress: &mut impl FnMut(&str),
+) -> Result<(), TrainError> {
+    let mut optimizer = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 0.003, weight_decay: 1e-4, ..Default::default() })?;
+    let rows = ys.dims()[0];
+    for epoch in 1..=EPOCHS {
+        let mut order: Vec<u32> = (0..rows as u32).collect();
+        rng.shuffle(&mut order);
+        let mut total = 0.0;
+        for chunk in order.chunks(BATCH) {
+            let index = Tensor::new(chunk, &Device::Cpu)?;
+            let logits = network.forward(&xs.index_select(&index, 0)?)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &ys.index_select(&index, 0)?)?;
+            optimizer.backward_step(&loss)?;
+            total += loss.to_scalar::<f32>()? * chunk.len() as f32;
+        }
+        if epoch % 4 == 0 {
+            progress(&format!("  epoch {epoch}/{EPOCHS}: loss {:.4}", total / rows as f32));
+        }
+    }
+    Ok(())
+}
+
+fn accuracy(network: &dyn Network, (xs, ys): &Dataset) -> Result<f32, TrainError> {
+    let predicted = network.forward(xs)?.argmax(1)?;
+    let correct = predicted.eq(ys)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    Ok(correct / ys.dims()[0] as f32)
+}
+
+/// Session features: each intent is a mixture of three clusters placed by the (fixed) `seed`.
+fn intent_data(rng: &mut Rng, rows: usize, seed: u64) -> Result<Dataset, TrainError> {
+    const FEATURES: usize = 16;
+    let mut centers = Rng::new(seed ^ 0x1f7e_57);
+    let clusters: Vec<Vec<f32>> = (0..12).map(|_| (0..FEATURES).map(|_| centers.uniform() * 4.0 - 2.0).collect()).collect();
+    let mut xs = Vec::with_capacity(rows * FEATURES);
+    let mut ys = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let cluster = rng.below(12);
+        ys.push((cluster % 4) as u32);
+        xs.extend(clusters[cluster].iter().map(|c| c + rng.normal() * 0.9));
+    }
+    Ok((Tensor::from_vec(xs, (rows, FEATURES), &Device::Cpu)?, Tensor::from_vec(ys, rows, &Device::Cpu)?))
+}
+
+/// Grey 28×28 images of one of four shapes with random size, position, brightness and noise.
+fn shapes_data(rng: &mut Rng, rows: usize) -> Result<Dataset, TrainError> {
+    const SIDE: usize = 28;
+    let mut xs = Vec::with_capacity(rows * SIDE * SIDE);
+    let mut ys = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let shape = rng.below(4);
+        ys.push(shape as u32);
+        xs.extend(shape_image(shape, rng));
+    }
+    Ok((Tensor::from_vec(xs, (rows, 1, SIDE, SIDE), &Device::Cpu)?, Tensor::from_vec(ys, rows, &Device::Cpu)?))
+}
+
+/// One 28×28 image of shape `kind` (0 circle, 1 square, 2 triangle, 3 cross), values in 0..1.
+pub fn shape_image(kind: usize, rng: &mut Rng) -> Vec<f32> {
+    const SIDE: usize = 28;
+    let r = 5.0 + rng.uniform() * 5.0;
+    let cx = r + 1.0 + rng.uniform() * (SIDE as f32 - 2.0 * r - 2.0);
+    let cy = r + 1.0 + rng.uniform() * (SIDE as f32 - 2.0 * r - 2.0);
+    let brightness = 0.6 + rng.uniform() * 0.4;
+    let mut pixels = Vec::with_capacity(SIDE * SIDE);
+    for y in 0..SIDE {
+        for x in 0..SIDE {
+            let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+            let inside = match kind {
+                0 => dx * dx + dy * dy <= r * r,
+                1 => dx.abs() <= r * 0.8 && dy.abs() <= r * 0.8,
+                2 => dy <= r * 0.8 && dy >= -r && dx.abs() <= (dy + r) * 0.5,
+                _ => (dx.abs() <= r * 0.25 && dy.abs() <= r) || (dy.abs() <= r * 0.25 && dx.abs() <= r),
+            };
+            let value = if inside { brightness } else { 0.0 } + rng.normal() * 0.1;
+            pixels.push(value.clamp(0.0, 1.0));
+        }
+    }
+    pixels
+}
+
+/// A small deterministic generator (SplitMix64) so datasets and weights follow from a seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f32 {
+        let u = self.uniform().max(1e-7);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}

@@ -1,0 +1,271 @@
+//! `wasi:nn@0.2.0-rc-2024-10-28` for components, forwarded to the inference worker pool.
+//!
+//! A component may load by name only the models listed in its `ai_models` (others: `security`);
+//! loading raw graph bytes is `unsupported-operation`. `compute` sends the named input tensors
+//! to a worker and returns every output the model produces.
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Resource, ResourceTable};
+
+use crate::bindings::nn::wasi::nn::{errors, graph, inference, tensor};
+use crate::nn_pool::{PoolError, PoolTensor, WorkerPool};
+
+use errors::ErrorCode;
+use tensor::TensorType;
+
+/// What one component may reach through `wasi:nn`.
+#[derive(Clone)]
+pub struct Nn {
+    pool: Option<Arc<WorkerPool>>,
+    allowed: Arc<[String]>,
+}
+
+impl Nn {
+    /// Access to `pool` (none configured: every load fails) for a component allowed `ai_models`.
+    pub fn new(pool: Option<Arc<WorkerPool>>, ai_models: &[String]) -> Self {
+        Self { pool, allowed: ai_models.into() }
+    }
+}
+
+/// A tensor resource: dimensions, element type and bytes.
+pub struct TensorData {
+    dimensions: Vec<u32>,
+    ty: TensorType,
+    data: Vec<u8>,
+}
+
+/// A graph resource: a model of the pool, by name.
+pub struct Graph {
+    model: String,
+}
+
+/// An execution context resource: bound to one graph.
+pub struct ExecutionContext {
+    model: String,
+}
+
+/// An error resource: a code and a message.
+pub struct NnError {
+    code: ErrorCode,
+    data: String,
+}
+
+/// The `wasi:nn` host, borrowed from the instance state.
+pub struct NnView<'a> {
+    /// The instance's resource table.
+    pub table: &'a mut ResourceTable,
+    /// The component's access.
+    pub access: &'a Nn,
+}
+
+/// Marks [`NnView`] as the data the generated bindings work on.
+pub struct NnHost;
+
+impl HasData for NnHost {
+    type Data<'a> = NnView<'a>;
+}
+
+type NnResult<T> = wasmtime::Result<Result<T, Resource<NnError>>>;
+
+impl NnView<'_> {
+    fn fail<T>(&mut self, code: ErrorCode, data: String) -> NnResult<T> {
+        Ok(Err(self.table.push(NnError { code, data })?))
+    }
+
+    fn pool_error<T>(&mut self, err: PoolError) -> NnResult<T> {
+        let code = match &err {
+            PoolError::Invalid(_) => ErrorCode::InvalidArgument,
+            PoolError::NotFound(_) => ErrorCode::NotFound,
+            PoolError::Timeout(_) => ErrorCode::Timeout,
+            PoolError::Busy(_) | PoolError::Unavailable(_) => ErrorCode::RuntimeError,
+        };
+        self.fail(code, err.to_string())
+    }
+}
+
+fn datatype(ty: TensorType) -> &'static str {
+    match ty {
+        TensorType::Fp16 => "FP16",
+        TensorType::Fp32 => "FP32",
+        TensorType::Fp64 => "FP64",
+        TensorType::Bf16 => "BF16",
+        TensorType::U8 => "UINT8",
+        TensorType::I32 => "INT32",
+        TensorType::I64 => "INT64",
+    }
+}
+
+fn tensor_type(datatype: &str) -> Option<TensorType> {
+    Some(match datatype {
+        "FP16" => TensorType::Fp16,
+        "FP32" => TensorType::Fp32,
+        "FP64" => TensorType::Fp64,
+        "BF16" => TensorType::Bf16,
+        "UINT8" | "BOOL" => TensorType::U8,
+        "INT32" => TensorType::I32,
+        "INT64" => TensorType::I64,
+        _ => return None,
+    })
+}
+
+fn element_size(ty: TensorType) -> usize {
+    match ty {
+        TensorType::U8 => 1,
+        TensorType::Fp16 | TensorType::Bf16 => 2,
+        TensorType::Fp32 | TensorType::I32 => 4,
+        TensorType::Fp64 | TensorType::I64 => 8,
+    }
+}
+
+impl tensor::Host for NnView<'_> {}
+
+impl tensor::HostTensor for NnView<'_> {
+    async fn new(
+        &mut self,
+        dimensions: Vec<u32>,
+        ty: TensorType,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Resource<TensorData>> {
+        Ok(self.table.push(TensorData { dimensions, ty, data })?)
+    }
+
+    async fn dimensions(&mut self, tensor: Resource<TensorData>) -> wasmtime::Result<Vec<u32>> {
+        Ok(self.table.get(&tensor)?.dimensions.clone())
+    }
+
+    async fn ty(&mut self, tensor: Resource<TensorData>) -> wasmtime::Result<TensorType> {
+        Ok(self.table.get(&tensor)?.ty)
+    }
+
+    async fn data(&mut self, tensor: Resource<TensorData>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&tensor)?.data.clone())
+    }
+
+    async fn drop(&mut self, tensor: Resource<TensorData>) -> wasmtime::Result<()> {
+        self.table.delete(tensor)?;
+        Ok(())
+    }
+}
+
+impl graph::Host for NnView<'_> {
+    async fn load(
+        &mut self,
+        _builder: Vec<Vec<u8>>,
+        _encoding: graph::GraphEncoding,
+        _target: graph::ExecutionTarget,
+    ) -> NnResult<Resource<Graph>> {
+        self.fail(
+            ErrorCode::UnsupportedOperation,
+            "loading graph bytes is not supported; use load-by-name with a model listed in ai_models".into(),
+        )
+    }
+
+    async fn load_by_name(&mut self, name: String) -> NnResult<Resource<Graph>> {
+        if !self.access.allowed.contains(&name) {
+            return self.fail(
+                ErrorCode::Security,
+                format!("model '{name}' is not in this component's ai_models"),
+            );
+        }
+        let Some(pool) = self.access.pool.clone() else {
+            return self.fail(ErrorCode::RuntimeError, "no inference workers are configured".into());
+        };
+        match pool.model(&name).await {
+            Ok(_) => Ok(Ok(self.table.push(Graph { model: name })?)),
+            Err(err) => self.pool_error(err),
+        }
+    }
+}
+
+impl graph::HostGraph for NnView<'_> {
+    async fn init_execution_context(
+        &mut self,
+        graph: Resource<Graph>,
+    ) -> NnResult<Resource<ExecutionContext>> {
+        let model = self.table.get(&graph)?.model.clone();
+        Ok(Ok(self.table.push(ExecutionContext { model })?))
+    }
+
+    async fn drop(&mut self, graph: Resource<Graph>) -> wasmtime::Result<()> {
+        self.table.delete(graph)?;
+        Ok(())
+    }
+}
+
+impl inference::Host for NnView<'_> {}
+
+impl inference::HostGraphExecutionContext for NnView<'_> {
+    async fn compute(
+        &mut self,
+        context: Resource<ExecutionContext>,
+        inputs: Vec<(String, Resource<TensorData>)>,
+    ) -> NnResult<Vec<(String, Resource<TensorData>)>> {
+        let model = self.table.get(&context)?.model.clone();
+        let mut tensors = Vec::with_capacity(inputs.len());
+        for (name, handle) in inputs {
+            // The list passes ownership of each tensor to the host.
+            let tensor = self.table.delete(handle)?;
+            let expected = tensor.dimensions.iter().map(|d| *d as usize).product::<usize>() * element_size(tensor.ty);
+            if tensor.data.len() != expected {
+                return self.fail(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "tensor '{name}': dimensions {:?} of {} need {expected} bytes, got {}",
+                        tensor.dimensions,
+                        datatype(tensor.ty),
+                        tensor.data.len()
+                    ),
+                );
+            }
+            tensors.push(PoolTensor {
+                name,
+                datatype: datatype(tensor.ty).to_string(),
+                shape: tensor.dimensions.iter().map(|d| *d as u64).collect(),
+                data: tensor.data,
+            });
+        }
+        let Some(pool) = self.access.pool.clone() else {
+            return self.fail(ErrorCode::RuntimeError, "no inference workers are configured".into());
+        };
+        let outputs = match pool.infer(&model, tensors).await {
+            Ok(outputs) => outputs,
+            Err(err) => return self.pool_error(err),
+        };
+        let mut named = Vec::with_capacity(outputs.len());
+        for out in outputs {
+            let Some(ty) = tensor_type(&out.datatype) else {
+                return self.fail(
+                    ErrorCode::RuntimeError,
+                    format!("output '{}' has datatype {}, which wasi:nn cannot carry", out.name, out.datatype),
+                );
+            };
+            let dimensions = out.shape.iter().map(|d| *d as u32).collect();
+            let resource = self.table.push(TensorData { dimensions, ty, data: out.data })?;
+            named.push((out.name, resource));
+        }
+        Ok(Ok(named))
+    }
+
+    async fn drop(&mut self, context: Resource<ExecutionContext>) -> wasmtime::Result<()> {
+        self.table.delete(context)?;
+        Ok(())
+    }
+}
+
+impl errors::Host for NnView<'_> {}
+
+impl errors::HostError for NnView<'_> {
+    async fn code(&mut self, error: Resource<NnError>) -> wasmtime::Result<ErrorCode> {
+        Ok(self.table.get(&error)?.code)
+    }
+
+    async fn data(&mut self, error: Resource<NnError>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&error)?.data.clone())
+    }
+
+    async fn drop(&mut self, error: Resource<NnError>) -> wasmtime::Result<()> {
+        self.table.delete(error)?;
+        Ok(())
+    }
+}

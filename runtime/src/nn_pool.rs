@@ -1,0 +1,326 @@
+//! The worker pool behind `wasi:nn`: inference calls forwarded to Open Inference Protocol v2
+//! workers over HTTP (binary tensor extension), balanced by least outstanding requests, with
+//! connection reuse, per-call timeouts, health checks, and retry on another worker when a worker
+//! fails before answering.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+/// Header giving the JSON length of a body followed by binary tensors.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Why a pool call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// The worker rejected the request as malformed (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The model does not exist on the workers (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The call did not finish within its timeout, or the worker's deadline passed.
+    #[error("{0}")]
+    Timeout(String),
+    /// The worker is overloaded (HTTP 429).
+    #[error("{0}")]
+    Busy(String),
+    /// No worker could answer, or a worker failed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// An element type, as the inference protocol names it (`FP32`, `INT64`, …).
+pub type Datatype = &'static str;
+
+/// A tensor sent to or received from a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolTensor {
+    /// Input or output name.
+    pub name: String,
+    /// Protocol datatype.
+    pub datatype: String,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Row-major little-endian bytes.
+    pub data: Vec<u8>,
+}
+
+/// Settings of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Deadline of one inference call, retries included.
+    pub timeout: Duration,
+    /// How often each worker's `/v2/health/ready` is probed.
+    pub health_interval: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30), health_interval: Duration::from_secs(1) }
+    }
+}
+
+struct Endpoint {
+    base: String,
+    outstanding: AtomicUsize,
+    healthy: AtomicBool,
+}
+
+/// A set of inference workers.
+pub struct WorkerPool {
+    endpoints: Vec<Endpoint>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    options: PoolOptions,
+    next: AtomicUsize,
+    models: Mutex<HashMap<String, Arc<ModelInfo>>>,
+}
+
+/// What a worker says about a model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Input names and datatypes.
+    pub inputs: Vec<(String, String)>,
+}
+
+impl WorkerPool {
+    /// A pool over the workers at `urls` (`http://host:port`).
+    pub fn new(urls: &[String], options: PoolOptions) -> Result<Self, String> {
+        if urls.is_empty() {
+            return Err("the worker pool needs at least one worker URL".into());
+        }
+        let endpoints = urls
+            .iter()
+            .map(|url| {
+                let uri: Uri = url.parse().map_err(|e| format!("worker URL `{url}`: {e}"))?;
+                if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                    return Err(format!("worker URL `{url}` must look like http://host:port"));
+                }
+                Ok(Endpoint {
+                    base: format!("http://{}", uri.authority().unwrap()),
+                    outstanding: AtomicUsize::new(0),
+                    healthy: AtomicBool::new(true),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Self { endpoints, client, options, next: AtomicUsize::new(0), models: Mutex::new(HashMap::new()) })
+    }
+
+    /// The workers' base URLs.
+    pub fn workers(&self) -> Vec<String> {
+        self.endpoints.iter().map(|e| e.base.clone()).collect()
+    }
+
+    /// Probes every worker's readiness now and then every `health_interval`, on the current
+    /// tokio runtime, for as long as the pool lives.
+    pub fn start_health_checks(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let interval = self.options.health_interval;
+        tokio::spawn(async move {
+            loop {
+                let Some(pool) = weak.upgrade() else { return };
+                pool.check_health().await;
+                drop(pool);
+                tokio::time::sleep(interval).await;
+            }
+        });
+    }
+
+    async fn check_health(&self) {
+        for endpoint in &self.endpoints {
+            let probe = self.send(endpoint, Method::GET, "/v2/health/ready", None, Bytes::new());
+            let healthy = matches!(
+                tokio::time::timeout(Duration::from_secs(2), probe).await,
+                Ok(Ok((StatusCode::OK, _, _)))
+            );
+            if endpoint.healthy.swap(healthy, Ordering::Relaxed) != healthy {
+                tracing::info!(worker = %endpoint.base, healthy, "worker health changed");
+            }
+        }
+    }
+
+    /// The model's metadata, asked of a worker once and then remembered.
+    pub async fn model(&self, name: &str) -> Result<Arc<ModelInfo>, PoolError> {
+        if let Some(info) = self.models.lock().unwrap().get(name) {
+            return Ok(info.clone());
+        }
+        let path = format!("/v2/models/{name}");
+        let deadline = Instant::now() + self.options.timeout;
+        let (_, body) = self.call(Method::GET, &path, None, Bytes::new(), deadline).await?;
+        let meta: Value = serde_json::from_slice(&body)
+            .map_err(|e| PoolError::Unavailable(format!("worker sent invalid model metadata: {e}")))?;
+        let inputs = meta["inputs"]
+            .as_array()
+            .map(|inputs| {
+                inputs
+                    .iter()
+                    .filter_map(|i| Some((i["name"].as_str()?.to_string(), i["datatype"].as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let info = Arc::new(ModelInfo { inputs });
+        self.models.lock().unwrap().insert(name.to_string(), info.clone());
+        Ok(info)
+    }
+
+    /// Runs `model` on `inputs` on the least busy healthy worker and returns every output.
+    pub async fn infer(&self, model: &str, inputs: Vec<PoolTensor>) -> Result<Vec<PoolTensor>, PoolError> {
+        let deadline = Instant::now() + self.options.timeout;
+        let header = json!({
+            "inputs": inputs.iter().map(|t| json!({
+                "name": t.name,
+                "datatype": t.datatype,
+                "shape": t.shape,
+                "parameters": { "binary_data_size": t.data.len() },
+            })).collect::<Vec<_>>(),
+            "parameters": {
+                "binary_data_output": true,
+                "timeout": self.options.timeout.as_micros() as u64,
+            },
+        });
+        let mut body = serde_json::to_vec(&header).expect("request JSON serializes");
+        let header_length = body.len();
+        for t in &inputs {
+            body.extend_from_slice(&t.data);
+        }
+        let path = format!("/v2/models/{model}/infer");
+        let (length, response) = self.call(Method::POST, &path, Some(header_length), body.into(), deadline).await?;
+        decode_outputs(&response, length)
+    }
+
+    /// Sends a request, retrying on other workers while they fail before answering.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        header_length: Option<usize>,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<(Option<usize>, Bytes), PoolError> {
+        let mut tried = vec![false; self.endpoints.len()];
+        let mut last_failure = String::from("no healthy worker");
+        while let Some(index) = self.pick(&tried) {
+            tried[index] = true;
+            let endpoint = &self.endpoints[index];
+            endpoint.outstanding.fetch_add(1, Ordering::Relaxed);
+            let attempt = tokio::time::timeout_at(
+                deadline.into(),
+                self.send(endpoint, method.clone(), path, header_length, body.clone()),
+            )
+            .await;
+            endpoint.outstanding.fetch_sub(1, Ordering::Relaxed);
+            match attempt {
+                Err(_) => {
+                    return Err(PoolError::Timeout(format!(
+                        "no answer from worker {} within {:?}",
+                        endpoint.base, self.options.timeout
+                    )))
+                }
+                Ok(Err(failure)) => {
+                    // The worker failed before answering: try the next one.
+                    tracing::warn!(worker = %endpoint.base, error = %failure, "worker failed; retrying elsewhere");
+                    endpoint.healthy.store(false, Ordering::Relaxed);
+                    last_failure = format!("worker {}: {failure}", endpoint.base);
+                }
+                Ok(Ok((status, length, body))) if status.is_success() => return Ok((length, body)),
+                Ok(Ok((status, _, body))) => {
+                    let message = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["error"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+                    match status {
+                        StatusCode::BAD_REQUEST => return Err(PoolError::Invalid(message)),
+                        StatusCode::NOT_FOUND => return Err(PoolError::NotFound(message)),
+                        StatusCode::TOO_MANY_REQUESTS => return Err(PoolError::Busy(message)),
+                        StatusCode::GATEWAY_TIMEOUT => return Err(PoolError::Timeout(message)),
+                        // Not loaded on this worker: another may have it.
+                        StatusCode::SERVICE_UNAVAILABLE => last_failure = message,
+                        _ => return Err(PoolError::Unavailable(format!("worker {} answered {status}: {message}", endpoint.base))),
+                    }
+                }
+            }
+        }
+        Err(PoolError::Unavailable(format!("no worker could answer: {last_failure}")))
+    }
+
+    /// The untried worker with the fewest outstanding requests, healthy ones first.
+    fn pick(&self, tried: &[bool]) -> Option<usize> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.endpoints.len();
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|i| !tried[*i])
+            .min_by_key(|i| {
+                let e = &self.endpoints[*i];
+                (!e.healthy.load(Ordering::Relaxed), e.outstanding.load(Ordering::Relaxed))
+            })
+    }
+
+    async fn send(
+        &self,
+        endpoint: &Endpoint,
+        method: Method,
+        path: &str,
+        header_length: Option<usize>,
+        body: Bytes,
+    ) -> Result<(StatusCode, Option<usize>, Bytes), String> {
+        let mut request = Request::builder().method(method).uri(format!("{}{path}", endpoint.base));
+        if let Some(length) = header_length {
+            request = request
+                .header(HEADER_LENGTH, length)
+                .header(http::header::CONTENT_TYPE, "application/octet-stream");
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let response = self.client.request(request).await.map_err(|e| format!("{e}"))?;
+        let status = response.status();
+        let length = response
+            .headers()
+            .get(HEADER_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok((status, length, body))
+    }
+}
+
+fn decode_outputs(body: &[u8], header_length: Option<usize>) -> Result<Vec<PoolTensor>, PoolError> {
+    let bad = |what: String| PoolError::Unavailable(format!("worker sent an invalid inference response: {what}"));
+    let split = header_length.unwrap_or(body.len());
+    if split > body.len() {
+        return Err(bad("header length beyond the body".into()));
+    }
+    let (json, mut binary) = body.split_at(split);
+    let response: Value = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+    let outputs = response["outputs"].as_array().ok_or_else(|| bad("no outputs".into()))?;
+    outputs
+        .iter()
+        .map(|out| {
+            let name = out["name"].as_str().ok_or_else(|| bad("output without a name".into()))?.to_string();
+            let datatype = out["datatype"].as_str().ok_or_else(|| bad(format!("output '{name}' has no datatype")))?.to_string();
+            let shape: Vec<u64> = serde_json::from_value(out["shape"].clone()).map_err(|e| bad(e.to_string()))?;
+            let size = out["parameters"]["binary_data_size"]
+                .as_u64()
+                .ok_or_else(|| bad(format!("output '{name}' is not binary")))? as usize;
+            if size > binary.len() {
+                return Err(bad(format!("output '{name}' runs past the body")));
+            }
+            let (data, rest) = binary.split_at(size);
+            binary = rest;
+            Ok(PoolTensor { name, datatype, shape, data: data.to_vec() })
+        })
+        .collect()
+}
