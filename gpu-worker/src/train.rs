@@ -121,14 +121,15 @@ pub fn write_builtin_repository(
         let mut rng = Rng::new(seed ^ fnv(name));
         let (train, test) = match name {
             "intent-mlp" => (intent_data(&mut rng, 6000, seed)?, intent_data(&mut rng, 2000, seed)?),
-            _ => (shapes_data(&mut rng, 3000)?, shapes_data(&mut rng, 1000)?),
+            _ => (shapes_data(&mut rng, 2000)?, shapes_data(&mut rng, 1000)?),
         };
         let started = Instant::now();
         let varmap = VarMap::new();
         let network = models::build(&config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
             .map_err(TrainError::Config)?;
         initialize(&varmap, &mut rng)?;
-        fit(network.as_ref(), &varmap, &train, &mut rng, &mut progress)?;
+        let epochs = if name == "intent-mlp" { 12 } else { 8 };
+        fit(network.as_ref(), &varmap, &train, epochs, &mut rng, &mut progress)?;
         let report = TrainReport {
             model: name.to_string(),
             train_accuracy: accuracy(network.as_ref(), &train)?,
@@ -182,19 +183,19 @@ fn initialize(varmap: &VarMap, rng: &mut Rng) -> Result<(), TrainError> {
 
 type Dataset = (Tensor, Tensor);
 
-const EPOCHS: usize = 12;
 const BATCH: usize = 64;
 
 fn fit(
     network: &dyn Network,
     varmap: &VarMap,
     (xs, ys): &Dataset,
+    epochs: usize,
     rng: &mut Rng,
     progress: &mut impl FnMut(&str),
 ) -> Result<(), TrainError> {
     let mut optimizer = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 0.003, weight_decay: 1e-4, ..Default::default() })?;
     let rows = ys.dims()[0];
-    for epoch in 1..=EPOCHS {
+    for epoch in 1..=epochs {
         let mut order: Vec<u32> = (0..rows as u32).collect();
         rng.shuffle(&mut order);
         let mut total = 0.0;
@@ -205,9 +206,7 @@ fn fit(
             optimizer.backward_step(&loss)?;
             total += loss.to_scalar::<f32>()? * chunk.len() as f32;
         }
-        if epoch % 4 == 0 {
-            progress(&format!("  epoch {epoch}/{EPOCHS}: loss {:.4}", total / rows as f32));
-        }
+        progress(&format!("  epoch {epoch}/{epochs}: loss {:.4}", total / rows as f32));
     }
     Ok(())
 }
@@ -228,7 +227,7 @@ fn intent_data(rng: &mut Rng, rows: usize, seed: u64) -> Result<Dataset, TrainEr
     for _ in 0..rows {
         let cluster = rng.below(12);
         ys.push((cluster % 4) as u32);
-        xs.extend(clusters[cluster].iter().map(|c| c + rng.normal() * 0.9));
+        xs.extend(clusters[cluster].iter().map(|c| c + rng.normal() * 1.4));
     }
     Ok((Tensor::from_vec(xs, (rows, FEATURES), &Device::Cpu)?, Tensor::from_vec(ys, rows, &Device::Cpu)?))
 }

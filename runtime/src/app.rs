@@ -282,7 +282,7 @@ impl App {
                 });
             }
             let wasm =
-                load_component(&engine, &component.source, &cache_dir).map_err(|source| {
+                load_component(&engine, &component.source, &component.dependencies, &cache_dir).map_err(|source| {
                     AppError::Component {
                         component: component.id.clone(),
                         source,

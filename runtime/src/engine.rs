@@ -10,6 +10,8 @@ use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
 };
 use wasmtime::component::Component;
+
+use crate::manifest::Dependency;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Bytes of each pooled memory reset in place (not released to the OS) between instances.
@@ -98,14 +100,15 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// Loads a component from `path`, compiling it only when `cache_dir` has no compiled copy of
-/// these exact bytes for this engine. A WASI preview 1 core module is first wrapped into a
+/// these exact bytes for this engine. `dependencies` are composed in first. A WASI preview 1 core module is first wrapped into a
 /// component with the standard preview 1 adapter.
 pub fn load_component(
     engine: &Engine,
     path: &Path,
+    dependencies: &[Dependency],
     cache_dir: &Path,
 ) -> Result<Component, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let mut bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -113,6 +116,9 @@ pub fn load_component(
         path: path.to_path_buf(),
         message,
     };
+    if !dependencies.is_empty() {
+        bytes = crate::compose::compose(&bytes, dependencies).map_err(invalid)?;
+    }
     let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
     if cached.exists() {
         // SAFETY: the cache directory is written only by this function, with artifacts

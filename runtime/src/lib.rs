@@ -7,6 +7,7 @@
 
 mod app;
 mod bindings;
+mod compose;
 mod engine;
 mod guest_log;
 mod http_trigger;

@@ -115,10 +115,23 @@ pub struct Component {
     pub sqlite_databases: Vec<String>,
     /// Model names the component may use through `wasi:nn`.
     pub ai_models: Vec<String>,
+    /// Components that satisfy some of this component's imports (`[component.<id>.dependencies]`).
+    pub dependencies: Vec<Dependency>,
     /// How `vitrine build` builds the source.
     pub build: Option<BuildConfig>,
     /// Component-specific runtime settings (`[component.<id>.tool.vitrine]`).
     pub settings: Settings,
+}
+
+/// A component dependency: the imports named by `name` (a package such as `wasi:nn` or
+/// `wasi:nn@0.2.0-rc-2024-10-28`, or one interface such as `wasi:nn/graph@0.2.0-rc-2024-10-28`)
+/// are satisfied by the exports of the component at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The package or interface name the dependency satisfies.
+    pub name: String,
+    /// The dependency component, resolved against the manifest directory.
+    pub path: PathBuf,
 }
 
 /// One entry of a component's `files`.
@@ -551,11 +564,25 @@ impl Manifest {
                     )),
                 })
                 .collect::<Result<_, _>>()?;
-            if !rc.dependencies.is_empty() {
-                return Err(invalid(
-                    &field("dependencies"),
-                    "component dependencies are not supported by this runtime version".into(),
-                ));
+            let mut dependencies = Vec::new();
+            for (name, value) in rc.dependencies {
+                let dfield = field(&format!("dependencies.\"{name}\""));
+                let path = match value.as_table().map(|t| (t.get("path"), t.len())) {
+                    Some((Some(toml::Value::String(path)), 1)) => dir.join(path),
+                    _ => {
+                        return Err(invalid(
+                            &dfield,
+                            "only local dependencies are supported: `{ path = \"dep.wasm\" }`".into(),
+                        ))
+                    }
+                };
+                if !name.contains(':') {
+                    return Err(invalid(
+                        &dfield,
+                        "name a package (`ns:pkg[@version]`) or an interface (`ns:pkg/interface[@version]`)".into(),
+                    ));
+                }
+                dependencies.push(Dependency { name, path });
             }
             let settings =
                 tool_settings(&rc.tool, &field("tool.vitrine")).map_err(|(f, p)| invalid(&f, p))?;
@@ -573,6 +600,7 @@ impl Manifest {
                     key_value_stores: rc.key_value_stores,
                     sqlite_databases: rc.sqlite_databases,
                     ai_models: rc.ai_models,
+                    dependencies,
                     build: rc.build,
                     settings,
                 },

@@ -1,0 +1,94 @@
+//! Component dependencies (`[component.<id>.dependencies]`): the imports a dependency is named
+//! for are satisfied by that dependency's exports, composed into one component with `wac-graph`
+//! before compilation (what `wac plug` does, restricted to the named imports).
+
+use std::path::Path;
+
+use wac_graph::types::Package;
+use wac_graph::{CompositionGraph, EncodeOptions};
+
+use crate::manifest::Dependency;
+
+/// Composes `main` with its dependencies and returns the new component's bytes.
+pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, String> {
+    let mut graph = CompositionGraph::new();
+    let package = Package::from_bytes("vitrine:main", None, main.to_vec(), graph.types_mut())
+        .map_err(|e| format!("{e:#}"))?;
+    let main_id = graph.register_package(package).map_err(|e| format!("{e:#}"))?;
+    let main_instance = graph.instantiate(main_id);
+    let imports: Vec<String> = graph.types()[graph[main_id].ty()].imports.keys().cloned().collect();
+    for (index, dependency) in dependencies.iter().enumerate() {
+        let context = |problem: String| format!("dependency `{}` ({}): {problem}", dependency.name, dependency.path.display());
+        let bytes = read(&dependency.path).map_err(context)?;
+        let package = Package::from_bytes(&format!("vitrine:dependency{index}"), None, bytes, graph.types_mut())
+            .map_err(|e| context(format!("{e:#}")))?;
+        let id = graph.register_package(package).map_err(|e| context(format!("{e:#}")))?;
+        let exports: Vec<String> = graph.types()[graph[id].ty()].exports.keys().cloned().collect();
+        let selected: Vec<&String> = imports.iter().filter(|i| satisfies(&dependency.name, i)).collect();
+        if selected.is_empty() {
+            return Err(context("the component imports nothing by this name".into()));
+        }
+        let instance = graph.instantiate(id);
+        for import in selected {
+            if !exports.contains(import) {
+                return Err(context(format!("it does not export `{import}`")));
+            }
+            let export = graph
+                .alias_instance_export(instance, import)
+                .map_err(|e| context(format!("{e:#}")))?;
+            graph
+                .set_instantiation_argument(main_instance, import, export)
+                .map_err(|e| context(format!("`{import}` does not fit: {e:#}")))?;
+        }
+    }
+    let main_exports: Vec<String> = graph.types()[graph[main_id].ty()].exports.keys().cloned().collect();
+    for name in main_exports {
+        let export = graph.alias_instance_export(main_instance, &name).map_err(|e| format!("{e:#}"))?;
+        graph.export(export, &name).map_err(|e| format!("{e:#}"))?;
+    }
+    graph
+        .encode(EncodeOptions::default())
+        .map_err(|e| format!("composing failed: {e:#}"))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))
+}
+
+/// Whether the dependency name (`ns:pkg[@v]` or `ns:pkg/iface[@v]`) covers `import`
+/// (`ns:pkg/iface@v`).
+fn satisfies(name: &str, import: &str) -> bool {
+    let (import_path, import_version) = split_version(import);
+    let (name_path, name_version) = split_version(name);
+    let version_ok = name_version.is_none() || name_version == import_version;
+    let path_ok = if name_path.contains('/') {
+        name_path == import_path
+    } else {
+        import_path.split_once('/').is_some_and(|(package, _)| package == name_path)
+    };
+    path_ok && version_ok
+}
+
+fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((path, version)) => (path, Some(version)),
+        None => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::satisfies;
+
+    #[test]
+    fn names_cover_packages_or_single_interfaces() {
+        let import = "wasi:nn/graph@0.2.0-rc-2024-10-28";
+        assert!(satisfies("wasi:nn", import));
+        assert!(satisfies("wasi:nn@0.2.0-rc-2024-10-28", import));
+        assert!(satisfies("wasi:nn/graph@0.2.0-rc-2024-10-28", import));
+        assert!(satisfies("wasi:nn/graph", import));
+        assert!(!satisfies("wasi:nn/tensor", import));
+        assert!(!satisfies("wasi:nn@0.3.0", import));
+        assert!(!satisfies("wasi:nnx", import));
+    }
+}
