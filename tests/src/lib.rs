@@ -11,8 +11,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
 
-/// The Wasm guests the tests use, all built by one cargo invocation.
-const GUESTS: &[&str] = &["probe", "hello", "catalog"];
+/// The Wasm guests the tests use (package names), all built by one cargo invocation.
+const GUESTS: &[&str] = &["probe", "hello", "catalog", "classify", "nn-remote"];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -25,7 +25,7 @@ pub fn workspace_root() -> PathBuf {
 /// The built `.wasm` component of a guest crate (built for `wasm32-wasip2` on first use).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    built(&BUILT, "wasm32-wasip2", GUESTS).join(format!("{name}.wasm"))
+    built(&BUILT, "wasm32-wasip2", GUESTS).join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 /// The `hello` guest built as a WASI preview 1 core module (`wasm32-wasip1`), as Spin's
@@ -72,14 +72,86 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
     Ok(target.join(wasm_target).join("wasm"))
 }
 
-/// A manifest with `PROBE`, `HELLO` and `CATALOG` standing for the built guests' paths.
+/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY` and `NN_REMOTE` standing for the
+/// built guests' paths.
 pub fn manifest(body: &str) -> String {
     let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
     for name in GUESTS {
-        let placeholder = name.to_ascii_uppercase();
+        let placeholder = name.to_ascii_uppercase().replace('-', "_");
         text = text.replace(&placeholder, &guest(name).to_string_lossy());
     }
     text
+}
+
+/// The built-in model repository, trained once per target directory and shared by the tests.
+pub fn test_models() -> PathBuf {
+    static TRAINED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TRAINED
+        .get_or_init(|| train_test_models().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("training the test models failed: {e}"))
+        .clone()
+}
+
+fn train_test_models() -> Result<PathBuf> {
+    let root = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("test-models");
+    let done = root.join("seed-7");
+    if done.join("shapes-cnn/config.toml").exists() {
+        return Ok(done);
+    }
+    // Train into a private folder and rename it into place, so concurrent test binaries never
+    // see half a repository.
+    std::fs::create_dir_all(&root)?;
+    let scratch = tempfile::tempdir_in(&root)?;
+    vitrine_worker::train::write_builtin_repository(scratch.path(), 7, |_| {})?;
+    if std::fs::rename(scratch.path(), &done).is_err() && !done.join("shapes-cnn/config.toml").exists() {
+        bail!("cannot move the trained models to {}", done.display());
+    }
+    Ok(done)
+}
+
+/// An inference worker served on a loopback port for one test.
+pub struct TestWorker {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The worker (repository, metrics).
+    pub worker: std::sync::Arc<vitrine_worker::Worker>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestWorker {
+    /// Serves the model repository at `models` (polled every 50 ms for changes).
+    pub async fn start(models: &Path) -> Result<Self> {
+        let worker = vitrine_worker::Worker::open(models, std::time::Duration::from_millis(50))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(vitrine_worker::serve(listener, worker.clone(), async {
+            let _ = rx.await;
+        }));
+        Ok(Self { url, worker, shutdown: Some(tx) })
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// POSTs JSON and returns the status and JSON body.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new().post(url).json(body).send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body =
+        serde_json::from_str(&text).with_context(|| format!("{url} answered {status}: {text}"))?;
+    Ok((status, body))
 }
 
 /// An application served on a loopback port for one test.

@@ -11,7 +11,10 @@
 //! - `/print?<text>` — write the text to stdout and stderr;
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
 //!   request gets a fresh instance);
-//! - `/loop`, `/memory`, `/trap` — misbehave (for limit tests).
+//! - `/loop`, `/memory`, `/trap` — misbehave (for limit tests);
+//! - `/nn/<model>`, `/nn-load-bytes` — `wasi:nn` (see `nn.rs`).
+
+mod nn;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -86,6 +89,19 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
         ["trap", ..] => panic!("the probe was asked to trap"),
+        ["nn", model, ..] => {
+            let repeat = req
+                .query()
+                .strip_prefix("repeat=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let (status, body) = nn::compute(model, req.body(), repeat);
+            respond(status, body)
+        }
+        ["nn-load-bytes", ..] => {
+            let (status, body) = nn::load_bytes();
+            respond(status, body)
+        }
         _ => echo(&req),
     })
 }

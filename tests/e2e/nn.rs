@@ -1,0 +1,150 @@
+//! Functions → `wasi:nn` → inference worker, end to end: the classify function through the
+//! runtime's native `wasi:nn` and through the `nn-remote` adapter composed as a dependency, and
+//! the host's rules (`ai_models`, raw graph bytes, unknown models, bad tensors).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
+use vitrine_tests::{manifest, post_json, test_models, TestApp, TestWorker};
+
+fn pool(worker: &TestWorker) -> Arc<WorkerPool> {
+    Arc::new(WorkerPool::new(&[worker.url.clone()], PoolOptions::default()).unwrap())
+}
+
+/// Two rows of session features.
+fn features() -> Value {
+    json!({ "features": [
+        [0.3, -1.2, 0.8, 1.5, -0.4, 0.0, 2.1, -0.7, 0.9, 1.1, -1.8, 0.2, 0.6, -0.3, 1.4, -0.9],
+        [-1.0, 0.5, -0.2, 0.1, 1.9, -1.3, 0.4, 0.7, -0.6, 0.0, 0.3, 1.2, -1.5, 0.8, -0.1, 0.5]
+    ]})
+}
+
+const NATIVE: &str = r#"
+[[trigger.http]]
+route = "/api/classify/..."
+component = "classify"
+[component.classify]
+source = "CLASSIFY"
+ai_models = ["intent-mlp", "shapes-cnn"]
+"#;
+
+#[tokio::test]
+async fn a_function_gets_the_workers_answer_through_native_wasi_nn() -> anyhow::Result<()> {
+    let worker = TestWorker::start(&test_models()).await?;
+    let app = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(pool(&worker))).await?;
+    let (status, body) = post_json(&format!("{}/api/classify/intent", app.url), &features()).await?;
+    assert_eq!(status, 200, "{body}");
+
+    // The same rows straight to the worker over the inference protocol.
+    let rows: Vec<f32> = features()["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+        .collect();
+    let direct = json!({ "inputs": [{ "name": "features", "shape": [2, 16], "datatype": "FP32", "data": rows }] });
+    let (status, answer) = post_json(&format!("{}/v2/models/intent-mlp/infer", worker.url), &direct).await?;
+    assert_eq!(status, 200, "{answer}");
+    let expected: Vec<f64> = answer["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let labels = ["browse", "compare", "buy", "leave"];
+    for (row, result) in body["results"].as_array().unwrap().iter().enumerate() {
+        for (i, label) in labels.iter().enumerate() {
+            let got = result["probabilities"][label].as_f64().unwrap();
+            assert!((got - expected[row * 4 + i]).abs() < 1e-6, "row {row} {label}: {got} vs {}", expected[row * 4 + i]);
+        }
+    }
+
+    // Bad input is the function's 400, never a worker call.
+    let (status, body) = post_json(&format!("{}/api/classify/intent", app.url), &json!({ "features": [1, 2] })).await?;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("the model takes 16"), "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_nn_remote_adapter_gives_the_same_answer_as_native_wasi_nn() -> anyhow::Result<()> {
+    let worker = TestWorker::start(&test_models()).await?;
+    let native = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(pool(&worker))).await?;
+    let composed = format!(
+        r#"
+[[trigger.http]]
+route = "/api/classify/..."
+component = "classify"
+[component.classify]
+source = "CLASSIFY"
+environment = {{ VITRINE_NN_URL = "{url}" }}
+allowed_outbound_hosts = ["{url}"]
+dependencies_inherit_configuration = true
+[component.classify.dependencies]
+"wasi:nn" = {{ path = "NN_REMOTE" }}
+"#,
+        url = worker.url
+    );
+    // No pool: the composed component must not need the host's wasi:nn at all.
+    let remote = TestApp::start(&manifest(&composed)).await?;
+    let image: Vec<f32> = (0..784).map(|i| if (i % 28 > 8 && i % 28 < 20) && (i / 28 > 8 && i / 28 < 20) { 0.9 } else { 0.05 }).collect();
+    for (path, body) in [("intent", features()), ("shape", json!({ "image": image }))] {
+        let a = post_json(&format!("{}/api/classify/{path}", native.url), &body).await?;
+        let b = post_json(&format!("{}/api/classify/{path}", remote.url), &body).await?;
+        assert_eq!(a.0, 200, "{}", a.1);
+        assert_eq!(a, b, "native and adapter answers differ for {path}");
+    }
+    // A square is recognised by the CNN.
+    let (_, shape) = post_json(&format!("{}/api/classify/shape", remote.url), &json!({ "image": image })).await?;
+    assert_eq!(shape["results"][0]["shape"], "square", "{shape}");
+    Ok(())
+}
+
+const PROBE: &str = r#"
+[[trigger.http]]
+route = "/p/..."
+component = "p"
+[component.p]
+source = "PROBE"
+ai_models = ["intent-mlp", "no-such-model"]
+"#;
+
+async fn probe_nn(url: &str, model: &str, inputs: Value) -> anyhow::Result<(u16, Value)> {
+    post_json(&format!("{url}/p/nn/{model}"), &json!({ "inputs": inputs })).await
+}
+
+#[tokio::test]
+async fn the_host_enforces_ai_models_and_reports_wasi_nn_error_codes() -> anyhow::Result<()> {
+    let worker = TestWorker::start(&test_models()).await?;
+    let app = TestApp::start_with(&manifest(PROBE), |c| c.nn_pool = Some(pool(&worker))).await?;
+    let row = json!([{ "name": "features", "dims": [1, 16], "fp32": vec![0.5; 16] }]);
+
+    let (status, ok) = probe_nn(&app.url, "intent-mlp", row.clone()).await?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["outputs"][0]["name"], "probabilities");
+    assert_eq!(ok["outputs"][0]["dims"], json!([1, 4]));
+    let sum: f64 = ok["outputs"][0]["fp32"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+
+    // Served by the worker, but not listed in ai_models.
+    let (status, denied) = probe_nn(&app.url, "shapes-cnn", row.clone()).await?;
+    assert_eq!((status, denied["code"].as_str()), (422, Some("Security")), "{denied}");
+    // Listed, but no worker has it.
+    let (_, missing) = probe_nn(&app.url, "no-such-model", row.clone()).await?;
+    assert_eq!(missing["code"], "NotFound", "{missing}");
+    // Wrong shape: the worker's message comes through as invalid-argument.
+    let (_, wrong) = probe_nn(&app.url, "intent-mlp", json!([{ "name": "features", "dims": [1, 15], "fp32": vec![0.5; 15] }])).await?;
+    assert_eq!(wrong["code"], "InvalidArgument", "{wrong}");
+    assert!(wrong["message"].as_str().unwrap().contains("shape [1, 15]"), "{wrong}");
+    // Dimensions that do not match the data are caught by the host.
+    let (_, short) = probe_nn(&app.url, "intent-mlp", json!([{ "name": "features", "dims": [2, 16], "fp32": vec![0.5; 16] }])).await?;
+    assert_eq!(short["code"], "InvalidArgument", "{short}");
+    // Raw graph bytes are not accepted.
+    let (_, bytes) = vitrine_tests::get_json(&format!("{}/p/nn-load-bytes", app.url)).await?;
+    assert_eq!(bytes["code"], "UnsupportedOperation", "{bytes}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_workers_wasi_nn_fails_cleanly() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(PROBE)).await?;
+    let (status, body) = probe_nn(&app.url, "intent-mlp", json!([])).await?;
+    assert_eq!((status, body["code"].as_str()), (422, Some("RuntimeError")), "{body}");
+    Ok(())
+}
