@@ -129,7 +129,7 @@ impl ModelConfig {
 
     /// Parses and validates a configuration text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: ModelConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let config: ModelConfig = toml::from_str(text).map_err(|e| describe(text, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -191,6 +191,16 @@ impl DynamicBatching {
     pub fn max_queue_delay(&self) -> Duration {
         Duration::from_micros(self.max_queue_delay_microseconds)
     }
+}
+
+/// The parser's message plus the line it points at, e.g. ``invalid type … at line 3: `max_batch_size = "x"` ``.
+fn describe(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().to_string();
+    };
+    let line = text[..span.start].matches('\n').count() + 1;
+    let content = text.lines().nth(line - 1).unwrap_or_default().trim();
+    format!("{} at line {line}: `{content}`", error.message())
 }
 
 fn default_backend() -> String {

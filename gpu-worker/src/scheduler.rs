@@ -62,6 +62,7 @@ impl Scheduler {
     /// Starts `config.instance_group.count` threads computing with `instance`.
     pub fn start(name: &str, config: &ModelConfig, instance: Arc<dyn ModelInstance>, metrics: Arc<Metrics>) -> Self {
         let policy = config.batching();
+        metrics.set_queue_depth(name, 0);
         let levels = (0..policy.priority_levels).map(|_| VecDeque::new()).collect();
         let shared = Arc::new(Shared {
             model: name.to_string(),
