@@ -134,9 +134,13 @@ fn up(args: UpArgs) -> Result<()> {
         Some(path) => pool::RuntimeConfigFile::load(path)?,
         None => pool::RuntimeConfigFile::default(),
     };
-    let uses_nn = manifest.components.values().any(|c| !c.ai_models.is_empty());
+    let uses_nn = manifest
+        .components
+        .values()
+        .any(|c| !c.ai_models.is_empty());
     let (nn_pool, _local_workers) = if uses_nn {
-        let (pool, workers) = pool::start(&runtime_config, args.nn_workers, args.models, &state_dir)?;
+        let (pool, workers) =
+            pool::start(&runtime_config, args.nn_workers, args.models, &state_dir)?;
         (Some(pool), Some(workers))
     } else {
         (None, None)

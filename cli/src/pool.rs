@@ -35,7 +35,8 @@ impl RuntimeConfigFile {
     /// Reads the file; unknown tables are an error, so a Spin runtime config for other
     /// services is not silently ignored.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!("invalid runtime config {} (supported: a [wasi_nn] table with `workers` and `timeout_ms`)", path.display())
         })
@@ -65,7 +66,11 @@ pub fn start(
     if let Some(ms) = config.wasi_nn.as_ref().and_then(|c| c.timeout_ms) {
         options.timeout = Duration::from_millis(ms);
     }
-    let remote = config.wasi_nn.as_ref().map(|c| c.workers.clone()).unwrap_or_default();
+    let remote = config
+        .wasi_nn
+        .as_ref()
+        .map(|c| c.workers.clone())
+        .unwrap_or_default();
     if !remote.is_empty() {
         tracing::info!(workers = ?remote, "wasi:nn uses the remote workers of the runtime config");
         let pool = WorkerPool::new(&remote, options).map_err(anyhow::Error::msg)?;
@@ -78,7 +83,8 @@ pub fn start(
         Some(dir) => dir,
         None => crate::worker::builtin_repository(state_dir)?,
     };
-    let exe = std::env::current_exe().context("cannot find the vitrine executable to start workers")?;
+    let exe =
+        std::env::current_exe().context("cannot find the vitrine executable to start workers")?;
     let mut children = LocalWorkers(Vec::new());
     let mut urls = Vec::new();
     for _ in 0..local_count {
@@ -92,7 +98,9 @@ pub fn start(
         let stdout = child.stdout.take().expect("stdout is piped");
         children.0.push(child);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).context("reading the worker's address")?;
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("reading the worker's address")?;
         let addr = line
             .trim()
             .strip_prefix("listening on ")

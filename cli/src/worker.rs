@@ -40,7 +40,9 @@ pub struct TrainArgs {
 
 /// Trains the built-in models into `out`, printing progress and accuracy.
 pub fn train_models(args: TrainArgs) -> Result<()> {
-    let reports = vitrine_worker::train::write_builtin_repository(&args.out, args.seed, |line| eprintln!("{line}"))?;
+    let reports = vitrine_worker::train::write_builtin_repository(&args.out, args.seed, |line| {
+        eprintln!("{line}")
+    })?;
     for r in reports {
         println!(
             "{}: held-out accuracy {:.1}% (training {:.1}%, {} rows, {:.1} s)",
@@ -58,10 +60,13 @@ pub fn train_models(args: TrainArgs) -> Result<()> {
 /// The built-in repository under `state_dir`, trained first if it is not there yet.
 pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
     let dir = state_dir.join("models");
-    if !dir.join("intent-mlp/config.toml").exists() || !dir.join("shapes-cnn/config.toml").exists() {
+    if !dir.join("intent-mlp/config.toml").exists() || !dir.join("shapes-cnn/config.toml").exists()
+    {
         tracing::info!("training the built-in models into {} (once)", dir.display());
-        vitrine_worker::train::write_builtin_repository(&dir, BUILTIN_SEED, |line| tracing::info!("{line}"))
-            .context("training the built-in models")?;
+        vitrine_worker::train::write_builtin_repository(&dir, BUILTIN_SEED, |line| {
+            tracing::info!("{line}")
+        })
+        .context("training the built-in models")?;
     }
     Ok(dir)
 }
@@ -72,15 +77,20 @@ pub fn serve(args: WorkerArgs) -> Result<()> {
         Some(dir) => dir,
         None => builtin_repository(&args.state_dir)?,
     };
-    let worker = Worker::open(&models, Duration::from_millis(args.poll_interval_ms.max(10)))
-        .with_context(|| format!("cannot open model repository {}", models.display()))?;
+    let worker = Worker::open(
+        &models,
+        Duration::from_millis(args.poll_interval_ms.max(10)),
+    )
+    .with_context(|| format!("cannot open model repository {}", models.display()))?;
     for entry in worker.repository.index() {
         match entry.state {
             "READY" => tracing::info!(model = entry.name, version = entry.version, "ready"),
             _ => tracing::warn!(model = entry.name, reason = entry.reason, "unavailable"),
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -153,3 +153,135 @@ fn up_serves_and_stops_gracefully_on_sigterm() {
         );
     }
 }
+
+/// Starts `vitrine up` with `args` and returns the child and the address it serves on.
+fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = vitrine()
+        .args([
+            "up",
+            "--skip-build",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+        ])
+        .args(args)
+        .arg("-f")
+        .arg(manifest)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while logs.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_string();
+            // Keep draining the logs so the child never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut logs, &mut std::io::sink()));
+            return (child, addr);
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("vitrine up did not start");
+}
+
+/// A minimal HTTP/1.0 POST of a JSON body, returning the whole response.
+fn http_post(addr: &str, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn up_serves_wasi_nn_from_local_workers_or_from_the_runtime_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "[[trigger.http]]\nroute = \"/api/classify/...\"\ncomponent = \"classify\"\n[component.classify]\nsource = \"CLASSIFY\"\nai_models = [\"intent-mlp\"]\n",
+    );
+    let models = vitrine_tests::test_models();
+    let body =
+        r#"{"features": [0.3,-1.2,0.8,1.5,-0.4,0,2.1,-0.7,0.9,1.1,-1.8,0.2,0.6,-0.3,1.4,-0.9]}"#;
+
+    // Default: `up` starts its own worker (two here) on the given repository.
+    let (mut child, addr) = up_with(
+        &["--nn-workers", "2", "--models", models.to_str().unwrap()],
+        &manifest,
+    );
+    let local = http_post(&addr, "/api/classify/intent", body);
+    assert!(
+        local.contains(" 200 ") && local.contains("\"intent\""),
+        "{local}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A runtime config points at a remote worker instead; no local worker is needed.
+    let mut worker = vitrine()
+        .args(["worker", "--listen", "127.0.0.1:0", "--models"])
+        .arg(&models)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(worker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let worker_addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!("[wasi_nn]\nworkers = [\"http://{worker_addr}\"]\ntimeout_ms = 5000\n"),
+    )
+    .unwrap();
+    let (mut child, addr) = up_with(
+        &[
+            "--nn-workers",
+            "0",
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+        ],
+        &manifest,
+    );
+    let remote = http_post(&addr, "/api/classify/intent", body);
+    let json = |r: &str| r.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    assert_eq!(
+        json(&remote),
+        json(&local),
+        "the remote worker gives the same answer"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+
+    // A runtime config with tables this runtime does not know is refused, naming the file.
+    std::fs::write(&config, "[key_value_store.default]\ntype = \"redis\"\n").unwrap();
+    let out = vitrine()
+        .args(["up", "--skip-build", "--runtime-config-file"])
+        .arg(&config)
+        .arg("-f")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("runtime-config.toml") && stderr.contains("[wasi_nn]"),
+        "{stderr}"
+    );
+}

@@ -23,9 +23,17 @@ impl WorkerProcess {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening on ").expect("worker prints its address");
-        Self { child, url: format!("http://{addr}") }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("worker prints its address");
+        Self {
+            child,
+            url: format!("http://{addr}"),
+        }
     }
 
     fn kill(&mut self) {
@@ -35,8 +43,13 @@ impl WorkerProcess {
 
     fn inferences(&self) -> u64 {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n").unwrap();
+        let mut stream =
+            std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut text = String::new();
         stream.read_to_string(&mut text).unwrap();
         text.lines()
@@ -54,15 +67,23 @@ impl Drop for WorkerProcess {
 }
 
 fn features(seed: usize) -> Vec<PoolTensor> {
-    let data = (0..16).flat_map(|i| (((seed * 31 + i * 7) % 13) as f32 / 6.0 - 1.0).to_le_bytes()).collect();
-    vec![PoolTensor { name: "features".into(), datatype: "FP32".into(), shape: vec![1, 16], data }]
+    let data = (0..16)
+        .flat_map(|i| (((seed * 31 + i * 7) % 13) as f32 / 6.0 - 1.0).to_le_bytes())
+        .collect();
+    vec![PoolTensor {
+        name: "features".into(),
+        datatype: "FP32".into(),
+        shape: vec![1, 16],
+        data,
+    }]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_under_load_costs_no_request() {
     let mut a = WorkerProcess::start();
     let b = WorkerProcess::start();
-    let pool = Arc::new(WorkerPool::new(&[a.url.clone(), b.url.clone()], PoolOptions::default()).unwrap());
+    let pool =
+        Arc::new(WorkerPool::new(&[a.url.clone(), b.url.clone()], PoolOptions::default()).unwrap());
     pool.start_health_checks();
 
     // 8 clients in a closed loop for 3 s; worker `a` is killed after 1 s.
@@ -93,11 +114,20 @@ async fn a_worker_killed_under_load_costs_no_request() {
     let mut total = 0;
     for client in clients {
         let (ok, failed) = client.await.unwrap();
-        assert!(failed.is_empty(), "requests failed after a worker died: {failed:?}");
+        assert!(
+            failed.is_empty(),
+            "requests failed after a worker died: {failed:?}"
+        );
         total += ok;
     }
-    assert!(served_by_a > 0 && served_by_b_before > 0, "both workers took load ({served_by_a}, {served_by_b_before})");
-    assert!(b.inferences() > served_by_b_before, "the surviving worker took over");
+    assert!(
+        served_by_a > 0 && served_by_b_before > 0,
+        "both workers took load ({served_by_a}, {served_by_b_before})"
+    );
+    assert!(
+        b.inferences() > served_by_b_before,
+        "the surviving worker took over"
+    );
     assert!(total > 100, "only {total} requests in 3 s");
 }
 
@@ -120,7 +150,10 @@ async fn calls_fail_cleanly_when_no_worker_answers() {
             held.push(socket);
         }
     });
-    let options = PoolOptions { timeout: Duration::from_millis(300), ..PoolOptions::default() };
+    let options = PoolOptions {
+        timeout: Duration::from_millis(300),
+        ..PoolOptions::default()
+    };
     let pool = WorkerPool::new(&[url], options).unwrap();
     let started = std::time::Instant::now();
     let err = pool.infer("intent-mlp", features(0)).await.unwrap_err();

@@ -15,7 +15,11 @@ use crate::tensor::{DataType, Tensor};
 /// Loads models of one kind onto one device.
 pub trait Backend: Send + Sync {
     /// Loads the model in `version_dir` according to `config`, or says why it cannot.
-    fn load(&self, config: &ModelConfig, version_dir: &Path) -> Result<Arc<dyn ModelInstance>, String>;
+    fn load(
+        &self,
+        config: &ModelConfig,
+        version_dir: &Path,
+    ) -> Result<Arc<dyn ModelInstance>, String>;
 }
 
 /// A loaded model that computes whole batches.
@@ -35,7 +39,9 @@ pub struct CandleCpu {
 impl CandleCpu {
     /// A backend on the host CPU.
     pub fn new() -> Self {
-        Self { device: Device::Cpu }
+        Self {
+            device: Device::Cpu,
+        }
     }
 }
 
@@ -46,11 +52,19 @@ impl Default for CandleCpu {
 }
 
 impl Backend for CandleCpu {
-    fn load(&self, config: &ModelConfig, version_dir: &Path) -> Result<Arc<dyn ModelInstance>, String> {
+    fn load(
+        &self,
+        config: &ModelConfig,
+        version_dir: &Path,
+    ) -> Result<Arc<dyn ModelInstance>, String> {
         if config.inputs.len() != 1 || config.outputs.len() != 1 {
-            return Err(format!("the '{}' architecture takes one input and one output", config.architecture));
+            return Err(format!(
+                "the '{}' architecture takes one input and one output",
+                config.architecture
+            ));
         }
-        if config.inputs[0].datatype != DataType::F32 || config.outputs[0].datatype != DataType::F32 {
+        if config.inputs[0].datatype != DataType::F32 || config.outputs[0].datatype != DataType::F32
+        {
             return Err("candle models take and return FP32".into());
         }
         let path = version_dir.join(WEIGHTS_FILE);
@@ -77,9 +91,12 @@ struct CandleModel {
 
 impl ModelInstance for CandleModel {
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
-        let failed = |e: candle_core::Error| InferError::Compute(format!("model computation failed: {e}"));
+        let failed =
+            |e: candle_core::Error| InferError::Compute(format!("model computation failed: {e}"));
         let input = &inputs[0];
-        let mut xs = candle_core::Tensor::from_vec(input.to_f32(), input.shape.as_slice(), &self.device).map_err(failed)?;
+        let mut xs =
+            candle_core::Tensor::from_vec(input.to_f32(), input.shape.as_slice(), &self.device)
+                .map_err(failed)?;
         if !self.batched {
             xs = xs.unsqueeze(0).map_err(failed)?;
         }
@@ -89,7 +106,10 @@ impl ModelInstance for CandleModel {
             probs = probs.squeeze(0).map_err(failed)?;
         }
         let shape = probs.dims().to_vec();
-        let values = probs.flatten_all().and_then(|p| p.to_vec1::<f32>()).map_err(failed)?;
+        let values = probs
+            .flatten_all()
+            .and_then(|p| p.to_vec1::<f32>())
+            .map_err(failed)?;
         Ok(vec![Tensor::from_f32(self.output.clone(), shape, &values)?])
     }
 }

@@ -89,7 +89,10 @@ pub struct InstanceGroup {
 
 impl Default for InstanceGroup {
     fn default() -> Self {
-        Self { count: 1, kind: default_kind() }
+        Self {
+            count: 1,
+            kind: default_kind(),
+        }
     }
 }
 
@@ -136,7 +139,10 @@ impl ModelConfig {
 
     fn validate(&self) -> Result<(), String> {
         if self.backend != "candle" {
-            return Err(format!("unknown backend '{}' (available: candle)", self.backend));
+            return Err(format!(
+                "unknown backend '{}' (available: candle)",
+                self.backend
+            ));
         }
         if self.inputs.is_empty() || self.outputs.is_empty() {
             return Err("a model needs at least one [[input]] and one [[output]]".into());
@@ -145,17 +151,33 @@ impl ModelConfig {
             return Err("instance_group.count must be at least 1".into());
         }
         if self.instance_group.kind != "cpu" {
-            return Err(format!("instance_group.kind '{}' is not available (cpu)", self.instance_group.kind));
+            return Err(format!(
+                "instance_group.kind '{}' is not available (cpu)",
+                self.instance_group.kind
+            ));
         }
         if let Some(b) = &self.dynamic_batching {
             if self.max_batch_size == 0 {
                 return Err("dynamic_batching needs max_batch_size > 0".into());
             }
-            if let Some(p) = b.preferred_batch_size.iter().find(|p| **p == 0 || **p > self.max_batch_size) {
-                return Err(format!("preferred_batch_size {p} is outside 1..={}", self.max_batch_size));
+            if let Some(p) = b
+                .preferred_batch_size
+                .iter()
+                .find(|p| **p == 0 || **p > self.max_batch_size)
+            {
+                return Err(format!(
+                    "preferred_batch_size {p} is outside 1..={}",
+                    self.max_batch_size
+                ));
             }
-            if b.priority_levels == 0 || b.default_priority_level == 0 || b.default_priority_level > b.priority_levels {
-                return Err("priority levels count from 1, and default_priority_level must be one of them".into());
+            if b.priority_levels == 0
+                || b.default_priority_level == 0
+                || b.default_priority_level > b.priority_levels
+            {
+                return Err(
+                    "priority levels count from 1, and default_priority_level must be one of them"
+                        .into(),
+                );
             }
             if b.max_queue_size == 0 {
                 return Err("max_queue_size must be at least 1".into());
@@ -247,7 +269,14 @@ mod tests {
         assert_eq!(c.max_batch_size, 32);
         assert_eq!(c.inputs[0].datatype, DataType::F32);
         let b = c.batching();
-        assert_eq!((b.priority_levels, b.max_queue_size, b.max_queue_delay_microseconds), (1, 1024, 1000));
+        assert_eq!(
+            (
+                b.priority_levels,
+                b.max_queue_size,
+                b.max_queue_delay_microseconds
+            ),
+            (1, 1024, 1000)
+        );
         assert_eq!(c.instance_group.count, 1);
     }
 
@@ -255,7 +284,8 @@ mod tests {
     fn rejects_inconsistent_configs_with_a_reason() {
         let err = ModelConfig::parse(&MLP.replace("[8]", "[64]")).unwrap_err();
         assert!(err.contains("preferred_batch_size 64"), "{err}");
-        let err = ModelConfig::parse(&MLP.replace("max_batch_size = 32", "max_batch_size = 0")).unwrap_err();
+        let err = ModelConfig::parse(&MLP.replace("max_batch_size = 32", "max_batch_size = 0"))
+            .unwrap_err();
         assert!(err.contains("needs max_batch_size"), "{err}");
         let err = ModelConfig::parse(&format!("{MLP}\nbogus = 1")).unwrap_err();
         assert!(err.contains("bogus"), "{err}");

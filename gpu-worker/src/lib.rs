@@ -29,9 +29,16 @@ impl Worker {
     pub fn open(models: &Path, poll_interval: Duration) -> std::io::Result<Arc<Self>> {
         let metrics = Arc::new(metrics::Metrics::default());
         let backend = Arc::new(backend::CandleCpu::new());
-        let repository = Arc::new(repository::Repository::open(models, backend, metrics.clone())?);
+        let repository = Arc::new(repository::Repository::open(
+            models,
+            backend,
+            metrics.clone(),
+        )?);
         repository.watch(poll_interval);
-        Ok(Arc::new(Self { repository, metrics }))
+        Ok(Arc::new(Self {
+            repository,
+            metrics,
+        }))
     }
 }
 
@@ -41,5 +48,7 @@ pub async fn serve(
     worker: Arc<Worker>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, server::router(worker)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, server::router(worker))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

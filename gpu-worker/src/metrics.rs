@@ -54,49 +54,83 @@ impl Default for Metrics {
         let inferences = Family::default();
         let batches = Family::default();
         let errors = Family::default();
-        registry.register("queue_depth", "Requests waiting in the model's queue", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Requests waiting in the model's queue",
+            queue_depth.clone(),
+        );
         registry.register("batch_size", "Rows per computed batch", batch_size.clone());
         registry.register(
             "queue_duration_seconds",
             "Time a request waited in the queue before its batch started",
             queue_time.clone(),
         );
-        registry.register("compute_duration_seconds", "Time to compute one batch", compute_time.clone());
-        registry.register("inferences", "Requests answered with outputs", inferences.clone());
+        registry.register(
+            "compute_duration_seconds",
+            "Time to compute one batch",
+            compute_time.clone(),
+        );
+        registry.register(
+            "inferences",
+            "Requests answered with outputs",
+            inferences.clone(),
+        );
         registry.register("batches", "Batches computed", batches.clone());
         registry.register("errors", "Requests that failed, by kind", errors.clone());
-        Self { registry, queue_depth, batch_size, queue_time, compute_time, inferences, batches, errors }
+        Self {
+            registry,
+            queue_depth,
+            batch_size,
+            queue_time,
+            compute_time,
+            inferences,
+            batches,
+            errors,
+        }
     }
 }
 
 impl Metrics {
     fn label(model: &str) -> ModelLabel {
-        ModelLabel { model: model.to_string() }
+        ModelLabel {
+            model: model.to_string(),
+        }
     }
 
     /// Sets the number of queued requests of `model`.
     pub fn set_queue_depth(&self, model: &str, depth: usize) {
-        self.queue_depth.get_or_create(&Self::label(model)).set(depth as i64);
+        self.queue_depth
+            .get_or_create(&Self::label(model))
+            .set(depth as i64);
     }
 
     /// Records a computed batch of `rows` serving `requests` requests.
     pub fn record_batch(&self, model: &str, rows: usize, requests: usize, compute: Duration) {
         let label = Self::label(model);
         self.batch_size.get_or_create(&label).observe(rows as f64);
-        self.compute_time.get_or_create(&label).observe(compute.as_secs_f64());
+        self.compute_time
+            .get_or_create(&label)
+            .observe(compute.as_secs_f64());
         self.batches.get_or_create(&label).inc();
-        self.inferences.get_or_create(&label).inc_by(requests as u64);
+        self.inferences
+            .get_or_create(&label)
+            .inc_by(requests as u64);
     }
 
     /// Records how long a request waited before its batch started.
     pub fn record_queue_time(&self, model: &str, waited: Duration) {
-        self.queue_time.get_or_create(&Self::label(model)).observe(waited.as_secs_f64());
+        self.queue_time
+            .get_or_create(&Self::label(model))
+            .observe(waited.as_secs_f64());
     }
 
     /// Counts a failed request.
     pub fn record_error(&self, model: &str, kind: &str) {
         self.errors
-            .get_or_create(&ErrorLabels { model: model.to_string(), kind: kind.to_string() })
+            .get_or_create(&ErrorLabels {
+                model: model.to_string(),
+                kind: kind.to_string(),
+            })
             .inc();
     }
 

@@ -54,7 +54,11 @@ pub struct InferRequest {
 
 /// Decodes a request body (JSON, or JSON followed by binary tensors when `header_length` is set)
 /// and checks it against `config`.
-pub fn decode_request(body: &[u8], header_length: Option<usize>, config: &ModelConfig) -> Result<InferRequest, InferError> {
+pub fn decode_request(
+    body: &[u8],
+    header_length: Option<usize>,
+    config: &ModelConfig,
+) -> Result<InferRequest, InferError> {
     let (json, mut binary) = match header_length {
         Some(n) if n > body.len() => {
             return Err(InferError::Invalid(format!(
@@ -65,12 +69,16 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>, config: &ModelC
         Some(n) => body.split_at(n),
         None => (body, &[][..]),
     };
-    let request: InferRequestJson =
-        serde_json::from_slice(json).map_err(|e| InferError::Invalid(format!("invalid inference request JSON: {e}")))?;
-    let binary_output_default = bool_param(&request.parameters, "binary_data_output")?.unwrap_or(false);
+    let request: InferRequestJson = serde_json::from_slice(json)
+        .map_err(|e| InferError::Invalid(format!("invalid inference request JSON: {e}")))?;
+    let binary_output_default =
+        bool_param(&request.parameters, "binary_data_output")?.unwrap_or(false);
     let priority = uint_param(&request.parameters, "priority")?.unwrap_or(0);
-    let priority = u32::try_from(priority).map_err(|_| InferError::Invalid(format!("priority {priority} is too large")))?;
-    let timeout = uint_param(&request.parameters, "timeout")?.filter(|t| *t > 0).map(Duration::from_micros);
+    let priority = u32::try_from(priority)
+        .map_err(|_| InferError::Invalid(format!("priority {priority} is too large")))?;
+    let timeout = uint_param(&request.parameters, "timeout")?
+        .filter(|t| *t > 0)
+        .map(Duration::from_micros);
 
     let mut decoded = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
@@ -80,8 +88,16 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>, config: &ModelC
             .iter()
             .map(|d| usize::try_from(*d))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| InferError::Invalid(format!("input '{}': shape {:?} has a negative dimension", input.name, input.shape)))?;
-        let tensor = match (uint_param(&input.parameters, "binary_data_size")?, &input.data) {
+            .map_err(|_| {
+                InferError::Invalid(format!(
+                    "input '{}': shape {:?} has a negative dimension",
+                    input.name, input.shape
+                ))
+            })?;
+        let tensor = match (
+            uint_param(&input.parameters, "binary_data_size")?,
+            &input.data,
+        ) {
             (Some(size), _) => {
                 let size = size as usize;
                 if size > binary.len() {
@@ -97,7 +113,10 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>, config: &ModelC
             }
             (None, Some(data)) => Tensor::from_json(&input.name, datatype, shape, data)?,
             (None, None) => {
-                return Err(InferError::Invalid(format!("input '{}' has neither data nor binary_data_size", input.name)))
+                return Err(InferError::Invalid(format!(
+                    "input '{}' has neither data nor binary_data_size",
+                    input.name
+                )))
             }
         };
         decoded.push(tensor);
@@ -111,7 +130,11 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>, config: &ModelC
     let inputs = order_inputs(decoded, config)?;
 
     let outputs = match request.outputs {
-        None => config.outputs.iter().map(|o| (o.name.clone(), binary_output_default)).collect(),
+        None => config
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), binary_output_default))
+            .collect(),
         Some(requested) => requested
             .into_iter()
             .map(|o| {
@@ -123,19 +146,31 @@ pub fn decode_request(body: &[u8], header_length: Option<usize>, config: &ModelC
                     )));
                 }
                 if o.parameters.contains_key("classification") {
-                    return Err(InferError::Invalid("the classification extension is not supported".into()));
+                    return Err(InferError::Invalid(
+                        "the classification extension is not supported".into(),
+                    ));
                 }
-                let binary = bool_param(&o.parameters, "binary_data")?.unwrap_or(binary_output_default);
+                let binary =
+                    bool_param(&o.parameters, "binary_data")?.unwrap_or(binary_output_default);
                 Ok((o.name, binary))
             })
             .collect::<Result<_, _>>()?,
     };
-    Ok(InferRequest { id: request.id, inputs, outputs, priority, timeout })
+    Ok(InferRequest {
+        id: request.id,
+        inputs,
+        outputs,
+        priority,
+        timeout,
+    })
 }
 
 /// Matches inputs to the configuration by name and checks datatypes and shapes.
 fn order_inputs(mut given: Vec<Tensor>, config: &ModelConfig) -> Result<Vec<Tensor>, InferError> {
-    if let Some(unknown) = given.iter().find(|t| !config.inputs.iter().any(|s| s.name == t.name)) {
+    if let Some(unknown) = given
+        .iter()
+        .find(|t| !config.inputs.iter().any(|s| s.name == t.name))
+    {
         return Err(InferError::Invalid(format!(
             "unknown input '{}' (the model takes: {})",
             unknown.name,
@@ -151,7 +186,10 @@ fn order_inputs(mut given: Vec<Tensor>, config: &ModelConfig) -> Result<Vec<Tens
             .ok_or_else(|| InferError::Invalid(format!("missing input '{}'", spec.name)))?;
         let tensor = given.swap_remove(index);
         if given.iter().any(|t| t.name == spec.name) {
-            return Err(InferError::Invalid(format!("input '{}' is given twice", spec.name)));
+            return Err(InferError::Invalid(format!(
+                "input '{}' is given twice",
+                spec.name
+            )));
         }
         if tensor.datatype != spec.datatype {
             return Err(InferError::Invalid(format!(
@@ -163,7 +201,11 @@ fn order_inputs(mut given: Vec<Tensor>, config: &ModelConfig) -> Result<Vec<Tens
         }
         let expected = expected_shape(spec, config.max_batch_size);
         let fits = tensor.shape.len() == expected.len()
-            && tensor.shape.iter().zip(&expected).all(|(d, e)| *e < 0 || *d as i64 == *e);
+            && tensor
+                .shape
+                .iter()
+                .zip(&expected)
+                .all(|(d, e)| *e < 0 || *d as i64 == *e);
         if !fits {
             return Err(InferError::Invalid(format!(
                 "input '{}': shape {:?} does not match the model's {:?}",
@@ -179,7 +221,9 @@ fn order_inputs(mut given: Vec<Tensor>, config: &ModelConfig) -> Result<Vec<Tens
                 )));
             }
             if *batch.get_or_insert(rows) != rows {
-                return Err(InferError::Invalid("inputs disagree on the batch size".into()));
+                return Err(InferError::Invalid(
+                    "inputs disagree on the batch size".into(),
+                ));
             }
         }
         ordered.push(tensor);
@@ -224,10 +268,9 @@ pub fn encode_response(
     let mut binary = Vec::new();
     let mut json_outputs = Vec::new();
     for (name, as_binary) in &request.outputs {
-        let tensor = outputs
-            .iter()
-            .find(|t| &t.name == name)
-            .ok_or_else(|| InferError::Compute(format!("the model did not produce output '{name}'")))?;
+        let tensor = outputs.iter().find(|t| &t.name == name).ok_or_else(|| {
+            InferError::Compute(format!("the model did not produce output '{name}'"))
+        })?;
         let mut out = serde_json::json!({
             "name": tensor.name,
             "datatype": tensor.datatype.name(),
@@ -250,17 +293,27 @@ pub fn encode_response(
     let mut body = serde_json::to_vec(&response).expect("response JSON serializes");
     let header_length = (!binary.is_empty()).then_some(body.len());
     body.extend_from_slice(&binary);
-    Ok(EncodedResponse { body, header_length })
+    Ok(EncodedResponse {
+        body,
+        header_length,
+    })
 }
 
 fn names(specs: &[TensorSpec]) -> String {
-    specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+    specs
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, InferError> {
     params
         .get(name)
-        .map(|v| v.as_bool().ok_or_else(|| InferError::Invalid(format!("parameter '{name}' must be a boolean"))))
+        .map(|v| {
+            v.as_bool()
+                .ok_or_else(|| InferError::Invalid(format!("parameter '{name}' must be a boolean")))
+        })
         .transpose()
 }
 
@@ -268,8 +321,9 @@ fn uint_param(params: &Map<String, Value>, name: &str) -> Result<Option<u64>, In
     params
         .get(name)
         .map(|v| {
-            v.as_u64()
-                .ok_or_else(|| InferError::Invalid(format!("parameter '{name}' must be a non-negative integer")))
+            v.as_u64().ok_or_else(|| {
+                InferError::Invalid(format!("parameter '{name}' must be a non-negative integer"))
+            })
         })
         .transpose()
 }

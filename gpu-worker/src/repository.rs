@@ -32,7 +32,10 @@ pub struct LoadedModel {
 
 enum State {
     Ready(Arc<LoadedModel>),
-    Unavailable { version: Option<u64>, reason: String },
+    Unavailable {
+        version: Option<u64>,
+        reason: String,
+    },
     Unloaded,
 }
 
@@ -65,14 +68,23 @@ pub struct Repository {
 
 impl Repository {
     /// Opens `root` and loads every model in it (failures are recorded, not fatal).
-    pub fn open(root: &Path, backend: Arc<dyn Backend>, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub fn open(
+        root: &Path,
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         if !root.is_dir() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("model repository {} is not a directory", root.display()),
             ));
         }
-        let repo = Self { root: root.to_path_buf(), backend, metrics, models: RwLock::new(BTreeMap::new()) };
+        let repo = Self {
+            root: root.to_path_buf(),
+            backend,
+            metrics,
+            models: RwLock::new(BTreeMap::new()),
+        };
         repo.poll();
         Ok(repo)
     }
@@ -85,19 +97,29 @@ impl Repository {
     /// The ready model `name`, or why it cannot serve.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, InferError> {
         let models = self.models.read().unwrap();
-        let entry = models.get(name).ok_or_else(|| InferError::NotFound(format!("unknown model '{name}'")))?;
+        let entry = models
+            .get(name)
+            .ok_or_else(|| InferError::NotFound(format!("unknown model '{name}'")))?;
         let model = match &entry.state {
             State::Ready(model) => model.clone(),
             State::Unavailable { reason, .. } => {
-                return Err(InferError::Unavailable(format!("model '{name}' is unavailable: {reason}")))
+                return Err(InferError::Unavailable(format!(
+                    "model '{name}' is unavailable: {reason}"
+                )))
             }
-            State::Unloaded => return Err(InferError::Unavailable(format!("model '{name}' is unloaded"))),
+            State::Unloaded => {
+                return Err(InferError::Unavailable(format!(
+                    "model '{name}' is unloaded"
+                )))
+            }
         };
         match version {
-            Some(v) if v.parse::<u64>().ok() != Some(model.version) => Err(InferError::NotFound(format!(
-                "model '{name}' has no version '{v}' loaded (serving version {})",
-                model.version
-            ))),
+            Some(v) if v.parse::<u64>().ok() != Some(model.version) => {
+                Err(InferError::NotFound(format!(
+                    "model '{name}' has no version '{v}' loaded (serving version {})",
+                    model.version
+                )))
+            }
             _ => Ok(model),
         }
     }
@@ -110,10 +132,17 @@ impl Repository {
             .map(|(name, entry)| {
                 let (version, state, reason) = match &entry.state {
                     State::Ready(m) => (Some(m.version), "READY", String::new()),
-                    State::Unavailable { version, reason } => (*version, "UNAVAILABLE", reason.clone()),
+                    State::Unavailable { version, reason } => {
+                        (*version, "UNAVAILABLE", reason.clone())
+                    }
                     State::Unloaded => (None, "UNLOADED", "unloaded by request".to_string()),
                 };
-                IndexEntry { name: name.clone(), version: version.map(|v| v.to_string()), state, reason }
+                IndexEntry {
+                    name: name.clone(),
+                    version: version.map(|v| v.to_string()),
+                    state,
+                    reason,
+                }
             })
             .collect()
     }
@@ -122,22 +151,32 @@ impl Repository {
     pub fn load(&self, name: &str) -> Result<(), InferError> {
         let dir = self.root.join(name);
         if !valid_name(name) || !dir.is_dir() {
-            return Err(InferError::NotFound(format!("no model folder '{name}' in {}", self.root.display())));
+            return Err(InferError::NotFound(format!(
+                "no model folder '{name}' in {}",
+                self.root.display()
+            )));
         }
         let fingerprint = fingerprint(&dir);
         let state = self.load_dir(name, &dir);
         let result = match &state {
-            State::Unavailable { reason, .. } => Err(InferError::Invalid(format!("failed to load '{name}': {reason}"))),
+            State::Unavailable { reason, .. } => Err(InferError::Invalid(format!(
+                "failed to load '{name}': {reason}"
+            ))),
             _ => Ok(()),
         };
-        self.models.write().unwrap().insert(name.to_string(), Entry { state, fingerprint });
+        self.models
+            .write()
+            .unwrap()
+            .insert(name.to_string(), Entry { state, fingerprint });
         result
     }
 
     /// Unloads `name`; queued requests still finish. It stays unloaded until [`Repository::load`].
     pub fn unload(&self, name: &str) -> Result<(), InferError> {
         let mut models = self.models.write().unwrap();
-        let entry = models.get_mut(name).ok_or_else(|| InferError::NotFound(format!("unknown model '{name}'")))?;
+        let entry = models
+            .get_mut(name)
+            .ok_or_else(|| InferError::NotFound(format!("unknown model '{name}'")))?;
         entry.state = State::Unloaded;
         tracing::info!(model = name, "unloaded");
         Ok(())
@@ -148,7 +187,10 @@ impl Repository {
         let on_disk = self.model_dirs();
         let current: BTreeMap<String, u64> = {
             let models = self.models.read().unwrap();
-            models.iter().map(|(n, e)| (n.clone(), e.fingerprint)).collect()
+            models
+                .iter()
+                .map(|(n, e)| (n.clone(), e.fingerprint))
+                .collect()
         };
         for (name, dir) in &on_disk {
             let fingerprint = fingerprint(dir);
@@ -159,8 +201,15 @@ impl Repository {
                 self.models.read().unwrap().get(name).map(|e| &e.state),
                 Some(State::Unloaded)
             );
-            let state = if unloaded { State::Unloaded } else { self.load_dir(name, dir) };
-            self.models.write().unwrap().insert(name.clone(), Entry { state, fingerprint });
+            let state = if unloaded {
+                State::Unloaded
+            } else {
+                self.load_dir(name, dir)
+            };
+            self.models
+                .write()
+                .unwrap()
+                .insert(name.clone(), Entry { state, fingerprint });
         }
         let mut models = self.models.write().unwrap();
         models.retain(|name, _| {
@@ -206,7 +255,12 @@ impl Repository {
             let version = version.ok_or("no numbered version folder (e.g. 1/) with the weights")?;
             let instance = self.backend.load(&config, &dir.join(version.to_string()))?;
             let scheduler = Scheduler::start(name, &config, instance, self.metrics.clone());
-            Ok::<_, String>(LoadedModel { name: name.to_string(), version, config, scheduler })
+            Ok::<_, String>(LoadedModel {
+                name: name.to_string(),
+                version,
+                config,
+                scheduler,
+            })
         })();
         match result {
             Ok(model) => {
@@ -222,7 +276,11 @@ impl Repository {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn latest_version(dir: &Path) -> Option<u64> {
@@ -237,7 +295,9 @@ fn latest_version(dir: &Path) -> Option<u64> {
 /// A hash of every file's path, size and modification time under `dir`.
 fn fingerprint(dir: &Path) -> u64 {
     fn walk(dir: &Path, files: &mut Vec<(PathBuf, u64, Option<std::time::SystemTime>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             match entry.metadata() {

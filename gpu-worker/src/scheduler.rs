@@ -52,6 +52,7 @@ struct Queue {
 struct Job {
     inputs: Vec<Tensor>,
     rows: usize,
+    timeout: Option<Duration>,
     deadline: Option<Instant>,
     enqueued: Instant,
     cancelled: Arc<AtomicBool>,
@@ -60,16 +61,27 @@ struct Job {
 
 impl Scheduler {
     /// Starts `config.instance_group.count` threads computing with `instance`.
-    pub fn start(name: &str, config: &ModelConfig, instance: Arc<dyn ModelInstance>, metrics: Arc<Metrics>) -> Self {
+    pub fn start(
+        name: &str,
+        config: &ModelConfig,
+        instance: Arc<dyn ModelInstance>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let policy = config.batching();
         metrics.set_queue_depth(name, 0);
-        let levels = (0..policy.priority_levels).map(|_| VecDeque::new()).collect();
+        let levels = (0..policy.priority_levels)
+            .map(|_| VecDeque::new())
+            .collect();
         let shared = Arc::new(Shared {
             model: name.to_string(),
             batching: config.dynamic_batching.is_some(),
             max_batch_size: config.max_batch_size,
             policy,
-            queue: Mutex::new(Queue { levels, len: 0, closed: false }),
+            queue: Mutex::new(Queue {
+                levels,
+                len: 0,
+                closed: false,
+            }),
             wake: Condvar::new(),
             metrics,
         });
@@ -87,7 +99,11 @@ impl Scheduler {
     /// Queues `request` and waits for its outputs, its deadline, or a full queue.
     pub async fn infer(&self, request: Request) -> Result<Vec<Tensor>, InferError> {
         let shared = &self.shared;
-        let rows = if shared.max_batch_size > 0 { request.inputs[0].shape[0] } else { 1 };
+        let rows = if shared.max_batch_size > 0 {
+            request.inputs[0].shape[0]
+        } else {
+            1
+        };
         let timeout = request.timeout.or_else(|| {
             let default = shared.policy.default_timeout_microseconds;
             (default > 0).then(|| Duration::from_micros(default))
@@ -117,6 +133,7 @@ impl Scheduler {
             queue.levels[level as usize - 1].push_back(Job {
                 inputs: request.inputs,
                 rows,
+                timeout,
                 deadline,
                 enqueued: now,
                 cancelled: cancelled.clone(),
@@ -135,7 +152,12 @@ impl Scheduler {
             },
             None => answer.await,
         };
-        answer.unwrap_or_else(|_| Err(InferError::Unavailable(format!("model '{}' was unloaded", shared.model))))
+        answer.unwrap_or_else(|_| {
+            Err(InferError::Unavailable(format!(
+                "model '{}' was unloaded",
+                shared.model
+            )))
+        })
     }
 }
 
@@ -185,7 +207,13 @@ impl Shared {
         }
         if self.batching {
             let due = queue.oldest().expect("queue is not empty") + self.policy.max_queue_delay();
-            let target = self.policy.preferred_batch_size.iter().copied().max().unwrap_or(self.max_batch_size);
+            let target = self
+                .policy
+                .preferred_batch_size
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(self.max_batch_size);
             loop {
                 let now = Instant::now();
                 if now >= due || queue.closed || queue.ready_rows(self.max_batch_size) >= target {
@@ -199,7 +227,11 @@ impl Shared {
                 }
             }
         }
-        let batch = queue.take(if self.batching { self.max_batch_size } else { 0 });
+        let batch = queue.take(if self.batching {
+            self.max_batch_size
+        } else {
+            0
+        });
         self.metrics.set_queue_depth(&self.model, queue.len);
         Some(batch)
     }
@@ -207,26 +239,36 @@ impl Shared {
     /// Answers and removes jobs whose deadline passed or whose caller went away.
     fn drop_dead_jobs(&self, queue: &mut Queue) {
         let now = Instant::now();
-        let mut removed = 0;
+        let mut dead = Vec::new();
         for level in &mut queue.levels {
-            level.retain(|job| {
+            let mut kept = VecDeque::with_capacity(level.len());
+            for job in level.drain(..) {
                 let expired = job.deadline.is_some_and(|d| d <= now);
-                let cancelled = job.cancelled.load(Ordering::Relaxed);
-                if expired || cancelled {
-                    removed += 1;
-                    self.metrics.record_error(&self.model, "timeout");
+                if expired || job.cancelled.load(Ordering::Relaxed) {
+                    dead.push((job, expired));
+                } else {
+                    kept.push_back(job);
                 }
-                !(expired || cancelled)
-            });
+            }
+            *level = kept;
         }
-        // The waiting callers have answered themselves (deadline) or left (cancelled).
-        queue.len -= removed;
+        queue.len -= dead.len();
+        for (job, expired) in dead {
+            if expired {
+                self.metrics.record_error(&self.model, "timeout");
+                let timeout = job.timeout.unwrap_or_default();
+                let _ = job.reply.send(Err(timeout_error(&self.model, timeout)));
+            } else {
+                self.metrics.record_error(&self.model, "cancelled");
+            }
+        }
     }
 
     fn compute(&self, instance: &dyn ModelInstance, batch: Vec<Job>) {
         let started = Instant::now();
         for job in &batch {
-            self.metrics.record_queue_time(&self.model, started - job.enqueued);
+            self.metrics
+                .record_queue_time(&self.model, started - job.enqueued);
         }
         let rows: usize = batch.iter().map(|j| j.rows).sum();
         let result = if batch.len() == 1 {
@@ -234,7 +276,8 @@ impl Shared {
         } else {
             concat(&batch).and_then(|inputs| instance.compute(&inputs))
         };
-        self.metrics.record_batch(&self.model, rows, batch.len(), started.elapsed());
+        self.metrics
+            .record_batch(&self.model, rows, batch.len(), started.elapsed());
         match result {
             Ok(outputs) if batch.len() == 1 => {
                 let _ = batch.into_iter().next().unwrap().reply.send(Ok(outputs));
@@ -259,7 +302,10 @@ impl Shared {
 
 impl Queue {
     fn oldest(&self) -> Option<Instant> {
-        self.levels.iter().filter_map(|l| l.front().map(|j| j.enqueued)).min()
+        self.levels
+            .iter()
+            .filter_map(|l| l.front().map(|j| j.enqueued))
+            .min()
     }
 
     /// Rows that the next batch would hold, taking whole jobs in priority order.
@@ -299,14 +345,22 @@ fn concat(batch: &[Job]) -> Result<Vec<Tensor>, InferError> {
         .map(|i| {
             let mut shape = first[i].shape.clone();
             shape[0] = batch.iter().map(|j| j.inputs[i].shape[0]).sum();
-            let data = batch.iter().flat_map(|j| j.inputs[i].data.iter().copied()).collect();
+            let data = batch
+                .iter()
+                .flat_map(|j| j.inputs[i].data.iter().copied())
+                .collect();
             Tensor::new(first[i].name.clone(), first[i].datatype, shape, data)
         })
         .collect()
 }
 
 /// The rows `offset..offset + rows` of each output.
-fn split(outputs: &[Tensor], offset: usize, rows: usize, total: usize) -> Result<Vec<Tensor>, InferError> {
+fn split(
+    outputs: &[Tensor],
+    offset: usize,
+    rows: usize,
+    total: usize,
+) -> Result<Vec<Tensor>, InferError> {
     outputs
         .iter()
         .map(|out| {

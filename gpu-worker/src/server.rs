@@ -37,16 +37,29 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
         .route("/v2/health/ready", get(|| async { StatusCode::OK }))
         .route("/v2/models/{model}", get(model_metadata))
-        .route("/v2/models/{model}/versions/{version}", get(model_version_metadata))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_version_metadata),
+        )
         .route("/v2/models/{model}/ready", get(model_ready))
-        .route("/v2/models/{model}/versions/{version}/ready", get(model_version_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_version_ready),
+        )
         .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_version),
+        )
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{model}/load", post(load_model))
         .route("/v2/repository/models/{model}/unload", post(unload_model))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError(InferError::NotFound("no such endpoint; see docs/worker.md".into())) })
+        .fallback(|| async {
+            ApiError(InferError::NotFound(
+                "no such endpoint; see docs/worker.md".into(),
+            ))
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(worker)
 }
@@ -56,7 +69,8 @@ struct ApiError(InferError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(json!({ "error": self.0.to_string() }))).into_response()
     }
 }
@@ -79,7 +93,10 @@ async fn model_metadata(state: Shared, Path(model): Path<String>) -> Result<Json
     metadata(&state, &model, None)
 }
 
-async fn model_version_metadata(state: Shared, Path((model, version)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn model_version_metadata(
+    state: Shared,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     metadata(&state, &model, Some(&version))
 }
 
@@ -111,12 +128,20 @@ async fn model_ready(state: Shared, Path(model): Path<String>) -> Result<StatusC
     Ok(StatusCode::OK)
 }
 
-async fn model_version_ready(state: Shared, Path((model, version)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn model_version_ready(
+    state: Shared,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     state.repository.get(&model, Some(&version))?;
     Ok(StatusCode::OK)
 }
 
-async fn infer(state: Shared, Path(model): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn infer(
+    state: Shared,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     run_inference(&state, &model, None, &headers, &body).await
 }
 
@@ -140,9 +165,16 @@ async fn run_inference(
         let model = worker.repository.get(name, version)?;
         let header_length = match headers.get(HEADER_LENGTH) {
             None => None,
-            Some(v) => Some(v.to_str().ok().and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| {
-                InferError::Invalid("Inference-Header-Content-Length must be a byte count".into())
-            })?),
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        InferError::Invalid(
+                            "Inference-Header-Content-Length must be a byte count".into(),
+                        )
+                    })?,
+            ),
         };
         let mut request = protocol::decode_request(body, header_length, &model.config)?;
         let outputs = model
@@ -166,11 +198,17 @@ async fn run_inference(
     let headers = response.headers_mut();
     match encoded.header_length {
         Some(length) => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
             headers.insert(HEADER_LENGTH, HeaderValue::from(length));
         }
         None => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
     }
     Ok(response)
@@ -182,9 +220,17 @@ async fn repository_index(state: Shared, body: Bytes) -> Result<Json<Value>, Api
     } else {
         let request: Value = serde_json::from_slice(&body)
             .map_err(|e| InferError::Invalid(format!("invalid repository index request: {e}")))?;
-        request.get("ready").and_then(Value::as_bool).unwrap_or(false)
+        request
+            .get("ready")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     };
-    let index: Vec<_> = state.repository.index().into_iter().filter(|e| !ready_only || e.state == "READY").collect();
+    let index: Vec<_> = state
+        .repository
+        .index()
+        .into_iter()
+        .filter(|e| !ready_only || e.state == "READY")
+        .collect();
     Ok(Json(serde_json::to_value(index).expect("index serializes")))
 }
 
@@ -203,7 +249,10 @@ async fn unload_model(state: Shared, Path(model): Path<String>) -> Result<Status
 
 async fn metrics(state: Shared) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()

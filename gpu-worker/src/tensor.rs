@@ -93,11 +93,20 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Self { name, datatype, shape, data })
+        Ok(Self {
+            name,
+            datatype,
+            shape,
+            data,
+        })
     }
 
     /// An `FP32` tensor from values.
-    pub fn from_f32(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Result<Self, InferError> {
+    pub fn from_f32(
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        values: &[f32],
+    ) -> Result<Self, InferError> {
         let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Self::new(name, DataType::F32, shape, data)
     }
@@ -155,10 +164,22 @@ impl Tensor {
         match self.datatype {
             DataType::Bool | DataType::U8 => Box::new(d.iter().map(|b| *b as f64)),
             DataType::I8 => Box::new(d.iter().map(|b| *b as i8 as f64)),
-            DataType::I32 => Box::new(d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)),
-            DataType::I64 => Box::new(d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)),
-            DataType::F32 => Box::new(d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)),
-            DataType::F64 => Box::new(d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()))),
+            DataType::I32 => Box::new(
+                d.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64),
+            ),
+            DataType::I64 => Box::new(
+                d.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64),
+            ),
+            DataType::F32 => Box::new(
+                d.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64),
+            ),
+            DataType::F64 => Box::new(
+                d.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap())),
+            ),
         }
     }
 }
@@ -170,7 +191,12 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn encode(name: &str, datatype: DataType, value: &Value, out: &mut Vec<u8>) -> Result<(), InferError> {
+fn encode(
+    name: &str,
+    datatype: DataType,
+    value: &Value,
+    out: &mut Vec<u8>,
+) -> Result<(), InferError> {
     let bad = || {
         InferError::Invalid(format!(
             "input '{name}': {value} is not a valid {} element",
@@ -178,7 +204,10 @@ fn encode(name: &str, datatype: DataType, value: &Value, out: &mut Vec<u8>) -> R
         ))
     };
     let int = |lo: i64, hi: i64| -> Result<i64, InferError> {
-        value.as_i64().filter(|v| (lo..=hi).contains(v)).ok_or_else(bad)
+        value
+            .as_i64()
+            .filter(|v| (lo..=hi).contains(v))
+            .ok_or_else(bad)
     };
     match datatype {
         DataType::Bool => out.push(value.as_bool().ok_or_else(bad)? as u8),
@@ -198,17 +227,39 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_values_and_accepts_nesting() {
-        let t = Tensor::from_json("x", DataType::I32, vec![2, 2], &serde_json::json!([[1, -2], [3, 4]])).unwrap();
+        let t = Tensor::from_json(
+            "x",
+            DataType::I32,
+            vec![2, 2],
+            &serde_json::json!([[1, -2], [3, 4]]),
+        )
+        .unwrap();
         assert_eq!(t.to_json(), serde_json::json!([1, -2, 3, 4]));
-        let f = Tensor::from_json("y", DataType::F32, vec![3], &serde_json::json!([0.5, 1, -2.25])).unwrap();
+        let f = Tensor::from_json(
+            "y",
+            DataType::F32,
+            vec![3],
+            &serde_json::json!([0.5, 1, -2.25]),
+        )
+        .unwrap();
         assert_eq!(f.to_f32(), vec![0.5, 1.0, -2.25]);
     }
 
     #[test]
     fn wrong_element_count_and_out_of_range_values_are_rejected() {
-        let err = Tensor::from_json("x", DataType::F32, vec![2, 2], &serde_json::json!([1, 2, 3])).unwrap_err();
-        assert!(err.to_string().contains("has 4 elements but data has 3"), "{err}");
-        let err = Tensor::from_json("x", DataType::U8, vec![1], &serde_json::json!([300])).unwrap_err();
+        let err = Tensor::from_json(
+            "x",
+            DataType::F32,
+            vec![2, 2],
+            &serde_json::json!([1, 2, 3]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("has 4 elements but data has 3"),
+            "{err}"
+        );
+        let err =
+            Tensor::from_json("x", DataType::U8, vec![1], &serde_json::json!([300])).unwrap_err();
         assert!(err.to_string().contains("not a valid UINT8"), "{err}");
         assert!(DataType::parse("BF17").is_err());
     }

@@ -120,16 +120,29 @@ pub fn write_builtin_repository(
         let config = ModelConfig::parse(config_text).map_err(TrainError::Config)?;
         let mut rng = Rng::new(seed ^ fnv(name));
         let (train, test) = match name {
-            "intent-mlp" => (intent_data(&mut rng, 6000, seed)?, intent_data(&mut rng, 2000, seed)?),
+            "intent-mlp" => (
+                intent_data(&mut rng, 6000, seed)?,
+                intent_data(&mut rng, 2000, seed)?,
+            ),
             _ => (shapes_data(&mut rng, 2000)?, shapes_data(&mut rng, 1000)?),
         };
         let started = Instant::now();
         let varmap = VarMap::new();
-        let network = models::build(&config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
-            .map_err(TrainError::Config)?;
+        let network = models::build(
+            &config,
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .map_err(TrainError::Config)?;
         initialize(&varmap, &mut rng)?;
         let epochs = if name == "intent-mlp" { 12 } else { 8 };
-        fit(network.as_ref(), &varmap, &train, epochs, &mut rng, &mut progress)?;
+        fit(
+            network.as_ref(),
+            &varmap,
+            &train,
+            epochs,
+            &mut rng,
+            &mut progress,
+        )?;
         let report = TrainReport {
             model: name.to_string(),
             train_accuracy: accuracy(network.as_ref(), &train)?,
@@ -146,18 +159,23 @@ pub fn write_builtin_repository(
         ));
         let model_dir = dir.join(name);
         let version_dir = model_dir.join("1");
-        std::fs::create_dir_all(&version_dir).map_err(|source| write_error(&version_dir, source))?;
+        std::fs::create_dir_all(&version_dir)
+            .map_err(|source| write_error(&version_dir, source))?;
         // Weights first, config last: a watching worker sees a complete model when the config appears.
         varmap.save(version_dir.join(crate::backend::WEIGHTS_FILE))?;
         let config_path = model_dir.join("config.toml");
-        std::fs::write(&config_path, config_text).map_err(|source| write_error(&config_path, source))?;
+        std::fs::write(&config_path, config_text)
+            .map_err(|source| write_error(&config_path, source))?;
         reports.push(report);
     }
     Ok(reports)
 }
 
 fn write_error(path: &Path, source: std::io::Error) -> TrainError {
-    TrainError::Write { path: path.display().to_string(), source }
+    TrainError::Write {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Seeded weights: Kaiming-uniform for weights, zeros for biases (candle's own init is unseeded).
@@ -174,7 +192,9 @@ fn initialize(varmap: &VarMap, rng: &mut Rng) -> Result<(), TrainError> {
         } else {
             let fan_in: usize = dims[1..].iter().product();
             let bound = (6.0 / fan_in as f32).sqrt();
-            (0..count).map(|_| (rng.uniform() * 2.0 - 1.0) * bound).collect()
+            (0..count)
+                .map(|_| (rng.uniform() * 2.0 - 1.0) * bound)
+                .collect()
         };
         var.set(&Tensor::from_vec(values, dims, &Device::Cpu)?)?;
     }
@@ -193,7 +213,14 @@ fn fit(
     rng: &mut Rng,
     progress: &mut impl FnMut(&str),
 ) -> Result<(), TrainError> {
-    let mut optimizer = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 0.003, weight_decay: 1e-4, ..Default::default() })?;
+    let mut optimizer = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: 0.003,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )?;
     let rows = ys.dims()[0];
     for epoch in 1..=epochs {
         let mut order: Vec<u32> = (0..rows as u32).collect();
@@ -206,22 +233,35 @@ fn fit(
             optimizer.backward_step(&loss)?;
             total += loss.to_scalar::<f32>()? * chunk.len() as f32;
         }
-        progress(&format!("  epoch {epoch}/{epochs}: loss {:.4}", total / rows as f32));
+        progress(&format!(
+            "  epoch {epoch}/{epochs}: loss {:.4}",
+            total / rows as f32
+        ));
     }
     Ok(())
 }
 
 fn accuracy(network: &dyn Network, (xs, ys): &Dataset) -> Result<f32, TrainError> {
     let predicted = network.forward(xs)?.argmax(1)?;
-    let correct = predicted.eq(ys)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+    let correct = predicted
+        .eq(ys)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
     Ok(correct / ys.dims()[0] as f32)
 }
 
 /// Session features: each intent is a mixture of three clusters placed by the (fixed) `seed`.
 fn intent_data(rng: &mut Rng, rows: usize, seed: u64) -> Result<Dataset, TrainError> {
     const FEATURES: usize = 16;
-    let mut centers = Rng::new(seed ^ 0x1f7e_57);
-    let clusters: Vec<Vec<f32>> = (0..12).map(|_| (0..FEATURES).map(|_| centers.uniform() * 4.0 - 2.0).collect()).collect();
+    let mut centers = Rng::new(seed ^ 0x001f_7e57);
+    let clusters: Vec<Vec<f32>> = (0..12)
+        .map(|_| {
+            (0..FEATURES)
+                .map(|_| centers.uniform() * 4.0 - 2.0)
+                .collect()
+        })
+        .collect();
     let mut xs = Vec::with_capacity(rows * FEATURES);
     let mut ys = Vec::with_capacity(rows);
     for _ in 0..rows {
@@ -229,7 +269,10 @@ fn intent_data(rng: &mut Rng, rows: usize, seed: u64) -> Result<Dataset, TrainEr
         ys.push((cluster % 4) as u32);
         xs.extend(clusters[cluster].iter().map(|c| c + rng.normal() * 1.4));
     }
-    Ok((Tensor::from_vec(xs, (rows, FEATURES), &Device::Cpu)?, Tensor::from_vec(ys, rows, &Device::Cpu)?))
+    Ok((
+        Tensor::from_vec(xs, (rows, FEATURES), &Device::Cpu)?,
+        Tensor::from_vec(ys, rows, &Device::Cpu)?,
+    ))
 }
 
 /// Grey 28×28 images of one of four shapes with random size, position, brightness and noise.
@@ -242,7 +285,10 @@ fn shapes_data(rng: &mut Rng, rows: usize) -> Result<Dataset, TrainError> {
         ys.push(shape as u32);
         xs.extend(shape_image(shape, rng));
     }
-    Ok((Tensor::from_vec(xs, (rows, 1, SIDE, SIDE), &Device::Cpu)?, Tensor::from_vec(ys, rows, &Device::Cpu)?))
+    Ok((
+        Tensor::from_vec(xs, (rows, 1, SIDE, SIDE), &Device::Cpu)?,
+        Tensor::from_vec(ys, rows, &Device::Cpu)?,
+    ))
 }
 
 /// One 28×28 image of shape `kind` (0 circle, 1 square, 2 triangle, 3 cross), values in 0..1.
@@ -260,7 +306,10 @@ pub fn shape_image(kind: usize, rng: &mut Rng) -> Vec<f32> {
                 0 => dx * dx + dy * dy <= r * r,
                 1 => dx.abs() <= r * 0.8 && dy.abs() <= r * 0.8,
                 2 => dy <= r * 0.8 && dy >= -r && dx.abs() <= (dy + r) * 0.5,
-                _ => (dx.abs() <= r * 0.25 && dy.abs() <= r) || (dy.abs() <= r * 0.25 && dx.abs() <= r),
+                _ => {
+                    (dx.abs() <= r * 0.25 && dy.abs() <= r)
+                        || (dy.abs() <= r * 0.25 && dx.abs() <= r)
+                }
             };
             let value = if inside { brightness } else { 0.0 } + rng.normal() * 0.1;
             pixels.push(value.clamp(0.0, 1.0));
@@ -311,5 +360,7 @@ impl Rng {
 }
 
 fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }

@@ -48,9 +48,21 @@ impl Weights {
             (state % 2000) as f32 / 1000.0 - 1.0
         };
         let mut layers = Vec::new();
-        for (name, out, inp) in [("fc1", HIDDEN, FEATURES), ("fc2", HIDDEN, HIDDEN), ("fc3", CLASSES, HIDDEN)] {
-            layers.push((format!("{name}.weight"), vec![out, inp], (0..out * inp).map(|_| next()).collect()));
-            layers.push((format!("{name}.bias"), vec![out], (0..out).map(|_| next() * 0.1).collect()));
+        for (name, out, inp) in [
+            ("fc1", HIDDEN, FEATURES),
+            ("fc2", HIDDEN, HIDDEN),
+            ("fc3", CLASSES, HIDDEN),
+        ] {
+            layers.push((
+                format!("{name}.weight"),
+                vec![out, inp],
+                (0..out * inp).map(|_| next()).collect(),
+            ));
+            layers.push((
+                format!("{name}.bias"),
+                vec![out],
+                (0..out).map(|_| next() * 0.1).collect(),
+            ));
         }
         Self(layers)
     }
@@ -59,7 +71,12 @@ impl Weights {
         let tensors: HashMap<String, Tensor> = self
             .0
             .iter()
-            .map(|(n, shape, v)| (n.clone(), Tensor::from_vec(v.clone(), shape.as_slice(), &Device::Cpu).unwrap()))
+            .map(|(n, shape, v)| {
+                (
+                    n.clone(),
+                    Tensor::from_vec(v.clone(), shape.as_slice(), &Device::Cpu).unwrap(),
+                )
+            })
             .collect();
         candle_core::safetensors::save(&tensors, path).unwrap();
     }
@@ -71,8 +88,15 @@ impl Weights {
             let b = &self.0[2 * i + 1].2;
             (0..shape[0])
                 .map(|o| {
-                    let v = b[o] + (0..shape[1]).map(|k| w[o * shape[1] + k] * input[k]).sum::<f32>();
-                    if relu { v.max(0.0) } else { v }
+                    let v = b[o]
+                        + (0..shape[1])
+                            .map(|k| w[o * shape[1] + k] * input[k])
+                            .sum::<f32>();
+                    if relu {
+                        v.max(0.0)
+                    } else {
+                        v
+                    }
                 })
                 .collect()
         };
@@ -101,20 +125,39 @@ async fn serve(root: &Path) -> Server {
     let worker = Worker::open(root, Duration::from_millis(50)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(vitrine_worker::serve(listener, worker.clone(), std::future::pending()));
-    Server { url, worker, client: reqwest::Client::new() }
+    tokio::spawn(vitrine_worker::serve(
+        listener,
+        worker.clone(),
+        std::future::pending(),
+    ));
+    Server {
+        url,
+        worker,
+        client: reqwest::Client::new(),
+    }
 }
 
 impl Server {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.client.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.client.post(format!("{}{path}", self.url)).json(&body).send().await.unwrap();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -126,7 +169,12 @@ fn infer_body(rows: &[[f32; FEATURES]]) -> Value {
 }
 
 fn floats(value: &Value) -> Vec<f32> {
-    value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn assert_close(got: &[f32], want: &[f32]) {
@@ -143,27 +191,59 @@ async fn metadata_health_and_readiness() {
     let s = serve(dir.path()).await;
     let (status, meta) = s.get("/v2").await;
     assert_eq!(status, 200);
-    assert!(meta["extensions"].as_array().unwrap().contains(&json!("binary_tensor_data")));
+    assert!(meta["extensions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("binary_tensor_data")));
     assert_eq!(s.get("/v2/health/live").await.0, 200);
     assert_eq!(s.get("/v2/health/ready").await.0, 200);
     let (status, model) = s.get("/v2/models/m").await;
     assert_eq!(status, 200);
     assert_eq!(model["versions"], json!(["1"]));
-    assert_eq!(model["inputs"], json!([{ "name": "x", "datatype": "FP32", "shape": [-1, FEATURES] }]));
-    assert_eq!(model["outputs"], json!([{ "name": "p", "datatype": "FP32", "shape": [-1, CLASSES] }]));
+    assert_eq!(
+        model["inputs"],
+        json!([{ "name": "x", "datatype": "FP32", "shape": [-1, FEATURES] }])
+    );
+    assert_eq!(
+        model["outputs"],
+        json!([{ "name": "p", "datatype": "FP32", "shape": [-1, CLASSES] }])
+    );
     assert_eq!(s.get("/v2/models/m/versions/1").await.0, 200);
     assert_eq!(s.get("/v2/models/m/ready").await.0, 200);
     assert_eq!(s.get("/v2/models/m/versions/1/ready").await.0, 200);
     let (status, err) = s.get("/v2/models/m/versions/2").await;
     assert_eq!(status, 404);
-    assert!(err["error"].as_str().unwrap().contains("no version '2'"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("no version '2'"),
+        "{err}"
+    );
     let (status, err) = s.get("/v2/models/nope").await;
-    assert_eq!((status, err["error"].as_str()), (404, Some("unknown model 'nope'")));
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (404, Some("unknown model 'nope'"))
+    );
     assert_eq!(s.get("/v2/models/nope/ready").await.0, 404);
-    let metrics = async || s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = async || {
+        s.client
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
     let before = metrics().await;
-    assert!(before.contains("vitrine_worker_queue_depth{model=\"m\"} 0"), "{before}");
-    assert_eq!(s.post("/v2/models/m/infer", infer_body(&[[0.0; 4], [1.0; 4]])).await.0, 200);
+    assert!(
+        before.contains("vitrine_worker_queue_depth{model=\"m\"} 0"),
+        "{before}"
+    );
+    assert_eq!(
+        s.post("/v2/models/m/infer", infer_body(&[[0.0; 4], [1.0; 4]]))
+            .await
+            .0,
+        200
+    );
     let after = metrics().await;
     for line in [
         "vitrine_worker_batch_size_sum{model=\"m\"} 2.0",
@@ -189,7 +269,10 @@ async fn json_inference_computes_the_model() {
     assert_eq!(answer["model_version"], "1");
     assert_eq!(answer["id"], "req-7");
     let out = &answer["outputs"][0];
-    assert_eq!((out["name"].as_str(), out["datatype"].as_str()), (Some("p"), Some("FP32")));
+    assert_eq!(
+        (out["name"].as_str(), out["datatype"].as_str()),
+        (Some("p"), Some("FP32"))
+    );
     assert_eq!(out["shape"], json!([2, CLASSES]));
     let want: Vec<f32> = rows.iter().flat_map(|r| weights.forward(r)).collect();
     assert_close(&floats(&out["data"]), &want);
@@ -205,7 +288,11 @@ async fn binary_tensor_data_in_and_out() {
     let weights = Weights::new(3);
     write_model(dir.path(), "m", &mlp_config(8), &weights);
     let s = serve(dir.path()).await;
-    let rows = [[0.1f32, 0.2, 0.3, 0.4], [-0.4, -0.3, -0.2, -0.1], [1.0, 1.0, 1.0, 1.0]];
+    let rows = [
+        [0.1f32, 0.2, 0.3, 0.4],
+        [-0.4, -0.3, -0.2, -0.1],
+        [1.0, 1.0, 1.0, 1.0],
+    ];
     let header = serde_json::to_vec(&json!({
         "inputs": [{ "name": "x", "shape": [3, FEATURES], "datatype": "FP32", "parameters": { "binary_data_size": 48 } }],
         "outputs": [{ "name": "p", "parameters": { "binary_data": true } }],
@@ -222,13 +309,23 @@ async fn binary_tensor_data_in_and_out() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let json_length: usize = response.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let json_length: usize = response.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let bytes = response.bytes().await.unwrap();
     let (json_part, binary) = bytes.split_at(json_length);
     let meta: Value = serde_json::from_slice(json_part).unwrap();
-    assert_eq!(meta["outputs"][0]["parameters"]["binary_data_size"], 3 * CLASSES * 4);
+    assert_eq!(
+        meta["outputs"][0]["parameters"]["binary_data_size"],
+        3 * CLASSES * 4
+    );
     assert!(meta["outputs"][0].get("data").is_none());
-    let got: Vec<f32> = binary.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let got: Vec<f32> = binary
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let want: Vec<f32> = rows.iter().flat_map(|r| weights.forward(r)).collect();
     assert_close(&got, &want);
 
@@ -245,7 +342,13 @@ async fn binary_tensor_data_in_and_out() {
         .unwrap();
     assert_eq!(response.status(), 400);
     let err: Value = response.json().await.unwrap();
-    assert!(err["error"].as_str().unwrap().contains("binary_data_size 48 exceeds"), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("binary_data_size 48 exceeds"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -253,18 +356,40 @@ async fn malformed_requests_are_400_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), "m", &mlp_config(2), &Weights::new(4));
     let s = serve(dir.path()).await;
-    let input = |name: &str, shape: Value, datatype: &str, data: Value| {
-        json!({ "inputs": [{ "name": name, "shape": shape, "datatype": datatype, "data": data }] })
-    };
+    let input = |name: &str, shape: Value, datatype: &str, data: Value| json!({ "inputs": [{ "name": name, "shape": shape, "datatype": datatype, "data": data }] });
     let cases = [
-        (input("x", json!([1, 3]), "FP32", json!([1, 2, 3])), "does not match the model's [-1, 4]"),
-        (input("x", json!([1, 4]), "INT32", json!([1, 2, 3, 4])), "datatype INT32 does not match the model's FP32"),
-        (input("y", json!([1, 4]), "FP32", json!([1, 2, 3, 4])), "unknown input 'y'"),
-        (input("x", json!([1, 4]), "FP32", json!([1, 2, 3])), "has 4 elements but data has 3"),
-        (input("x", json!([3, 4]), "FP32", json!(vec![0; 12])), "batch size 3 is outside 1..=2"),
-        (input("x", json!([1, 4]), "FP32", json!(["a", 2, 3, 4])), "is not a valid FP32 element"),
-        (input("x", json!([1, 4]), "STRING", json!([1, 2, 3, 4])), "unsupported datatype 'STRING'"),
-        (input("x", json!([-1, 4]), "FP32", json!([1, 2, 3, 4])), "negative dimension"),
+        (
+            input("x", json!([1, 3]), "FP32", json!([1, 2, 3])),
+            "does not match the model's [-1, 4]",
+        ),
+        (
+            input("x", json!([1, 4]), "INT32", json!([1, 2, 3, 4])),
+            "datatype INT32 does not match the model's FP32",
+        ),
+        (
+            input("y", json!([1, 4]), "FP32", json!([1, 2, 3, 4])),
+            "unknown input 'y'",
+        ),
+        (
+            input("x", json!([1, 4]), "FP32", json!([1, 2, 3])),
+            "has 4 elements but data has 3",
+        ),
+        (
+            input("x", json!([3, 4]), "FP32", json!(vec![0; 12])),
+            "batch size 3 is outside 1..=2",
+        ),
+        (
+            input("x", json!([1, 4]), "FP32", json!(["a", 2, 3, 4])),
+            "is not a valid FP32 element",
+        ),
+        (
+            input("x", json!([1, 4]), "STRING", json!([1, 2, 3, 4])),
+            "unsupported datatype 'STRING'",
+        ),
+        (
+            input("x", json!([-1, 4]), "FP32", json!([1, 2, 3, 4])),
+            "negative dimension",
+        ),
         (json!({ "inputs": [] }), "missing input 'x'"),
         (json!({ "input": [] }), "invalid inference request JSON"),
         (
@@ -279,10 +404,18 @@ async fn malformed_requests_are_400_with_the_reason() {
     for (body, message) in cases {
         let (status, err) = s.post("/v2/models/m/infer", body.clone()).await;
         assert_eq!(status, 400, "{body} -> {err}");
-        assert!(err["error"].as_str().unwrap_or_default().contains(message), "{body}: {err} lacks {message:?}");
+        assert!(
+            err["error"].as_str().unwrap_or_default().contains(message),
+            "{body}: {err} lacks {message:?}"
+        );
     }
-    let (status, err) = s.post("/v2/models/nope/infer", infer_body(&[[0.0; 4]])).await;
-    assert_eq!((status, err["error"].as_str()), (404, Some("unknown model 'nope'")));
+    let (status, err) = s
+        .post("/v2/models/nope/infer", infer_body(&[[0.0; 4]]))
+        .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (404, Some("unknown model 'nope'"))
+    );
 }
 
 #[tokio::test]
@@ -293,20 +426,39 @@ async fn repository_index_load_and_unload() {
     let s = serve(dir.path()).await;
     let (status, index) = s.post("/v2/repository/index", json!({})).await;
     assert_eq!(status, 200);
-    assert_eq!(index, json!([
-        { "name": "a", "version": "1", "state": "READY", "reason": "" },
-        { "name": "b", "version": "1", "state": "READY", "reason": "" },
-    ]));
-    assert_eq!(s.post("/v2/repository/models/a/unload", json!({})).await.0, 200);
+    assert_eq!(
+        index,
+        json!([
+            { "name": "a", "version": "1", "state": "READY", "reason": "" },
+            { "name": "b", "version": "1", "state": "READY", "reason": "" },
+        ])
+    );
+    assert_eq!(
+        s.post("/v2/repository/models/a/unload", json!({})).await.0,
+        200
+    );
     assert_eq!(s.get("/v2/models/a/ready").await.0, 503);
     let (status, err) = s.post("/v2/models/a/infer", infer_body(&[[0.0; 4]])).await;
     assert_eq!(status, 503);
     assert!(err["error"].as_str().unwrap().contains("unloaded"), "{err}");
-    let (_, ready) = s.post("/v2/repository/index", json!({ "ready": true })).await;
+    let (_, ready) = s
+        .post("/v2/repository/index", json!({ "ready": true }))
+        .await;
     assert_eq!(ready.as_array().unwrap().len(), 1);
-    assert_eq!(s.post("/v2/repository/models/a/load", json!({})).await.0, 200);
-    assert_eq!(s.post("/v2/models/a/infer", infer_body(&[[0.0; 4]])).await.0, 200);
-    assert_eq!(s.post("/v2/repository/models/zzz/load", json!({})).await.0, 404);
+    assert_eq!(
+        s.post("/v2/repository/models/a/load", json!({})).await.0,
+        200
+    );
+    assert_eq!(
+        s.post("/v2/models/a/infer", infer_body(&[[0.0; 4]]))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.post("/v2/repository/models/zzz/load", json!({})).await.0,
+        404
+    );
 }
 
 async fn eventually(mut check: impl AsyncFnMut() -> bool) {
@@ -327,7 +479,10 @@ async fn hot_reload_serves_new_and_changed_models_and_isolates_broken_ones() {
     let s = serve(dir.path()).await;
     let row = [[0.3, -0.6, 0.9, -1.2]];
     let (_, before) = s.post("/v2/models/m/infer", infer_body(&row)).await;
-    assert_close(&floats(&before["outputs"][0]["data"]), &first.forward(&row[0]));
+    assert_close(
+        &floats(&before["outputs"][0]["data"]),
+        &first.forward(&row[0]),
+    );
 
     // A new model folder is picked up.
     write_model(dir.path(), "fresh", &mlp_config(8), &Weights::new(8));
@@ -342,26 +497,50 @@ async fn hot_reload_serves_new_and_changed_models_and_isolates_broken_ones() {
     })
     .await;
     let (_, after) = s.post("/v2/models/m/infer", infer_body(&row)).await;
-    assert_close(&floats(&after["outputs"][0]["data"]), &second.forward(&row[0]));
+    assert_close(
+        &floats(&after["outputs"][0]["data"]),
+        &second.forward(&row[0]),
+    );
 
     // A broken config makes that model unavailable, with the reason; the others keep serving.
-    std::fs::write(dir.path().join("m/config.toml"), "architecture = \"mlp\"\nmax_batch_size = \"lots\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("m/config.toml"),
+        "architecture = \"mlp\"\nmax_batch_size = \"lots\"\n",
+    )
+    .unwrap();
     eventually(async || s.get("/v2/models/m/ready").await.0 == 503).await;
     let (_, index) = s.post("/v2/repository/index", json!({})).await;
-    let m = index.as_array().unwrap().iter().find(|e| e["name"] == "m").unwrap().clone();
+    let m = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "m")
+        .unwrap()
+        .clone();
     assert_eq!(m["state"], "UNAVAILABLE");
-    assert!(m["reason"].as_str().unwrap().contains("max_batch_size"), "{m}");
+    assert!(
+        m["reason"].as_str().unwrap().contains("max_batch_size"),
+        "{m}"
+    );
     let (status, err) = s.post("/v2/models/m/infer", infer_body(&row)).await;
     assert_eq!(status, 503);
-    assert!(err["error"].as_str().unwrap().contains("unavailable"), "{err}");
-    assert_eq!(s.post("/v2/models/fresh/infer", infer_body(&row)).await.0, 200);
+    assert!(
+        err["error"].as_str().unwrap().contains("unavailable"),
+        "{err}"
+    );
+    assert_eq!(
+        s.post("/v2/models/fresh/infer", infer_body(&row)).await.0,
+        200
+    );
 
     // Missing weights are reported too; fixing the folder brings the model back.
     std::fs::write(dir.path().join("m/config.toml"), mlp_config(8)).unwrap();
     std::fs::remove_file(dir.path().join("m/1/model.safetensors")).unwrap();
     eventually(async || {
         let index = s.worker.repository.index();
-        index.iter().any(|e| e.name == "m" && e.reason.contains("model.safetensors"))
+        index
+            .iter()
+            .any(|e| e.name == "m" && e.reason.contains("model.safetensors"))
     })
     .await;
     second.save(&dir.path().join("m/1/model.safetensors"));

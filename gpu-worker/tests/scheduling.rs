@@ -23,7 +23,10 @@ impl ModelInstance for Doubler {
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
         std::thread::sleep(self.delay);
         let x = inputs[0].to_f32();
-        self.batches.lock().unwrap().push((inputs[0].shape[0], x[0]));
+        self.batches
+            .lock()
+            .unwrap()
+            .push((inputs[0].shape[0], x[0]));
         let y: Vec<f32> = x.iter().map(|v| v * 2.0).collect();
         Ok(vec![Tensor::from_f32("y", inputs[0].shape.clone(), &y)?])
     }
@@ -48,26 +51,59 @@ async fn serve(config: &str, delay: Duration) -> (Server, tempfile::TempDir) {
     std::fs::create_dir_all(dir.path().join("double/1")).unwrap();
     std::fs::write(dir.path().join("double/config.toml"), config).unwrap();
     let batches = Arc::new(Mutex::new(Vec::new()));
-    let backend = Arc::new(TestBackend(Arc::new(Doubler { delay, batches: batches.clone() })));
+    let backend = Arc::new(TestBackend(Arc::new(Doubler {
+        delay,
+        batches: batches.clone(),
+    })));
     let metrics = Arc::new(Metrics::default());
     let repository = Arc::new(Repository::open(dir.path(), backend, metrics.clone()).unwrap());
-    assert_eq!(repository.index()[0].state, "READY", "{:?}", repository.index());
-    let worker = Arc::new(Worker { repository, metrics });
+    assert_eq!(
+        repository.index()[0].state,
+        "READY",
+        "{:?}",
+        repository.index()
+    );
+    let worker = Arc::new(Worker {
+        repository,
+        metrics,
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v2/models/double/infer", listener.local_addr().unwrap());
-    tokio::spawn(vitrine_worker::serve(listener, worker, std::future::pending()));
-    (Server { url, batches, client: reqwest::Client::new() }, dir)
+    let url = format!(
+        "http://{}/v2/models/double/infer",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(vitrine_worker::serve(
+        listener,
+        worker,
+        std::future::pending(),
+    ));
+    (
+        Server {
+            url,
+            batches,
+            client: reqwest::Client::new(),
+        },
+        dir,
+    )
 }
 
 impl Server {
     /// Sends rows `[value, value + 1]` (one per row) with request parameters.
     async fn infer(&self, value: f32, rows: usize, parameters: Value) -> (u16, Value) {
-        let data: Vec<f32> = (0..rows).flat_map(|r| [value + r as f32 * 10.0, value + 1.0 + r as f32 * 10.0]).collect();
+        let data: Vec<f32> = (0..rows)
+            .flat_map(|r| [value + r as f32 * 10.0, value + 1.0 + r as f32 * 10.0])
+            .collect();
         let body = json!({
             "inputs": [{ "name": "x", "shape": [rows, 2], "datatype": "FP32", "data": data }],
             "parameters": parameters,
         });
-        let r = self.client.post(&self.url).json(&body).send().await.unwrap();
+        let r = self
+            .client
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
     }
 }
@@ -92,38 +128,65 @@ dims = [2]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
-    let batching = "[dynamic_batching]\nmax_queue_delay_microseconds = 20000\npreferred_batch_size = [16]";
+    let batching =
+        "[dynamic_batching]\nmax_queue_delay_microseconds = 20000\npreferred_batch_size = [16]";
     let (s, _dir) = serve(&config(16, batching), Duration::from_millis(5)).await;
     let s = Arc::new(s);
     let mut tasks = Vec::new();
     for i in 0..48 {
         let s = s.clone();
         // Requests of one and two rows, so rows are split back at uneven offsets.
-        tasks.push(tokio::spawn(async move { (i, s.infer(i as f32 * 100.0, 1 + i % 2, json!({})).await) }));
+        tasks.push(tokio::spawn(async move {
+            (i, s.infer(i as f32 * 100.0, 1 + i % 2, json!({})).await)
+        }));
     }
     for task in tasks {
         let (i, (status, answer)) = task.await.unwrap();
         assert_eq!(status, 200, "{answer}");
         let rows = 1 + i % 2;
         let base = i as f32 * 100.0;
-        let want: Vec<f64> =
-            (0..rows).flat_map(|r| [2.0 * (base + r as f32 * 10.0), 2.0 * (base + 1.0 + r as f32 * 10.0)]).map(f64::from).collect();
+        let want: Vec<f64> = (0..rows)
+            .flat_map(|r| {
+                [
+                    2.0 * (base + r as f32 * 10.0),
+                    2.0 * (base + 1.0 + r as f32 * 10.0),
+                ]
+            })
+            .map(f64::from)
+            .collect();
         assert_eq!(answer["outputs"][0]["shape"], json!([rows, 2]));
-        let got: Vec<f64> = answer["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let got: Vec<f64> = answer["outputs"][0]["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(got, want, "request {i} got another request's rows");
     }
     let batches = s.batches.lock().unwrap().clone();
     let rows: usize = batches.iter().map(|b| b.0).sum();
     assert_eq!(rows, 72, "every row computed exactly once");
-    assert!(batches.iter().all(|b| b.0 <= 16), "max_batch_size respected: {batches:?}");
-    assert!(batches.len() <= 12, "48 concurrent requests should share batches, got {} batches", batches.len());
+    assert!(
+        batches.iter().all(|b| b.0 <= 16),
+        "max_batch_size respected: {batches:?}"
+    );
+    assert!(
+        batches.len() <= 12,
+        "48 concurrent requests should share batches, got {} batches",
+        batches.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_dynamic_batching_each_request_runs_alone() {
     let (s, _dir) = serve(&config(16, ""), Duration::from_millis(2)).await;
     let s = Arc::new(s);
-    let tasks: Vec<_> = (0..8).map(|i| { let s = s.clone(); tokio::spawn(async move { s.infer(i as f32, 2, json!({})).await }) }).collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.infer(i as f32, 2, json!({})).await })
+        })
+        .collect();
     for t in tasks {
         assert_eq!(t.await.unwrap().0, 200);
     }
@@ -137,18 +200,30 @@ async fn expired_requests_get_a_timeout_and_are_never_computed() {
     let batching = "[dynamic_batching]\nmax_queue_delay_microseconds = 0";
     let (s, _dir) = serve(&config(1, batching), Duration::from_millis(300)).await;
     let s = Arc::new(s);
-    let busy = { let s = s.clone(); tokio::spawn(async move { s.infer(1.0, 1, json!({})).await }) };
+    let busy = {
+        let s = s.clone();
+        tokio::spawn(async move { s.infer(1.0, 1, json!({})).await })
+    };
     tokio::time::sleep(Duration::from_millis(50)).await;
     // Queued behind a 300 ms computation with a 50 ms deadline (microseconds, as in Triton).
     let (status, err) = s.infer(7.0, 1, json!({ "timeout": 50_000 })).await;
     assert_eq!(status, 504, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("timed out"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("timed out"),
+        "{err}"
+    );
     assert_eq!(busy.await.unwrap().0, 200);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let batches = s.batches.lock().unwrap().clone();
-    assert!(batches.iter().all(|b| b.1 != 7.0), "the expired request was computed: {batches:?}");
+    assert!(
+        batches.iter().all(|b| b.1 != 7.0),
+        "the expired request was computed: {batches:?}"
+    );
     // A deadline long enough is met.
-    assert_eq!(s.infer(9.0, 1, json!({ "timeout": 5_000_000 })).await.0, 200);
+    assert_eq!(
+        s.infer(9.0, 1, json!({ "timeout": 5_000_000 })).await.0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -156,13 +231,24 @@ async fn a_full_queue_answers_429_and_recovers() {
     let batching = "[dynamic_batching]\nmax_queue_delay_microseconds = 0\nmax_queue_size = 2";
     let (s, _dir) = serve(&config(1, batching), Duration::from_millis(200)).await;
     let s = Arc::new(s);
-    let first = { let s = s.clone(); tokio::spawn(async move { s.infer(1.0, 1, json!({})).await }) };
+    let first = {
+        let s = s.clone();
+        tokio::spawn(async move { s.infer(1.0, 1, json!({})).await })
+    };
     tokio::time::sleep(Duration::from_millis(50)).await; // computing now
-    let queued: Vec<_> = (0..2).map(|i| { let s = s.clone(); tokio::spawn(async move { s.infer(10.0 + i as f32, 1, json!({})).await }) }).collect();
+    let queued: Vec<_> = (0..2)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.infer(10.0 + i as f32, 1, json!({})).await })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(50)).await; // both queued
     let (status, err) = s.infer(99.0, 1, json!({})).await;
     assert_eq!(status, 429, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("max_queue_size"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("max_queue_size"),
+        "{err}"
+    );
     assert_eq!(first.await.unwrap().0, 200);
     for q in queued {
         assert_eq!(q.await.unwrap().0, 200);
@@ -175,20 +261,31 @@ async fn interactive_priority_is_served_before_bulk() {
     let batching = "[dynamic_batching]\nmax_queue_delay_microseconds = 0\npriority_levels = 2\ndefault_priority_level = 2";
     let (s, _dir) = serve(&config(1, batching), Duration::from_millis(150)).await;
     let s = Arc::new(s);
-    let busy = { let s = s.clone(); tokio::spawn(async move { s.infer(1.0, 1, json!({})).await }) };
+    let busy = {
+        let s = s.clone();
+        tokio::spawn(async move { s.infer(1.0, 1, json!({})).await })
+    };
     tokio::time::sleep(Duration::from_millis(40)).await;
     let mut waiting = Vec::new();
     for value in [20.0, 21.0] {
         let s = s.clone();
-        waiting.push(tokio::spawn(async move { s.infer(value, 1, json!({})).await })); // default: bulk (2)
+        waiting.push(tokio::spawn(
+            async move { s.infer(value, 1, json!({})).await },
+        )); // default: bulk (2)
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let s2 = s.clone();
-    waiting.push(tokio::spawn(async move { s2.infer(30.0, 1, json!({ "priority": 1 })).await }));
+    waiting.push(tokio::spawn(async move {
+        s2.infer(30.0, 1, json!({ "priority": 1 })).await
+    }));
     assert_eq!(busy.await.unwrap().0, 200);
     for w in waiting {
         assert_eq!(w.await.unwrap().0, 200);
     }
     let order: Vec<f32> = s.batches.lock().unwrap().iter().map(|b| b.1).collect();
-    assert_eq!(order, vec![1.0, 30.0, 20.0, 21.0], "priority 1 jumps the bulk queue, bulk keeps FIFO order");
+    assert_eq!(
+        order,
+        vec![1.0, 30.0, 20.0, 21.0],
+        "priority 1 jumps the bulk queue, bulk keeps FIFO order"
+    );
 }

@@ -281,13 +281,16 @@ impl App {
                     path: component.source.clone(),
                 });
             }
-            let wasm =
-                load_component(&engine, &component.source, &component.dependencies, &cache_dir).map_err(|source| {
-                    AppError::Component {
-                        component: component.id.clone(),
-                        source,
-                    }
-                })?;
+            let wasm = load_component(
+                &engine,
+                &component.source,
+                &component.dependencies,
+                &cache_dir,
+            )
+            .map_err(|source| AppError::Component {
+                component: component.id.clone(),
+                source,
+            })?;
             let pre = linker
                 .instantiate_pre(&wasm)
                 .and_then(ProxyPre::new)

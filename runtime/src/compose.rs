@@ -14,17 +14,43 @@ pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, Stri
     let mut graph = CompositionGraph::new();
     let package = Package::from_bytes("vitrine:main", None, main.to_vec(), graph.types_mut())
         .map_err(|e| format!("{e:#}"))?;
-    let main_id = graph.register_package(package).map_err(|e| format!("{e:#}"))?;
+    let main_id = graph
+        .register_package(package)
+        .map_err(|e| format!("{e:#}"))?;
     let main_instance = graph.instantiate(main_id);
-    let imports: Vec<String> = graph.types()[graph[main_id].ty()].imports.keys().cloned().collect();
+    let imports: Vec<String> = graph.types()[graph[main_id].ty()]
+        .imports
+        .keys()
+        .cloned()
+        .collect();
     for (index, dependency) in dependencies.iter().enumerate() {
-        let context = |problem: String| format!("dependency `{}` ({}): {problem}", dependency.name, dependency.path.display());
+        let context = |problem: String| {
+            format!(
+                "dependency `{}` ({}): {problem}",
+                dependency.name,
+                dependency.path.display()
+            )
+        };
         let bytes = read(&dependency.path).map_err(context)?;
-        let package = Package::from_bytes(&format!("vitrine:dependency{index}"), None, bytes, graph.types_mut())
+        let package = Package::from_bytes(
+            &format!("vitrine:dependency{index}"),
+            None,
+            bytes,
+            graph.types_mut(),
+        )
+        .map_err(|e| context(format!("{e:#}")))?;
+        let id = graph
+            .register_package(package)
             .map_err(|e| context(format!("{e:#}")))?;
-        let id = graph.register_package(package).map_err(|e| context(format!("{e:#}")))?;
-        let exports: Vec<String> = graph.types()[graph[id].ty()].exports.keys().cloned().collect();
-        let selected: Vec<&String> = imports.iter().filter(|i| satisfies(&dependency.name, i)).collect();
+        let exports: Vec<String> = graph.types()[graph[id].ty()]
+            .exports
+            .keys()
+            .cloned()
+            .collect();
+        let selected: Vec<&String> = imports
+            .iter()
+            .filter(|i| satisfies(&dependency.name, i))
+            .collect();
         if selected.is_empty() {
             return Err(context("the component imports nothing by this name".into()));
         }
@@ -41,9 +67,15 @@ pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, Stri
                 .map_err(|e| context(format!("`{import}` does not fit: {e:#}")))?;
         }
     }
-    let main_exports: Vec<String> = graph.types()[graph[main_id].ty()].exports.keys().cloned().collect();
+    let main_exports: Vec<String> = graph.types()[graph[main_id].ty()]
+        .exports
+        .keys()
+        .cloned()
+        .collect();
     for name in main_exports {
-        let export = graph.alias_instance_export(main_instance, &name).map_err(|e| format!("{e:#}"))?;
+        let export = graph
+            .alias_instance_export(main_instance, &name)
+            .map_err(|e| format!("{e:#}"))?;
         graph.export(export, &name).map_err(|e| format!("{e:#}"))?;
     }
     graph
@@ -64,7 +96,9 @@ fn satisfies(name: &str, import: &str) -> bool {
     let path_ok = if name_path.contains('/') {
         name_path == import_path
     } else {
-        import_path.split_once('/').is_some_and(|(package, _)| package == name_path)
+        import_path
+            .split_once('/')
+            .is_some_and(|(package, _)| package == name_path)
     };
     path_ok && version_ok
 }

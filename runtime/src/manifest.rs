@@ -572,7 +572,8 @@ impl Manifest {
                     _ => {
                         return Err(invalid(
                             &dfield,
-                            "only local dependencies are supported: `{ path = \"dep.wasm\" }`".into(),
+                            "only local dependencies are supported: `{ path = \"dep.wasm\" }`"
+                                .into(),
                         ))
                     }
                 };

@@ -24,7 +24,10 @@ pub struct Nn {
 impl Nn {
     /// Access to `pool` (none configured: every load fails) for a component allowed `ai_models`.
     pub fn new(pool: Option<Arc<WorkerPool>>, ai_models: &[String]) -> Self {
-        Self { pool, allowed: ai_models.into() }
+        Self {
+            pool,
+            allowed: ai_models.into(),
+        }
     }
 }
 
@@ -127,7 +130,11 @@ impl tensor::HostTensor for NnView<'_> {
         ty: TensorType,
         data: Vec<u8>,
     ) -> wasmtime::Result<Resource<TensorData>> {
-        Ok(self.table.push(TensorData { dimensions, ty, data })?)
+        Ok(self.table.push(TensorData {
+            dimensions,
+            ty,
+            data,
+        })?)
     }
 
     async fn dimensions(&mut self, tensor: Resource<TensorData>) -> wasmtime::Result<Vec<u32>> {
@@ -169,9 +176,12 @@ impl graph::Host for NnView<'_> {
             );
         }
         let Some(pool) = self.access.pool.clone() else {
-            return self.fail(ErrorCode::RuntimeError, "no inference workers are configured".into());
+            return self.fail(
+                ErrorCode::RuntimeError,
+                "no inference workers are configured".into(),
+            );
         };
-        match pool.model(&name).await {
+        match pool.check_model(&name).await {
             Ok(_) => Ok(Ok(self.table.push(Graph { model: name })?)),
             Err(err) => self.pool_error(err),
         }
@@ -206,7 +216,12 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         for (name, handle) in inputs {
             // The list passes ownership of each tensor to the host.
             let tensor = self.table.delete(handle)?;
-            let expected = tensor.dimensions.iter().map(|d| *d as usize).product::<usize>() * element_size(tensor.ty);
+            let expected = tensor
+                .dimensions
+                .iter()
+                .map(|d| *d as usize)
+                .product::<usize>()
+                * element_size(tensor.ty);
             if tensor.data.len() != expected {
                 return self.fail(
                     ErrorCode::InvalidArgument,
@@ -226,7 +241,10 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             });
         }
         let Some(pool) = self.access.pool.clone() else {
-            return self.fail(ErrorCode::RuntimeError, "no inference workers are configured".into());
+            return self.fail(
+                ErrorCode::RuntimeError,
+                "no inference workers are configured".into(),
+            );
         };
         let outputs = match pool.infer(&model, tensors).await {
             Ok(outputs) => outputs,
@@ -237,11 +255,18 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             let Some(ty) = tensor_type(&out.datatype) else {
                 return self.fail(
                     ErrorCode::RuntimeError,
-                    format!("output '{}' has datatype {}, which wasi:nn cannot carry", out.name, out.datatype),
+                    format!(
+                        "output '{}' has datatype {}, which wasi:nn cannot carry",
+                        out.name, out.datatype
+                    ),
                 );
             };
             let dimensions = out.shape.iter().map(|d| *d as u32).collect();
-            let resource = self.table.push(TensorData { dimensions, ty, data: out.data })?;
+            let resource = self.table.push(TensorData {
+                dimensions,
+                ty,
+                data: out.data,
+            })?;
             named.push((out.name, resource));
         }
         Ok(Ok(named))

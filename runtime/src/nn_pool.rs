@@ -3,7 +3,7 @@
 //! connection reuse, per-call timeouts, health checks, and retry on another worker when a worker
 //! fails before answering.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,9 +39,6 @@ pub enum PoolError {
     Unavailable(String),
 }
 
-/// An element type, as the inference protocol names it (`FP32`, `INT64`, …).
-pub type Datatype = &'static str;
-
 /// A tensor sent to or received from a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolTensor {
@@ -66,7 +63,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30), health_interval: Duration::from_secs(1) }
+        Self {
+            timeout: Duration::from_secs(30),
+            health_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -82,14 +82,7 @@ pub struct WorkerPool {
     client: Client<HttpConnector, Full<Bytes>>,
     options: PoolOptions,
     next: AtomicUsize,
-    models: Mutex<HashMap<String, Arc<ModelInfo>>>,
-}
-
-/// What a worker says about a model.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    /// Input names and datatypes.
-    pub inputs: Vec<(String, String)>,
+    known_models: Mutex<HashSet<String>>,
 }
 
 impl WorkerPool {
@@ -101,9 +94,13 @@ impl WorkerPool {
         let endpoints = urls
             .iter()
             .map(|url| {
-                let uri: Uri = url.parse().map_err(|e| format!("worker URL `{url}`: {e}"))?;
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| format!("worker URL `{url}`: {e}"))?;
                 if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                    return Err(format!("worker URL `{url}` must look like http://host:port"));
+                    return Err(format!(
+                        "worker URL `{url}` must look like http://host:port"
+                    ));
                 }
                 Ok(Endpoint {
                     base: format!("http://{}", uri.authority().unwrap()),
@@ -117,12 +114,13 @@ impl WorkerPool {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        Ok(Self { endpoints, client, options, next: AtomicUsize::new(0), models: Mutex::new(HashMap::new()) })
-    }
-
-    /// The workers' base URLs.
-    pub fn workers(&self) -> Vec<String> {
-        self.endpoints.iter().map(|e| e.base.clone()).collect()
+        Ok(Self {
+            endpoints,
+            client,
+            options,
+            next: AtomicUsize::new(0),
+            known_models: Mutex::new(HashSet::new()),
+        })
     }
 
     /// Probes every worker's readiness now and then every `health_interval`, on the current
@@ -142,7 +140,13 @@ impl WorkerPool {
 
     async fn check_health(&self) {
         for endpoint in &self.endpoints {
-            let probe = self.send(endpoint, Method::GET, "/v2/health/ready", None, Bytes::new());
+            let probe = self.send(
+                endpoint,
+                Method::GET,
+                "/v2/health/ready",
+                None,
+                Bytes::new(),
+            );
             let healthy = matches!(
                 tokio::time::timeout(Duration::from_secs(2), probe).await,
                 Ok(Ok((StatusCode::OK, _, _)))
@@ -153,32 +157,25 @@ impl WorkerPool {
         }
     }
 
-    /// The model's metadata, asked of a worker once and then remembered.
-    pub async fn model(&self, name: &str) -> Result<Arc<ModelInfo>, PoolError> {
-        if let Some(info) = self.models.lock().unwrap().get(name) {
-            return Ok(info.clone());
+    /// Checks that the workers serve `model` (its metadata, asked once and then remembered).
+    pub async fn check_model(&self, name: &str) -> Result<(), PoolError> {
+        if self.known_models.lock().unwrap().contains(name) {
+            return Ok(());
         }
         let path = format!("/v2/models/{name}");
         let deadline = Instant::now() + self.options.timeout;
-        let (_, body) = self.call(Method::GET, &path, None, Bytes::new(), deadline).await?;
-        let meta: Value = serde_json::from_slice(&body)
-            .map_err(|e| PoolError::Unavailable(format!("worker sent invalid model metadata: {e}")))?;
-        let inputs = meta["inputs"]
-            .as_array()
-            .map(|inputs| {
-                inputs
-                    .iter()
-                    .filter_map(|i| Some((i["name"].as_str()?.to_string(), i["datatype"].as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let info = Arc::new(ModelInfo { inputs });
-        self.models.lock().unwrap().insert(name.to_string(), info.clone());
-        Ok(info)
+        self.call(Method::GET, &path, None, Bytes::new(), deadline)
+            .await?;
+        self.known_models.lock().unwrap().insert(name.to_string());
+        Ok(())
     }
 
     /// Runs `model` on `inputs` on the least busy healthy worker and returns every output.
-    pub async fn infer(&self, model: &str, inputs: Vec<PoolTensor>) -> Result<Vec<PoolTensor>, PoolError> {
+    pub async fn infer(
+        &self,
+        model: &str,
+        inputs: Vec<PoolTensor>,
+    ) -> Result<Vec<PoolTensor>, PoolError> {
         let deadline = Instant::now() + self.options.timeout;
         let header = json!({
             "inputs": inputs.iter().map(|t| json!({
@@ -198,7 +195,15 @@ impl WorkerPool {
             body.extend_from_slice(&t.data);
         }
         let path = format!("/v2/models/{model}/infer");
-        let (length, response) = self.call(Method::POST, &path, Some(header_length), body.into(), deadline).await?;
+        let (length, response) = self
+            .call(
+                Method::POST,
+                &path,
+                Some(header_length),
+                body.into(),
+                deadline,
+            )
+            .await?;
         decode_outputs(&response, length)
     }
 
@@ -249,12 +254,19 @@ impl WorkerPool {
                         StatusCode::GATEWAY_TIMEOUT => return Err(PoolError::Timeout(message)),
                         // Not loaded on this worker: another may have it.
                         StatusCode::SERVICE_UNAVAILABLE => last_failure = message,
-                        _ => return Err(PoolError::Unavailable(format!("worker {} answered {status}: {message}", endpoint.base))),
+                        _ => {
+                            return Err(PoolError::Unavailable(format!(
+                                "worker {} answered {status}: {message}",
+                                endpoint.base
+                            )))
+                        }
                     }
                 }
             }
         }
-        Err(PoolError::Unavailable(format!("no worker could answer: {last_failure}")))
+        Err(PoolError::Unavailable(format!(
+            "no worker could answer: {last_failure}"
+        )))
     }
 
     /// The untried worker with the fewest outstanding requests, healthy ones first.
@@ -266,7 +278,10 @@ impl WorkerPool {
             .filter(|i| !tried[*i])
             .min_by_key(|i| {
                 let e = &self.endpoints[*i];
-                (!e.healthy.load(Ordering::Relaxed), e.outstanding.load(Ordering::Relaxed))
+                (
+                    !e.healthy.load(Ordering::Relaxed),
+                    e.outstanding.load(Ordering::Relaxed),
+                )
             })
     }
 
@@ -278,49 +293,77 @@ impl WorkerPool {
         header_length: Option<usize>,
         body: Bytes,
     ) -> Result<(StatusCode, Option<usize>, Bytes), String> {
-        let mut request = Request::builder().method(method).uri(format!("{}{path}", endpoint.base));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", endpoint.base));
         if let Some(length) = header_length {
             request = request
                 .header(HEADER_LENGTH, length)
                 .header(http::header::CONTENT_TYPE, "application/octet-stream");
         }
         let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| format!("{e}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("{e}"))?;
         let status = response.status();
         let length = response
             .headers()
             .get(HEADER_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         Ok((status, length, body))
     }
 }
 
 fn decode_outputs(body: &[u8], header_length: Option<usize>) -> Result<Vec<PoolTensor>, PoolError> {
-    let bad = |what: String| PoolError::Unavailable(format!("worker sent an invalid inference response: {what}"));
+    let bad = |what: String| {
+        PoolError::Unavailable(format!("worker sent an invalid inference response: {what}"))
+    };
     let split = header_length.unwrap_or(body.len());
     if split > body.len() {
         return Err(bad("header length beyond the body".into()));
     }
     let (json, mut binary) = body.split_at(split);
     let response: Value = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
-    let outputs = response["outputs"].as_array().ok_or_else(|| bad("no outputs".into()))?;
+    let outputs = response["outputs"]
+        .as_array()
+        .ok_or_else(|| bad("no outputs".into()))?;
     outputs
         .iter()
         .map(|out| {
-            let name = out["name"].as_str().ok_or_else(|| bad("output without a name".into()))?.to_string();
-            let datatype = out["datatype"].as_str().ok_or_else(|| bad(format!("output '{name}' has no datatype")))?.to_string();
-            let shape: Vec<u64> = serde_json::from_value(out["shape"].clone()).map_err(|e| bad(e.to_string()))?;
+            let name = out["name"]
+                .as_str()
+                .ok_or_else(|| bad("output without a name".into()))?
+                .to_string();
+            let datatype = out["datatype"]
+                .as_str()
+                .ok_or_else(|| bad(format!("output '{name}' has no datatype")))?
+                .to_string();
+            let shape: Vec<u64> =
+                serde_json::from_value(out["shape"].clone()).map_err(|e| bad(e.to_string()))?;
             let size = out["parameters"]["binary_data_size"]
                 .as_u64()
-                .ok_or_else(|| bad(format!("output '{name}' is not binary")))? as usize;
+                .ok_or_else(|| bad(format!("output '{name}' is not binary")))?
+                as usize;
             if size > binary.len() {
                 return Err(bad(format!("output '{name}' runs past the body")));
             }
             let (data, rest) = binary.split_at(size);
             binary = rest;
-            Ok(PoolTensor { name, datatype, shape, data: data.to_vec() })
+            Ok(PoolTensor {
+                name,
+                datatype,
+                shape,
+                data: data.to_vec(),
+            })
         })
         .collect()
 }

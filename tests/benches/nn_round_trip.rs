@@ -2,7 +2,7 @@
 //! the probe guest times `compute` itself (wasi monotonic clock), so the figure is the host
 //! call → inference protocol over loopback → worker → back into the guest, without the
 //! function's own HTTP request. Run with `cargo bench -p vitrine-tests --bench nn_round_trip`
-//! (env `CALLS`, default 5000).
+//! (env `CALLS`, default 5000). Under `cargo test` it makes 50 calls as a smoke run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,8 +26,14 @@ fn write_model(root: &std::path::Path) -> anyhow::Result<()> {
     )?;
     let mut tensors = HashMap::new();
     for (name, out, inp) in [("fc1", 32, FEATURES), ("fc2", 32, 32), ("fc3", 4, 32)] {
-        tensors.insert(format!("{name}.weight"), Tensor::randn(0f32, 0.1, (out, inp), &Device::Cpu)?);
-        tensors.insert(format!("{name}.bias"), Tensor::zeros(out, candle_core::DType::F32, &Device::Cpu)?);
+        tensors.insert(
+            format!("{name}.weight"),
+            Tensor::randn(0f32, 0.1, (out, inp), &Device::Cpu)?,
+        );
+        tensors.insert(
+            format!("{name}.bias"),
+            Tensor::zeros(out, candle_core::DType::F32, &Device::Cpu)?,
+        );
     }
     candle_core::safetensors::save(&tensors, dir.join("1/model.safetensors"))?;
     Ok(())
@@ -35,17 +41,27 @@ fn write_model(root: &std::path::Path) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let calls: usize = std::env::var("CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let default_calls = if smoke { 50 } else { 5000 };
+    let calls: usize = std::env::var("CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_calls);
     let repo = tempfile::tempdir()?;
     write_model(repo.path())?;
     let worker = TestWorker::start(repo.path()).await?;
-    let pool = Arc::new(WorkerPool::new(&[worker.url.clone()], PoolOptions::default()).map_err(anyhow::Error::msg)?);
+    let pool = Arc::new(
+        WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default())
+            .map_err(anyhow::Error::msg)?,
+    );
     let app = TestApp::start_with(
         &manifest("[[trigger.http]]\nroute = \"/p/...\"\ncomponent = \"p\"\n[component.p]\nsource = \"PROBE\"\nai_models = [\"bench-mlp\"]\n"),
         |c| c.nn_pool = Some(pool),
     )
     .await?;
-    let input = json!({ "inputs": [{ "name": "x", "dims": [1, FEATURES], "fp32": vec![0.25; FEATURES] }] });
+    let input =
+        json!({ "inputs": [{ "name": "x", "dims": [1, FEATURES], "fp32": vec![0.25; FEATURES] }] });
     let url = format!("{}/p/nn/bench-mlp?repeat=", app.url);
     // Warm up connections and caches.
     let (status, body) = post_json(&format!("{url}200"), &input).await?;
@@ -54,11 +70,22 @@ async fn main() -> anyhow::Result<()> {
     while timings.len() < calls {
         let batch = (calls - timings.len()).min(1000);
         let (_, body) = post_json(&format!("{url}{batch}"), &input).await?;
-        timings.extend(body["compute_us"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()));
+        timings.extend(
+            body["compute_us"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap()),
+        );
     }
     timings.sort();
     let at = |p: f64| timings[((timings.len() - 1) as f64 * p) as usize];
     println!("wasi:nn compute round trip, function -> local worker over loopback, 1 KB FP32 input ({calls} calls)");
-    println!("p50 {} µs   p95 {} µs   p99 {} µs   (target p50 <= 200 µs)", at(0.5), at(0.95), at(0.99));
+    println!(
+        "p50 {} µs   p95 {} µs   p99 {} µs   (target p50 <= 200 µs)",
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
     Ok(())
 }

@@ -9,7 +9,7 @@ use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
 use vitrine_tests::{manifest, post_json, test_models, TestApp, TestWorker};
 
 fn pool(worker: &TestWorker) -> Arc<WorkerPool> {
-    Arc::new(WorkerPool::new(&[worker.url.clone()], PoolOptions::default()).unwrap())
+    Arc::new(WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default()).unwrap())
 }
 
 /// Two rows of session features.
@@ -33,7 +33,8 @@ ai_models = ["intent-mlp", "shapes-cnn"]
 async fn a_function_gets_the_workers_answer_through_native_wasi_nn() -> anyhow::Result<()> {
     let worker = TestWorker::start(&test_models()).await?;
     let app = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(pool(&worker))).await?;
-    let (status, body) = post_json(&format!("{}/api/classify/intent", app.url), &features()).await?;
+    let (status, body) =
+        post_json(&format!("{}/api/classify/intent", app.url), &features()).await?;
     assert_eq!(status, 200, "{body}");
 
     // The same rows straight to the worker over the inference protocol.
@@ -41,31 +42,60 @@ async fn a_function_gets_the_workers_answer_through_native_wasi_nn() -> anyhow::
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
         .collect();
     let direct = json!({ "inputs": [{ "name": "features", "shape": [2, 16], "datatype": "FP32", "data": rows }] });
-    let (status, answer) = post_json(&format!("{}/v2/models/intent-mlp/infer", worker.url), &direct).await?;
+    let (status, answer) = post_json(
+        &format!("{}/v2/models/intent-mlp/infer", worker.url),
+        &direct,
+    )
+    .await?;
     assert_eq!(status, 200, "{answer}");
-    let expected: Vec<f64> = answer["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let expected: Vec<f64> = answer["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let labels = ["browse", "compare", "buy", "leave"];
     for (row, result) in body["results"].as_array().unwrap().iter().enumerate() {
         for (i, label) in labels.iter().enumerate() {
             let got = result["probabilities"][label].as_f64().unwrap();
-            assert!((got - expected[row * 4 + i]).abs() < 1e-6, "row {row} {label}: {got} vs {}", expected[row * 4 + i]);
+            assert!(
+                (got - expected[row * 4 + i]).abs() < 1e-6,
+                "row {row} {label}: {got} vs {}",
+                expected[row * 4 + i]
+            );
         }
     }
 
     // Bad input is the function's 400, never a worker call.
-    let (status, body) = post_json(&format!("{}/api/classify/intent", app.url), &json!({ "features": [1, 2] })).await?;
+    let (status, body) = post_json(
+        &format!("{}/api/classify/intent", app.url),
+        &json!({ "features": [1, 2] }),
+    )
+    .await?;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("the model takes 16"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the model takes 16"),
+        "{body}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn the_nn_remote_adapter_gives_the_same_answer_as_native_wasi_nn() -> anyhow::Result<()> {
     let worker = TestWorker::start(&test_models()).await?;
-    let native = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(pool(&worker))).await?;
+    let native =
+        TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(pool(&worker))).await?;
     let composed = format!(
         r#"
 [[trigger.http]]
@@ -83,7 +113,15 @@ dependencies_inherit_configuration = true
     );
     // No pool: the composed component must not need the host's wasi:nn at all.
     let remote = TestApp::start(&manifest(&composed)).await?;
-    let image: Vec<f32> = (0..784).map(|i| if (i % 28 > 8 && i % 28 < 20) && (i / 28 > 8 && i / 28 < 20) { 0.9 } else { 0.05 }).collect();
+    let image: Vec<f32> = (0..784)
+        .map(|i| {
+            if (i % 28 > 8 && i % 28 < 20) && (i / 28 > 8 && i / 28 < 20) {
+                0.9
+            } else {
+                0.05
+            }
+        })
+        .collect();
     for (path, body) in [("intent", features()), ("shape", json!({ "image": image }))] {
         let a = post_json(&format!("{}/api/classify/{path}", native.url), &body).await?;
         let b = post_json(&format!("{}/api/classify/{path}", remote.url), &body).await?;
@@ -91,7 +129,11 @@ dependencies_inherit_configuration = true
         assert_eq!(a, b, "native and adapter answers differ for {path}");
     }
     // A square is recognised by the CNN.
-    let (_, shape) = post_json(&format!("{}/api/classify/shape", remote.url), &json!({ "image": image })).await?;
+    let (_, shape) = post_json(
+        &format!("{}/api/classify/shape", remote.url),
+        &json!({ "image": image }),
+    )
+    .await?;
     assert_eq!(shape["results"][0]["shape"], "square", "{shape}");
     Ok(())
 }
@@ -119,21 +161,43 @@ async fn the_host_enforces_ai_models_and_reports_wasi_nn_error_codes() -> anyhow
     assert_eq!(status, 200, "{ok}");
     assert_eq!(ok["outputs"][0]["name"], "probabilities");
     assert_eq!(ok["outputs"][0]["dims"], json!([1, 4]));
-    let sum: f64 = ok["outputs"][0]["fp32"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    let sum: f64 = ok["outputs"][0]["fp32"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
 
     // Served by the worker, but not listed in ai_models.
     let (status, denied) = probe_nn(&app.url, "shapes-cnn", row.clone()).await?;
-    assert_eq!((status, denied["code"].as_str()), (422, Some("Security")), "{denied}");
+    assert_eq!(
+        (status, denied["code"].as_str()),
+        (422, Some("Security")),
+        "{denied}"
+    );
     // Listed, but no worker has it.
     let (_, missing) = probe_nn(&app.url, "no-such-model", row.clone()).await?;
     assert_eq!(missing["code"], "NotFound", "{missing}");
     // Wrong shape: the worker's message comes through as invalid-argument.
-    let (_, wrong) = probe_nn(&app.url, "intent-mlp", json!([{ "name": "features", "dims": [1, 15], "fp32": vec![0.5; 15] }])).await?;
+    let (_, wrong) = probe_nn(
+        &app.url,
+        "intent-mlp",
+        json!([{ "name": "features", "dims": [1, 15], "fp32": vec![0.5; 15] }]),
+    )
+    .await?;
     assert_eq!(wrong["code"], "InvalidArgument", "{wrong}");
-    assert!(wrong["message"].as_str().unwrap().contains("shape [1, 15]"), "{wrong}");
+    assert!(
+        wrong["message"].as_str().unwrap().contains("shape [1, 15]"),
+        "{wrong}"
+    );
     // Dimensions that do not match the data are caught by the host.
-    let (_, short) = probe_nn(&app.url, "intent-mlp", json!([{ "name": "features", "dims": [2, 16], "fp32": vec![0.5; 16] }])).await?;
+    let (_, short) = probe_nn(
+        &app.url,
+        "intent-mlp",
+        json!([{ "name": "features", "dims": [2, 16], "fp32": vec![0.5; 16] }]),
+    )
+    .await?;
     assert_eq!(short["code"], "InvalidArgument", "{short}");
     // Raw graph bytes are not accepted.
     let (_, bytes) = vitrine_tests::get_json(&format!("{}/p/nn-load-bytes", app.url)).await?;
@@ -145,6 +209,10 @@ async fn the_host_enforces_ai_models_and_reports_wasi_nn_error_codes() -> anyhow
 async fn without_workers_wasi_nn_fails_cleanly() -> anyhow::Result<()> {
     let app = TestApp::start(&manifest(PROBE)).await?;
     let (status, body) = probe_nn(&app.url, "intent-mlp", json!([])).await?;
-    assert_eq!((status, body["code"].as_str()), (422, Some("RuntimeError")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("RuntimeError")),
+        "{body}"
+    );
     Ok(())
 }

@@ -107,7 +107,9 @@ fn train_test_models() -> Result<PathBuf> {
     std::fs::create_dir_all(&root)?;
     let scratch = tempfile::tempdir_in(&root)?;
     vitrine_worker::train::write_builtin_repository(scratch.path(), 7, |_| {})?;
-    if std::fs::rename(scratch.path(), &done).is_err() && !done.join("shapes-cnn/config.toml").exists() {
+    if std::fs::rename(scratch.path(), &done).is_err()
+        && !done.join("shapes-cnn/config.toml").exists()
+    {
         bail!("cannot move the trained models to {}", done.display());
     }
     Ok(done)
@@ -132,7 +134,11 @@ impl TestWorker {
         tokio::spawn(vitrine_worker::serve(listener, worker.clone(), async {
             let _ = rx.await;
         }));
-        Ok(Self { url, worker, shutdown: Some(tx) })
+        Ok(Self {
+            url,
+            worker,
+            shutdown: Some(tx),
+        })
     }
 }
 

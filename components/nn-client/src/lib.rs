@@ -38,12 +38,18 @@ impl std::error::Error for Error {}
 
 impl From<errors::Error> for Error {
     fn from(err: errors::Error) -> Self {
-        Self { code: err.code(), message: err.data() }
+        Self {
+            code: err.code(),
+            message: err.data(),
+        }
     }
 }
 
 fn invalid(message: String) -> Error {
-    Error { code: ErrorCode::InvalidArgument, message }
+    Error {
+        code: ErrorCode::InvalidArgument,
+        message,
+    }
 }
 
 /// A tensor: dimensions, element type and row-major little-endian bytes.
@@ -67,17 +73,29 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Self { dims: dims.to_vec(), ty, data })
+        Ok(Self {
+            dims: dims.to_vec(),
+            ty,
+            data,
+        })
     }
 
     /// An `FP32` tensor.
     pub fn from_f32(dims: &[u32], values: &[f32]) -> Result<Self, Error> {
-        Self::new(dims, TensorType::Fp32, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        Self::new(
+            dims,
+            TensorType::Fp32,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )
     }
 
     /// An `I64` tensor.
     pub fn from_i64(dims: &[u32], values: &[i64]) -> Result<Self, Error> {
-        Self::new(dims, TensorType::I64, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        Self::new(
+            dims,
+            TensorType::I64,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )
     }
 
     /// A `U8` tensor.
@@ -88,13 +106,21 @@ impl Tensor {
     /// The elements of an `FP32` tensor.
     pub fn to_f32(&self) -> Result<Vec<f32>, Error> {
         self.expect(TensorType::Fp32)?;
-        Ok(self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(self
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// The elements of an `I64` tensor.
     pub fn to_i64(&self) -> Result<Vec<i64>, Error> {
         self.expect(TensorType::I64)?;
-        Ok(self.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+        Ok(self
+            .data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
     }
 
     /// The elements of a `U8` tensor.
@@ -107,7 +133,10 @@ impl Tensor {
         if self.ty == ty {
             Ok(())
         } else {
-            Err(invalid(format!("the tensor holds {:?}, not {ty:?}", self.ty)))
+            Err(invalid(format!(
+                "the tensor holds {:?}, not {ty:?}",
+                self.ty
+            )))
         }
     }
 }
@@ -134,7 +163,11 @@ impl Model {
     pub fn load(name: &str) -> Result<Self, Error> {
         let graph = graph::load_by_name(name)?;
         let context = graph.init_execution_context()?;
-        Ok(Self { name: name.to_string(), context, _graph: graph })
+        Ok(Self {
+            name: name.to_string(),
+            context,
+            _graph: graph,
+        })
     }
 
     /// The model's name.
@@ -146,13 +179,27 @@ impl Model {
     pub fn infer(&self, inputs: &[(&str, Tensor)]) -> Result<Outputs, Error> {
         let inputs = inputs
             .iter()
-            .map(|(name, t)| (name.to_string(), tensor::Tensor::new(&t.dims, t.ty, &t.data)))
+            .map(|(name, t)| {
+                (
+                    name.to_string(),
+                    tensor::Tensor::new(&t.dims, t.ty, &t.data),
+                )
+            })
             .collect::<Vec<_>>();
         let outputs = self.context.compute(inputs)?;
         Ok(Outputs(
             outputs
                 .into_iter()
-                .map(|(name, t)| (name, Tensor { dims: t.dimensions(), ty: t.ty(), data: t.data() }))
+                .map(|(name, t)| {
+                    (
+                        name,
+                        Tensor {
+                            dims: t.dimensions(),
+                            ty: t.ty(),
+                            data: t.data(),
+                        },
+                    )
+                })
                 .collect(),
         ))
     }
@@ -165,10 +212,17 @@ pub struct Outputs(Vec<(String, Tensor)>);
 impl Outputs {
     /// The output called `name`.
     pub fn get(&self, name: &str) -> Result<&Tensor, Error> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
-            let names: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
-            invalid(format!("no output '{name}' (the model returned: {})", names.join(", ")))
-        })
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
+                invalid(format!(
+                    "no output '{name}' (the model returned: {})",
+                    names.join(", ")
+                ))
+            })
     }
 
     /// Every output, in the order the host returned them.

@@ -20,7 +20,10 @@ pub struct Answer {
 }
 
 fn failure(message: impl Into<String>) -> Failure {
-    Failure { status: None, message: message.into() }
+    Failure {
+        status: None,
+        message: message.into(),
+    }
 }
 
 /// `GET path` on the worker.
@@ -34,36 +37,58 @@ pub fn post(path: &str, body: Vec<u8>, header_length: usize) -> Result<Answer, F
 }
 
 fn send(method: Method, path: &str, body: Option<(Vec<u8>, usize)>) -> Result<Answer, Failure> {
-    let url = std::env::var(URL_VARIABLE)
-        .map_err(|_| failure(format!("{URL_VARIABLE} is not set; it names the inference worker (http://host:port)")))?;
+    let url = std::env::var(URL_VARIABLE).map_err(|_| {
+        failure(format!(
+            "{URL_VARIABLE} is not set; it names the inference worker (http://host:port)"
+        ))
+    })?;
     let (scheme, authority) = match url.trim_end_matches('/').split_once("://") {
         Some(("http", authority)) => (Scheme::Http, authority.to_string()),
         Some(("https", authority)) => (Scheme::Https, authority.to_string()),
-        _ => return Err(failure(format!("{URL_VARIABLE} `{url}` must look like http://host:port"))),
+        _ => {
+            return Err(failure(format!(
+                "{URL_VARIABLE} `{url}` must look like http://host:port"
+            )))
+        }
     };
     let mut headers = vec![];
     if let Some((_, length)) = &body {
-        headers.push(("inference-header-content-length".to_string(), length.to_string().into_bytes()));
-        headers.push(("content-type".to_string(), b"application/octet-stream".to_vec()));
+        headers.push((
+            "inference-header-content-length".to_string(),
+            length.to_string().into_bytes(),
+        ));
+        headers.push((
+            "content-type".to_string(),
+            b"application/octet-stream".to_vec(),
+        ));
     }
-    let fields = Fields::from_list(&headers).map_err(|e| failure(format!("invalid header: {e:?}")))?;
+    let fields =
+        Fields::from_list(&headers).map_err(|e| failure(format!("invalid header: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
     let invalid = |_| failure("the host refused the request parts");
     request.set_method(&method).map_err(invalid)?;
     request.set_scheme(Some(&scheme)).map_err(invalid)?;
     request.set_authority(Some(&authority)).map_err(invalid)?;
     request.set_path_with_query(Some(path)).map_err(invalid)?;
-    let outgoing = request.body().map_err(|_| failure("request body unavailable"))?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| failure(format!("cannot reach the worker: {e:?}")))?;
+    let outgoing = request
+        .body()
+        .map_err(|_| failure("request body unavailable"))?;
+    let pending = outgoing_handler::handle(request, None)
+        .map_err(|e| failure(format!("cannot reach the worker: {e:?}")))?;
     {
-        let stream = outgoing.write().map_err(|_| failure("request body stream unavailable"))?;
+        let stream = outgoing
+            .write()
+            .map_err(|_| failure("request body stream unavailable"))?;
         if let Some((bytes, _)) = &body {
             for chunk in bytes.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| failure(format!("sending the request: {e:?}")))?;
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| failure(format!("sending the request: {e:?}")))?;
             }
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| failure(format!("finishing the request: {e:?}")))?;
+    OutgoingBody::finish(outgoing, None)
+        .map_err(|e| failure(format!("finishing the request: {e:?}")))?;
     pending.subscribe().block();
     let response = match pending.get() {
         Some(Ok(Ok(response))) => response,
@@ -76,10 +101,14 @@ fn send(method: Method, path: &str, body: Option<(Vec<u8>, usize)>) -> Result<An
         .get(&"inference-header-content-length".to_string())
         .first()
         .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
-    let incoming = response.consume().map_err(|_| failure("response body unavailable"))?;
+    let incoming = response
+        .consume()
+        .map_err(|_| failure("response body unavailable"))?;
     let mut bytes = Vec::new();
     {
-        let stream = incoming.stream().map_err(|_| failure("response body stream unavailable"))?;
+        let stream = incoming
+            .stream()
+            .map_err(|_| failure("response body stream unavailable"))?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => bytes.extend_from_slice(&chunk),
@@ -93,7 +122,13 @@ fn send(method: Method, path: &str, body: Option<(Vec<u8>, usize)>) -> Result<An
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        return Err(Failure { status: Some(status), message });
+        return Err(Failure {
+            status: Some(status),
+            message,
+        });
     }
-    Ok(Answer { body: bytes, header_length })
+    Ok(Answer {
+        body: bytes,
+        header_length,
+    })
 }

@@ -61,7 +61,10 @@ struct RemoteContext {
 }
 
 fn error(code: ErrorCode, data: impl Into<String>) -> errors::Error {
-    errors::Error::new(RemoteError { code, data: data.into() })
+    errors::Error::new(RemoteError {
+        code,
+        data: data.into(),
+    })
 }
 
 impl tensor::Guest for Adapter {
@@ -70,7 +73,11 @@ impl tensor::Guest for Adapter {
 
 impl tensor::GuestTensor for RemoteTensor {
     fn new(dimensions: Vec<u32>, ty: TensorType, data: Vec<u8>) -> Self {
-        Self { dimensions, ty, data }
+        Self {
+            dimensions,
+            ty,
+            data,
+        }
     }
 
     fn dimensions(&self) -> Vec<u32> {
@@ -122,7 +129,9 @@ impl graph::Guest for Adapter {
 
 impl graph::GuestGraph for RemoteGraph {
     fn init_execution_context(&self) -> Result<inference::GraphExecutionContext, errors::Error> {
-        Ok(inference::GraphExecutionContext::new(RemoteContext { model: self.model.clone() }))
+        Ok(inference::GraphExecutionContext::new(RemoteContext {
+            model: self.model.clone(),
+        }))
     }
 }
 
@@ -131,15 +140,25 @@ impl inference::Guest for Adapter {
 }
 
 impl inference::GuestGraphExecutionContext for RemoteContext {
-    fn compute(&self, inputs: Vec<inference::NamedTensor>) -> Result<Vec<inference::NamedTensor>, errors::Error> {
-        let tensors: Vec<(String, &RemoteTensor)> =
-            inputs.iter().map(|(name, t)| (name.clone(), t.get::<RemoteTensor>())).collect();
+    fn compute(
+        &self,
+        inputs: Vec<inference::NamedTensor>,
+    ) -> Result<Vec<inference::NamedTensor>, errors::Error> {
+        let tensors: Vec<(String, &RemoteTensor)> = inputs
+            .iter()
+            .map(|(name, t)| (name.clone(), t.get::<RemoteTensor>()))
+            .collect();
         for (name, t) in &tensors {
-            let expected = t.dimensions.iter().map(|d| *d as usize).product::<usize>() * element_size(t.ty);
+            let expected =
+                t.dimensions.iter().map(|d| *d as usize).product::<usize>() * element_size(t.ty);
             if t.data.len() != expected {
                 return Err(error(
                     ErrorCode::InvalidArgument,
-                    format!("tensor '{name}': dimensions {:?} need {expected} bytes, got {}", t.dimensions, t.data.len()),
+                    format!(
+                        "tensor '{name}': dimensions {:?} need {expected} bytes, got {}",
+                        t.dimensions,
+                        t.data.len()
+                    ),
                 ));
             }
         }
@@ -157,7 +176,12 @@ impl inference::GuestGraphExecutionContext for RemoteContext {
         for (_, t) in &tensors {
             body.extend_from_slice(&t.data);
         }
-        let response = http::post(&format!("/v2/models/{}/infer", self.model), body, header_length).map_err(into_error)?;
+        let response = http::post(
+            &format!("/v2/models/{}/infer", self.model),
+            body,
+            header_length,
+        )
+        .map_err(into_error)?;
         decode_outputs(&response.body, response.header_length)
     }
 }
@@ -172,23 +196,46 @@ fn into_error(failure: http::Failure) -> errors::Error {
     error(code, failure.message)
 }
 
-fn decode_outputs(body: &[u8], header_length: Option<usize>) -> Result<Vec<inference::NamedTensor>, errors::Error> {
-    let bad = |what: &str| error(ErrorCode::RuntimeError, format!("invalid inference response: {what}"));
+fn decode_outputs(
+    body: &[u8],
+    header_length: Option<usize>,
+) -> Result<Vec<inference::NamedTensor>, errors::Error> {
+    let bad = |what: &str| {
+        error(
+            ErrorCode::RuntimeError,
+            format!("invalid inference response: {what}"),
+        )
+    };
     let split = header_length.unwrap_or(body.len()).min(body.len());
     let (json, mut binary) = body.split_at(split);
     let response: Value = serde_json::from_slice(json).map_err(|e| bad(&e.to_string()))?;
     let mut outputs = Vec::new();
-    for out in response["outputs"].as_array().ok_or_else(|| bad("no outputs"))? {
-        let name = out["name"].as_str().ok_or_else(|| bad("output without a name"))?;
-        let ty = out["datatype"].as_str().and_then(tensor_type).ok_or_else(|| bad("unsupported output datatype"))?;
-        let dimensions: Vec<u32> = serde_json::from_value(out["shape"].clone()).map_err(|e| bad(&e.to_string()))?;
-        let size = out["parameters"]["binary_data_size"].as_u64().ok_or_else(|| bad("output is not binary"))? as usize;
+    for out in response["outputs"]
+        .as_array()
+        .ok_or_else(|| bad("no outputs"))?
+    {
+        let name = out["name"]
+            .as_str()
+            .ok_or_else(|| bad("output without a name"))?;
+        let ty = out["datatype"]
+            .as_str()
+            .and_then(tensor_type)
+            .ok_or_else(|| bad("unsupported output datatype"))?;
+        let dimensions: Vec<u32> =
+            serde_json::from_value(out["shape"].clone()).map_err(|e| bad(&e.to_string()))?;
+        let size = out["parameters"]["binary_data_size"]
+            .as_u64()
+            .ok_or_else(|| bad("output is not binary"))? as usize;
         if size > binary.len() {
             return Err(bad("output runs past the body"));
         }
         let (data, rest) = binary.split_at(size);
         binary = rest;
-        let tensor = tensor::Tensor::new(RemoteTensor { dimensions, ty, data: data.to_vec() });
+        let tensor = tensor::Tensor::new(RemoteTensor {
+            dimensions,
+            ty,
+            data: data.to_vec(),
+        });
         outputs.push((name.to_string(), tensor));
     }
     Ok(outputs)

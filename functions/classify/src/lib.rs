@@ -58,11 +58,20 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.header("spin-path-info").and_then(|h| h.as_str()).unwrap_or("").trim_matches('/');
+    let path = req
+        .header("spin-path-info")
+        .and_then(|h| h.as_str())
+        .unwrap_or("")
+        .trim_matches('/');
     let task = match path {
         "intent" => INTENT,
         "shape" => SHAPE,
-        other => return Ok(error(404, format!("no classifier '{other}' (use /intent or /shape)"))),
+        other => {
+            return Ok(error(
+                404,
+                format!("no classifier '{other}' (use /intent or /shape)"),
+            ))
+        }
     };
     if *req.method() != Method::Post {
         let mut response = error(405, format!("{} is not allowed; use POST", req.method()));
@@ -96,24 +105,41 @@ enum Rows {
 
 /// The request's rows, each checked for its length.
 fn parse_rows(body: &[u8], task: &Task) -> Result<Vec<Vec<f32>>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let field = value
         .get(task.field)
         .ok_or_else(|| format!("missing field '{}'", task.field))?;
     let rows = match serde_json::from_value::<Rows>(field.clone()) {
         Ok(Rows::Many(rows)) => rows,
         Ok(Rows::One(row)) => vec![row],
-        Err(_) => return Err(format!("'{}' must be an array of numbers or of rows of numbers", task.field)),
+        Err(_) => {
+            return Err(format!(
+                "'{}' must be an array of numbers or of rows of numbers",
+                task.field
+            ))
+        }
     };
     let width: usize = task.dims.iter().map(|d| *d as usize).product();
     if rows.is_empty() || rows.len() > MAX_ROWS {
-        return Err(format!("'{}' needs 1 to {MAX_ROWS} rows, got {}", task.field, rows.len()));
+        return Err(format!(
+            "'{}' needs 1 to {MAX_ROWS} rows, got {}",
+            task.field,
+            rows.len()
+        ));
     }
     if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != width) {
-        return Err(format!("row {i} of '{}' has {} numbers; the model takes {width}", task.field, row.len()));
+        return Err(format!(
+            "row {i} of '{}' has {} numbers; the model takes {width}",
+            task.field,
+            row.len()
+        ));
     }
     if let Some(i) = rows.iter().position(|r| r.iter().any(|v| !v.is_finite())) {
-        return Err(format!("row {i} of '{}' has a value that is not a finite number", task.field));
+        return Err(format!(
+            "row {i} of '{}' has a value that is not a finite number",
+            task.field
+        ));
     }
     Ok(rows)
 }
@@ -129,9 +155,15 @@ fn classify(task: &Task, rows: &[Vec<f32>]) -> Result<Value, vitrine_nn::Error> 
     let results: Vec<Value> = probabilities
         .chunks(classes)
         .map(|p| {
-            let best = (0..classes).max_by(|a, b| p[*a].total_cmp(&p[*b])).unwrap_or(0);
-            let by_label: serde_json::Map<String, Value> =
-                task.labels.iter().zip(p).map(|(l, v)| (l.to_string(), json!(v))).collect();
+            let best = (0..classes)
+                .max_by(|a, b| p[*a].total_cmp(&p[*b]))
+                .unwrap_or(0);
+            let by_label: serde_json::Map<String, Value> = task
+                .labels
+                .iter()
+                .zip(p)
+                .map(|(l, v)| (l.to_string(), json!(v)))
+                .collect();
             json!({ task.key: task.labels[best], "probabilities": by_label })
         })
         .collect();

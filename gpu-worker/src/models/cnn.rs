@@ -23,11 +23,18 @@ impl Cnn {
         classes: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let same = Conv2dConfig { padding: 1, ..Default::default() };
+        let same = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
         Ok(Self {
             conv1: conv2d(channels, filters, 3, same, vb.pp("conv1"))?,
             conv2: conv2d(filters, 2 * filters, 3, same, vb.pp("conv2"))?,
-            head: linear(2 * filters * (height / 4) * (width / 4), classes, vb.pp("head"))?,
+            head: linear(
+                2 * filters * (height / 4) * (width / 4),
+                classes,
+                vb.pp("head"),
+            )?,
         })
     }
 }

@@ -52,7 +52,10 @@ pub fn compute(model: &str, body: &[u8], repeat: usize) -> (u16, Json) {
                     .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
                     .collect();
                 let name = t["name"].as_str().unwrap_or_default().to_string();
-                (name, tensor::Tensor::new(&dims, tensor::TensorType::Fp32, &data))
+                (
+                    name,
+                    tensor::Tensor::new(&dims, tensor::TensorType::Fp32, &data),
+                )
             })
             .collect();
         let started = std::time::Instant::now();
@@ -81,7 +84,11 @@ pub fn compute(model: &str, body: &[u8], repeat: usize) -> (u16, Json) {
 
 /// `graph.load` with bytes, which a host forwarding to a worker pool must refuse.
 pub fn load_bytes() -> (u16, Json) {
-    match graph::load(&[vec![0, 1, 2, 3]], graph::GraphEncoding::Onnx, graph::ExecutionTarget::Cpu) {
+    match graph::load(
+        &[vec![0, 1, 2, 3]],
+        graph::GraphEncoding::Onnx,
+        graph::ExecutionTarget::Cpu,
+    ) {
         Ok(_) => (200, json!({ "loaded": true })),
         Err(e) => failure(e),
     }
