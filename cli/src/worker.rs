@@ -40,6 +40,7 @@ pub struct TrainArgs {
 
 /// Trains the built-in models into `out`, printing progress and accuracy.
 pub fn train_models(args: TrainArgs) -> Result<()> {
+    vitrine_worker::backend::init_cpu_threads();
     let reports = vitrine_worker::train::write_builtin_repository(&args.out, args.seed, |line| {
         eprintln!("{line}")
     })?;
@@ -73,6 +74,7 @@ pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
 
 /// Serves the repository until SIGINT/SIGTERM; prints `listening on ADDR` on stdout once bound.
 pub fn serve(args: WorkerArgs) -> Result<()> {
+    vitrine_worker::backend::init_cpu_threads();
     let models = match args.models {
         Some(dir) => dir,
         None => builtin_repository(&args.state_dir)?,

@@ -80,6 +80,7 @@ fn batched_and_single(root: &Path, model: &str) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    vitrine_worker::backend::init_cpu_threads();
     // `cargo bench` passes `--bench`; `cargo test --all-targets` does not.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let env =

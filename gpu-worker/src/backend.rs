@@ -31,6 +31,17 @@ pub trait ModelInstance: Send + Sync {
 /// The file holding a model version's weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
+/// Fixes candle's CPU thread count for this process to the value candle would pick (physical
+/// cores, or `RAYON_NUM_THREADS`). Without it, candle works the count out again on every matrix
+/// multiplication, parsing `/proc/cpuinfo` each time (tens of microseconds per layer).
+/// Call it once, before the process starts other threads.
+pub fn init_cpu_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
 /// candle on the CPU: networks from [`crate::models`], weights from `model.safetensors`.
 pub struct CandleCpu {
     device: Device,

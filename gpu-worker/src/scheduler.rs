@@ -194,73 +194,51 @@ impl Shared {
 
     /// Blocks until a batch is due; `None` once closed and empty.
     fn next_batch(&self) -> Option<Vec<Job>> {
+        let target = self
+            .policy
+            .preferred_batch_size
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(self.max_batch_size);
         let mut queue = self.queue.lock().unwrap();
         loop {
-            self.drop_dead_jobs(&mut queue);
-            if queue.len > 0 {
-                break;
-            }
-            if queue.closed {
-                return None;
-            }
-            queue = self.wake.wait(queue).unwrap();
-        }
-        if self.batching {
-            let due = queue.oldest().expect("queue is not empty") + self.policy.max_queue_delay();
-            let target = self
-                .policy
-                .preferred_batch_size
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(self.max_batch_size);
-            loop {
-                let now = Instant::now();
-                if now >= due || queue.closed || queue.ready_rows(self.max_batch_size) >= target {
-                    break;
+            while queue.len == 0 {
+                if queue.closed {
+                    return None;
                 }
-                queue = self.wake.wait_timeout(queue, due - now).unwrap().0;
-                self.drop_dead_jobs(&mut queue);
-                if queue.len == 0 {
-                    drop(queue);
-                    return self.next_batch();
+                queue = self.wake.wait(queue).unwrap();
+            }
+            if self.batching {
+                let due = queue.oldest().expect("queue is not empty") + self.policy.max_queue_delay();
+                loop {
+                    let now = Instant::now();
+                    if now >= due || queue.closed || queue.ready_rows(self.max_batch_size) >= target {
+                        break;
+                    }
+                    queue = self.wake.wait_timeout(queue, due - now).unwrap().0;
                 }
             }
+            let max_rows = if self.batching { self.max_batch_size } else { 0 };
+            let (batch, dead) = queue.take(max_rows, Instant::now());
+            self.metrics.set_queue_depth(&self.model, queue.len);
+            for (job, expired) in dead {
+                self.answer_dead(job, expired);
+            }
+            if !batch.is_empty() {
+                return Some(batch);
+            }
         }
-        let batch = queue.take(if self.batching {
-            self.max_batch_size
-        } else {
-            0
-        });
-        self.metrics.set_queue_depth(&self.model, queue.len);
-        Some(batch)
     }
 
-    /// Answers and removes jobs whose deadline passed or whose caller went away.
-    fn drop_dead_jobs(&self, queue: &mut Queue) {
-        let now = Instant::now();
-        let mut dead = Vec::new();
-        for level in &mut queue.levels {
-            let mut kept = VecDeque::with_capacity(level.len());
-            for job in level.drain(..) {
-                let expired = job.deadline.is_some_and(|d| d <= now);
-                if expired || job.cancelled.load(Ordering::Relaxed) {
-                    dead.push((job, expired));
-                } else {
-                    kept.push_back(job);
-                }
-            }
-            *level = kept;
-        }
-        queue.len -= dead.len();
-        for (job, expired) in dead {
-            if expired {
-                self.metrics.record_error(&self.model, "timeout");
-                let timeout = job.timeout.unwrap_or_default();
-                let _ = job.reply.send(Err(timeout_error(&self.model, timeout)));
-            } else {
-                self.metrics.record_error(&self.model, "cancelled");
-            }
+    /// Answers a job that will not be computed: its deadline passed, or its caller went away.
+    fn answer_dead(&self, job: Job, expired: bool) {
+        if expired {
+            self.metrics.record_error(&self.model, "timeout");
+            let timeout = job.timeout.unwrap_or_default();
+            let _ = job.reply.send(Err(timeout_error(&self.model, timeout)));
+        } else {
+            self.metrics.record_error(&self.model, "cancelled");
         }
     }
 
@@ -320,12 +298,19 @@ impl Queue {
         rows
     }
 
-    /// Removes the next batch: whole jobs in priority order up to `max_rows` (0: just one job).
-    fn take(&mut self, max_rows: usize) -> Vec<Job> {
+    /// Removes the next batch: whole live jobs in priority order up to `max_rows` (0: just one
+    /// job), and the dead jobs (expired or abandoned, with whether they expired) met on the way.
+    fn take(&mut self, max_rows: usize, now: Instant) -> (Vec<Job>, Vec<(Job, bool)>) {
         let mut batch = Vec::new();
+        let mut dead = Vec::new();
         let mut rows = 0;
         'levels: for level in &mut self.levels {
             while let Some(job) = level.front() {
+                let expired = job.deadline.is_some_and(|d| d <= now);
+                if expired || job.cancelled.load(Ordering::Relaxed) {
+                    dead.push((level.pop_front().unwrap(), expired));
+                    continue;
+                }
                 if !batch.is_empty() && (max_rows == 0 || rows + job.rows > max_rows) {
                     break 'levels;
                 }
@@ -333,8 +318,8 @@ impl Queue {
                 batch.push(level.pop_front().unwrap());
             }
         }
-        self.len -= batch.len();
-        batch
+        self.len -= batch.len() + dead.len();
+        (batch, dead)
     }
 }
 

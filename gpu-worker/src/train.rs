@@ -69,7 +69,7 @@ preferred_batch_size = [64]
 max_queue_delay_microseconds = 500
 priority_levels = 2          # 1: interactive, 2: bulk
 default_priority_level = 1
-max_queue_size = 4096
+max_queue_size = 256            # about 50 ms of work: shed load rather than queue it
 
 [instance_group]
 count = 1
@@ -98,7 +98,7 @@ preferred_batch_size = [64]
 max_queue_delay_microseconds = 2000
 priority_levels = 2          # 1: interactive, 2: bulk
 default_priority_level = 1
-max_queue_size = 4096
+max_queue_size = 256            # about 50 ms of work: shed load rather than queue it
 
 [instance_group]
 count = 1
