@@ -91,6 +91,8 @@ fn parse_variable(text: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> Result<()> {
+    // Before any thread starts: candle's thread count, fixed once (see the function's docs).
+    vitrine_worker::backend::init_cpu_threads();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -43,7 +43,8 @@ impl RuntimeConfigFile {
     }
 }
 
-/// Local worker processes, killed when dropped.
+/// Local worker processes, killed when dropped. Each also exits when its standard input (a pipe
+/// from this process) closes, so none outlives a `vitrine up` that is killed.
 pub struct LocalWorkers(Vec<Child>);
 
 impl Drop for LocalWorkers {
@@ -89,8 +90,9 @@ pub fn start(
     let mut urls = Vec::new();
     for _ in 0..local_count {
         let mut child = Command::new(&exe)
-            .args(["worker", "--listen", "127.0.0.1:0", "--models"])
+            .args(["worker", "--exit-with-stdin", "--listen", "127.0.0.1:0", "--models"])
             .arg(&models)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -26,6 +26,10 @@ pub struct WorkerArgs {
     /// How often the repository is checked for changed models, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     poll_interval_ms: u64,
+    /// Exit when standard input closes (how `vitrine up` makes its local workers end with it,
+    /// even if it is killed).
+    #[arg(long, hide = true)]
+    exit_with_stdin: bool,
 }
 
 #[derive(Args)]
@@ -40,7 +44,6 @@ pub struct TrainArgs {
 
 /// Trains the built-in models into `out`, printing progress and accuracy.
 pub fn train_models(args: TrainArgs) -> Result<()> {
-    vitrine_worker::backend::init_cpu_threads();
     let reports = vitrine_worker::train::write_builtin_repository(&args.out, args.seed, |line| {
         eprintln!("{line}")
     })?;
@@ -74,7 +77,12 @@ pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
 
 /// Serves the repository until SIGINT/SIGTERM; prints `listening on ADDR` on stdout once bound.
 pub fn serve(args: WorkerArgs) -> Result<()> {
-    vitrine_worker::backend::init_cpu_threads();
+    if args.exit_with_stdin {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
     let models = match args.models {
         Some(dir) => dir,
         None => builtin_repository(&args.state_dir)?,
