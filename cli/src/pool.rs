@@ -90,7 +90,13 @@ pub fn start(
     let mut urls = Vec::new();
     for _ in 0..local_count {
         let mut child = Command::new(&exe)
-            .args(["worker", "--exit-with-stdin", "--listen", "127.0.0.1:0", "--models"])
+            .args([
+                "worker",
+                "--exit-with-stdin",
+                "--listen",
+                "127.0.0.1:0",
+                "--models",
+            ])
             .arg(&models)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

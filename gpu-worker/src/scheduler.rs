@@ -210,16 +210,22 @@ impl Shared {
                 queue = self.wake.wait(queue).unwrap();
             }
             if self.batching {
-                let due = queue.oldest().expect("queue is not empty") + self.policy.max_queue_delay();
+                let due =
+                    queue.oldest().expect("queue is not empty") + self.policy.max_queue_delay();
                 loop {
                     let now = Instant::now();
-                    if now >= due || queue.closed || queue.ready_rows(self.max_batch_size) >= target {
+                    if now >= due || queue.closed || queue.ready_rows(self.max_batch_size) >= target
+                    {
                         break;
                     }
                     queue = self.wake.wait_timeout(queue, due - now).unwrap().0;
                 }
             }
-            let max_rows = if self.batching { self.max_batch_size } else { 0 };
+            let max_rows = if self.batching {
+                self.max_batch_size
+            } else {
+                0
+            };
             let (batch, dead) = queue.take(max_rows, Instant::now());
             self.metrics.set_queue_depth(&self.model, queue.len);
             for (job, expired) in dead {
