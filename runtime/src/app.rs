@@ -220,6 +220,7 @@ pub struct App {
     pub name: String,
     router: Router<Arc<LoadedComponent>>,
     self_address: SelfAddress,
+    nn_pool: Option<Arc<WorkerPool>>,
 }
 
 impl App {
@@ -331,7 +332,15 @@ impl App {
             name: manifest.name.clone(),
             router,
             self_address,
+            nn_pool: config.nn_pool.clone(),
         })
+    }
+
+    /// Adds the metrics of the application's capabilities (the `wasi:nn` worker pool) to `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        if let Some(pool) = &self.nn_pool {
+            pool.register_metrics(registry);
+        }
     }
 
     /// The component whose route best matches `path`.

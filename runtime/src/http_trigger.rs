@@ -53,9 +53,10 @@ impl Server {
             None => None,
         };
         app.set_address(listener.local_addr()?);
+        let metrics = Metrics::new(|registry| app.register_metrics(registry));
         Ok(Self {
             app: Arc::new(app),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(metrics),
             listener,
             admin,
         })

@@ -40,9 +40,11 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 20))
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The runtime's metrics, plus whatever `register` adds (the worker pool's).
+    pub fn new(register: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::with_prefix("vitrine");
+        register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<ComponentLabel, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -78,6 +80,12 @@ impl Default for Metrics {
             instantiation,
             in_flight,
         }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(|_| {})
     }
 }
 

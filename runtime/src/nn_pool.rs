@@ -14,6 +14,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
 /// Header giving the JSON length of a body followed by binary tensors.
@@ -70,6 +76,50 @@ impl Default for PoolOptions {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    model: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: String,
+}
+
+/// The pool's metrics, registered into the runtime's registry by [`WorkerPool::register_metrics`].
+struct PoolMetrics {
+    calls: Family<CallLabels, Counter>,
+    duration: Family<CallLabels, Histogram>,
+    retries: Counter,
+    healthy: Family<WorkerLabel, Gauge>,
+}
+
+impl PoolMetrics {
+    fn new() -> Self {
+        Self {
+            calls: Family::default(),
+            // 50 µs … ~26 s.
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+            }),
+            retries: Counter::default(),
+            healthy: Family::default(),
+        }
+    }
+}
+
+fn outcome(result: &Result<Vec<PoolTensor>, PoolError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(PoolError::Invalid(_)) => "invalid",
+        Err(PoolError::NotFound(_)) => "not_found",
+        Err(PoolError::Timeout(_)) => "timeout",
+        Err(PoolError::Busy(_)) => "busy",
+        Err(PoolError::Unavailable(_)) => "unavailable",
+    }
+}
+
 struct Endpoint {
     base: String,
     outstanding: AtomicUsize,
@@ -83,6 +133,7 @@ pub struct WorkerPool {
     options: PoolOptions,
     next: AtomicUsize,
     known_models: Mutex<HashSet<String>>,
+    metrics: PoolMetrics,
 }
 
 impl WorkerPool {
@@ -120,7 +171,41 @@ impl WorkerPool {
             options,
             next: AtomicUsize::new(0),
             known_models: Mutex::new(HashSet::new()),
+            metrics: PoolMetrics::new(),
         })
+    }
+
+    /// Adds the pool's metrics to `registry` (prefix `nn_`): calls and their duration by model
+    /// and outcome, retries, and each worker's health.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let m = &self.metrics;
+        registry.register(
+            "nn_calls",
+            "wasi:nn compute calls, by model and outcome",
+            m.calls.clone(),
+        );
+        registry.register(
+            "nn_call_duration_seconds",
+            "Time of a wasi:nn compute call through the pool, retries included",
+            m.duration.clone(),
+        );
+        registry.register(
+            "nn_retries",
+            "Calls retried on another worker",
+            m.retries.clone(),
+        );
+        registry.register(
+            "nn_worker_healthy",
+            "1 when the worker answered its last health probe",
+            m.healthy.clone(),
+        );
+        for e in &self.endpoints {
+            m.healthy
+                .get_or_create(&WorkerLabel {
+                    worker: e.base.clone(),
+                })
+                .set(1);
+        }
     }
 
     /// Probes every worker's readiness now and then every `health_interval`, on the current
@@ -151,6 +236,12 @@ impl WorkerPool {
                 tokio::time::timeout(Duration::from_secs(2), probe).await,
                 Ok(Ok((StatusCode::OK, _, _)))
             );
+            self.metrics
+                .healthy
+                .get_or_create(&WorkerLabel {
+                    worker: endpoint.base.clone(),
+                })
+                .set(healthy as i64);
             if endpoint.healthy.swap(healthy, Ordering::Relaxed) != healthy {
                 tracing::info!(worker = %endpoint.base, healthy, "worker health changed");
             }
@@ -172,6 +263,26 @@ impl WorkerPool {
 
     /// Runs `model` on `inputs` on the least busy healthy worker and returns every output.
     pub async fn infer(
+        &self,
+        model: &str,
+        inputs: Vec<PoolTensor>,
+    ) -> Result<Vec<PoolTensor>, PoolError> {
+        let started = Instant::now();
+        let result = self.infer_once(model, inputs).await;
+        let labels = CallLabels {
+            model: model.to_string(),
+            outcome: outcome(&result),
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        self.metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(elapsed);
+        self.metrics.calls.get_or_create(&labels).inc();
+        result
+    }
+
+    async fn infer_once(
         &self,
         model: &str,
         inputs: Vec<PoolTensor>,
@@ -219,6 +330,9 @@ impl WorkerPool {
         let mut tried = vec![false; self.endpoints.len()];
         let mut last_failure = String::from("no healthy worker");
         while let Some(index) = self.pick(&tried) {
+            if tried.iter().any(|t| *t) {
+                self.metrics.retries.inc();
+            }
             tried[index] = true;
             let endpoint = &self.endpoints[index];
             endpoint.outstanding.fetch_add(1, Ordering::Relaxed);

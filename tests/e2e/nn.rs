@@ -74,6 +74,26 @@ async fn a_function_gets_the_workers_answer_through_native_wasi_nn() -> anyhow::
         }
     }
 
+    // The runtime's metrics count the call, by model and outcome.
+    let metrics = reqwest::get(format!("{}/metrics", app.admin_url))
+        .await?
+        .text()
+        .await?;
+    for line in [
+        "vitrine_nn_calls_total{model=\"intent-mlp\",outcome=\"ok\"} 1",
+        "vitrine_nn_call_duration_seconds_count{model=\"intent-mlp\",outcome=\"ok\"} 1",
+        "vitrine_nn_retries_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert!(
+        metrics.contains(&format!(
+            "vitrine_nn_worker_healthy{{worker=\"{}\"}} 1",
+            worker.url
+        )),
+        "{metrics}"
+    );
+
     // Bad input is the function's 400, never a worker call.
     let (status, body) = post_json(
         &format!("{}/api/classify/intent", app.url),
