@@ -1,6 +1,7 @@
 //! The `vitrine` command: build and serve the Vitrine Spin application.
 
 mod build;
+mod fraud;
 mod pool;
 mod worker;
 
@@ -38,6 +39,9 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Train the built-in models (dense and convolutional) into a model repository.
     TrainModels(worker::TrainArgs),
+    /// Fraud and anti-money-laundering data.
+    #[command(subcommand)]
+    Fraud(fraud::FraudCommand),
 }
 
 #[derive(Args)]
@@ -113,6 +117,7 @@ fn main() -> Result<()> {
         Command::Up(args) => up(args),
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
+        Command::Fraud(command) => fraud::run(command),
     }
 }
 
