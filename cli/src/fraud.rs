@@ -11,6 +11,8 @@ use vitrine_fraud::GenerateConfig;
 pub enum FraudCommand {
     /// Generate a synthetic bank with labelled fraud and laundering, as CSV files.
     Generate(GenerateArgs),
+    /// Check and convert your own accounts and transactions into the documented format.
+    Import(ImportArgs),
 }
 
 #[derive(Args)]
@@ -61,5 +63,64 @@ pub fn run(command: FraudCommand) -> Result<()> {
             );
             Ok(())
         }
+        FraudCommand::Import(args) => import(args),
     }
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The user's accounts file (CSV): an id column, optional label and numeric attributes.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
+    /// The user's transactions file (CSV): source, target, amount, timestamp, optional label.
+    #[arg(long)]
+    transactions: PathBuf,
+    /// Map a column: OURS=THEIRS, e.g. `source=payer_id` or `accounts.is_laundering=label` (repeatable).
+    #[arg(long = "column", value_name = "OURS=THEIRS", value_parser = parse_column)]
+    columns: Vec<(String, String)>,
+    /// Leave malformed rows out and report them, instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    /// Seconds per integer time step (integer timestamps count steps from 2026-01-01).
+    #[arg(long, default_value_t = 86_400)]
+    time_step: i64,
+    /// Output folder for the documented format (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_column(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .ok_or_else(|| format!("`{text}` is not OURS=THEIRS"))
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    let options = vitrine_fraud::import::ImportOptions {
+        columns: args.columns.into_iter().collect(),
+        skip_bad_rows: args.skip_bad_rows,
+        time_step_seconds: args.time_step,
+    };
+    let imported =
+        vitrine_fraud::import::import(args.accounts.as_deref(), &args.transactions, &options)?;
+    imported
+        .write_csv(&args.out)
+        .with_context(|| format!("writing to {}", args.out.display()))?;
+    for error in imported.skipped.iter().take(20) {
+        eprintln!("skipped {error}");
+    }
+    if imported.skipped.len() > 20 {
+        eprintln!("… and {} more skipped rows", imported.skipped.len() - 20);
+    }
+    println!(
+        "imported {} accounts ({} added from transactions, {} numeric attributes) and {} transactions into {}; skipped {} malformed rows",
+        imported.accounts.len(),
+        imported.added_accounts,
+        imported.attribute_names.len(),
+        imported.transactions.len(),
+        args.out.display(),
+        imported.skipped.len()
+    );
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! ([`generate`]), and CSV output in the documented format ([`Dataset::write_csv`]).
 
 pub mod generate;
+pub mod import;
 pub mod schema;
 
 use std::path::Path;
@@ -36,7 +37,7 @@ impl Dataset {
     }
 }
 
-fn write<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), WriteError> {
+pub(crate) fn write<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), WriteError> {
     let fail = |e: csv::Error| WriteError {
         path: path.display().to_string(),
         message: e.to_string(),
