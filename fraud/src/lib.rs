@@ -3,6 +3,7 @@
 //! ([`generate`]), and CSV output in the documented format ([`Dataset::write_csv`]).
 
 pub mod generate;
+pub mod graph;
 pub mod import;
 pub mod schema;
 

@@ -1,0 +1,297 @@
+//! The temporal transaction graph: accounts and merchants as nodes, transactions as timed,
+//! directed edges with features, updated one transaction at a time, sampled without looking into
+//! the future, and persisted in SQLite so a restart loses nothing.
+//!
+//! In memory each node keeps its outgoing and incoming edge ids in time order, so "the `k` most
+//! recent edges before `t`" is a binary search plus a slice. [`TemporalGraph::memory_bytes`]
+//! counts what the structure holds.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+
+/// One transaction edge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Edge {
+    /// Paying node.
+    pub source: u32,
+    /// Receiving node.
+    pub target: u32,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// Amount.
+    pub amount: f32,
+    /// Channel code (the index in [`CHANNELS`]).
+    pub channel: u8,
+}
+
+/// Channel codes of [`Edge::channel`].
+pub const CHANNELS: &[&str] = &[
+    "card_present",
+    "online",
+    "mobile",
+    "transfer",
+    "salary",
+    "other",
+];
+
+/// The code of a channel name (`other` for unknown ones).
+pub fn channel_code(name: &str) -> u8 {
+    CHANNELS
+        .iter()
+        .position(|c| *c == name)
+        .unwrap_or(CHANNELS.len() - 1) as u8
+}
+
+/// Why the graph could not be opened or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// The SQLite file failed.
+    #[error("graph store: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+/// A neighbourhood sampled around seed nodes, as of a time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Subgraph {
+    /// Nodes, seeds first; indices below refer to this list.
+    pub nodes: Vec<u32>,
+    /// Edges as (index of source in `nodes`, index of target in `nodes`, edge id).
+    pub edges: Vec<(usize, usize, u32)>,
+}
+
+/// The in-memory graph, optionally backed by a SQLite file.
+pub struct TemporalGraph {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+    edges: Vec<Edge>,
+    outgoing: Vec<Vec<u32>>,
+    incoming: Vec<Vec<u32>>,
+    store: Option<Connection>,
+}
+
+impl Default for TemporalGraph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TemporalGraph {
+    /// An empty graph kept only in memory.
+    pub fn new() -> Self {
+        Self {
+            ids: HashMap::new(),
+            names: Vec::new(),
+            edges: Vec::new(),
+            outgoing: Vec::new(),
+            incoming: Vec::new(),
+            store: None,
+        }
+    }
+
+    /// Opens (or creates) the graph persisted at `path`, loading every stored edge.
+    pub fn open(path: &Path) -> Result<Self, GraphError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS edges (
+                id INTEGER PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL,
+                time INTEGER NOT NULL, amount REAL NOT NULL, channel INTEGER NOT NULL);",
+        )?;
+        let mut graph = Self::new();
+        {
+            let mut rows = conn
+                .prepare("SELECT source, target, time, amount, channel FROM edges ORDER BY id")?;
+            let mut rows = rows.query([])?;
+            while let Some(row) = rows.next()? {
+                let (source, target): (String, String) = (row.get(0)?, row.get(1)?);
+                graph.insert(
+                    &source,
+                    &target,
+                    row.get(2)?,
+                    row.get::<_, f64>(3)? as f32,
+                    row.get(4)?,
+                );
+            }
+        }
+        graph.store = Some(conn);
+        Ok(graph)
+    }
+
+    /// Adds a transaction (and its nodes), persisting it first when the graph has a store.
+    /// Returns the edge id.
+    pub fn add(
+        &mut self,
+        source: &str,
+        target: &str,
+        time: i64,
+        amount: f32,
+        channel: u8,
+    ) -> Result<u32, GraphError> {
+        if let Some(conn) = &self.store {
+            conn.prepare_cached("INSERT INTO edges (source, target, time, amount, channel) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![source, target, time, amount as f64, channel])?;
+        }
+        Ok(self.insert(source, target, time, amount, channel))
+    }
+
+    /// Adds many transactions in one store transaction.
+    pub fn add_all<'a>(
+        &mut self,
+        edges: impl IntoIterator<Item = (&'a str, &'a str, i64, f32, u8)>,
+    ) -> Result<(), GraphError> {
+        let edges: Vec<_> = edges.into_iter().collect();
+        if let Some(conn) = &mut self.store {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached("INSERT INTO edges (source, target, time, amount, channel) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+                for (s, t, time, amount, channel) in &edges {
+                    insert.execute(params![s, t, time, *amount as f64, channel])?;
+                }
+            }
+            tx.commit()?;
+        }
+        for (s, t, time, amount, channel) in edges {
+            self.insert(s, t, time, amount, channel);
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        self.outgoing.push(Vec::new());
+        self.incoming.push(Vec::new());
+        id
+    }
+
+    fn insert(&mut self, source: &str, target: &str, time: i64, amount: f32, channel: u8) -> u32 {
+        let (s, t) = (self.node(source), self.node(target));
+        let id = self.edges.len() as u32;
+        self.edges.push(Edge {
+            source: s,
+            target: t,
+            time,
+            amount,
+            channel,
+        });
+        let edges = &self.edges;
+        // Keep each list in time order even when transactions arrive slightly out of order.
+        for list in [
+            &mut self.outgoing[s as usize],
+            &mut self.incoming[t as usize],
+        ] {
+            let at = list.partition_point(|e| edges[*e as usize].time <= time);
+            list.insert(at, id);
+        }
+        id
+    }
+
+    /// The node id of `name`, if the graph has seen it.
+    pub fn node_id(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// The name of node `id`.
+    pub fn node_name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Edge `id`.
+    pub fn edge(&self, id: u32) -> &Edge {
+        &self.edges[id as usize]
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Number of edges.
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// The `limit` most recent edges of `node` strictly before `before`, outgoing then incoming.
+    pub fn recent_edges(&self, node: u32, before: i64, limit: usize) -> (&[u32], &[u32]) {
+        (
+            self.recent(&self.outgoing[node as usize], before, limit),
+            self.recent(&self.incoming[node as usize], before, limit),
+        )
+    }
+
+    fn recent<'a>(&self, list: &'a [u32], before: i64, limit: usize) -> &'a [u32] {
+        let end = list.partition_point(|e| self.edges[*e as usize].time < before);
+        &list[end.saturating_sub(limit)..end]
+    }
+
+    /// Samples `fanouts.len()` hops around `seeds` as of `before`: at each hop every frontier
+    /// node contributes its `fanouts[hop]` most recent outgoing and incoming edges before that
+    /// time (never an edge from the future).
+    pub fn sample(&self, seeds: &[u32], before: i64, fanouts: &[usize]) -> Subgraph {
+        let mut sub = Subgraph::default();
+        let mut index: HashMap<u32, usize> = HashMap::new();
+        let mut add = |sub: &mut Subgraph, node: u32| -> (usize, bool) {
+            if let Some(i) = index.get(&node) {
+                return (*i, false);
+            }
+            index.insert(node, sub.nodes.len());
+            sub.nodes.push(node);
+            (sub.nodes.len() - 1, true)
+        };
+        let mut frontier = Vec::new();
+        for seed in seeds {
+            if add(&mut sub, *seed).1 {
+                frontier.push(*seed);
+            }
+        }
+        let mut seen_edges = std::collections::HashSet::new();
+        for fanout in fanouts {
+            let mut next = Vec::new();
+            for node in frontier {
+                let (out, inc) = self.recent_edges(node, before, *fanout);
+                for e in out.iter().chain(inc) {
+                    if !seen_edges.insert(*e) {
+                        continue;
+                    }
+                    let edge = &self.edges[*e as usize];
+                    let (s, new_s) = add(&mut sub, edge.source);
+                    let (t, new_t) = add(&mut sub, edge.target);
+                    sub.edges.push((s, t, *e));
+                    if new_s {
+                        next.push(edge.source);
+                    }
+                    if new_t {
+                        next.push(edge.target);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        sub
+    }
+
+    /// Bytes held by the in-memory structure (edges, adjacency lists, node names and index).
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let lists: usize = self
+            .outgoing
+            .iter()
+            .chain(&self.incoming)
+            .map(|l| l.capacity() * size_of::<u32>() + size_of::<Vec<u32>>())
+            .sum();
+        let names: usize = self
+            .names
+            .iter()
+            .map(|n| n.capacity() + size_of::<String>())
+            .sum();
+        // The id index holds a second copy of each name plus the hash table's slots.
+        let index = self.ids.capacity() * (size_of::<String>() + size_of::<u32>() + 1) + names;
+        self.edges.capacity() * size_of::<Edge>() + lists + names + index
+    }
+}

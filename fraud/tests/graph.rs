@@ -1,0 +1,125 @@
+//! The temporal graph: time-ordered adjacency, sampling that never sees the future, fan-out
+//! limits, and persistence across a restart.
+
+use vitrine_fraud::graph::{channel_code, TemporalGraph};
+use vitrine_fraud::{generate, GenerateConfig};
+
+fn small() -> TemporalGraph {
+    let mut g = TemporalGraph::new();
+    let edges = [
+        ("a", "b", 10),
+        ("b", "c", 20),
+        ("a", "c", 30),
+        ("c", "d", 40),
+        ("a", "b", 5),
+        ("d", "a", 50),
+    ];
+    for (s, t, time) in edges {
+        g.add(s, t, time, 1.0, 0).unwrap();
+    }
+    g
+}
+
+#[test]
+fn recent_edges_are_time_ordered_even_when_added_out_of_order() {
+    let g = small();
+    let a = g.node_id("a").unwrap();
+    let (out, inc) = g.recent_edges(a, 100, 10);
+    let times: Vec<i64> = out.iter().map(|e| g.edge(*e).time).collect();
+    assert_eq!(times, [5, 10, 30]);
+    assert_eq!(inc.len(), 1);
+    // Strictly before the given time, and only the most recent `limit`.
+    let (out, _) = g.recent_edges(a, 30, 1);
+    assert_eq!(
+        out.iter().map(|e| g.edge(*e).time).collect::<Vec<_>>(),
+        [10]
+    );
+}
+
+#[test]
+fn sampling_respects_time_hops_and_fanout() {
+    let g = small();
+    let a = g.node_id("a").unwrap();
+    // As of t=25: a's edges at 5 and 10 (to b), then b's edge at 20 (to c) on the second hop.
+    let sub = g.sample(&[a], 25, &[10, 10]);
+    let names: Vec<&str> = sub.nodes.iter().map(|n| g.node_name(*n)).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(sub.edges.iter().all(|(_, _, e)| g.edge(*e).time < 25));
+    assert_eq!(sub.edges.len(), 3);
+    // One hop only: c is not reached.
+    assert_eq!(g.sample(&[a], 25, &[10]).nodes.len(), 2);
+    // Fan-out 1: only the most recent edge per node and hop.
+    let sub = g.sample(&[a], 100, &[1]);
+    assert_eq!(
+        sub.edges.len(),
+        2,
+        "a's latest outgoing and latest incoming edge"
+    );
+}
+
+#[test]
+fn no_sampled_edge_comes_from_the_future_on_a_generated_bank() {
+    let bank = generate(&GenerateConfig::new(500, 3), |_| {}).unwrap();
+    let mut g = TemporalGraph::new();
+    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
+    g.add_all(bank.transactions.iter().map(|t| {
+        (
+            t.source.as_str(),
+            t.target.as_str(),
+            time(&t.timestamp),
+            t.amount as f32,
+            channel_code(&t.channel),
+        )
+    }))
+    .unwrap();
+    assert_eq!(g.edge_count(), bank.transactions.len());
+    for (i, t) in bank.transactions.iter().enumerate().step_by(997) {
+        let at = time(&t.timestamp);
+        let seed = g.node_id(&t.source).unwrap();
+        let sub = g.sample(&[seed], at, &[8, 4]);
+        assert!(
+            sub.edges.iter().all(|(_, _, e)| g.edge(*e).time < at),
+            "future edge for transaction {i}"
+        );
+        // Per node and hop at most 8 (+8 incoming) edges on the first hop.
+        assert!(
+            sub.edges.len() <= 16 + sub.nodes.len() * 8,
+            "{} edges",
+            sub.edges.len()
+        );
+    }
+    let per_edge = g.memory_bytes() as f64 / g.edge_count() as f64;
+    assert!(
+        per_edge > 20.0 && per_edge < 200.0,
+        "{per_edge} bytes per edge"
+    );
+}
+
+#[test]
+fn a_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.db");
+    let before = {
+        let mut g = TemporalGraph::open(&path).unwrap();
+        g.add("a", "b", 10, 5.5, 3).unwrap();
+        g.add_all([("b", "c", 20, 6.0, 1), ("c", "a", 15, 7.0, 2)])
+            .unwrap();
+        let a = g.node_id("a").unwrap();
+        g.sample(&[a], 100, &[5, 5])
+            .edges
+            .iter()
+            .map(|(_, _, e)| *g.edge(*e))
+            .collect::<Vec<_>>()
+    };
+    let g = TemporalGraph::open(&path).unwrap();
+    assert_eq!((g.node_count(), g.edge_count()), (3, 3));
+    let a = g.node_id("a").unwrap();
+    let after: Vec<_> = g
+        .sample(&[a], 100, &[5, 5])
+        .edges
+        .iter()
+        .map(|(_, _, e)| *g.edge(*e))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(g.edge(0).amount, 5.5);
+}
