@@ -5,6 +5,7 @@
 pub mod generate;
 pub mod graph;
 pub mod import;
+pub mod metrics;
 pub mod schema;
 
 use std::path::Path;
