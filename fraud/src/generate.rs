@@ -470,6 +470,29 @@ impl Bank {
                         });
                     }
                 }
+                // Large legitimate transfers, so that amount alone does not give laundering
+                // away: businesses pay suppliers (median ~€8,000), people now and then buy a car
+                // or pay a deposit (median ~€6,600).
+                let (rate, mu) = if business { (0.07, 9.0) } else { (0.002, 8.8) };
+                if !employers.is_empty() && self.rng.random_bool(rate) {
+                    let payee = employers[self.rng.random_range(0..employers.len())];
+                    if payee != a {
+                        let at = day * 86_400 + self.time_of_day();
+                        let amount = self.amount(mu, 0.5);
+                        let device = self.device_of(a);
+                        self.txs.push(Tx {
+                            at,
+                            source: a,
+                            target: Target::Account(payee),
+                            amount,
+                            channel: "transfer",
+                            category: "transfer",
+                            card: None,
+                            device,
+                            label: None,
+                        });
+                    }
+                }
             }
         }
     }

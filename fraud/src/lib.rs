@@ -2,6 +2,9 @@
 //! graph ([`schema`]), a generator of realistic banks with labelled fraud and laundering
 //! ([`generate`]), and CSV output in the documented format ([`Dataset::write_csv`]).
 
+pub mod baseline;
+pub mod eval;
+pub mod features;
 pub mod generate;
 pub mod graph;
 pub mod import;
