@@ -364,15 +364,7 @@ impl Bank {
                     let checking = a - 1;
                     let amount = self.amount(5.0, 0.6);
                     let day = self.rng.random_range(1..28);
-                    self.monthly(
-                        days,
-                        day,
-                        checking,
-                        Target::Account(a),
-                        amount,
-                        "transfer",
-                        None,
-                    );
+                    self.monthly(days, day, checking, a, amount, "transfer", None);
                 }
                 continue;
             }
@@ -381,15 +373,7 @@ impl Bank {
                 let employer = employers[self.rng.sample(&employer_sizes)];
                 let salary = self.amount(7.8, 0.35);
                 let day = self.rng.random_range(24..29);
-                self.monthly(
-                    days,
-                    day,
-                    employer,
-                    Target::Account(a),
-                    salary,
-                    "salary",
-                    None,
-                );
+                self.monthly(days, day, employer, a, salary, "salary", None);
             }
             // Recurring payees: rent and family transfers to fixed accounts.
             for _ in 0..self.rng.random_range(1..4) {
@@ -397,15 +381,7 @@ impl Bank {
                 if payee != a {
                     let amount = self.amount(5.6, 0.6);
                     let day = self.rng.random_range(1..10);
-                    self.monthly(
-                        days,
-                        day,
-                        a,
-                        Target::Account(payee),
-                        amount,
-                        "transfer",
-                        None,
-                    );
+                    self.monthly(days, day, a, payee, amount, "transfer", None);
                 }
             }
             // Card spending at favourite merchants (80%) and anywhere else.
@@ -430,24 +406,14 @@ impl Bank {
                         } else {
                             self.pick_merchant()
                         };
-                        let (category, mu, sigma, _) = CATEGORIES[self.merchant_category[merchant]];
+                        let (_, mu, sigma, _) = CATEGORIES[self.merchant_category[merchant]];
                         let online = self.merchants[merchant].online == 1;
                         let device = if online { self.device_of(a) } else { None };
                         let at = day * 86_400 + self.time_of_day();
                         let amount = self.amount(mu, sigma);
                         let card = Some(*cards.choose(&mut self.rng).unwrap());
                         let channel = if online { "online" } else { "card_present" };
-                        self.txs.push(Tx {
-                            at,
-                            source: a,
-                            target: Target::Merchant(merchant),
-                            amount,
-                            channel,
-                            category,
-                            card,
-                            device,
-                            label: None,
-                        });
+                        self.card_payment(at, card, merchant, amount, channel, device, None);
                     }
                 }
                 // Person-to-person payments to a few contacts.
@@ -457,17 +423,7 @@ impl Bank {
                         let at = day * 86_400 + self.time_of_day();
                         let amount = self.amount(3.5, 0.8);
                         let device = self.device_of(a);
-                        self.txs.push(Tx {
-                            at,
-                            source: a,
-                            target: Target::Account(contact),
-                            amount,
-                            channel: "mobile",
-                            category: "transfer",
-                            card: None,
-                            device,
-                            label: None,
-                        });
+                        self.transfer(at, a, contact, amount, "mobile", device, None);
                     }
                 }
                 // Large legitimate transfers, so that amount alone does not give laundering
@@ -480,17 +436,7 @@ impl Bank {
                         let at = day * 86_400 + self.time_of_day();
                         let amount = self.amount(mu, 0.5);
                         let device = self.device_of(a);
-                        self.txs.push(Tx {
-                            at,
-                            source: a,
-                            target: Target::Account(payee),
-                            amount,
-                            channel: "transfer",
-                            category: "transfer",
-                            card: None,
-                            device,
-                            label: None,
-                        });
+                        self.transfer(at, a, payee, amount, "transfer", device, None);
                     }
                 }
             }
@@ -503,7 +449,7 @@ impl Bank {
         days: u32,
         day_of_month: i64,
         source: usize,
-        target: Target,
+        target: usize,
         amount: f64,
         channel: &'static str,
         label: Option<(&'static str, usize)>,
@@ -513,19 +459,64 @@ impl Bank {
             let at = day * 86_400 + 6 * 3600 + self.rng.random_range(0..7200);
             let amount =
                 (amount * (1.0 + self.rng.random_range(-0.02..0.02)) * 100.0).round() / 100.0;
-            self.txs.push(Tx {
-                at,
-                source,
-                target,
-                amount,
-                channel,
-                category: "transfer",
-                card: None,
-                device: None,
-                label,
-            });
+            self.transfer(at, source, target, amount, channel, None, label);
             day += 30;
         }
+    }
+
+    /// Records a transfer between accounts.
+    #[allow(clippy::too_many_arguments)]
+    fn transfer(
+        &mut self,
+        at: i64,
+        source: usize,
+        target: usize,
+        amount: f64,
+        channel: &'static str,
+        device: Option<usize>,
+        label: Option<(&'static str, usize)>,
+    ) {
+        let target = Target::Account(target);
+        let category = "transfer";
+        self.txs.push(Tx {
+            at,
+            source,
+            target,
+            amount,
+            channel,
+            category,
+            card: None,
+            device,
+            label,
+        });
+    }
+
+    /// Records a card payment at a merchant.
+    #[allow(clippy::too_many_arguments)]
+    fn card_payment(
+        &mut self,
+        at: i64,
+        card: Option<usize>,
+        merchant: usize,
+        amount: f64,
+        channel: &'static str,
+        device: Option<usize>,
+        label: Option<(&'static str, usize)>,
+    ) {
+        let source = self.card_account[card.expect("a card payment has a card")];
+        let category = CATEGORIES[self.merchant_category[merchant]].0;
+        let target = Target::Merchant(merchant);
+        self.txs.push(Tx {
+            at,
+            source,
+            target,
+            amount,
+            channel,
+            category,
+            card,
+            device,
+            label,
+        });
     }
 
     fn new_pattern(&mut self) -> usize {
@@ -584,17 +575,15 @@ impl Bank {
                 let at = self.random_time(2);
                 let amount = self.amount(6.8, 0.5);
                 let device = self.device_of(victim);
-                self.txs.push(Tx {
+                self.transfer(
                     at,
-                    source: victim,
-                    target: Target::Account(mule),
+                    victim,
+                    mule,
                     amount,
-                    channel: "mobile",
-                    category: "transfer",
-                    card: None,
+                    "mobile",
                     device,
-                    label: Some(("mule_ring", pattern)),
-                });
+                    Some(("mule_ring", pattern)),
+                );
             }
         }
         rings
@@ -628,17 +617,15 @@ impl Bank {
                 .first()
                 .copied();
             let amount = (amount * (1.0 - kept) * 100.0).round() / 100.0;
-            self.txs.push(Tx {
-                at: at + delay,
-                source: mule,
-                target: Target::Account(collector),
+            self.transfer(
+                at + delay,
+                mule,
+                collector,
                 amount,
-                channel: "mobile",
-                category: "transfer",
-                card: None,
+                "mobile",
                 device,
-                label: Some(("mule_ring", pattern)),
-            });
+                Some(("mule_ring", pattern)),
+            );
         }
     }
 
@@ -670,17 +657,15 @@ impl Bank {
             let mut when = at;
             for _ in 0..parts {
                 let amount = (drained / parts as f64 * 100.0).round() / 100.0;
-                self.txs.push(Tx {
-                    at: when,
-                    source: victim,
-                    target: Target::Account(mule),
+                self.transfer(
+                    when,
+                    victim,
+                    mule,
                     amount,
-                    channel: "mobile",
-                    category: "transfer",
-                    card: None,
-                    device: Some(fraud_device),
-                    label: Some(("account_takeover", pattern)),
-                });
+                    "mobile",
+                    Some(fraud_device),
+                    Some(("account_takeover", pattern)),
+                );
                 when += self.rng.random_range(60..1200);
             }
         }
@@ -736,33 +721,29 @@ impl Bank {
                 at += self.rng.random_range(10..90);
                 let merchant = *testers.choose(&mut self.rng).unwrap();
                 let amount = (self.rng.random_range(0.5..2.0) * 100.0_f64).round() / 100.0;
-                self.txs.push(Tx {
+                self.card_payment(
                     at,
-                    source: account,
-                    target: Target::Merchant(merchant),
+                    Some(card),
+                    merchant,
                     amount,
-                    channel: "online",
-                    category: CATEGORIES[self.merchant_category[merchant]].0,
-                    card: Some(card),
-                    device: Some(fraud_device),
-                    label: Some(("card_testing", pattern)),
-                });
+                    "online",
+                    Some(fraud_device),
+                    Some(("card_testing", pattern)),
+                );
             }
             for _ in 0..self.rng.random_range(1..3) {
                 at += self.rng.random_range(120..1800);
                 let merchant = *cashouts.choose(&mut self.rng).unwrap();
                 let amount = self.amount(6.5, 0.5);
-                self.txs.push(Tx {
+                self.card_payment(
                     at,
-                    source: account,
-                    target: Target::Merchant(merchant),
+                    Some(card),
+                    merchant,
                     amount,
-                    channel: "online",
-                    category: CATEGORIES[self.merchant_category[merchant]].0,
-                    card: Some(card),
-                    device: Some(fraud_device),
-                    label: Some(("card_testing", pattern)),
-                });
+                    "online",
+                    Some(fraud_device),
+                    Some(("card_testing", pattern)),
+                );
             }
         }
     }
@@ -868,17 +849,15 @@ impl Bank {
             self.mark(*from, typology);
             self.mark(*to, typology);
             let device = self.device_of(*from);
-            self.txs.push(Tx {
-                at: at.min(self.seconds - 1),
-                source: *from,
-                target: Target::Account(*to),
-                amount: (amount * 100.0).round() / 100.0,
-                channel: "transfer",
-                category: "transfer",
-                card: None,
+            self.transfer(
+                at.min(self.seconds - 1),
+                *from,
+                *to,
+                (amount * 100.0).round() / 100.0,
+                "transfer",
                 device,
-                label: Some((typology, pattern)),
-            });
+                Some((typology, pattern)),
+            );
         }
     }
 
