@@ -6,7 +6,7 @@
 //! whose deadline passes while queued are answered with a timeout and never computed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ struct Job {
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     enqueued: Instant,
-    cancelled: Arc<AtomicBool>,
+    state: Arc<JobState>,
     reply: oneshot::Sender<Result<Vec<Tensor>, InferError>>,
 }
 
@@ -121,7 +121,7 @@ impl Scheduler {
             p => p,
         };
         let (reply, answer) = oneshot::channel();
-        let cancelled = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(JobState::default());
         {
             let mut queue = shared.queue.lock().unwrap();
             if queue.len >= shared.policy.max_queue_size {
@@ -136,18 +136,21 @@ impl Scheduler {
                 timeout,
                 deadline,
                 enqueued: now,
-                cancelled: cancelled.clone(),
+                state: state.clone(),
                 reply,
             });
             queue.len += 1;
             shared.metrics.set_queue_depth(&shared.model, queue.len);
         }
         shared.wake.notify_one();
-        // Dropping this future (client gone) or passing the deadline cancels the queued job.
-        let _cancel_on_drop = CancelOnDrop(cancelled);
+        // Dropping this future (client gone) cancels the job if it has not started.
+        let _cancel_on_drop = CancelOnDrop(state.clone());
+        let mut answer = answer;
         let answer = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), answer).await {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), &mut answer).await {
                 Ok(answer) => answer,
+                // The deadline bounds the wait in the queue: a job already computing is awaited.
+                Err(_) if !state.cancel() => answer.await,
                 Err(_) => return Err(timeout_error(&shared.model, timeout.unwrap_or_default())),
             },
             None => answer.await,
@@ -169,11 +172,37 @@ impl Drop for Scheduler {
     }
 }
 
-struct CancelOnDrop(Arc<AtomicBool>);
+/// Where a job is: queued, taken into a batch, or cancelled by its caller. The scheduler and
+/// the caller race for the change from queued; whoever wins decides.
+#[derive(Default)]
+struct JobState(AtomicU8);
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+impl JobState {
+    /// Marks the job taken for computation; false if its caller cancelled it first.
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Cancels the job; false if it has already started.
+    fn cancel(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            || self.0.load(Ordering::Acquire) == CANCELLED
+    }
+}
+
+struct CancelOnDrop(Arc<JobState>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancel();
     }
 }
 
@@ -313,12 +342,14 @@ impl Queue {
         'levels: for level in &mut self.levels {
             while let Some(job) = level.front() {
                 let expired = job.deadline.is_some_and(|d| d <= now);
-                if expired || job.cancelled.load(Ordering::Relaxed) {
+                if !expired && !batch.is_empty() && (max_rows == 0 || rows + job.rows > max_rows) {
+                    break 'levels;
+                }
+                // A job whose deadline passed, or whose caller gave up, is not started.
+                if expired || !job.state.start() {
+                    job.state.cancel();
                     dead.push((level.pop_front().unwrap(), expired));
                     continue;
-                }
-                if !batch.is_empty() && (max_rows == 0 || rows + job.rows > max_rows) {
-                    break 'levels;
                 }
                 rows += job.rows;
                 batch.push(level.pop_front().unwrap());

@@ -289,3 +289,13 @@ async fn interactive_priority_is_served_before_bulk() {
         "priority 1 jumps the bulk queue, bulk keeps FIFO order"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deadline_bounds_the_queue_wait_not_the_computation() {
+    let batching = "[dynamic_batching]\nmax_queue_delay_microseconds = 0";
+    let (s, _dir) = serve(&config(1, batching), Duration::from_millis(300)).await;
+    // Started at once (empty queue), computing for 300 ms past a 100 ms deadline: answered.
+    let (status, answer) = s.infer(4.0, 1, json!({ "timeout": 100_000 })).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outputs"][0]["data"], json!([8.0, 10.0]));
+}
