@@ -73,11 +73,6 @@ impl LogisticRegression {
             })
             .collect()
     }
-
-    /// The weight of each feature on the standardised scale (what drives a score).
-    pub fn weights(&self) -> &[f32] {
-        &self.weights
-    }
 }
 
 fn scaling(x: &[f32], features: usize) -> (Vec<f32>, Vec<f32>) {

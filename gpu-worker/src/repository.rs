@@ -89,10 +89,6 @@ impl Repository {
         Ok(repo)
     }
 
-    /// The repository directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
 
     /// The ready model `name`, or why it cannot serve.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, InferError> {

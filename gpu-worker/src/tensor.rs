@@ -111,16 +111,6 @@ impl Tensor {
         Self::new(name, DataType::F32, shape, data)
     }
 
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Whether the tensor has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The elements converted to `f32` (any numeric datatype).
     pub fn to_f32(&self) -> Vec<f32> {
         self.values().map(|v| v as f32).collect()
