@@ -96,32 +96,7 @@ fn up_serves_and_stops_gracefully_on_sigterm() {
         dir.path(),
         "[variables]\nregion = { default = \"eu\" }\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"PROBE\"\nvariables = { region = \"{{ region }}\" }\n",
     );
-    let mut child = vitrine()
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "off",
-            "--variable",
-            "region=us",
-            "-f",
-        ])
-        .arg(&manifest)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && logs.read_line(&mut line).unwrap() > 0 {
-        addr = line
-            .split("serving on http://")
-            .nth(1)
-            .map(|rest| rest.split_whitespace().next().unwrap().to_string());
-        line.clear();
-    }
-    let addr = addr.expect("the server announces its address");
+    let (mut child, addr, mut logs) = start_up(&["--variable", "region=us"], &manifest);
     let response = http_get(&addr, "/var/region");
     assert!(
         response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
@@ -154,8 +129,16 @@ fn up_serves_and_stops_gracefully_on_sigterm() {
     }
 }
 
-/// Starts `vitrine up` with `args` and returns the child and the address it serves on.
-fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::process::Child, String) {
+/// Starts `vitrine up` with `args`; returns the child, the address it serves on, and its logs
+/// (read up to that announcement).
+fn start_up(
+    args: &[&str],
+    manifest: &std::path::Path,
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStderr>,
+) {
     let mut child = vitrine()
         .args([
             "up",
@@ -176,15 +159,20 @@ fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::process::Child, S
     while logs.read_line(&mut line).unwrap() > 0 {
         if let Some(rest) = line.split("serving on http://").nth(1) {
             let addr = rest.split_whitespace().next().unwrap().to_string();
-            // Keep draining the logs so the child never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut logs, &mut std::io::sink()));
-            return (child, addr);
+            return (child, addr, logs);
         }
         line.clear();
     }
     let _ = child.kill();
     let _ = child.wait();
     panic!("vitrine up did not start");
+}
+
+/// Like [`start_up`], draining the logs in the background so the child never blocks on a full pipe.
+fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::process::Child, String) {
+    let (child, addr, mut logs) = start_up(args, manifest);
+    std::thread::spawn(move || std::io::copy(&mut logs, &mut std::io::sink()));
+    (child, addr)
 }
 
 /// A minimal HTTP/1.0 POST of a JSON body, returning the whole response.

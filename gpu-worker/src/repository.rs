@@ -89,7 +89,6 @@ impl Repository {
         Ok(repo)
     }
 
-
     /// The ready model `name`, or why it cannot serve.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, InferError> {
         let models = self.models.read().unwrap();
