@@ -1,10 +1,14 @@
 //! `vitrine fraud …`: fraud and anti-money-laundering data.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use vitrine_fraud::graph::Event;
+use vitrine_fraud::scorer::Scorer;
+use vitrine_fraud::training::{Prepared, TrainOptions};
 use vitrine_fraud::GenerateConfig;
 
 #[derive(Subcommand)]
@@ -13,8 +17,13 @@ pub enum FraudCommand {
     Generate(GenerateArgs),
     /// Check and convert your own accounts and transactions into the documented format.
     Import(ImportArgs),
-    /// Train on the earliest transactions, score the rest, print held-out metrics.
+    /// Train the baseline, a tabular MLP and the GNN on the earliest transactions; score the
+    /// rest; print held-out metrics side by side.
     Eval(EvalArgs),
+    /// Train the fraud GNN on labelled files and install it in a worker's model repository.
+    Train(TrainArgs),
+    /// Score unlabelled files with a trained model: per-transaction and per-account CSV.
+    Score(ScoreArgs),
 }
 
 #[derive(Args)]
@@ -25,6 +34,22 @@ pub struct EvalArgs {
     /// Share of the transactions (earliest first) used for training.
     #[arg(long, default_value_t = 0.7)]
     train_share: f64,
+    /// Seed of the networks' weights and sampling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Training epochs of the networks.
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+}
+
+/// Reads `accounts.csv` and `transactions.csv` from a folder in the documented format.
+fn read_data(dir: &std::path::Path) -> Result<vitrine_fraud::import::Imported> {
+    let accounts = dir.join("accounts.csv");
+    Ok(vitrine_fraud::import::import(
+        accounts.exists().then_some(accounts.as_path()),
+        &dir.join("transactions.csv"),
+        &vitrine_fraud::import::ImportOptions::default(),
+    )?)
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
@@ -33,33 +58,43 @@ fn eval(args: EvalArgs) -> Result<()> {
         "--train-share must be between 0 and 1, got {}",
         args.train_share
     );
-    let options = vitrine_fraud::import::ImportOptions::default();
-    let data = vitrine_fraud::import::import(
-        Some(&args.data.join("accounts.csv")),
-        &args.data.join("transactions.csv"),
-        &options,
-    )?;
+    let data = read_data(&args.data)?;
     eprintln!(
-        "computing features and training on {} transactions …",
+        "computing features and the graph of {} transactions …",
         data.transactions.len()
     );
-    let report =
-        vitrine_fraud::eval::evaluate(&data.accounts, &data.transactions, args.train_share)?;
+    let options = TrainOptions {
+        epochs: args.epochs,
+        ..TrainOptions::new(args.seed)
+    };
+    let report = vitrine_fraud::eval::evaluate(
+        &data.accounts,
+        &data.transactions,
+        args.train_share,
+        &options,
+        |line| eprintln!("{line}"),
+    )?;
     println!(
-        "time split: {} training transactions, {} held out ({} fraud or laundering)",
-        report.train_rows, report.test_rows, report.test_positives
+        "time split: {} transactions to fit, {} to choose thresholds, {} held out ({} fraud or laundering)",
+        report.fit_rows, report.validation_rows, report.test_rows, report.test_positives
     );
     println!(
-        "{:<34} {:>8} {:>8} {:>6} {:>9} {:>7} {:>12}",
-        "model", "PR-AUC", "ROC-AUC", "F1", "precision", "recall", "account PR-AUC"
+        "{:<32} {:>7} {:>7} {:>6} {:>9} {:>7} {:>14} {:>8}",
+        "model", "PR-AUC", "ROC-AUC", "F1", "precision", "recall", "account PR-AUC", "seconds"
     );
     for m in &report.models {
         println!(
-            "{:<34} {:>8.3} {:>8.3} {:>6.3} {:>9.3} {:>7.3} {:>12.3}",
-            m.model, m.pr_auc, m.roc_auc, m.f1, m.precision, m.recall, m.account_pr_auc
+            "{:<32} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>14.3} {:>8.1}",
+            m.model,
+            m.pr_auc,
+            m.roc_auc,
+            m.f1,
+            m.precision,
+            m.recall,
+            m.account_pr_auc,
+            m.seconds
         );
     }
-    println!("{:<34} {:>8} (not built yet: see issue 4)", "GNN", "-");
     println!("\nrecall per typology at each model's threshold (caught / held-out):");
     for m in &report.models {
         let cells: Vec<String> = m
@@ -69,6 +104,155 @@ fn eval(args: EvalArgs) -> Result<()> {
             .collect();
         println!("  {}: {}", m.model, cells.join(", "));
     }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Folder with labelled `accounts.csv` and `transactions.csv` in the documented format.
+    #[arg(long)]
+    data: PathBuf,
+    /// Model repository to install the model into (its next version).
+    #[arg(long, default_value = ".vitrine/models")]
+    out: PathBuf,
+    /// Model name in the repository.
+    #[arg(long, default_value = "fraud-gnn")]
+    name: String,
+    /// Seed of the weights and sampling: the same data and seed give the same model.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Training epochs.
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let started = Instant::now();
+    let data = read_data(&args.data)?;
+    eprintln!(
+        "computing features and the graph of {} transactions …",
+        data.transactions.len()
+    );
+    let prepared = Prepared::new(&data.transactions, &data.accounts);
+    let options = TrainOptions {
+        epochs: args.epochs,
+        ..TrainOptions::new(args.seed)
+    };
+    let (model, varmap) = vitrine_fraud::training::train(
+        &prepared,
+        0..prepared.events.len(),
+        &options,
+        |line| eprintln!("{line}"),
+    )?;
+    let version = vitrine_worker::models::fraud_gnn::install(
+        &args.out,
+        &args.name,
+        &model,
+        &varmap,
+        &prepared.events,
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!(
+        "trained {} on {} transactions in {:.1} s; installed as {}",
+        args.name,
+        prepared.events.len(),
+        started.elapsed().as_secs_f32(),
+        version.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// The model's folder in a repository (its newest version is used), e.g. `.vitrine/models/fraud-gnn`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder with `transactions.csv` (and optionally `accounts.csv`); labels are not needed.
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder for `transaction_scores.csv` and `account_scores.csv`.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn score(args: ScoreArgs) -> Result<()> {
+    use vitrine_worker::backend::WEIGHTS_FILE;
+    use vitrine_worker::models::fraud_gnn::HISTORY_FILE;
+    let version = std::fs::read_dir(&args.model)
+        .with_context(|| format!("cannot read the model folder {}", args.model.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .with_context(|| format!("{} has no numbered version folder", args.model.display()))?;
+    let dir = args.model.join(version.to_string());
+    let history = dir.join(HISTORY_FILE);
+    let mut scorer = Scorer::open(
+        &dir.join(WEIGHTS_FILE),
+        history.exists().then_some(history.as_path()),
+        None,
+    )?;
+    eprintln!(
+        "model {} version {version}, graph of {} transactions from its training",
+        args.model.display(),
+        scorer.transactions()
+    );
+    let data = read_data(&args.data)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let path = args.out.join("transaction_scores.csv");
+    let mut out = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.write_record(["transaction_id", "fraud_score", "source_risk", "target_risk", "typology", "reasons"])?;
+    let mut accounts: BTreeMap<String, (f32, usize, &'static str)> = BTreeMap::new();
+    let started = Instant::now();
+    for (i, chunk) in data.transactions.chunks(256).enumerate() {
+        let events: Vec<Event> = chunk.iter().map(Event::from_transaction).collect();
+        for (t, s) in chunk.iter().zip(scorer.score(&events, 3)?) {
+            let reasons: Vec<String> = s.reasons.iter().map(|(r, w)| format!("{r} {w:+.2}")).collect();
+            out.write_record([
+                t.transaction_id.clone(),
+                format!("{:.6}", s.fraud),
+                format!("{:.6}", s.source_risk),
+                format!("{:.6}", s.target_risk),
+                s.typology.to_string(),
+                reasons.join("; "),
+            ])?;
+            for (id, risk) in [(&t.source, s.source_risk), (&t.target, s.target_risk)] {
+                if id.starts_with('M') {
+                    continue;
+                }
+                let entry = accounts.entry(id.clone()).or_insert((0.0, 0, ""));
+                entry.1 += 1;
+                if risk > entry.0 {
+                    *entry = (risk, entry.1, s.typology);
+                }
+            }
+        }
+        if i % 100 == 99 {
+            eprintln!(
+                "scored {} of {} transactions ({:.0}/s)",
+                (i + 1) * 256,
+                data.transactions.len(),
+                ((i + 1) * 256) as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    out.flush()?;
+    let path = args.out.join("account_scores.csv");
+    let mut out = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.write_record(["account_id", "risk", "transactions", "pattern"])?;
+    for (id, (risk, count, pattern)) in &accounts {
+        out.write_record([id.clone(), format!("{risk:.6}"), count.to_string(), pattern.to_string()])?;
+    }
+    out.flush()?;
+    println!(
+        "scored {} transactions and {} accounts into {} in {:.1} s",
+        data.transactions.len(),
+        accounts.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f32()
+    );
     Ok(())
 }
 
@@ -122,6 +306,8 @@ pub fn run(command: FraudCommand) -> Result<()> {
         }
         FraudCommand::Import(args) => import(args),
         FraudCommand::Eval(args) => eval(args),
+        FraudCommand::Train(args) => train(args),
+        FraudCommand::Score(args) => score(args),
     }
 }
 

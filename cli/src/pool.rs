@@ -98,6 +98,8 @@ pub fn start(
                 "--models",
             ])
             .arg(&models)
+            .arg("--state-dir")
+            .arg(state_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -20,7 +20,8 @@ pub struct WorkerArgs {
     /// Model repository; default: the built-in models, trained into `<state-dir>/models` on first use.
     #[arg(long)]
     models: Option<PathBuf>,
-    /// State directory holding the built-in models.
+    /// State directory: the built-in models, and the live graph of fraud models
+    /// (`graphs/<model>.sqlite`).
     #[arg(long, default_value = ".vitrine")]
     state_dir: PathBuf,
     /// How often the repository is checked for changed models, in milliseconds.
@@ -89,6 +90,7 @@ pub fn serve(args: WorkerArgs) -> Result<()> {
     };
     let worker = Worker::open(
         &models,
+        Some(&args.state_dir),
         Duration::from_millis(args.poll_interval_ms.max(10)),
     )
     .with_context(|| format!("cannot open model repository {}", models.display()))?;

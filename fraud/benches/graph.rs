@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use vitrine_fraud::graph::{channel_code, TemporalGraph};
+use vitrine_fraud::graph::{Event, TemporalGraph};
 use vitrine_fraud::{generate, GenerateConfig};
 
 fn main() {
@@ -19,24 +19,15 @@ fn main() {
             .unwrap_or(20_000),
     };
     let bank = generate(&GenerateConfig::new(accounts, 1), |_| {}).expect("generating");
-    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
-    let edges: Vec<(&str, &str, i64, f32, u8)> = bank
+    let edges: Vec<Event> = bank
         .transactions
         .iter()
-        .map(|t| {
-            (
-                t.source.as_str(),
-                t.target.as_str(),
-                time(&t.timestamp),
-                t.amount as f32,
-                channel_code(&t.channel),
-            )
-        })
+        .map(Event::from_transaction)
         .collect();
 
     let started = Instant::now();
     let mut graph = TemporalGraph::new();
-    graph.add_all(edges.iter().copied()).unwrap();
+    graph.add_all(&edges).unwrap();
     let insert = started.elapsed();
     let bytes = graph.memory_bytes();
     println!(
@@ -52,21 +43,21 @@ fn main() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let persisted: Vec<_> = edges.iter().copied().take(200_000).collect();
+    let persisted = &edges[..edges.len().min(200_000)];
     let started = Instant::now();
-    let mut stored = TemporalGraph::open(&dir.path().join("graph.db")).unwrap();
+    let mut stored = TemporalGraph::open(&dir.path().join("graph.db"), |_| {}).unwrap();
     for chunk in persisted.chunks(1000) {
-        stored.add_all(chunk.iter().copied()).unwrap();
+        stored.add_all(chunk).unwrap();
     }
     let batched = started.elapsed();
     let started = Instant::now();
     let singles = persisted.len().min(2000);
     for e in persisted.iter().take(singles) {
-        stored.add(e.0, e.1, e.2, e.3, e.4).unwrap();
+        stored.add(e).unwrap();
     }
     let single = started.elapsed();
     let started = Instant::now();
-    let reopened = TemporalGraph::open(&dir.path().join("graph.db")).unwrap();
+    let reopened = TemporalGraph::open(&dir.path().join("graph.db"), |_| {}).unwrap();
     println!(
         "persisted (SQLite, WAL): {:.0} edges/s in batches of 1000, {:.0} edges/s one by one; reopening {} edges took {:.2} s",
         persisted.len() as f64 / batched.as_secs_f64(),
@@ -77,14 +68,10 @@ fn main() {
 
     let mut timings = Vec::new();
     let mut sizes = 0;
-    for t in bank
-        .transactions
-        .iter()
-        .step_by((bank.transactions.len() / 20_000).max(1))
-    {
-        let seed = graph.node_id(&t.source).unwrap();
+    for e in edges.iter().step_by((edges.len() / 20_000).max(1)) {
+        let seed = graph.node_id(&e.source).unwrap();
         let started = Instant::now();
-        let sub = graph.sample(&[seed], time(&t.timestamp), &[10, 5]);
+        let sub = graph.sample(&[seed], e.time, &[10, 5]);
         timings.push(started.elapsed().as_nanos() as u64);
         sizes += sub.edges.len();
     }

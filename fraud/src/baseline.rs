@@ -75,7 +75,8 @@ impl LogisticRegression {
     }
 }
 
-fn scaling(x: &[f32], features: usize) -> (Vec<f32>, Vec<f32>) {
+/// Column means and standard deviations of `x` (row-major, `features` columns).
+pub(crate) fn scaling(x: &[f32], features: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = (x.len() / features).max(1) as f64;
     let mut mean = vec![0.0f64; features];
     let mut sq = vec![0.0f64; features];

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
+
+use crate::schema::Transaction;
 
 /// One transaction edge.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,6 +45,53 @@ pub fn channel_code(name: &str) -> u8 {
         .position(|c| *c == name)
         .unwrap_or(CHANNELS.len() - 1) as u8
 }
+
+/// A transaction as the graph and the features see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Paying account.
+    pub source: String,
+    /// Receiving account or merchant.
+    pub target: String,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// Amount.
+    pub amount: f64,
+    /// Channel code (the index in [`CHANNELS`]).
+    pub channel: u8,
+    /// Device used, or empty.
+    pub device: String,
+}
+
+impl Event {
+    /// The event of a transaction record. Its timestamp must be RFC 3339 (as generated and
+    /// imported files are); one that is not counts as the epoch.
+    pub fn from_transaction(t: &Transaction) -> Self {
+        Self {
+            source: t.source.clone(),
+            target: t.target.clone(),
+            time: chrono::DateTime::parse_from_rfc3339(&t.timestamp)
+                .map(|d| d.timestamp())
+                .unwrap_or(0),
+            amount: t.amount,
+            channel: channel_code(&t.channel),
+            device: t.device_id.clone(),
+        }
+    }
+
+    fn params(&self) -> impl rusqlite::Params + '_ {
+        (
+            &self.source,
+            &self.target,
+            self.time,
+            self.amount,
+            self.channel,
+            &self.device,
+        )
+    }
+}
+
+const INSERT: &str = "INSERT INTO edges (source, target, time, amount, channel, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Why the graph could not be opened or updated.
 #[derive(Debug, thiserror::Error)]
@@ -90,70 +139,71 @@ impl TemporalGraph {
         }
     }
 
-    /// Opens (or creates) the graph persisted at `path`, loading every stored edge.
-    pub fn open(path: &Path) -> Result<Self, GraphError> {
+    /// Opens (or creates) the graph persisted at `path`, loading every stored transaction in
+    /// arrival order and handing each to `replay` (to rebuild state derived from them).
+    pub fn open(path: &Path, mut replay: impl FnMut(&Event)) -> Result<Self, GraphError> {
         let conn = Connection::open(path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS edges (
                 id INTEGER PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL,
-                time INTEGER NOT NULL, amount REAL NOT NULL, channel INTEGER NOT NULL);",
+                time INTEGER NOT NULL, amount REAL NOT NULL, channel INTEGER NOT NULL,
+                device TEXT NOT NULL DEFAULT '');",
         )?;
         let mut graph = Self::new();
         {
-            let mut rows = conn
-                .prepare("SELECT source, target, time, amount, channel FROM edges ORDER BY id")?;
+            let mut rows = conn.prepare(
+                "SELECT source, target, time, amount, channel, device FROM edges ORDER BY id",
+            )?;
             let mut rows = rows.query([])?;
             while let Some(row) = rows.next()? {
-                let (source, target): (String, String) = (row.get(0)?, row.get(1)?);
-                graph.insert(
-                    &source,
-                    &target,
-                    row.get(2)?,
-                    row.get::<_, f64>(3)? as f32,
-                    row.get(4)?,
-                );
+                let event = Event {
+                    source: row.get(0)?,
+                    target: row.get(1)?,
+                    time: row.get(2)?,
+                    amount: row.get(3)?,
+                    channel: row.get(4)?,
+                    device: row.get(5)?,
+                };
+                graph.insert(&event);
+                replay(&event);
             }
         }
         graph.store = Some(conn);
         Ok(graph)
     }
 
+    /// Loads the graph persisted at `path` into memory (as [`TemporalGraph::open`] does), without
+    /// keeping the file: later additions stay in memory.
+    pub fn read(path: &Path, replay: impl FnMut(&Event)) -> Result<Self, GraphError> {
+        let mut graph = Self::open(path, replay)?;
+        graph.store = None;
+        Ok(graph)
+    }
+
     /// Adds a transaction (and its nodes), persisting it first when the graph has a store.
     /// Returns the edge id.
-    pub fn add(
-        &mut self,
-        source: &str,
-        target: &str,
-        time: i64,
-        amount: f32,
-        channel: u8,
-    ) -> Result<u32, GraphError> {
+    pub fn add(&mut self, event: &Event) -> Result<u32, GraphError> {
         if let Some(conn) = &self.store {
-            conn.prepare_cached("INSERT INTO edges (source, target, time, amount, channel) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![source, target, time, amount as f64, channel])?;
+            conn.prepare_cached(INSERT)?.execute(event.params())?;
         }
-        Ok(self.insert(source, target, time, amount, channel))
+        Ok(self.insert(event))
     }
 
     /// Adds many transactions in one store transaction.
-    pub fn add_all<'a>(
-        &mut self,
-        edges: impl IntoIterator<Item = (&'a str, &'a str, i64, f32, u8)>,
-    ) -> Result<(), GraphError> {
-        let edges: Vec<_> = edges.into_iter().collect();
+    pub fn add_all(&mut self, events: &[Event]) -> Result<(), GraphError> {
         if let Some(conn) = &mut self.store {
             let tx = conn.transaction()?;
             {
-                let mut insert = tx.prepare_cached("INSERT INTO edges (source, target, time, amount, channel) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-                for (s, t, time, amount, channel) in &edges {
-                    insert.execute(params![s, t, time, *amount as f64, channel])?;
+                let mut insert = tx.prepare_cached(INSERT)?;
+                for event in events {
+                    insert.execute(event.params())?;
                 }
             }
             tx.commit()?;
         }
-        for (s, t, time, amount, channel) in edges {
-            self.insert(s, t, time, amount, channel);
+        for event in events {
+            self.insert(event);
         }
         Ok(())
     }
@@ -170,15 +220,15 @@ impl TemporalGraph {
         id
     }
 
-    fn insert(&mut self, source: &str, target: &str, time: i64, amount: f32, channel: u8) -> u32 {
-        let (s, t) = (self.node(source), self.node(target));
-        let id = self.edges.len() as u32;
+    fn insert(&mut self, event: &Event) -> u32 {
+        let (s, t) = (self.node(&event.source), self.node(&event.target));
+        let (id, time) = (self.edges.len() as u32, event.time);
         self.edges.push(Edge {
             source: s,
             target: t,
             time,
-            amount,
-            channel,
+            amount: event.amount as f32,
+            channel: event.channel,
         });
         let edges = &self.edges;
         // Keep each list in time order even when transactions arrive slightly out of order.
@@ -222,6 +272,15 @@ impl TemporalGraph {
         (
             self.recent(&self.outgoing[node as usize], before, limit),
             self.recent(&self.incoming[node as usize], before, limit),
+        )
+    }
+
+    /// How many outgoing and incoming edges `node` had strictly before `before`.
+    pub fn degrees(&self, node: u32, before: i64) -> (usize, usize) {
+        let count = |list: &[u32]| list.partition_point(|e| self.edges[*e as usize].time < before);
+        (
+            count(&self.outgoing[node as usize]),
+            count(&self.incoming[node as usize]),
         )
     }
 

@@ -6,10 +6,13 @@ pub mod baseline;
 pub mod eval;
 pub mod features;
 pub mod generate;
+pub mod gnn;
 pub mod graph;
 pub mod import;
 pub mod metrics;
 pub mod schema;
+pub mod scorer;
+pub mod training;
 
 use std::path::Path;
 

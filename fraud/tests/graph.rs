@@ -1,8 +1,19 @@
 //! The temporal graph: time-ordered adjacency, sampling that never sees the future, fan-out
 //! limits, and persistence across a restart.
 
-use vitrine_fraud::graph::{channel_code, TemporalGraph};
+use vitrine_fraud::graph::{Event, TemporalGraph};
 use vitrine_fraud::{generate, GenerateConfig};
+
+fn event(source: &str, target: &str, time: i64, amount: f64, channel: u8) -> Event {
+    Event {
+        source: source.into(),
+        target: target.into(),
+        time,
+        amount,
+        channel,
+        device: String::new(),
+    }
+}
 
 fn small() -> TemporalGraph {
     let mut g = TemporalGraph::new();
@@ -15,7 +26,7 @@ fn small() -> TemporalGraph {
         ("d", "a", 50),
     ];
     for (s, t, time) in edges {
-        g.add(s, t, time, 1.0, 0).unwrap();
+        g.add(&event(s, t, time, 1.0, 0)).unwrap();
     }
     g
 }
@@ -62,16 +73,8 @@ fn no_sampled_edge_comes_from_the_future_on_a_generated_bank() {
     let bank = generate(&GenerateConfig::new(500, 3), |_| {}).unwrap();
     let mut g = TemporalGraph::new();
     let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
-    g.add_all(bank.transactions.iter().map(|t| {
-        (
-            t.source.as_str(),
-            t.target.as_str(),
-            time(&t.timestamp),
-            t.amount as f32,
-            channel_code(&t.channel),
-        )
-    }))
-    .unwrap();
+    let events: Vec<Event> = bank.transactions.iter().map(Event::from_transaction).collect();
+    g.add_all(&events).unwrap();
     assert_eq!(g.edge_count(), bank.transactions.len());
     for (i, t) in bank.transactions.iter().enumerate().step_by(997) {
         let at = time(&t.timestamp);
@@ -100,9 +103,9 @@ fn a_restart_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("graph.db");
     let before = {
-        let mut g = TemporalGraph::open(&path).unwrap();
-        g.add("a", "b", 10, 5.5, 3).unwrap();
-        g.add_all([("b", "c", 20, 6.0, 1), ("c", "a", 15, 7.0, 2)])
+        let mut g = TemporalGraph::open(&path, |_| {}).unwrap();
+        g.add(&event("a", "b", 10, 5.5, 3)).unwrap();
+        g.add_all(&[event("b", "c", 20, 6.0, 1), event("c", "a", 15, 7.0, 2)])
             .unwrap();
         let a = g.node_id("a").unwrap();
         g.sample(&[a], 100, &[5, 5])
@@ -111,7 +114,14 @@ fn a_restart_loses_nothing() {
             .map(|(_, _, e)| *g.edge(*e))
             .collect::<Vec<_>>()
     };
-    let g = TemporalGraph::open(&path).unwrap();
+    let mut replayed = Vec::new();
+    let g = TemporalGraph::open(&path, |e| replayed.push(e.clone())).unwrap();
+    // Replay hands back every transaction in arrival order, device included.
+    assert_eq!(
+        replayed.iter().map(|e| e.time).collect::<Vec<_>>(),
+        [10, 20, 15]
+    );
+    assert_eq!(replayed[0], event("a", "b", 10, 5.5, 3));
     assert_eq!((g.node_count(), g.edge_count()), (3, 3));
     let a = g.node_id("a").unwrap();
     let after: Vec<_> = g

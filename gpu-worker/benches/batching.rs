@@ -109,7 +109,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let worker = Worker::open(dir.path(), Duration::from_secs(3600))?;
+        let worker = Worker::open(dir.path(), None, Duration::from_secs(3600))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(vitrine_worker::serve(

@@ -1,7 +1,7 @@
 //! Backends turn a model folder into something that computes batches. The device (CPU now, CUDA
 //! in a later backend) is a backend detail; the scheduler only sees [`ModelInstance`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
@@ -45,20 +45,17 @@ pub fn init_cpu_threads() {
 /// candle on the CPU: networks from [`crate::models`], weights from `model.safetensors`.
 pub struct CandleCpu {
     device: Device,
+    state_dir: Option<PathBuf>,
 }
 
 impl CandleCpu {
-    /// A backend on the host CPU.
-    pub fn new() -> Self {
+    /// A backend on the host CPU. Models that keep state (the fraud GNN's live graph) keep it
+    /// under `state_dir`, or in memory only when it is `None`.
+    pub fn new(state_dir: Option<PathBuf>) -> Self {
         Self {
             device: Device::Cpu,
+            state_dir,
         }
-    }
-}
-
-impl Default for CandleCpu {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -68,6 +65,18 @@ impl Backend for CandleCpu {
         config: &ModelConfig,
         version_dir: &Path,
     ) -> Result<Arc<dyn ModelInstance>, String> {
+        if config.architecture == "fraud-gnn" {
+            let model = version_dir
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let live = self
+                .state_dir
+                .as_ref()
+                .map(|s| s.join("graphs").join(format!("{model}.sqlite")));
+            return models::fraud_gnn::load(config, version_dir, live);
+        }
         if config.inputs.len() != 1 || config.outputs.len() != 1 {
             return Err(format!(
                 "the '{}' architecture takes one input and one output",

@@ -26,9 +26,15 @@ pub use server::Worker;
 
 impl Worker {
     /// Opens the repository at `models` on the CPU backend and watches it every `poll_interval`.
-    pub fn open(models: &Path, poll_interval: Duration) -> std::io::Result<Arc<Self>> {
+    /// Models that keep state (the fraud GNN's live graph) keep it under `state_dir`, or in
+    /// memory only when it is `None`.
+    pub fn open(
+        models: &Path,
+        state_dir: Option<&Path>,
+        poll_interval: Duration,
+    ) -> std::io::Result<Arc<Self>> {
         let metrics = Arc::new(metrics::Metrics::default());
-        let backend = Arc::new(backend::CandleCpu::new());
+        let backend = Arc::new(backend::CandleCpu::new(state_dir.map(Path::to_path_buf)));
         let repository = Arc::new(repository::Repository::open(
             models,
             backend,

@@ -122,7 +122,7 @@ struct Server {
 }
 
 async fn serve(root: &Path) -> Server {
-    let worker = Worker::open(root, Duration::from_millis(50)).unwrap();
+    let worker = Worker::open(root, None, Duration::from_millis(50)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(vitrine_worker::serve(

@@ -127,7 +127,7 @@ pub struct TestWorker {
 impl TestWorker {
     /// Serves the model repository at `models` (polled every 50 ms for changes).
     pub async fn start(models: &Path) -> Result<Self> {
-        let worker = vitrine_worker::Worker::open(models, std::time::Duration::from_millis(50))?;
+        let worker = vitrine_worker::Worker::open(models, None, std::time::Duration::from_millis(50))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (tx, rx) = oneshot::channel();

@@ -1,7 +1,9 @@
-//! Model code: each architecture is a plain candle struct built from a `VarBuilder`, so the
-//! names in a `model.safetensors` file match the code.
+//! Model code: each classifier architecture is a plain candle struct built from a `VarBuilder`,
+//! so the names in a `model.safetensors` file match the code; [`fraud_gnn`] serves the fraud
+//! GNN with its live graph.
 
 mod cnn;
+pub mod fraud_gnn;
 mod mlp;
 
 pub use cnn::Cnn;
@@ -63,7 +65,7 @@ pub fn build(
             ))
         }
         other => Err(format!(
-            "unknown architecture '{other}' (available: mlp, cnn)"
+            "unknown architecture '{other}' (available: mlp, cnn, fraud-gnn)"
         )),
     }
 }

@@ -1,0 +1,4 @@
+//! The `vitrine` binary as a user runs it, in one test binary (each links the whole runtime).
+
+mod commands;
+mod pool;

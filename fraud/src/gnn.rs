@@ -1,0 +1,502 @@
+//! The fraud GNN: a heterogeneous-edge message-passing network in candle, after IBM's Multi-GNN
+//! ideas (reverse message passing, ego markers, edge features), that scores a new transaction
+//! from its tabular features and the time-respecting neighbourhood of both of its ends.
+//!
+//! Each query transaction brings its own sampled subgraph ([`Batch::push`]): the `k`-hop
+//! neighbourhood of its source and target strictly before its time. Nodes (accounts and
+//! merchants) start from [`NODE_FEATURES`]; edges carry [`EDGE_FEATURES`]. Every layer sends
+//! messages along each edge (source → target) and against it (target → source) with separate
+//! weights, averages them per node and updates the node. The heads read the two end nodes plus
+//! the standardised tabular features and give:
+//! - the transaction's fraud logit (edge classification),
+//! - each end account's laundering risk (node classification),
+//! - the most likely typology of a fraudulent transaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{linear, Linear, VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::features::{FEATURES, FEATURE_COUNT};
+use crate::graph::{Event, TemporalGraph, CHANNELS};
+use crate::schema::TYPOLOGIES;
+
+/// Features of each node: is a merchant, log out-degree, log in-degree (as of the query time),
+/// is the query's source, is the query's target (ego markers).
+pub const NODE_FEATURES: usize = 5;
+/// Features of each edge: log amount, channel one-hot, log age relative to the query, hour of
+/// day (sine, cosine).
+pub const EDGE_FEATURES: usize = 4 + CHANNELS.len();
+
+/// Architecture settings, stored with the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GnnConfig {
+    /// Width of node states and of the head.
+    pub hidden: usize,
+    /// Neighbours sampled per node and hop, in each direction; its length is the number of
+    /// message-passing layers (0 = no graph: an MLP over the tabular features).
+    pub fanouts: Vec<usize>,
+}
+
+impl Default for GnnConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 32,
+            fanouts: vec![6, 3],
+        }
+    }
+}
+
+/// Query transactions with their sampled neighbourhoods, ready for [`FraudGnn`].
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    tabular: Vec<f32>,
+    node_x: Vec<f32>,
+    nodes: Vec<Option<u32>>,
+    edge_src: Vec<u32>,
+    edge_dst: Vec<u32>,
+    edge_x: Vec<f32>,
+    source: Vec<u32>,
+    target: Vec<u32>,
+    first_node: Vec<u32>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of query transactions.
+    pub fn len(&self) -> usize {
+        self.source.len()
+    }
+
+    /// Whether the batch holds no query.
+    pub fn is_empty(&self) -> bool {
+        self.source.is_empty()
+    }
+
+    /// Adds `event` (with its tabular `features`) and its neighbourhood in `graph` strictly
+    /// before its time, `fanouts[hop]` edges per node, hop and direction.
+    pub fn push(
+        &mut self,
+        graph: &TemporalGraph,
+        event: &Event,
+        features: &[f32; FEATURE_COUNT],
+        fanouts: &[usize],
+    ) {
+        self.tabular.extend_from_slice(features);
+        let at = event.time;
+        let ends = [graph.node_id(&event.source), graph.node_id(&event.target)];
+        let seeds: Vec<u32> = ends.iter().flatten().copied().collect();
+        let sub = if fanouts.is_empty() {
+            crate::graph::Subgraph {
+                nodes: seeds,
+                edges: Vec::new(),
+            }
+        } else {
+            graph.sample(&seeds, at, fanouts)
+        };
+        let base = self.nodes.len() as u32;
+        self.first_node.push(base);
+        let is_source = |id: u32| (Some(id) == ends[0]) as u8 as f32;
+        let is_target = |id: u32| (Some(id) == ends[1]) as u8 as f32;
+        for id in &sub.nodes {
+            let (out, inc) = graph.degrees(*id, at);
+            self.node_x.extend([
+                graph.node_name(*id).starts_with('M') as u8 as f32,
+                (out as f32).ln_1p(),
+                (inc as f32).ln_1p(),
+                is_source(*id),
+                is_target(*id),
+            ]);
+            self.nodes.push(Some(*id));
+        }
+        let mut end_index = |end: Option<u32>, name: &str, flags: [f32; 2]| match end {
+            Some(id) => base + sub.nodes.iter().position(|n| *n == id).unwrap_or(0) as u32,
+            None => {
+                // First time the graph sees this account or merchant: a node with no history.
+                self.node_x.extend([
+                    name.starts_with('M') as u8 as f32,
+                    0.0,
+                    0.0,
+                    flags[0],
+                    flags[1],
+                ]);
+                self.nodes.push(None);
+                self.nodes.len() as u32 - 1
+            }
+        };
+        let source = end_index(ends[0], &event.source, [1.0, 0.0]);
+        let target = if event.target == event.source {
+            source
+        } else {
+            end_index(ends[1], &event.target, [0.0, 1.0])
+        };
+        self.source.push(source);
+        self.target.push(target);
+        for (s, t, e) in sub.edges {
+            let edge = graph.edge(e);
+            let hour = edge.time.rem_euclid(86_400) as f32 / 86_400.0 * std::f32::consts::TAU;
+            self.edge_src.push(base + s as u32);
+            self.edge_dst.push(base + t as u32);
+            self.edge_x.push(edge.amount.max(0.0).ln_1p());
+            self.edge_x
+                .extend((0..CHANNELS.len()).map(|c| (c == edge.channel as usize) as u8 as f32));
+            self.edge_x
+                .extend([((at - edge.time).max(0) as f32).ln_1p() / 16.0, hour.sin(), hour.cos()]);
+        }
+    }
+
+    /// The graph node behind node `index` of the batch (`None` for an end seen for the first
+    /// time).
+    fn graph_node(&self, index: usize) -> Option<u32> {
+        self.nodes[index]
+    }
+}
+
+/// One message-passing layer: separate weights for messages along and against edges.
+struct Layer {
+    along: Linear,
+    against: Linear,
+    update: Linear,
+}
+
+/// The network and the tabular feature scaling it was trained with.
+pub struct FraudGnn {
+    config: GnnConfig,
+    mean: Tensor,
+    std: Tensor,
+    node_in: Linear,
+    layers: Vec<Layer>,
+    head: Linear,
+    fraud_out: Linear,
+    typology_out: Linear,
+    risk_out: Linear,
+    device: Device,
+}
+
+/// Logits of a batch.
+pub(crate) struct Logits {
+    /// Transaction fraud, `[batch]`.
+    pub fraud: Tensor,
+    /// Source account risk, `[batch]`.
+    pub source_risk: Tensor,
+    /// Target account risk, `[batch]`.
+    pub target_risk: Tensor,
+    /// Typology, `[batch, TYPOLOGIES.len()]`.
+    pub typology: Tensor,
+}
+
+/// Why a model could not be loaded, saved or run.
+#[derive(Debug, thiserror::Error)]
+pub enum GnnError {
+    /// candle failed (shapes, missing weights, I/O of the weights file).
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+    /// The stored settings are unusable.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What the model says about one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Fraud probability of the transaction.
+    pub fraud: f32,
+    /// Laundering risk of the source account.
+    pub source_risk: f32,
+    /// Laundering risk of the target account.
+    pub target_risk: f32,
+    /// The most likely typology, were it fraud.
+    pub typology: &'static str,
+    /// What drove the fraud score up most: `feature <name>` or `neighbour <id>`, with its
+    /// contribution to the logit (gradient × input), largest first.
+    pub reasons: Vec<(String, f32)>,
+}
+
+impl FraudGnn {
+    /// A model with weights drawn from `seed` and tabular scaling `mean`/`std`, plus the
+    /// variables to train.
+    pub(crate) fn init(
+        config: &GnnConfig,
+        mean: &[f32],
+        std: &[f32],
+        seed: u64,
+    ) -> Result<(Self, VarMap), GnnError> {
+        let device = Device::Cpu;
+        let varmap = VarMap::new();
+        let model = Self::build(
+            config,
+            mean,
+            std,
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        )?;
+        // candle's own initialisation cannot be seeded on the CPU: redraw every variable from
+        // the seed, in name order, with the same bounds (uniform ±1/√fan-in).
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let data = varmap.data().lock().expect("varmap lock");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let dims = var.dims().to_vec();
+            let fan_in = if dims.len() == 2 { dims[1] } else { dims[0] };
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let values: Vec<f32> = (0..var.elem_count())
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
+            var.set(&Tensor::from_vec(values, dims, &device)?)?;
+        }
+        drop(data);
+        Ok((model, varmap))
+    }
+
+    fn build(
+        config: &GnnConfig,
+        mean: &[f32],
+        std: &[f32],
+        vb: VarBuilder,
+    ) -> Result<Self, GnnError> {
+        let h = config.hidden;
+        if h == 0 || mean.len() != FEATURE_COUNT || std.len() != FEATURE_COUNT {
+            return Err(GnnError::Config(format!(
+                "hidden must be positive and the scaling must have {FEATURE_COUNT} columns"
+            )));
+        }
+        let device = vb.device().clone();
+        let layers = (0..config.fanouts.len())
+            .map(|i| {
+                let vb = vb.pp(format!("layer{i}"));
+                Ok(Layer {
+                    along: linear(h + EDGE_FEATURES, h, vb.pp("along"))?,
+                    against: linear(h + EDGE_FEATURES, h, vb.pp("against"))?,
+                    update: linear(h, h, vb.pp("update"))?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            config: config.clone(),
+            mean: Tensor::from_slice(mean, (1, FEATURE_COUNT), &device)?,
+            std: Tensor::from_slice(std, (1, FEATURE_COUNT), &device)?,
+            node_in: linear(NODE_FEATURES, h, vb.pp("node_in"))?,
+            layers,
+            head: linear(2 * h + FEATURE_COUNT, h, vb.pp("head"))?,
+            fraud_out: linear(h, 1, vb.pp("fraud_out"))?,
+            typology_out: linear(h, TYPOLOGIES.len(), vb.pp("typology_out"))?,
+            risk_out: linear(h, 1, vb.pp("risk_out"))?,
+            device,
+        })
+    }
+
+    /// The architecture settings.
+    pub fn config(&self) -> &GnnConfig {
+        &self.config
+    }
+
+    /// Writes weights, scaling and settings to one safetensors file.
+    pub fn save(&self, varmap: &VarMap, path: &Path) -> Result<(), GnnError> {
+        let mut tensors: HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        tensors.insert("scaling.mean".into(), self.mean.flatten_all()?);
+        tensors.insert("scaling.std".into(), self.std.flatten_all()?);
+        tensors.insert(
+            "config.hidden".into(),
+            Tensor::new(&[self.config.hidden as u32], &self.device)?,
+        );
+        let fanouts: Vec<u32> = self.config.fanouts.iter().map(|f| *f as u32).collect();
+        tensors.insert(
+            "config.fanouts".into(),
+            Tensor::from_vec(fanouts.clone(), fanouts.len(), &self.device)?,
+        );
+        candle_core::safetensors::save(&tensors, path)?;
+        Ok(())
+    }
+
+    /// Loads a model written by [`FraudGnn::save`].
+    pub fn load(path: &Path) -> Result<Self, GnnError> {
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load(path, &device)?;
+        let get = |name: &str| {
+            tensors
+                .get(name)
+                .ok_or_else(|| GnnError::Config(format!("{} has no '{name}'", path.display())))
+        };
+        let hidden = get("config.hidden")?.to_vec1::<u32>()?[0] as usize;
+        let fanouts = get("config.fanouts")?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|f| f as usize)
+            .collect();
+        let mean = get("scaling.mean")?.to_vec1::<f32>()?;
+        let std = get("scaling.std")?.to_vec1::<f32>()?;
+        let config = GnnConfig { hidden, fanouts };
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        Self::build(&config, &mean, &std, vb)
+    }
+
+    /// Standardised tabular features of `batch`, `[batch, FEATURE_COUNT]`.
+    fn tabular(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        Tensor::from_slice(&batch.tabular, (batch.len(), FEATURE_COUNT), &self.device)?
+            .broadcast_sub(&self.mean)?
+            .broadcast_div(&self.std)
+    }
+
+    fn node_features(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        Tensor::from_slice(
+            &batch.node_x,
+            (batch.nodes.len(), NODE_FEATURES),
+            &self.device,
+        )
+    }
+
+    /// Logits of `batch` from its standardised tabular features and node features.
+    pub(crate) fn forward(
+        &self,
+        batch: &Batch,
+        tabular: &Tensor,
+        node_x: &Tensor,
+    ) -> candle_core::Result<Logits> {
+        let d = &self.device;
+        let n = batch.nodes.len();
+        let mut h = self.node_in.forward(node_x)?.relu()?;
+        let edges = batch.edge_src.len();
+        if edges > 0 && !self.layers.is_empty() {
+            let src = Tensor::from_slice(&batch.edge_src, edges, d)?;
+            let dst = Tensor::from_slice(&batch.edge_dst, edges, d)?;
+            let edge_x = Tensor::from_slice(&batch.edge_x, (edges, EDGE_FEATURES), d)?;
+            let inverse_degree = |index: &[u32]| {
+                let mut counts = vec![0f32; n];
+                for i in index {
+                    counts[*i as usize] += 1.0;
+                }
+                let inv: Vec<f32> = counts.iter().map(|c| 1.0 / c.max(1.0)).collect();
+                Tensor::from_vec(inv, (n, 1), d)
+            };
+            let (inv_in, inv_out) = (
+                inverse_degree(&batch.edge_dst)?,
+                inverse_degree(&batch.edge_src)?,
+            );
+            let zeros = Tensor::zeros((n, self.config.hidden), DType::F32, d)?;
+            for layer in &self.layers {
+                // Along each edge: the payer's state reaches the payee; against it: the reverse.
+                let along = layer
+                    .along
+                    .forward(&Tensor::cat(&[&h.index_select(&src, 0)?, &edge_x], 1)?)?
+                    .relu()?;
+                let against = layer
+                    .against
+                    .forward(&Tensor::cat(&[&h.index_select(&dst, 0)?, &edge_x], 1)?)?
+                    .relu()?;
+                let incoming = zeros.index_add(&dst, &along, 0)?.broadcast_mul(&inv_in)?;
+                let outgoing = zeros.index_add(&src, &against, 0)?.broadcast_mul(&inv_out)?;
+                h = ((layer.update.forward(&h)? + incoming)? + outgoing)?.relu()?;
+            }
+        }
+        let source = Tensor::from_slice(&batch.source, batch.len(), d)?;
+        let target = Tensor::from_slice(&batch.target, batch.len(), d)?;
+        let (h_source, h_target) = (h.index_select(&source, 0)?, h.index_select(&target, 0)?);
+        let z = self
+            .head
+            .forward(&Tensor::cat(&[&h_source, &h_target, tabular], 1)?)?
+            .relu()?;
+        Ok(Logits {
+            fraud: self.fraud_out.forward(&z)?.squeeze(1)?,
+            source_risk: self.risk_out.forward(&h_source)?.squeeze(1)?,
+            target_risk: self.risk_out.forward(&h_target)?.squeeze(1)?,
+            typology: self.typology_out.forward(&z)?,
+        })
+    }
+
+    /// Logits of `batch` (training and bulk scoring).
+    pub(crate) fn logits(&self, batch: &Batch) -> candle_core::Result<Logits> {
+        self.forward(batch, &self.tabular(batch)?, &self.node_features(batch)?)
+    }
+
+    /// Fraud probability, source and target risk of every query in `batch`, without reasons.
+    pub fn probabilities(&self, batch: &Batch) -> Result<Vec<[f32; 3]>, GnnError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logits = self.logits(batch)?;
+        let [fraud, source, target] = [logits.fraud, logits.source_risk, logits.target_risk]
+            .map(|l| candle_nn::ops::sigmoid(&l).and_then(|p| p.to_vec1::<f32>()));
+        let (fraud, source, target) = (fraud?, source?, target?);
+        Ok((0..batch.len())
+            .map(|i| [fraud[i], source[i], target[i]])
+            .collect())
+    }
+
+    /// Scores every query in `batch`, with the typology and up to `reasons` reasons each.
+    /// Reasons come from one backward pass: gradient × input of the fraud logit with respect
+    /// to the standardised tabular features and to each neighbour's node features.
+    pub fn score(
+        &self,
+        batch: &Batch,
+        graph: &TemporalGraph,
+        reasons: usize,
+    ) -> Result<Vec<Scored>, GnnError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tabular = Var::from_tensor(&self.tabular(batch)?)?;
+        let node_x = Var::from_tensor(&self.node_features(batch)?)?;
+        let logits = self.forward(batch, tabular.as_tensor(), node_x.as_tensor())?;
+        let grads = logits.fraud.sum_all()?.backward()?;
+        let attribution = |var: &Var| -> candle_core::Result<Vec<f32>> {
+            match grads.get(var.as_tensor()) {
+                Some(g) => (g * var.as_tensor())?.sum(1)?.to_vec1(),
+                None => Ok(vec![0.0; var.dims()[0]]),
+            }
+        };
+        let feature_attribution = match grads.get(tabular.as_tensor()) {
+            Some(g) => (g * tabular.as_tensor())?.to_vec2::<f32>()?,
+            None => vec![vec![0.0; FEATURE_COUNT]; batch.len()],
+        };
+        let node_attribution = attribution(&node_x)?;
+        let fraud = candle_nn::ops::sigmoid(&logits.fraud)?.to_vec1::<f32>()?;
+        let source = candle_nn::ops::sigmoid(&logits.source_risk)?.to_vec1::<f32>()?;
+        let target = candle_nn::ops::sigmoid(&logits.target_risk)?.to_vec1::<f32>()?;
+        let typology = logits.typology.argmax(1)?.to_vec1::<u32>()?;
+        Ok((0..batch.len())
+            .map(|i| {
+                let mut candidates: Vec<(String, f32)> = FEATURES
+                    .iter()
+                    .zip(&feature_attribution[i])
+                    .map(|(name, a)| (format!("feature {name}"), *a))
+                    .collect();
+                let ends = [batch.source[i], batch.target[i]];
+                // Each query's nodes are contiguous, up to the next query's first node.
+                let end = batch.first_node.get(i + 1).map_or(batch.nodes.len(), |n| *n as usize);
+                let range = batch.first_node[i] as usize..end;
+                for node in range.filter(|n| !ends.contains(&(*n as u32))) {
+                    if let Some(id) = batch.graph_node(node) {
+                        candidates.push((
+                            format!("neighbour {}", graph.node_name(id)),
+                            node_attribution[node],
+                        ));
+                    }
+                }
+                candidates.retain(|(_, a)| *a > 0.0);
+                candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+                candidates.truncate(reasons);
+                Scored {
+                    fraud: fraud[i],
+                    source_risk: source[i],
+                    target_risk: target[i],
+                    typology: TYPOLOGIES[typology[i] as usize],
+                    reasons: candidates,
+                }
+            })
+            .collect())
+    }
+}

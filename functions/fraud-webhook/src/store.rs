@@ -1,0 +1,169 @@
+//! Decisions, delivered webhook ids and AML alerts in the `default` SQLite database.
+
+use serde_json::{json, Value};
+use spin_sdk::sqlite::{Connection, Error, Value as Sql};
+
+use crate::payload::Transaction;
+use crate::Scored;
+
+/// Opens the database, creating the tables on first use.
+pub fn open() -> Result<Connection, Error> {
+    let db = Connection::open_default()?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS fraud_decisions (
+            transaction_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+            decision TEXT NOT NULL, created_at INTEGER NOT NULL)",
+        &[],
+    )?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS fraud_webhooks (
+            webhook_id TEXT PRIMARY KEY, transaction_id TEXT NOT NULL)",
+        &[],
+    )?;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS aml_alerts (
+            account_id TEXT PRIMARY KEY, risk REAL NOT NULL, pattern TEXT NOT NULL,
+            transactions INTEGER NOT NULL, last_transaction_id TEXT NOT NULL,
+            updated_at INTEGER NOT NULL)",
+        &[],
+    )?;
+    Ok(db)
+}
+
+/// What the store already knows about a delivery.
+pub enum Recorded {
+    /// Nothing: score it.
+    New,
+    /// The decision recorded for this delivery or transaction.
+    Decision(Value),
+    /// The transaction id was decided with different details.
+    Conflict(String),
+}
+
+fn text(s: &str) -> Sql {
+    Sql::Text(s.to_string())
+}
+
+fn decision_of(db: &Connection, transaction_id: &str) -> Result<Option<(String, Value)>, Error> {
+    let rows = db.execute(
+        "SELECT fingerprint, decision FROM fraud_decisions WHERE transaction_id = ?",
+        &[text(transaction_id)],
+    )?;
+    let found = rows.rows().next().and_then(|row| {
+        let fingerprint = row.get::<&str>("fingerprint")?.to_string();
+        let decision = serde_json::from_str(row.get::<&str>("decision")?).ok()?;
+        Some((fingerprint, decision))
+    });
+    Ok(found)
+}
+
+/// Looks up a delivery by webhook id, then its transaction by id.
+pub fn recorded(db: &Connection, webhook_id: &str, tx: &Transaction) -> Result<Recorded, Error> {
+    let seen = db.execute(
+        "SELECT transaction_id FROM fraud_webhooks WHERE webhook_id = ?",
+        &[text(webhook_id)],
+    )?;
+    let replayed = seen
+        .rows()
+        .next()
+        .and_then(|r| r.get::<&str>("transaction_id").map(str::to_string));
+    if let Some(id) = replayed {
+        if let Some((_, decision)) = decision_of(db, &id)? {
+            return Ok(Recorded::Decision(decision));
+        }
+    }
+    Ok(match decision_of(db, &tx.id)? {
+        Some((fingerprint, decision)) if fingerprint == tx.fingerprint() => {
+            db.execute(
+                "INSERT OR IGNORE INTO fraud_webhooks (webhook_id, transaction_id) VALUES (?, ?)",
+                &[text(webhook_id), text(&tx.id)],
+            )?;
+            Recorded::Decision(decision)
+        }
+        Some(_) => Recorded::Conflict(format!(
+            "transaction {} was already decided with different details",
+            tx.id
+        )),
+        None => Recorded::New,
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Records a decision, the delivery and any AML alert in one transaction. If the transaction
+/// was recorded meanwhile (a concurrent delivery), keeps that one. Returns the stored decision
+/// and whether this call stored it.
+pub fn record(
+    db: &Connection,
+    webhook_id: &str,
+    tx: &Transaction,
+    decision: &Value,
+    scored: &Scored,
+    aml_threshold: f64,
+) -> Result<(Value, bool), Error> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let result = (|| {
+        if let Some((_, stored)) = decision_of(db, &tx.id)? {
+            return Ok((stored, false));
+        }
+        let at = now();
+        db.execute(
+            "INSERT INTO fraud_decisions (transaction_id, fingerprint, decision, created_at) VALUES (?, ?, ?, ?)",
+            &[text(&tx.id), text(&tx.fingerprint()), text(&decision.to_string()), Sql::Integer(at)],
+        )?;
+        db.execute(
+            "INSERT OR IGNORE INTO fraud_webhooks (webhook_id, transaction_id) VALUES (?, ?)",
+            &[text(webhook_id), text(&tx.id)],
+        )?;
+        // Merchants (ids starting with M, see docs/fraud-data.md) get no AML alert.
+        for (account, risk) in [(&tx.source, scored.source_risk), (&tx.target, scored.target_risk)] {
+            if risk < aml_threshold || account.starts_with('M') {
+                continue;
+            }
+            db.execute(
+                "INSERT INTO aml_alerts (account_id, risk, pattern, transactions, last_transaction_id, updated_at)
+                 VALUES (?, ?, ?, 1, ?, ?)
+                 ON CONFLICT(account_id) DO UPDATE SET
+                    pattern = CASE WHEN excluded.risk >= risk THEN excluded.pattern ELSE pattern END,
+                    risk = MAX(risk, excluded.risk),
+                    transactions = transactions + 1,
+                    last_transaction_id = excluded.last_transaction_id,
+                    updated_at = excluded.updated_at",
+                &[text(account), Sql::Real(risk), text(&scored.typology), text(&tx.id), Sql::Integer(at)],
+            )?;
+        }
+        Ok((decision.clone(), true))
+    })();
+    match &result {
+        Ok(_) => db.execute("COMMIT", &[])?,
+        Err(_) => db.execute("ROLLBACK", &[])?,
+    };
+    result
+}
+
+/// Accounts at or above `min_risk`, riskiest first.
+pub fn alerts(db: &Connection, min_risk: f64, limit: usize) -> Result<Vec<Value>, Error> {
+    let rows = db.execute(
+        "SELECT account_id, risk, pattern, transactions, last_transaction_id, updated_at
+         FROM aml_alerts WHERE risk >= ? ORDER BY risk DESC, account_id LIMIT ?",
+        &[Sql::Real(min_risk), Sql::Integer(limit as i64)],
+    )?;
+    Ok(rows
+        .rows()
+        .map(|row| {
+            json!({
+                "account_id": row.get::<&str>("account_id"),
+                "risk": row.get::<f64>("risk").map(|r| (r * 1e6).round() / 1e6),
+                "pattern": row.get::<&str>("pattern"),
+                "flagged_transactions": row.get::<i64>("transactions"),
+                "last_transaction_id": row.get::<&str>("last_transaction_id"),
+                "updated_at": row.get::<i64>("updated_at"),
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,248 @@
+//! `fraud-gnn`: the fraud GNN of `vitrine-fraud` served with its live transaction graph. Each
+//! row of a request is one transaction; the worker scores it against everything seen before,
+//! then adds it to the graph (kept in the worker's state directory, so a restart loses
+//! nothing). Tensors (the batch dimension first):
+//!
+//! - input `ids`, UINT8 `[3, 64]`: source account, target account or merchant, device (may be
+//!   empty), UTF-8, zero-padded;
+//! - input `event`, FP64 `[3]`: Unix time in seconds, amount, channel code (index in
+//!   `vitrine_fraud::graph::CHANNELS`);
+//! - output `scores`, FP32 `[3]`: fraud probability, source risk, target risk;
+//! - output `explanation`, UINT8 `[6, 64]`: line 0 the likely typology, then up to five
+//!   reasons such as `feature src_new_device +1.82` or `neighbour A000123 +0.40`, zero-padded.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use vitrine_fraud::graph::{Event, CHANNELS};
+use vitrine_fraud::scorer::Scorer;
+
+use crate::backend::{ModelInstance, WEIGHTS_FILE};
+use crate::config::{ModelConfig, TensorSpec};
+use crate::error::InferError;
+use crate::tensor::{DataType, Tensor};
+
+/// Bytes per id and per explanation line.
+pub const TEXT_BYTES: usize = 64;
+/// Lines of the explanation: the typology and five reasons.
+pub const EXPLANATION_LINES: usize = 6;
+/// The graph history written by training, in a version folder.
+pub const HISTORY_FILE: &str = "history.sqlite";
+
+/// The tensors a `fraud-gnn` config must declare.
+fn expected() -> ([TensorSpec; 2], [TensorSpec; 2]) {
+    let spec = |name: &str, datatype, dims: &[usize]| TensorSpec {
+        name: name.into(),
+        datatype,
+        dims: dims.to_vec(),
+    };
+    (
+        [
+            spec("ids", DataType::U8, &[3, TEXT_BYTES]),
+            spec("event", DataType::F64, &[3]),
+        ],
+        [
+            spec("scores", DataType::F32, &[3]),
+            spec("explanation", DataType::U8, &[EXPLANATION_LINES, TEXT_BYTES]),
+        ],
+    )
+}
+
+/// Loads the model in `version_dir`; the live graph is kept at `live_graph` (in memory when
+/// `None`), starting from the version's training history the first time.
+pub fn load(
+    config: &ModelConfig,
+    version_dir: &Path,
+    live_graph: Option<PathBuf>,
+) -> Result<Arc<dyn ModelInstance>, String> {
+    let (inputs, outputs) = expected();
+    if config.inputs != inputs || config.outputs != outputs || config.max_batch_size == 0 {
+        return Err(format!(
+            "fraud-gnn needs max_batch_size > 0, inputs {inputs:?} and outputs {outputs:?} (see docs/fraud.md)"
+        ));
+    }
+    let history = version_dir.join(HISTORY_FILE);
+    let scorer = Scorer::open(
+        &version_dir.join(WEIGHTS_FILE),
+        history.exists().then_some(history.as_path()),
+        live_graph.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(FraudGnnModel {
+        scorer: Mutex::new(scorer),
+    }))
+}
+
+struct FraudGnnModel {
+    scorer: Mutex<Scorer>,
+}
+
+fn text(bytes: &[u8], row: usize, what: &str) -> Result<String, InferError> {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    std::str::from_utf8(&bytes[..end])
+        .map(str::to_string)
+        .map_err(|_| InferError::Invalid(format!("row {row}: {what} is not UTF-8")))
+}
+
+/// The events of a batch, every row checked before any is scored.
+fn events(ids: &Tensor, event: &Tensor) -> Result<Vec<Event>, InferError> {
+    let values: Vec<f64> = event
+        .data
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect();
+    ids.data
+        .chunks_exact(3 * TEXT_BYTES)
+        .zip(values.chunks_exact(3))
+        .enumerate()
+        .map(|(row, (ids, v))| {
+            let source = text(&ids[..TEXT_BYTES], row, "the source")?;
+            let target = text(&ids[TEXT_BYTES..2 * TEXT_BYTES], row, "the target")?;
+            let device = text(&ids[2 * TEXT_BYTES..], row, "the device")?;
+            if source.is_empty() || target.is_empty() {
+                return Err(InferError::Invalid(format!(
+                    "row {row}: source and target must not be empty"
+                )));
+            }
+            let (time, amount, channel) = (v[0], v[1], v[2]);
+            if !time.is_finite() || !amount.is_finite() || amount < 0.0 {
+                return Err(InferError::Invalid(format!(
+                    "row {row}: time and amount must be finite and the amount not negative"
+                )));
+            }
+            if channel.fract() != 0.0 || !(0.0..CHANNELS.len() as f64).contains(&channel) {
+                return Err(InferError::Invalid(format!(
+                    "row {row}: channel code {channel} is not one of 0..{}",
+                    CHANNELS.len()
+                )));
+            }
+            Ok(Event {
+                source,
+                target,
+                time: time as i64,
+                amount,
+                channel: channel as u8,
+                device,
+            })
+        })
+        .collect()
+}
+
+/// `line` zero-padded (or cut at a character boundary) to [`TEXT_BYTES`].
+fn padded(line: &str, out: &mut Vec<u8>) {
+    let mut end = line.len().min(TEXT_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&line.as_bytes()[..end]);
+    out.resize(out.len() + TEXT_BYTES - end, 0);
+}
+
+impl ModelInstance for FraudGnnModel {
+    fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
+        let events = events(&inputs[0], &inputs[1])?;
+        let scored = self
+            .scorer
+            .lock()
+            .map_err(|_| InferError::Compute("the fraud model failed earlier".into()))?
+            .score(&events, EXPLANATION_LINES - 1)
+            .map_err(|e| InferError::Compute(format!("scoring failed: {e}")))?;
+        let rows = scored.len();
+        let scores: Vec<f32> = scored
+            .iter()
+            .flat_map(|s| [s.fraud, s.source_risk, s.target_risk])
+            .collect();
+        let mut explanation = Vec::with_capacity(rows * EXPLANATION_LINES * TEXT_BYTES);
+        for s in &scored {
+            padded(s.typology, &mut explanation);
+            for (reason, weight) in &s.reasons {
+                padded(&format!("{reason} {weight:+.2}"), &mut explanation);
+            }
+            let filled = 1 + s.reasons.len();
+            explanation.resize(explanation.len() + (EXPLANATION_LINES - filled) * TEXT_BYTES, 0);
+        }
+        Ok(vec![
+            Tensor::from_f32("scores", vec![rows, 3], &scores)?,
+            Tensor::new(
+                "explanation",
+                DataType::U8,
+                vec![rows, EXPLANATION_LINES, TEXT_BYTES],
+                explanation,
+            )?,
+        ])
+    }
+}
+
+/// The `config.toml` written for a new fraud model: the tensors above, dynamic batching.
+pub const CONFIG: &str = r#"# Fraud GNN with its live transaction graph (docs/fraud.md).
+backend = "candle"
+architecture = "fraud-gnn"
+max_batch_size = 64
+
+[[input]]
+name = "ids"
+datatype = "UINT8"
+dims = [3, 64]
+
+[[input]]
+name = "event"
+datatype = "FP64"
+dims = [3]
+
+[[output]]
+name = "scores"
+datatype = "FP32"
+dims = [3]
+
+[[output]]
+name = "explanation"
+datatype = "UINT8"
+dims = [6, 64]
+
+[dynamic_batching]
+max_queue_delay_microseconds = 500
+max_queue_size = 1024
+"#;
+
+/// Installs a trained model as the next version of `<repository>/<name>`, with `history` (the
+/// transactions it was trained on, in order) as the graph a new live graph starts from. The
+/// `config.toml` is written only if the model has none. The version folder is written under a
+/// hidden name and renamed into place, so a watching worker never sees half of it. Returns the
+/// version folder.
+pub fn install(
+    repository: &Path,
+    name: &str,
+    model: &vitrine_fraud::gnn::FraudGnn,
+    varmap: &candle_nn::VarMap,
+    history: &[Event],
+) -> Result<PathBuf, String> {
+    let model_dir = repository.join(name);
+    let version = std::fs::read_dir(&model_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let staging = model_dir.join(format!(".staging-{version}"));
+    let fail = |what: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", what.display());
+    std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, &e))?;
+    let weights = staging.join(WEIGHTS_FILE);
+    model.save(varmap, &weights).map_err(|e| fail(&weights, &e))?;
+    let history_path = staging.join(HISTORY_FILE);
+    let _ = std::fs::remove_file(&history_path);
+    let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})
+        .map_err(|e| fail(&history_path, &e))?;
+    for chunk in history.chunks(10_000) {
+        graph.add_all(chunk).map_err(|e| fail(&history_path, &e))?;
+    }
+    drop(graph);
+    let config = model_dir.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, CONFIG).map_err(|e| fail(&config, &e))?;
+    }
+    let version_dir = model_dir.join(version.to_string());
+    std::fs::rename(&staging, &version_dir).map_err(|e| fail(&version_dir, &e))?;
+    Ok(version_dir)
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the runtime over real HTTP, one module per area. They live in a single
+//! test binary: each binary links wasmtime and candle, so one link instead of seven.
+
+mod catalog;
+mod host_apis;
+mod limits;
+mod manifest_errors;
+mod nn;
+mod routing;
+mod triton_client;
