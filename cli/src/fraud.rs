@@ -24,6 +24,8 @@ pub enum FraudCommand {
     Train(TrainArgs),
     /// Score unlabelled files with a trained model: per-transaction and per-account CSV.
     Score(ScoreArgs),
+    /// Post transactions from a file to the webhook, signed, and report decisions and latency.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Args)]
@@ -79,18 +81,19 @@ fn eval(args: EvalArgs) -> Result<()> {
         report.fit_rows, report.validation_rows, report.test_rows, report.test_positives
     );
     println!(
-        "{:<32} {:>7} {:>7} {:>6} {:>9} {:>7} {:>14} {:>8}",
-        "model", "PR-AUC", "ROC-AUC", "F1", "precision", "recall", "account PR-AUC", "seconds"
+        "{:<32} {:>7} {:>7} {:>6} {:>9} {:>7} {:>9} {:>14} {:>8}",
+        "model", "PR-AUC", "ROC-AUC", "F1", "precision", "recall", "threshold", "account PR-AUC", "seconds"
     );
     for m in &report.models {
         println!(
-            "{:<32} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>14.3} {:>8.1}",
+            "{:<32} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>14.3} {:>8.1}",
             m.model,
             m.pr_auc,
             m.roc_auc,
             m.f1,
             m.precision,
             m.recall,
+            m.threshold,
             m.account_pr_auc,
             m.seconds
         );
@@ -308,6 +311,7 @@ pub fn run(command: FraudCommand) -> Result<()> {
         FraudCommand::Eval(args) => eval(args),
         FraudCommand::Train(args) => train(args),
         FraudCommand::Score(args) => score(args),
+        FraudCommand::Replay(args) => crate::replay::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 mod build;
 mod fraud;
 mod pool;
+mod replay;
 mod worker;
 
 use std::collections::BTreeMap;

@@ -50,10 +50,11 @@ pub fn train_models(args: TrainArgs) -> Result<()> {
     })?;
     for r in reports {
         println!(
-            "{}: held-out accuracy {:.1}% (training {:.1}%, {} rows, {:.1} s)",
+            "{}: held-out {} {:.3} (training {:.3}, {} rows, {:.1} s)",
             r.model,
-            r.test_accuracy * 100.0,
-            r.train_accuracy * 100.0,
+            r.metric,
+            r.test_score,
+            r.train_score,
             r.train_rows,
             r.seconds
         );
@@ -65,8 +66,10 @@ pub fn train_models(args: TrainArgs) -> Result<()> {
 /// The built-in repository under `state_dir`, trained first if it is not there yet.
 pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
     let dir = state_dir.join("models");
-    if !dir.join("intent-mlp/config.toml").exists() || !dir.join("shapes-cnn/config.toml").exists()
-    {
+    let missing = ["intent-mlp", "shapes-cnn", "fraud-gnn"]
+        .iter()
+        .any(|m| !dir.join(m).join("config.toml").exists());
+    if missing {
         tracing::info!("training the built-in models into {} (once)", dir.display());
         vitrine_worker::train::write_builtin_repository(&dir, BUILTIN_SEED, |line| {
             tracing::info!("{line}")

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
 
 /// The Wasm guests the tests use (package names), all built by one cargo invocation.
-const GUESTS: &[&str] = &["probe", "hello", "catalog", "classify", "nn-remote"];
+const GUESTS: &[&str] = &["probe", "hello", "catalog", "classify", "nn-remote", "fraud-webhook"];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -98,8 +98,8 @@ fn train_test_models() -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("test-models");
-    let done = root.join("seed-7");
-    if done.join("shapes-cnn/config.toml").exists() {
+    let done = root.join("builtin-7");
+    if done.join("fraud-gnn/config.toml").exists() {
         return Ok(done);
     }
     // Train into a private folder and rename it into place, so concurrent test binaries never
@@ -108,7 +108,7 @@ fn train_test_models() -> Result<PathBuf> {
     let scratch = tempfile::tempdir_in(&root)?;
     vitrine_worker::train::write_builtin_repository(scratch.path(), 7, |_| {})?;
     if std::fs::rename(scratch.path(), &done).is_err()
-        && !done.join("shapes-cnn/config.toml").exists()
+        && !done.join("fraud-gnn/config.toml").exists()
     {
         bail!("cannot move the trained models to {}", done.display());
     }

@@ -1,10 +1,10 @@
 //! Transaction webhooks scored for fraud, and anti-money-laundering alerts:
 //!
-//! - `POST /webhooks/transactions`: a partner's transaction, signed per Standard Webhooks
-//!   ([`signature`]). It is validated ([`payload`]), scored by the `fraud-gnn` model through
+//! - `POST /webhooks/transactions`: a partner's transaction, signed per Standard Webhooks. It is validated ([`payload`]), scored by the `fraud-gnn` model through
 //!   `wasi:nn` and answered with `approve`, `review` or `decline`, the score, the thresholds and
 //!   the reasons. The decision is recorded: a repeated delivery (same `webhook-id`) or the same
 //!   transaction again gets the recorded decision back without being scored twice.
+//!   Signatures are checked by [`vitrine_webhooks`].
 //! - `GET /api/aml/alerts[?limit=N&min_risk=R]`: accounts whose laundering risk reached the AML
 //!   threshold, riskiest first, with the detected pattern.
 //!
@@ -12,8 +12,7 @@
 //! `decline_threshold`, `aml_threshold`, `timestamp_tolerance_seconds`. A bad signature is a
 //! 401 and a bad payload a 400, both before anything is scored or stored.
 
-pub mod payload;
-pub mod signature;
+mod payload;
 mod store;
 
 use serde_json::{json, Value};
@@ -104,7 +103,7 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 fn transaction(req: &Request, settings: &Settings) -> Response {
     let secrets = match spin_sdk::variables::get("webhook_secrets")
         .map_err(|_| "variable webhook_secrets is not set".to_string())
-        .and_then(|text| signature::Secrets::parse(&text).map_err(|e| e.to_string()))
+        .and_then(|text| vitrine_webhooks::Secrets::parse(&text).map_err(|e| e.to_string()))
     {
         Ok(s) => s,
         // The message names the secret's position, never its value.
@@ -171,17 +170,17 @@ fn with_duplicate(mut decision: Value, duplicate: bool) -> Value {
 }
 
 /// What the model said about a transaction.
-pub struct Scored {
+struct Scored {
     /// Fraud probability.
-    pub fraud: f64,
+    fraud: f64,
     /// Laundering risk of the source account.
-    pub source_risk: f64,
+    source_risk: f64,
     /// Laundering risk of the target.
-    pub target_risk: f64,
+    target_risk: f64,
     /// The most likely typology.
-    pub typology: String,
+    typology: String,
     /// Reasons with their weights, largest first.
-    pub reasons: Vec<(String, f64)>,
+    reasons: Vec<(String, f64)>,
 }
 
 fn padded(text: &str, out: &mut Vec<u8>) {

@@ -1,4 +1,4 @@
-//! Standard Webhooks signature verification (<https://www.standardwebhooks.com>): an
+//! Standard Webhooks signatures (<https://www.standardwebhooks.com>): an
 //! HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{raw body}`, keyed with the base64 bytes
 //! of a `whsec_` secret, sent as space-separated `v1,<base64>` entries in `webhook-signature`.
 //! Any entry matching any configured secret passes, so senders and receivers can rotate
