@@ -4,6 +4,8 @@
 //! Every epoch sees every fraudulent training transaction and a fresh sample of normal ones
 //! (`negatives_per_positive` each), with positives weighted up to the sampled balance. The loss
 //! adds the account-risk heads (laundering labels of both ends) and, on fraud, the typology.
+//! After training, the output biases are shifted back by the sampling and weighting, so the
+//! probabilities estimate the real odds and thresholds keep their meaning.
 
 use std::ops::Range;
 
@@ -168,7 +170,24 @@ pub fn train(
             order.len()
         ));
     }
+    // Undo the sampling and weighting in the biases, so the probabilities are calibrated to
+    // the real share of fraud (prior correction): training saw positives at
+    // `positive_weight × |negatives| / per_epoch_negatives` times their real odds.
+    let odds = positive_weight * negatives.len().max(1) as f64 / per_epoch_negatives.max(1) as f64;
+    shift_bias(&varmap, "fraud_out.bias", -odds.ln())?;
+    shift_bias(&varmap, "risk_out.bias", -RISK_WEIGHT.ln())?;
     Ok((model, varmap))
+}
+
+/// Weight of laundering accounts in the risk loss.
+const RISK_WEIGHT: f64 = 5.0;
+
+fn shift_bias(varmap: &VarMap, name: &str, by: f64) -> candle_core::Result<()> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let var = data
+        .get(name)
+        .ok_or_else(|| candle_core::Error::Msg(format!("no variable {name}")))?;
+    var.set(&(var.as_tensor() + by)?)
 }
 
 /// Weighted binary cross-entropy of logits `z` against 0/1 `labels`, mean over the batch.
@@ -202,11 +221,11 @@ fn loss(
     let risk = (binary_loss(
         &logits.source_risk,
         &labels.iter().map(|l| l.source_laundering).collect::<Vec<_>>(),
-        5.0,
+        RISK_WEIGHT,
     )? + binary_loss(
         &logits.target_risk,
         &labels.iter().map(|l| l.target_laundering).collect::<Vec<_>>(),
-        5.0,
+        RISK_WEIGHT,
     )?)?;
     let mut total = (fraud + (risk * 0.5)?)?;
     let (with_typology, typologies): (Vec<u32>, Vec<u32>) = labels

@@ -26,6 +26,12 @@ pub trait Backend: Send + Sync {
 pub trait ModelInstance: Send + Sync {
     /// Computes outputs (in config order) from inputs (in config order), batch dimension first.
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError>;
+
+    /// Checks one request's inputs (already matching the config's names, types and shapes)
+    /// before it joins a batch; the default accepts them.
+    fn check(&self, _inputs: &[Tensor]) -> Result<(), InferError> {
+        Ok(())
+    }
 }
 
 /// The file holding a model version's weights.

@@ -1,7 +1,7 @@
 //! The worker's error type: every failure maps to one protocol status code and message.
 
 /// Why an inference or repository request failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InferError {
     /// The request is malformed: wrong input name, shape, datatype or body (HTTP 400).
     #[error("{0}")]

@@ -31,6 +31,7 @@ pub struct Request {
 /// The queue and instance threads of one loaded model.
 pub struct Scheduler {
     shared: Arc<Shared>,
+    instance: Arc<dyn ModelInstance>,
 }
 
 struct Shared {
@@ -93,7 +94,7 @@ impl Scheduler {
                 .spawn(move || shared.run(instance.as_ref()))
                 .expect("spawning a model instance thread");
         }
-        Self { shared }
+        Self { shared, instance }
     }
 
     /// Queues `request` and waits for its outputs, its deadline, or a full queue.
@@ -120,6 +121,8 @@ impl Scheduler {
             }
             p => p,
         };
+        // Refuse a bad request here, alone, rather than fail the batch it would join.
+        self.instance.check(&request.inputs)?;
         let (reply, answer) = oneshot::channel();
         let state = Arc::new(JobState::default());
         {
@@ -304,9 +307,17 @@ impl Shared {
             }
             Err(err) => {
                 tracing::warn!(model = %self.model, error = %err, "batch failed");
+                let alone = batch.len() == 1;
                 for job in batch {
                     self.metrics.record_error(&self.model, err.kind());
-                    let _ = job.reply.send(Err(InferError::Compute(err.to_string())));
+                    // A request computed alone gets the error as it is; one in a shared batch
+                    // learns that the batch failed.
+                    let answer = if alone {
+                        err.clone()
+                    } else {
+                        InferError::Compute(err.to_string())
+                    };
+                    let _ = job.reply.send(Err(answer));
                 }
             }
         }

@@ -18,9 +18,13 @@ pub enum VerifyError {
     /// `webhook-timestamp` is not an integer.
     #[error("webhook-timestamp is not a Unix time in seconds")]
     BadTimestamp,
-    /// The timestamp is further than the tolerance from now.
-    #[error("webhook-timestamp is {0} s away from now (tolerance {1} s): too old or too new")]
-    OutsideTolerance(i64, i64),
+    /// The timestamp is older than the tolerance allows (seconds old, tolerance).
+    #[error("webhook-timestamp is {0} s old: too old (tolerance {1} s)")]
+    TooOld(i64, i64),
+    /// The timestamp is further in the future than the tolerance allows (seconds ahead,
+    /// tolerance).
+    #[error("webhook-timestamp is {0} s ahead of this server's clock: too new (tolerance {1} s)")]
+    TooNew(i64, i64),
     /// No `v1` signature matches.
     #[error("no valid v1 signature in webhook-signature")]
     NoMatch,
@@ -75,9 +79,12 @@ impl Secrets {
         let timestamp = present(timestamp, "webhook-timestamp")?;
         let signatures = present(signatures, "webhook-signature")?;
         let seconds: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-        let skew = now.saturating_sub(seconds);
-        if skew.abs() > tolerance {
-            return Err(VerifyError::OutsideTolerance(skew, tolerance));
+        let age = now.saturating_sub(seconds);
+        if age > tolerance {
+            return Err(VerifyError::TooOld(age, tolerance));
+        }
+        if -age > tolerance {
+            return Err(VerifyError::TooNew(-age, tolerance));
         }
         let candidates: Vec<Vec<u8>> = signatures
             .split_whitespace()
@@ -157,11 +164,11 @@ mod tests {
         );
         assert_eq!(
             verify(SECRET, EXPECTED, BODY, TIMESTAMP + 301),
-            Err(VerifyError::OutsideTolerance(301, 300))
+            Err(VerifyError::TooOld(301, 300))
         );
         assert_eq!(
             verify(SECRET, EXPECTED, BODY, TIMESTAMP - 301),
-            Err(VerifyError::OutsideTolerance(-301, 300))
+            Err(VerifyError::TooNew(301, 300))
         );
         assert_eq!(verify(SECRET, EXPECTED, BODY, TIMESTAMP + 300), Ok(()));
         // Other versions are ignored; a v1 entry anywhere in the list counts.

@@ -139,6 +139,10 @@ fn padded(line: &str, out: &mut Vec<u8>) {
 }
 
 impl ModelInstance for FraudGnnModel {
+    fn check(&self, inputs: &[Tensor]) -> Result<(), InferError> {
+        events(&inputs[0], &inputs[1]).map(|_| ())
+    }
+
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
         let events = events(&inputs[0], &inputs[1])?;
         let scored = self

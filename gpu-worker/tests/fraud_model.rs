@@ -1,0 +1,163 @@
+//! The `fraud-gnn` model in the worker: scores and explanations over the inference protocol,
+//! a live graph that survives a restart, and rows refused with the reason.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use vitrine_fraud::graph::Event;
+use vitrine_fraud::training::{train, Prepared, TrainOptions};
+use vitrine_fraud::{generate, GenerateConfig};
+use vitrine_worker::models::fraud_gnn::{install, TEXT_BYTES};
+use vitrine_worker::Worker;
+
+/// A small model trained on the first half of a generated bank; returns the bank's events.
+fn trained_repository(root: &Path) -> Vec<Event> {
+    let bank = generate(&GenerateConfig::new(300, 4), |_| {}).unwrap();
+    let data = Prepared::new(&bank.transactions, &bank.accounts);
+    let half = data.events.len() / 2;
+    let options = TrainOptions {
+        epochs: 1,
+        ..TrainOptions::new(3)
+    };
+    let (model, varmap) = train(&data, 0..half, &options, |_| {}).unwrap();
+    install(root, "fraud-gnn", &model, &varmap, &data.events[..half]).unwrap();
+    data.events[half..].to_vec()
+}
+
+async fn serve(models: &Path, state: Option<&Path>) -> (String, Arc<Worker>) {
+    let worker = Worker::open(models, state, Duration::from_secs(3600)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(vitrine_worker::serve(
+        listener,
+        worker.clone(),
+        std::future::pending(),
+    ));
+    (url, worker)
+}
+
+fn request(events: &[Event]) -> Value {
+    let mut ids = Vec::new();
+    let mut values = Vec::new();
+    for e in events {
+        for text in [&e.source, &e.target, &e.device] {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.resize(TEXT_BYTES, 0);
+            ids.extend(bytes);
+        }
+        values.extend([e.time as f64, e.amount, e.channel as f64]);
+    }
+    json!({ "inputs": [
+        { "name": "ids", "shape": [events.len(), 3, TEXT_BYTES], "datatype": "UINT8", "data": ids },
+        { "name": "event", "shape": [events.len(), 3], "datatype": "FP64", "data": values },
+    ]})
+}
+
+async fn infer(url: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v2/models/fraud-gnn/infer"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
+    answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name} in {answer}"))
+}
+
+fn scores(answer: &Value) -> Vec<f64> {
+    output(answer, "scores")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_explain_and_the_live_graph_survives_a_restart() {
+    let models = tempfile::tempdir().unwrap();
+    let live = trained_repository(models.path());
+    let (first, next) = (&live[..40], &live[40..41]);
+
+    // A worker with a state directory scores the first transactions, then stops.
+    let state = tempfile::tempdir().unwrap();
+    {
+        let (url, _worker) = serve(models.path(), Some(state.path())).await;
+        let (status, answer) = infer(&url, &request(first)).await;
+        assert_eq!(status, 200, "{answer}");
+        let s = scores(&answer);
+        assert_eq!(s.len(), 3 * first.len());
+        assert!(s.iter().all(|p| (0.0..=1.0).contains(p)));
+        let explanation = output(&answer, "explanation");
+        assert_eq!(explanation["shape"], json!([first.len(), 6, TEXT_BYTES]));
+        let bytes: Vec<u8> = explanation["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let line = |row: usize, line: usize| {
+            let start = (row * 6 + line) * TEXT_BYTES;
+            let text = &bytes[start..start + TEXT_BYTES];
+            String::from_utf8(text.iter().copied().take_while(|b| *b != 0).collect()).unwrap()
+        };
+        assert!(vitrine_fraud::schema::TYPOLOGIES.contains(&line(0, 0).as_str()));
+        assert!(
+            line(0, 1).starts_with("feature ") || line(0, 1).starts_with("neighbour "),
+            "{}",
+            line(0, 1)
+        );
+    }
+    assert!(state.path().join("graphs/fraud-gnn.sqlite").exists());
+
+    // Restarted on the same state, the worker scores the next transaction exactly as a worker
+    // that saw the same transactions without a restart, and unlike one that never saw them.
+    let (restarted, _a) = serve(models.path(), Some(state.path())).await;
+    let (fresh, _b) = serve(models.path(), None).await;
+    let (status, _) = infer(&fresh, &request(first)).await;
+    assert_eq!(status, 200);
+    let (unaware, _c) = serve(models.path(), None).await;
+    let after_restart = scores(&infer(&restarted, &request(next)).await.1);
+    let without_restart = scores(&infer(&fresh, &request(next)).await.1);
+    let without_history = scores(&infer(&unaware, &request(next)).await.1);
+    assert_eq!(after_restart, without_restart);
+    assert_ne!(after_restart, without_history, "the 40 transactions made no difference");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_refused_with_the_reason_and_leave_the_graph_alone() {
+    let models = tempfile::tempdir().unwrap();
+    let live = trained_repository(models.path());
+    let (url, _worker) = serve(models.path(), None).await;
+    let mut no_source = live[0].clone();
+    no_source.source.clear();
+    let mut bad_channel = live[0].clone();
+    bad_channel.channel = 99;
+    let mut negative = live[0].clone();
+    negative.amount = -5.0;
+    for (case, event, says) in [
+        ("no source", no_source, "source"),
+        ("bad channel", bad_channel, "channel"),
+        ("negative amount", negative, "amount"),
+    ] {
+        let (status, answer) = infer(&url, &request(&[live[1].clone(), event])).await;
+        assert_eq!(status, 400, "{case}: {answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains("row 1") && message.contains(says), "{case}: {message}");
+    }
+    // The refused batches added nothing: scores match a worker that never saw them.
+    let (clean, _w) = serve(models.path(), None).await;
+    let here = scores(&infer(&url, &request(&live[1..3])).await.1);
+    let there = scores(&infer(&clean, &request(&live[1..3])).await.1);
+    assert_eq!(here, there);
+}
