@@ -8,31 +8,16 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use vitrine_fraud::schema::Transaction;
 use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
-use vitrine_tests::{get_json, manifest, test_models, TestApp, TestWorker};
+use vitrine_tests::{
+    get_json, live_transactions, test_models, transaction_delivery, webhook_manifest, TestApp, TestWorker,
+};
 
 const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NEW_SECRET: &str = "whsec_bmV3LXNpZ25pbmcta2V5LWZvci10ZXN0cw==";
 
 /// Both secrets configured, as during a rotation.
 fn app_manifest() -> String {
-    manifest(&format!(
-        r#"
-[variables]
-webhook_secrets = {{ default = "{NEW_SECRET} {OLD_SECRET}", secret = true }}
-[[trigger.http]]
-route = "/webhooks/transactions"
-component = "fraud"
-[[trigger.http]]
-route = "/api/aml/..."
-component = "fraud"
-[component.fraud]
-source = "FRAUD_WEBHOOK"
-sqlite_databases = ["default"]
-ai_models = ["fraud-gnn"]
-[component.fraud.variables]
-webhook_secrets = "{{{{ webhook_secrets }}}}"
-"#
-    ))
+    webhook_manifest(&format!("{NEW_SECRET} {OLD_SECRET}"))
 }
 
 async fn start() -> anyhow::Result<(TestWorker, TestApp)> {
@@ -53,16 +38,7 @@ fn now() -> i64 {
 }
 
 fn body(t: &Transaction) -> String {
-    json!({
-        "type": "transaction.created",
-        "timestamp": t.timestamp,
-        "data": {
-            "transaction_id": t.transaction_id, "timestamp": t.timestamp, "source": t.source,
-            "target": t.target, "amount": t.amount, "currency": t.currency,
-            "channel": t.channel, "device_id": t.device_id,
-        }
-    })
-    .to_string()
+    transaction_delivery(t)
 }
 
 /// Posts a delivery with explicit headers (`None` leaves a header out).
@@ -109,11 +85,8 @@ async fn scorings(app: &TestApp) -> anyhow::Result<u64> {
         .sum::<f64>() as u64)
 }
 
-/// Live transactions of the built-in model's bank: those after its training history.
 fn live() -> Vec<Transaction> {
-    let bank = vitrine_worker::train::fraud_bank(7).unwrap();
-    let cut = (bank.transactions.len() as f64 * vitrine_worker::train::FRAUD_HISTORY_SHARE) as usize;
-    bank.transactions[cut..].to_vec()
+    live_transactions()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,8 +72,8 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
     Ok(target.join(wasm_target).join("wasm"))
 }
 
-/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY` and `NN_REMOTE` standing for the
-/// built guests' paths.
+/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE` and `FRAUD_WEBHOOK`
+/// standing for the built guests' paths.
 pub fn manifest(body: &str) -> String {
     let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
     for name in GUESTS {
@@ -247,4 +247,50 @@ pub async fn get_json(url: &str) -> Result<(u16, serde_json::Value)> {
     let body =
         serde_json::from_str(&text).with_context(|| format!("{url} answered {status}: {text}"))?;
     Ok((status, body))
+}
+
+/// The Standard Webhooks delivery body a partner sends for a transaction record.
+pub fn transaction_delivery(t: &vitrine_fraud::schema::Transaction) -> String {
+    serde_json::json!({
+        "type": "transaction.created",
+        "timestamp": t.timestamp,
+        "data": {
+            "transaction_id": t.transaction_id, "timestamp": t.timestamp, "source": t.source,
+            "target": t.target, "amount": t.amount, "currency": t.currency,
+            "channel": t.channel, "device_id": t.device_id,
+        }
+    })
+    .to_string()
+}
+
+/// The transactions of the built-in `fraud-gnn`'s bank that come after its training history:
+/// live traffic for tests and benchmarks.
+pub fn live_transactions() -> Vec<vitrine_fraud::schema::Transaction> {
+    let bank = vitrine_worker::train::fraud_bank(7).expect("generating the built-in bank");
+    let cut =
+        (bank.transactions.len() as f64 * vitrine_worker::train::FRAUD_HISTORY_SHARE) as usize;
+    bank.transactions[cut..].to_vec()
+}
+
+/// A manifest serving the `fraud-webhook` guest (`/webhooks/transactions`, `/api/aml/...`)
+/// with `secrets` as its `webhook_secrets` and the function's default thresholds.
+pub fn webhook_manifest(secrets: &str) -> String {
+    manifest(&format!(
+        r#"
+[variables]
+webhook_secrets = {{ default = "{secrets}", secret = true }}
+[[trigger.http]]
+route = "/webhooks/transactions"
+component = "fraud"
+[[trigger.http]]
+route = "/api/aml/..."
+component = "fraud"
+[component.fraud]
+source = "FRAUD_WEBHOOK"
+sqlite_databases = ["default"]
+ai_models = ["fraud-gnn"]
+[component.fraud.variables]
+webhook_secrets = "{{{{ webhook_secrets }}}}"
+"#
+    ))
 }
