@@ -82,7 +82,15 @@ fn eval(args: EvalArgs) -> Result<()> {
     );
     println!(
         "{:<32} {:>7} {:>7} {:>6} {:>9} {:>7} {:>9} {:>14} {:>8}",
-        "model", "PR-AUC", "ROC-AUC", "F1", "precision", "recall", "threshold", "account PR-AUC", "seconds"
+        "model",
+        "PR-AUC",
+        "ROC-AUC",
+        "F1",
+        "precision",
+        "recall",
+        "threshold",
+        "account PR-AUC",
+        "seconds"
     );
     for m in &report.models {
         println!(
@@ -141,12 +149,10 @@ fn train(args: TrainArgs) -> Result<()> {
         epochs: args.epochs,
         ..TrainOptions::new(args.seed)
     };
-    let (model, varmap) = vitrine_fraud::training::train(
-        &prepared,
-        0..prepared.events.len(),
-        &options,
-        |line| eprintln!("{line}"),
-    )?;
+    let (model, varmap) =
+        vitrine_fraud::training::train(&prepared, 0..prepared.events.len(), &options, |line| {
+            eprintln!("{line}")
+        })?;
     let version = vitrine_worker::models::fraud_gnn::install(
         &args.out,
         &args.name,
@@ -205,13 +211,24 @@ fn score(args: ScoreArgs) -> Result<()> {
     let path = args.out.join("transaction_scores.csv");
     let mut out = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    out.write_record(["transaction_id", "fraud_score", "source_risk", "target_risk", "typology", "reasons"])?;
+    out.write_record([
+        "transaction_id",
+        "fraud_score",
+        "source_risk",
+        "target_risk",
+        "typology",
+        "reasons",
+    ])?;
     let mut accounts: BTreeMap<String, (f32, usize, &'static str)> = BTreeMap::new();
     let started = Instant::now();
     for (i, chunk) in data.transactions.chunks(256).enumerate() {
         let events: Vec<Event> = chunk.iter().map(Event::from_transaction).collect();
         for (t, s) in chunk.iter().zip(scorer.score(&events, 3)?) {
-            let reasons: Vec<String> = s.reasons.iter().map(|(r, w)| format!("{r} {w:+.2}")).collect();
+            let reasons: Vec<String> = s
+                .reasons
+                .iter()
+                .map(|(r, w)| format!("{r} {w:+.2}"))
+                .collect();
             out.write_record([
                 t.transaction_id.clone(),
                 format!("{:.6}", s.fraud),
@@ -246,7 +263,12 @@ fn score(args: ScoreArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     out.write_record(["account_id", "risk", "transactions", "pattern"])?;
     for (id, (risk, count, pattern)) in &accounts {
-        out.write_record([id.clone(), format!("{risk:.6}"), count.to_string(), pattern.to_string()])?;
+        out.write_record([
+            id.clone(),
+            format!("{risk:.6}"),
+            count.to_string(),
+            pattern.to_string(),
+        ])?;
     }
     out.flush()?;
     println!(

@@ -51,12 +51,7 @@ pub fn train_models(args: TrainArgs) -> Result<()> {
     for r in reports {
         println!(
             "{}: held-out {} {:.3} (training {:.3}, {} rows, {:.1} s)",
-            r.model,
-            r.metric,
-            r.test_score,
-            r.train_score,
-            r.train_rows,
-            r.seconds
+            r.model, r.metric, r.test_score, r.train_score, r.train_rows, r.seconds
         );
     }
     println!("wrote {}", args.out.display());

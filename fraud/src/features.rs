@@ -76,7 +76,8 @@ impl FeatureState {
         let at = event.time;
         let hour = at.rem_euclid(86_400) as f64 / 3_600.0;
         let amount = event.amount.max(0.0);
-        let age = |first: Option<i64>| first.map_or(0.0, |o| ((at - o).max(0) as f64 / 86_400.0).ln_1p());
+        let age =
+            |first: Option<i64>| first.map_or(0.0, |o| ((at - o).max(0) as f64 / 86_400.0).ln_1p());
         let src = self.accounts.entry(event.source.clone()).or_default();
         let mean = if src.out_count > 0.0 {
             src.out_sum / src.out_count

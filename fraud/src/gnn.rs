@@ -147,8 +147,11 @@ impl Batch {
             self.edge_x.push(edge.amount.max(0.0).ln_1p());
             self.edge_x
                 .extend((0..CHANNELS.len()).map(|c| (c == edge.channel as usize) as u8 as f32));
-            self.edge_x
-                .extend([((at - edge.time).max(0) as f32).ln_1p() / 16.0, hour.sin(), hour.cos()]);
+            self.edge_x.extend([
+                ((at - edge.time).max(0) as f32).ln_1p() / 16.0,
+                hour.sin(),
+                hour.cos(),
+            ]);
         }
     }
 
@@ -398,7 +401,9 @@ impl FraudGnn {
                     .forward(&Tensor::cat(&[&h.index_select(&dst, 0)?, &edge_x], 1)?)?
                     .relu()?;
                 let incoming = zeros.index_add(&dst, &along, 0)?.broadcast_mul(&inv_in)?;
-                let outgoing = zeros.index_add(&src, &against, 0)?.broadcast_mul(&inv_out)?;
+                let outgoing = zeros
+                    .index_add(&src, &against, 0)?
+                    .broadcast_mul(&inv_out)?;
                 h = ((layer.update.forward(&h)? + incoming)? + outgoing)?.relu()?;
             }
         }
@@ -476,7 +481,10 @@ impl FraudGnn {
                     .collect();
                 let ends = [batch.source[i], batch.target[i]];
                 // Each query's nodes are contiguous, up to the next query's first node.
-                let end = batch.first_node.get(i + 1).map_or(batch.nodes.len(), |n| *n as usize);
+                let end = batch
+                    .first_node
+                    .get(i + 1)
+                    .map_or(batch.nodes.len(), |n| *n as usize);
                 let range = batch.first_node[i] as usize..end;
                 for node in range.filter(|n| !ends.contains(&(*n as u32))) {
                     if let Some(id) = batch.graph_node(node) {

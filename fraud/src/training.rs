@@ -83,7 +83,12 @@ impl Prepared {
     pub fn batch(&self, rows: &[usize], fanouts: &[usize]) -> Batch {
         let mut batch = Batch::new();
         for row in rows {
-            batch.push(&self.graph, &self.events[*row], &self.features[*row], fanouts);
+            batch.push(
+                &self.graph,
+                &self.events[*row],
+                &self.features[*row],
+                fanouts,
+            );
         }
         batch
     }
@@ -152,7 +157,9 @@ pub fn train(
     for epoch in 0..options.epochs {
         let mut order = positives.clone();
         // Normal transactions: a fresh uniform sample each epoch (with replacement).
-        order.extend((0..per_epoch_negatives).map(|_| negatives[rng.random_range(0..negatives.len())]));
+        order.extend(
+            (0..per_epoch_negatives).map(|_| negatives[rng.random_range(0..negatives.len())]),
+        );
         order.shuffle(&mut rng);
         let (mut total, mut steps) = (0.0, 0);
         for chunk in order.chunks(options.batch_size.max(1)) {
@@ -220,11 +227,17 @@ fn loss(
     )?;
     let risk = (binary_loss(
         &logits.source_risk,
-        &labels.iter().map(|l| l.source_laundering).collect::<Vec<_>>(),
+        &labels
+            .iter()
+            .map(|l| l.source_laundering)
+            .collect::<Vec<_>>(),
         RISK_WEIGHT,
     )? + binary_loss(
         &logits.target_risk,
-        &labels.iter().map(|l| l.target_laundering).collect::<Vec<_>>(),
+        &labels
+            .iter()
+            .map(|l| l.target_laundering)
+            .collect::<Vec<_>>(),
         RISK_WEIGHT,
     )?)?;
     let mut total = (fraud + (risk * 0.5)?)?;

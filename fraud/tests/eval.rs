@@ -37,7 +37,12 @@ fn every_model_beats_chance_on_held_out_time() {
             m.pr_auc
         );
         assert!(m.roc_auc > 0.9, "{}: ROC-AUC {}", m.model, m.roc_auc);
-        assert!(m.f1 > 0.1 && m.threshold.is_finite(), "{}: F1 {}", m.model, m.f1);
+        assert!(
+            m.f1 > 0.1 && m.threshold.is_finite(),
+            "{}: F1 {}",
+            m.model,
+            m.f1
+        );
         let caught: usize = m.recall_by_typology.values().map(|(hit, _)| hit).sum();
         let total: usize = m.recall_by_typology.values().map(|(_, all)| all).sum();
         assert_eq!(total, report.test_positives);
@@ -91,5 +96,8 @@ fn gnn_training_is_reproducible_from_its_seed_and_survives_a_save() {
         }
     }
     assert!(files[0] == files[1], "same seed, different weights");
-    assert!(files[0] != files[2], "a different seed must change the weights");
+    assert!(
+        files[0] != files[2],
+        "a different seed must change the weights"
+    );
 }

@@ -73,7 +73,11 @@ fn no_sampled_edge_comes_from_the_future_on_a_generated_bank() {
     let bank = generate(&GenerateConfig::new(500, 3), |_| {}).unwrap();
     let mut g = TemporalGraph::new();
     let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp();
-    let events: Vec<Event> = bank.transactions.iter().map(Event::from_transaction).collect();
+    let events: Vec<Event> = bank
+        .transactions
+        .iter()
+        .map(Event::from_transaction)
+        .collect();
     g.add_all(&events).unwrap();
     assert_eq!(g.edge_count(), bank.transactions.len());
     for (i, t) in bank.transactions.iter().enumerate().step_by(997) {

@@ -208,8 +208,10 @@ fn write_fraud_model(
     let data = Prepared::new(&bank.transactions, &bank.accounts);
     let cut = (bank.transactions.len() as f64 * FRAUD_HISTORY_SHARE) as usize;
     let model_error = |e: vitrine_fraud::gnn::GnnError| TrainError::Config(e.to_string());
-    let (model, varmap) =
-        train(&data, 0..cut, &TrainOptions::new(seed), |line| progress(line)).map_err(model_error)?;
+    let (model, varmap) = train(&data, 0..cut, &TrainOptions::new(seed), |line| {
+        progress(line)
+    })
+    .map_err(model_error)?;
     let pr_auc = |rows: std::ops::Range<usize>| -> Result<f32, TrainError> {
         let scores: Vec<f32> = score_rows(&model, &data, rows.clone())
             .map_err(model_error)?

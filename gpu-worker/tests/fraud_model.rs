@@ -131,7 +131,10 @@ async fn scores_explain_and_the_live_graph_survives_a_restart() {
     let without_restart = scores(&infer(&fresh, &request(next)).await.1);
     let without_history = scores(&infer(&unaware, &request(next)).await.1);
     assert_eq!(after_restart, without_restart);
-    assert_ne!(after_restart, without_history, "the 40 transactions made no difference");
+    assert_ne!(
+        after_restart, without_history,
+        "the 40 transactions made no difference"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +156,10 @@ async fn bad_rows_are_refused_with_the_reason_and_leave_the_graph_alone() {
         let (status, answer) = infer(&url, &request(&[live[1].clone(), event])).await;
         assert_eq!(status, 400, "{case}: {answer}");
         let message = answer["error"].as_str().unwrap();
-        assert!(message.contains("row 1") && message.contains(says), "{case}: {message}");
+        assert!(
+            message.contains("row 1") && message.contains(says),
+            "{case}: {message}"
+        );
     }
     // The refused batches added nothing: scores match a worker that never saw them.
     let (clean, _w) = serve(models.path(), None).await;

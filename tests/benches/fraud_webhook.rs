@@ -6,7 +6,7 @@
 //! 2. `fraud-gnn` inference throughput straight to the worker, with dynamic batching and
 //!    without it, 32 requests of one transaction in flight, and with client-side batches of 64.
 //!
-//! Run with `cargo bench -p vitrine-tests --bench fraud_webhook` (env `SECONDS` per load level,
+//! Run with `cargo bench -p vitrine-tests --bench fraud_webhook` (env `BENCH_SECONDS` per load level,
 //! default 10). Under `cargo test` it makes a short smoke run.
 
 use std::sync::Arc;
@@ -40,7 +40,7 @@ async fn run() -> anyhow::Result<()> {
     let seconds: f64 = if smoke {
         1.0
     } else {
-        std::env::var("SECONDS")
+        std::env::var("BENCH_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(10.0)
@@ -116,7 +116,10 @@ async fn run() -> anyhow::Result<()> {
     println!("fraud-gnn inference throughput, straight to the worker (one transaction per row):");
     let batched = test_models();
     let unbatched = tempfile::tempdir()?;
-    copy_dir(&batched.join("fraud-gnn"), &unbatched.path().join("fraud-gnn"))?;
+    copy_dir(
+        &batched.join("fraud-gnn"),
+        &unbatched.path().join("fraud-gnn"),
+    )?;
     let config = unbatched.path().join("fraud-gnn/config.toml");
     let text = std::fs::read_to_string(&config)?;
     let cut = text.find("[dynamic_batching]").unwrap_or(text.len());
@@ -162,8 +165,9 @@ async fn infer_load(
                 if i >= requests {
                     return Ok::<_, anyhow::Error>(done);
                 }
-                let batch: Vec<&Transaction> =
-                    (0..rows).map(|r| &live[(i * rows + r) % live.len()]).collect();
+                let batch: Vec<&Transaction> = (0..rows)
+                    .map(|r| &live[(i * rows + r) % live.len()])
+                    .collect();
                 let response = client
                     .post(&endpoint)
                     .body(request_bytes(&batch))

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use vitrine_fraud::schema::Transaction;
 use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
 use vitrine_tests::{
-    get_json, live_transactions, test_models, transaction_delivery, webhook_manifest, TestApp, TestWorker,
+    get_json, live_transactions, test_models, transaction_delivery, webhook_manifest, TestApp,
+    TestWorker,
 };
 
 const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -99,8 +100,12 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
     let good = vitrine_webhooks::sign(NEW_SECRET, "msg_1", ts, payload.as_bytes())?;
 
     // Forgeries: each a 401 naming the problem, before anything is scored or stored.
-    let wrong_secret =
-        vitrine_webhooks::sign("whsec_d3Jvbmctc2VjcmV0LWtleQ==", "msg_1", ts, payload.as_bytes())?;
+    let wrong_secret = vitrine_webhooks::sign(
+        "whsec_d3Jvbmctc2VjcmV0LWtleQ==",
+        "msg_1",
+        ts,
+        payload.as_bytes(),
+    )?;
     let tampered = payload.replace(&format!("{}", tx.amount), "0.01");
     assert_ne!(tampered, payload);
     let stale = now() - 301;
@@ -108,14 +113,63 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
     let future = now() + 400;
     let future_sig = vitrine_webhooks::sign(NEW_SECRET, "msg_1", future, payload.as_bytes())?;
     let cases: Vec<(&str, Option<&str>, Option<i64>, Option<&str>, &str, &str)> = vec![
-        ("wrong secret", Some("msg_1"), Some(ts), Some(&wrong_secret), &payload, "signature"),
-        ("tampered body", Some("msg_1"), Some(ts), Some(&good), &tampered, "signature"),
-        ("other id", Some("msg_2"), Some(ts), Some(&good), &payload, "signature"),
-        ("expired", Some("msg_1"), Some(stale), Some(&stale_sig), &payload, "too old"),
-        ("from the future", Some("msg_1"), Some(future), Some(&future_sig), &payload, "too new"),
-        ("no signature", Some("msg_1"), Some(ts), None, &payload, "webhook-signature"),
+        (
+            "wrong secret",
+            Some("msg_1"),
+            Some(ts),
+            Some(&wrong_secret),
+            &payload,
+            "signature",
+        ),
+        (
+            "tampered body",
+            Some("msg_1"),
+            Some(ts),
+            Some(&good),
+            &tampered,
+            "signature",
+        ),
+        (
+            "other id",
+            Some("msg_2"),
+            Some(ts),
+            Some(&good),
+            &payload,
+            "signature",
+        ),
+        (
+            "expired",
+            Some("msg_1"),
+            Some(stale),
+            Some(&stale_sig),
+            &payload,
+            "too old",
+        ),
+        (
+            "from the future",
+            Some("msg_1"),
+            Some(future),
+            Some(&future_sig),
+            &payload,
+            "too new",
+        ),
+        (
+            "no signature",
+            Some("msg_1"),
+            Some(ts),
+            None,
+            &payload,
+            "webhook-signature",
+        ),
         ("no id", None, Some(ts), Some(&good), &payload, "webhook-id"),
-        ("no timestamp", Some("msg_1"), None, Some(&good), &payload, "webhook-timestamp"),
+        (
+            "no timestamp",
+            Some("msg_1"),
+            None,
+            Some(&good),
+            &payload,
+            "webhook-timestamp",
+        ),
     ];
     for (case, id, ts, sig, body, says) in cases {
         let (status, answer) = deliver(&app, id, ts, sig, body).await?;
@@ -123,7 +177,11 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
         let message = answer["error"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{case}: {message}");
     }
-    assert_eq!(scorings(&app).await?, 0, "a forged delivery reached the model");
+    assert_eq!(
+        scorings(&app).await?,
+        0,
+        "a forged delivery reached the model"
+    );
 
     // The genuine delivery: a decision with score, thresholds and reasons.
     let (status, first) = deliver(&app, Some("msg_1"), Some(ts), Some(&good), &payload).await?;
@@ -132,10 +190,15 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
     assert!(["approve", "review", "decline"].contains(&first["decision"].as_str().unwrap()));
     let score = first["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
-    assert_eq!(first["thresholds"], json!({ "review": 0.5, "decline": 0.9 }));
+    assert_eq!(
+        first["thresholds"],
+        json!({ "review": 0.5, "decline": 0.9 })
+    );
     let reasons = first["reasons"].as_array().unwrap();
     assert!(!reasons.is_empty(), "{first}");
-    assert!(reasons.iter().all(|r| ["feature", "neighbour"].contains(&r["kind"].as_str().unwrap())));
+    assert!(reasons
+        .iter()
+        .all(|r| ["feature", "neighbour"].contains(&r["kind"].as_str().unwrap())));
     assert_eq!(first["duplicate"], false);
     assert_eq!(scorings(&app).await?, 1);
 
@@ -159,10 +222,17 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
     no_amount["data"].as_object_mut().unwrap().remove("amount");
     let (status, bad) = signed(&app, "msg_5", NEW_SECRET, &no_amount.to_string()).await?;
     assert_eq!(status, 400);
-    assert!(bad["error"].as_str().unwrap().contains("data.amount"), "{bad}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("data.amount"),
+        "{bad}"
+    );
     let (status, _) = signed(&app, "msg_6", NEW_SECRET, "{not json").await?;
     assert_eq!(status, 400);
-    assert_eq!(scorings(&app).await?, 1, "only the genuine delivery was scored");
+    assert_eq!(
+        scorings(&app).await?,
+        1,
+        "only the genuine delivery was scored"
+    );
 
     // The old secret still signs during the rotation.
     let (status, rotated) = signed(&app, "msg_7", OLD_SECRET, &body(&live[1])).await?;
@@ -202,7 +272,8 @@ async fn the_reference_python_library_signs_deliveries_we_accept() -> anyhow::Re
         vitrine_webhooks::sign(OLD_SECRET, "msg_py", ts, payload.as_bytes())?
     );
     let (_worker, app) = start().await?;
-    let (status, answer) = deliver(&app, Some("msg_py"), Some(ts), Some(&signature), &payload).await?;
+    let (status, answer) =
+        deliver(&app, Some("msg_py"), Some(ts), Some(&signature), &payload).await?;
     assert_eq!(status, 200, "{answer}");
     Ok(())
 }
@@ -225,7 +296,10 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
         .iter()
         .filter(|t| accounts.contains(t.source.as_str()))
         .collect();
-    assert!(fraud_sources >= 5, "{fraud_sources} fraud sources in the live part");
+    assert!(
+        fraud_sources >= 5,
+        "{fraud_sources} fraud sources in the live part"
+    );
     let (mut fraud, mut normal) = (Vec::new(), Vec::new());
     for (i, t) in sent.iter().enumerate() {
         let (status, answer) = signed(&app, &format!("msg_{i}"), NEW_SECRET, &body(t)).await?;
@@ -250,22 +324,42 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
         fraud.len(),
         normal.len()
     );
-    assert!(fraud_mean > 5.0 * normal_mean, "{fraud_mean} vs {normal_mean}");
-    assert!(caught * 2 >= fraud.len(), "{caught} of {} fraud flagged", fraud.len());
-    assert!(false_alarms * 20 <= normal.len(), "{false_alarms} of {} normal flagged", normal.len());
+    assert!(
+        fraud_mean > 5.0 * normal_mean,
+        "{fraud_mean} vs {normal_mean}"
+    );
+    assert!(
+        caught * 2 >= fraud.len(),
+        "{caught} of {} fraud flagged",
+        fraud.len()
+    );
+    assert!(
+        false_alarms * 20 <= normal.len(),
+        "{false_alarms} of {} normal flagged",
+        normal.len()
+    );
     // A flagged transaction names a typology and the reasons behind it.
     let (_, _, answer) = fraud.iter().find(|f| f.1).unwrap();
-    assert!(answer["pattern"].as_str().is_some_and(|p| !p.is_empty()), "{answer}");
+    assert!(
+        answer["pattern"].as_str().is_some_and(|p| !p.is_empty()),
+        "{answer}"
+    );
     assert!(!answer["reasons"].as_array().unwrap().is_empty());
 
     // AML alerts: accounts over the threshold, riskiest first, each with a pattern.
     let (status, alerts) = get_json(&format!("{}/api/aml/alerts?limit=20", app.url)).await?;
     assert_eq!(status, 200, "{alerts}");
     let list = alerts["alerts"].as_array().unwrap();
-    assert!(!list.is_empty(), "no AML alert after {} fraud transactions", fraud.len());
+    assert!(
+        !list.is_empty(),
+        "no AML alert after {} fraud transactions",
+        fraud.len()
+    );
     let risks: Vec<f64> = list.iter().map(|a| a["risk"].as_f64().unwrap()).collect();
     assert!(risks.windows(2).all(|w| w[0] >= w[1]) && risks.iter().all(|r| *r >= 0.7));
-    assert!(list.iter().all(|a| a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
+    assert!(list
+        .iter()
+        .all(|a| a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
     let (status, _) = get_json(&format!("{}/api/aml/alerts?limit=0", app.url)).await?;
     assert_eq!(status, 400);
     Ok(())

@@ -12,7 +12,14 @@ use tokio::task::JoinHandle;
 use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
 
 /// The Wasm guests the tests use (package names), all built by one cargo invocation.
-const GUESTS: &[&str] = &["probe", "hello", "catalog", "classify", "nn-remote", "fraud-webhook"];
+const GUESTS: &[&str] = &[
+    "probe",
+    "hello",
+    "catalog",
+    "classify",
+    "nn-remote",
+    "fraud-webhook",
+];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -127,7 +134,8 @@ pub struct TestWorker {
 impl TestWorker {
     /// Serves the model repository at `models` (polled every 50 ms for changes).
     pub async fn start(models: &Path) -> Result<Self> {
-        let worker = vitrine_worker::Worker::open(models, None, std::time::Duration::from_millis(50))?;
+        let worker =
+            vitrine_worker::Worker::open(models, None, std::time::Duration::from_millis(50))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (tx, rx) = oneshot::channel();

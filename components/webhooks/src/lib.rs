@@ -78,7 +78,10 @@ impl Secrets {
         let id = present(id, "webhook-id")?;
         let timestamp = present(timestamp, "webhook-timestamp")?;
         let signatures = present(signatures, "webhook-signature")?;
-        let seconds: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+        let seconds: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| VerifyError::BadTimestamp)?;
         let age = now.saturating_sub(seconds);
         if age > tolerance {
             return Err(VerifyError::TooOld(age, tolerance));
@@ -93,7 +96,8 @@ impl Secrets {
             .collect();
         for key in &self.0 {
             for candidate in &candidates {
-                let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+                let mut mac =
+                    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
                 mac.update(id.as_bytes());
                 mac.update(b".");
                 mac.update(timestamp.as_bytes());
@@ -121,7 +125,10 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]
@@ -187,9 +194,17 @@ mod tests {
         let err = Secrets::parse("whsec_!!!").err().unwrap();
         assert_eq!(err.index, 0);
         assert!(Secrets::parse("  ").is_err());
-        let missing = Secrets::parse(SECRET)
-            .unwrap()
-            .verify(Some(ID), None, Some(EXPECTED), BODY, TIMESTAMP, 300);
-        assert_eq!(missing, Err(VerifyError::MissingHeader("webhook-timestamp")));
+        let missing = Secrets::parse(SECRET).unwrap().verify(
+            Some(ID),
+            None,
+            Some(EXPECTED),
+            BODY,
+            TIMESTAMP,
+            300,
+        );
+        assert_eq!(
+            missing,
+            Err(VerifyError::MissingHeader("webhook-timestamp"))
+        );
     }
 }

@@ -147,8 +147,12 @@ pub fn parse(body: &[u8]) -> Result<Transaction, String> {
         })?,
     };
     let currency = data.currency.unwrap_or_default().to_ascii_uppercase();
-    if !currency.is_empty() && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase())) {
-        return Err(format!("data.currency '{currency}' is not an ISO 4217 code"));
+    if !currency.is_empty()
+        && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(format!(
+            "data.currency '{currency}' is not an ISO 4217 code"
+        ));
     }
     Ok(Transaction {
         id: id(data.transaction_id, "transaction_id", true)?,
@@ -191,12 +195,30 @@ mod tests {
     #[test]
     fn problems_name_their_field() {
         let cases = [
-            (r#"{"timestamp": 1, "source": "A", "target": "B", "amount": 1, "channel": "online"}"#, "data.transaction_id"),
-            (r#"{"transaction_id": "T", "timestamp": "yesterday", "source": "A", "target": "B", "amount": 1, "channel": "online"}"#, "data.timestamp"),
-            (r#"{"transaction_id": "T", "timestamp": 1, "source": "A", "target": "B", "amount": -3, "channel": "online"}"#, "data.amount"),
-            (r#"{"transaction_id": "T", "timestamp": 1, "source": "A", "target": "B", "amount": 1, "channel": "pigeon"}"#, "data.channel"),
-            (r#"{"transaction_id": "T", "timestamp": 1, "target": "B", "amount": 1, "channel": "online"}"#, "data.source"),
-            (r#"{"transaction_id": "T", "timestamp": 1, "source": "A", "target": "B", "amount": 1, "channel": "online", "colour": "red"}"#, "colour"),
+            (
+                r#"{"timestamp": 1, "source": "A", "target": "B", "amount": 1, "channel": "online"}"#,
+                "data.transaction_id",
+            ),
+            (
+                r#"{"transaction_id": "T", "timestamp": "yesterday", "source": "A", "target": "B", "amount": 1, "channel": "online"}"#,
+                "data.timestamp",
+            ),
+            (
+                r#"{"transaction_id": "T", "timestamp": 1, "source": "A", "target": "B", "amount": -3, "channel": "online"}"#,
+                "data.amount",
+            ),
+            (
+                r#"{"transaction_id": "T", "timestamp": 1, "source": "A", "target": "B", "amount": 1, "channel": "pigeon"}"#,
+                "data.channel",
+            ),
+            (
+                r#"{"transaction_id": "T", "timestamp": 1, "target": "B", "amount": 1, "channel": "online"}"#,
+                "data.source",
+            ),
+            (
+                r#"{"transaction_id": "T", "timestamp": 1, "source": "A", "target": "B", "amount": 1, "channel": "online", "colour": "red"}"#,
+                "colour",
+            ),
         ];
         for (data, field) in cases {
             let err = parse(&body(data)).unwrap_err();

@@ -121,7 +121,10 @@ pub fn record(
             &[text(webhook_id), text(&tx.id)],
         )?;
         // Merchants (ids starting with M, see docs/fraud-data.md) get no AML alert.
-        for (account, risk) in [(&tx.source, scored.source_risk), (&tx.target, scored.target_risk)] {
+        for (account, risk) in [
+            (&tx.source, scored.source_risk),
+            (&tx.target, scored.target_risk),
+        ] {
             if risk < aml_threshold || account.starts_with('M') {
                 continue;
             }

@@ -43,7 +43,11 @@ fn expected() -> ([TensorSpec; 2], [TensorSpec; 2]) {
         ],
         [
             spec("scores", DataType::F32, &[3]),
-            spec("explanation", DataType::U8, &[EXPLANATION_LINES, TEXT_BYTES]),
+            spec(
+                "explanation",
+                DataType::U8,
+                &[EXPLANATION_LINES, TEXT_BYTES],
+            ),
         ],
     )
 }
@@ -163,7 +167,10 @@ impl ModelInstance for FraudGnnModel {
                 padded(&format!("{reason} {weight:+.2}"), &mut explanation);
             }
             let filled = 1 + s.reasons.len();
-            explanation.resize(explanation.len() + (EXPLANATION_LINES - filled) * TEXT_BYTES, 0);
+            explanation.resize(
+                explanation.len() + (EXPLANATION_LINES - filled) * TEXT_BYTES,
+                0,
+            );
         }
         Ok(vec![
             Tensor::from_f32("scores", vec![rows, 3], &scores)?,
@@ -230,10 +237,13 @@ pub fn install(
         .unwrap_or(0)
         + 1;
     let staging = model_dir.join(format!(".staging-{version}"));
-    let fail = |what: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", what.display());
+    let fail =
+        |what: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", what.display());
     std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, &e))?;
     let weights = staging.join(WEIGHTS_FILE);
-    model.save(varmap, &weights).map_err(|e| fail(&weights, &e))?;
+    model
+        .save(varmap, &weights)
+        .map_err(|e| fail(&weights, &e))?;
     let history_path = staging.join(HISTORY_FILE);
     let _ = std::fs::remove_file(&history_path);
     let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})
