@@ -75,8 +75,10 @@ struct UpArgs {
     /// Serve the sources as they are, without building missing or stale ones.
     #[arg(long)]
     skip_build: bool,
-    /// How many requests may run at once (the instance pool size).
-    #[arg(long, default_value_t = 1000)]
+    /// How many requests may run at once (the instance pool size); more are answered 503 at
+    /// once. Raise it for functions that mostly wait (outbound HTTP); for CPU-bound work more
+    /// than a few dozen per core only adds latency.
+    #[arg(long, default_value_t = 64)]
     max_instances: u32,
     /// Local inference workers to start for `wasi:nn` (when a component lists `ai_models`).
     #[arg(long, default_value_t = 1)]

@@ -7,7 +7,8 @@
 //!    without it, 32 requests of one transaction in flight, and with client-side batches of 64.
 //!
 //! Run with `cargo bench -p vitrine-tests --bench fraud_webhook` (env `BENCH_SECONDS` per load level,
-//! default 10). Under `cargo test` it makes a short smoke run.
+//! default 10; `MAX_INSTANCES`, the runtime's concurrent requests, default 64). Under
+//! `cargo test` it makes a short smoke run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,9 +54,13 @@ async fn run() -> anyhow::Result<()> {
         WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default())
             .map_err(anyhow::Error::msg)?,
     );
+    let instances: u32 = std::env::var("MAX_INSTANCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
     let app = TestApp::start_with(&webhook_manifest(SECRET), |c| {
         c.nn_pool = Some(pool);
-        c.max_instances = 1000;
+        c.max_instances = instances;
     })
     .await?;
     let url = format!("{}/webhooks/transactions", app.url);
@@ -94,17 +99,20 @@ async fn run() -> anyhow::Result<()> {
         }
         next += count;
         let mut latencies = Vec::with_capacity(count);
-        let mut ok = 0;
+        let mut statuses = std::collections::BTreeMap::new();
         for task in tasks {
             let (status, latency) = task.await?;
-            ok += (status == 200) as usize;
-            latencies.push(latency);
+            *statuses.entry(status).or_insert(0usize) += 1;
+            if status == 200 {
+                latencies.push(latency);
+            }
         }
+        let ok = latencies.len();
         let elapsed = started.elapsed().as_secs_f64();
         latencies.sort();
         println!(
-            "  {rate:>6.0} req/s offered: {count} requests, {ok} answered 200, {:.0} req/s done; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            count as f64 / elapsed,
+            "  {rate:>6.0} req/s offered: {count} requests in {elapsed:.1} s, {ok} decided ({:.0}/s), statuses {statuses:?}; decided in p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ok as f64 / elapsed,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             percentile(&latencies, 1.0)
