@@ -112,7 +112,16 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
     let stale_sig = vitrine_webhooks::sign(NEW_SECRET, "msg_1", stale, payload.as_bytes())?;
     let future = now() + 400;
     let future_sig = vitrine_webhooks::sign(NEW_SECRET, "msg_1", future, payload.as_bytes())?;
-    let cases: Vec<(&str, Option<&str>, Option<i64>, Option<&str>, &str, &str)> = vec![
+    // (case, webhook-id, webhook-timestamp, webhook-signature, body, what the error says)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<i64>,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "wrong secret",
             Some("msg_1"),
