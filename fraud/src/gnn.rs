@@ -1,6 +1,8 @@
-//! The fraud GNN: a heterogeneous-edge message-passing network in candle, after IBM's Multi-GNN
+//! The fraud GNN: a GraphSAGE-style message-passing network in candle, after IBM's Multi-GNN
 //! ideas (reverse message passing, ego markers, edge features), that scores a new transaction
-//! from its tabular features and the time-respecting neighbourhood of both of its ends.
+//! from its tabular features and the time-respecting neighbourhood of both of its ends. Nodes
+//! are accounts and merchants (the kind is a node feature); cards and devices enter through
+//! the tabular features, not as nodes.
 //!
 //! Each query transaction brings its own sampled subgraph ([`Batch::push`]): the `k`-hop
 //! neighbourhood of its source and target strictly before its time. Nodes (accounts and
