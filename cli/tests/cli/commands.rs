@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-fn vitrine() -> Command {
+pub(crate) fn vitrine() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vitrine"));
     cmd.env("RUST_LOG", "info").env_remove("RUST_BACKTRACE");
     cmd
@@ -169,14 +169,14 @@ fn start_up(
 }
 
 /// Like [`start_up`], draining the logs in the background so the child never blocks on a full pipe.
-fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::process::Child, String) {
+pub(crate) fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::process::Child, String) {
     let (child, addr, mut logs) = start_up(args, manifest);
     std::thread::spawn(move || std::io::copy(&mut logs, &mut std::io::sink()));
     (child, addr)
 }
 
 /// A minimal HTTP/1.0 POST of a JSON body, returning the whole response.
-fn http_post(addr: &str, path: &str, body: &str) -> String {
+pub(crate) fn http_post(addr: &str, path: &str, body: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
@@ -217,6 +217,8 @@ fn up_serves_wasi_nn_from_local_workers_or_from_the_runtime_config() {
     let mut worker = vitrine()
         .args(["worker", "--listen", "127.0.0.1:0", "--models"])
         .arg(&models)
+        .arg("--state-dir")
+        .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,4 +1,5 @@
 //! The `vitrine` binary as a user runs it, in one test binary (each links the whole runtime).
 
 mod commands;
+mod fraud;
 mod pool;

@@ -11,13 +11,17 @@ use vitrine_runtime::nn_pool::{PoolError, PoolOptions, PoolTensor, WorkerPool};
 struct WorkerProcess {
     child: Child,
     url: String,
+    _state: tempfile::TempDir,
 }
 
 impl WorkerProcess {
     fn start() -> Self {
+        let state = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vitrine"))
             .args(["worker", "--listen", "127.0.0.1:0", "--models"])
             .arg(vitrine_tests::test_models())
+            .arg("--state-dir")
+            .arg(state.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -33,6 +37,7 @@ impl WorkerProcess {
         Self {
             child,
             url: format!("http://{addr}"),
+            _state: state,
         }
     }
 

@@ -1,0 +1,159 @@
+//! `vitrine fraud train`, `score` and `replay` as a user runs them: a reproducible model
+//! installed into a repository, scores as CSV, and signed deliveries to a served webhook.
+
+use std::path::Path;
+
+use crate::commands::{http_post, up_with, vitrine};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn run(args: &[&str]) -> String {
+    let output = vitrine().args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "vitrine {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The rows of a CSV file, split on commas (the columns checked here hold none).
+fn csv_rows(file: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("bank");
+    run(&[
+        "fraud",
+        "generate",
+        "--accounts",
+        "300",
+        "--seed",
+        "4",
+        "--out",
+        path(&bank),
+    ]);
+
+    // The same seed twice: the same weights, byte for byte; a second run is the next version.
+    let (a, b) = (dir.path().join("repo-a"), dir.path().join("repo-b"));
+    for repo in [&a, &b, &a] {
+        let out = run(&[
+            "fraud",
+            "train",
+            "--data",
+            path(&bank),
+            "--out",
+            path(repo),
+            "--seed",
+            "9",
+            "--epochs",
+            "1",
+        ]);
+        assert!(out.contains("installed as"), "{out}");
+    }
+    let weights = |repo: &Path, v: u32| {
+        std::fs::read(repo.join(format!("fraud-gnn/{v}/model.safetensors"))).unwrap()
+    };
+    assert!(
+        weights(&a, 1) == weights(&b, 1),
+        "same seed, different weights"
+    );
+    assert!(weights(&a, 2) == weights(&a, 1));
+    assert!(
+        a.join("fraud-gnn/config.toml").exists() && a.join("fraud-gnn/1/history.sqlite").exists()
+    );
+
+    // Scores: one row per transaction, probabilities, and one row per account seen.
+    let scores = dir.path().join("scores");
+    run(&[
+        "fraud",
+        "score",
+        "--model",
+        path(&a.join("fraud-gnn")),
+        "--data",
+        path(&bank),
+        "--out",
+        path(&scores),
+    ]);
+    let transactions = csv_rows(&bank.join("transactions.csv"));
+    let scored = csv_rows(&scores.join("transaction_scores.csv"));
+    assert_eq!(
+        scored[0][..5],
+        [
+            "transaction_id",
+            "fraud_score",
+            "source_risk",
+            "target_risk",
+            "typology"
+        ]
+    );
+    assert_eq!(scored.len(), transactions.len());
+    for row in &scored[1..] {
+        let p: f64 = row[1].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{row:?}");
+    }
+    assert_eq!(scored[1][0], transactions[1][0]);
+    let accounts = csv_rows(&scores.join("account_scores.csv"));
+    assert_eq!(
+        accounts[0],
+        ["account_id", "risk", "transactions", "pattern"]
+    );
+    assert!(accounts.len() > 100 && accounts[1..].iter().all(|r| r[0].starts_with('A')));
+
+    // Replay the end of the bank to a served webhook, signed with the configured secret.
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(&manifest, vitrine_tests::webhook_manifest(SECRET)).unwrap();
+    let state = dir.path().join("state");
+    let (mut child, addr) = up_with(
+        &["--models", path(&a), "--state-dir", path(&state)],
+        &manifest,
+    );
+    let out = run(&[
+        "fraud",
+        "replay",
+        "--url",
+        &format!("http://{addr}/webhooks/transactions"),
+        "--data",
+        path(&bank),
+        "--from",
+        "0.95",
+        "--limit",
+        "20",
+        "--secret",
+        SECRET,
+    ]);
+    assert!(out.contains("20 requests; status 200: 20"), "{out}");
+    // A wrong secret gets nothing decided.
+    let out = run(&[
+        "fraud",
+        "replay",
+        "--url",
+        &format!("http://{addr}/webhooks/transactions"),
+        "--data",
+        path(&bank),
+        "--from",
+        "0.95",
+        "--limit",
+        "3",
+        "--secret",
+        "whsec_d3Jvbmctc2VjcmV0LWtleQ==",
+    ]);
+    assert!(out.contains("status 401: 3"), "{out}");
+    let forged = http_post(&addr, "/webhooks/transactions", "{}");
+    assert!(forged.contains(" 401 "), "{forged}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The worker kept its live graph in the state directory.
+    assert!(state.join("graphs/fraud-gnn.sqlite").exists());
+}
