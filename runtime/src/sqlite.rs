@@ -142,9 +142,14 @@ impl sqlite::HostConnection for SqliteView<'_> {
             return Ok(Err(Error::AccessDenied));
         }
         let pool = pool.clone();
-        let taken = {
-            let pool = pool.clone();
-            tokio::task::spawn_blocking(move || pool.take()).await?
+        // An idle connection is taken here; opening a new one is file I/O, done off the
+        // async threads.
+        let taken = match pool.take_idle() {
+            Some(conn) => Ok(conn),
+            None => {
+                let pool = pool.clone();
+                tokio::task::spawn_blocking(move || pool.take()).await?
+            }
         };
         let conn = match taken {
             Ok(conn) => conn,

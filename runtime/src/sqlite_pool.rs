@@ -44,10 +44,14 @@ impl SqlitePool {
         Ok(conn)
     }
 
+    /// Takes an idle connection, if there is one (never blocks on I/O).
+    pub fn take_idle(&self) -> Option<Connection> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
     /// Takes an idle connection or opens a new one.
     pub fn take(&self) -> rusqlite::Result<Connection> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match idle {
+        match self.take_idle() {
             Some(conn) => Ok(conn),
             None => self.connect(),
         }

@@ -93,6 +93,10 @@ fn live() -> Vec<Transaction> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Result<()> {
     let (_worker, app) = start().await?;
+    // A fresh database: no alerts yet (the tables are created on first use).
+    let (status, alerts) = get_json(&format!("{}/api/aml/alerts", app.url)).await?;
+    assert_eq!(status, 200, "{alerts}");
+    assert_eq!(alerts["count"], 0);
     let live = live();
     let tx = &live[0];
     let payload = body(tx);

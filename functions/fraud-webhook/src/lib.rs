@@ -136,7 +136,7 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         Err(e) => return error(503, format!("decision store unavailable: {e}")),
     };
     // A delivery seen before, or a transaction decided before: the recorded decision again.
-    match store::recorded(&db, webhook_id, &tx) {
+    match store::with_tables(&db, |db| store::recorded(db, webhook_id, &tx)) {
         Ok(store::Recorded::Decision(decision)) => {
             return json_response(200, with_duplicate(decision, true))
         }
@@ -294,7 +294,7 @@ fn alerts(req: &Request, settings: &Settings) -> Response {
         Ok(db) => db,
         Err(e) => return error(503, format!("decision store unavailable: {e}")),
     };
-    match store::alerts(&db, min_risk, limit) {
+    match store::with_tables(&db, |db| store::alerts(db, min_risk, limit)) {
         Ok(alerts) => json_response(
             200,
             json!({ "threshold": min_risk, "count": alerts.len(), "alerts": alerts }),

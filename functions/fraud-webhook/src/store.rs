@@ -6,9 +6,27 @@ use spin_sdk::sqlite::{Connection, Error, Value as Sql};
 use crate::payload::Transaction;
 use crate::Scored;
 
-/// Opens the database, creating the tables on first use.
+/// Opens the `default` database.
 pub fn open() -> Result<Connection, Error> {
-    let db = Connection::open_default()?;
+    Connection::open_default()
+}
+
+/// Runs `f`; if a table is missing (first use of the database), creates the tables and runs
+/// it again. This spares every request the schema statements.
+pub fn with_tables<T>(
+    db: &Connection,
+    f: impl Fn(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match f(db) {
+        Err(Error::Io(message)) if message.contains("no such table") => {
+            create_tables(db)?;
+            f(db)
+        }
+        other => other,
+    }
+}
+
+fn create_tables(db: &Connection) -> Result<(), Error> {
     db.execute(
         "CREATE TABLE IF NOT EXISTS fraud_decisions (
             transaction_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
@@ -27,7 +45,7 @@ pub fn open() -> Result<Connection, Error> {
             updated_at INTEGER NOT NULL)",
         &[],
     )?;
-    Ok(db)
+    Ok(())
 }
 
 /// What the store already knows about a delivery.
