@@ -119,36 +119,27 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
         &["--models", path(&a), "--state-dir", path(&state)],
         &manifest,
     );
-    let out = run(&[
-        "fraud",
-        "replay",
-        "--url",
-        &format!("http://{addr}/webhooks/transactions"),
-        "--data",
-        path(&bank),
-        "--from",
-        "0.95",
-        "--limit",
-        "20",
-        "--secret",
-        SECRET,
-    ]);
+    let url = format!("http://{addr}/webhooks/transactions");
+    let replay = |limit: &str, secret: &str| {
+        run(&[
+            "fraud",
+            "replay",
+            "--url",
+            &url,
+            "--data",
+            path(&bank),
+            "--from",
+            "0.95",
+            "--limit",
+            limit,
+            "--secret",
+            secret,
+        ])
+    };
+    let out = replay("20", SECRET);
     assert!(out.contains("20 requests; status 200: 20"), "{out}");
     // A wrong secret gets nothing decided.
-    let out = run(&[
-        "fraud",
-        "replay",
-        "--url",
-        &format!("http://{addr}/webhooks/transactions"),
-        "--data",
-        path(&bank),
-        "--from",
-        "0.95",
-        "--limit",
-        "3",
-        "--secret",
-        "whsec_d3Jvbmctc2VjcmV0LWtleQ==",
-    ]);
+    let out = replay("3", "whsec_d3Jvbmctc2VjcmV0LWtleQ==");
     assert!(out.contains("status 401: 3"), "{out}");
     let forged = http_post(&addr, "/webhooks/transactions", "{}");
     assert!(forged.contains(" 401 "), "{forged}");

@@ -12,7 +12,9 @@
 
 use serde::Deserialize;
 
-/// Channels the model knows, in the order of their codes; `atm` counts as `other`.
+/// Channels the model knows, in the order of their codes; `atm` counts as `other`. The codes
+/// are the model's (`vitrine_fraud::graph::CHANNELS`, which this Wasm crate cannot depend on:
+/// it pulls in candle); keep the two lists in step.
 pub const CHANNELS: &[&str] = &[
     "card_present",
     "online",
