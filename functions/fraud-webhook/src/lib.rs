@@ -109,17 +109,13 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         // The message names the secret's position, never its value.
         Err(message) => return error(500, message),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
     let webhook_id = header(req, "webhook-id");
     if let Err(e) = secrets.verify(
         webhook_id,
         header(req, "webhook-timestamp"),
         header(req, "webhook-signature"),
         req.body(),
-        now,
+        store::now(),
         settings.tolerance,
     ) {
         let mut response = error(401, e.to_string());

@@ -106,7 +106,8 @@ pub fn recorded(db: &Connection, webhook_id: &str, tx: &Transaction) -> Result<R
     })
 }
 
-fn now() -> i64 {
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
