@@ -187,11 +187,12 @@ pub struct ScoreArgs {
 fn score(args: ScoreArgs) -> Result<()> {
     use vitrine_worker::backend::WEIGHTS_FILE;
     use vitrine_worker::models::fraud_gnn::HISTORY_FILE;
-    let version = std::fs::read_dir(&args.model)
-        .with_context(|| format!("cannot read the model folder {}", args.model.display()))?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
-        .max()
+    anyhow::ensure!(
+        args.model.is_dir(),
+        "the model folder {} does not exist",
+        args.model.display()
+    );
+    let version = vitrine_worker::repository::latest_version(&args.model)
         .with_context(|| format!("{} has no numbered version folder", args.model.display()))?;
     let dir = args.model.join(version.to_string());
     let history = dir.join(HISTORY_FILE);

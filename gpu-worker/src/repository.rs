@@ -278,7 +278,8 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-fn latest_version(dir: &Path) -> Option<u64> {
+/// The highest numbered version folder in a model folder, if any.
+pub fn latest_version(dir: &Path) -> Option<u64> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)

@@ -228,14 +228,7 @@ pub fn install(
     history: &[Event],
 ) -> Result<PathBuf, String> {
     let model_dir = repository.join(name);
-    let version = std::fs::read_dir(&model_dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let version = crate::repository::latest_version(&model_dir).unwrap_or(0) + 1;
     let staging = model_dir.join(format!(".staging-{version}"));
     let fail =
         |what: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", what.display());
