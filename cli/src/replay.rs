@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,7 +153,18 @@ async fn replay(
             let t = &txs[i];
             let result = send(&client, &url, &secret, i, t).await;
             let latency = from.elapsed();
-            let (status, body) = result.unwrap_or((0, Value::Null));
+            let (status, body) = match result {
+                Ok(answer) => answer,
+                Err(e) => {
+                    // Status 0: no HTTP answer at all (connection refused, reset, timeout).
+                    // The first few say why; the summary counts them all.
+                    static SHOWN: AtomicUsize = AtomicUsize::new(0);
+                    if SHOWN.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("{}: {e:#}", t.transaction_id);
+                    }
+                    (0, Value::Null)
+                }
+            };
             Outcome {
                 status,
                 latency,
@@ -201,7 +213,10 @@ fn report(outcomes: &[Outcome]) {
         outcomes.len(),
         statuses
             .iter()
-            .map(|(s, n)| format!("{s}: {n}"))
+            .map(|(s, n)| match s {
+                0 => format!("no answer: {n}"),
+                s => format!("{s}: {n}"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -221,10 +236,13 @@ fn report(outcomes: &[Outcome]) {
             .filter(|o| o.fraud == fraud)
             .filter_map(|o| o.score)
             .collect();
-        scores.iter().sum::<f64>() / scores.len().max(1) as f64
+        match scores.len() {
+            0 => "-".to_string(),
+            n => format!("{:.3}", scores.iter().sum::<f64>() / n as f64),
+        }
     };
     println!(
-        "mean score: {:.3} for labelled fraud, {:.3} for normal transactions",
+        "mean score: {} for labelled fraud, {} for normal transactions",
         mean(true),
         mean(false)
     );
