@@ -38,7 +38,7 @@ enum Command {
     Up(UpArgs),
     /// Serve a model repository over the Open Inference Protocol (KServe v2 / Triton HTTP).
     Worker(worker::WorkerArgs),
-    /// Train the built-in models (dense and convolutional) into a model repository.
+    /// Train the built-in models (intent MLP, shapes CNN, fraud GNN) into a model repository.
     TrainModels(worker::TrainArgs),
     /// Fraud and anti-money-laundering data.
     #[command(subcommand)]
@@ -166,13 +166,12 @@ fn up(args: UpArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         if let Some(pool) = &nn_pool {
             pool.start_health_checks();
         }
-        let server = Server::bind(app, args.listen, admin)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        // The error names the address that could not be bound (application or admin).
+        let server = Server::bind(app, args.listen, admin).await?;
         let addr = server.local_addr()?;
         tracing::info!(app = %manifest.name, startup = ?started.elapsed(), "serving on http://{addr}");
         for trigger in &manifest.triggers {
@@ -185,7 +184,11 @@ fn up(args: UpArgs) -> Result<()> {
         }
         server.run(shutdown_signal()).await?;
         Ok(())
-    })
+    });
+    // Work left on the blocking pool (a statement past its deadline is being interrupted)
+    // must not hold the process after the drain.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    served
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,6 +1,13 @@
-//! Fraud and anti-money-laundering data for Vitrine: the records of a heterogeneous transaction
-//! graph ([`schema`]), a generator of realistic banks with labelled fraud and laundering
-//! ([`generate`]), and CSV output in the documented format ([`Dataset::write_csv`]).
+//! Fraud and anti-money-laundering for Vitrine, from data to live scores:
+//!
+//! - data: the records ([`schema`]), a generator of realistic banks with labelled fraud and
+//!   laundering ([`generate`]), import of a user's own files ([`import`]), CSV in the
+//!   documented format ([`Dataset::write_csv`]);
+//! - the temporal transaction graph and its time-respecting sampling ([`graph`]), and the
+//!   features computed as transactions arrive ([`features`]);
+//! - models: the logistic-regression and MLP baselines ([`baseline`]), the candle GNN
+//!   ([`gnn`]) and its training ([`training`]), measured by [`eval`] and [`metrics`];
+//! - live scoring of one transaction at a time ([`scorer`]).
 
 pub mod baseline;
 pub mod eval;

@@ -61,7 +61,26 @@ pub fn router(worker: Arc<Worker>) -> Router {
             ))
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_payload_too_large))
         .with_state(worker)
+}
+
+/// Gives the body limit's 413 (answered by axum before a handler runs) the JSON error body
+/// of every other error.
+async fn json_payload_too_large(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    let message = format!("request body is larger than the limit of {MAX_BODY_BYTES} bytes");
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({ "error": message })),
+    )
+        .into_response()
 }
 
 /// An error answered as `{"error": "..."}` with the protocol's status code.

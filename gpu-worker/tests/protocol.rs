@@ -546,3 +546,38 @@ async fn hot_reload_serves_new_and_changed_models_and_isolates_broken_ones() {
     second.save(&dir.path().join("m/1/model.safetensors"));
     eventually(async || s.get("/v2/models/m/ready").await.0 == 200).await;
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_413_with_the_json_error_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), "m", &mlp_config(2), &Weights::new(4));
+    let s = serve(dir.path()).await;
+    // Declared larger than the limit: refused before a byte of it is read.
+    let mut stream = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /v2/models/m/infer HTTP/1.1\r\nhost: w\r\ncontent-type: application/json\r\n\
+              content-length: 300000000\r\nconnection: close\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("content-type: application/json"),
+        "{response}"
+    );
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit"),
+        "{body}"
+    );
+}

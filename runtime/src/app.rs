@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::fermyon::spin;
 use crate::bindings::nn::wasi::nn as wasi_nn;
-use crate::engine::{load_component, new_engine};
+use crate::engine::{load_component, new_engine, EpochTicker, Ticking};
 use crate::guest_log::GuestLog;
 use crate::key_value::{KeyValue, KeyValueHost, KeyValueStores, KeyValueView};
 use crate::manifest::{Component, FileMount, Manifest, Settings};
@@ -80,7 +80,8 @@ impl Default for RuntimeConfig {
         Self {
             state_dir: PathBuf::from(".vitrine"),
             variables: BTreeMap::new(),
-            max_instances: 1000,
+            // As `vitrine up --max-instances`: more let an overload collapse (docs/benchmarks.md).
+            max_instances: 64,
             defaults: Limits::default(),
             nn_pool: None,
         }
@@ -132,6 +133,7 @@ pub struct LoadedComponent {
     /// The component's per-request limits.
     pub limits: Limits,
     host: Arc<ComponentHost>,
+    ticker: Arc<EpochTicker>,
     environment: Vec<(String, String)>,
     mounts: Vec<(PathBuf, String)>,
 }
@@ -153,6 +155,10 @@ pub struct InstanceState {
     http: WasiHttpCtx,
     limits: MemoryLimiter,
     host: Arc<ComponentHost>,
+    /// The request's deadline: host work (SQLite, key-value) still running then is stopped.
+    deadline: Instant,
+    /// Keeps the epoch (deadline checks, yields) ticking while this store exists.
+    _ticking: Ticking,
 }
 
 impl InstanceState {
@@ -221,6 +227,8 @@ pub struct App {
     router: Router<Arc<LoadedComponent>>,
     self_address: SelfAddress,
     nn_pool: Option<Arc<WorkerPool>>,
+    /// The response header that carries the request id, if the manifest asks for one.
+    pub request_id_header: Option<http::HeaderName>,
 }
 
 impl App {
@@ -261,7 +269,7 @@ impl App {
             .map(|c| app_limits.with(c.settings).memory)
             .max()
             .unwrap_or(app_limits.memory);
-        let engine = new_engine(config.max_instances, max_memory)
+        let (engine, ticker) = new_engine(config.max_instances, max_memory)
             .map_err(|e| AppError::Engine(format!("{e:#}")))?;
         let linker = linker(&engine).map_err(|e| AppError::Engine(format!("{e:#}")))?;
         let self_address = SelfAddress::default();
@@ -316,6 +324,7 @@ impl App {
                     pre,
                     limits,
                     host: Arc::new(host),
+                    ticker: ticker.clone(),
                     environment: component.environment.clone().into_iter().collect(),
                     mounts,
                 }),
@@ -333,6 +342,7 @@ impl App {
             router,
             self_address,
             nn_pool: config.nn_pool.clone(),
+            request_id_header: manifest.request_id_header.clone(),
         })
     }
 
@@ -372,7 +382,10 @@ impl LoadedComponent {
             // Checked while staging; a directory that vanished since only loses its mount.
             let _ = wasi.preopened_dir(host, guest, FsPerms::ReadOnly);
         }
+        let deadline = Instant::now() + self.limits.timeout;
         let state = InstanceState {
+            deadline,
+            _ticking: self.ticker.ticking(),
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -386,7 +399,6 @@ impl LoadedComponent {
         store.limiter(|s| &mut s.limits);
         // Every epoch tick a running guest yields to the scheduler, so a busy guest never holds
         // a worker thread from other requests; past the deadline it is interrupted.
-        let deadline = Instant::now() + self.limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
@@ -427,10 +439,12 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     spin::key_value::add_to_linker::<_, KeyValueHost>(&mut linker, |s| KeyValueView {
         table: &mut s.table,
         access: &s.host.key_value,
+        deadline: s.deadline,
     })?;
     spin::sqlite::add_to_linker::<_, SqliteHost>(&mut linker, |s| SqliteView {
         table: &mut s.table,
         access: &s.host.sqlite,
+        deadline: s.deadline,
     })?;
     spin::variables::add_to_linker::<_, VariablesHost>(&mut linker, |s| &s.host.variables)?;
     fn nn(s: &mut InstanceState) -> NnView<'_> {

@@ -3,6 +3,9 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::Thread;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -42,11 +45,15 @@ pub enum LoadError {
     },
 }
 
-/// Builds the engine shared by every component of an application.
+/// Builds the engine shared by every component of an application, and the ticker that
+/// advances its epoch while guests run.
 ///
 /// `instances` bounds how many instances run at once; `max_memory` is the largest linear
 /// memory any instance may have.
-pub fn new_engine(instances: u32, max_memory: usize) -> wasmtime::Result<Engine> {
+pub fn new_engine(
+    instances: u32,
+    max_memory: usize,
+) -> wasmtime::Result<(Engine, Arc<EpochTicker>)> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
         .total_core_instances(instances * 8)
@@ -68,8 +75,8 @@ pub fn new_engine(instances: u32, max_memory: usize) -> wasmtime::Result<Engine>
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;
-    start_epoch_ticker(&engine);
-    Ok(engine)
+    let ticker = EpochTicker::start(&engine);
+    Ok((engine, ticker))
 }
 
 /// Whether the kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7 and later).
@@ -84,19 +91,57 @@ fn has_pagemap_scan() -> bool {
     version >= (6, 7)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("vitrine-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
+/// Advances the engine's epoch every [`EPOCH_TICK`] while at least one store is alive, and
+/// sleeps otherwise, so an idle runtime costs no CPU.
+pub struct EpochTicker {
+    live_stores: Arc<AtomicUsize>,
+    thread: Thread,
+}
+
+/// Keeps the epoch ticking while held: one per store.
+pub struct Ticking(Arc<EpochTicker>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0.live_stores.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl EpochTicker {
+    /// Starts the ticking thread; it ends once the engine is dropped.
+    fn start(engine: &Engine) -> Arc<Self> {
+        let weak = engine.weak();
+        let live_stores = Arc::new(AtomicUsize::new(0));
+        let live = live_stores.clone();
+        let thread = std::thread::Builder::new()
+            .name("vitrine-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    if live.load(Ordering::Acquire) == 0 {
+                        drop(engine);
+                        // Woken by the first new store; the timeout notices a dropped engine.
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch thread");
+        Arc::new(Self {
+            live_stores,
+            thread: thread.thread().clone(),
         })
-        .expect("spawning the epoch thread");
+    }
+
+    /// Keeps the epoch ticking until the returned guard is dropped.
+    pub fn ticking(self: &Arc<Self>) -> Ticking {
+        if self.live_stores.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.thread.unpark();
+        }
+        Ticking(self.clone())
+    }
 }
 
 /// Loads a component from `path`, compiling it only when `cache_dir` has no compiled copy of

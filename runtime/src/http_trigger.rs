@@ -47,9 +47,9 @@ impl Server {
         addr: SocketAddr,
         admin: Option<SocketAddr>,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = bind(addr, "the application").await?;
         let admin = match admin {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+            Some(addr) => Some(bind(addr, "the admin endpoints (metrics, health)").await?),
             None => None,
         };
         app.set_address(listener.local_addr()?);
@@ -126,6 +126,16 @@ impl Server {
     }
 }
 
+/// Binds `addr`; the error names the address and what it was for.
+async fn bind(addr: SocketAddr, purpose: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr} for {purpose}: {e}"),
+        )
+    })
+}
+
 async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -144,7 +154,7 @@ async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>) {
     }
 }
 
-/// A short unique id for each request, also returned as `x-request-id`.
+/// A short unique id for each request: in logs, and in the response header the manifest names.
 fn next_request_id() -> Arc<str> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -205,8 +215,8 @@ async fn handle(
             (component.id.clone(), response)
         }
     };
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", id);
+    if let (Some(name), Ok(id)) = (&app.request_id_header, HeaderValue::from_str(&request_id)) {
+        response.headers_mut().insert(name.clone(), id);
     }
     let elapsed = started.elapsed();
     metrics.record_request(&component_id, response.status(), elapsed);
@@ -238,48 +248,41 @@ fn prepare_request(
     let uri: Uri = full_url
         .parse()
         .map_err(|_| format!("invalid Host header `{host}`"))?;
-    let headers = req.headers_mut();
-    // Clients must not be able to forge what the runtime tells the component.
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("spin-"))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
+    let client = client.to_string();
+    let mut spin_headers: Vec<(HeaderName, &str)> = vec![
+        (
+            HeaderName::from_static("spin-path-info"),
+            &matched.path_info,
+        ),
+        (HeaderName::from_static("spin-full-url"), &full_url),
+        (
+            HeaderName::from_static("spin-matched-route"),
+            pattern.as_str(),
+        ),
+        (HeaderName::from_static("spin-base-path"), "/"),
+        (
+            HeaderName::from_static("spin-raw-component-route"),
+            pattern.as_str(),
+        ),
+        (
+            HeaderName::from_static("spin-component-route"),
+            pattern.prefix(),
+        ),
+        (HeaderName::from_static("spin-client-addr"), &client),
+    ];
+    for (name, value) in &matched.params {
+        // Spin's header for `:user_id` is `spin-path-match-user-id`.
+        let name = format!("spin-path-match-{}", name.replace('_', "-")).to_ascii_lowercase();
+        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
+        spin_headers.push((name, value));
     }
-    let mut set = |name: HeaderName, value: &str| -> Result<(), String> {
+    let headers = req.headers_mut();
+    for (name, value) in spin_headers {
         let value = HeaderValue::from_str(value)
             .map_err(|_| format!("`{value}` cannot be a header value"))?;
+        // The runtime's value replaces any a client sent under the same name, so a guest
+        // never sees a forged one; other `spin-*` request headers pass through, as in Spin.
         headers.insert(name, value);
-        Ok(())
-    };
-    set(HeaderName::from_static("spin-full-url"), &full_url)?;
-    set(
-        HeaderName::from_static("spin-path-info"),
-        &matched.path_info,
-    )?;
-    set(
-        HeaderName::from_static("spin-matched-route"),
-        pattern.as_str(),
-    )?;
-    set(HeaderName::from_static("spin-base-path"), "/")?;
-    set(
-        HeaderName::from_static("spin-raw-component-route"),
-        pattern.as_str(),
-    )?;
-    set(
-        HeaderName::from_static("spin-component-route"),
-        pattern.prefix(),
-    )?;
-    set(
-        HeaderName::from_static("spin-client-addr"),
-        &client.to_string(),
-    )?;
-    for (name, value) in &matched.params {
-        let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
-        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
-        set(name, value)?;
     }
     *req.uri_mut() = uri;
     Ok(())

@@ -2,8 +2,8 @@
 //! state directory.
 //!
 //! Every label named in the manifest (and `default`) is a store. A component opens only the
-//! labels in its `key_value_stores`: another known label is `access-denied`, an unknown one
-//! `no-such-store`.
+//! labels in its `key_value_stores`: any other label, known or not, is `access-denied` (as in
+//! Spin); `no-such-store` is left for a listed label without a store.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -63,6 +63,8 @@ pub struct KeyValueView<'a> {
     pub table: &'a mut ResourceTable,
     /// The instance's key-value access.
     pub access: &'a KeyValue,
+    /// When the request's deadline passes: store operations still running are interrupted.
+    pub deadline: std::time::Instant,
 }
 
 /// Marks [`KeyValueView`] as the data the generated bindings work on.
@@ -81,13 +83,14 @@ impl KeyValueView<'_> {
         Ok(self.table.get(store)?.label.clone())
     }
 
-    /// Runs `f` against the store database off the async threads.
+    /// Runs `f` against the store database off the async threads, within the request's deadline.
     fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> impl std::future::Future<Output = Result<R, Error>> + Send + 'static {
         let pool = self.access.stores.pool.clone();
-        async move { pool.with(f).await.map_err(other) }
+        let deadline = self.deadline;
+        async move { pool.with(deadline, f).await.map_err(other) }
     }
 }
 
@@ -98,11 +101,13 @@ impl key_value::HostStore for KeyValueView<'_> {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
-        if !self.access.stores.labels.contains(&label) {
-            return Ok(Err(Error::NoSuchStore));
-        }
+        // Spin's order: a label the component does not list is denied whether or not a
+        // store of that name exists.
         if !self.access.allowed.contains(&label) {
             return Ok(Err(Error::AccessDenied));
+        }
+        if !self.access.stores.labels.contains(&label) {
+            return Ok(Err(Error::NoSuchStore));
         }
         Ok(Ok(self.table.push(OpenStore { label })?))
     }

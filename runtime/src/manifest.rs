@@ -64,6 +64,9 @@ pub struct Manifest {
     pub components: BTreeMap<String, Component>,
     /// Application-wide runtime settings (`[application.tool.vitrine]`).
     pub settings: Settings,
+    /// The response header that carries each request's id (`[application.tool.vitrine]
+    /// request_id_header`); none by default, as stock Spin adds no header of its own.
+    pub request_id_header: Option<http::HeaderName>,
 }
 
 /// An `[variables]` entry.
@@ -374,7 +377,10 @@ impl Manifest {
                 ));
             }
         }
-        let settings = tool_settings(&app.tool, "application.tool.vitrine")
+        let mut app_tool = app.tool.clone();
+        let request_id_header =
+            take_request_id_header(&mut app_tool).map_err(|(f, p)| invalid(&f, p))?;
+        let settings = tool_settings(&app_tool, "application.tool.vitrine")
             .map_err(|(f, p)| invalid(&f, p))?;
 
         for (name, def) in &raw.variables {
@@ -617,6 +623,7 @@ impl Manifest {
             triggers,
             components,
             settings,
+            request_id_header,
         })
     }
 
@@ -624,6 +631,29 @@ impl Manifest {
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
     }
+}
+
+/// Takes the application-only `request_id_header` out of `[application.tool.vitrine]`.
+fn take_request_id_header(
+    tool: &mut BTreeMap<String, toml::Value>,
+) -> Result<Option<http::HeaderName>, (String, String)> {
+    let field = "application.tool.vitrine.request_id_header";
+    let Some(value) = tool
+        .get_mut("vitrine")
+        .and_then(|v| v.as_table_mut())
+        .and_then(|t| t.remove("request_id_header"))
+    else {
+        return Ok(None);
+    };
+    let name = value.as_str().ok_or_else(|| {
+        (
+            field.into(),
+            "must be a string, such as \"x-request-id\"".into(),
+        )
+    })?;
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map(Some)
+        .map_err(|_| (field.into(), format!("`{name}` is not a valid header name")))
 }
 
 /// Reads the `vitrine` entry of a `tool` table; other tools' entries are left to them.

@@ -5,8 +5,9 @@
 //! a name, an IP address or an IP network (`10.0.0.0/8`); the port may be `*` and defaults to the
 //! scheme's (80 for http, 443 for https). `{{ variable }}` templates are filled in at startup.
 //! `http://self` allows requests to the application itself by relative URL (`/path`), and
-//! `insecure:allow-all` allows everything. A refused request gets the `http-request-denied`
-//! error code, never a trap.
+//! `insecure:allow-all` allows everything. As in Spin, `handle` accepts a refused request and
+//! returns a future response that resolves to the `HTTP-request-denied` error code (never a
+//! trap), so a guest sees the refusal where it awaits the response.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -284,6 +285,13 @@ pub fn add_to_linker<T: 'static>(
             let mut view = get(caller.data_mut());
             let result = match view.authorize(&request) {
                 Ok(()) => outgoing_handler::Host::handle(&mut view.http, request, options),
+                Err(ErrorCode::HttpRequestDenied) => {
+                    view.http.table.delete(request)?;
+                    let refused = HostFutureIncomingResponse::Ready(Err(
+                        wasmtime_wasi_http::Error::HttpRequestDenied,
+                    ));
+                    return Ok((Ok(view.http.table.push(refused)?),));
+                }
                 Err(code) => {
                     view.http.table.delete(request)?;
                     Err(code.into())

@@ -128,13 +128,18 @@ impl RoutePattern {
 
     /// Matches a request path (without query).
     pub fn matches(&self, path: &str) -> Option<RouteMatch> {
-        let mut rest = path.strip_prefix('/')?;
+        // `rest` keeps its leading `/`, so a trailing slash survives into the path info.
+        let mut rest = path;
+        if !rest.starts_with('/') {
+            return None;
+        }
         let mut params = Vec::new();
         for segment in &self.segments {
-            if rest.is_empty() {
+            let body = rest.strip_prefix('/')?;
+            let (head, tail) = body.find('/').map_or((body, ""), |i| body.split_at(i));
+            if head.is_empty() {
                 return None;
             }
-            let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
             match segment {
                 Segment::Literal(lit) if lit == head => {}
                 Segment::Literal(_) => return None,
@@ -142,9 +147,11 @@ impl RoutePattern {
             }
             rest = tail;
         }
+        // As in Spin: `/shop/...` gives `` for `/shop`, `/` for `/shop/`, `/a/` for `/shop/a/`;
+        // an exact route also matches its path with one trailing slash.
         let path_info = match (self.wildcard, rest) {
-            (_, "") => String::new(),
-            (true, rest) => format!("/{rest}"),
+            (true, rest) => rest.to_string(),
+            (false, "" | "/") => String::new(),
             (false, _) => return None,
         };
         Some(RouteMatch { params, path_info })
@@ -258,6 +265,15 @@ mod tests {
         assert_eq!(m.params, vec![("cat".to_string(), "dresses".to_string())]);
         assert_eq!(m.path_info, "/a/b");
         assert_eq!(p.matches("/shop/dresses/items").unwrap().path_info, "");
+        // Trailing slashes are kept, as Spin keeps them.
+        assert_eq!(p.matches("/shop/dresses/items/").unwrap().path_info, "/");
+        assert_eq!(
+            p.matches("/shop/dresses/items/a/").unwrap().path_info,
+            "/a/"
+        );
+        let all = RoutePattern::parse("/...").unwrap();
+        assert_eq!(all.matches("/").unwrap().path_info, "/");
+        assert_eq!(all.matches("/x/y").unwrap().path_info, "/x/y");
         assert!(p.matches("/shop/dresses").is_none());
         assert_eq!(p.prefix(), "/shop/:cat/items");
     }

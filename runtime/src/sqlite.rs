@@ -2,9 +2,10 @@
 //! state directory.
 //!
 //! Every label named in the manifest (and `default`) is a database. A component opens only the
-//! labels in its `sqlite_databases`: another known label is `access-denied`, an unknown one
-//! `no-such-database`. A guest connection keeps one SQLite connection, so transactions work;
-//! one left open is rolled back when the connection is dropped.
+//! labels in its `sqlite_databases`: any other label, known or not, is `access-denied` (as in
+//! Spin); `no-such-database` is left for a listed label without a database. A guest connection keeps one SQLite connection, so transactions work;
+//! one left open is rolled back when the connection is dropped. A statement still running when
+//! the request's deadline passes, or when its instance is dropped, is interrupted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +15,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
-use crate::sqlite_pool::SqlitePool;
+use crate::sqlite_pool::{run_interruptible, SqlitePool};
 
 /// The application's SQLite databases by label.
 #[derive(Debug)]
@@ -74,6 +75,8 @@ pub struct SqliteView<'a> {
     pub table: &'a mut ResourceTable,
     /// The instance's database access.
     pub access: &'a Sqlite,
+    /// When the request's deadline passes: a statement still running is interrupted.
+    pub deadline: std::time::Instant,
 }
 
 /// Marks [`SqliteView`] as the data the generated bindings work on.
@@ -135,12 +138,14 @@ impl sqlite::HostConnection for SqliteView<'_> {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-        let Some(pool) = self.access.databases.pools.get(&database) else {
-            return Ok(Err(Error::NoSuchDatabase));
-        };
+        // Spin's order: a label the component does not list is denied whether or not a
+        // database of that name exists.
         if !self.access.allowed.contains(&database) {
             return Ok(Err(Error::AccessDenied));
         }
+        let Some(pool) = self.access.databases.pools.get(&database) else {
+            return Ok(Err(Error::NoSuchDatabase));
+        };
         let pool = pool.clone();
         // An idle connection is taken here; opening a new one is file I/O, done off the
         // async threads.
@@ -171,15 +176,19 @@ impl sqlite::HostConnection for SqliteView<'_> {
         let Some(conn) = guest.conn.take() else {
             return Ok(Err(Error::InvalidConnection));
         };
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = execute(&conn, &statement, parameters);
-            (conn, result)
+        let (conn, result) = run_interruptible(conn, self.deadline, move |conn| {
+            execute(conn, &statement, parameters)
         })
         .await?;
         self.table.get_mut(&connection)?.conn = Some(conn);
         Ok(result.map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
                 Error::DatabaseFull
+            }
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                io_error("statement interrupted: the request's deadline passed")
             }
             e => io_error(e),
         }))

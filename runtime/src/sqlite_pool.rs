@@ -1,10 +1,12 @@
 //! Embedded SQLite files in the state directory, with a small pool of open connections so a
-//! request does not pay for opening the file.
+//! request does not pay for opening the file, and [`run_interruptible`], which keeps a
+//! statement from outliving the request that started it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, InterruptHandle};
 
 /// Connections kept open per database file.
 const IDLE_CONNECTIONS: usize = 16;
@@ -68,19 +70,62 @@ impl SqlitePool {
         }
     }
 
-    /// Runs `f` on a pooled connection on the blocking thread pool.
+    /// Runs `f` on a pooled connection on the blocking thread pool, interrupted at `deadline`
+    /// or when the returned future is dropped (see [`run_interruptible`]).
     pub async fn with<R: Send + 'static>(
         self: &Arc<Self>,
+        deadline: Instant,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> rusqlite::Result<R> {
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.take()?;
-            let result = f(&conn);
-            pool.put(conn);
-            result
-        })
-        .await
-        .unwrap_or_else(|e| Err(rusqlite::Error::ToSqlConversionFailure(e.into())))
+        let conn = match self.take_idle() {
+            Some(conn) => conn,
+            None => {
+                let pool = self.clone();
+                tokio::task::spawn_blocking(move || pool.take())
+                    .await
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))??
+            }
+        };
+        let (conn, result) = run_interruptible(conn, deadline, f)
+            .await
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        self.put(conn);
+        result
     }
+}
+
+/// SQLite virtual-machine steps between two looks at the clock.
+const PROGRESS_STEPS: i32 = 1000;
+
+/// Interrupts the statement running on a connection when dropped, unless disarmed.
+struct InterruptOnDrop(Option<InterruptHandle>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.interrupt();
+        }
+    }
+}
+
+/// Runs `f` with `conn` on the blocking thread pool, so that no statement outlives its request:
+/// SQLite is interrupted once `deadline` passes (a progress handler), and at once if the
+/// returned future is dropped (the request was answered 504, its instance dropped, or the
+/// server shut down). An interrupted statement fails with `OperationInterrupted`. The
+/// connection comes back with the result unless the future was dropped.
+pub async fn run_interruptible<R: Send + 'static>(
+    conn: Connection,
+    deadline: Instant,
+    f: impl FnOnce(&Connection) -> R + Send + 'static,
+) -> Result<(Connection, R), tokio::task::JoinError> {
+    let mut guard = InterruptOnDrop(Some(conn.get_interrupt_handle()));
+    let done = tokio::task::spawn_blocking(move || {
+        conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline));
+        let result = f(&conn);
+        conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
+        (conn, result)
+    })
+    .await;
+    guard.0 = None;
+    done
 }

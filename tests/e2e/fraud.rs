@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use vitrine_fraud::schema::Transaction;
 use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
 use vitrine_tests::{
-    get_json, live_transactions, test_models, transaction_delivery, webhook_manifest, TestApp,
+    get_alerts, live_transactions, test_models, transaction_delivery, webhook_manifest, TestApp,
     TestWorker,
 };
 
@@ -94,7 +94,7 @@ fn live() -> Vec<Transaction> {
 async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Result<()> {
     let (_worker, app) = start().await?;
     // A fresh database: no alerts yet (the tables are created on first use).
-    let (status, alerts) = get_json(&format!("{}/api/aml/alerts", app.url)).await?;
+    let (status, alerts) = get_alerts(&app.url, "").await?;
     assert_eq!(status, 200, "{alerts}");
     assert_eq!(alerts["count"], 0);
     let live = live();
@@ -360,7 +360,7 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
     assert!(!answer["reasons"].as_array().unwrap().is_empty());
 
     // AML alerts: accounts over the threshold, riskiest first, each with a pattern.
-    let (status, alerts) = get_json(&format!("{}/api/aml/alerts?limit=20", app.url)).await?;
+    let (status, alerts) = get_alerts(&app.url, "?limit=20").await?;
     assert_eq!(status, 200, "{alerts}");
     let list = alerts["alerts"].as_array().unwrap();
     assert!(
@@ -373,7 +373,77 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
     assert!(list
         .iter()
         .all(|a| a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
-    let (status, _) = get_json(&format!("{}/api/aml/alerts?limit=0", app.url)).await?;
+    let (status, _) = get_alerts(&app.url, "?limit=0").await?;
     assert_eq!(status, 400);
+
+    // Compliance data needs the bearer token: none, a wrong one, or one of another length
+    // is a 401 that names the scheme, with no alert in the body.
+    let alerts_url = format!("{}/api/aml/alerts", app.url);
+    for token in [None, Some("wrong-token-of-the-same-len"), Some("x")] {
+        let mut request = reqwest::Client::new().get(&alerts_url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        assert_eq!(response.status(), 401, "{token:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: serde_json::Value = response.json().await?;
+        assert!(body.get("alerts").is_none(), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("bearer")
+                || body["error"].as_str().unwrap().contains("Bearer"),
+            "{body}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_are_scored_once_and_a_reused_webhook_id_is_refused() -> anyhow::Result<()>
+{
+    let (_worker, app) = start().await?;
+    let app = Arc::new(app);
+    let live = live();
+    let payload = body(&live[0]);
+    // Twelve copies at once, as a sender retrying on a short timeout would send them.
+    let copies: Vec<_> = (0..12)
+        .map(|i| {
+            let (app, payload) = (app.clone(), payload.clone());
+            tokio::spawn(
+                async move { signed(&app, &format!("copy_{i}"), NEW_SECRET, &payload).await },
+            )
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for copy in copies {
+        let (status, answer) = copy.await??;
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    assert_eq!(
+        scorings(&app).await?,
+        1,
+        "the transaction was scored more than once"
+    );
+    let firsts = answers.iter().filter(|a| a["duplicate"] == false).count();
+    assert_eq!(firsts, 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|a| a["score"] == answers[0]["score"] && a["decision"] == answers[0]["decision"]));
+
+    // A webhook id already used for another transaction: 409, and that transaction is neither
+    // answered with the first one's decision nor scored.
+    let (status, reused) = signed(&app, "copy_0", NEW_SECRET, &body(&live[1])).await?;
+    assert_eq!(status, 409, "{reused}");
+    let message = reused["error"].as_str().unwrap();
+    assert!(
+        message.contains("copy_0") && message.contains(&live[0].transaction_id),
+        "{message}"
+    );
+    assert_eq!(scorings(&app).await?, 1);
+    // With its own id it is scored.
+    let (status, own) = signed(&app, "own_id", NEW_SECRET, &body(&live[1])).await?;
+    assert_eq!((status, &own["duplicate"]), (200, &json!(false)), "{own}");
+    assert_eq!(scorings(&app).await?, 2);
     Ok(())
 }

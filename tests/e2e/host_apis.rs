@@ -77,7 +77,8 @@ async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
         json!(["c1"])
     );
 
-    // `b` does not list `default`: access-denied. Nobody names `nope`: no-such-store.
+    // `b` does not list `default`: access-denied. Nobody names `nope`: access-denied too, as
+    // in Spin (a label the component does not list is never looked up).
     let (status, body) = get_json(&format!("{b}/kv/default/k2")).await?;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -86,7 +87,7 @@ async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
     let (status, body) = get_json(&format!("{a}/kv/nope/k")).await?;
     assert_eq!(
         (status, body["error"].as_str()),
-        (403, Some("Error::NoSuchStore"))
+        (403, Some("Error::AccessDenied"))
     );
     Ok(())
 }
@@ -156,7 +157,7 @@ async fn sqlite_semantics_and_access_rules() -> anyhow::Result<()> {
         "{body}"
     );
 
-    // `b` may open `orders` (its own file, empty) but not `default`; `x` does not exist.
+    // `b` may open `orders` (its own file, empty) but not `default`, nor `x` (named by nobody).
     let b = format!("{}/b/sqlite", app.url);
     let (status, _) = post_json(
         &format!("{b}/orders"),
@@ -172,7 +173,7 @@ async fn sqlite_semantics_and_access_rules() -> anyhow::Result<()> {
     let (status, body) = post_json(&format!("{b}/x"), sql("SELECT 1", json!([]))).await?;
     assert_eq!(
         (status, body["error"].as_str()),
-        (403, Some("Error::NoSuchDatabase"))
+        (403, Some("Error::AccessDenied"))
     );
     Ok(())
 }

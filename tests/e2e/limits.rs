@@ -137,3 +137,56 @@ async fn a_full_instance_pool_answers_503_and_recovers() -> anyhow::Result<()> {
     assert_eq!(get_json(&format!("{}/echo", app.url)).await?.0, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_statement_past_the_deadline_is_interrupted_and_releases_its_lock() -> anyhow::Result<()>
+{
+    let app = TestApp::start(&manifest(
+        r#"
+[[trigger.http]]
+route = "/..."
+component = "probe"
+[component.probe]
+source = "PROBE"
+sqlite_databases = ["default"]
+[component.probe.tool.vitrine]
+request_timeout_ms = 500
+"#,
+    ))
+    .await?;
+    let url = format!("{}/sqlite/default", app.url);
+    let run = |sql: &str| {
+        reqwest::Client::new()
+            .post(&url)
+            .json(&serde_json::json!({ "sql": sql, "params": [] }))
+            .send()
+    };
+    assert_eq!(run("CREATE TABLE t (x INTEGER)").await?.status(), 200);
+
+    // An endless write: it holds the database's write lock for as long as it runs.
+    let started = Instant::now();
+    let endless = run(
+        "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+         SELECT x FROM c",
+    )
+    .await?;
+    let status = endless.status().as_u16();
+    let body = endless.text().await?;
+    // Either the guest saw its statement interrupted (and said so) or the deadline answered.
+    assert!(
+        (status == 500 && body.contains("interrupted")) || status == 504,
+        "{status}: {body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The statement is gone: the lock is free at once and its rows were rolled back.
+    let next = run("INSERT INTO t VALUES (7)").await?;
+    assert_eq!(next.status(), 200, "{}", next.text().await?);
+    let rows: serde_json::Value = run("SELECT count(*), max(x) FROM t").await?.json().await?;
+    assert_eq!(rows["rows"], serde_json::json!([[1, 7]]));
+    Ok(())
+}

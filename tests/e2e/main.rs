@@ -8,4 +8,5 @@ mod limits;
 mod manifest_errors;
 mod nn;
 mod routing;
+mod spin_compat;
 mod triton_client;

@@ -280,13 +280,30 @@ pub fn live_transactions() -> Vec<vitrine_fraud::schema::Transaction> {
     bank.transactions[cut..].to_vec()
 }
 
+/// The `admin_token` of [`webhook_manifest`]: the bearer token of `/api/aml/alerts`.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// GETs `/api/aml/alerts` (with `query`) of `app_url` as the compliance team does, with the
+/// bearer token of [`webhook_manifest`]; returns the status and JSON body.
+pub async fn get_alerts(app_url: &str, query: &str) -> Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .get(format!("{app_url}/api/aml/alerts{query}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await?))
+}
+
 /// A manifest serving the `fraud-webhook` guest (`/webhooks/transactions`, `/api/aml/...`)
-/// with `secrets` as its `webhook_secrets` and the function's default thresholds.
+/// with `secrets` as its `webhook_secrets`, [`ADMIN_TOKEN`] as its `admin_token` and the
+/// function's default thresholds.
 pub fn webhook_manifest(secrets: &str) -> String {
     manifest(&format!(
         r#"
 [variables]
 webhook_secrets = {{ default = "{secrets}", secret = true }}
+admin_token = {{ default = "{ADMIN_TOKEN}", secret = true }}
 [[trigger.http]]
 route = "/webhooks/transactions"
 component = "fraud"
@@ -299,6 +316,7 @@ sqlite_databases = ["default"]
 ai_models = ["fraud-gnn"]
 [component.fraud.variables]
 webhook_secrets = "{{{{ webhook_secrets }}}}"
+admin_token = "{{{{ admin_token }}}}"
 "#
     ))
 }

@@ -46,6 +46,12 @@ pub struct ProductQuery {
 
 /// Largest page.
 pub const MAX_LIMIT: i64 = 100;
+/// Longest `q`, in characters: full-text cost grows with every prefix term.
+pub const MAX_QUERY_CHARS: usize = 200;
+/// Most words in `q`.
+pub const MAX_WORDS: usize = 12;
+/// Most values in one list filter (`category`, `colour`, `style`, `brand`).
+pub const MAX_LIST_VALUES: usize = 32;
 
 fn decode(text: &str) -> Result<String, QueryError> {
     let bytes = text.as_bytes();
@@ -121,12 +127,22 @@ impl ProductQuery {
                 "brand" => q.brands.extend(list(&value)),
                 "min_price" => q.min_price_cents = Some(price(&key, &value)?),
                 "max_price" => q.max_price_cents = Some(price(&key, &value)?),
-                "q" => q.words.extend(
-                    value
-                        .split(|c: char| !c.is_alphanumeric())
-                        .filter(|w| !w.is_empty())
-                        .map(str::to_lowercase),
-                ),
+                "q" => {
+                    if value.chars().count() > MAX_QUERY_CHARS {
+                        return Err(QueryError(format!(
+                            "`q` is longer than {MAX_QUERY_CHARS} characters"
+                        )));
+                    }
+                    q.words.extend(
+                        value
+                            .split(|c: char| !c.is_alphanumeric())
+                            .filter(|w| !w.is_empty())
+                            .map(str::to_lowercase),
+                    );
+                    if q.words.len() > MAX_WORDS {
+                        return Err(QueryError(format!("`q` has more than {MAX_WORDS} words")));
+                    }
+                }
                 "sort" => {
                     q.sort = match value.as_str() {
                         "relevance" => Sort::Relevance,
@@ -148,6 +164,18 @@ impl ProductQuery {
                         "unknown parameter `{other}`; use category, colour, style, brand, min_price, max_price, q, sort, limit, offset"
                     )))
                 }
+            }
+        }
+        for (name, values) in [
+            ("category", &q.categories),
+            ("colour", &q.colours),
+            ("style", &q.styles),
+            ("brand", &q.brands),
+        ] {
+            if values.len() > MAX_LIST_VALUES {
+                return Err(QueryError(format!(
+                    "`{name}` has more than {MAX_LIST_VALUES} values"
+                )));
             }
         }
         if let (Some(min), Some(max)) = (q.min_price_cents, q.max_price_cents) {
@@ -182,6 +210,10 @@ mod tests {
             ("sort=best", "sort"),
             ("colr=red", "colr"),
             ("min_price=5&max_price=1", "min_price"),
+            (format!("q={}", "ab ".repeat(13)).as_str(), "words"),
+            (format!("q={}", "a".repeat(201)).as_str(), "200 characters"),
+            (format!("q=a&q={}", "b ".repeat(12)).as_str(), "words"),
+            (format!("brand={}", "x,".repeat(33)).as_str(), "brand"),
         ] {
             let QueryError(message) = ProductQuery::parse(query).unwrap_err();
             assert!(message.contains(name), "{query}: {message}");

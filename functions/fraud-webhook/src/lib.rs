@@ -6,11 +6,14 @@
 //!   transaction again gets the recorded decision back without being scored twice.
 //!   Signatures are checked by [`vitrine_webhooks`].
 //! - `GET /api/aml/alerts[?limit=N&min_risk=R]`: accounts whose laundering risk reached the AML
-//!   threshold, riskiest first, with the detected pattern.
+//!   threshold, riskiest first, with the detected pattern. Compliance data: only for a caller
+//!   with `authorization: Bearer <admin_token>` (401 otherwise), so flagged accounts are never
+//!   shown to whoever reaches the port.
 //!
-//! Variables: `webhook_secrets` (one or more `whsec_…`, space-separated), `review_threshold`,
-//! `decline_threshold`, `aml_threshold`, `timestamp_tolerance_seconds`. A bad signature is a
-//! 401 and a bad payload a 400, both before anything is scored or stored.
+//! Variables: `webhook_secrets` (one or more `whsec_…`, space-separated), `admin_token`,
+//! `review_threshold`, `decline_threshold`, `aml_threshold`, `timestamp_tolerance_seconds`,
+//! `max_amount` (largest accepted amount, default 1e9). A
+//! bad signature is a 401 and a bad payload a 400, both before anything is scored or stored.
 
 mod payload;
 mod store;
@@ -47,6 +50,7 @@ struct Settings {
     decline: f64,
     aml: f64,
     tolerance: i64,
+    max_amount: f64,
 }
 
 fn number(name: &str, default: f64) -> Result<f64, String> {
@@ -67,6 +71,7 @@ fn settings() -> Result<Settings, String> {
         decline: number("decline_threshold", 0.9)?,
         aml: number("aml_threshold", 0.7)?,
         tolerance: number("timestamp_tolerance_seconds", 300.0)? as i64,
+        max_amount: number("max_amount", 1e9)?,
     };
     if !(0.0..=1.0).contains(&settings.review) || settings.decline < settings.review {
         return Err("thresholds must satisfy 0 ≤ review_threshold ≤ decline_threshold".into());
@@ -83,7 +88,10 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     };
     Ok(match (req.method(), path.as_str()) {
         (Method::Post, "/webhooks/transactions") => transaction(&req, &settings),
-        (Method::Get, "/api/aml/alerts") => alerts(&req, &settings),
+        (Method::Get, "/api/aml/alerts") => match authorized(&req) {
+            Ok(()) => alerts(&req, &settings),
+            Err(response) => response,
+        },
         (_, "/webhooks/transactions") => not_allowed(req.method(), "POST"),
         (_, "/api/aml/alerts") => not_allowed(req.method(), "GET"),
         _ => error(404, format!("no route {path}")),
@@ -94,6 +102,34 @@ fn not_allowed(method: &Method, allowed: &str) -> Response {
     let mut response = error(405, format!("{method} is not allowed; use {allowed}"));
     response.set_header("allow", allowed);
     response
+}
+
+/// Checks `authorization: Bearer <admin_token>` in constant time; the refusal is a 401 with
+/// `www-authenticate: Bearer`, or a 500 when no token is configured (never an open door).
+fn authorized(req: &Request) -> Result<(), Response> {
+    use subtle::ConstantTimeEq;
+    let expected = match spin_sdk::variables::get("admin_token") {
+        Ok(token) if !token.trim().is_empty() => token,
+        _ => return Err(error(500, "variable admin_token is not set")),
+    };
+    let given = header(req, "authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .unwrap_or_default()
+        .trim();
+    if bool::from(given.as_bytes().ct_eq(expected.trim().as_bytes())) {
+        return Ok(());
+    }
+    let message = if given.is_empty() {
+        "this endpoint needs `authorization: Bearer <admin_token>`"
+    } else {
+        "the bearer token is not valid"
+    };
+    let mut response = error(401, message);
+    response.set_header("www-authenticate", "Bearer");
+    Err(response)
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -123,7 +159,7 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         return response;
     }
     let webhook_id = webhook_id.unwrap_or_default();
-    let tx = match payload::parse(req.body()) {
+    let tx = match payload::parse(req.body(), store::now(), settings.max_amount) {
         Ok(tx) => tx,
         Err(message) => return error(400, message),
     };
@@ -140,9 +176,20 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         Ok(store::Recorded::New) => {}
         Err(e) => return error(503, format!("decision store unavailable: {e}")),
     }
+    // One scoring per transaction, however many copies arrive at once.
+    match store::with_tables(&db, |db| store::claim(db, &tx)) {
+        Ok(store::Claim::Claimed) => {}
+        Ok(store::Claim::Decided(decision)) => {
+            return json_response(200, with_duplicate(decision, true))
+        }
+        Ok(store::Claim::Pending) => return await_decision(&db, &tx),
+        Err(e) => return error(503, format!("decision store unavailable: {e}")),
+    }
     let scored = match score(&tx) {
         Ok(s) => s,
         Err(err) => {
+            // Nothing was decided: let a retry score it at once.
+            let _ = store::release(&db, &tx);
             let status = match err.code {
                 ErrorCode::InvalidArgument => 400,
                 ErrorCode::Timeout => 504,
@@ -158,6 +205,32 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         Ok((stored, first)) => json_response(200, with_duplicate(stored, !first)),
         Err(e) => error(503, format!("decision store unavailable: {e}")),
     }
+}
+
+/// How long a concurrent copy of a delivery waits for the first copy's decision.
+const AWAIT_DECISION: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Answers a copy of a delivery whose transaction another delivery is scoring: that
+/// decision once stored, else a 503 the sender retries (nothing is dropped).
+fn await_decision(db: &spin_sdk::sqlite::Connection, tx: &Transaction) -> Response {
+    let started = std::time::Instant::now();
+    while started.elapsed() < AWAIT_DECISION {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        match store::decision(db, &tx.id) {
+            Ok(Some(decision)) => return json_response(200, with_duplicate(decision, true)),
+            Ok(None) => {}
+            Err(e) => return error(503, format!("decision store unavailable: {e}")),
+        }
+    }
+    let mut response = error(
+        503,
+        format!(
+            "transaction {} is being scored by another delivery; retry",
+            tx.id
+        ),
+    );
+    response.set_header("retry-after", "1");
+    response
 }
 
 fn with_duplicate(mut decision: Value, duplicate: bool) -> Value {

@@ -7,8 +7,9 @@
 //!           "channel": "online", "device_id": "D000003"}}
 //! ```
 //!
-//! `data.timestamp` is RFC 3339 or Unix seconds; `device_id` and `currency` are optional.
-//! Every problem is reported with the field it concerns.
+//! `data.timestamp` is RFC 3339 or Unix seconds, from [`EARLIEST_TIME`] to a day after the
+//! server's clock; `amount` is at most the configured maximum; `device_id` and `currency` are
+//! optional. Every problem is reported with the field it concerns.
 
 use serde::Deserialize;
 
@@ -26,6 +27,10 @@ pub const CHANNELS: &[&str] = &[
 
 /// Longest id accepted (the model's tensors hold 64 bytes).
 pub const MAX_ID_BYTES: usize = 64;
+/// The earliest transaction time accepted: 2000-01-01T00:00:00Z.
+pub const EARLIEST_TIME: i64 = 946_684_800;
+/// How far after the server's clock a transaction time may be (clock skew, time zones).
+pub const FUTURE_SECONDS: i64 = 86_400;
 
 /// A validated transaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,8 +109,9 @@ fn id(value: Option<String>, field: &str, required: bool) -> Result<String, Stri
     Ok(value)
 }
 
-/// Parses and validates a delivery body.
-pub fn parse(body: &[u8]) -> Result<Transaction, String> {
+/// Parses and validates a delivery body received at `now` (Unix seconds); amounts above
+/// `max_amount` are refused.
+pub fn parse(body: &[u8], now: i64, max_amount: f64) -> Result<Transaction, String> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| format!("body is not a JSON object: {e}"))?;
     match envelope.kind.as_deref() {
@@ -138,6 +144,11 @@ pub fn parse(body: &[u8]) -> Result<Transaction, String> {
     if !amount.is_finite() || amount < 0.0 {
         return Err("data.amount must be a non-negative number".into());
     }
+    if amount > max_amount {
+        return Err(format!(
+            "data.amount {amount} is above the maximum of {max_amount} (variable max_amount)"
+        ));
+    }
     let channel = data.channel.ok_or("data.channel is required")?;
     let channel_code = match channel.as_str() {
         "atm" => CHANNELS.len() - 1,
@@ -156,7 +167,7 @@ pub fn parse(body: &[u8]) -> Result<Transaction, String> {
             "data.currency '{currency}' is not an ISO 4217 code"
         ));
     }
-    Ok(Transaction {
+    let tx = Transaction {
         id: id(data.transaction_id, "transaction_id", true)?,
         time,
         source: id(data.source, "source", true)?,
@@ -165,7 +176,14 @@ pub fn parse(body: &[u8]) -> Result<Transaction, String> {
         currency,
         channel_code,
         device_id: id(data.device_id, "device_id", false)?,
-    })
+    };
+    if !(EARLIEST_TIME..=now.saturating_add(FUTURE_SECONDS)).contains(&tx.time) {
+        return Err(format!(
+            "data.timestamp {} is outside the accepted window (from 2000-01-01 to a day from now)",
+            tx.time
+        ));
+    }
+    Ok(tx)
 }
 
 #[cfg(test)]
@@ -174,6 +192,13 @@ mod tests {
 
     fn body(data: &str) -> Vec<u8> {
         format!(r#"{{"type": "transaction.created", "data": {data}}}"#).into_bytes()
+    }
+
+    /// 2026-06-01, the clock the tests parse at.
+    const NOW: i64 = 1_780_272_000;
+
+    fn parse(body: &[u8]) -> Result<Transaction, String> {
+        super::parse(body, NOW, 1e9)
     }
 
     #[test]
@@ -227,6 +252,22 @@ mod tests {
             assert!(err.contains(field), "{err} should name {field}");
         }
         assert!(parse(b"not json").unwrap_err().contains("JSON"));
+        let at = |time: i64, amount: f64| {
+            body(&format!(
+                r#"{{"transaction_id": "T", "timestamp": {time}, "source": "A", "target": "B", "amount": {amount}, "channel": "online"}}"#
+            ))
+        };
+        // Times outside 2000-01-01 .. now + 1 day, and amounts over the maximum.
+        for (time, amount, says) in [
+            (EARLIEST_TIME - 1, 1.0, "data.timestamp"),
+            (NOW + FUTURE_SECONDS + 1, 1.0, "data.timestamp"),
+            (NOW, 1e9 + 1.0, "max_amount"),
+        ] {
+            let err = parse(&at(time, amount)).unwrap_err();
+            assert!(err.contains(says), "{err} should name {says}");
+        }
+        assert!(parse(&at(EARLIEST_TIME, 0.0)).is_ok());
+        assert!(parse(&at(NOW + FUTURE_SECONDS, 1e9)).is_ok());
         assert!(parse(br#"{"type": "order.created", "data": {}}"#)
             .unwrap_err()
             .contains("order.created"));

@@ -1,4 +1,9 @@
-//! Decisions, delivered webhook ids and AML alerts in the `default` SQLite database.
+//! Decisions, delivered webhook ids, scoring claims and AML alerts in the `default` SQLite
+//! database.
+//!
+//! A transaction is scored once even when copies are delivered concurrently: the first
+//! delivery [`claim`]s it, the others wait for its decision. A claim left by an instance that
+//! died (deadline, crash) expires after [`CLAIM_SECONDS`], so a retry can score it.
 
 use serde_json::{json, Value};
 use spin_sdk::sqlite::{Connection, Error, Value as Sql};
@@ -39,6 +44,11 @@ fn create_tables(db: &Connection) -> Result<(), Error> {
         &[],
     )?;
     db.execute(
+        "CREATE TABLE IF NOT EXISTS fraud_claims (
+            transaction_id TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL)",
+        &[],
+    )?;
+    db.execute(
         "CREATE TABLE IF NOT EXISTS aml_alerts (
             account_id TEXT PRIMARY KEY, risk REAL NOT NULL, pattern TEXT NOT NULL,
             transactions INTEGER NOT NULL, last_transaction_id TEXT NOT NULL,
@@ -54,7 +64,8 @@ pub enum Recorded {
     New,
     /// The decision recorded for this delivery or transaction.
     Decision(Value),
-    /// The transaction id was decided with different details.
+    /// The transaction id was decided with different details, or the webhook id was used
+    /// for another transaction.
     Conflict(String),
 }
 
@@ -85,10 +96,14 @@ pub fn recorded(db: &Connection, webhook_id: &str, tx: &Transaction) -> Result<R
         .rows()
         .next()
         .and_then(|r| r.get::<&str>("transaction_id").map(str::to_string));
-    if let Some(id) = replayed {
-        if let Some((_, decision)) = decision_of(db, &id)? {
-            return Ok(Recorded::Decision(decision));
-        }
+    // Standard Webhooks: one id, one message. An id reused for another transaction is a
+    // sender's mistake, answered 409 rather than with the other transaction's decision.
+    if let Some(id) = replayed.filter(|id| *id != tx.id) {
+        return Ok(Recorded::Conflict(format!(
+            "webhook-id {webhook_id} was already used for transaction {id}; \
+             send transaction {} with its own webhook-id",
+            tx.id
+        )));
     }
     Ok(match decision_of(db, &tx.id)? {
         Some((fingerprint, decision)) if fingerprint == tx.fingerprint() => {
@@ -114,9 +129,72 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Records a decision, the delivery and any AML alert in one transaction. If the transaction
-/// was recorded meanwhile (a concurrent delivery), keeps that one. Returns the stored decision
-/// and whether this call stored it.
+/// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back if it fails.
+fn in_transaction<T>(db: &Connection, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let result = f();
+    match &result {
+        Ok(_) => db.execute("COMMIT", &[])?,
+        Err(_) => db.execute("ROLLBACK", &[])?,
+    };
+    result
+}
+
+/// How long a claim holds off other deliveries of its transaction.
+pub const CLAIM_SECONDS: i64 = 30;
+
+/// Whether this delivery may score its transaction.
+pub enum Claim {
+    /// Yes: score it, then [`record`] (or [`release`] on failure).
+    Claimed,
+    /// Already decided: the stored decision.
+    Decided(Value),
+    /// Another delivery is scoring it right now.
+    Pending,
+}
+
+/// Claims `tx` for scoring, unless it is decided or claimed by a live delivery.
+pub fn claim(db: &Connection, tx: &Transaction) -> Result<Claim, Error> {
+    in_transaction(db, || {
+        if let Some((_, stored)) = decision_of(db, &tx.id)? {
+            return Ok(Claim::Decided(stored));
+        }
+        let at = now();
+        let claimed = db.execute(
+            "INSERT INTO fraud_claims (transaction_id, claimed_at) VALUES (?, ?)
+             ON CONFLICT(transaction_id) DO UPDATE SET claimed_at = excluded.claimed_at
+             WHERE claimed_at <= ? RETURNING transaction_id",
+            &[
+                text(&tx.id),
+                Sql::Integer(at),
+                Sql::Integer(at - CLAIM_SECONDS),
+            ],
+        )?;
+        Ok(if claimed.rows().next().is_some() {
+            Claim::Claimed
+        } else {
+            Claim::Pending
+        })
+    })
+}
+
+/// Gives up a claim (scoring failed), so a retry can score the transaction at once.
+pub fn release(db: &Connection, tx: &Transaction) -> Result<(), Error> {
+    db.execute(
+        "DELETE FROM fraud_claims WHERE transaction_id = ?",
+        &[text(&tx.id)],
+    )
+    .map(drop)
+}
+
+/// The decision of `transaction_id`, if one is stored.
+pub fn decision(db: &Connection, transaction_id: &str) -> Result<Option<Value>, Error> {
+    Ok(decision_of(db, transaction_id)?.map(|(_, decision)| decision))
+}
+
+/// Records a decision, the delivery and any AML alert in one transaction, and drops the
+/// claim. If the transaction was recorded meanwhile, keeps that one. Returns the stored
+/// decision and whether this call stored it.
 pub fn record(
     db: &Connection,
     webhook_id: &str,
@@ -125,11 +203,11 @@ pub fn record(
     scored: &Scored,
     aml_threshold: f64,
 ) -> Result<(Value, bool), Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = (|| {
+    in_transaction(db, || {
         if let Some((_, stored)) = decision_of(db, &tx.id)? {
             return Ok((stored, false));
         }
+        release(db, tx)?;
         let at = now();
         db.execute(
             "INSERT INTO fraud_decisions (transaction_id, fingerprint, decision, created_at) VALUES (?, ?, ?, ?)",
@@ -160,12 +238,7 @@ pub fn record(
             )?;
         }
         Ok((decision.clone(), true))
-    })();
-    match &result {
-        Ok(_) => db.execute("COMMIT", &[])?,
-        Err(_) => db.execute("ROLLBACK", &[])?,
-    };
-    result
+    })
 }
 
 /// Accounts at or above `min_risk`, riskiest first.

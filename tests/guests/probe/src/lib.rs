@@ -7,6 +7,8 @@
 //! - `/var/<name>` — a component variable;
 //! - `/env/<name>`, `/file/<path>` — environment and mounted files;
 //! - `/outbound?url=…` — GET another URL through outbound HTTP;
+//! - `/outbound-raw?url=…` — the same through `wasi:http/outgoing-handler` directly, reporting
+//!   whether an error came from `handle` itself or from the future response;
 //! - `/sleep?ms=N` — answer after N milliseconds;
 //! - `/print?<text>` — write the text to stdout and stderr;
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
@@ -57,6 +59,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
         ["outbound", ..] => outbound(&req).await,
+        ["outbound-raw", ..] => outbound_raw(&req),
         ["sleep", ..] => {
             let ms = req
                 .query()
@@ -193,13 +196,54 @@ fn sql(req: &Request, label: &str) -> Response {
     }
 }
 
-async fn outbound(req: &Request) -> Response {
-    let url = req
-        .query()
+/// The `url` query parameter.
+fn url_parameter(req: &Request) -> String {
+    req.query()
         .split('&')
         .find_map(|kv| kv.strip_prefix("url="))
         .unwrap_or_default()
-        .to_string();
+        .to_string()
+}
+
+/// GETs `http://authority/path` through `outgoing-handler.handle` and says at which step an
+/// error arrived: `handle` (returned at once) or `response` (the future resolved to it).
+fn outbound_raw(req: &Request) -> Response {
+    use spin_sdk::wit::wasi::http0_2_0::{outgoing_handler, types};
+    let url = url_parameter(req);
+    let rest = url.strip_prefix("http://").unwrap_or(&url);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let request = types::OutgoingRequest::new(types::Fields::new());
+    let _ = request.set_scheme(Some(&types::Scheme::Http));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => {
+            return respond(
+                200,
+                json!({ "step": "handle", "error": format!("{code:?}") }),
+            )
+        }
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => respond(
+            200,
+            json!({ "step": "response", "status": response.status() }),
+        ),
+        Some(Ok(Err(code))) => respond(
+            200,
+            json!({ "step": "response", "error": format!("{code:?}") }),
+        ),
+        other => respond(
+            500,
+            json!({ "step": "response", "error": format!("{other:?}") }),
+        ),
+    }
+}
+
+async fn outbound(req: &Request) -> Response {
+    let url = url_parameter(req);
     let request = Request::get(url.clone()).build();
     match spin_sdk::http::send::<_, Response>(request).await {
         Ok(response) => respond(

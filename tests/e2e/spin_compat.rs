@@ -1,0 +1,257 @@
+//! Behaviour that must match stock Spin byte for byte: store access order, the `spin-*` request
+//! headers, where an outbound denial surfaces, and no response headers of the runtime's own.
+//! Each test checks status, body and the exact set of response headers.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use vitrine_tests::{manifest, TestApp};
+
+/// Status, the exact set of response header names, and the JSON body.
+async fn fetch(request: reqwest::RequestBuilder) -> anyhow::Result<(u16, BTreeSet<String>, Value)> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let names = response
+        .headers()
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, names, body))
+}
+
+fn get(url: String) -> reqwest::RequestBuilder {
+    reqwest::Client::new().get(url)
+}
+
+/// What a spin-sdk response carries: the guest's `content-type`, plus what hyper adds for a
+/// body streamed from `wasi:http` without a length (as in Spin, which serves the same
+/// `wasi:http` bodies with hyper): `transfer-encoding` and `date`.
+fn guest_headers() -> BTreeSet<String> {
+    ["content-type", "transfer-encoding", "date"]
+        .map(String::from)
+        .into()
+}
+
+#[tokio::test]
+async fn an_unlisted_label_is_access_denied_whether_or_not_it_exists() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(
+        r#"
+[[trigger.http]]
+route = "/a/..."
+component = "a"
+[[trigger.http]]
+route = "/b/..."
+component = "b"
+[component.a]
+source = "PROBE"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+[component.b]
+source = "PROBE"
+key_value_stores = ["carts"]
+sqlite_databases = ["orders"]
+"#,
+    ))
+    .await?;
+    let denied = json!({ "error": "Error::AccessDenied" });
+    // `default` exists (component `a` lists it); `nowhere` is named by nobody: both denied.
+    for label in ["default", "nowhere"] {
+        let (status, headers, body) = fetch(get(format!("{}/b/kv/{label}/k", app.url))).await?;
+        assert_eq!((status, &body), (403, &denied), "key-value `{label}`");
+        assert_eq!(headers, guest_headers());
+        let (status, headers, body) = fetch(
+            reqwest::Client::new()
+                .post(format!("{}/b/sqlite/{label}", app.url))
+                .json(&json!({ "sql": "SELECT 1", "params": [] })),
+        )
+        .await?;
+        assert_eq!((status, &body), (403, &denied), "sqlite `{label}`");
+        assert_eq!(headers, guest_headers());
+    }
+    // A listed label opens.
+    let (status, _, body) = fetch(get(format!("{}/b/kv/carts/k", app.url))).await?;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "value": null, "exists": false }))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn path_match_headers_use_spins_names_and_keep_trailing_slashes() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(
+        r#"
+[[trigger.http]]
+route = "/items/:item_id/parts/:Part-No/..."
+component = "probe"
+[component.probe]
+source = "PROBE"
+"#,
+    ))
+    .await?;
+    let (status, headers, body) = fetch(
+        get(format!("{}/items/42/parts/x9/", app.url))
+            .header("spin-path-info", "/forged")
+            .header("spin-path-match-item-id", "forged")
+            .header("spin-custom", "kept"),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(headers, guest_headers());
+    let seen = &body["headers"];
+    // `:item_id` → `spin-path-match-item-id`; `:Part-No` → `spin-path-match-part-no`.
+    assert_eq!(seen["spin-path-match-item-id"], "42");
+    assert_eq!(seen["spin-path-match-part-no"], "x9");
+    assert_eq!(seen["spin-path-match-item_id"], Value::Null);
+    // The trailing slash is the path info, as Spin reports it; the runtime's value replaces
+    // the forged one, and a `spin-*` header the runtime does not set passes through (as in Spin).
+    assert_eq!(seen["spin-path-info"], "/");
+    assert_eq!(seen["spin-custom"], "kept");
+    assert_eq!(
+        seen["spin-matched-route"],
+        "/items/:item_id/parts/:Part-No/..."
+    );
+    assert_eq!(
+        seen["spin-component-route"],
+        "/items/:item_id/parts/:Part-No"
+    );
+    let spin_headers: BTreeSet<&str> = seen
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| k.starts_with("spin-"))
+        .collect();
+    assert_eq!(
+        spin_headers,
+        BTreeSet::from([
+            "spin-base-path",
+            "spin-client-addr",
+            "spin-component-route",
+            "spin-custom",
+            "spin-full-url",
+            "spin-matched-route",
+            "spin-path-info",
+            "spin-path-match-item-id",
+            "spin-path-match-part-no",
+            "spin-raw-component-route",
+        ])
+    );
+    let (_, _, body) = fetch(get(format!("{}/items/42/parts/x9/a/b/", app.url))).await?;
+    assert_eq!(body["headers"]["spin-path-info"], "/a/b/");
+    let (_, _, body) = fetch(get(format!("{}/items/42/parts/x9", app.url))).await?;
+    assert_eq!(body["headers"]["spin-path-info"], "");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_outbound_denial_arrives_with_the_response_not_from_handle() -> anyhow::Result<()> {
+    let upstream = TestApp::start(&manifest(
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"HELLO\"\n",
+    ))
+    .await?;
+    let authority = upstream.url.trim_start_matches("http://").to_string();
+    let app = TestApp::start(&manifest(&format!(
+        r#"
+[[trigger.http]]
+route = "/open/..."
+component = "open"
+[[trigger.http]]
+route = "/closed/..."
+component = "closed"
+[component.open]
+source = "PROBE"
+allowed_outbound_hosts = ["http://{authority}"]
+[component.closed]
+source = "PROBE"
+allowed_outbound_hosts = ["https://example.com"]
+"#
+    )))
+    .await?;
+    let target = format!("http://{authority}/x");
+    let (status, headers, body) =
+        fetch(get(format!("{}/closed/outbound-raw?url={target}", app.url))).await?;
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({ "step": "response", "error": "ErrorCode::HttpRequestDenied" })
+        )
+    );
+    assert_eq!(headers, guest_headers());
+    let (status, _, body) =
+        fetch(get(format!("{}/open/outbound-raw?url={target}", app.url))).await?;
+    assert_eq!(
+        (status, body),
+        (200, json!({ "step": "response", "status": 200 }))
+    );
+    Ok(())
+}
+
+const HELLO: &str = r#"
+[[trigger.http]]
+route = "/..."
+component = "hello"
+[component.hello]
+source = "HELLO"
+"#;
+
+#[tokio::test]
+async fn the_runtime_adds_no_response_header_unless_asked() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(HELLO)).await?;
+    let (status, headers, body) = fetch(get(format!("{}/hi", app.url))).await?;
+    assert_eq!((status, body), (200, json!("Hello, Vitrine!\n")));
+    assert_eq!(headers, guest_headers());
+
+    let text = manifest(&format!(
+        "[application.tool.vitrine]\nrequest_id_header = \"x-request-id\"\n{HELLO}"
+    ));
+    let app = TestApp::start(&text).await?;
+    let response = get(format!("{}/hi", app.url)).send().await?;
+    let id = response.headers()["x-request-id"].to_str()?.to_string();
+    assert!(!id.is_empty());
+    let names: BTreeSet<String> = response
+        .headers()
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    let mut expected = guest_headers();
+    expected.insert("x-request-id".into());
+    assert_eq!(names, expected);
+    // Each request gets its own id.
+    let again = get(format!("{}/hi", app.url)).send().await?;
+    assert_ne!(again.headers()["x-request-id"].to_str()?, id);
+
+    let bad = manifest(&format!(
+        "[application.tool.vitrine]\nrequest_id_header = \"bad header\"\n{HELLO}"
+    ));
+    let err = TestApp::start(&bad).await.err().expect("invalid name");
+    assert!(format!("{err:#}").contains("request_id_header"), "{err:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_taken_admin_port_is_named_as_the_admin_address() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, manifest(HELLO))?;
+    let config = vitrine_runtime::RuntimeConfig {
+        state_dir: dir.path().join(".vitrine"),
+        max_instances: 4,
+        ..Default::default()
+    };
+    let app = vitrine_runtime::App::load(&vitrine_runtime::Manifest::load(&path)?, &config)?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let admin = taken.local_addr()?;
+    let free: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+    let err = vitrine_runtime::Server::bind(app, free, Some(admin))
+        .await
+        .err()
+        .expect("the admin port is taken")
+        .to_string();
+    assert!(err.contains(&admin.to_string()), "{err}");
+    assert!(err.contains("admin"), "{err}");
+    Ok(())
+}
