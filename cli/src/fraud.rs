@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use vitrine_fraud::graph::Event;
-use vitrine_fraud::scorer::Scorer;
 use vitrine_fraud::training::{Prepared, TrainOptions};
 use vitrine_fraud::GenerateConfig;
 
@@ -159,8 +158,7 @@ fn train(args: TrainArgs) -> Result<()> {
         &model,
         &varmap,
         &prepared.events,
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     println!(
         "trained {} on {} transactions in {:.1} s; installed as {}",
         args.name,
@@ -185,22 +183,13 @@ pub struct ScoreArgs {
 }
 
 fn score(args: ScoreArgs) -> Result<()> {
-    use vitrine_worker::backend::WEIGHTS_FILE;
-    use vitrine_worker::models::fraud_gnn::HISTORY_FILE;
     anyhow::ensure!(
         args.model.is_dir(),
         "the model folder {} does not exist",
         args.model.display()
     );
-    let version = vitrine_worker::repository::latest_version(&args.model)
-        .with_context(|| format!("{} has no numbered version folder", args.model.display()))?;
-    let dir = args.model.join(version.to_string());
-    let history = dir.join(HISTORY_FILE);
-    let mut scorer = Scorer::open(
-        &dir.join(WEIGHTS_FILE),
-        history.exists().then_some(history.as_path()),
-        None,
-    )?;
+    let (version, mut scorer) = vitrine_worker::models::fraud_gnn::open_latest(&args.model, None)
+        .map_err(anyhow::Error::msg)?;
     eprintln!(
         "model {} version {version}, graph of {} transactions from its training",
         args.model.display(),

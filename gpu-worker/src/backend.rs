@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::Device;
 
 use crate::config::ModelConfig;
 use crate::error::InferError;
-use crate::models::{self, Network};
-use crate::tensor::{DataType, Tensor};
+use crate::models;
+use crate::tensor::Tensor;
 
 /// Loads models of one kind onto one device.
 pub trait Backend: Send + Sync {
@@ -48,7 +47,7 @@ pub fn init_cpu_threads() {
     }
 }
 
-/// candle on the CPU: networks from [`crate::models`], weights from `model.safetensors`.
+/// candle on the CPU: every architecture of [`models::ARCHITECTURES`].
 pub struct CandleCpu {
     device: Device,
     state_dir: Option<PathBuf>,
@@ -71,71 +70,17 @@ impl Backend for CandleCpu {
         config: &ModelConfig,
         version_dir: &Path,
     ) -> Result<Arc<dyn ModelInstance>, String> {
-        if config.architecture == "fraud-gnn" {
-            let model = version_dir
-                .parent()
-                .and_then(|d| d.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let live = self
-                .state_dir
-                .as_ref()
-                .map(|s| s.join("graphs").join(format!("{model}.sqlite")));
-            return models::fraud_gnn::load(config, version_dir, live);
-        }
-        if config.inputs.len() != 1 || config.outputs.len() != 1 {
-            return Err(format!(
-                "the '{}' architecture takes one input and one output",
-                config.architecture
-            ));
-        }
-        if config.inputs[0].datatype != DataType::F32 || config.outputs[0].datatype != DataType::F32
-        {
-            return Err("candle models take and return FP32".into());
-        }
-        let path = version_dir.join(WEIGHTS_FILE);
-        let weights = candle_core::safetensors::load(&path, &self.device)
-            .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &self.device);
-        let network = models::build(config, vb)?;
-        Ok(Arc::new(CandleModel {
-            network,
-            device: self.device.clone(),
-            output: config.outputs[0].name.clone(),
-            batched: config.max_batch_size > 0,
-        }))
-    }
-}
-
-/// A classifier network whose logits are turned into probabilities.
-struct CandleModel {
-    network: Box<dyn Network>,
-    device: Device,
-    output: String,
-    batched: bool,
-}
-
-impl ModelInstance for CandleModel {
-    fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
-        let failed =
-            |e: candle_core::Error| InferError::Compute(format!("model computation failed: {e}"));
-        let input = &inputs[0];
-        let mut xs =
-            candle_core::Tensor::from_vec(input.to_f32(), input.shape.as_slice(), &self.device)
-                .map_err(failed)?;
-        if !self.batched {
-            xs = xs.unsqueeze(0).map_err(failed)?;
-        }
-        let logits = self.network.forward(&xs).map_err(failed)?;
-        let mut probs = candle_nn::ops::softmax_last_dim(&logits).map_err(failed)?;
-        if !self.batched {
-            probs = probs.squeeze(0).map_err(failed)?;
-        }
-        let shape = probs.dims().to_vec();
-        let values = probs
-            .flatten_all()
-            .and_then(|p| p.to_vec1::<f32>())
-            .map_err(failed)?;
-        Ok(vec![Tensor::from_f32(self.output.clone(), shape, &values)?])
+        let load = models::loader(&config.architecture)?;
+        let model = version_dir
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let context = models::LoadContext {
+            device: &self.device,
+            model: &model,
+            state_dir: self.state_dir.as_deref(),
+        };
+        load(&context, config, version_dir)
     }
 }

@@ -48,3 +48,10 @@ impl InferError {
         }
     }
 }
+
+impl From<vitrine_oip::OipError> for InferError {
+    /// A request that breaks the protocol is the client's error (HTTP 400).
+    fn from(err: vitrine_oip::OipError) -> Self {
+        InferError::Invalid(err.to_string())
+    }
+}

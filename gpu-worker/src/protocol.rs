@@ -1,42 +1,20 @@
-//! The Open Inference Protocol (KServe v2) inference messages: JSON bodies, the binary tensor
-//! data extension, and validation of a request against a model's configuration.
+//! The worker's side of the Open Inference Protocol (KServe v2) inference messages: a request
+//! decoded with [`vitrine_oip`] and validated against the model's configuration, and the
+//! response encoded with the outputs the request asked for.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::time::Duration;
+
+use vitrine_oip::binary::{split_body, take_binary};
+use vitrine_oip::messages::{
+    binary_data_size, InferenceRequest, InferenceResponse, Parameters, RequestInput, RequestOutput,
+    ResponseOutput,
+};
 
 use crate::config::{ModelConfig, TensorSpec};
 use crate::error::InferError;
 use crate::tensor::{DataType, Tensor};
 
-/// Header giving the length of the JSON part of a body that carries binary tensors.
-pub const HEADER_LENGTH: &str = "inference-header-content-length";
-
-#[derive(Deserialize)]
-struct InferRequestJson {
-    id: Option<String>,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-    inputs: Vec<InputJson>,
-    outputs: Option<Vec<RequestedOutputJson>>,
-}
-
-#[derive(Deserialize)]
-struct InputJson {
-    name: String,
-    shape: Vec<i64>,
-    datatype: String,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-    data: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct RequestedOutputJson {
-    name: String,
-    #[serde(default)]
-    parameters: Map<String, Value>,
-}
+pub use vitrine_oip::HEADER_LENGTH;
 
 /// A decoded and validated inference request.
 pub struct InferRequest {
@@ -59,17 +37,8 @@ pub fn decode_request(
     header_length: Option<usize>,
     config: &ModelConfig,
 ) -> Result<InferRequest, InferError> {
-    let (json, mut binary) = match header_length {
-        Some(n) if n > body.len() => {
-            return Err(InferError::Invalid(format!(
-                "Inference-Header-Content-Length is {n} but the body has only {} bytes",
-                body.len()
-            )))
-        }
-        Some(n) => body.split_at(n),
-        None => (body, &[][..]),
-    };
-    let request: InferRequestJson = serde_json::from_slice(json)
+    let (json, binary) = split_body(body, header_length)?;
+    let request: InferenceRequest = serde_json::from_slice(json)
         .map_err(|e| InferError::Invalid(format!("invalid inference request JSON: {e}")))?;
     let binary_output_default =
         bool_param(&request.parameters, "binary_data_output")?.unwrap_or(false);
@@ -79,9 +48,21 @@ pub fn decode_request(
     let timeout = uint_param(&request.parameters, "timeout")?
         .filter(|t| *t > 0)
         .map(Duration::from_micros);
+    let inputs = order_inputs(decode_inputs(request.inputs, binary)?, config)?;
+    let outputs = requested_outputs(request.outputs, binary_output_default, config)?;
+    Ok(InferRequest {
+        id: request.id,
+        inputs,
+        outputs,
+        priority,
+        timeout,
+    })
+}
 
-    let mut decoded = Vec::with_capacity(request.inputs.len());
-    for input in request.inputs {
+/// The request's tensors, from JSON `data` or from the binary part, which they must use up.
+fn decode_inputs(inputs: Vec<RequestInput>, mut binary: &[u8]) -> Result<Vec<Tensor>, InferError> {
+    let mut decoded = Vec::with_capacity(inputs.len());
+    for input in inputs {
         let datatype = DataType::parse(&input.datatype)?;
         let shape = input
             .shape
@@ -94,21 +75,11 @@ pub fn decode_request(
                     input.name, input.shape
                 ))
             })?;
-        let tensor = match (
-            uint_param(&input.parameters, "binary_data_size")?,
-            &input.data,
-        ) {
+        let size = binary_data_size(&input.parameters)
+            .map_err(|e| InferError::Invalid(format!("input '{}': {e}", input.name)))?;
+        let tensor = match (size, &input.data) {
             (Some(size), _) => {
-                let size = size as usize;
-                if size > binary.len() {
-                    return Err(InferError::Invalid(format!(
-                        "input '{}': binary_data_size {size} exceeds the {} binary bytes left in the body",
-                        input.name,
-                        binary.len()
-                    )));
-                }
-                let (data, rest) = binary.split_at(size);
-                binary = rest;
+                let data = take_binary(&mut binary, size, &input.name)?;
                 Tensor::new(input.name, datatype, shape, data.to_vec())?
             }
             (None, Some(data)) => Tensor::from_json(&input.name, datatype, shape, data)?,
@@ -127,42 +98,41 @@ pub fn decode_request(
             binary.len()
         )));
     }
-    let inputs = order_inputs(decoded, config)?;
+    Ok(decoded)
+}
 
-    let outputs = match request.outputs {
-        None => config
+/// The outputs to return and whether each goes in binary: those asked for, else all.
+fn requested_outputs(
+    requested: Option<Vec<RequestOutput>>,
+    binary_default: bool,
+    config: &ModelConfig,
+) -> Result<Vec<(String, bool)>, InferError> {
+    let Some(requested) = requested else {
+        return Ok(config
             .outputs
             .iter()
-            .map(|o| (o.name.clone(), binary_output_default))
-            .collect(),
-        Some(requested) => requested
-            .into_iter()
-            .map(|o| {
-                if !config.outputs.iter().any(|spec| spec.name == o.name) {
-                    return Err(InferError::Invalid(format!(
-                        "unknown output '{}' (the model has: {})",
-                        o.name,
-                        names(&config.outputs)
-                    )));
-                }
-                if o.parameters.contains_key("classification") {
-                    return Err(InferError::Invalid(
-                        "the classification extension is not supported".into(),
-                    ));
-                }
-                let binary =
-                    bool_param(&o.parameters, "binary_data")?.unwrap_or(binary_output_default);
-                Ok((o.name, binary))
-            })
-            .collect::<Result<_, _>>()?,
+            .map(|o| (o.name.clone(), binary_default))
+            .collect());
     };
-    Ok(InferRequest {
-        id: request.id,
-        inputs,
-        outputs,
-        priority,
-        timeout,
-    })
+    requested
+        .into_iter()
+        .map(|o| {
+            if !config.outputs.iter().any(|spec| spec.name == o.name) {
+                return Err(InferError::Invalid(format!(
+                    "unknown output '{}' (the model has: {})",
+                    o.name,
+                    names(&config.outputs)
+                )));
+            }
+            if o.parameters.contains_key("classification") {
+                return Err(InferError::Invalid(
+                    "the classification extension is not supported".into(),
+                ));
+            }
+            let binary = bool_param(&o.parameters, "binary_data")?.unwrap_or(binary_default);
+            Ok((o.name, binary))
+        })
+        .collect()
 }
 
 /// Matches inputs to the configuration by name and checks datatypes and shapes.
@@ -241,15 +211,6 @@ pub fn expected_shape(spec: &TensorSpec, max_batch_size: usize) -> Vec<i64> {
     }
 }
 
-#[derive(Serialize)]
-struct InferResponseJson<'a> {
-    model_name: &'a str,
-    model_version: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    outputs: Vec<Value>,
-}
-
 /// An encoded response body, and the JSON length when binary tensors follow it.
 pub struct EncodedResponse {
     /// The body.
@@ -266,28 +227,32 @@ pub fn encode_response(
     outputs: Vec<Tensor>,
 ) -> Result<EncodedResponse, InferError> {
     let mut binary = Vec::new();
-    let mut json_outputs = Vec::new();
+    let mut json_outputs = Vec::with_capacity(request.outputs.len());
     for (name, as_binary) in &request.outputs {
         let tensor = outputs.iter().find(|t| &t.name == name).ok_or_else(|| {
             InferError::Compute(format!("the model did not produce output '{name}'"))
         })?;
-        let mut out = serde_json::json!({
-            "name": tensor.name,
-            "datatype": tensor.datatype.name(),
-            "shape": tensor.shape,
-        });
+        let mut out = ResponseOutput {
+            name: tensor.name.clone(),
+            datatype: tensor.datatype.name().into(),
+            shape: tensor.shape.iter().map(|d| *d as u64).collect(),
+            parameters: Parameters::new(),
+            data: None,
+        };
         if *as_binary {
-            out["parameters"] = serde_json::json!({ "binary_data_size": tensor.data.len() });
+            out.parameters
+                .insert("binary_data_size".into(), tensor.data.len().into());
             binary.extend_from_slice(&tensor.data);
         } else {
-            out["data"] = tensor.to_json();
+            out.data = Some(tensor.to_json()?);
         }
         json_outputs.push(out);
     }
-    let response = InferResponseJson {
-        model_name: model,
-        model_version: version.to_string(),
+    let response = InferenceResponse {
+        model_name: model.into(),
+        model_version: Some(version.to_string()),
         id: request.id.clone(),
+        parameters: Parameters::new(),
         outputs: json_outputs,
     };
     let mut body = serde_json::to_vec(&response).expect("response JSON serializes");
@@ -307,7 +272,7 @@ fn names(specs: &[TensorSpec]) -> String {
         .join(", ")
 }
 
-fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, InferError> {
+fn bool_param(params: &Parameters, name: &str) -> Result<Option<bool>, InferError> {
     params
         .get(name)
         .map(|v| {
@@ -317,7 +282,7 @@ fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, I
         .transpose()
 }
 
-fn uint_param(params: &Map<String, Value>, name: &str) -> Result<Option<u64>, InferError> {
+fn uint_param(params: &Parameters, name: &str) -> Result<Option<u64>, InferError> {
     params
         .get(name)
         .map(|v| {

@@ -278,6 +278,48 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// Why a model version could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install a model version at {path}: {message}")]
+pub struct InstallError {
+    /// The folder or file that could not be written.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Installs the next version of `<repository>/<name>`, the one way every model is written:
+/// `write` fills a staging folder, which is renamed into place as `<latest + 1>/`, so a watching
+/// worker never sees half a version. `config` becomes the model's `config.toml` if it has none.
+/// Returns the version folder.
+pub fn install_version(
+    repository: &Path,
+    name: &str,
+    config: &str,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, InstallError> {
+    let model_dir = repository.join(name);
+    let version = latest_version(&model_dir).unwrap_or(0) + 1;
+    let staging = model_dir.join(format!(".staging-{version}"));
+    let fail = |path: &Path, message: String| InstallError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, e.to_string()))?;
+    if let Err(message) = write(&staging) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(fail(&staging, message));
+    }
+    let config_path = model_dir.join("config.toml");
+    if !config_path.exists() {
+        std::fs::write(&config_path, config).map_err(|e| fail(&config_path, e.to_string()))?;
+    }
+    let version_dir = model_dir.join(version.to_string());
+    std::fs::rename(&staging, &version_dir).map_err(|e| fail(&version_dir, e.to_string()))?;
+    Ok(version_dir)
+}
+
 /// The highest numbered version folder in a model folder, if any.
 pub fn latest_version(dir: &Path) -> Option<u64> {
     std::fs::read_dir(dir)

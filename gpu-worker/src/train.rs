@@ -24,13 +24,8 @@ pub enum TrainError {
     #[error("training failed: {0}")]
     Candle(#[from] candle_core::Error),
     /// Writing the repository failed.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file or folder.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Install(#[from] crate::repository::InstallError),
     /// The built-in configuration does not build.
     #[error("invalid built-in model: {0}")]
     Config(String),
@@ -162,15 +157,11 @@ pub fn write_builtin_repository(
             report.train_score * 100.0,
             report.seconds
         ));
-        let model_dir = dir.join(name);
-        let version_dir = model_dir.join("1");
-        std::fs::create_dir_all(&version_dir)
-            .map_err(|source| write_error(&version_dir, source))?;
-        // Weights first, config last: a watching worker sees a complete model when the config appears.
-        varmap.save(version_dir.join(crate::backend::WEIGHTS_FILE))?;
-        let config_path = model_dir.join("config.toml");
-        std::fs::write(&config_path, config_text)
-            .map_err(|source| write_error(&config_path, source))?;
+        crate::repository::install_version(dir, name, config_text, |staging| {
+            varmap
+                .save(staging.join(crate::backend::WEIGHTS_FILE))
+                .map_err(|e| e.to_string())
+        })?;
         reports.push(report);
     }
     reports.push(write_fraud_model(dir, seed, &mut progress)?);
@@ -229,16 +220,8 @@ fn write_fraud_model(
         train_rows: cut,
         seconds: started.elapsed().as_secs_f32(),
     };
-    crate::models::fraud_gnn::install(dir, "fraud-gnn", &model, &varmap, &data.events[..cut])
-        .map_err(TrainError::Config)?;
+    crate::models::fraud_gnn::install(dir, "fraud-gnn", &model, &varmap, &data.events[..cut])?;
     Ok(report)
-}
-
-fn write_error(path: &Path, source: std::io::Error) -> TrainError {
-    TrainError::Write {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 /// Seeded weights: Kaiming-uniform for weights, zeros for biases (candle's own init is unseeded).

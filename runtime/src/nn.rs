@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::nn::wasi::nn::{errors, graph, inference, tensor};
-use crate::nn_pool::{PoolError, PoolTensor, WorkerPool};
+use crate::nn_pool::{PoolError, Tensor, WorkerPool};
 
 use errors::ErrorCode;
 use tensor::TensorType;
@@ -87,39 +87,7 @@ impl NnView<'_> {
     }
 }
 
-fn datatype(ty: TensorType) -> &'static str {
-    match ty {
-        TensorType::Fp16 => "FP16",
-        TensorType::Fp32 => "FP32",
-        TensorType::Fp64 => "FP64",
-        TensorType::Bf16 => "BF16",
-        TensorType::U8 => "UINT8",
-        TensorType::I32 => "INT32",
-        TensorType::I64 => "INT64",
-    }
-}
-
-fn tensor_type(datatype: &str) -> Option<TensorType> {
-    Some(match datatype {
-        "FP16" => TensorType::Fp16,
-        "FP32" => TensorType::Fp32,
-        "FP64" => TensorType::Fp64,
-        "BF16" => TensorType::Bf16,
-        "UINT8" | "BOOL" => TensorType::U8,
-        "INT32" => TensorType::I32,
-        "INT64" => TensorType::I64,
-        _ => return None,
-    })
-}
-
-fn element_size(ty: TensorType) -> usize {
-    match ty {
-        TensorType::U8 => 1,
-        TensorType::Fp16 | TensorType::Bf16 => 2,
-        TensorType::Fp32 | TensorType::I32 => 4,
-        TensorType::Fp64 | TensorType::I64 => 8,
-    }
-}
+vitrine_oip::wasi_nn_tensor_types!(TensorType);
 
 impl tensor::Host for NnView<'_> {}
 
@@ -216,29 +184,16 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         for (name, handle) in inputs {
             // The list passes ownership of each tensor to the host.
             let tensor = self.table.delete(handle)?;
-            let expected = tensor
-                .dimensions
-                .iter()
-                .map(|d| *d as usize)
-                .product::<usize>()
-                * element_size(tensor.ty);
-            if tensor.data.len() != expected {
-                return self.fail(
-                    ErrorCode::InvalidArgument,
-                    format!(
-                        "tensor '{name}': dimensions {:?} of {} need {expected} bytes, got {}",
-                        tensor.dimensions,
-                        datatype(tensor.ty),
-                        tensor.data.len()
-                    ),
-                );
-            }
-            tensors.push(PoolTensor {
+            let tensor = Tensor {
                 name,
-                datatype: datatype(tensor.ty).to_string(),
-                shape: tensor.dimensions.iter().map(|d| *d as u64).collect(),
+                datatype: to_oip(tensor.ty),
+                shape: tensor.dimensions.iter().map(|d| u64::from(*d)).collect(),
                 data: tensor.data,
-            });
+            };
+            if let Err(e) = tensor.check() {
+                return self.fail(ErrorCode::InvalidArgument, e.to_string());
+            }
+            tensors.push(tensor);
         }
         let Some(pool) = self.access.pool.clone() else {
             return self.fail(
@@ -252,16 +207,18 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         };
         let mut named = Vec::with_capacity(outputs.len());
         for out in outputs {
-            let Some(ty) = tensor_type(&out.datatype) else {
+            let (Some(ty), Ok(dimensions)) = (
+                from_oip(out.datatype),
+                out.shape.iter().map(|d| u32::try_from(*d)).collect(),
+            ) else {
                 return self.fail(
                     ErrorCode::RuntimeError,
                     format!(
-                        "output '{}' has datatype {}, which wasi:nn cannot carry",
-                        out.name, out.datatype
+                        "output '{}' ({} {:?}) cannot be carried by wasi:nn",
+                        out.name, out.datatype, out.shape
                     ),
                 );
             };
-            let dimensions = out.shape.iter().map(|d| *d as u32).collect();
             let resource = self.table.push(TensorData {
                 dimensions,
                 ty,

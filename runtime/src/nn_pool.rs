@@ -21,9 +21,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
+use vitrine_oip::binary::{decode_response, encode_request};
+use vitrine_oip::HEADER_LENGTH;
 
-/// Header giving the JSON length of a body followed by binary tensors.
-const HEADER_LENGTH: &str = "inference-header-content-length";
+pub use vitrine_oip::{DataType, Tensor};
 
 /// Why a pool call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,19 +44,6 @@ pub enum PoolError {
     /// No worker could answer, or a worker failed.
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// A tensor sent to or received from a worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolTensor {
-    /// Input or output name.
-    pub name: String,
-    /// Protocol datatype.
-    pub datatype: String,
-    /// Shape.
-    pub shape: Vec<u64>,
-    /// Row-major little-endian bytes.
-    pub data: Vec<u8>,
 }
 
 /// Settings of the pool.
@@ -109,7 +97,7 @@ impl PoolMetrics {
     }
 }
 
-fn outcome(result: &Result<Vec<PoolTensor>, PoolError>) -> &'static str {
+fn outcome(result: &Result<Vec<Tensor>, PoolError>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(PoolError::Invalid(_)) => "invalid",
@@ -262,11 +250,7 @@ impl WorkerPool {
     }
 
     /// Runs `model` on `inputs` on the least busy healthy worker and returns every output.
-    pub async fn infer(
-        &self,
-        model: &str,
-        inputs: Vec<PoolTensor>,
-    ) -> Result<Vec<PoolTensor>, PoolError> {
+    pub async fn infer(&self, model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PoolError> {
         let started = Instant::now();
         let result = self.infer_once(model, inputs).await;
         let labels = CallLabels {
@@ -282,29 +266,14 @@ impl WorkerPool {
         result
     }
 
-    async fn infer_once(
-        &self,
-        model: &str,
-        inputs: Vec<PoolTensor>,
-    ) -> Result<Vec<PoolTensor>, PoolError> {
+    async fn infer_once(&self, model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, PoolError> {
         let deadline = Instant::now() + self.options.timeout;
-        let header = json!({
-            "inputs": inputs.iter().map(|t| json!({
-                "name": t.name,
-                "datatype": t.datatype,
-                "shape": t.shape,
-                "parameters": { "binary_data_size": t.data.len() },
-            })).collect::<Vec<_>>(),
-            "parameters": {
-                "binary_data_output": true,
-                "timeout": self.options.timeout.as_micros() as u64,
-            },
-        });
-        let mut body = serde_json::to_vec(&header).expect("request JSON serializes");
-        let header_length = body.len();
-        for t in &inputs {
-            body.extend_from_slice(&t.data);
-        }
+        let mut parameters = vitrine_oip::messages::Parameters::new();
+        parameters.insert(
+            "timeout".into(),
+            json!(self.options.timeout.as_micros() as u64),
+        );
+        let (body, header_length) = encode_request(&inputs, parameters);
         let path = format!("/v2/models/{model}/infer");
         let (length, response) = self
             .call(
@@ -315,7 +284,9 @@ impl WorkerPool {
                 deadline,
             )
             .await?;
-        decode_outputs(&response, length)
+        decode_response(&response, length).map_err(|e| {
+            PoolError::Unavailable(format!("worker sent an invalid inference response: {e}"))
+        })
     }
 
     /// Sends a request, retrying on other workers while they fail before answering.
@@ -435,49 +406,4 @@ impl WorkerPool {
             .to_bytes();
         Ok((status, length, body))
     }
-}
-
-fn decode_outputs(body: &[u8], header_length: Option<usize>) -> Result<Vec<PoolTensor>, PoolError> {
-    let bad = |what: String| {
-        PoolError::Unavailable(format!("worker sent an invalid inference response: {what}"))
-    };
-    let split = header_length.unwrap_or(body.len());
-    if split > body.len() {
-        return Err(bad("header length beyond the body".into()));
-    }
-    let (json, mut binary) = body.split_at(split);
-    let response: Value = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
-    let outputs = response["outputs"]
-        .as_array()
-        .ok_or_else(|| bad("no outputs".into()))?;
-    outputs
-        .iter()
-        .map(|out| {
-            let name = out["name"]
-                .as_str()
-                .ok_or_else(|| bad("output without a name".into()))?
-                .to_string();
-            let datatype = out["datatype"]
-                .as_str()
-                .ok_or_else(|| bad(format!("output '{name}' has no datatype")))?
-                .to_string();
-            let shape: Vec<u64> =
-                serde_json::from_value(out["shape"].clone()).map_err(|e| bad(e.to_string()))?;
-            let size = out["parameters"]["binary_data_size"]
-                .as_u64()
-                .ok_or_else(|| bad(format!("output '{name}' is not binary")))?
-                as usize;
-            if size > binary.len() {
-                return Err(bad(format!("output '{name}' runs past the body")));
-            }
-            let (data, rest) = binary.split_at(size);
-            binary = rest;
-            Ok(PoolTensor {
-                name,
-                datatype,
-                shape,
-                data: data.to_vec(),
-            })
-        })
-        .collect()
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use serde_json::json;
-use vitrine_runtime::nn_pool::{PoolOptions, PoolTensor, WorkerPool};
+use vitrine_runtime::nn_pool::{self, DataType, PoolOptions, WorkerPool};
 use vitrine_tests::{manifest, post_json, TestApp, TestWorker};
 
 const FEATURES: usize = 256;
@@ -100,9 +100,9 @@ async fn run() -> anyhow::Result<()> {
     );
 
     // The same call from native code, without the guest and its bindings: the pool + worker share.
-    let tensor = PoolTensor {
+    let tensor = nn_pool::Tensor {
         name: "x".into(),
-        datatype: "FP32".into(),
+        datatype: DataType::F32,
         shape: vec![1, FEATURES as u64],
         data: (0..FEATURES).flat_map(|_| 0.25f32.to_le_bytes()).collect(),
     };

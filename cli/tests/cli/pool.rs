@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vitrine_runtime::nn_pool::{PoolError, PoolOptions, PoolTensor, WorkerPool};
+use vitrine_runtime::nn_pool::{DataType, PoolError, PoolOptions, Tensor, WorkerPool};
 
 struct WorkerProcess {
     child: Child,
@@ -71,13 +71,13 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn features(seed: usize) -> Vec<PoolTensor> {
+fn features(seed: usize) -> Vec<Tensor> {
     let data = (0..16)
         .flat_map(|i| (((seed * 31 + i * 7) % 13) as f32 / 6.0 - 1.0).to_le_bytes())
         .collect();
-    vec![PoolTensor {
+    vec![Tensor {
         name: "features".into(),
-        datatype: "FP32".into(),
+        datatype: DataType::F32,
         shape: vec![1, 16],
         data,
     }]

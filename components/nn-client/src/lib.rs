@@ -66,13 +66,10 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor from raw bytes, checking their length against the dimensions.
     pub fn new(dims: &[u32], ty: TensorType, data: Vec<u8>) -> Result<Self, Error> {
-        let expected = dims.iter().map(|d| *d as usize).product::<usize>() * element_size(ty);
-        if data.len() != expected {
-            return Err(invalid(format!(
-                "dimensions {dims:?} of {ty:?} need {expected} bytes, got {}",
-                data.len()
-            )));
-        }
+        vitrine_oip::binary::check_data("", to_oip(ty), dims, &data).map_err(|e| match e {
+            vitrine_oip::OipError::Data { problem, .. } => invalid(problem),
+            other => invalid(other.to_string()),
+        })?;
         Ok(Self {
             dims: dims.to_vec(),
             ty,
@@ -141,14 +138,7 @@ impl Tensor {
     }
 }
 
-fn element_size(ty: TensorType) -> usize {
-    match ty {
-        TensorType::U8 => 1,
-        TensorType::Fp16 | TensorType::Bf16 => 2,
-        TensorType::Fp32 | TensorType::I32 => 4,
-        TensorType::Fp64 | TensorType::I64 => 8,
-    }
-}
+vitrine_oip::wasi_nn_tensor_types!(TensorType);
 
 /// A model of the host's inference pool, loaded by name (it must be in the component's `ai_models`).
 pub struct Model {

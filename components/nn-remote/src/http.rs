@@ -54,7 +54,7 @@ fn send(method: Method, path: &str, body: Option<(Vec<u8>, usize)>) -> Result<An
     let mut headers = vec![];
     if let Some((_, length)) = &body {
         headers.push((
-            "inference-header-content-length".to_string(),
+            vitrine_oip::HEADER_LENGTH.to_string(),
             length.to_string().into_bytes(),
         ));
         headers.push((
@@ -98,7 +98,7 @@ fn send(method: Method, path: &str, body: Option<(Vec<u8>, usize)>) -> Result<An
     let status = response.status();
     let header_length = response
         .headers()
-        .get(&"inference-header-content-length".to_string())
+        .get(&vitrine_oip::HEADER_LENGTH.to_string())
         .first()
         .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
     let incoming = response

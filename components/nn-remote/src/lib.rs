@@ -31,8 +31,9 @@ mod bindings {
 
 use bindings::exports::wasi::nn::{errors, graph, inference, tensor};
 use errors::ErrorCode;
-use serde_json::{json, Value};
 use tensor::TensorType;
+use vitrine_oip::binary::{decode_response, encode_request};
+use vitrine_oip::Tensor;
 
 /// The exported `wasi:nn` implementation.
 struct Adapter;
@@ -148,34 +149,20 @@ impl inference::GuestGraphExecutionContext for RemoteContext {
             .iter()
             .map(|(name, t)| (name.clone(), t.get::<RemoteTensor>()))
             .collect();
-        for (name, t) in &tensors {
-            let expected =
-                t.dimensions.iter().map(|d| *d as usize).product::<usize>() * element_size(t.ty);
-            if t.data.len() != expected {
-                return Err(error(
-                    ErrorCode::InvalidArgument,
-                    format!(
-                        "tensor '{name}': dimensions {:?} need {expected} bytes, got {}",
-                        t.dimensions,
-                        t.data.len()
-                    ),
-                ));
-            }
+        let tensors: Vec<Tensor> = tensors
+            .into_iter()
+            .map(|(name, t)| Tensor {
+                name,
+                datatype: to_oip(t.ty),
+                shape: t.dimensions.iter().map(|d| u64::from(*d)).collect(),
+                data: t.data.clone(),
+            })
+            .collect();
+        for t in &tensors {
+            t.check()
+                .map_err(|e| error(ErrorCode::InvalidArgument, e.to_string()))?;
         }
-        let header = json!({
-            "inputs": tensors.iter().map(|(name, t)| json!({
-                "name": name,
-                "datatype": datatype(t.ty),
-                "shape": t.dimensions,
-                "parameters": { "binary_data_size": t.data.len() },
-            })).collect::<Vec<_>>(),
-            "parameters": { "binary_data_output": true },
-        });
-        let mut body = serde_json::to_vec(&header).expect("request JSON serializes");
-        let header_length = body.len();
-        for (_, t) in &tensors {
-            body.extend_from_slice(&t.data);
-        }
+        let (body, header_length) = encode_request(&tensors, Default::default());
         let response = http::post(
             &format!("/v2/models/{}/infer", self.model),
             body,
@@ -196,81 +183,46 @@ fn into_error(failure: http::Failure) -> errors::Error {
     error(code, failure.message)
 }
 
+/// The worker's outputs as `wasi:nn` tensors.
 fn decode_outputs(
     body: &[u8],
     header_length: Option<usize>,
 ) -> Result<Vec<inference::NamedTensor>, errors::Error> {
-    let bad = |what: &str| {
+    let bad = |what: String| {
         error(
             ErrorCode::RuntimeError,
             format!("invalid inference response: {what}"),
         )
     };
-    let split = header_length.unwrap_or(body.len()).min(body.len());
-    let (json, mut binary) = body.split_at(split);
-    let response: Value = serde_json::from_slice(json).map_err(|e| bad(&e.to_string()))?;
-    let mut outputs = Vec::new();
-    for out in response["outputs"]
-        .as_array()
-        .ok_or_else(|| bad("no outputs"))?
-    {
-        let name = out["name"]
-            .as_str()
-            .ok_or_else(|| bad("output without a name"))?;
-        let ty = out["datatype"]
-            .as_str()
-            .and_then(tensor_type)
-            .ok_or_else(|| bad("unsupported output datatype"))?;
-        let dimensions: Vec<u32> =
-            serde_json::from_value(out["shape"].clone()).map_err(|e| bad(&e.to_string()))?;
-        let size = out["parameters"]["binary_data_size"]
-            .as_u64()
-            .ok_or_else(|| bad("output is not binary"))? as usize;
-        if size > binary.len() {
-            return Err(bad("output runs past the body"));
-        }
-        let (data, rest) = binary.split_at(size);
-        binary = rest;
-        let tensor = tensor::Tensor::new(RemoteTensor {
-            dimensions,
-            ty,
-            data: data.to_vec(),
-        });
-        outputs.push((name.to_string(), tensor));
-    }
-    Ok(outputs)
+    decode_response(body, header_length)
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .map(|out| {
+            let ty = from_oip(out.datatype).ok_or_else(|| {
+                bad(format!(
+                    "output '{}': {} has no wasi:nn type",
+                    out.name, out.datatype
+                ))
+            })?;
+            let dimensions = out
+                .shape
+                .iter()
+                .map(|d| u32::try_from(*d))
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    bad(format!(
+                        "output '{}': shape {:?} is too large",
+                        out.name, out.shape
+                    ))
+                })?;
+            let tensor = tensor::Tensor::new(RemoteTensor {
+                dimensions,
+                ty,
+                data: out.data,
+            });
+            Ok((out.name, tensor))
+        })
+        .collect()
 }
 
-fn datatype(ty: TensorType) -> &'static str {
-    match ty {
-        TensorType::Fp16 => "FP16",
-        TensorType::Fp32 => "FP32",
-        TensorType::Fp64 => "FP64",
-        TensorType::Bf16 => "BF16",
-        TensorType::U8 => "UINT8",
-        TensorType::I32 => "INT32",
-        TensorType::I64 => "INT64",
-    }
-}
-
-fn tensor_type(datatype: &str) -> Option<TensorType> {
-    Some(match datatype {
-        "FP16" => TensorType::Fp16,
-        "FP32" => TensorType::Fp32,
-        "FP64" => TensorType::Fp64,
-        "BF16" => TensorType::Bf16,
-        "UINT8" | "BOOL" => TensorType::U8,
-        "INT32" => TensorType::I32,
-        "INT64" => TensorType::I64,
-        _ => return None,
-    })
-}
-
-fn element_size(ty: TensorType) -> usize {
-    match ty {
-        TensorType::U8 => 1,
-        TensorType::Fp16 | TensorType::Bf16 => 2,
-        TensorType::Fp32 | TensorType::I32 => 4,
-        TensorType::Fp64 | TensorType::I64 => 8,
-    }
-}
+vitrine_oip::wasi_nn_tensor_types!(TensorType);

@@ -177,7 +177,7 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         Err(e) => return error(503, format!("decision store unavailable: {e}")),
     }
     // One scoring per transaction, however many copies arrive at once.
-    match store::with_tables(&db, |db| store::claim(db, &tx)) {
+    match store::with_tables(&db, |db| store::claim(db, webhook_id, &tx)) {
         Ok(store::Claim::Claimed) => {}
         Ok(store::Claim::Decided(decision)) => {
             return json_response(200, with_duplicate(decision, true))
@@ -199,7 +199,7 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
         }
     };
     let decision = decide(&tx, &scored, settings);
-    match store::record(&db, webhook_id, &tx, &decision, &scored, settings.aml) {
+    match store::record(&db, &tx, &decision, &scored, settings.aml) {
         // A concurrent delivery of the same transaction may have recorded first: answer
         // with whichever decision was stored.
         Ok((stored, first)) => json_response(200, with_duplicate(stored, !first)),

@@ -153,9 +153,14 @@ pub enum Claim {
     Pending,
 }
 
-/// Claims `tx` for scoring, unless it is decided or claimed by a live delivery.
-pub fn claim(db: &Connection, tx: &Transaction) -> Result<Claim, Error> {
+/// Remembers `webhook_id` as a delivery of `tx`, and claims `tx` for scoring unless it is
+/// decided or claimed by a live delivery.
+pub fn claim(db: &Connection, webhook_id: &str, tx: &Transaction) -> Result<Claim, Error> {
     in_transaction(db, || {
+        db.execute(
+            "INSERT OR IGNORE INTO fraud_webhooks (webhook_id, transaction_id) VALUES (?, ?)",
+            &[text(webhook_id), text(&tx.id)],
+        )?;
         if let Some((_, stored)) = decision_of(db, &tx.id)? {
             return Ok(Claim::Decided(stored));
         }
@@ -192,12 +197,10 @@ pub fn decision(db: &Connection, transaction_id: &str) -> Result<Option<Value>, 
     Ok(decision_of(db, transaction_id)?.map(|(_, decision)| decision))
 }
 
-/// Records a decision, the delivery and any AML alert in one transaction, and drops the
-/// claim. If the transaction was recorded meanwhile, keeps that one. Returns the stored
+/// Records a decision and any AML alert in one transaction, and drops the claim. If the transaction was recorded meanwhile, keeps that one. Returns the stored
 /// decision and whether this call stored it.
 pub fn record(
     db: &Connection,
-    webhook_id: &str,
     tx: &Transaction,
     decision: &Value,
     scored: &Scored,
@@ -212,10 +215,6 @@ pub fn record(
         db.execute(
             "INSERT INTO fraud_decisions (transaction_id, fingerprint, decision, created_at) VALUES (?, ?, ?, ?)",
             &[text(&tx.id), text(&tx.fingerprint()), text(&decision.to_string()), Sql::Integer(at)],
-        )?;
-        db.execute(
-            "INSERT OR IGNORE INTO fraud_webhooks (webhook_id, transaction_id) VALUES (?, ?)",
-            &[text(webhook_id), text(&tx.id)],
         )?;
         // Merchants (ids starting with M, see docs/fraud-data.md) get no AML alert.
         for (account, risk) in [

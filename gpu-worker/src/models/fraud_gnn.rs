@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use vitrine_fraud::graph::{Event, CHANNELS};
 use vitrine_fraud::scorer::Scorer;
 
+use super::LoadContext;
 use crate::backend::{ModelInstance, WEIGHTS_FILE};
 use crate::config::{ModelConfig, TensorSpec};
 use crate::error::InferError;
@@ -27,7 +28,7 @@ pub const TEXT_BYTES: usize = 64;
 /// Lines of the explanation: the typology and five reasons.
 pub const EXPLANATION_LINES: usize = 6;
 /// The graph history written by training, in a version folder.
-pub const HISTORY_FILE: &str = "history.sqlite";
+const HISTORY_FILE: &str = "history.sqlite";
 
 /// The tensors a `fraud-gnn` config must declare.
 fn expected() -> ([TensorSpec; 2], [TensorSpec; 2]) {
@@ -52,26 +53,24 @@ fn expected() -> ([TensorSpec; 2], [TensorSpec; 2]) {
     )
 }
 
-/// Loads the model in `version_dir`; the live graph is kept at `live_graph` (in memory when
-/// `None`), starting from the version's training history the first time.
+/// Loads the model in `version_dir`; its live graph is kept at
+/// `<state dir>/graphs/<model>.sqlite` (in memory without a state dir), starting from the
+/// version's training history the first time.
 pub fn load(
+    context: &LoadContext<'_>,
     config: &ModelConfig,
     version_dir: &Path,
-    live_graph: Option<PathBuf>,
 ) -> Result<Arc<dyn ModelInstance>, String> {
+    let live_graph = context
+        .state_dir
+        .map(|s| s.join("graphs").join(format!("{}.sqlite", context.model)));
     let (inputs, outputs) = expected();
     if config.inputs != inputs || config.outputs != outputs || config.max_batch_size == 0 {
         return Err(format!(
             "fraud-gnn needs max_batch_size > 0, inputs {inputs:?} and outputs {outputs:?} (see docs/fraud.md)"
         ));
     }
-    let history = version_dir.join(HISTORY_FILE);
-    let scorer = Scorer::open(
-        &version_dir.join(WEIGHTS_FILE),
-        history.exists().then_some(history.as_path()),
-        live_graph.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
+    let scorer = open_version(version_dir, live_graph.as_deref())?;
     Ok(Arc::new(FraudGnnModel {
         scorer: Mutex::new(scorer),
     }))
@@ -215,41 +214,46 @@ max_queue_delay_microseconds = 500
 max_queue_size = 1024
 "#;
 
-/// Installs a trained model as the next version of `<repository>/<name>`, with `history` (the
-/// transactions it was trained on, in order) as the graph a new live graph starts from. The
-/// `config.toml` is written only if the model has none. The version folder is written under a
-/// hidden name and renamed into place, so a watching worker never sees half of it. Returns the
-/// version folder.
+/// Installs a trained model as the next version of `<repository>/<name>`
+/// ([`crate::repository::install_version`]), with `history` (the transactions it was trained
+/// on, in order) as the graph a new live graph starts from. Returns the version folder.
 pub fn install(
     repository: &Path,
     name: &str,
     model: &vitrine_fraud::gnn::FraudGnn,
     varmap: &candle_nn::VarMap,
     history: &[Event],
-) -> Result<PathBuf, String> {
-    let model_dir = repository.join(name);
-    let version = crate::repository::latest_version(&model_dir).unwrap_or(0) + 1;
-    let staging = model_dir.join(format!(".staging-{version}"));
-    let fail =
-        |what: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", what.display());
-    std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, &e))?;
-    let weights = staging.join(WEIGHTS_FILE);
-    model
-        .save(varmap, &weights)
-        .map_err(|e| fail(&weights, &e))?;
-    let history_path = staging.join(HISTORY_FILE);
-    let _ = std::fs::remove_file(&history_path);
-    let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})
-        .map_err(|e| fail(&history_path, &e))?;
-    for chunk in history.chunks(10_000) {
-        graph.add_all(chunk).map_err(|e| fail(&history_path, &e))?;
-    }
-    drop(graph);
-    let config = model_dir.join("config.toml");
-    if !config.exists() {
-        std::fs::write(&config, CONFIG).map_err(|e| fail(&config, &e))?;
-    }
-    let version_dir = model_dir.join(version.to_string());
-    std::fs::rename(&staging, &version_dir).map_err(|e| fail(&version_dir, &e))?;
-    Ok(version_dir)
+) -> Result<PathBuf, crate::repository::InstallError> {
+    crate::repository::install_version(repository, name, CONFIG, |staging| {
+        let weights = staging.join(WEIGHTS_FILE);
+        model.save(varmap, &weights).map_err(|e| e.to_string())?;
+        let history_path = staging.join(HISTORY_FILE);
+        let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})
+            .map_err(|e| e.to_string())?;
+        for chunk in history.chunks(10_000) {
+            graph.add_all(chunk).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Opens the newest version of the fraud model in `model_dir` as a [`Scorer`] whose live graph
+/// is `live_graph` (in memory when `None`), started from the version's training history.
+/// Returns the version number with it.
+pub fn open_latest(model_dir: &Path, live_graph: Option<&Path>) -> Result<(u64, Scorer), String> {
+    let version = crate::repository::latest_version(model_dir)
+        .ok_or_else(|| format!("{} has no numbered version folder", model_dir.display()))?;
+    let scorer = open_version(&model_dir.join(version.to_string()), live_graph)?;
+    Ok((version, scorer))
+}
+
+/// Opens one version folder of the fraud model: its weights and its training history.
+fn open_version(version_dir: &Path, live_graph: Option<&Path>) -> Result<Scorer, String> {
+    let history = version_dir.join(HISTORY_FILE);
+    Scorer::open(
+        &version_dir.join(WEIGHTS_FILE),
+        history.exists().then_some(history.as_path()),
+        live_graph,
+    )
+    .map_err(|e| e.to_string())
 }

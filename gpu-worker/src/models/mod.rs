@@ -1,71 +1,57 @@
-//! Model code: each classifier architecture is a plain candle struct built from a `VarBuilder`,
-//! so the names in a `model.safetensors` file match the code; [`fraud_gnn`] serves the fraud
-//! GNN with its live graph.
+//! Model code, one module per architecture: the classifiers ([`classifier`]: an MLP and a CNN,
+//! plain candle structs built from a `VarBuilder` so the names in a `model.safetensors` file
+//! match the code) and [`fraud_gnn`], the fraud GNN with its live graph. [`ARCHITECTURES`] is
+//! the one table the backend loads from: a new model is a module plus a line there.
 
+pub mod classifier;
 mod cnn;
 pub mod fraud_gnn;
 mod mlp;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+
+pub use classifier::{build, Network};
 pub use cnn::Cnn;
 pub use mlp::Mlp;
 
-use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
-
+use crate::backend::ModelInstance;
 use crate::config::ModelConfig;
 
-/// A network that maps a batch of inputs to a batch of logits.
-pub trait Network: Send + Sync {
-    /// Logits for `xs` (batch dimension first).
-    fn forward(&self, xs: &Tensor) -> Result<Tensor>;
+/// What a loader may use besides the model's version folder.
+pub struct LoadContext<'a> {
+    /// The device to compute on.
+    pub device: &'a Device,
+    /// The model's name in the repository.
+    pub model: &'a str,
+    /// Where models keep state of their own (the fraud GNN's live graph); in memory when `None`.
+    pub state_dir: Option<&'a Path>,
 }
 
-/// Builds the network named by `config.architecture` with weights from `vb`.
-pub fn build(
-    config: &ModelConfig,
-    vb: VarBuilder,
-) -> std::result::Result<Box<dyn Network>, String> {
-    let input = &config.inputs[0].dims;
-    let classes = *config.outputs[0]
-        .dims
-        .last()
-        .ok_or("output dims are empty")?;
-    let weights = |e: candle_core::Error| {
-        format!(
-            "weights do not match the '{}' architecture: {e}",
-            config.architecture
-        )
-    };
-    match config.architecture.as_str() {
-        "mlp" => {
-            let [features] = input[..] else {
-                return Err(format!(
-                    "mlp takes one input of dims [features], got {input:?}"
-                ));
-            };
-            let hidden = config.usize_param("hidden")?;
-            Ok(Box::new(
-                Mlp::new(features, hidden, classes, vb).map_err(weights)?,
-            ))
-        }
-        "cnn" => {
-            let [channels, height, width] = input[..] else {
-                return Err(format!(
-                    "cnn takes one input of dims [channels, height, width], got {input:?}"
-                ));
-            };
-            if height % 4 != 0 || width % 4 != 0 {
-                return Err(format!(
-                    "cnn needs height and width divisible by 4, got {height}x{width}"
-                ));
-            }
-            let filters = config.usize_param("filters")?;
-            Ok(Box::new(
-                Cnn::new(channels, height, width, filters, classes, vb).map_err(weights)?,
-            ))
-        }
-        other => Err(format!(
-            "unknown architecture '{other}' (available: mlp, cnn, fraud-gnn)"
-        )),
-    }
+/// Loads one version folder of a model of some architecture, or says why it cannot.
+pub type Loader =
+    fn(&LoadContext<'_>, &ModelConfig, &Path) -> Result<Arc<dyn ModelInstance>, String>;
+
+/// Every architecture a `config.toml` may name, with its loader.
+pub const ARCHITECTURES: &[(&str, Loader)] = &[
+    ("mlp", classifier::load),
+    ("cnn", classifier::load),
+    ("fraud-gnn", fraud_gnn::load),
+];
+
+/// The loader of `architecture`, or an error listing the known ones.
+pub fn loader(architecture: &str) -> Result<Loader, String> {
+    ARCHITECTURES
+        .iter()
+        .find(|(name, _)| *name == architecture)
+        .map(|(_, load)| *load)
+        .ok_or_else(|| {
+            let known: Vec<&str> = ARCHITECTURES.iter().map(|(name, _)| *name).collect();
+            format!(
+                "unknown architecture '{architecture}' (available: {})",
+                known.join(", ")
+            )
+        })
 }
