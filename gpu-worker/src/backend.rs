@@ -70,7 +70,7 @@ impl Backend for CandleCpu {
         config: &ModelConfig,
         version_dir: &Path,
     ) -> Result<Arc<dyn ModelInstance>, String> {
-        let load = models::loader(&config.architecture)?;
+        let load = models::architecture(&config.architecture)?.load;
         let model = version_dir
             .parent()
             .and_then(|d| d.file_name())

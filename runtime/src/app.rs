@@ -337,6 +337,9 @@ impl App {
             .filter_map(|t| Some((t.route.clone()?, loaded[&t.component].clone())))
             .collect();
         let router = Router::new(routes).map_err(AppError::Config)?;
+        if let Some(pool) = &config.nn_pool {
+            pool.require(manifest.components.values().flat_map(|c| &c.ai_models));
+        }
         Ok(Self {
             name: manifest.name.clone(),
             router,
@@ -351,6 +354,14 @@ impl App {
         if let Some(pool) = &self.nn_pool {
             pool.register_metrics(registry);
         }
+    }
+
+    /// Whether the application can serve: `Err` names what it lacks (a model no inference
+    /// worker is ready to serve).
+    pub fn readiness(&self) -> Result<(), String> {
+        self.nn_pool
+            .as_ref()
+            .map_or(Ok(()), |pool| pool.readiness())
     }
 
     /// The component whose route best matches `path`.

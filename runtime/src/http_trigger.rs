@@ -81,7 +81,7 @@ impl Server {
             admin,
         } = self;
         if let Some(admin) = admin {
-            tokio::spawn(serve_admin(admin, metrics.clone()));
+            tokio::spawn(serve_admin(admin, metrics.clone(), app.clone()));
         }
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -136,15 +136,15 @@ async fn bind(addr: SocketAddr, purpose: &str) -> std::io::Result<TcpListener> {
     })
 }
 
-async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>) {
+async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>, app: Arc<App>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
+        let (metrics, app) = (metrics.clone(), app.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let response = admin_response(&metrics, &req);
+                let response = admin_response(&metrics, || app.readiness(), &req);
                 async move { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http1::Builder::new()

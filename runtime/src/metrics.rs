@@ -138,15 +138,27 @@ impl Drop for InFlight {
     }
 }
 
-/// Answers the admin endpoints: `GET /metrics` and `GET /healthz`.
-pub fn admin_response<B>(metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
+/// Answers the admin endpoints: `GET /metrics`, and `GET /healthz` from `readiness` (`200 ok`,
+/// or `503` saying what is missing).
+pub fn admin_response<B>(
+    metrics: &Metrics,
+    readiness: impl FnOnce() -> Result<(), String>,
+    req: &Request<B>,
+) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.encode(),
         ),
-        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        (&Method::GET, "/healthz") => match readiness() {
+            Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            Err(missing) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {missing}\n"),
+            ),
+        },
         (_, "/metrics" | "/healthz") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",

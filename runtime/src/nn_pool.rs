@@ -2,8 +2,13 @@
 //! workers over HTTP (binary tensor extension), balanced by least outstanding requests, with
 //! connection reuse, per-call timeouts, health checks, and retry on another worker when a worker
 //! fails before answering.
+//!
+//! The pool knows which models the application needs ([`WorkerPool::require`]) and says whether
+//! some worker is ready to serve each ([`WorkerPool::readiness`]), for the runtime's health
+//! endpoint. Messages that reach guests (and so clients) name workers by number, never by
+//! address; the log has the addresses.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +58,9 @@ pub struct PoolOptions {
     pub timeout: Duration,
     /// How often each worker's `/v2/health/ready` is probed.
     pub health_interval: Duration,
+    /// Models whose every call goes to the first worker only: models that keep state of their
+    /// own (the fraud GNN's live graph), which several workers would split.
+    pub pinned: BTreeSet<String>,
 }
 
 impl Default for PoolOptions {
@@ -60,6 +68,7 @@ impl Default for PoolOptions {
         Self {
             timeout: Duration::from_secs(30),
             health_interval: Duration::from_secs(1),
+            pinned: BTreeSet::new(),
         }
     }
 }
@@ -81,6 +90,7 @@ struct PoolMetrics {
     duration: Family<CallLabels, Histogram>,
     retries: Counter,
     healthy: Family<WorkerLabel, Gauge>,
+    restarts: Family<WorkerLabel, Counter>,
 }
 
 impl PoolMetrics {
@@ -93,6 +103,7 @@ impl PoolMetrics {
             }),
             retries: Counter::default(),
             healthy: Family::default(),
+            restarts: Family::default(),
         }
     }
 }
@@ -112,6 +123,8 @@ struct Endpoint {
     base: String,
     outstanding: AtomicUsize,
     healthy: AtomicBool,
+    /// The required models this worker said it is ready to serve at its last probe.
+    ready_models: Mutex<BTreeSet<String>>,
 }
 
 /// A set of inference workers.
@@ -121,6 +134,7 @@ pub struct WorkerPool {
     options: PoolOptions,
     next: AtomicUsize,
     known_models: Mutex<HashSet<String>>,
+    required: Mutex<BTreeSet<String>>,
     metrics: PoolMetrics,
 }
 
@@ -145,6 +159,7 @@ impl WorkerPool {
                     base: format!("http://{}", uri.authority().unwrap()),
                     outstanding: AtomicUsize::new(0),
                     healthy: AtomicBool::new(true),
+                    ready_models: Mutex::new(BTreeSet::new()),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -159,8 +174,52 @@ impl WorkerPool {
             options,
             next: AtomicUsize::new(0),
             known_models: Mutex::new(HashSet::new()),
+            required: Mutex::new(BTreeSet::new()),
             metrics: PoolMetrics::new(),
         })
+    }
+
+    /// Adds models the application needs: [`Self::readiness`] asks that each has a worker.
+    pub fn require<'a>(&self, models: impl IntoIterator<Item = &'a String>) {
+        self.required
+            .lock()
+            .unwrap()
+            .extend(models.into_iter().cloned());
+    }
+
+    /// `Ok` when every required model has a healthy worker that is ready to serve it (as of
+    /// the last health probe); otherwise the models without one.
+    pub fn readiness(&self) -> Result<(), String> {
+        let required = self.required.lock().unwrap().clone();
+        let unserved: Vec<String> = required
+            .into_iter()
+            .filter(|model| {
+                !self.endpoints.iter().any(|e| {
+                    e.healthy.load(Ordering::Relaxed)
+                        && e.ready_models.lock().unwrap().contains(model)
+                })
+            })
+            .collect();
+        if unserved.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "no inference worker is ready to serve {}",
+                unserved.join(", ")
+            ))
+        }
+    }
+
+    /// Counts a restart of worker number `index` (a supervised local worker that died).
+    pub fn record_restart(&self, index: usize) {
+        if let Some(endpoint) = self.endpoints.get(index) {
+            self.metrics
+                .restarts
+                .get_or_create(&WorkerLabel {
+                    worker: endpoint.base.clone(),
+                })
+                .inc();
+        }
     }
 
     /// Adds the pool's metrics to `registry` (prefix `nn_`): calls and their duration by model
@@ -187,6 +246,11 @@ impl WorkerPool {
             "1 when the worker answered its last health probe",
             m.healthy.clone(),
         );
+        registry.register(
+            "nn_worker_restarts",
+            "Times a supervised local worker died and was started again",
+            m.restarts.clone(),
+        );
         for e in &self.endpoints {
             m.healthy
                 .get_or_create(&WorkerLabel {
@@ -212,18 +276,21 @@ impl WorkerPool {
     }
 
     async fn check_health(&self) {
+        let required = self.required.lock().unwrap().clone();
         for endpoint in &self.endpoints {
-            let probe = self.send(
-                endpoint,
-                Method::GET,
-                "/v2/health/ready",
-                None,
-                Bytes::new(),
-            );
-            let healthy = matches!(
-                tokio::time::timeout(Duration::from_secs(2), probe).await,
-                Ok(Ok((StatusCode::OK, _, _)))
-            );
+            let healthy = self.probe(endpoint, "/v2/health/ready").await;
+            let mut ready = BTreeSet::new();
+            if healthy {
+                for model in &required {
+                    if self
+                        .probe(endpoint, &format!("/v2/models/{model}/ready"))
+                        .await
+                    {
+                        ready.insert(model.clone());
+                    }
+                }
+            }
+            *endpoint.ready_models.lock().unwrap() = ready;
             self.metrics
                 .healthy
                 .get_or_create(&WorkerLabel {
@@ -236,6 +303,15 @@ impl WorkerPool {
         }
     }
 
+    /// Whether `GET path` on the worker answers 200 within 2 s.
+    async fn probe(&self, endpoint: &Endpoint, path: &str) -> bool {
+        let probe = self.send(endpoint, Method::GET, path, None, Bytes::new());
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), probe).await,
+            Ok(Ok((StatusCode::OK, _, _)))
+        )
+    }
+
     /// Checks that the workers serve `model` (its metadata, asked once and then remembered).
     pub async fn check_model(&self, name: &str) -> Result<(), PoolError> {
         if self.known_models.lock().unwrap().contains(name) {
@@ -243,7 +319,7 @@ impl WorkerPool {
         }
         let path = format!("/v2/models/{name}");
         let deadline = Instant::now() + self.options.timeout;
-        self.call(Method::GET, &path, None, Bytes::new(), deadline)
+        self.call(Method::GET, &path, None, Bytes::new(), deadline, None)
             .await?;
         self.known_models.lock().unwrap().insert(name.to_string());
         Ok(())
@@ -275,6 +351,7 @@ impl WorkerPool {
         );
         let (body, header_length) = encode_request(&inputs, parameters);
         let path = format!("/v2/models/{model}/infer");
+        let only = self.options.pinned.contains(model).then_some(0);
         let (length, response) = self
             .call(
                 Method::POST,
@@ -282,6 +359,7 @@ impl WorkerPool {
                 Some(header_length),
                 body.into(),
                 deadline,
+                only,
             )
             .await?;
         decode_response(&response, length).map_err(|e| {
@@ -289,7 +367,8 @@ impl WorkerPool {
         })
     }
 
-    /// Sends a request, retrying on other workers while they fail before answering.
+    /// Sends a request, retrying on other workers while they fail before answering; `only`
+    /// restricts it to one worker.
     async fn call(
         &self,
         method: Method,
@@ -297,9 +376,12 @@ impl WorkerPool {
         header_length: Option<usize>,
         body: Bytes,
         deadline: Instant,
+        only: Option<usize>,
     ) -> Result<(Option<usize>, Bytes), PoolError> {
-        let mut tried = vec![false; self.endpoints.len()];
-        let mut last_failure = String::from("no healthy worker");
+        let mut tried: Vec<bool> = (0..self.endpoints.len())
+            .map(|i| only.is_some_and(|only| only != i))
+            .collect();
+        let mut last_failure = String::from("no healthy inference worker");
         while let Some(index) = self.pick(&tried) {
             if tried.iter().any(|t| *t) {
                 self.metrics.retries.inc();
@@ -315,16 +397,18 @@ impl WorkerPool {
             endpoint.outstanding.fetch_sub(1, Ordering::Relaxed);
             match attempt {
                 Err(_) => {
+                    tracing::warn!(worker = %endpoint.base, "no answer within the call's timeout");
                     return Err(PoolError::Timeout(format!(
-                        "no answer from worker {} within {:?}",
-                        endpoint.base, self.options.timeout
-                    )))
+                        "no answer from inference worker #{} within {:?}",
+                        index + 1,
+                        self.options.timeout
+                    )));
                 }
                 Ok(Err(failure)) => {
                     // The worker failed before answering: try the next one.
                     tracing::warn!(worker = %endpoint.base, error = %failure, "worker failed; retrying elsewhere");
                     endpoint.healthy.store(false, Ordering::Relaxed);
-                    last_failure = format!("worker {}: {failure}", endpoint.base);
+                    last_failure = format!("inference worker #{}: {failure}", index + 1);
                 }
                 Ok(Ok((status, length, body))) if status.is_success() => return Ok((length, body)),
                 Ok(Ok((status, _, body))) => {
@@ -340,17 +424,18 @@ impl WorkerPool {
                         // Not loaded on this worker: another may have it.
                         StatusCode::SERVICE_UNAVAILABLE => last_failure = message,
                         _ => {
+                            tracing::warn!(worker = %endpoint.base, %status, %message, "worker failed");
                             return Err(PoolError::Unavailable(format!(
-                                "worker {} answered {status}: {message}",
-                                endpoint.base
-                            )))
+                                "inference worker #{} answered {status}: {message}",
+                                index + 1
+                            )));
                         }
                     }
                 }
             }
         }
         Err(PoolError::Unavailable(format!(
-            "no worker could answer: {last_failure}"
+            "no inference worker could answer ({last_failure})"
         )))
     }
 

@@ -236,3 +236,48 @@ async fn without_workers_wasi_nn_fails_cleanly() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn health_says_not_ready_while_no_worker_serves_a_needed_model() -> anyhow::Result<()> {
+    let health = |admin: String| async move {
+        let response = reqwest::get(format!("{admin}/healthz")).await?;
+        anyhow::Ok((response.status().as_u16(), response.text().await?))
+    };
+    // A worker address where nobody listens.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let dead_url = format!("http://{}", dead.local_addr()?);
+    drop(dead);
+    let options = PoolOptions {
+        health_interval: std::time::Duration::from_millis(100),
+        ..PoolOptions::default()
+    };
+    let down = Arc::new(WorkerPool::new(&[dead_url], options.clone()).map_err(anyhow::Error::msg)?);
+    down.start_health_checks();
+    let app = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(down)).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = health(app.admin_url.clone()).await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("intent-mlp") && body.contains("shapes-cnn"),
+        "{body}"
+    );
+    // What a client sees meanwhile names no internal address.
+    let (status, answer) =
+        post_json(&format!("{}/api/classify/intent", app.url), &features()).await?;
+    assert_eq!(status, 503, "{answer}");
+    assert!(!answer.to_string().contains("127.0.0.1"), "{answer}");
+
+    // A live worker with the models: ready.
+    let worker = TestWorker::start(&test_models()).await?;
+    let up = Arc::new(
+        WorkerPool::new(std::slice::from_ref(&worker.url), options).map_err(anyhow::Error::msg)?,
+    );
+    up.start_health_checks();
+    let app = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(up)).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        health(app.admin_url.clone()).await?,
+        (200, "ok\n".to_string())
+    );
+    Ok(())
+}

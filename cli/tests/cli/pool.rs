@@ -168,3 +168,190 @@ async fn calls_fail_cleanly_when_no_worker_answers() {
     assert!(WorkerPool::new(&["https://x:1".into()], PoolOptions::default()).is_err());
     assert!(WorkerPool::new(&[], PoolOptions::default()).is_err());
 }
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // `pid (name) state ppid …`: the name may hold spaces, so split after `)`.
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_local_worker_killed_under_load_is_restarted_and_requests_recover() {
+    use crate::commands::{http_post, vitrine};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        vitrine_tests::manifest("[[trigger.http]]\nroute = \"/api/classify/...\"\ncomponent = \"classify\"\n[component.classify]\nsource = \"CLASSIFY\"\nai_models = [\"intent-mlp\"]\n"),
+    )
+    .unwrap();
+    let mut up = vitrine()
+        .args([
+            "up",
+            "--skip-build",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--nn-workers", "1", "--models"])
+        .arg(vitrine_tests::test_models())
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("-f")
+        .arg(&manifest)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(up.stderr.take().unwrap());
+    let (mut addr, mut admin) = (None, None);
+    let mut line = String::new();
+    while admin.is_none() && logs.read_line(&mut line).unwrap() > 0 {
+        let after = |marker: &str| {
+            line.split(marker)
+                .nth(1)
+                .map(|rest| rest.split(['/', ' ', '\n']).next().unwrap().to_string())
+        };
+        addr = addr.or_else(|| after("serving on http://"));
+        // `up`'s own line (the worker logs a `metrics on` line of its own).
+        admin = admin.or_else(|| after("health on http://"));
+        line.clear();
+    }
+    let (addr, admin) = (addr.expect("app address"), admin.expect("admin address"));
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while logs.read_line(&mut line).unwrap_or(0) > 0 {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    let workers = children_of(up.id());
+    assert_eq!(workers.len(), 1, "one local worker: {workers:?}");
+
+    let body =
+        r#"{"features": [0.3,-1.2,0.8,1.5,-0.4,0,2.1,-0.7,0.9,1.1,-1.8,0.2,0.6,-0.3,1.4,-0.9]}"#;
+    let classify = || {
+        let response = http_post(&addr, "/api/classify/intent", body);
+        let ok = response.contains(" 200 ") && response.contains("\"intent\"");
+        (ok, response)
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(1) {
+        let (ok, response) = classify();
+        assert!(ok, "{response}");
+    }
+    // kill -9 the worker under a closed-loop client; keep going until 2 s of successes.
+    let killed = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-KILL", &workers[0].to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let (mut failures, mut last_failure, mut since_ok) = (Vec::new(), None, None);
+    while killed.elapsed() < Duration::from_secs(30) {
+        let (ok, response) = classify();
+        let now = std::time::Instant::now();
+        if ok {
+            let first = *since_ok.get_or_insert(now);
+            if now - first > Duration::from_secs(2) {
+                break;
+            }
+        } else {
+            since_ok = None;
+            last_failure = Some(now);
+            failures.push(response);
+        }
+    }
+    let recovered = since_ok.expect("requests never succeeded again after the kill");
+    let outage = last_failure.map_or(Duration::ZERO, |t| t - killed);
+    eprintln!(
+        "worker killed: {} failed requests, outage {outage:?}, recovered {:?} after the kill",
+        failures.len(),
+        recovered - killed
+    );
+    assert!(outage < Duration::from_secs(10), "outage {outage:?}");
+    for failure in &failures {
+        assert!(failure.contains(" 503 "), "{failure}");
+        assert!(
+            !failure.contains("127.0.0.1"),
+            "an internal address leaked: {failure}"
+        );
+    }
+    let new_workers = children_of(up.id());
+    assert!(
+        new_workers.len() == 1 && new_workers != workers,
+        "{workers:?} -> {new_workers:?}"
+    );
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&admin).unwrap();
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: admin\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vitrine_nn_worker_restarts_total{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    let _ = up.kill();
+    let _ = up.wait();
+    let log = log.lock().unwrap();
+    assert!(log.contains("local inference worker restarted"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_model_is_served_by_the_first_worker_only() {
+    let a = WorkerProcess::start();
+    let b = WorkerProcess::start();
+    let urls = [a.url.clone(), b.url.clone()];
+    let spread = Arc::new(WorkerPool::new(&urls, PoolOptions::default()).unwrap());
+    let pinned = Arc::new(
+        WorkerPool::new(
+            &urls,
+            PoolOptions {
+                pinned: ["intent-mlp".to_string()].into(),
+                ..PoolOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    // 40 concurrent calls each: an unpinned model spreads over both workers.
+    async fn calls(pool: &Arc<WorkerPool>) {
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.infer("intent-mlp", features(i)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+    calls(&spread).await;
+    let (a_before, b_before) = (a.inferences(), b.inferences());
+    assert!(a_before > 0 && b_before > 0, "({a_before}, {b_before})");
+    calls(&pinned).await;
+    assert_eq!(
+        b.inferences(),
+        b_before,
+        "a pinned call reached the second worker"
+    );
+    assert!(a.inferences() > a_before);
+}

@@ -34,23 +34,45 @@ pub struct LoadContext<'a> {
 pub type Loader =
     fn(&LoadContext<'_>, &ModelConfig, &Path) -> Result<Arc<dyn ModelInstance>, String>;
 
-/// Every architecture a `config.toml` may name, with its loader.
-pub const ARCHITECTURES: &[(&str, Loader)] = &[
-    ("mlp", classifier::load),
-    ("cnn", classifier::load),
-    ("fraud-gnn", fraud_gnn::load),
+/// An architecture a `config.toml` may name.
+pub struct Architecture {
+    /// The `architecture` value.
+    pub name: &'static str,
+    /// How a version folder of it is loaded.
+    pub load: Loader,
+    /// Whether a loaded model keeps state across requests (the fraud GNN's live graph): its
+    /// calls must all reach the same worker.
+    pub stateful: bool,
+}
+
+/// Every architecture, by name.
+pub const ARCHITECTURES: &[Architecture] = &[
+    Architecture {
+        name: "mlp",
+        load: classifier::load,
+        stateful: false,
+    },
+    Architecture {
+        name: "cnn",
+        load: classifier::load,
+        stateful: false,
+    },
+    Architecture {
+        name: "fraud-gnn",
+        load: fraud_gnn::load,
+        stateful: true,
+    },
 ];
 
-/// The loader of `architecture`, or an error listing the known ones.
-pub fn loader(architecture: &str) -> Result<Loader, String> {
+/// The architecture named `name`, or an error listing the known ones.
+pub fn architecture(name: &str) -> Result<&'static Architecture, String> {
     ARCHITECTURES
         .iter()
-        .find(|(name, _)| *name == architecture)
-        .map(|(_, load)| *load)
+        .find(|a| a.name == name)
         .ok_or_else(|| {
-            let known: Vec<&str> = ARCHITECTURES.iter().map(|(name, _)| *name).collect();
+            let known: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
             format!(
-                "unknown architecture '{architecture}' (available: {})",
+                "unknown architecture '{name}' (available: {})",
                 known.join(", ")
             )
         })
