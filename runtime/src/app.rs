@@ -1,7 +1,7 @@
 //! A loaded application: every component compiled and pre-instantiated, its host capabilities
-//! (variables, key-value, SQLite, outbound HTTP, files) resolved, and a fresh store per request.
+//! ([`crate::capability`]) and files resolved, and a fresh store per request.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,18 +12,13 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::fermyon::spin;
-use crate::bindings::nn::wasi::nn as wasi_nn;
+use crate::capability::{AppContext, Capabilities, Capability, ComponentHost, HasComponent};
 use crate::engine::{load_component, new_engine, EpochTicker, Ticking};
 use crate::guest_log::GuestLog;
-use crate::key_value::{KeyValue, KeyValueHost, KeyValueStores, KeyValueView};
 use crate::manifest::{Component, FileMount, Manifest, Settings};
-use crate::nn::{Nn, NnHost, NnView};
 use crate::nn_pool::WorkerPool;
-use crate::outbound_http::{AllowList, OutboundHttp, SelfAddress};
 use crate::routes::{RoutePattern, Router};
-use crate::sqlite::{Databases, Sqlite, SqliteHost, SqliteView};
-use crate::variables::{AppVariables, ComponentVariables, VariablesHost};
+use crate::variables::AppVariables;
 
 /// Why an application could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -138,16 +133,6 @@ pub struct LoadedComponent {
     mounts: Vec<(PathBuf, String)>,
 }
 
-/// Host capabilities of one component, shared by its instances.
-struct ComponentHost {
-    variables: ComponentVariables,
-    key_value: KeyValue,
-    sqlite: Sqlite,
-    allowed_hosts: AllowList,
-    self_address: SelfAddress,
-    nn: Nn,
-}
-
 /// The data of one instance's store.
 pub struct InstanceState {
     table: ResourceTable,
@@ -161,10 +146,35 @@ pub struct InstanceState {
     _ticking: Ticking,
 }
 
+/// What capability `C`'s host functions borrow from an instance.
+pub struct InstanceParts<'a, C: Capability> {
+    /// The instance's resource table.
+    pub table: &'a mut ResourceTable,
+    /// The instance's `wasi:http` state.
+    pub http: &'a mut WasiHttpCtx,
+    /// What the component may do with `C`.
+    pub component: &'a C::Component,
+    /// The request's deadline: work still running then is stopped.
+    pub deadline: Instant,
+}
+
 impl InstanceState {
     /// Whether the instance was refused memory beyond its limit.
     pub fn memory_exceeded(&self) -> bool {
         self.limits.exceeded
+    }
+
+    /// The parts of the instance capability `C` works with.
+    pub fn parts<C: Capability>(&mut self) -> InstanceParts<'_, C>
+    where
+        ComponentHost: HasComponent<C>,
+    {
+        InstanceParts {
+            table: &mut self.table,
+            http: &mut self.http,
+            component: self.host.component(),
+            deadline: self.deadline,
+        }
     }
 }
 
@@ -225,8 +235,7 @@ pub struct App {
     /// The application name.
     pub name: String,
     router: Router<Arc<LoadedComponent>>,
-    self_address: SelfAddress,
-    nn_pool: Option<Arc<WorkerPool>>,
+    capabilities: Capabilities,
     /// The response header that carries the request id, if the manifest asks for one.
     pub request_id_header: Option<http::HeaderName>,
 }
@@ -244,23 +253,12 @@ impl App {
             std::env::var(k).ok()
         })
         .map_err(AppError::Config)?;
-
-        let labels = |pick: fn(&Component) -> &Vec<String>| -> BTreeSet<String> {
-            manifest
-                .components
-                .values()
-                .flat_map(|c| pick(c).iter().cloned())
-                .chain(["default".to_string()])
-                .collect()
+        let cx = AppContext {
+            manifest,
+            config,
+            variables: &variables,
         };
-        let key_value = Arc::new(
-            KeyValueStores::open(&config.state_dir, labels(|c| &c.key_value_stores))
-                .map_err(|e| state_error(format!("key-value store: {e}")))?,
-        );
-        let databases = Arc::new(
-            Databases::open(&config.state_dir, labels(|c| &c.sqlite_databases))
-                .map_err(|e| state_error(format!("sqlite database: {e}")))?,
-        );
+        let capabilities = Capabilities::configure(&cx)?;
 
         let app_limits = config.defaults.with(manifest.settings);
         let max_memory = manifest
@@ -272,7 +270,6 @@ impl App {
         let (engine, ticker) = new_engine(config.max_instances, max_memory)
             .map_err(|e| AppError::Engine(format!("{e:#}")))?;
         let linker = linker(&engine).map_err(|e| AppError::Engine(format!("{e:#}")))?;
-        let self_address = SelfAddress::default();
         let cache_dir = config.state_dir.join("compiled");
 
         let mut loaded = BTreeMap::new();
@@ -304,16 +301,9 @@ impl App {
                 .instantiate_pre(&wasm)
                 .and_then(ProxyPre::new)
                 .map_err(|e| fail(format!("cannot be instantiated here: {e:#}")))?;
-            let host = ComponentHost {
-                variables: ComponentVariables::render(&component.variables, &variables)
-                    .map_err(fail)?,
-                key_value: KeyValue::new(key_value.clone(), &component.key_value_stores),
-                sqlite: Sqlite::new(databases.clone(), &component.sqlite_databases),
-                allowed_hosts: AllowList::resolve(&component.allowed_outbound_hosts, &variables)
-                    .map_err(|e| fail(format!("allowed_outbound_hosts: {e}")))?,
-                self_address: self_address.clone(),
-                nn: Nn::new(config.nn_pool.clone(), &component.ai_models),
-            };
+            let host = capabilities
+                .configure_component(component, &cx)
+                .map_err(fail)?;
             let mounts = stage_files(component, manifest.dir(), &config.state_dir.join("files"))
                 .map_err(|e| fail(format!("files: {e}")))?;
             let limits = app_limits.with(component.settings);
@@ -337,31 +327,23 @@ impl App {
             .filter_map(|t| Some((t.route.clone()?, loaded[&t.component].clone())))
             .collect();
         let router = Router::new(routes).map_err(AppError::Config)?;
-        if let Some(pool) = &config.nn_pool {
-            pool.require(manifest.components.values().flat_map(|c| &c.ai_models));
-        }
         Ok(Self {
             name: manifest.name.clone(),
             router,
-            self_address,
-            nn_pool: config.nn_pool.clone(),
+            capabilities,
             request_id_header: manifest.request_id_header.clone(),
         })
     }
 
     /// Adds the metrics of the application's capabilities (the `wasi:nn` worker pool) to `registry`.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
-        if let Some(pool) = &self.nn_pool {
-            pool.register_metrics(registry);
-        }
+        self.capabilities.register_metrics(registry);
     }
 
     /// Whether the application can serve: `Err` names what it lacks (a model no inference
     /// worker is ready to serve).
     pub fn readiness(&self) -> Result<(), String> {
-        self.nn_pool
-            .as_ref()
-            .map_or(Ok(()), |pool| pool.readiness())
+        self.capabilities.readiness()
     }
 
     /// The component whose route best matches `path`.
@@ -378,7 +360,7 @@ impl App {
 
     /// Records where the application is served, for `self` requests.
     pub fn set_address(&self, addr: std::net::SocketAddr) {
-        let _ = self.self_address.set(addr);
+        self.capabilities.outbound_http.set_address(addr);
     }
 }
 
@@ -427,7 +409,7 @@ impl LoadedComponent {
     }
 }
 
-/// Links WASI, `wasi:http` (with the allow-list) and Spin's host APIs.
+/// Links WASI, `wasi:http` and every capability.
 fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     use wasmtime_wasi_http::p2::bindings::{http, LinkOptions};
     let mut linker = Linker::new(engine);
@@ -438,36 +420,7 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
         InstanceState::http,
     )?;
     http::outgoing_handler::add_to_linker::<_, WasiHttp>(&mut linker, InstanceState::http)?;
-    crate::outbound_http::add_to_linker(&mut linker, |s| OutboundHttp {
-        http: WasiHttpCtxView {
-            ctx: &mut s.http,
-            table: &mut s.table,
-            hooks: Default::default(),
-        },
-        allowed: &s.host.allowed_hosts,
-        self_address: &s.host.self_address,
-    })?;
-    spin::key_value::add_to_linker::<_, KeyValueHost>(&mut linker, |s| KeyValueView {
-        table: &mut s.table,
-        access: &s.host.key_value,
-        deadline: s.deadline,
-    })?;
-    spin::sqlite::add_to_linker::<_, SqliteHost>(&mut linker, |s| SqliteView {
-        table: &mut s.table,
-        access: &s.host.sqlite,
-        deadline: s.deadline,
-    })?;
-    spin::variables::add_to_linker::<_, VariablesHost>(&mut linker, |s| &s.host.variables)?;
-    fn nn(s: &mut InstanceState) -> NnView<'_> {
-        NnView {
-            table: &mut s.table,
-            access: &s.host.nn,
-        }
-    }
-    wasi_nn::tensor::add_to_linker::<_, NnHost>(&mut linker, nn)?;
-    wasi_nn::graph::add_to_linker::<_, NnHost>(&mut linker, nn)?;
-    wasi_nn::inference::add_to_linker::<_, NnHost>(&mut linker, nn)?;
-    wasi_nn::errors::add_to_linker::<_, NnHost>(&mut linker, nn)?;
+    Capabilities::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -10,16 +10,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::OptionalExtension;
-use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::key_value::{self, Error};
+use crate::capability::{AppContext, Capability};
+use crate::manifest::Component;
 use crate::sqlite_pool::SqlitePool;
 
-/// The application's key-value stores.
-#[derive(Debug)]
+/// The application's key-value stores (cheap to clone: shared handles).
+#[derive(Debug, Clone)]
 pub struct KeyValueStores {
     pool: Arc<SqlitePool>,
-    labels: BTreeSet<String>,
+    labels: Arc<BTreeSet<String>>,
 }
 
 impl KeyValueStores {
@@ -31,25 +34,54 @@ impl KeyValueStores {
                 store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
                 PRIMARY KEY (store, key)) WITHOUT ROWID;",
         )?;
-        Ok(Self { pool, labels })
+        Ok(Self {
+            pool,
+            labels: Arc::new(labels),
+        })
     }
 }
 
-/// What one component instance may open.
+impl Capability for KeyValueStores {
+    type Component = KeyValue;
+
+    fn configure_app(cx: &AppContext<'_>) -> Result<Self, AppError> {
+        Self::open(&cx.config.state_dir, cx.labels(|c| &c.key_value_stores)).map_err(|e| {
+            AppError::State {
+                path: cx.config.state_dir.clone(),
+                message: format!("key-value store: {e}"),
+            }
+        })
+    }
+
+    fn configure_component(
+        &self,
+        component: &Component,
+        _cx: &AppContext<'_>,
+    ) -> Result<KeyValue, String> {
+        Ok(KeyValue {
+            stores: self.clone(),
+            allowed: component.key_value_stores.as_slice().into(),
+        })
+    }
+
+    fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+        fn view(s: &mut InstanceState) -> KeyValueView<'_> {
+            let parts = s.parts::<KeyValueStores>();
+            KeyValueView {
+                table: parts.table,
+                access: parts.component,
+                deadline: parts.deadline,
+            }
+        }
+        key_value::add_to_linker::<_, KeyValueHost>(linker, view)
+    }
+}
+
+/// What one component may open.
 #[derive(Debug, Clone)]
 pub struct KeyValue {
-    stores: Arc<KeyValueStores>,
+    stores: KeyValueStores,
     allowed: Arc<[String]>,
-}
-
-impl KeyValue {
-    /// Access for a component allowed to open `allowed`.
-    pub fn new(stores: Arc<KeyValueStores>, allowed: &[String]) -> Self {
-        Self {
-            stores,
-            allowed: allowed.into(),
-        }
-    }
 }
 
 /// An open store: the resource behind `key-value.store`.

@@ -1,12 +1,14 @@
 //! Vitrine's edge runtime: a wasmtime host that runs Spin applications.
 //!
 //! [`Manifest`] reads `spin.toml`; [`App::load`] compiles and pre-instantiates its components
-//! with Spin's host APIs; [`Server`] serves the HTTP trigger. One module per capability:
+//! with Spin's host APIs; [`Server`] serves the HTTP trigger. One module per host capability,
+//! each implementing the trait of `capability.rs`, which also holds the one list of them:
 //! `variables`, `key_value`, `sqlite`, `outbound_http`, `nn` (`wasi:nn`, served by the
 //! [`nn_pool::WorkerPool`] of inference workers).
 
 mod app;
 mod bindings;
+mod capability;
 mod compose;
 mod engine;
 mod guest_log;

@@ -6,29 +6,75 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, Resource, ResourceTable};
+use prometheus_client::registry::Registry;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+use crate::app::{AppError, InstanceState};
 use crate::bindings::nn::wasi::nn::{errors, graph, inference, tensor};
+use crate::capability::{AppContext, Capability};
+use crate::manifest::Component;
 use crate::nn_pool::{PoolError, Tensor, WorkerPool};
 
 use errors::ErrorCode;
 use tensor::TensorType;
+
+/// The `wasi:nn` capability: the inference worker pool of the runtime configuration (none:
+/// every load fails), which must serve every model some component lists in `ai_models`.
+pub struct NnPool(Option<Arc<WorkerPool>>);
+
+impl Capability for NnPool {
+    type Component = Nn;
+
+    fn configure_app(cx: &AppContext<'_>) -> Result<Self, AppError> {
+        let pool = cx.config.nn_pool.clone();
+        if let Some(pool) = &pool {
+            pool.require(cx.manifest.components.values().flat_map(|c| &c.ai_models));
+        }
+        Ok(Self(pool))
+    }
+
+    fn configure_component(
+        &self,
+        component: &Component,
+        _cx: &AppContext<'_>,
+    ) -> Result<Nn, String> {
+        Ok(Nn {
+            pool: self.0.clone(),
+            allowed: component.ai_models.as_slice().into(),
+        })
+    }
+
+    fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+        fn view(s: &mut InstanceState) -> NnView<'_> {
+            let parts = s.parts::<NnPool>();
+            NnView {
+                table: parts.table,
+                access: parts.component,
+            }
+        }
+        use crate::bindings::nn::wasi::nn as wasi_nn;
+        wasi_nn::tensor::add_to_linker::<_, NnHost>(linker, view)?;
+        wasi_nn::graph::add_to_linker::<_, NnHost>(linker, view)?;
+        wasi_nn::inference::add_to_linker::<_, NnHost>(linker, view)?;
+        wasi_nn::errors::add_to_linker::<_, NnHost>(linker, view)
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        if let Some(pool) = &self.0 {
+            pool.register_metrics(registry);
+        }
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        self.0.as_ref().map_or(Ok(()), |pool| pool.readiness())
+    }
+}
 
 /// What one component may reach through `wasi:nn`.
 #[derive(Clone)]
 pub struct Nn {
     pool: Option<Arc<WorkerPool>>,
     allowed: Arc<[String]>,
-}
-
-impl Nn {
-    /// Access to `pool` (none configured: every load fails) for a component allowed `ai_models`.
-    pub fn new(pool: Option<Arc<WorkerPool>>, ai_models: &[String]) -> Self {
-        Self {
-            pool,
-            allowed: ai_models.into(),
-        }
-    }
 }
 
 /// A tensor resource: dimensions, element type and bytes.

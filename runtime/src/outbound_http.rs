@@ -20,6 +20,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::{self, ErrorCode, RequestOpti
 use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
 use wasmtime_wasi_http::WasiHttpCtxView;
 
+use crate::app::{AppError, InstanceState};
+use crate::capability::{AppContext, Capability};
+use crate::manifest::Component;
 use crate::variables::{AppVariables, Template};
 
 /// One `allowed_outbound_hosts` entry as written (templates not yet filled in).
@@ -207,6 +210,61 @@ impl AllowList {
 /// The application's own listening address, for `self` requests; set once serving starts.
 pub type SelfAddress = Arc<OnceLock<SocketAddr>>;
 
+/// The outbound HTTP capability: each component's allow-list, and where the application
+/// itself listens (for `self` requests).
+#[derive(Default)]
+pub struct OutboundHttpPolicy {
+    self_address: SelfAddress,
+}
+
+impl OutboundHttpPolicy {
+    /// Records where the application is served, for `self` requests.
+    pub fn set_address(&self, addr: SocketAddr) {
+        let _ = self.self_address.set(addr);
+    }
+}
+
+/// What one component may reach.
+pub struct ComponentOutbound {
+    allowed: AllowList,
+    self_address: SelfAddress,
+}
+
+impl Capability for OutboundHttpPolicy {
+    type Component = ComponentOutbound;
+
+    fn configure_app(_cx: &AppContext<'_>) -> Result<Self, AppError> {
+        Ok(Self::default())
+    }
+
+    fn configure_component(
+        &self,
+        component: &Component,
+        cx: &AppContext<'_>,
+    ) -> Result<ComponentOutbound, String> {
+        Ok(ComponentOutbound {
+            allowed: AllowList::resolve(&component.allowed_outbound_hosts, cx.variables)
+                .map_err(|e| format!("allowed_outbound_hosts: {e}"))?,
+            self_address: self.self_address.clone(),
+        })
+    }
+
+    fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+        add_to_linker(linker, |s| {
+            let parts = s.parts::<OutboundHttpPolicy>();
+            OutboundHttp {
+                http: WasiHttpCtxView {
+                    ctx: parts.http,
+                    table: parts.table,
+                    hooks: Default::default(),
+                },
+                allowed: &parts.component.allowed,
+                self_address: &parts.component.self_address,
+            }
+        })
+    }
+}
+
 /// The `wasi:http` context of one request plus the policy its outbound requests obey.
 pub struct OutboundHttp<'a> {
     /// wasmtime's `wasi:http` state for the instance.
@@ -267,7 +325,7 @@ impl OutboundHttp<'_> {
 
 /// Replaces wasmtime's `outgoing-handler.handle` (already in `linker`) with one that applies
 /// the allow-list first; `get` borrows the request's view from the store data.
-pub fn add_to_linker<T: 'static>(
+fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> OutboundHttp<'_>,
 ) -> wasmtime::Result<()> {

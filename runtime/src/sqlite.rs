@@ -12,15 +12,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
+use crate::capability::{AppContext, Capability};
+use crate::manifest::Component;
 use crate::sqlite_pool::{run_interruptible, SqlitePool};
 
-/// The application's SQLite databases by label.
-#[derive(Debug)]
+/// The application's SQLite databases by label (cheap to clone: a shared handle).
+#[derive(Debug, Clone)]
 pub struct Databases {
-    pools: BTreeMap<String, Arc<SqlitePool>>,
+    pools: Arc<BTreeMap<String, Arc<SqlitePool>>>,
 }
 
 impl Databases {
@@ -34,25 +37,53 @@ impl Databases {
             let pool = SqlitePool::open(&state_dir.join("sqlite").join(format!("{label}.db")), "")?;
             pools.insert(label, pool);
         }
-        Ok(Self { pools })
+        Ok(Self {
+            pools: Arc::new(pools),
+        })
     }
 }
 
-/// What one component instance may open.
+impl Capability for Databases {
+    type Component = Sqlite;
+
+    fn configure_app(cx: &AppContext<'_>) -> Result<Self, AppError> {
+        Self::open(&cx.config.state_dir, cx.labels(|c| &c.sqlite_databases)).map_err(|e| {
+            AppError::State {
+                path: cx.config.state_dir.clone(),
+                message: format!("sqlite database: {e}"),
+            }
+        })
+    }
+
+    fn configure_component(
+        &self,
+        component: &Component,
+        _cx: &AppContext<'_>,
+    ) -> Result<Sqlite, String> {
+        Ok(Sqlite {
+            databases: self.clone(),
+            allowed: component.sqlite_databases.as_slice().into(),
+        })
+    }
+
+    fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+        fn view(s: &mut InstanceState) -> SqliteView<'_> {
+            let parts = s.parts::<Databases>();
+            SqliteView {
+                table: parts.table,
+                access: parts.component,
+                deadline: parts.deadline,
+            }
+        }
+        sqlite::add_to_linker::<_, SqliteHost>(linker, view)
+    }
+}
+
+/// What one component may open.
 #[derive(Debug, Clone)]
 pub struct Sqlite {
-    databases: Arc<Databases>,
+    databases: Databases,
     allowed: Arc<[String]>,
-}
-
-impl Sqlite {
-    /// Access for a component allowed to open `allowed`.
-    pub fn new(databases: Arc<Databases>, allowed: &[String]) -> Self {
-        Self {
-            databases,
-            allowed: allowed.into(),
-        }
-    }
 }
 
 /// An open guest connection: the resource behind `sqlite.connection`.

@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use wasmtime::component::Linker;
+
+use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::variables::{self, Error as GuestError};
-use crate::manifest::VariableDef;
+use crate::capability::{AppContext, Capability};
+use crate::manifest::{Component, VariableDef};
 
 /// A string with `{{ variable }}` placeholders, as used in component variables and
 /// `allowed_outbound_hosts`.
@@ -185,6 +189,33 @@ impl ComponentVariables {
             .ok_or_else(|| {
                 GuestError::Undefined(format!("no variable `{name}` for this component"))
             })
+    }
+}
+
+/// The `fermyon:spin/variables` capability: each component reads its own `variables`,
+/// rendered from the application variables.
+pub struct Variables;
+
+impl Capability for Variables {
+    type Component = ComponentVariables;
+
+    fn configure_app(_cx: &AppContext<'_>) -> Result<Self, AppError> {
+        Ok(Variables)
+    }
+
+    fn configure_component(
+        &self,
+        component: &Component,
+        cx: &AppContext<'_>,
+    ) -> Result<ComponentVariables, String> {
+        ComponentVariables::render(&component.variables, cx.variables)
+    }
+
+    fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+        fn view(s: &mut InstanceState) -> &ComponentVariables {
+            s.parts::<Variables>().component
+        }
+        variables::add_to_linker::<_, VariablesHost>(linker, view)
     }
 }
 
