@@ -375,6 +375,7 @@ impl LoadedComponent {
             // Checked while staging; a directory that vanished since only loses its mount.
             let _ = wasi.preopened_dir(host, guest, FsPerms::ReadOnly);
         }
+        Capabilities::prepare_wasi(&self.host, &mut wasi);
         let deadline = Instant::now() + self.limits.timeout;
         let state = InstanceState {
             deadline,

@@ -1,12 +1,14 @@
 //! Host capabilities as pluggable parts, in the spirit of Spin's factors. A capability is set
 //! up once per application from the manifest and runtime configuration
 //! ([`Capability::configure_app`]), resolves what each component may do
-//! ([`Capability::configure_component`]), and links its WIT interfaces, whose host functions
-//! reach the instance through [`InstanceState::parts`]. [`capabilities!`] lists them: a new
+//! ([`Capability::configure_component`]), prepares each new instance
+//! ([`Capability::prepare_wasi`]), and links its WIT interfaces, whose host functions reach the
+//! instance through [`InstanceState::parts`]. [`capabilities!`] lists them: a new
 //! capability is its module plus one line there.
 
 use prometheus_client::registry::Registry;
 use wasmtime::component::Linker;
+use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::app::{AppError, InstanceState, RuntimeConfig};
 use crate::manifest::{Component, Manifest};
@@ -55,6 +57,9 @@ pub trait Capability: Sized + Send + Sync + 'static {
 
     /// Links the capability's interfaces.
     fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>;
+
+    /// Adds the capability's part of a new instance's WASI context (nothing by default).
+    fn prepare_wasi(_component: &Self::Component, _wasi: &mut WasiCtxBuilder) {}
 
     /// Adds the capability's metrics to the runtime's registry (none by default).
     fn register_metrics(&self, _registry: &mut Registry) {}
@@ -119,6 +124,11 @@ macro_rules! capabilities {
             pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
                 $(<$capability as Capability>::add_to_linker(linker)?;)*
                 Ok(())
+            }
+
+            /// Adds every capability's part of a new instance's WASI context.
+            pub fn prepare_wasi(host: &ComponentHost, wasi: &mut WasiCtxBuilder) {
+                $(<$capability as Capability>::prepare_wasi(&host.$field, wasi);)*
             }
 
             /// Adds every capability's metrics.

@@ -1,5 +1,6 @@
-//! Outbound HTTP (`wasi:http/outgoing-handler`) limited to a component's
-//! `allowed_outbound_hosts`.
+//! Outbound connections limited to a component's `allowed_outbound_hosts`: HTTP
+//! (`wasi:http/outgoing-handler`) and TCP/UDP sockets (`wasi:sockets`), with the checks other
+//! outbound capabilities (Redis) share.
 //!
 //! Patterns are `scheme://host[:port]`: the scheme may be `*`; the host may be `*`, `*.domain`,
 //! a name, an IP address or an IP network (`10.0.0.0/8`); the port may be `*` and defaults to the
@@ -19,6 +20,9 @@ use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
 use wasmtime_wasi_http::p2::bindings::http::types::{self, ErrorCode, RequestOptions, Scheme};
 use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
 use wasmtime_wasi_http::WasiHttpCtxView;
+
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::app::{AppError, InstanceState};
 use crate::capability::{AppContext, Capability};
@@ -52,7 +56,7 @@ impl AllowedHostPattern {
     }
 }
 
-/// Where a component may send HTTP requests.
+/// Where a component may connect: HTTP requests, TCP/UDP sockets, Redis, MQTT.
 #[derive(Debug, Clone, Default)]
 pub struct AllowList {
     rules: Vec<HostRule>,
@@ -172,10 +176,15 @@ fn split_host_port(text: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The port a scheme implies when an entry gives none (Spin's well-known ports).
 fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" | "ws" => Some(80),
         "https" | "wss" => Some(443),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
         _ => None,
     }
 }
@@ -197,6 +206,70 @@ impl AllowList {
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
         let host = host.to_ascii_lowercase();
         self.rules.iter().any(|r| r.allows(scheme, &host, port))
+    }
+
+    /// Whether `scheme://host:port` may be reached, the host given by name or IP address
+    /// (Redis, MQTT and other clients that are given an address).
+    pub fn allows_address(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.allows(scheme, host.trim_matches(['[', ']']), port)
+    }
+
+    /// Whether some entry could allow `scheme` (`tcp`, `udp`): the WASI socket kind is enabled.
+    fn uses(&self, scheme: &str) -> bool {
+        self.rules.iter().any(|r| match r {
+            HostRule::AllowAll => true,
+            HostRule::SelfApp => false,
+            HostRule::Match { scheme: s, .. } => s.as_deref().is_none_or(|s| s == scheme),
+        })
+    }
+
+    /// Whether an entry for `scheme` names a host (the guest then needs name lookups).
+    fn names_hosts(&self, scheme: &str) -> bool {
+        self.rules.iter().any(|r| match r {
+            HostRule::AllowAll => true,
+            HostRule::SelfApp => false,
+            HostRule::Match {
+                scheme: s, host, ..
+            } => {
+                s.as_deref().is_none_or(|s| s == scheme)
+                    && matches!(host, HostMatch::Name(_) | HostMatch::Subdomain(_))
+            }
+        })
+    }
+
+    /// Whether a socket may reach `addr` over `scheme` (`tcp`, `udp`): an entry whose network
+    /// holds the address, or whose host name resolves to it.
+    async fn allows_socket(&self, scheme: &str, addr: SocketAddr) -> bool {
+        let ip = addr.ip().to_canonical();
+        for rule in &self.rules {
+            let HostRule::Match {
+                scheme: s,
+                host,
+                port,
+            } = rule
+            else {
+                if matches!(rule, HostRule::AllowAll) {
+                    return true;
+                }
+                continue;
+            };
+            if s.as_deref().is_some_and(|s| s != scheme) || port.is_some_and(|p| p != addr.port()) {
+                continue;
+            }
+            let matched = match host {
+                HostMatch::Any => true,
+                HostMatch::Network(net) => net.contains(&ip),
+                HostMatch::Name(name) => tokio::net::lookup_host((name.as_str(), addr.port()))
+                    .await
+                    .is_ok_and(|mut found| found.any(|a| a.ip().to_canonical() == ip)),
+                // A wildcard domain names no address the socket could be checked against.
+                HostMatch::Subdomain(_) => false,
+            };
+            if matched {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether relative-URL requests to the application itself are allowed.
@@ -226,8 +299,15 @@ impl OutboundHttpPolicy {
 
 /// What one component may reach.
 pub struct ComponentOutbound {
-    allowed: AllowList,
+    allowed: Arc<AllowList>,
     self_address: SelfAddress,
+}
+
+impl ComponentOutbound {
+    /// The component's `allowed_outbound_hosts`.
+    pub fn allowed(&self) -> &AllowList {
+        &self.allowed
+    }
 }
 
 impl Capability for OutboundHttpPolicy {
@@ -243,10 +323,38 @@ impl Capability for OutboundHttpPolicy {
         cx: &AppContext<'_>,
     ) -> Result<ComponentOutbound, String> {
         Ok(ComponentOutbound {
-            allowed: AllowList::resolve(&component.allowed_outbound_hosts, cx.variables)
-                .map_err(|e| format!("allowed_outbound_hosts: {e}"))?,
+            allowed: Arc::new(
+                AllowList::resolve(&component.allowed_outbound_hosts, cx.variables)
+                    .map_err(|e| format!("allowed_outbound_hosts: {e}"))?,
+            ),
             self_address: self.self_address.clone(),
         })
+    }
+
+    /// TCP and UDP sockets (`wasi:sockets`) as Spin allows them: outbound only, to what
+    /// `tcp://` and `udp://` entries name; everything else is `access-denied`.
+    fn prepare_wasi(component: &ComponentOutbound, wasi: &mut WasiCtxBuilder) {
+        let allowed = component.allowed.clone();
+        wasi.allow_tcp(allowed.uses("tcp"))
+            .allow_udp(allowed.uses("udp"))
+            .allow_ip_name_lookup(allowed.names_hosts("tcp") || allowed.names_hosts("udp"));
+        wasi.socket_addr_check(move |addr, usage| {
+            let allowed = allowed.clone();
+            Box::pin(async move {
+                match usage {
+                    // A connect first binds to the wildcard address with port 0; a guest may
+                    // not bind anything else (no servers).
+                    SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                        addr.ip().is_unspecified() && addr.port() == 0
+                    }
+                    SocketAddrUse::TcpConnect => allowed.allows_socket("tcp", addr).await,
+                    SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                        allowed.allows_socket("udp", addr).await
+                    }
+                    SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+                }
+            })
+        });
     }
 
     fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
@@ -396,6 +504,32 @@ mod tests {
     }
 
     #[test]
+    fn well_known_schemes_have_default_ports() {
+        let l = list(&["redis://cache.local", "mqtt://broker", "tcp://10.0.0.0/8:*"]);
+        assert!(l.allows_address("redis", "cache.local", 6379));
+        assert!(!l.allows_address("redis", "cache.local", 6380));
+        assert!(l.allows_address("mqtt", "broker", 1883));
+        assert!(l.uses("tcp") && !l.uses("udp"));
+        assert!(
+            AllowedHostPattern::parse("tcp://db").is_err(),
+            "tcp needs a port"
+        );
+    }
+
+    #[tokio::test]
+    async fn sockets_match_networks_and_names() {
+        let l = list(&["tcp://127.0.0.0/8:5432", "udp://localhost:53"]);
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(l.allows_socket("tcp", at("127.0.0.9:5432")).await);
+        assert!(!l.allows_socket("tcp", at("127.0.0.9:5433")).await);
+        assert!(!l.allows_socket("udp", at("127.0.0.9:5432")).await);
+        assert!(!l.allows_socket("tcp", at("10.0.0.1:5432")).await);
+        // A name entry matches the addresses it resolves to.
+        assert!(l.allows_socket("udp", at("127.0.0.1:53")).await);
+        assert!(!list(&[]).allows_socket("tcp", at("127.0.0.1:1")).await);
+    }
+
+    #[test]
     fn matches_ip_networks_and_self() {
         let l = list(&["http://10.0.0.0/8:*", "http://[::1]:3000", "http://self"]);
         assert!(l.allows("http", "10.1.2.3", 80));
@@ -410,7 +544,7 @@ mod tests {
         for bad in [
             "example.com",
             "https://example.com/path",
-            "redis://cache",
+            "ftp://cache",
             "https://exa mple.com",
             "https://x:port",
         ] {

@@ -255,3 +255,78 @@ async fn a_taken_admin_port_is_named_as_the_admin_address() -> anyhow::Result<()
     assert!(err.contains("admin"), "{err}");
     Ok(())
 }
+
+/// A TCP server on loopback that answers each line with `pong <line>`.
+async fn echo_server() -> anyhow::Result<std::net::SocketAddr> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_ok() {
+                    let _ = write
+                        .write_all(format!("pong {}\n", line.trim_end()).as_bytes())
+                        .await;
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test]
+async fn tcp_sockets_reach_only_what_allowed_outbound_hosts_names() -> anyhow::Result<()> {
+    let echo = echo_server().await?;
+    let port = echo.port();
+    let app = TestApp::start(&manifest(&format!(
+        r#"
+[variables]
+echo_port = {{ default = "{port}" }}
+[[trigger.http]]
+route = "/exact/..."
+component = "exact"
+[[trigger.http]]
+route = "/range/..."
+component = "range"
+[[trigger.http]]
+route = "/http-only/..."
+component = "http-only"
+[[trigger.http]]
+route = "/other-port/..."
+component = "other-port"
+[component.exact]
+source = "PROBE"
+allowed_outbound_hosts = ["tcp://127.0.0.1:{{{{ echo_port }}}}"]
+[component.range]
+source = "PROBE"
+allowed_outbound_hosts = ["tcp://127.0.0.0/8:*"]
+[component.http-only]
+source = "PROBE"
+allowed_outbound_hosts = ["http://127.0.0.1:{port}"]
+[component.other-port]
+source = "PROBE"
+allowed_outbound_hosts = ["tcp://127.0.0.1:1"]
+"#
+    )))
+    .await?;
+    for allowed in ["exact", "range"] {
+        let (status, headers, body) =
+            fetch(get(format!("{}/{allowed}/tcp?addr={echo}", app.url))).await?;
+        assert_eq!(
+            (status, body),
+            (200, json!({ "reply": "pong ping" })),
+            "{allowed}"
+        );
+        assert_eq!(headers, guest_headers());
+    }
+    for denied in ["http-only", "other-port"] {
+        let (status, _, body) = fetch(get(format!("{}/{denied}/tcp?addr={echo}", app.url))).await?;
+        assert_eq!(status, 502, "{denied}: {body}");
+        // wasi:sockets' `access-denied`, as std reports it.
+        assert_eq!(body["kind"], "PermissionDenied", "{denied}: {body}");
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@
 //! - `/outbound?url=…` — GET another URL through outbound HTTP;
 //! - `/outbound-raw?url=…` — the same through `wasi:http/outgoing-handler` directly, reporting
 //!   whether an error came from `handle` itself or from the future response;
+//! - `/tcp?addr=IP:PORT` — connect a TCP socket, send `ping\n`, answer with the reply line;
 //! - `/sleep?ms=N` — answer after N milliseconds;
 //! - `/print?<text>` — write the text to stdout and stderr;
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
@@ -60,6 +61,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         }
         ["outbound", ..] => outbound(&req).await,
         ["outbound-raw", ..] => outbound_raw(&req),
+        ["tcp", ..] => tcp(&req),
         ["sleep", ..] => {
             let ms = req
                 .query()
@@ -193,6 +195,29 @@ fn sql(req: &Request, label: &str) -> Response {
             respond(200, json!({ "columns": result.columns, "rows": rows }))
         }
         Err(e) => respond(500, json!({ "error": format!("{e:?}") })),
+    }
+}
+
+/// Connects to `addr`, sends `ping`, and reports the reply line or the error's kind.
+fn tcp(req: &Request) -> Response {
+    use std::io::{BufRead, BufReader, Write};
+    let addr = req.query().strip_prefix("addr=").unwrap_or_default();
+    let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+        return respond(400, json!({ "error": format!("`{addr}` is not IP:PORT") }));
+    };
+    let exchange = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.write_all(b"ping\n")?;
+        let mut reply = String::new();
+        BufReader::new(stream).read_line(&mut reply)?;
+        Ok(reply.trim_end().to_string())
+    };
+    match exchange() {
+        Ok(reply) => respond(200, json!({ "reply": reply })),
+        Err(e) => respond(
+            502,
+            json!({ "kind": format!("{:?}", e.kind()), "error": e.to_string() }),
+        ),
     }
 }
 
