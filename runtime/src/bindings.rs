@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/key-value.store": crate::key_value::OpenStore,
         "fermyon:spin/sqlite.connection": crate::sqlite::GuestConnection,
+        "fermyon:spin/redis.connection": crate::redis::RedisConnection,
     },
 });
 

@@ -150,5 +150,6 @@ capabilities! {
     key_value: crate::key_value::KeyValueStores,
     sqlite: crate::sqlite::Databases,
     outbound_http: crate::outbound_http::OutboundHttpPolicy,
+    redis: crate::redis::OutboundRedis,
     nn: crate::nn::NnPool,
 }

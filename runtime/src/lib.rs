@@ -3,7 +3,7 @@
 //! [`Manifest`] reads `spin.toml`; [`App::load`] compiles and pre-instantiates its components
 //! with Spin's host APIs; [`Server`] serves the HTTP trigger. One module per host capability,
 //! each implementing the trait of `capability.rs`, which also holds the one list of them:
-//! `variables`, `key_value`, `sqlite`, `outbound_http`, `nn` (`wasi:nn`, served by the
+//! `variables`, `key_value`, `sqlite`, `outbound_http`, `redis`, `nn` (`wasi:nn`, served by the
 //! [`nn_pool::WorkerPool`] of inference workers).
 
 mod app;
@@ -19,6 +19,7 @@ mod metrics;
 mod nn;
 pub mod nn_pool;
 pub mod outbound_http;
+mod redis;
 pub mod routes;
 mod sqlite;
 mod sqlite_pool;

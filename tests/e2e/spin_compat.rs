@@ -330,3 +330,51 @@ allowed_outbound_hosts = ["tcp://127.0.0.1:1"]
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn outbound_redis_works_against_a_real_server_within_the_allow_list() -> anyhow::Result<()> {
+    let redis = vitrine_tests::RedisServer::start()?;
+    let port = redis.port;
+    let app = TestApp::start(&manifest(&format!(
+        r#"
+[[trigger.http]]
+route = "/allowed/..."
+component = "allowed"
+[[trigger.http]]
+route = "/denied/..."
+component = "denied"
+[component.allowed]
+source = "PROBE"
+allowed_outbound_hosts = ["redis://127.0.0.1:{port}"]
+[component.denied]
+source = "PROBE"
+allowed_outbound_hosts = ["redis://127.0.0.1:1", "tcp://127.0.0.1:{port}"]
+"#
+    )))
+    .await?;
+    let address = format!("redis://127.0.0.1:{port}");
+    let (status, headers, body) =
+        fetch(get(format!("{}/allowed/redis?addr={address}", app.url))).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers, guest_headers());
+    assert_eq!(
+        body,
+        json!({
+            "get": "v1", "missing": null, "incr": [1, 2], "sadd": 2, "smembers": ["a", "b"],
+            "srem": 1, "del": 3,
+            "execute": ["hi", 5, { "status": "OK" }, null],
+        })
+    );
+    // Not in the list (another port; a tcp:// entry does not count): Spin's invalid-address.
+    let (status, _, body) = fetch(get(format!("{}/denied/redis?addr={address}", app.url))).await?;
+    assert_eq!(
+        (status, body),
+        (403, json!({ "error": "Error::InvalidAddress" }))
+    );
+    let (status, _, body) = fetch(get(format!("{}/allowed/redis?addr=not-a-url", app.url))).await?;
+    assert_eq!(
+        (status, body),
+        (403, json!({ "error": "Error::InvalidAddress" }))
+    );
+    Ok(())
+}

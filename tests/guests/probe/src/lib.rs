@@ -10,6 +10,7 @@
 //! - `/outbound-raw?url=…` — the same through `wasi:http/outgoing-handler` directly, reporting
 //!   whether an error came from `handle` itself or from the future response;
 //! - `/tcp?addr=IP:PORT` — connect a TCP socket, send `ping\n`, answer with the reply line;
+//! - `/redis?addr=redis://…` — a round of every outbound Redis operation, results as JSON;
 //! - `/sleep?ms=N` — answer after N milliseconds;
 //! - `/print?<text>` — write the text to stdout and stderr;
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
@@ -62,6 +63,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         ["outbound", ..] => outbound(&req).await,
         ["outbound-raw", ..] => outbound_raw(&req),
         ["tcp", ..] => tcp(&req),
+        ["redis", ..] => redis(&req),
         ["sleep", ..] => {
             let ms = req
                 .query()
@@ -218,6 +220,70 @@ fn tcp(req: &Request) -> Response {
             502,
             json!({ "kind": format!("{:?}", e.kind()), "error": e.to_string() }),
         ),
+    }
+}
+
+/// Runs every `fermyon:spin/redis` operation once against `addr` (keys `probe:*`).
+fn redis(req: &Request) -> Response {
+    use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
+    let addr = req.query().strip_prefix("addr=").unwrap_or_default();
+    let conn = match Connection::open(addr) {
+        Ok(conn) => conn,
+        Err(e) => return respond(403, json!({ "error": format!("{e:?}") })),
+    };
+    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    let round = || -> Result<Json, spin_sdk::redis::Error> {
+        conn.set("probe:k", &b"v1".to_vec())?;
+        let got = conn
+            .get("probe:k")?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let missing = conn.get("probe:missing")?;
+        let counts = [conn.incr("probe:n")?, conn.incr("probe:n")?];
+        let added = conn.sadd("probe:s", &strings(&["a", "b", "a"]))?;
+        let mut members = conn.smembers("probe:s")?;
+        members.sort();
+        let removed = conn.srem("probe:s", &strings(&["a", "zz"]))?;
+        let deleted = conn.del(&strings(&[
+            "probe:k",
+            "probe:n",
+            "probe:s",
+            "probe:missing",
+        ]))?;
+        let echoed: Vec<Json> = conn
+            .execute("ECHO", &[RedisParameter::Binary(b"hi".to_vec())])?
+            .into_iter()
+            .chain(conn.execute(
+                "INCRBY",
+                &[
+                    RedisParameter::Binary(b"probe:x".to_vec()),
+                    RedisParameter::Int64(5),
+                ],
+            )?)
+            .chain(conn.execute(
+                "SET",
+                &[
+                    RedisParameter::Binary(b"probe:x".to_vec()),
+                    RedisParameter::Binary(b"1".to_vec()),
+                ],
+            )?)
+            .chain(conn.execute("GET", &[RedisParameter::Binary(b"probe:nothing".to_vec())])?)
+            .map(|r| match r {
+                RedisResult::Nil => json!(null),
+                RedisResult::Status(s) => json!({ "status": s }),
+                RedisResult::Int64(i) => json!(i),
+                RedisResult::Binary(b) => json!(String::from_utf8_lossy(&b)),
+            })
+            .collect();
+        conn.del(&strings(&["probe:x"]))?;
+        conn.publish("probe:channel", &b"hello".to_vec())?;
+        Ok(json!({
+            "get": got, "missing": missing, "incr": counts, "sadd": added, "smembers": members,
+            "srem": removed, "del": deleted, "execute": echoed,
+        }))
+    };
+    match round() {
+        Ok(body) => respond(200, body),
+        Err(e) => respond(500, json!({ "error": format!("{e:?}") })),
     }
 }
 
