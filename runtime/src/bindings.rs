@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
         "fermyon:spin/key-value.store": crate::key_value::OpenStore,
         "fermyon:spin/sqlite.connection": crate::sqlite::GuestConnection,
         "fermyon:spin/redis.connection": crate::redis::RedisConnection,
+        "fermyon:spin/mqtt.connection": crate::mqtt::MqttConnection,
     },
 });
 

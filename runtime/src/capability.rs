@@ -151,5 +151,6 @@ capabilities! {
     sqlite: crate::sqlite::Databases,
     outbound_http: crate::outbound_http::OutboundHttpPolicy,
     redis: crate::redis::OutboundRedis,
+    mqtt: crate::mqtt::OutboundMqtt,
     nn: crate::nn::NnPool,
 }

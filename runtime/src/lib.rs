@@ -3,7 +3,7 @@
 //! [`Manifest`] reads `spin.toml`; [`App::load`] compiles and pre-instantiates its components
 //! with Spin's host APIs; [`Server`] serves the HTTP trigger. One module per host capability,
 //! each implementing the trait of `capability.rs`, which also holds the one list of them:
-//! `variables`, `key_value`, `sqlite`, `outbound_http`, `redis`, `nn` (`wasi:nn`, served by the
+//! `variables`, `key_value`, `sqlite`, `outbound_http`, `redis`, `mqtt`, `nn` (`wasi:nn`, served by the
 //! [`nn_pool::WorkerPool`] of inference workers).
 
 mod app;
@@ -16,6 +16,7 @@ mod http_trigger;
 mod key_value;
 pub mod manifest;
 mod metrics;
+mod mqtt;
 mod nn;
 pub mod nn_pool;
 pub mod outbound_http;

@@ -378,3 +378,95 @@ allowed_outbound_hosts = ["redis://127.0.0.1:1", "tcp://127.0.0.1:{port}"]
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn outbound_mqtt_publishes_to_a_real_broker_within_the_allow_list() -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+    let broker = vitrine_tests::MqttBroker::start()?;
+    let port = broker.port;
+    // A subscriber, as another service of the shop would be.
+    let (subscriber, mut events) =
+        AsyncClient::new(MqttOptions::new("test-subscriber", "127.0.0.1", port), 16);
+    subscriber
+        .subscribe("vitrine/probe", QoS::AtLeastOnce)
+        .await?;
+    while !matches!(events.poll().await?, Event::Incoming(Incoming::SubAck(_))) {}
+    let (received, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Incoming::Publish(p)) = event {
+                let _ = received.send((p.topic, p.payload.to_vec()));
+            }
+        }
+    });
+    let app = TestApp::start(&manifest(&format!(
+        r#"
+[[trigger.http]]
+route = "/allowed/..."
+component = "allowed"
+[[trigger.http]]
+route = "/denied/..."
+component = "denied"
+[component.allowed]
+source = "PROBE"
+allowed_outbound_hosts = ["mqtt://127.0.0.1:{port}"]
+[component.denied]
+source = "PROBE"
+allowed_outbound_hosts = ["mqtt://127.0.0.1:1", "redis://127.0.0.1:{port}"]
+"#
+    )))
+    .await?;
+    for qos in ["0", "1", "2"] {
+        let url = format!(
+            "{}/allowed/mqtt?topic=vitrine/probe&qos={qos}&addr=mqtt://127.0.0.1:{port}?client_id=probe-{qos}",
+            app.url
+        );
+        let (status, headers, body) = fetch(get(url)).await?;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({ "published": true })),
+            "qos {qos}"
+        );
+        assert_eq!(headers, guest_headers());
+        let message =
+            tokio::time::timeout(std::time::Duration::from_secs(5), messages.recv()).await?;
+        assert_eq!(
+            message,
+            Some(("vitrine/probe".into(), b"hello from the probe".to_vec())),
+            "qos {qos}"
+        );
+    }
+    let url = format!(
+        "{}/denied/mqtt?topic=vitrine/probe&qos=1&addr=mqtt://127.0.0.1:{port}?client_id=denied",
+        app.url
+    );
+    let (status, _, body) = fetch(get(url)).await?;
+    assert_eq!(status, 502, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("Error::ConnectionFailed") && error.contains("is not permitted"),
+        "{body}"
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), messages.recv())
+            .await
+            .is_err(),
+        "a refused component published"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_component_importing_an_interface_the_runtime_lacks_fails_at_startup(
+) -> anyhow::Result<()> {
+    let err = TestApp::start(&manifest(
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"shop-db\"\n[component.shop-db]\nsource = \"UNSUPPORTED\"\n",
+    ))
+    .await
+    .err()
+    .expect("startup must fail");
+    let message = format!("{err:#}");
+    assert!(message.contains("`shop-db`"), "{message}");
+    assert!(message.contains("fermyon:spin/mysql"), "{message}");
+    Ok(())
+}

@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "classify",
     "nn-remote",
     "fraud-webhook",
+    "unsupported",
 ];
 
 /// The workspace root.
@@ -79,8 +80,8 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
     Ok(target.join(wasm_target).join("wasm"))
 }
 
-/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE` and `FRAUD_WEBHOOK`
-/// standing for the built guests' paths.
+/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE`, `FRAUD_WEBHOOK` and
+/// `UNSUPPORTED` standing for the built guests' paths.
 pub fn manifest(body: &str) -> String {
     let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
     for name in GUESTS {
@@ -361,6 +362,57 @@ impl RedisServer {
 }
 
 impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An MQTT broker (Debian's `mosquitto` package) on a free loopback port, anonymous clients
+/// allowed; stopped when dropped.
+pub struct MqttBroker {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl MqttBroker {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )?;
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting mosquitto (apt-get install mosquitto; .ci/run does it)")?;
+        let broker = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                bail!("mosquitto did not accept connections on port {port} within 10 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(broker)
+    }
+}
+
+impl Drop for MqttBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

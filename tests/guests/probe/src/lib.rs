@@ -11,6 +11,7 @@
 //!   whether an error came from `handle` itself or from the future response;
 //! - `/tcp?addr=IP:PORT` — connect a TCP socket, send `ping\n`, answer with the reply line;
 //! - `/redis?addr=redis://…` — a round of every outbound Redis operation, results as JSON;
+//! - `/mqtt?topic=T&qos=0|1|2&addr=mqtt://…` — publish `hello from the probe` (`addr` last);
 //! - `/sleep?ms=N` — answer after N milliseconds;
 //! - `/print?<text>` — write the text to stdout and stderr;
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
@@ -64,6 +65,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         ["outbound-raw", ..] => outbound_raw(&req),
         ["tcp", ..] => tcp(&req),
         ["redis", ..] => redis(&req),
+        ["mqtt", ..] => mqtt(&req),
         ["sleep", ..] => {
             let ms = req
                 .query()
@@ -223,6 +225,30 @@ fn tcp(req: &Request) -> Response {
     }
 }
 
+/// Publishes one message through `fermyon:spin/mqtt`.
+fn mqtt(req: &Request) -> Response {
+    use spin_sdk::mqtt::{Connection, Qos};
+    let query = req.query();
+    let (params, addr) = query.split_once("addr=").unwrap_or((query, ""));
+    let param = |name: &str| {
+        params
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_default()
+    };
+    let qos = match param("qos") {
+        "0" => Qos::AtMostOnce,
+        "2" => Qos::ExactlyOnce,
+        _ => Qos::AtLeastOnce,
+    };
+    let published = Connection::open(addr, "", "", 30)
+        .and_then(|conn| conn.publish(param("topic"), b"hello from the probe".as_ref(), qos));
+    match published {
+        Ok(()) => respond(200, json!({ "published": true })),
+        Err(e) => respond(502, json!({ "error": format!("{e:?}") })),
+    }
+}
+
 /// Runs every `fermyon:spin/redis` operation once against `addr` (keys `probe:*`).
 fn redis(req: &Request) -> Response {
     use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
@@ -233,7 +259,7 @@ fn redis(req: &Request) -> Response {
     };
     let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
     let round = || -> Result<Json, spin_sdk::redis::Error> {
-        conn.set("probe:k", &b"v1".to_vec())?;
+        conn.set("probe:k", b"v1".as_ref())?;
         let got = conn
             .get("probe:k")?
             .map(|v| String::from_utf8_lossy(&v).into_owned());
@@ -275,7 +301,7 @@ fn redis(req: &Request) -> Response {
             })
             .collect();
         conn.del(&strings(&["probe:x"]))?;
-        conn.publish("probe:channel", &b"hello".to_vec())?;
+        conn.publish("probe:channel", b"hello".as_ref())?;
         Ok(json!({
             "get": got, "missing": missing, "incr": counts, "sadd": added, "smembers": members,
             "srem": removed, "del": deleted, "execute": echoed,
