@@ -385,14 +385,40 @@ async fn serve(
     if exceeded.load(Ordering::Relaxed) {
         return too_large(limits.max_request_body);
     }
-    let (status, message) = match failure {
-        Ok((Err(_elapsed), _)) => (
+    failure_response(component, failure)
+}
+
+/// How a request's instance ended without a response: the deadline passed, the instance pool
+/// was full, the memory limit was hit, the guest trapped or returned without answering.
+type Failure = Result<
+    (
+        Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+        bool,
+    ),
+    tokio::task::JoinError,
+>;
+
+/// The answer for a request whose component gave none, and why (see [`Failure`]).
+fn failure_response(component: &LoadedComponent, failure: Failure) -> Response<HyperOutgoingBody> {
+    let limits = component.limits;
+    let id = &component.id;
+    let timed_out = || {
+        text_response(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
-                "component `{}` did not answer within {:?}",
-                component.id, limits.timeout
+                "component `{id}` did not answer within {:?}",
+                limits.timeout
             ),
-        ),
+        )
+    };
+    let failed = |reason: String| {
+        text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("component `{id}` {reason}"),
+        )
+    };
+    match failure {
+        Ok((Err(_elapsed), _)) => timed_out(),
         Ok((Ok(Err(e)), memory_exceeded)) => {
             if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
                 tracing::warn!(error = %full, "instance pool exhausted");
@@ -402,53 +428,29 @@ async fn serve(
                 );
                 busy.headers_mut()
                     .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return busy;
-            }
-            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "component `{}` did not answer within {:?}",
-                        component.id, limits.timeout
-                    ),
-                )
+                busy
+            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                timed_out()
             } else if memory_exceeded {
                 tracing::warn!("component exceeded its memory limit");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "component `{}` exceeded its memory limit of {} MiB",
-                        component.id,
-                        limits.memory >> 20
-                    ),
-                )
+                failed(format!(
+                    "exceeded its memory limit of {} MiB",
+                    limits.memory >> 20
+                ))
             } else {
                 tracing::warn!(error = ?e, "component failed");
                 let reason = e
                     .downcast_ref::<Trap>()
                     .map_or_else(|| e.to_string(), |t| format!("trap: {t}"));
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("component `{}` failed: {reason}", component.id),
-                )
+                failed(format!("failed: {reason}"))
             }
         }
-        Ok((Ok(Ok(())), _)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "component `{}` returned without sending a response",
-                component.id
-            ),
-        ),
+        Ok((Ok(Ok(())), _)) => failed("returned without sending a response".into()),
         Err(e) => {
             tracing::error!(error = %e, "request task failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("component `{}` failed", component.id),
-            )
+            failed("failed".into())
         }
-    };
-    text_response(status, message)
+    }
 }
 
 fn too_large(limit: u64) -> Response<HyperOutgoingBody> {

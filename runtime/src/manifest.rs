@@ -344,276 +344,43 @@ impl Manifest {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        let invalid = |field: &str, problem: String| ManifestError::Invalid {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            problem,
-        };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = std::path::absolute(&dir).unwrap_or(dir);
+        Self::from_raw(raw, path, &dir).map_err(|Problem(field, problem)| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            problem,
+        })
+    }
 
-        if raw.spin_manifest_version.as_integer() != Some(2)
-            && raw.spin_manifest_version.as_str() != Some("2")
-        {
-            return Err(invalid(
-                "spin_manifest_version",
-                format!(
-                    "must be 2 (found {}); version 1 manifests are not supported",
-                    raw.spin_manifest_version
-                ),
-            ));
-        }
+    /// Validates the parsed TOML, step by step; relative paths start from `dir`.
+    fn from_raw(raw: RawManifest, path: &Path, dir: &Path) -> Result<Self, Problem> {
+        check_version(&raw.spin_manifest_version)?;
         let app = raw.application;
         if app.name.trim().is_empty() {
-            return Err(invalid("application.name", "must not be empty".into()));
+            return Err(problem("application.name", "must not be empty"));
         }
-        if let Some(trigger) = &app.trigger {
-            if let Some(key) = trigger.keys().next() {
-                return Err(invalid(
-                    &format!("application.trigger.{key}"),
-                    "application-wide trigger settings (such as `base`) were removed in Spin 3; \
-                     write full routes instead"
-                        .into(),
-                ));
-            }
+        if let Some(key) = app.trigger.as_ref().and_then(|t| t.keys().next()) {
+            return Err(problem(
+                format!("application.trigger.{key}"),
+                "application-wide trigger settings (such as `base`) were removed in Spin 3; \
+                 write full routes instead",
+            ));
         }
-        let mut app_tool = app.tool.clone();
-        let request_id_header =
-            take_request_id_header(&mut app_tool).map_err(|(f, p)| invalid(&f, p))?;
-        let settings = tool_settings(&app_tool, "application.tool.vitrine")
-            .map_err(|(f, p)| invalid(&f, p))?;
-
-        for (name, def) in &raw.variables {
-            let field = format!("variables.{name}");
-            if !is_valid_name(name) {
-                return Err(invalid(
-                    &field,
-                    "variable names use lowercase letters, digits and `_`, starting with a letter"
-                        .into(),
-                ));
-            }
-            match (&def.default, def.required) {
-                (Some(_), true) => {
-                    return Err(invalid(
-                        &field,
-                        "cannot be both `required` and have a `default`".into(),
-                    ))
-                }
-                (None, false) => {
-                    return Err(invalid(
-                        &field,
-                        "needs a `default` or `required = true`".into(),
-                    ))
-                }
-                _ => {}
-            }
-        }
+        let mut app_tool = app.tool;
+        let request_id_header = take_request_id_header(&mut app_tool)?;
+        let settings = tool_settings(&app_tool, "application.tool.vitrine")?;
+        check_variables(&raw.variables)?;
 
         let mut raw_components = raw.component;
-        let mut triggers = Vec::new();
-        for (kind, value) in raw.trigger {
-            if kind != "http" {
-                return Err(invalid(
-                    &format!("trigger.{kind}"),
-                    "only `http` triggers are supported".into(),
-                ));
-            }
-            let entries: Vec<RawHttpTrigger> = value
-                .try_into()
-                .map_err(|e: toml::de::Error| invalid("trigger.http", e.message().to_string()))?;
-            for (index, entry) in entries.into_iter().enumerate() {
-                let field = format!("trigger.http[{index}]");
-                if let Some(executor) = &entry.executor {
-                    if executor.kind != "spin" {
-                        return Err(invalid(
-                            &format!("{field}.executor"),
-                            format!(
-                                "executor `{}` is not supported (only `spin`)",
-                                executor.kind
-                            ),
-                        ));
-                    }
-                }
-                let route = match entry.route {
-                    RawRoute::Path(route) => Some(
-                        RoutePattern::parse(&route)
-                            .map_err(|p| invalid(&format!("{field}.route"), p))?,
-                    ),
-                    RawRoute::Private { private: true } => None,
-                    RawRoute::Private { private: false } => {
-                        return Err(invalid(
-                            &format!("{field}.route"),
-                            "`{ private = false }` is not a route; give a path".into(),
-                        ))
-                    }
-                };
-                let component = match entry.component {
-                    RawComponentRef::Id(id) => {
-                        if !raw_components.contains_key(&id) {
-                            return Err(invalid(
-                                &format!("{field}.component"),
-                                format!("no component `{id}` is defined"),
-                            ));
-                        }
-                        id
-                    }
-                    RawComponentRef::Inline(component) => {
-                        let id = entry
-                            .id
-                            .clone()
-                            .unwrap_or_else(|| format!("inline-component-{index}"));
-                        if raw_components.insert(id.clone(), *component).is_some() {
-                            return Err(invalid(
-                                &format!("{field}.component"),
-                                format!("inline component id `{id}` is already used"),
-                            ));
-                        }
-                        id
-                    }
-                };
-                triggers.push(HttpTrigger { route, component });
-            }
-        }
-        Router::new(
-            triggers
-                .iter()
-                .filter_map(|t| t.route.clone().map(|r| (r, ())))
-                .collect(),
-        )
-        .map_err(|p| invalid("trigger.http", p))?;
-
-        let mut components = BTreeMap::new();
-        for (id, rc) in raw_components {
-            let field = |name: &str| format!("component.{id}.{name}");
-            if !is_valid_component_id(&id) {
-                return Err(invalid(
-                    &format!("component.{id}"),
-                    "component ids use lowercase letters, digits and single `-` between words"
-                        .into(),
-                ));
-            }
-            let source = match rc.source {
-                RawSource::Path(p) => dir.join(p),
-                RawSource::Remote(table) => {
-                    let keys: Vec<&str> = table.keys().map(String::as_str).collect();
-                    return Err(invalid(
-                        &field("source"),
-                        format!(
-                            "remote sources ({{ {} }}) are not supported; give a local path",
-                            keys.join(", ")
-                        ),
-                    ));
-                }
-            };
-            let mut variables = BTreeMap::new();
-            for (name, text) in rc.variables {
-                let vfield = field(&format!("variables.{name}"));
-                if !is_valid_name(&name) {
-                    return Err(invalid(
-                        &vfield,
-                        "variable names use lowercase letters, digits and `_`, starting with a letter".into(),
-                    ));
-                }
-                let template = Template::parse(&text).map_err(|p| invalid(&vfield, p))?;
-                if let Some(unknown) = template
-                    .variables()
-                    .find(|v| !raw.variables.contains_key(*v))
-                {
-                    return Err(invalid(
-                        &vfield,
-                        format!("refers to unknown application variable `{unknown}`"),
-                    ));
-                }
-                variables.insert(name, template);
-            }
-            let mut allowed_outbound_hosts = Vec::new();
-            for text in rc.allowed_outbound_hosts {
-                let pattern = AllowedHostPattern::parse(&text)
-                    .map_err(|p| invalid(&field("allowed_outbound_hosts"), p))?;
-                if let Some(unknown) = pattern
-                    .template_variables()
-                    .find(|v| !raw.variables.contains_key(*v))
-                {
-                    return Err(invalid(
-                        &field("allowed_outbound_hosts"),
-                        format!("`{text}` refers to unknown application variable `{unknown}`"),
-                    ));
-                }
-                allowed_outbound_hosts.push(pattern);
-            }
-            for (name, labels) in [
-                ("key_value_stores", &rc.key_value_stores),
-                ("sqlite_databases", &rc.sqlite_databases),
-            ] {
-                if let Some(bad) = labels.iter().find(|l| !is_valid_label(l)) {
-                    return Err(invalid(
-                        &field(name),
-                        format!("label `{bad}` must use letters, digits, `_` and `-`"),
-                    ));
-                }
-            }
-            let files = rc
-                .files
-                .into_iter()
-                .map(|f| match f {
-                    RawFileMount::Pattern(p) => Ok(FileMount::Pattern(p)),
-                    RawFileMount::Placement {
-                        source,
-                        destination,
-                    } if destination.starts_with('/') => Ok(FileMount::Placement {
-                        source,
-                        destination,
-                    }),
-                    RawFileMount::Placement { destination, .. } => Err(invalid(
-                        &field("files"),
-                        format!("destination `{destination}` must be an absolute guest path"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?;
-            let mut dependencies = Vec::new();
-            for (name, value) in rc.dependencies {
-                let dfield = field(&format!("dependencies.\"{name}\""));
-                let path = match value.as_table().map(|t| (t.get("path"), t.len())) {
-                    Some((Some(toml::Value::String(path)), 1)) => dir.join(path),
-                    _ => {
-                        return Err(invalid(
-                            &dfield,
-                            "only local dependencies are supported: `{ path = \"dep.wasm\" }`"
-                                .into(),
-                        ))
-                    }
-                };
-                if !name.contains(':') {
-                    return Err(invalid(
-                        &dfield,
-                        "name a package (`ns:pkg[@version]`) or an interface (`ns:pkg/interface[@version]`)".into(),
-                    ));
-                }
-                dependencies.push(Dependency { name, path });
-            }
-            let settings =
-                tool_settings(&rc.tool, &field("tool.vitrine")).map_err(|(f, p)| invalid(&f, p))?;
-            components.insert(
-                id.clone(),
-                Component {
-                    id,
-                    source,
-                    description: rc.description,
-                    variables,
-                    environment: rc.environment,
-                    files,
-                    exclude_files: rc.exclude_files,
-                    allowed_outbound_hosts,
-                    key_value_stores: rc.key_value_stores,
-                    sqlite_databases: rc.sqlite_databases,
-                    ai_models: rc.ai_models,
-                    dependencies,
-                    build: rc.build,
-                    settings,
-                },
-            );
-        }
-
+        let triggers = parse_triggers(raw.trigger, &mut raw_components)?;
+        let components = raw_components
+            .into_iter()
+            .map(|(id, rc)| {
+                let component = parse_component(id.clone(), rc, dir, &raw.variables)?;
+                Ok((id, component))
+            })
+            .collect::<Result<_, Problem>>()?;
         Ok(Manifest {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             name: app.name,
@@ -633,10 +400,272 @@ impl Manifest {
     }
 }
 
+/// A field of the manifest and what is wrong with it.
+struct Problem(String, String);
+
+fn problem(field: impl Into<String>, text: impl Into<String>) -> Problem {
+    Problem(field.into(), text.into())
+}
+
+fn check_version(version: &toml::Value) -> Result<(), Problem> {
+    if version.as_integer() == Some(2) || version.as_str() == Some("2") {
+        return Ok(());
+    }
+    Err(problem(
+        "spin_manifest_version",
+        format!("must be 2 (found {version}); version 1 manifests are not supported"),
+    ))
+}
+
+fn check_variables(variables: &BTreeMap<String, VariableDef>) -> Result<(), Problem> {
+    for (name, def) in variables {
+        let field = format!("variables.{name}");
+        if !is_valid_name(name) {
+            return Err(problem(field, VARIABLE_NAMES));
+        }
+        match (&def.default, def.required) {
+            (Some(_), true) => {
+                return Err(problem(
+                    field,
+                    "cannot be both `required` and have a `default`",
+                ))
+            }
+            (None, false) => return Err(problem(field, "needs a `default` or `required = true`")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+const VARIABLE_NAMES: &str =
+    "variable names use lowercase letters, digits and `_`, starting with a letter";
+
+/// The HTTP triggers; inline components join `components`. Routes must not conflict.
+fn parse_triggers(
+    tables: BTreeMap<String, toml::Value>,
+    components: &mut BTreeMap<String, RawComponent>,
+) -> Result<Vec<HttpTrigger>, Problem> {
+    let mut triggers = Vec::new();
+    for (kind, value) in tables {
+        if kind != "http" {
+            return Err(problem(
+                format!("trigger.{kind}"),
+                "only `http` triggers are supported",
+            ));
+        }
+        let entries: Vec<RawHttpTrigger> = value
+            .try_into()
+            .map_err(|e: toml::de::Error| problem("trigger.http", e.message()))?;
+        for (index, entry) in entries.into_iter().enumerate() {
+            triggers.push(parse_trigger(index, entry, components)?);
+        }
+    }
+    Router::new(
+        triggers
+            .iter()
+            .filter_map(|t| t.route.clone().map(|r| (r, ())))
+            .collect(),
+    )
+    .map_err(|p| problem("trigger.http", p))?;
+    Ok(triggers)
+}
+
+fn parse_trigger(
+    index: usize,
+    entry: RawHttpTrigger,
+    components: &mut BTreeMap<String, RawComponent>,
+) -> Result<HttpTrigger, Problem> {
+    let field = |name: &str| format!("trigger.http[{index}].{name}");
+    if let Some(executor) = entry.executor.filter(|e| e.kind != "spin") {
+        return Err(problem(
+            field("executor"),
+            format!(
+                "executor `{}` is not supported (only `spin`)",
+                executor.kind
+            ),
+        ));
+    }
+    let route = match entry.route {
+        RawRoute::Path(route) => {
+            Some(RoutePattern::parse(&route).map_err(|p| problem(field("route"), p))?)
+        }
+        RawRoute::Private { private: true } => None,
+        RawRoute::Private { private: false } => {
+            return Err(problem(
+                field("route"),
+                "`{ private = false }` is not a route; give a path",
+            ))
+        }
+    };
+    let component = match entry.component {
+        RawComponentRef::Id(id) if components.contains_key(&id) => id,
+        RawComponentRef::Id(id) => {
+            return Err(problem(
+                field("component"),
+                format!("no component `{id}` is defined"),
+            ))
+        }
+        RawComponentRef::Inline(component) => {
+            let id = entry
+                .id
+                .unwrap_or_else(|| format!("inline-component-{index}"));
+            if components.insert(id.clone(), *component).is_some() {
+                return Err(problem(
+                    field("component"),
+                    format!("inline component id `{id}` is already used"),
+                ));
+            }
+            id
+        }
+    };
+    Ok(HttpTrigger { route, component })
+}
+
+/// One `[component.<id>]` table, checked against the application variables.
+fn parse_component(
+    id: String,
+    rc: RawComponent,
+    dir: &Path,
+    app_variables: &BTreeMap<String, VariableDef>,
+) -> Result<Component, Problem> {
+    let field = |name: &str| format!("component.{id}.{name}");
+    if !is_valid_component_id(&id) {
+        return Err(problem(
+            format!("component.{id}"),
+            "component ids use lowercase letters, digits and single `-` between words",
+        ));
+    }
+    let source = match rc.source {
+        RawSource::Path(p) => dir.join(p),
+        RawSource::Remote(table) => {
+            let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+            return Err(problem(
+                field("source"),
+                format!(
+                    "remote sources ({{ {} }}) are not supported; give a local path",
+                    keys.join(", ")
+                ),
+            ));
+        }
+    };
+    let mut variables = BTreeMap::new();
+    for (name, text) in rc.variables {
+        let vfield = field(&format!("variables.{name}"));
+        if !is_valid_name(&name) {
+            return Err(problem(vfield, VARIABLE_NAMES));
+        }
+        let template = Template::parse(&text).map_err(|p| problem(&vfield, p))?;
+        if let Some(unknown) = unknown_variable(template.variables(), app_variables) {
+            return Err(problem(
+                vfield,
+                format!("refers to unknown application variable `{unknown}`"),
+            ));
+        }
+        variables.insert(name, template);
+    }
+    let mut allowed_outbound_hosts = Vec::new();
+    for text in rc.allowed_outbound_hosts {
+        let hosts_field = field("allowed_outbound_hosts");
+        let pattern = AllowedHostPattern::parse(&text).map_err(|p| problem(&hosts_field, p))?;
+        if let Some(unknown) = unknown_variable(pattern.template_variables(), app_variables) {
+            return Err(problem(
+                hosts_field,
+                format!("`{text}` refers to unknown application variable `{unknown}`"),
+            ));
+        }
+        allowed_outbound_hosts.push(pattern);
+    }
+    for (name, labels) in [
+        ("key_value_stores", &rc.key_value_stores),
+        ("sqlite_databases", &rc.sqlite_databases),
+    ] {
+        if let Some(bad) = labels.iter().find(|l| !is_valid_label(l)) {
+            return Err(problem(
+                field(name),
+                format!("label `{bad}` must use letters, digits, `_` and `-`"),
+            ));
+        }
+    }
+    let files = rc
+        .files
+        .into_iter()
+        .map(|f| match f {
+            RawFileMount::Pattern(p) => Ok(FileMount::Pattern(p)),
+            RawFileMount::Placement {
+                source,
+                destination,
+            } if destination.starts_with('/') => Ok(FileMount::Placement {
+                source,
+                destination,
+            }),
+            RawFileMount::Placement { destination, .. } => Err(problem(
+                field("files"),
+                format!("destination `{destination}` must be an absolute guest path"),
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let dependencies = rc
+        .dependencies
+        .into_iter()
+        .map(|(name, value)| parse_dependency(name, &value, dir, &field))
+        .collect::<Result<_, _>>()?;
+    let settings = tool_settings(&rc.tool, &field("tool.vitrine"))?;
+    Ok(Component {
+        id,
+        source,
+        description: rc.description,
+        variables,
+        environment: rc.environment,
+        files,
+        exclude_files: rc.exclude_files,
+        allowed_outbound_hosts,
+        key_value_stores: rc.key_value_stores,
+        sqlite_databases: rc.sqlite_databases,
+        ai_models: rc.ai_models,
+        dependencies,
+        build: rc.build,
+        settings,
+    })
+}
+
+/// The first of `names` that is not an application variable.
+fn unknown_variable<'a>(
+    mut names: impl Iterator<Item = &'a str>,
+    app_variables: &BTreeMap<String, VariableDef>,
+) -> Option<&'a str> {
+    names.find(|name| !app_variables.contains_key(*name))
+}
+
+/// One `dependencies` entry: a local path, keyed by a package or interface name.
+fn parse_dependency(
+    name: String,
+    value: &toml::Value,
+    dir: &Path,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Dependency, Problem> {
+    let dfield = field(&format!("dependencies.\"{name}\""));
+    let path = match value.as_table().map(|t| (t.get("path"), t.len())) {
+        Some((Some(toml::Value::String(path)), 1)) => dir.join(path),
+        _ => {
+            return Err(problem(
+                dfield,
+                "only local dependencies are supported: `{ path = \"dep.wasm\" }`",
+            ))
+        }
+    };
+    if !name.contains(':') {
+        return Err(problem(
+            dfield,
+            "name a package (`ns:pkg[@version]`) or an interface (`ns:pkg/interface[@version]`)",
+        ));
+    }
+    Ok(Dependency { name, path })
+}
+
 /// Takes the application-only `request_id_header` out of `[application.tool.vitrine]`.
 fn take_request_id_header(
     tool: &mut BTreeMap<String, toml::Value>,
-) -> Result<Option<http::HeaderName>, (String, String)> {
+) -> Result<Option<http::HeaderName>, Problem> {
     let field = "application.tool.vitrine.request_id_header";
     let Some(value) = tool
         .get_mut("vitrine")
@@ -645,28 +674,22 @@ fn take_request_id_header(
     else {
         return Ok(None);
     };
-    let name = value.as_str().ok_or_else(|| {
-        (
-            field.into(),
-            "must be a string, such as \"x-request-id\"".into(),
-        )
-    })?;
+    let name = value
+        .as_str()
+        .ok_or_else(|| problem(field, "must be a string, such as \"x-request-id\""))?;
     http::HeaderName::from_bytes(name.as_bytes())
         .map(Some)
-        .map_err(|_| (field.into(), format!("`{name}` is not a valid header name")))
+        .map_err(|_| problem(field, format!("`{name}` is not a valid header name")))
 }
 
 /// Reads the `vitrine` entry of a `tool` table; other tools' entries are left to them.
-fn tool_settings(
-    tool: &BTreeMap<String, toml::Value>,
-    field: &str,
-) -> Result<Settings, (String, String)> {
+fn tool_settings(tool: &BTreeMap<String, toml::Value>, field: &str) -> Result<Settings, Problem> {
     match tool.get("vitrine") {
         None => Ok(Settings::default()),
         Some(value) => value
             .clone()
             .try_into()
-            .map_err(|e: toml::de::Error| (field.to_string(), e.message().to_string())),
+            .map_err(|e: toml::de::Error| problem(field, e.message())),
     }
 }
 
