@@ -3,8 +3,8 @@
 //! - data: the records ([`schema`]), a generator of realistic banks with labelled fraud and
 //!   laundering ([`generate`]), import of a user's own files ([`import`]), CSV in the
 //!   documented format ([`Dataset::write_csv`]);
-//! - the temporal transaction graph and its time-respecting sampling ([`graph`]), and the
-//!   features computed as transactions arrive ([`features`]);
+//! - the temporal transaction graph ([`graph`]), its time-respecting sampling into batches
+//!   ([`sampling`]), and the features computed as transactions arrive ([`features`]);
 //! - models: the logistic-regression and MLP baselines ([`baseline`]), the candle GNN
 //!   ([`gnn`]) and its training ([`training`]), measured by [`eval`] and [`metrics`];
 //! - live scoring of one transaction at a time ([`scorer`]).
@@ -17,6 +17,7 @@ pub mod gnn;
 pub mod graph;
 pub mod import;
 pub mod metrics;
+pub mod sampling;
 pub mod schema;
 pub mod scorer;
 pub mod training;

@@ -52,9 +52,7 @@ impl Capability for OutboundMqtt {
         component: &Component,
         cx: &AppContext<'_>,
     ) -> Result<Arc<AllowList>, String> {
-        AllowList::resolve(&component.allowed_outbound_hosts, cx.variables)
-            .map(Arc::new)
-            .map_err(|e| format!("allowed_outbound_hosts: {e}"))
+        AllowList::of_component(component, cx)
     }
 
     fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {

@@ -190,6 +190,14 @@ fn default_port(scheme: &str) -> Option<u16> {
 }
 
 impl AllowList {
+    /// A component's `allowed_outbound_hosts`, templates filled in: what every outbound
+    /// capability (HTTP, sockets, Redis, MQTT) checks against.
+    pub fn of_component(component: &Component, cx: &AppContext<'_>) -> Result<Arc<Self>, String> {
+        Self::resolve(&component.allowed_outbound_hosts, cx.variables)
+            .map(Arc::new)
+            .map_err(|e| format!("allowed_outbound_hosts: {e}"))
+    }
+
     /// Resolves a component's patterns against the application variables.
     pub fn resolve(
         patterns: &[AllowedHostPattern],
@@ -323,10 +331,7 @@ impl Capability for OutboundHttpPolicy {
         cx: &AppContext<'_>,
     ) -> Result<ComponentOutbound, String> {
         Ok(ComponentOutbound {
-            allowed: Arc::new(
-                AllowList::resolve(&component.allowed_outbound_hosts, cx.variables)
-                    .map_err(|e| format!("allowed_outbound_hosts: {e}"))?,
-            ),
+            allowed: AllowList::of_component(component, cx)?,
             self_address: self.self_address.clone(),
         })
     }

@@ -331,11 +331,10 @@ allowed_outbound_hosts = ["tcp://127.0.0.1:1"]
     Ok(())
 }
 
-#[tokio::test]
-async fn outbound_redis_works_against_a_real_server_within_the_allow_list() -> anyhow::Result<()> {
-    let redis = vitrine_tests::RedisServer::start()?;
-    let port = redis.port;
-    let app = TestApp::start(&manifest(&format!(
+/// The probe as two components: `/allowed/...` with the `allowed_outbound_hosts` entries
+/// `allowed`, and `/denied/...` with `denied`.
+async fn allowed_and_denied(allowed: &str, denied: &str) -> anyhow::Result<TestApp> {
+    TestApp::start(&manifest(&format!(
         r#"
 [[trigger.http]]
 route = "/allowed/..."
@@ -345,12 +344,23 @@ route = "/denied/..."
 component = "denied"
 [component.allowed]
 source = "PROBE"
-allowed_outbound_hosts = ["redis://127.0.0.1:{port}"]
+allowed_outbound_hosts = [{allowed}]
 [component.denied]
 source = "PROBE"
-allowed_outbound_hosts = ["redis://127.0.0.1:1", "tcp://127.0.0.1:{port}"]
+allowed_outbound_hosts = [{denied}]
 "#
     )))
+    .await
+}
+
+#[tokio::test]
+async fn outbound_redis_works_against_a_real_server_within_the_allow_list() -> anyhow::Result<()> {
+    let redis = vitrine_tests::LoopbackService::redis()?;
+    let port = redis.port;
+    let app = allowed_and_denied(
+        &format!(r#""redis://127.0.0.1:{port}""#),
+        &format!(r#""redis://127.0.0.1:1", "tcp://127.0.0.1:{port}""#),
+    )
     .await?;
     let address = format!("redis://127.0.0.1:{port}");
     let (status, headers, body) =
@@ -382,7 +392,7 @@ allowed_outbound_hosts = ["redis://127.0.0.1:1", "tcp://127.0.0.1:{port}"]
 #[tokio::test]
 async fn outbound_mqtt_publishes_to_a_real_broker_within_the_allow_list() -> anyhow::Result<()> {
     use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
-    let broker = vitrine_tests::MqttBroker::start()?;
+    let broker = vitrine_tests::LoopbackService::mosquitto()?;
     let port = broker.port;
     // A subscriber, as another service of the shop would be.
     let (subscriber, mut events) =
@@ -399,22 +409,10 @@ async fn outbound_mqtt_publishes_to_a_real_broker_within_the_allow_list() -> any
             }
         }
     });
-    let app = TestApp::start(&manifest(&format!(
-        r#"
-[[trigger.http]]
-route = "/allowed/..."
-component = "allowed"
-[[trigger.http]]
-route = "/denied/..."
-component = "denied"
-[component.allowed]
-source = "PROBE"
-allowed_outbound_hosts = ["mqtt://127.0.0.1:{port}"]
-[component.denied]
-source = "PROBE"
-allowed_outbound_hosts = ["mqtt://127.0.0.1:1", "redis://127.0.0.1:{port}"]
-"#
-    )))
+    let app = allowed_and_denied(
+        &format!(r#""mqtt://127.0.0.1:{port}""#),
+        &format!(r#""mqtt://127.0.0.1:1", "redis://127.0.0.1:{port}""#),
+    )
     .await?;
     for qos in ["0", "1", "2"] {
         let url = format!(

@@ -322,81 +322,57 @@ admin_token = "{{{{ admin_token }}}}"
     ))
 }
 
-/// A `redis-server` (Debian's `redis-server` package) on a free loopback port, with no
-/// persistence; stopped when dropped.
-pub struct RedisServer {
+/// A service from a Debian package (`redis-server`, `mosquitto`) on a free loopback port,
+/// stopped when dropped.
+pub struct LoopbackService {
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
-impl RedisServer {
-    /// Starts one and waits until it accepts connections.
-    pub fn start() -> Result<Self> {
+impl LoopbackService {
+    /// A `redis-server` without persistence.
+    pub fn redis() -> Result<Self> {
+        Self::start("redis-server", |port, dir| {
+            let mut command = Command::new("redis-server");
+            command
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(dir);
+            Ok(command)
+        })
+    }
+
+    /// A `mosquitto` MQTT broker that allows anonymous clients.
+    pub fn mosquitto() -> Result<Self> {
+        Self::start("mosquitto", |port, dir| {
+            let config = dir.join("mosquitto.conf");
+            std::fs::write(
+                &config,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            )?;
+            let mut command = Command::new("mosquitto");
+            command.arg("-c").arg(config);
+            Ok(command)
+        })
+    }
+
+    /// Starts `program` as `command` builds it for a free port and a scratch folder, and waits
+    /// until it accepts connections.
+    fn start(program: &str, command: impl FnOnce(u16, &Path) -> Result<Command>) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let dir = tempfile::tempdir()?;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("starting redis-server (apt-get install redis-server; .ci/run does it)")?;
-        let server = Self {
-            port,
-            child,
-            _dir: dir,
-        };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > std::time::Duration::from_secs(10) {
-                bail!("redis-server did not accept connections on port {port} within 10 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An MQTT broker (Debian's `mosquitto` package) on a free loopback port, anonymous clients
-/// allowed; stopped when dropped.
-pub struct MqttBroker {
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl MqttBroker {
-    /// Starts one and waits until it accepts connections.
-    pub fn start() -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let dir = tempfile::tempdir()?;
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )?;
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config)
+        let child = command(port, dir.path())?
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .context("starting mosquitto (apt-get install mosquitto; .ci/run does it)")?;
-        let broker = Self {
+            .with_context(|| {
+                format!("starting {program} (apt-get install {program}; .ci/run does it)")
+            })?;
+        let service = Self {
             port,
             child,
             _dir: dir,
@@ -404,15 +380,15 @@ impl MqttBroker {
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if started.elapsed() > std::time::Duration::from_secs(10) {
-                bail!("mosquitto did not accept connections on port {port} within 10 s");
+                bail!("{program} did not accept connections on port {port} within 10 s");
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(broker)
+        Ok(service)
     }
 }
 
-impl Drop for MqttBroker {
+impl Drop for LoopbackService {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
