@@ -3,10 +3,10 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasi_preview1_component_adapter_provider::{
@@ -91,11 +91,22 @@ fn has_pagemap_scan() -> bool {
     version >= (6, 7)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] while at least one store is alive, and
-/// sleeps otherwise, so an idle runtime costs no CPU.
+/// How long the epoch keeps ticking after the last store is dropped: under load, requests
+/// follow each other closely and the ticker never stops; an idle runtime parks it.
+const IDLE_AFTER: Duration = Duration::from_millis(200);
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while stores are alive (and for
+/// [`IDLE_AFTER`] after the last), and sleeps otherwise, so an idle runtime costs no CPU.
 pub struct EpochTicker {
-    live_stores: Arc<AtomicUsize>,
+    state: Arc<TickerState>,
     thread: Thread,
+}
+
+/// What the ticking thread and the stores share.
+struct TickerState {
+    live_stores: AtomicUsize,
+    /// Set while the ticker is (about to be) parked: the next store wakes it.
+    parked: AtomicBool,
 }
 
 /// Keeps the epoch ticking while held: one per store.
@@ -103,7 +114,7 @@ pub struct Ticking(Arc<EpochTicker>);
 
 impl Drop for Ticking {
     fn drop(&mut self) {
-        self.0.live_stores.fetch_sub(1, Ordering::AcqRel);
+        self.0.state.live_stores.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -111,16 +122,28 @@ impl EpochTicker {
     /// Starts the ticking thread; it ends once the engine is dropped.
     fn start(engine: &Engine) -> Arc<Self> {
         let weak = engine.weak();
-        let live_stores = Arc::new(AtomicUsize::new(0));
-        let live = live_stores.clone();
+        let state = Arc::new(TickerState {
+            live_stores: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+        });
+        let shared = state.clone();
         let thread = std::thread::Builder::new()
             .name("vitrine-epoch".into())
             .spawn(move || {
+                let mut last_active = Instant::now();
                 while let Some(engine) = weak.upgrade() {
-                    if live.load(Ordering::Acquire) == 0 {
+                    if shared.live_stores.load(Ordering::SeqCst) > 0 {
+                        last_active = Instant::now();
+                    } else if last_active.elapsed() > IDLE_AFTER {
                         drop(engine);
-                        // Woken by the first new store; the timeout notices a dropped engine.
-                        std::thread::park_timeout(Duration::from_secs(1));
+                        // Announce the park, then look again: a store created in between
+                        // either is seen here or sees the flag and unparks us.
+                        shared.parked.store(true, Ordering::SeqCst);
+                        if shared.live_stores.load(Ordering::SeqCst) == 0 {
+                            // The timeout notices a dropped engine.
+                            std::thread::park_timeout(Duration::from_secs(1));
+                        }
+                        shared.parked.store(false, Ordering::SeqCst);
                         continue;
                     }
                     engine.increment_epoch();
@@ -130,14 +153,15 @@ impl EpochTicker {
             })
             .expect("spawning the epoch thread");
         Arc::new(Self {
-            live_stores,
+            state,
             thread: thread.thread().clone(),
         })
     }
 
     /// Keeps the epoch ticking until the returned guard is dropped.
     pub fn ticking(self: &Arc<Self>) -> Ticking {
-        if self.live_stores.fetch_add(1, Ordering::AcqRel) == 0 {
+        self.state.live_stores.fetch_add(1, Ordering::SeqCst);
+        if self.state.parked.load(Ordering::SeqCst) {
             self.thread.unpark();
         }
         Ticking(self.clone())
