@@ -311,12 +311,6 @@ pub struct ComponentOutbound {
     self_address: SelfAddress,
 }
 
-impl ComponentOutbound {
-    /// The component's `allowed_outbound_hosts`.
-    pub fn allowed(&self) -> &AllowList {
-        &self.allowed
-    }
-}
 
 impl Capability for OutboundHttpPolicy {
     type Component = ComponentOutbound;
