@@ -311,7 +311,6 @@ pub struct ComponentOutbound {
     self_address: SelfAddress,
 }
 
-
 impl Capability for OutboundHttpPolicy {
     type Component = ComponentOutbound;
 
