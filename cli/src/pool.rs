@@ -104,7 +104,12 @@ struct WorkerCommand {
 impl WorkerCommand {
     /// Starts a worker on `listen` and waits until it says where it listens.
     fn spawn(&self, listen: &str) -> Result<(Child, String)> {
-        let mut child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        // In a process group of its own, a worker does not get the terminal's Ctrl-C: it keeps
+        // serving while `up` drains in-flight requests, and `up` stops it afterwards.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .args([
                 "worker",
                 "--exit-with-stdin",
