@@ -187,59 +187,116 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn a_local_worker_killed_under_load_is_restarted_and_requests_recover() {
-    use crate::commands::{http_post, vitrine};
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("spin.toml");
-    std::fs::write(
-        &manifest,
-        vitrine_tests::manifest("[[trigger.http]]\nroute = \"/api/classify/...\"\ncomponent = \"classify\"\n[component.classify]\nsource = \"CLASSIFY\"\nai_models = [\"intent-mlp\"]\n"),
-    )
-    .unwrap();
-    let mut up = vitrine()
-        .args([
-            "up",
-            "--skip-build",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--nn-workers", "1", "--models"])
-        .arg(vitrine_tests::test_models())
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("-f")
-        .arg(&manifest)
-        .stderr(Stdio::piped())
-        .spawn()
+/// `vitrine up` serving the classify function with one local worker on the test models, in a
+/// process group of its own (as a shell starts it). Returns the child, its application and
+/// admin addresses, and its log as it grows.
+struct UpWithWorker {
+    child: std::process::Child,
+    addr: String,
+    admin: String,
+    log: Arc<std::sync::Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl UpWithWorker {
+    fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("spin.toml");
+        std::fs::write(
+            &manifest,
+            vitrine_tests::manifest("[[trigger.http]]\nroute = \"/api/classify/...\"\ncomponent = \"classify\"\n[component.classify]\nsource = \"CLASSIFY\"\nai_models = [\"intent-mlp\"]\n"),
+        )
         .unwrap();
-    let mut logs = BufReader::new(up.stderr.take().unwrap());
-    let (mut addr, mut admin) = (None, None);
-    let mut line = String::new();
-    while admin.is_none() && logs.read_line(&mut line).unwrap() > 0 {
-        let after = |marker: &str| {
-            line.split(marker)
-                .nth(1)
-                .map(|rest| rest.split(['/', ' ', '\n']).next().unwrap().to_string())
-        };
-        addr = addr.or_else(|| after("serving on http://"));
-        // `up`'s own line (the worker logs a `metrics on` line of its own).
-        admin = admin.or_else(|| after("health on http://"));
-        line.clear();
-    }
-    let (addr, admin) = (addr.expect("app address"), admin.expect("admin address"));
-    let log = Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
+        let mut child = crate::commands::vitrine()
+            .args(["up", "--skip-build", "--listen", "127.0.0.1:0"])
+            .args([
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--nn-workers",
+                "1",
+                "--models",
+            ])
+            .arg(vitrine_tests::test_models())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("-f")
+            .arg(&manifest)
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut logs = BufReader::new(child.stderr.take().unwrap());
+        let (mut addr, mut admin) = (None, None);
         let mut line = String::new();
-        while logs.read_line(&mut line).unwrap_or(0) > 0 {
-            sink.lock().unwrap().push_str(&line);
+        while admin.is_none() && logs.read_line(&mut line).unwrap() > 0 {
+            let after = |marker: &str| {
+                line.split(marker)
+                    .nth(1)
+                    .map(|rest| rest.split(['/', ' ', '\n']).next().unwrap().to_string())
+            };
+            addr = addr.or_else(|| after("serving on http://"));
+            // `up`'s own line (the worker logs a `metrics on` line of its own).
+            admin = admin.or_else(|| after("health on http://"));
             line.clear();
         }
-    });
-    let workers = children_of(up.id());
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while logs.read_line(&mut line).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Self {
+            child,
+            addr: addr.expect("app address"),
+            admin: admin.expect("admin address"),
+            log,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for UpWithWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ctrl_c_to_the_terminal_group_drains_and_stops_the_local_workers() {
+    let mut up = UpWithWorker::start();
+    let workers = children_of(up.child.id());
+    assert_eq!(workers.len(), 1, "one local worker: {workers:?}");
+    // What a terminal's Ctrl-C does: SIGINT to the foreground process group, `up`'s.
+    assert!(Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", up.child.id())])
+        .status()
+        .unwrap()
+        .success());
+    let status = up.child.wait().unwrap();
+    assert!(status.success(), "vitrine up exited with {status}");
+    let log = up.log.lock().unwrap().clone();
+    assert!(log.contains("drained"), "{log}");
+    // The worker was in a group of its own: it served through the drain and was stopped by
+    // `up`, not by the signal, so the supervisor never saw it die.
+    assert!(!log.contains("worker died"), "{log}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", workers[0])).exists(),
+        "the worker outlived vitrine up"
+    );
+}
+
+#[test]
+fn a_local_worker_killed_under_load_is_restarted_and_requests_recover() {
+    use crate::commands::http_post;
+    let up = UpWithWorker::start();
+    let (addr, admin) = (up.addr.clone(), up.admin.clone());
+    let workers = children_of(up.child.id());
     assert_eq!(workers.len(), 1, "one local worker: {workers:?}");
 
     let body =
@@ -291,7 +348,7 @@ fn a_local_worker_killed_under_load_is_restarted_and_requests_recover() {
             "an internal address leaked: {failure}"
         );
     }
-    let new_workers = children_of(up.id());
+    let new_workers = children_of(up.child.id());
     assert!(
         new_workers.len() == 1 && new_workers != workers,
         "{workers:?} -> {new_workers:?}"
@@ -310,9 +367,7 @@ fn a_local_worker_killed_under_load_is_restarted_and_requests_recover() {
             .any(|l| l.starts_with("vitrine_nn_worker_restarts_total{") && l.ends_with(" 1")),
         "{metrics}"
     );
-    let _ = up.kill();
-    let _ = up.wait();
-    let log = log.lock().unwrap();
+    let log = up.log.lock().unwrap();
     assert!(log.contains("local inference worker restarted"), "{log}");
 }
 
