@@ -13,7 +13,7 @@ use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::mqtt::{self as host, Error, Qos};
 use crate::capability::{AppContext, Capability};
 use crate::manifest::Component;
-use crate::outbound_http::AllowList;
+use crate::outbound_http::{AllowList, OutboundHttpPolicy};
 
 /// Messages the client queues before `publish` waits.
 const CHANNEL_CAPACITY: usize = 1000;
@@ -41,7 +41,8 @@ impl HasData for MqttHost {
 }
 
 impl Capability for OutboundMqtt {
-    type Component = Arc<AllowList>;
+    /// Nothing of its own: the allow-list is the outbound HTTP capability's.
+    type Component = ();
 
     fn configure_app(_cx: &AppContext<'_>) -> Result<Self, AppError> {
         Ok(OutboundMqtt)
@@ -49,18 +50,18 @@ impl Capability for OutboundMqtt {
 
     fn configure_component(
         &self,
-        component: &Component,
-        cx: &AppContext<'_>,
-    ) -> Result<Arc<AllowList>, String> {
-        AllowList::of_component(component, cx)
+        _component: &Component,
+        _cx: &AppContext<'_>,
+    ) -> Result<(), String> {
+        Ok(())
     }
 
     fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
         fn view(s: &mut InstanceState) -> MqttView<'_> {
-            let parts = s.parts::<OutboundMqtt>();
+            let parts = s.parts::<OutboundHttpPolicy>();
             MqttView {
                 table: parts.table,
-                allowed: parts.component,
+                allowed: parts.component.allowed(),
             }
         }
         host::add_to_linker::<_, MqttHost>(linker, view)

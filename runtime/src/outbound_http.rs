@@ -190,9 +190,8 @@ fn default_port(scheme: &str) -> Option<u16> {
 }
 
 impl AllowList {
-    /// A component's `allowed_outbound_hosts`, templates filled in: what every outbound
-    /// capability (HTTP, sockets, Redis, MQTT) checks against.
-    pub fn of_component(component: &Component, cx: &AppContext<'_>) -> Result<Arc<Self>, String> {
+    /// A component's `allowed_outbound_hosts`, templates filled in.
+    fn of_component(component: &Component, cx: &AppContext<'_>) -> Result<Arc<Self>, String> {
         Self::resolve(&component.allowed_outbound_hosts, cx.variables)
             .map(Arc::new)
             .map_err(|e| format!("allowed_outbound_hosts: {e}"))
@@ -309,6 +308,14 @@ impl OutboundHttpPolicy {
 pub struct ComponentOutbound {
     allowed: Arc<AllowList>,
     self_address: SelfAddress,
+}
+
+impl ComponentOutbound {
+    /// The component's `allowed_outbound_hosts`, which the other outbound capabilities (Redis,
+    /// MQTT) check against too, as Spin's read its outbound-networking factor.
+    pub fn allowed(&self) -> &AllowList {
+        &self.allowed
+    }
 }
 
 impl Capability for OutboundHttpPolicy {

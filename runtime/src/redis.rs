@@ -3,8 +3,6 @@
 //! any other address is `invalid-address`. Commands run on a multiplexed connection and stop
 //! with the request (their futures are dropped at its deadline).
 
-use std::sync::Arc;
-
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncCommands, FromRedisValue, Value};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -13,7 +11,7 @@ use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::redis::{self as host, Error, RedisParameter, RedisResult};
 use crate::capability::{AppContext, Capability};
 use crate::manifest::Component;
-use crate::outbound_http::AllowList;
+use crate::outbound_http::{AllowList, OutboundHttpPolicy};
 
 /// The outbound Redis capability.
 pub struct OutboundRedis;
@@ -37,7 +35,8 @@ impl HasData for RedisHost {
 }
 
 impl Capability for OutboundRedis {
-    type Component = Arc<AllowList>;
+    /// Nothing of its own: the allow-list is the outbound HTTP capability's.
+    type Component = ();
 
     fn configure_app(_cx: &AppContext<'_>) -> Result<Self, AppError> {
         Ok(OutboundRedis)
@@ -45,18 +44,18 @@ impl Capability for OutboundRedis {
 
     fn configure_component(
         &self,
-        component: &Component,
-        cx: &AppContext<'_>,
-    ) -> Result<Arc<AllowList>, String> {
-        AllowList::of_component(component, cx)
+        _component: &Component,
+        _cx: &AppContext<'_>,
+    ) -> Result<(), String> {
+        Ok(())
     }
 
     fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
         fn view(s: &mut InstanceState) -> RedisView<'_> {
-            let parts = s.parts::<OutboundRedis>();
+            let parts = s.parts::<OutboundHttpPolicy>();
             RedisView {
                 table: parts.table,
-                allowed: parts.component,
+                allowed: parts.component.allowed(),
             }
         }
         host::add_to_linker::<_, RedisHost>(linker, view)
