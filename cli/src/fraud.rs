@@ -212,7 +212,10 @@ fn score(args: ScoreArgs) -> Result<()> {
     let mut accounts: BTreeMap<String, (f32, usize, &'static str)> = BTreeMap::new();
     let started = Instant::now();
     for (i, chunk) in data.transactions.chunks(256).enumerate() {
-        let events: Vec<Event> = chunk.iter().map(Event::from_transaction).collect();
+        let events: Vec<(Option<String>, Event)> = chunk
+            .iter()
+            .map(|t| (None, Event::from_transaction(t)))
+            .collect();
         for (t, s) in chunk.iter().zip(scorer.score(&events, 3)?) {
             let reasons: Vec<String> = s
                 .reasons

@@ -58,13 +58,11 @@ pub fn train_models(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The built-in repository under `state_dir`, trained first if it is not there yet.
+/// The built-in repository under `state_dir`, trained first if it is not there yet or was
+/// written by a version whose model tensors differ (its live fraud graph is kept).
 pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
     let dir = state_dir.join("models");
-    let missing = ["intent-mlp", "shapes-cnn", "fraud-gnn"]
-        .iter()
-        .any(|m| !dir.join(m).join("config.toml").exists());
-    if missing {
+    if !vitrine_worker::train::builtin_repository_is_current(&dir) {
         tracing::info!("training the built-in models into {} (once)", dir.display());
         vitrine_worker::train::write_builtin_repository(&dir, BUILTIN_SEED, |line| {
             tracing::info!("{line}")

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::schema::Transaction;
 
@@ -79,7 +79,11 @@ impl Event {
         }
     }
 
-    fn params(&self) -> impl rusqlite::Params + '_ {
+    fn params<'a>(
+        &'a self,
+        key: Option<&'a str>,
+        outcome: Option<&'a str>,
+    ) -> impl rusqlite::Params + 'a {
         (
             &self.source,
             &self.target,
@@ -87,11 +91,22 @@ impl Event {
             self.amount,
             self.channel,
             &self.device,
+            key,
+            outcome,
         )
     }
 }
 
-const INSERT: &str = "INSERT INTO edges (source, target, time, amount, channel, device) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT: &str = "INSERT INTO edges (source, target, time, amount, channel, device, key, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// A transaction added with [`TemporalGraph::insert_unsaved`], to persist with
+/// [`TemporalGraph::save`]: with a key (its transaction id), the graph remembers `outcome` and
+/// never takes that key twice.
+pub(crate) struct Unsaved<'a> {
+    pub event: &'a Event,
+    pub key: Option<&'a str>,
+    pub outcome: Option<String>,
+}
 
 /// Why the graph could not be opened or updated.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +133,8 @@ pub struct TemporalGraph {
     outgoing: Vec<Vec<u32>>,
     incoming: Vec<Vec<u32>>,
     store: Option<Connection>,
+    /// Outcomes of keyed transactions when there is no store (the store keeps its own).
+    outcomes: HashMap<String, String>,
 }
 
 impl Default for TemporalGraph {
@@ -136,6 +153,7 @@ impl TemporalGraph {
             outgoing: Vec::new(),
             incoming: Vec::new(),
             store: None,
+            outcomes: HashMap::new(),
         }
     }
 
@@ -148,8 +166,18 @@ impl TemporalGraph {
              CREATE TABLE IF NOT EXISTS edges (
                 id INTEGER PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL,
                 time INTEGER NOT NULL, amount REAL NOT NULL, channel INTEGER NOT NULL,
-                device TEXT NOT NULL DEFAULT '');",
+                device TEXT NOT NULL DEFAULT '', key TEXT, outcome TEXT);",
         )?;
+        // Graphs written before transactions had keys gain the two columns.
+        let keyed = conn
+            .prepare("SELECT 1 FROM pragma_table_info('edges') WHERE name = 'key'")?
+            .exists([])?;
+        if !keyed {
+            conn.execute_batch(
+                "ALTER TABLE edges ADD COLUMN key TEXT; ALTER TABLE edges ADD COLUMN outcome TEXT;",
+            )?;
+        }
+        conn.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS edges_key ON edges (key);")?;
         let mut graph = Self::new();
         {
             let mut rows = conn.prepare(
@@ -177,7 +205,14 @@ impl TemporalGraph {
     /// keeping the file: later additions stay in memory.
     pub fn read(path: &Path, replay: impl FnMut(&Event)) -> Result<Self, GraphError> {
         let mut graph = Self::open(path, replay)?;
-        graph.store = None;
+        if let Some(conn) = graph.store.take() {
+            let mut rows = conn.prepare(
+                "SELECT key, outcome FROM edges WHERE key IS NOT NULL AND outcome IS NOT NULL",
+            )?;
+            graph.outcomes = rows
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+        }
         Ok(graph)
     }
 
@@ -185,9 +220,53 @@ impl TemporalGraph {
     /// Returns the edge id.
     pub fn add(&mut self, event: &Event) -> Result<u32, GraphError> {
         if let Some(conn) = &self.store {
-            conn.prepare_cached(INSERT)?.execute(event.params())?;
+            conn.prepare_cached(INSERT)?
+                .execute(event.params(None, None))?;
         }
         Ok(self.insert(event))
+    }
+
+    /// The outcome recorded with the transaction of `key`, if one was saved with that key.
+    pub(crate) fn outcome(&self, key: &str) -> Result<Option<String>, GraphError> {
+        match &self.store {
+            Some(conn) => Ok(conn
+                .prepare_cached("SELECT outcome FROM edges WHERE key = ?1")?
+                .query_row([key], |row| row.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten()),
+            None => Ok(self.outcomes.get(key).cloned()),
+        }
+    }
+
+    /// Adds a transaction in memory only (sampling sees it at once); [`TemporalGraph::save`]
+    /// persists it.
+    pub(crate) fn insert_unsaved(&mut self, event: &Event) -> u32 {
+        self.insert(event)
+    }
+
+    /// Persists transactions added with [`TemporalGraph::insert_unsaved`], in the order they
+    /// were added, in one store transaction: all of them or none.
+    pub(crate) fn save(&mut self, added: &[Unsaved<'_>]) -> Result<(), GraphError> {
+        match &mut self.store {
+            Some(conn) => {
+                let tx = conn.transaction()?;
+                {
+                    let mut insert = tx.prepare_cached(INSERT)?;
+                    for a in added {
+                        insert.execute(a.event.params(a.key, a.outcome.as_deref()))?;
+                    }
+                }
+                tx.commit()?;
+            }
+            None => {
+                for a in added {
+                    if let (Some(key), Some(outcome)) = (a.key, &a.outcome) {
+                        self.outcomes.insert(key.to_string(), outcome.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds many transactions in one store transaction.
@@ -197,7 +276,7 @@ impl TemporalGraph {
             {
                 let mut insert = tx.prepare_cached(INSERT)?;
                 for event in events {
-                    insert.execute(event.params())?;
+                    insert.execute(event.params(None, None))?;
                 }
             }
             tx.commit()?;

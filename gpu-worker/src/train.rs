@@ -106,8 +106,24 @@ count = 1
 filters = 8
 "#;
 
-/// Trains the built-in models from `seed` and writes them under `dir`, calling `progress`
-/// with a line per stage.
+/// The built-in models and the `config.toml` each is written with.
+const BUILTIN: [(&str, &str); 3] = [
+    ("intent-mlp", INTENT_CONFIG),
+    ("shapes-cnn", SHAPES_CONFIG),
+    ("fraud-gnn", crate::models::fraud_gnn::CONFIG),
+];
+
+/// Whether `dir` holds every built-in model with the config this version writes: false when
+/// one is missing or was written by a version whose tensors differ.
+pub fn builtin_repository_is_current(dir: &Path) -> bool {
+    BUILTIN.iter().all(|(name, config)| {
+        std::fs::read_to_string(dir.join(name).join("config.toml")).is_ok_and(|t| t == *config)
+    })
+}
+
+/// Trains the built-in models from `seed` and writes them under `dir` as their next versions,
+/// each with the built-in `config.toml` (replacing an older one), calling `progress` with a
+/// line per stage.
 pub fn write_builtin_repository(
     dir: &Path,
     seed: u64,
@@ -165,6 +181,19 @@ pub fn write_builtin_repository(
         reports.push(report);
     }
     reports.push(write_fraud_model(dir, seed, &mut progress)?);
+    for (name, config) in BUILTIN {
+        // Written beside, then renamed: a watching worker never reads half a config.
+        let path = dir.join(name).join("config.toml");
+        let staged = dir.join(name).join(".config.toml.new");
+        std::fs::write(&staged, config)
+            .and_then(|()| std::fs::rename(&staged, &path))
+            .map_err(|e| {
+                TrainError::Install(crate::repository::InstallError {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })
+            })?;
+    }
     Ok(reports)
 }
 

@@ -38,11 +38,19 @@ async fn serve(models: &Path, state: Option<&Path>) -> (String, Arc<Worker>) {
     (url, worker)
 }
 
+/// A request for `events` without transaction ids.
 fn request(events: &[Event]) -> Value {
+    request_with(events, &vec![""; events.len()], 4)
+}
+
+/// A request for `events` with transaction ids `keys`, in `[id_rows, 64]` ids (3: a model
+/// installed before transaction ids, which takes none).
+fn request_with(events: &[Event], keys: &[&str], id_rows: usize) -> Value {
     let mut ids = Vec::new();
     let mut values = Vec::new();
-    for e in events {
-        for text in [&e.source, &e.target, &e.device] {
+    for (e, key) in events.iter().zip(keys) {
+        let texts = [e.source.as_str(), &e.target, &e.device, key];
+        for text in &texts[..id_rows] {
             let mut bytes = text.as_bytes().to_vec();
             bytes.resize(TEXT_BYTES, 0);
             ids.extend(bytes);
@@ -50,7 +58,7 @@ fn request(events: &[Event]) -> Value {
         values.extend([e.time as f64, e.amount, e.channel as f64]);
     }
     json!({ "inputs": [
-        { "name": "ids", "shape": [events.len(), 3, TEXT_BYTES], "datatype": "UINT8", "data": ids },
+        { "name": "ids", "shape": [events.len(), id_rows, TEXT_BYTES], "datatype": "UINT8", "data": ids },
         { "name": "event", "shape": [events.len(), 3], "datatype": "FP64", "data": values },
     ]})
 }
@@ -166,4 +174,65 @@ async fn bad_rows_are_refused_with_the_reason_and_leave_the_graph_alone() {
     let here = scores(&infer(&url, &request(&live[1..3])).await.1);
     let there = scores(&infer(&clean, &request(&live[1..3])).await.1);
     assert_eq!(here, there);
+}
+
+/// Transactions in the live graph file of a worker's state directory.
+fn edges_on_disk(state: &Path) -> i64 {
+    rusqlite::Connection::open(state.join("graphs/fraud-gnn.sqlite"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM edges", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_id_is_scored_once_however_often_it_arrives() {
+    let models = tempfile::tempdir().unwrap();
+    let live = trained_repository(models.path());
+    let state = tempfile::tempdir().unwrap();
+    let (url, _worker) = serve(models.path(), Some(state.path())).await;
+    let before = {
+        infer(&url, &request(&live[..1])).await;
+        edges_on_disk(state.path())
+    };
+
+    // Twelve concurrent deliveries of one transaction, then a retry: one edge, one answer.
+    let body = request_with(&live[1..2], &["tx-1"], 4);
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let (url, body) = (url.clone(), body.clone());
+        deliveries.spawn(async move { infer(&url, &body).await });
+    }
+    let answers = deliveries.join_all().await;
+    let first = scores(&answers[0].1);
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(scores(answer), first);
+    }
+    assert_eq!(scores(&infer(&url, &body).await.1), first);
+    assert_eq!(edges_on_disk(state.path()), before + 1);
+
+    // A restarted worker still knows the id; a new id is added.
+    drop(url);
+    let (restarted, _w) = serve(models.path(), Some(state.path())).await;
+    assert_eq!(scores(&infer(&restarted, &body).await.1), first);
+    assert_eq!(edges_on_disk(state.path()), before + 1);
+    let other = request_with(&live[2..3], &["tx-2"], 4);
+    assert_eq!(infer(&restarted, &other).await.0, 200);
+    assert_eq!(edges_on_disk(state.path()), before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_installed_before_transaction_ids_still_serves() {
+    let models = tempfile::tempdir().unwrap();
+    let live = trained_repository(models.path());
+    let config = models.path().join("fraud-gnn/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("dims = [4, 64]"));
+    std::fs::write(&config, text.replace("dims = [4, 64]", "dims = [3, 64]")).unwrap();
+    let (url, _worker) = serve(models.path(), None).await;
+    let (status, answer) = infer(&url, &request_with(&live[..2], &["", ""], 3)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(scores(&answer).len(), 6);
+    let (status, _) = infer(&url, &request(&live[..2])).await;
+    assert_eq!(status, 400, "four id rows against a three-row model");
 }

@@ -447,3 +447,68 @@ async fn concurrent_copies_are_scored_once_and_a_reused_webhook_id_is_refused() 
     assert_eq!(scorings(&app).await?, 2);
     Ok(())
 }
+
+/// Scores `t` with the worker directly, as the function does, with its transaction id when
+/// `keyed`: fraud probability, source risk, target risk.
+async fn score_directly(
+    worker: &TestWorker,
+    t: &Transaction,
+    keyed: bool,
+) -> anyhow::Result<Vec<f64>> {
+    let event = vitrine_fraud::graph::Event::from_transaction(t);
+    let key = if keyed { t.transaction_id.as_str() } else { "" };
+    let mut ids = Vec::new();
+    for text in [event.source.as_str(), &event.target, &event.device, key] {
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.resize(64, 0);
+        ids.extend(bytes);
+    }
+    let body = json!({ "inputs": [
+        { "name": "ids", "shape": [1, 4, 64], "datatype": "UINT8", "data": ids },
+        { "name": "event", "shape": [1, 3], "datatype": "FP64",
+          "data": [event.time as f64, event.amount, event.channel as f64] },
+    ]});
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/v2/models/fraud-gnn/infer", worker.url))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let scores = answer["outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["name"] == "scores"))
+        .and_then(|o| o["data"].as_array())
+        .ok_or_else(|| anyhow::anyhow!("no scores in {answer}"))?;
+    Ok(scores.iter().filter_map(Value::as_f64).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_the_graph_already_holds_is_not_added_again() -> anyhow::Result<()> {
+    // A crash after the worker added the transaction but before the function recorded its
+    // decision: the retried delivery must get that first outcome, not a second edge.
+    let (worker, app) = start().await?;
+    let live = live();
+    let tx = &live[3];
+    let first = score_directly(&worker, tx, true).await?;
+    let (status, answer) = signed(&app, "after_crash", NEW_SECRET, &body(tx)).await?;
+    assert_eq!(status, 200, "{answer}");
+    let round = |v: f64| (v * 1e6).round() / 1e6;
+    let answered = [
+        &answer["score"],
+        &answer["source_risk"],
+        &answer["target_risk"],
+    ]
+    .map(|v| v.as_f64().unwrap());
+    assert_eq!(
+        answered,
+        [round(first[0]), round(first[1]), round(first[2])],
+        "{answer}"
+    );
+    // Scored again without its id, the transaction would meet itself in the features: a
+    // different outcome, so the equality above is the saved outcome, not chance.
+    let rescored = score_directly(&worker, tx, false).await?;
+    assert_ne!(rescored, first);
+    Ok(())
+}

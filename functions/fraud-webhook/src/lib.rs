@@ -259,8 +259,10 @@ fn padded(text: &str, out: &mut Vec<u8>) {
 
 fn score(tx: &Transaction) -> Result<Scored, vitrine_nn::Error> {
     let model = Model::load(MODEL)?;
-    let mut ids = Vec::with_capacity(3 * TEXT_BYTES);
-    for id in [&tx.source, &tx.target, &tx.device_id] {
+    // The transaction id makes the model's graph insert idempotent: a retry (or a crash
+    // between scoring and recording the decision) never adds the transaction twice.
+    let mut ids = Vec::with_capacity(4 * TEXT_BYTES);
+    for id in [&tx.source, &tx.target, &tx.device_id, &tx.id] {
         padded(id, &mut ids);
     }
     let event: Vec<u8> = [tx.time as f64, tx.amount, tx.channel_code as f64]
@@ -268,7 +270,7 @@ fn score(tx: &Transaction) -> Result<Scored, vitrine_nn::Error> {
         .flat_map(|v| v.to_le_bytes())
         .collect();
     let outputs = model.infer(&[
-        ("ids", Tensor::from_u8(&[1, 3, TEXT_BYTES as u32], &ids)?),
+        ("ids", Tensor::from_u8(&[1, 4, TEXT_BYTES as u32], &ids)?),
         ("event", Tensor::new(&[1, 3], TensorType::Fp64, event)?),
     ])?;
     let scores = outputs.get("scores")?.to_f32()?;

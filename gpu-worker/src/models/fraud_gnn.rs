@@ -3,8 +3,10 @@
 //! then adds it to the graph (kept in the worker's state directory, so a restart loses
 //! nothing). Tensors (the batch dimension first):
 //!
-//! - input `ids`, UINT8 `[3, 64]`: source account, target account or merchant, device (may be
-//!   empty), UTF-8, zero-padded;
+//! - input `ids`, UINT8 `[4, 64]`: source account, target account or merchant, device (may be
+//!   empty), transaction id (may be empty), UTF-8, zero-padded. A transaction id already
+//!   scored gets its first outcome back and is not added to the graph again. Models installed
+//!   before transaction ids declare `[3, 64]` (no id) and still load;
 //! - input `event`, FP64 `[3]`: Unix time in seconds, amount, channel code (index in
 //!   `vitrine_fraud::graph::CHANNELS`);
 //! - output `scores`, FP32 `[3]`: fraud probability, source risk, target risk;
@@ -30,8 +32,13 @@ pub const EXPLANATION_LINES: usize = 6;
 /// The graph history written by training, in a version folder.
 const HISTORY_FILE: &str = "history.sqlite";
 
-/// The tensors a `fraud-gnn` config must declare.
-fn expected() -> ([TensorSpec; 2], [TensorSpec; 2]) {
+/// Rows of `ids`: source, target, device, transaction id.
+const ID_ROWS: usize = 4;
+/// Rows of `ids` in models installed before transaction ids.
+const LEGACY_ID_ROWS: usize = 3;
+
+/// The tensors a `fraud-gnn` config must declare, with `id_rows` rows of ids.
+fn expected(id_rows: usize) -> ([TensorSpec; 2], [TensorSpec; 2]) {
     let spec = |name: &str, datatype, dims: &[usize]| TensorSpec {
         name: name.into(),
         datatype,
@@ -39,7 +46,7 @@ fn expected() -> ([TensorSpec; 2], [TensorSpec; 2]) {
     };
     (
         [
-            spec("ids", DataType::U8, &[3, TEXT_BYTES]),
+            spec("ids", DataType::U8, &[id_rows, TEXT_BYTES]),
             spec("event", DataType::F64, &[3]),
         ],
         [
@@ -64,20 +71,30 @@ pub fn load(
     let live_graph = context
         .state_dir
         .map(|s| s.join("graphs").join(format!("{}.sqlite", context.model)));
-    let (inputs, outputs) = expected();
-    if config.inputs != inputs || config.outputs != outputs || config.max_batch_size == 0 {
+    let id_rows = [ID_ROWS, LEGACY_ID_ROWS]
+        .into_iter()
+        .find(|rows| {
+            let (inputs, outputs) = expected(*rows);
+            config.inputs == inputs && config.outputs == outputs
+        })
+        .filter(|_| config.max_batch_size > 0);
+    let Some(id_rows) = id_rows else {
+        let (inputs, outputs) = expected(ID_ROWS);
         return Err(format!(
             "fraud-gnn needs max_batch_size > 0, inputs {inputs:?} and outputs {outputs:?} (see docs/fraud.md)"
         ));
-    }
+    };
     let scorer = open_version(version_dir, live_graph.as_deref())?;
     Ok(Arc::new(FraudGnnModel {
         scorer: Mutex::new(scorer),
+        id_rows,
     }))
 }
 
 struct FraudGnnModel {
     scorer: Mutex<Scorer>,
+    /// Rows of the `ids` input: [`ID_ROWS`], or [`LEGACY_ID_ROWS`] without transaction ids.
+    id_rows: usize,
 }
 
 fn text(bytes: &[u8], row: usize, what: &str) -> Result<String, InferError> {
@@ -87,21 +104,29 @@ fn text(bytes: &[u8], row: usize, what: &str) -> Result<String, InferError> {
         .map_err(|_| InferError::Invalid(format!("row {row}: {what} is not UTF-8")))
 }
 
-/// The events of a batch, every row checked before any is scored.
-fn events(ids: &Tensor, event: &Tensor) -> Result<Vec<Event>, InferError> {
+/// The events of a batch with their transaction ids, every row checked before any is scored.
+fn events(
+    ids: &Tensor,
+    event: &Tensor,
+    id_rows: usize,
+) -> Result<Vec<(Option<String>, Event)>, InferError> {
     let values: Vec<f64> = event
         .data
         .chunks_exact(8)
         .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
         .collect();
     ids.data
-        .chunks_exact(3 * TEXT_BYTES)
+        .chunks_exact(id_rows * TEXT_BYTES)
         .zip(values.chunks_exact(3))
         .enumerate()
         .map(|(row, (ids, v))| {
             let source = text(&ids[..TEXT_BYTES], row, "the source")?;
             let target = text(&ids[TEXT_BYTES..2 * TEXT_BYTES], row, "the target")?;
-            let device = text(&ids[2 * TEXT_BYTES..], row, "the device")?;
+            let device = text(&ids[2 * TEXT_BYTES..3 * TEXT_BYTES], row, "the device")?;
+            let transaction = match id_rows {
+                ID_ROWS => text(&ids[3 * TEXT_BYTES..], row, "the transaction id")?,
+                _ => String::new(),
+            };
             if source.is_empty() || target.is_empty() {
                 return Err(InferError::Invalid(format!(
                     "row {row}: source and target must not be empty"
@@ -119,14 +144,15 @@ fn events(ids: &Tensor, event: &Tensor) -> Result<Vec<Event>, InferError> {
                     CHANNELS.len()
                 )));
             }
-            Ok(Event {
+            let event = Event {
                 source,
                 target,
                 time: time as i64,
                 amount,
                 channel: channel as u8,
                 device,
-            })
+            };
+            Ok(((!transaction.is_empty()).then_some(transaction), event))
         })
         .collect()
 }
@@ -143,11 +169,11 @@ fn padded(line: &str, out: &mut Vec<u8>) {
 
 impl ModelInstance for FraudGnnModel {
     fn check(&self, inputs: &[Tensor]) -> Result<(), InferError> {
-        events(&inputs[0], &inputs[1]).map(|_| ())
+        events(&inputs[0], &inputs[1], self.id_rows).map(|_| ())
     }
 
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
-        let events = events(&inputs[0], &inputs[1])?;
+        let events = events(&inputs[0], &inputs[1], self.id_rows)?;
         let scored = self
             .scorer
             .lock()
@@ -192,7 +218,7 @@ max_batch_size = 64
 [[input]]
 name = "ids"
 datatype = "UINT8"
-dims = [3, 64]
+dims = [4, 64]
 
 [[input]]
 name = "event"
