@@ -230,7 +230,7 @@ pub fn start(
         .unwrap_or_default();
     if !remote.is_empty() {
         tracing::info!(workers = ?remote, "wasi:nn uses the remote workers of the runtime config");
-        let pool = WorkerPool::new(&remote, options).map_err(anyhow::Error::msg)?;
+        let pool = WorkerPool::new(&remote, options)?;
         return Ok((Arc::new(pool), LocalWorkers::none()));
     }
     if local_count == 0 {
@@ -273,7 +273,7 @@ pub fn start(
     }
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
     tracing::info!(workers = ?urls, repository = %command.models.display(), "local inference workers started");
-    let pool = Arc::new(WorkerPool::new(&urls, options).map_err(anyhow::Error::msg)?);
+    let pool = Arc::new(WorkerPool::new(&urls, options)?);
     let supervision = Arc::new(Supervision {
         stop: AtomicBool::new(false),
         workers: children,

@@ -20,8 +20,6 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use crate::features::{FEATURES, FEATURE_COUNT};
 use crate::graph::TemporalGraph;
@@ -124,23 +122,7 @@ impl FraudGnn {
             std,
             VarBuilder::from_varmap(&varmap, DType::F32, &device),
         )?;
-        // candle's own initialisation cannot be seeded on the CPU: redraw every variable from
-        // the seed, in name order, with the same bounds (uniform ±1/√fan-in).
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let data = varmap.data().lock().expect("varmap lock");
-        let mut names: Vec<&String> = data.keys().collect();
-        names.sort();
-        for name in names {
-            let var = &data[name];
-            let dims = var.dims().to_vec();
-            let fan_in = if dims.len() == 2 { dims[1] } else { dims[0] };
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            let values: Vec<f32> = (0..var.elem_count())
-                .map(|_| rng.random_range(-bound..bound))
-                .collect();
-            var.set(&Tensor::from_vec(values, dims, &device)?)?;
-        }
-        drop(data);
+        crate::training::seeded_init(&varmap, seed)?;
         Ok((model, varmap))
     }
 

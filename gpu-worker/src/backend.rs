@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::Device;
 
 use crate::config::ModelConfig;
-use crate::error::InferError;
+use crate::error::{InferError, LoadError};
 use crate::models;
 use crate::tensor::Tensor;
 
@@ -18,7 +18,7 @@ pub trait Backend: Send + Sync {
         &self,
         config: &ModelConfig,
         version_dir: &Path,
-    ) -> Result<Arc<dyn ModelInstance>, String>;
+    ) -> Result<Arc<dyn ModelInstance>, LoadError>;
 }
 
 /// A loaded model that computes whole batches.
@@ -69,7 +69,7 @@ impl Backend for CandleCpu {
         &self,
         config: &ModelConfig,
         version_dir: &Path,
-    ) -> Result<Arc<dyn ModelInstance>, String> {
+    ) -> Result<Arc<dyn ModelInstance>, LoadError> {
         let load = models::architecture(&config.architecture)?.load;
         let model = version_dir
             .parent()

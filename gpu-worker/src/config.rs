@@ -107,7 +107,7 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The TOML is malformed or has unknown keys.
+    /// The TOML is malformed, has unknown keys or invalid values.
     #[error("invalid {path}: {message}")]
     Parse {
         /// The file.
@@ -115,6 +115,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A configuration text (not from a file) is invalid.
+    #[error("invalid model configuration: {0}")]
+    Invalid(String),
 }
 
 impl ModelConfig {
@@ -124,14 +127,18 @@ impl ModelConfig {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
+        Self::check(&text).map_err(|message| ConfigError::Parse {
             path: path.display().to_string(),
             message,
         })
     }
 
     /// Parses and validates a configuration text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::check(text).map_err(ConfigError::Invalid)
+    }
+
+    fn check(text: &str) -> Result<Self, String> {
         let config: ModelConfig = toml::from_str(text).map_err(|e| describe(text, &e))?;
         config.validate()?;
         Ok(config)
@@ -199,12 +206,16 @@ impl ModelConfig {
     }
 
     /// An integer hyper-parameter, or an error naming it.
-    pub fn usize_param(&self, name: &str) -> Result<usize, String> {
+    pub fn usize_param(&self, name: &str) -> Result<usize, ConfigError> {
         self.parameters
             .get(name)
             .and_then(|v| v.as_integer())
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| format!("parameter '{name}' (a non-negative integer) is missing"))
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "parameter '{name}' (a non-negative integer) is missing"
+                ))
+            })
     }
 }
 
@@ -282,12 +293,17 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_configs_with_a_reason() {
-        let err = ModelConfig::parse(&MLP.replace("[8]", "[64]")).unwrap_err();
+        let err = ModelConfig::parse(&MLP.replace("[8]", "[64]"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("preferred_batch_size 64"), "{err}");
         let err = ModelConfig::parse(&MLP.replace("max_batch_size = 32", "max_batch_size = 0"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs max_batch_size"), "{err}");
-        let err = ModelConfig::parse(&format!("{MLP}\nbogus = 1")).unwrap_err();
+        let err = ModelConfig::parse(&format!("{MLP}\nbogus = 1"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bogus"), "{err}");
     }
 }

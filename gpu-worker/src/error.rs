@@ -49,6 +49,47 @@ impl InferError {
     }
 }
 
+/// Why a model version could not be loaded (the model is then unavailable with this reason).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// `config.toml` could not be read or is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The model folder has no version to load.
+    #[error("no numbered version folder (e.g. 1/) with the weights")]
+    NoVersion,
+    /// The config names an architecture the worker does not have.
+    #[error("unknown architecture '{name}' (available: {available})")]
+    UnknownArchitecture {
+        /// The configured name.
+        name: String,
+        /// The known ones, comma-separated.
+        available: String,
+    },
+    /// The config does not fit the architecture (tensors, shapes, parameters).
+    #[error("{0}")]
+    Mismatch(String),
+    /// The weights could not be read or do not fit the architecture.
+    #[error("cannot load {path}: {source}")]
+    Weights {
+        /// The weights file.
+        path: std::path::PathBuf,
+        /// candle's error.
+        source: candle_core::Error,
+    },
+    /// The weights do not fit the network the config describes.
+    #[error("weights do not match the '{architecture}' architecture: {source}")]
+    Network {
+        /// The configured architecture.
+        architecture: String,
+        /// candle's error.
+        source: candle_core::Error,
+    },
+    /// The fraud model's scorer (weights, history, live graph) could not be opened.
+    #[error(transparent)]
+    Scorer(#[from] vitrine_fraud::scorer::ScorerError),
+}
+
 impl From<vitrine_oip::OipError> for InferError {
     /// A request that breaks the protocol is the client's error (HTTP 400).
     fn from(err: vitrine_oip::OipError) -> Self {

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::InferError;
+pub use error::{InferError, LoadError};
 pub use server::Worker;
 
 impl Worker {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::config::ModelConfig;
-use crate::error::InferError;
+use crate::error::{InferError, LoadError};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 
@@ -246,11 +246,11 @@ impl Repository {
     fn load_dir(&self, name: &str, dir: &Path) -> State {
         let version = latest_version(dir);
         let result = (|| {
-            let config = ModelConfig::load(&dir.join("config.toml")).map_err(|e| e.to_string())?;
-            let version = version.ok_or("no numbered version folder (e.g. 1/) with the weights")?;
+            let config = ModelConfig::load(&dir.join("config.toml"))?;
+            let version = version.ok_or(LoadError::NoVersion)?;
             let instance = self.backend.load(&config, &dir.join(version.to_string()))?;
             let scheduler = Scheduler::start(name, &config, instance, self.metrics.clone());
-            Ok::<_, String>(LoadedModel {
+            Ok::<_, LoadError>(LoadedModel {
                 name: name.to_string(),
                 version,
                 config,
@@ -262,7 +262,8 @@ impl Repository {
                 tracing::info!(model = name, version = model.version, "model ready");
                 State::Ready(Arc::new(model))
             }
-            Err(reason) => {
+            Err(error) => {
+                let reason = error.to_string();
                 tracing::warn!(model = name, %reason, "model unavailable");
                 State::Unavailable { version, reason }
             }
@@ -280,12 +281,12 @@ fn valid_name(name: &str) -> bool {
 
 /// Why a model version could not be installed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot install a model version at {path}: {message}")]
+#[error("cannot install a model version at {path}: {source}")]
 pub struct InstallError {
     /// The folder or file that could not be written.
     pub path: PathBuf,
     /// What went wrong.
-    pub message: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// Installs the next version of `<repository>/<name>`, the one way every model is written:
@@ -296,27 +297,30 @@ pub fn install_version(
     repository: &Path,
     name: &str,
     config: &str,
-    write: impl FnOnce(&Path) -> Result<(), String>,
+    write: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<PathBuf, InstallError> {
     let model_dir = repository.join(name);
     let version = latest_version(&model_dir).unwrap_or(0) + 1;
     let staging = model_dir.join(format!(".staging-{version}"));
-    let fail = |path: &Path, message: String| InstallError {
+    let fail = |path: &Path, source: std::io::Error| InstallError {
         path: path.to_path_buf(),
-        message,
+        source: source.into(),
     };
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, e.to_string()))?;
-    if let Err(message) = write(&staging) {
+    std::fs::create_dir_all(&staging).map_err(|e| fail(&staging, e))?;
+    if let Err(source) = write(&staging) {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(fail(&staging, message));
+        return Err(InstallError {
+            path: staging,
+            source,
+        });
     }
     let config_path = model_dir.join("config.toml");
     if !config_path.exists() {
-        std::fs::write(&config_path, config).map_err(|e| fail(&config_path, e.to_string()))?;
+        std::fs::write(&config_path, config).map_err(|e| fail(&config_path, e))?;
     }
     let version_dir = model_dir.join(version.to_string());
-    std::fs::rename(&staging, &version_dir).map_err(|e| fail(&version_dir, e.to_string()))?;
+    std::fs::rename(&staging, &version_dir).map_err(|e| fail(&version_dir, e))?;
     Ok(version_dir)
 }
 

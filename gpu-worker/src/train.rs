@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 
 use crate::config::ModelConfig;
@@ -26,9 +26,18 @@ pub enum TrainError {
     /// Writing the repository failed.
     #[error(transparent)]
     Install(#[from] crate::repository::InstallError),
-    /// The built-in configuration does not build.
-    #[error("invalid built-in model: {0}")]
-    Config(String),
+    /// A built-in configuration is invalid.
+    #[error("built-in model: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// A built-in configuration does not build a network.
+    #[error("built-in model: {0}")]
+    Network(#[from] crate::error::LoadError),
+    /// Generating the fraud model's bank failed.
+    #[error("generating the fraud bank: {0}")]
+    Bank(#[from] vitrine_fraud::GenerateError),
+    /// Training or scoring the fraud model failed.
+    #[error("fraud model: {0}")]
+    Fraud(#[from] vitrine_fraud::gnn::GnnError),
 }
 
 /// How one trained model scored.
@@ -132,7 +141,7 @@ pub fn write_builtin_repository(
     let mut reports = Vec::new();
     for (name, config_text) in [("intent-mlp", INTENT_CONFIG), ("shapes-cnn", SHAPES_CONFIG)] {
         progress(&format!("training {name} (seed {seed})"));
-        let config = ModelConfig::parse(config_text).map_err(TrainError::Config)?;
+        let config = ModelConfig::parse(config_text)?;
         let mut rng = Rng::new(seed ^ fnv(name));
         let (train, test) = match name {
             "intent-mlp" => (
@@ -146,9 +155,8 @@ pub fn write_builtin_repository(
         let network = models::build(
             &config,
             VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        )
-        .map_err(TrainError::Config)?;
-        initialize(&varmap, &mut rng)?;
+        )?;
+        vitrine_fraud::training::seeded_init(&varmap, seed ^ fnv(name))?;
         let epochs = if name == "intent-mlp" { 12 } else { 8 };
         fit(
             network.as_ref(),
@@ -174,9 +182,7 @@ pub fn write_builtin_repository(
             report.seconds
         ));
         crate::repository::install_version(dir, name, config_text, |staging| {
-            varmap
-                .save(staging.join(crate::backend::WEIGHTS_FILE))
-                .map_err(|e| e.to_string())
+            Ok(varmap.save(staging.join(crate::backend::WEIGHTS_FILE))?)
         })?;
         reports.push(report);
     }
@@ -190,7 +196,7 @@ pub fn write_builtin_repository(
             .map_err(|e| {
                 TrainError::Install(crate::repository::InstallError {
                     path: path.clone(),
-                    message: e.to_string(),
+                    source: e.into(),
                 })
             })?;
     }
@@ -209,7 +215,7 @@ pub fn fraud_bank(seed: u64) -> Result<vitrine_fraud::Dataset, TrainError> {
         &vitrine_fraud::GenerateConfig::new(FRAUD_BANK_ACCOUNTS, seed),
         |_| {},
     )
-    .map_err(|e| TrainError::Config(e.to_string()))
+    .map_err(TrainError::from)
 }
 
 /// Trains `fraud-gnn` on the history of [`fraud_bank`] and installs it under `dir`; its
@@ -227,14 +233,11 @@ fn write_fraud_model(
     let bank = fraud_bank(seed)?;
     let data = Prepared::new(&bank.transactions, &bank.accounts);
     let cut = (bank.transactions.len() as f64 * FRAUD_HISTORY_SHARE) as usize;
-    let model_error = |e: vitrine_fraud::gnn::GnnError| TrainError::Config(e.to_string());
     let (model, varmap) = train(&data, 0..cut, &TrainOptions::new(seed), |line| {
         progress(line)
-    })
-    .map_err(model_error)?;
+    })?;
     let pr_auc = |rows: std::ops::Range<usize>| -> Result<f32, TrainError> {
-        let scores: Vec<f32> = score_rows(&model, &data, rows.clone())
-            .map_err(model_error)?
+        let scores: Vec<f32> = score_rows(&model, &data, rows.clone())?
             .iter()
             .map(|s| s[0])
             .collect();
@@ -251,29 +254,6 @@ fn write_fraud_model(
     };
     crate::models::fraud_gnn::install(dir, "fraud-gnn", &model, &varmap, &data.events[..cut])?;
     Ok(report)
-}
-
-/// Seeded weights: Kaiming-uniform for weights, zeros for biases (candle's own init is unseeded).
-fn initialize(varmap: &VarMap, rng: &mut Rng) -> Result<(), TrainError> {
-    let vars = varmap.data().lock().unwrap();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let var: &Var = &vars[name];
-        let dims = var.dims().to_vec();
-        let count: usize = dims.iter().product();
-        let values: Vec<f32> = if dims.len() < 2 {
-            vec![0.0; count]
-        } else {
-            let fan_in: usize = dims[1..].iter().product();
-            let bound = (6.0 / fan_in as f32).sqrt();
-            (0..count)
-                .map(|_| (rng.uniform() * 2.0 - 1.0) * bound)
-                .collect()
-        };
-        var.set(&Tensor::from_vec(values, dims, &Device::Cpu)?)?;
-    }
-    Ok(())
 }
 
 type Dataset = (Tensor, Tensor);

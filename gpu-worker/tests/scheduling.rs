@@ -11,7 +11,7 @@ use vitrine_worker::config::ModelConfig;
 use vitrine_worker::metrics::Metrics;
 use vitrine_worker::repository::Repository;
 use vitrine_worker::tensor::Tensor;
-use vitrine_worker::{InferError, Worker};
+use vitrine_worker::{InferError, LoadError, Worker};
 
 /// Doubles its input after sleeping; records the first value of every batch it computes.
 struct Doubler {
@@ -35,7 +35,7 @@ impl ModelInstance for Doubler {
 struct TestBackend(Arc<Doubler>);
 
 impl Backend for TestBackend {
-    fn load(&self, _: &ModelConfig, _: &Path) -> Result<Arc<dyn ModelInstance>, String> {
+    fn load(&self, _: &ModelConfig, _: &Path) -> Result<Arc<dyn ModelInstance>, LoadError> {
         Ok(self.0.clone())
     }
 }

@@ -42,13 +42,23 @@ pub enum AppError {
     /// Variables, outbound hosts or files could not be resolved.
     #[error("{0}")]
     Config(String),
-    /// The state directory could not be prepared.
-    #[error("state directory {path}: {message}")]
+    /// A component's `files` could not be prepared.
+    #[error("component `{component}`: files: {source}")]
+    Files {
+        /// The component id.
+        component: String,
+        /// What went wrong.
+        source: FilesError,
+    },
+    /// The state directory, or a store in it, could not be prepared.
+    #[error("state directory {path}: {what}: {source}")]
     State {
         /// The state directory.
         path: PathBuf,
+        /// What was being prepared.
+        what: &'static str,
         /// What went wrong.
-        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The engine could not be created or the linker set up.
     #[error("wasmtime: {0}")]
@@ -244,11 +254,11 @@ impl App {
     /// Loads every component of `manifest`: resolves variables, opens stores, compiles (or takes
     /// from the cache) and pre-instantiates each component.
     pub fn load(manifest: &Manifest, config: &RuntimeConfig) -> Result<Self, AppError> {
-        let state_error = |message: String| AppError::State {
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| AppError::State {
             path: config.state_dir.clone(),
-            message,
-        };
-        std::fs::create_dir_all(&config.state_dir).map_err(|e| state_error(e.to_string()))?;
+            what: "cannot create it",
+            source: e.into(),
+        })?;
         let variables = AppVariables::resolve(&manifest.variables, &config.variables, |k| {
             std::env::var(k).ok()
         })
@@ -305,7 +315,10 @@ impl App {
                 .configure_component(component, &cx)
                 .map_err(fail)?;
             let mounts = stage_files(component, manifest.dir(), &config.state_dir.join("files"))
-                .map_err(|e| fail(format!("files: {e}")))?;
+                .map_err(|source| AppError::Files {
+                    component: component.id.clone(),
+                    source,
+                })?;
             let limits = app_limits.with(component.settings);
             loaded.insert(
                 component.id.clone(),
@@ -425,31 +438,63 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     Ok(linker)
 }
 
+/// Why a component's `files` could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// A pattern in `files` or `exclude_files` is not a valid glob.
+    #[error("`{pattern}`: {source}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why it is invalid.
+        source: glob::PatternError,
+    },
+    /// A `source` to mount does not exist.
+    #[error("`{0}` does not exist")]
+    Missing(String),
+    /// A file could not be copied into the staging directory.
+    #[error("copying {path}: {source}")]
+    Copy {
+        /// The file (or the staging folder).
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
 /// Prepares a component's `files`: directories are mounted as they are; files and glob matches
 /// are copied into a staging directory mounted at `/`. Returns (host dir, guest path) mounts.
 fn stage_files(
     component: &Component,
     manifest_dir: &Path,
     staging_root: &Path,
-) -> Result<Vec<(PathBuf, String)>, String> {
+) -> Result<Vec<(PathBuf, String)>, FilesError> {
     if component.files.is_empty() {
         return Ok(Vec::new());
     }
+    let pattern = |p: &str| {
+        glob::Pattern::new(p).map_err(|source| FilesError::Pattern {
+            pattern: p.to_string(),
+            source,
+        })
+    };
     let excluded: Vec<glob::Pattern> = component
         .exclude_files
         .iter()
-        .map(|p| glob::Pattern::new(p).map_err(|e| format!("exclude_files `{p}`: {e}")))
+        .map(|p| pattern(p))
         .collect::<Result<_, _>>()?;
     let staging = staging_root.join(&component.id);
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    let copy = |from: &Path, to: &Path| -> Result<(), String> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FilesError::Copy { path, source }
+    };
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let copy = |from: &Path, to: &Path| -> Result<(), FilesError> {
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        std::fs::copy(from, to)
-            .map(drop)
-            .map_err(|e| format!("copying {}: {e}", from.display()))
+        std::fs::copy(from, to).map(drop).map_err(io(from))
     };
     let mut mounts = vec![(staging.clone(), "/".to_string())];
     for mount in &component.files {
@@ -457,7 +502,10 @@ fn stage_files(
             FileMount::Pattern(pattern) => {
                 let full = manifest_dir.join(pattern);
                 let matches =
-                    glob::glob(&full.to_string_lossy()).map_err(|e| format!("`{pattern}`: {e}"))?;
+                    glob::glob(&full.to_string_lossy()).map_err(|source| FilesError::Pattern {
+                        pattern: pattern.clone(),
+                        source,
+                    })?;
                 for path in matches.flatten().filter(|p| p.is_file()) {
                     let rel = path.strip_prefix(manifest_dir).unwrap_or(&path);
                     if excluded.iter().any(|x| x.matches_path(rel)) {
@@ -476,7 +524,7 @@ fn stage_files(
                 } else if from.is_file() {
                     copy(&from, &staging.join(destination.trim_start_matches('/')))?;
                 } else {
-                    return Err(format!("`{source}` does not exist"));
+                    return Err(FilesError::Missing(source.clone()));
                 }
             }
         }

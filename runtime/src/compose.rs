@@ -2,21 +2,39 @@
 //! for are satisfied by that dependency's exports, composed into one component with `wac-graph`
 //! before compilation (what `wac plug` does, restricted to the named imports).
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
 
 use crate::manifest::Dependency;
 
+/// Why a component could not be composed with its dependencies.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// A dependency's file could not be read.
+    #[error("dependency `{name}` ({path}): cannot read it: {source}")]
+    Read {
+        /// The dependency's name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A component is invalid, a dependency does not fit, or encoding failed (wac-graph's
+    /// message, with its causes).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Composes `main` with its dependencies and returns the new component's bytes.
-pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, String> {
+pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, ComposeError> {
+    let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(format!("{e:#}"));
     let mut graph = CompositionGraph::new();
     let package = Package::from_bytes("vitrine:main", None, main.to_vec(), graph.types_mut())
-        .map_err(|e| format!("{e:#}"))?;
-    let main_id = graph
-        .register_package(package)
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| invalid(&e))?;
+    let main_id = graph.register_package(package).map_err(|e| invalid(&e))?;
     let main_instance = graph.instantiate(main_id);
     let imports: Vec<String> = graph.types()[graph[main_id].ty()]
         .imports
@@ -25,13 +43,17 @@ pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, Stri
         .collect();
     for (index, dependency) in dependencies.iter().enumerate() {
         let context = |problem: String| {
-            format!(
+            ComposeError::Invalid(format!(
                 "dependency `{}` ({}): {problem}",
                 dependency.name,
                 dependency.path.display()
-            )
+            ))
         };
-        let bytes = read(&dependency.path).map_err(context)?;
+        let bytes = std::fs::read(&dependency.path).map_err(|source| ComposeError::Read {
+            name: dependency.name.clone(),
+            path: dependency.path.clone(),
+            source,
+        })?;
         let package = Package::from_bytes(
             &format!("vitrine:dependency{index}"),
             None,
@@ -75,16 +97,12 @@ pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, Stri
     for name in main_exports {
         let export = graph
             .alias_instance_export(main_instance, &name)
-            .map_err(|e| format!("{e:#}"))?;
-        graph.export(export, &name).map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| invalid(&e))?;
+        graph.export(export, &name).map_err(|e| invalid(&e))?;
     }
     graph
         .encode(EncodeOptions::default())
-        .map_err(|e| format!("composing failed: {e:#}"))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))
+        .map_err(|e| ComposeError::Invalid(format!("composing failed: {e:#}")))
 }
 
 /// Whether the dependency name (`ns:pkg[@v]` or `ns:pkg/iface[@v]`) covers `import`

@@ -35,6 +35,14 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Its dependencies could not be composed into it.
+    #[error("{path}: {source}")]
+    Compose {
+        /// The source path.
+        path: PathBuf,
+        /// What went wrong.
+        source: crate::compose::ComposeError,
+    },
     /// The file is neither a component nor a core module that can be made one.
     #[error("{path} is not a usable Wasm component: {message}")]
     Invalid {
@@ -186,7 +194,11 @@ pub fn load_component(
         message,
     };
     if !dependencies.is_empty() {
-        bytes = crate::compose::compose(&bytes, dependencies).map_err(invalid)?;
+        bytes =
+            crate::compose::compose(&bytes, dependencies).map_err(|source| LoadError::Compose {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
     let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
     if cached.exists() {

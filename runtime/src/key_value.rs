@@ -48,7 +48,8 @@ impl Capability for KeyValueStores {
         Self::open(&cx.config.state_dir, cx.labels(|c| &c.key_value_stores)).map_err(|e| {
             AppError::State {
                 path: cx.config.state_dir.clone(),
-                message: format!("key-value store: {e}"),
+                what: "key-value store",
+                source: e.into(),
             }
         })
     }

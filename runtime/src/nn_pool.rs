@@ -51,6 +51,39 @@ pub enum PoolError {
     Unavailable(String),
 }
 
+/// Why a pool could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolSetupError {
+    /// No worker URL was given.
+    #[error("the worker pool needs at least one worker URL")]
+    NoWorkers,
+    /// A worker URL does not parse.
+    #[error("worker URL `{url}`: {source}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why it does not parse.
+        source: http::uri::InvalidUri,
+    },
+    /// A worker URL is not `http://host:port`.
+    #[error("worker URL `{0}` must look like http://host:port")]
+    NotHttp(String),
+}
+
+/// A failed exchange with a worker, before any answer.
+type SendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `error` and its causes, `: `-separated (hyper's own message is only "client error (Connect)").
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
 /// Settings of the pool.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -140,20 +173,19 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// A pool over the workers at `urls` (`http://host:port`).
-    pub fn new(urls: &[String], options: PoolOptions) -> Result<Self, String> {
+    pub fn new(urls: &[String], options: PoolOptions) -> Result<Self, PoolSetupError> {
         if urls.is_empty() {
-            return Err("the worker pool needs at least one worker URL".into());
+            return Err(PoolSetupError::NoWorkers);
         }
         let endpoints = urls
             .iter()
             .map(|url| {
-                let uri: Uri = url
-                    .parse()
-                    .map_err(|e| format!("worker URL `{url}`: {e}"))?;
+                let uri: Uri = url.parse().map_err(|source| PoolSetupError::Url {
+                    url: url.clone(),
+                    source,
+                })?;
                 if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                    return Err(format!(
-                        "worker URL `{url}` must look like http://host:port"
-                    ));
+                    return Err(PoolSetupError::NotHttp(url.clone()));
                 }
                 Ok(Endpoint {
                     base: format!("http://{}", uri.authority().unwrap()),
@@ -162,7 +194,7 @@ impl WorkerPool {
                     ready_models: Mutex::new(BTreeSet::new()),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -406,6 +438,7 @@ impl WorkerPool {
                 }
                 Ok(Err(failure)) => {
                     // The worker failed before answering: try the next one.
+                    let failure = with_causes(&*failure);
                     tracing::warn!(worker = %endpoint.base, error = %failure, "worker failed; retrying elsewhere");
                     endpoint.healthy.store(false, Ordering::Relaxed);
                     last_failure = format!("inference worker #{}: {failure}", index + 1);
@@ -462,7 +495,7 @@ impl WorkerPool {
         path: &str,
         header_length: Option<usize>,
         body: Bytes,
-    ) -> Result<(StatusCode, Option<usize>, Bytes), String> {
+    ) -> Result<(StatusCode, Option<usize>, Bytes), SendError> {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", endpoint.base));
@@ -471,24 +504,15 @@ impl WorkerPool {
                 .header(HEADER_LENGTH, length)
                 .header(http::header::CONTENT_TYPE, "application/octet-stream");
         }
-        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("{e}"))?;
+        let request = request.body(Full::new(body))?;
+        let response = self.client.request(request).await?;
         let status = response.status();
         let length = response
             .headers()
             .get(HEADER_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let body = response.into_body().collect().await?.to_bytes();
         Ok((status, length, body))
     }
 }

@@ -50,7 +50,8 @@ impl Capability for Databases {
         Self::open(&cx.config.state_dir, cx.labels(|c| &c.sqlite_databases)).map_err(|e| {
             AppError::State {
                 path: cx.config.state_dir.clone(),
-                message: format!("sqlite database: {e}"),
+                what: "sqlite database",
+                source: e.into(),
             }
         })
     }

@@ -50,10 +50,10 @@ async fn run() -> anyhow::Result<()> {
     let live = Arc::new(live_transactions());
 
     let worker = TestWorker::start(&test_models()).await?;
-    let pool = Arc::new(
-        WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default())
-            .map_err(anyhow::Error::msg)?,
-    );
+    let pool = Arc::new(WorkerPool::new(
+        std::slice::from_ref(&worker.url),
+        PoolOptions::default(),
+    )?);
     let instances: u32 = std::env::var("MAX_INSTANCES")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -66,10 +66,10 @@ async fn run() -> anyhow::Result<()> {
     let repo = tempfile::tempdir()?;
     write_model(repo.path())?;
     let worker = TestWorker::start(repo.path()).await?;
-    let pool = Arc::new(
-        WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default())
-            .map_err(anyhow::Error::msg)?,
-    );
+    let pool = Arc::new(WorkerPool::new(
+        std::slice::from_ref(&worker.url),
+        PoolOptions::default(),
+    )?);
     let app = TestApp::start_with(
         &manifest("[[trigger.http]]\nroute = \"/p/...\"\ncomponent = \"p\"\n[component.p]\nsource = \"PROBE\"\nai_models = [\"bench-mlp\"]\n"),
         |c| c.nn_pool = Some(pool.clone()),

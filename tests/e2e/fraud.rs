@@ -23,10 +23,10 @@ fn app_manifest() -> String {
 
 async fn start() -> anyhow::Result<(TestWorker, TestApp)> {
     let worker = TestWorker::start(&test_models()).await?;
-    let pool = Arc::new(
-        WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default())
-            .map_err(anyhow::Error::msg)?,
-    );
+    let pool = Arc::new(WorkerPool::new(
+        std::slice::from_ref(&worker.url),
+        PoolOptions::default(),
+    )?);
     let app = TestApp::start_with(&app_manifest(), |c| c.nn_pool = Some(pool)).await?;
     Ok((worker, app))
 }

@@ -251,7 +251,7 @@ async fn health_says_not_ready_while_no_worker_serves_a_needed_model() -> anyhow
         health_interval: std::time::Duration::from_millis(100),
         ..PoolOptions::default()
     };
-    let down = Arc::new(WorkerPool::new(&[dead_url], options.clone()).map_err(anyhow::Error::msg)?);
+    let down = Arc::new(WorkerPool::new(&[dead_url], options.clone())?);
     down.start_health_checks();
     let app = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(down)).await?;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -269,9 +269,7 @@ async fn health_says_not_ready_while_no_worker_serves_a_needed_model() -> anyhow
 
     // A live worker with the models: ready.
     let worker = TestWorker::start(&test_models()).await?;
-    let up = Arc::new(
-        WorkerPool::new(std::slice::from_ref(&worker.url), options).map_err(anyhow::Error::msg)?,
-    );
+    let up = Arc::new(WorkerPool::new(std::slice::from_ref(&worker.url), options)?);
     up.start_health_checks();
     let app = TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(up)).await?;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use super::{Cnn, LoadContext, Mlp};
 use crate::backend::{ModelInstance, WEIGHTS_FILE};
 use crate::config::ModelConfig;
-use crate::error::InferError;
+use crate::error::{InferError, LoadError};
 use crate::tensor::{self, DataType};
 
 /// A network that maps a batch of inputs to a batch of logits.
@@ -23,24 +23,22 @@ pub trait Network: Send + Sync {
 pub fn build(
     config: &ModelConfig,
     vb: VarBuilder,
-) -> std::result::Result<Box<dyn Network>, String> {
+) -> std::result::Result<Box<dyn Network>, LoadError> {
     let input = &config.inputs[0].dims;
     let classes = *config.outputs[0]
         .dims
         .last()
-        .ok_or("output dims are empty")?;
-    let weights = |e: candle_core::Error| {
-        format!(
-            "weights do not match the '{}' architecture: {e}",
-            config.architecture
-        )
+        .ok_or_else(|| LoadError::Mismatch("output dims are empty".into()))?;
+    let weights = |source| LoadError::Network {
+        architecture: config.architecture.clone(),
+        source,
     };
     match config.architecture.as_str() {
         "mlp" => {
             let [features] = input[..] else {
-                return Err(format!(
+                return Err(LoadError::Mismatch(format!(
                     "mlp takes one input of dims [features], got {input:?}"
-                ));
+                )));
             };
             let hidden = config.usize_param("hidden")?;
             Ok(Box::new(
@@ -49,21 +47,23 @@ pub fn build(
         }
         "cnn" => {
             let [channels, height, width] = input[..] else {
-                return Err(format!(
+                return Err(LoadError::Mismatch(format!(
                     "cnn takes one input of dims [channels, height, width], got {input:?}"
-                ));
+                )));
             };
             if height % 4 != 0 || width % 4 != 0 {
-                return Err(format!(
+                return Err(LoadError::Mismatch(format!(
                     "cnn needs height and width divisible by 4, got {height}x{width}"
-                ));
+                )));
             }
             let filters = config.usize_param("filters")?;
             Ok(Box::new(
                 Cnn::new(channels, height, width, filters, classes, vb).map_err(weights)?,
             ))
         }
-        other => Err(format!("'{other}' is not a classifier architecture")),
+        other => Err(LoadError::Mismatch(format!(
+            "'{other}' is not a classifier architecture"
+        ))),
     }
 }
 
@@ -72,19 +72,25 @@ pub fn load(
     context: &LoadContext<'_>,
     config: &ModelConfig,
     version_dir: &Path,
-) -> std::result::Result<Arc<dyn ModelInstance>, String> {
+) -> std::result::Result<Arc<dyn ModelInstance>, LoadError> {
     if config.inputs.len() != 1 || config.outputs.len() != 1 {
-        return Err(format!(
+        return Err(LoadError::Mismatch(format!(
             "the '{}' architecture takes one input and one output",
             config.architecture
-        ));
+        )));
     }
     if config.inputs[0].datatype != DataType::F32 || config.outputs[0].datatype != DataType::F32 {
-        return Err("candle models take and return FP32".into());
+        return Err(LoadError::Mismatch(
+            "candle models take and return FP32".into(),
+        ));
     }
     let path = version_dir.join(WEIGHTS_FILE);
-    let weights = candle_core::safetensors::load(&path, context.device)
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+    let weights = candle_core::safetensors::load(&path, context.device).map_err(|source| {
+        LoadError::Weights {
+            path: path.clone(),
+            source,
+        }
+    })?;
     let vb = VarBuilder::from_tensors(weights, DType::F32, context.device);
     Ok(Arc::new(Classifier {
         network: build(config, vb)?,

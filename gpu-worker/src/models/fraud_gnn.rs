@@ -22,7 +22,7 @@ use vitrine_fraud::scorer::Scorer;
 use super::LoadContext;
 use crate::backend::{ModelInstance, WEIGHTS_FILE};
 use crate::config::{ModelConfig, TensorSpec};
-use crate::error::InferError;
+use crate::error::{InferError, LoadError};
 use crate::tensor::{DataType, Tensor};
 
 /// Bytes per id and per explanation line.
@@ -67,7 +67,7 @@ pub fn load(
     context: &LoadContext<'_>,
     config: &ModelConfig,
     version_dir: &Path,
-) -> Result<Arc<dyn ModelInstance>, String> {
+) -> Result<Arc<dyn ModelInstance>, LoadError> {
     let live_graph = context
         .state_dir
         .map(|s| s.join("graphs").join(format!("{}.sqlite", context.model)));
@@ -80,9 +80,9 @@ pub fn load(
         .filter(|_| config.max_batch_size > 0);
     let Some(id_rows) = id_rows else {
         let (inputs, outputs) = expected(ID_ROWS);
-        return Err(format!(
+        return Err(LoadError::Mismatch(format!(
             "fraud-gnn needs max_batch_size > 0, inputs {inputs:?} and outputs {outputs:?} (see docs/fraud.md)"
-        ));
+        )));
     };
     let scorer = open_version(version_dir, live_graph.as_deref())?;
     Ok(Arc::new(FraudGnnModel {
@@ -252,12 +252,11 @@ pub fn install(
 ) -> Result<PathBuf, crate::repository::InstallError> {
     crate::repository::install_version(repository, name, CONFIG, |staging| {
         let weights = staging.join(WEIGHTS_FILE);
-        model.save(varmap, &weights).map_err(|e| e.to_string())?;
+        model.save(varmap, &weights)?;
         let history_path = staging.join(HISTORY_FILE);
-        let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})
-            .map_err(|e| e.to_string())?;
+        let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})?;
         for chunk in history.chunks(10_000) {
-            graph.add_all(chunk).map_err(|e| e.to_string())?;
+            graph.add_all(chunk)?;
         }
         Ok(())
     })
@@ -266,20 +265,22 @@ pub fn install(
 /// Opens the newest version of the fraud model in `model_dir` as a [`Scorer`] whose live graph
 /// is `live_graph` (in memory when `None`), started from the version's training history.
 /// Returns the version number with it.
-pub fn open_latest(model_dir: &Path, live_graph: Option<&Path>) -> Result<(u64, Scorer), String> {
-    let version = crate::repository::latest_version(model_dir)
-        .ok_or_else(|| format!("{} has no numbered version folder", model_dir.display()))?;
+pub fn open_latest(
+    model_dir: &Path,
+    live_graph: Option<&Path>,
+) -> Result<(u64, Scorer), LoadError> {
+    let version = crate::repository::latest_version(model_dir).ok_or(LoadError::NoVersion)?;
     let scorer = open_version(&model_dir.join(version.to_string()), live_graph)?;
     Ok((version, scorer))
 }
 
 /// Opens one version folder of the fraud model: its weights and its training history.
-fn open_version(version_dir: &Path, live_graph: Option<&Path>) -> Result<Scorer, String> {
+fn open_version(version_dir: &Path, live_graph: Option<&Path>) -> Result<Scorer, LoadError> {
     let history = version_dir.join(HISTORY_FILE);
     Scorer::open(
         &version_dir.join(WEIGHTS_FILE),
         history.exists().then_some(history.as_path()),
         live_graph,
     )
-    .map_err(|e| e.to_string())
+    .map_err(LoadError::from)
 }

@@ -19,6 +19,7 @@ pub use mlp::Mlp;
 
 use crate::backend::ModelInstance;
 use crate::config::ModelConfig;
+use crate::error::LoadError;
 
 /// What a loader may use besides the model's version folder.
 pub struct LoadContext<'a> {
@@ -32,7 +33,7 @@ pub struct LoadContext<'a> {
 
 /// Loads one version folder of a model of some architecture, or says why it cannot.
 pub type Loader =
-    fn(&LoadContext<'_>, &ModelConfig, &Path) -> Result<Arc<dyn ModelInstance>, String>;
+    fn(&LoadContext<'_>, &ModelConfig, &Path) -> Result<Arc<dyn ModelInstance>, LoadError>;
 
 /// An architecture a `config.toml` may name.
 pub struct Architecture {
@@ -65,15 +66,15 @@ pub const ARCHITECTURES: &[Architecture] = &[
 ];
 
 /// The architecture named `name`, or an error listing the known ones.
-pub fn architecture(name: &str) -> Result<&'static Architecture, String> {
+pub fn architecture(name: &str) -> Result<&'static Architecture, LoadError> {
     ARCHITECTURES
         .iter()
         .find(|a| a.name == name)
         .ok_or_else(|| {
             let known: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
-            format!(
-                "unknown architecture '{name}' (available: {})",
-                known.join(", ")
-            )
+            LoadError::UnknownArchitecture {
+                name: name.to_string(),
+                available: known.join(", "),
+            }
         })
 }
