@@ -275,3 +275,102 @@ fn up_serves_wasi_nn_from_local_workers_or_from_the_runtime_config() {
         "{stderr}"
     );
 }
+
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn endless_queries_stop_at_their_deadline_and_sigterm_still_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n[component.probe.tool.vitrine]\nrequest_timeout_ms = 500\n",
+    );
+    let state = dir.path().join("state");
+    let (child, addr, logs) = start_up(&["--state-dir", state.to_str().unwrap()], &manifest);
+    // Killed if an assertion fails, so a failing run leaves no process burning a core.
+    struct Up(std::process::Child);
+    impl Drop for Up {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut up = Up(child);
+    let child = &mut up.0;
+    let logs = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let mut logs = logs;
+        logs.read_to_string(&mut rest).unwrap();
+        rest
+    });
+
+    // Three queries that would never end, at once: each is answered near its deadline.
+    let endless = r#"{"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", "params": []}"#;
+    let started = std::time::Instant::now();
+    let (sender, answers) = std::sync::mpsc::channel();
+    for _ in 0..3 {
+        let (addr, sender) = (addr.clone(), sender.clone());
+        std::thread::spawn(move || sender.send(http_post(&addr, "/sqlite/default", endless)));
+    }
+    let answers: Vec<String> = (0..3)
+        .map(|_| {
+            answers
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("no answer within 10 s")
+        })
+        .collect();
+    for answer in &answers {
+        let status = answer.split_whitespace().nth(1).unwrap_or("");
+        assert!(
+            status == "504" || (status == "500" && answer.contains("interrupted")),
+            "{answer}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Nothing keeps running: the process is (nearly) idle afterwards.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = cpu_seconds(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_seconds(child.id()) - before;
+    assert!(
+        used < 0.3,
+        "{used:.2} CPU seconds in 2 s after the queries ended"
+    );
+
+    // SIGTERM: nothing is left to drain, so it exits at once.
+    let stopping = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopping.elapsed() > std::time::Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("vitrine up still running 5 s after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "vitrine up exited with {status}");
+    assert!(logs.join().unwrap().contains("drained"));
+}
