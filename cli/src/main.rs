@@ -16,6 +16,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
 
+/// mimalloc instead of glibc's malloc: every request creates and drops an instance's host state
+/// on whichever thread runs it, and glibc's arena locks were a measured share of `up`'s time
+/// under concurrent load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "vitrine",
