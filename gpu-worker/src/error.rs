@@ -77,6 +77,14 @@ pub enum LoadError {
         /// candle's error.
         source: candle_core::Error,
     },
+    /// A model file (a tokenizer, a configuration of the network) could not be read.
+    #[error("cannot load {path}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The weights do not fit the network the config describes.
     #[error("weights do not match the '{architecture}' architecture: {source}")]
     Network {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod models;
 pub mod protocol;
+pub mod pypi;
 pub mod repository;
 pub mod scheduler;
 pub mod server;

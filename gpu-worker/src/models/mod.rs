@@ -1,12 +1,14 @@
 //! Model code, one module per architecture: the classifiers ([`classifier`]: an MLP and a CNN,
 //! plain candle structs built from a `VarBuilder` so the names in a `model.safetensors` file
-//! match the code) and [`fraud_gnn`], the fraud GNN with its live graph. [`ARCHITECTURES`] is
+//! match the code), [`fraud_gnn`], the fraud GNN with its live graph, and [`text_embed`],
+//! sentence embeddings from a BERT encoder. [`ARCHITECTURES`] is
 //! the one table the backend loads from: a new model is a module plus a line there.
 
 pub mod classifier;
 mod cnn;
 pub mod fraud_gnn;
 mod mlp;
+pub mod text_embed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,6 +64,11 @@ pub const ARCHITECTURES: &[Architecture] = &[
         name: "fraud-gnn",
         load: fraud_gnn::load,
         stateful: true,
+    },
+    Architecture {
+        name: "sentence-bert",
+        load: text_embed::load,
+        stateful: false,
     },
 ];
 
