@@ -95,3 +95,41 @@ pub fn binary_data_size(parameters: &Parameters) -> Result<Option<u64>, String> 
         })
         .transpose()
 }
+
+/// One tensor of a model's metadata (`GET /v2/models/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetadataTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Datatype name.
+    pub datatype: String,
+    /// Shape; `-1` for a variable dimension.
+    pub shape: Vec<i64>,
+}
+
+/// A model's metadata, the part a client needs: its inputs and outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetadata {
+    /// Model name.
+    pub name: String,
+    /// Inputs.
+    #[serde(default)]
+    pub inputs: Vec<MetadataTensor>,
+    /// Outputs.
+    #[serde(default)]
+    pub outputs: Vec<MetadataTensor>,
+}
+
+impl ModelMetadata {
+    /// The names of the `BYTES` inputs. `wasi:nn` has no string tensor type: a guest passes a
+    /// `U8` tensor for such an input, holding the elements in the binary form
+    /// ([`crate::binary::encode_bytes`]) with the elements' dimensions, and both `wasi:nn`
+    /// hosts (the runtime's and `nn-remote`) send it to the worker as `BYTES`.
+    pub fn bytes_inputs(&self) -> std::collections::BTreeSet<String> {
+        self.inputs
+            .iter()
+            .filter(|i| i.datatype == "BYTES")
+            .map(|i| i.name.clone())
+            .collect()
+    }
+}

@@ -4,6 +4,7 @@
 //! loading raw graph bytes is `unsupported-operation`. `compute` sends the named input tensors
 //! to a worker and returns every output the model produces.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
@@ -13,7 +14,7 @@ use crate::app::{AppError, InstanceState};
 use crate::bindings::nn::wasi::nn::{errors, graph, inference, tensor};
 use crate::capability::{AppContext, Capability};
 use crate::manifest::Component;
-use crate::nn_pool::{PoolError, Tensor, WorkerPool};
+use crate::nn_pool::{DataType, PoolError, Tensor, WorkerPool};
 
 use errors::ErrorCode;
 use tensor::TensorType;
@@ -87,11 +88,14 @@ pub struct TensorData {
 /// A graph resource: a model of the pool, by name.
 pub struct Graph {
     model: String,
+    /// The model's `BYTES` inputs: a `U8` tensor given for one carries BYTES elements.
+    bytes_inputs: Arc<BTreeSet<String>>,
 }
 
 /// An execution context resource: bound to one graph.
 pub struct ExecutionContext {
     model: String,
+    bytes_inputs: Arc<BTreeSet<String>>,
 }
 
 /// An error resource: a code and a message.
@@ -196,7 +200,10 @@ impl graph::Host for NnView<'_> {
             );
         };
         match pool.check_model(&name).await {
-            Ok(_) => Ok(Ok(self.table.push(Graph { model: name })?)),
+            Ok(bytes_inputs) => Ok(Ok(self.table.push(Graph {
+                model: name,
+                bytes_inputs,
+            })?)),
             Err(err) => self.pool_error(err),
         }
     }
@@ -207,8 +214,12 @@ impl graph::HostGraph for NnView<'_> {
         &mut self,
         graph: Resource<Graph>,
     ) -> NnResult<Resource<ExecutionContext>> {
-        let model = self.table.get(&graph)?.model.clone();
-        Ok(Ok(self.table.push(ExecutionContext { model })?))
+        let graph = self.table.get(&graph)?;
+        let context = ExecutionContext {
+            model: graph.model.clone(),
+            bytes_inputs: graph.bytes_inputs.clone(),
+        };
+        Ok(Ok(self.table.push(context)?))
     }
 
     async fn drop(&mut self, graph: Resource<Graph>) -> wasmtime::Result<()> {
@@ -225,14 +236,19 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         context: Resource<ExecutionContext>,
         inputs: Vec<(String, Resource<TensorData>)>,
     ) -> NnResult<Vec<(String, Resource<TensorData>)>> {
-        let model = self.table.get(&context)?.model.clone();
+        let context = self.table.get(&context)?;
+        let (model, bytes_inputs) = (context.model.clone(), context.bytes_inputs.clone());
         let mut tensors = Vec::with_capacity(inputs.len());
         for (name, handle) in inputs {
             // The list passes ownership of each tensor to the host.
             let tensor = self.table.delete(handle)?;
+            let datatype = match to_oip(tensor.ty) {
+                DataType::U8 if bytes_inputs.contains(&name) => DataType::Bytes,
+                datatype => datatype,
+            };
             let tensor = Tensor {
                 name,
-                datatype: to_oip(tensor.ty),
+                datatype,
                 shape: tensor.dimensions.iter().map(|d| u64::from(*d)).collect(),
                 data: tensor.data,
             };

@@ -8,7 +8,7 @@
 //! endpoint. Messages that reach guests (and so clients) name workers by number, never by
 //! address; the log has the addresses.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -166,7 +166,8 @@ pub struct WorkerPool {
     client: Client<HttpConnector, Full<Bytes>>,
     options: PoolOptions,
     next: AtomicUsize,
-    known_models: Mutex<HashSet<String>>,
+    /// Models whose metadata the workers gave, with their `BYTES` inputs.
+    known_models: Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
     required: Mutex<BTreeSet<String>>,
     metrics: PoolMetrics,
 }
@@ -205,7 +206,7 @@ impl WorkerPool {
             client,
             options,
             next: AtomicUsize::new(0),
-            known_models: Mutex::new(HashSet::new()),
+            known_models: Mutex::new(HashMap::new()),
             required: Mutex::new(BTreeSet::new()),
             metrics: PoolMetrics::new(),
         })
@@ -344,17 +345,26 @@ impl WorkerPool {
         )
     }
 
-    /// Checks that the workers serve `model` (its metadata, asked once and then remembered).
-    pub async fn check_model(&self, name: &str) -> Result<(), PoolError> {
-        if self.known_models.lock().unwrap().contains(name) {
-            return Ok(());
+    /// Checks that the workers serve `model` (its metadata, asked once and then remembered);
+    /// returns the names of its `BYTES` inputs
+    /// ([`vitrine_oip::messages::ModelMetadata::bytes_inputs`]).
+    pub async fn check_model(&self, name: &str) -> Result<Arc<BTreeSet<String>>, PoolError> {
+        if let Some(known) = self.known_models.lock().unwrap().get(name) {
+            return Ok(known.clone());
         }
         let path = format!("/v2/models/{name}");
         let deadline = Instant::now() + self.options.timeout;
-        self.call(Method::GET, &path, None, Bytes::new(), deadline, None)
+        let (_, body) = self
+            .call(Method::GET, &path, None, Bytes::new(), deadline, None)
             .await?;
-        self.known_models.lock().unwrap().insert(name.to_string());
-        Ok(())
+        let metadata: vitrine_oip::messages::ModelMetadata = serde_json::from_slice(&body)
+            .map_err(|e| PoolError::Unavailable(format!("invalid metadata of '{name}': {e}")))?;
+        let bytes_inputs = Arc::new(metadata.bytes_inputs());
+        self.known_models
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), bytes_inputs.clone());
+        Ok(bytes_inputs)
     }
 
     /// Runs `model` on `inputs` on the least busy healthy worker and returns every output.

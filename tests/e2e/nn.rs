@@ -279,3 +279,63 @@ async fn health_says_not_ready_while_no_worker_serves_a_needed_model() -> anyhow
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn texts_reach_a_bytes_input_through_native_wasi_nn_and_nn_remote() -> anyhow::Result<()> {
+    let worker = TestWorker::start(&vitrine_tests::text_embed_models()).await?;
+    let texts = [
+        "a linen dress for a summer wedding",
+        "black leather ankle boots",
+    ];
+    let direct = json!({ "inputs": [{ "name": "text", "shape": [2, 1], "datatype": "BYTES", "data": texts }] });
+    let (status, answer) = post_json(
+        &format!("{}/v2/models/text-embed/infer", worker.url),
+        &direct,
+    )
+    .await?;
+    assert_eq!(status, 200, "{answer}");
+    let expected: Vec<f64> = serde_json::from_value(answer["outputs"][0]["data"].clone())?;
+
+    let probe = r#"
+[[trigger.http]]
+route = "/p/..."
+component = "p"
+[component.p]
+source = "PROBE"
+ai_models = ["text-embed"]
+"#;
+    let composed = format!(
+        r#"{probe}environment = {{ VITRINE_NN_URL = "{url}" }}
+allowed_outbound_hosts = ["{url}"]
+dependencies_inherit_configuration = true
+[component.p.dependencies]
+"wasi:nn" = {{ path = "NN_REMOTE" }}
+"#,
+        url = worker.url
+    );
+    let native = TestApp::start_with(&manifest(probe), |c| c.nn_pool = Some(pool(&worker))).await?;
+    let remote = TestApp::start(&manifest(&composed)).await?;
+    for app in [&native, &remote] {
+        let (status, body) = probe_nn(
+            &app.url,
+            "text-embed",
+            json!([{ "name": "text", "dims": [2, 1], "text": texts }]),
+        )
+        .await?;
+        assert_eq!(status, 200, "{body}");
+        let output = &body["outputs"][0];
+        assert_eq!(output["dims"], json!([2, 384]), "{body}");
+        let got: Vec<f64> = serde_json::from_value(output["fp32"].clone())?;
+        assert_eq!(got.len(), expected.len());
+        assert!(got.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6));
+    }
+    // A U8 tensor for a numeric input stays U8: the worker refuses it by its datatype.
+    let (status, body) = probe_nn(
+        &native.url,
+        "text-embed",
+        json!([{ "name": "other", "dims": [1, 1], "text": ["x"] }]),
+    )
+    .await?;
+    assert_eq!(status, 422, "{body}");
+    Ok(())
+}

