@@ -84,6 +84,19 @@ async fn infer(url: &str, body: Value) -> (u16, Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// POSTs a request in the binary extension: the JSON `header`, then `data`.
+async fn post_binary(url: &str, header: &str, data: &[u8]) -> reqwest::Response {
+    let mut body = header.as_bytes().to_vec();
+    body.extend_from_slice(data);
+    reqwest::Client::new()
+        .post(format!("{url}/v2/models/text-embed/infer"))
+        .header("inference-header-content-length", header.len())
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_match_sentence_transformers() {
     let (url, _worker) = serve(&repository()).await;
@@ -152,15 +165,7 @@ async fn binary_bytes_tensors_and_bad_texts() {
         "outputs": [{ "name": "embedding", "parameters": { "binary_data": true } }],
     })
     .to_string();
-    let mut body = header.clone().into_bytes();
-    body.extend_from_slice(&data);
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v2/models/text-embed/infer"))
-        .header("inference-header-content-length", header.len())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_binary(&url, &header, &data).await;
     assert_eq!(response.status(), 200);
     let json_length: usize = response.headers()["inference-header-content-length"]
         .to_str()
@@ -181,15 +186,7 @@ async fn binary_bytes_tensors_and_bad_texts() {
     let header = json!({ "inputs": [{ "name": "text", "shape": [1, 1], "datatype": "BYTES",
                                       "parameters": { "binary_data_size": invalid.len() } }] })
     .to_string();
-    let mut body = header.clone().into_bytes();
-    body.extend_from_slice(&invalid);
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v2/models/text-embed/infer"))
-        .header("inference-header-content-length", header.len())
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_binary(&url, &header, &invalid).await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert!(
