@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use serde_json::{json, Value};
 use vitrine_tests::{get_json, manifest, TestApp};
 
 const CATALOG: &str = r#"
@@ -121,6 +122,37 @@ async fn catalogue_search_and_lookup() -> anyhow::Result<()> {
     }
     let post = reqwest::Client::new().post(&api).send().await?;
     assert_eq!(post.status(), 405);
+
+    // The total is the number of matches wherever the page falls: walking every page finds
+    // exactly that many distinct items, and an offset past the end still reports it.
+    for filter in [
+        "category=shoes&colour=black",
+        "q=linen&sort=price_desc",
+        "style=minimalist&max_price=60",
+    ] {
+        let mut seen = HashSet::new();
+        let mut offset = Some(0);
+        let mut totals = HashSet::new();
+        while let Some(at) = offset {
+            let (status, page) = get_json(&format!("{api}?{filter}&limit=37&offset={at}")).await?;
+            assert_eq!(status, 200, "{page}");
+            totals.insert(page["total"].as_i64().unwrap());
+            for item in page["items"].as_array().unwrap() {
+                assert!(seen.insert(item["id"].as_str().unwrap().to_string()));
+            }
+            offset = page["next_offset"].as_i64();
+        }
+        assert_eq!(totals.len(), 1, "{filter}: {totals:?}");
+        let total = *totals.iter().next().unwrap();
+        assert!(total > 0, "{filter}");
+        assert_eq!(seen.len() as i64, total, "{filter}");
+        let (_, past) = get_json(&format!("{api}?{filter}&offset={}", total + 5)).await?;
+        assert_eq!(past["total"], total, "{filter}: {past}");
+        assert_eq!(past["items"], json!([]));
+        assert_eq!(past["next_offset"], Value::Null);
+    }
+    let (_, none) = get_json(&format!("{api}?q=zzzzqqq")).await?;
+    assert_eq!((&none["total"], &none["items"]), (&json!(0), &json!([])));
     Ok(())
 }
 

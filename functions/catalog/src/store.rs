@@ -186,19 +186,29 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
         Sort::Rating => "p.rating DESC, p.review_count DESC, p.rowid",
         Sort::Newest => "p.created_at DESC, p.rowid",
     };
-    let total = db
-        .execute(&format!("SELECT count(*) FROM {from}{filter}"), &params)?
-        .rows
-        .first()
-        .and_then(|row| row.get::<i64>(0))
-        .unwrap_or(0);
-    let mut page_params = params;
+    // One statement (one host call) for the page and the total: SQLite evaluates the
+    // uncorrelated count once. Only an empty page needs the count on its own.
+    let mut page_params = params.clone();
+    page_params.extend(params.iter().cloned());
     page_params.push(Value::Integer(query.limit));
     page_params.push(Value::Integer(query.offset));
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM {from}{filter} ORDER BY {order} LIMIT ? OFFSET ?"),
+        &format!(
+            "SELECT (SELECT count(*) FROM {from}{filter}) AS total, {COLUMNS} \
+             FROM {from}{filter} ORDER BY {order} LIMIT ? OFFSET ?"
+        ),
         &page_params,
     )?;
+    let total = match rows.rows.first() {
+        Some(row) => row.get::<i64>(0).unwrap_or(0),
+        None if query.offset == 0 => 0,
+        None => db
+            .execute(&format!("SELECT count(*) FROM {from}{filter}"), &params)?
+            .rows
+            .first()
+            .and_then(|row| row.get::<i64>(0))
+            .unwrap_or(0),
+    };
     let items = products(&rows);
     let next = query.offset + query.limit;
     Ok(json!({
@@ -227,6 +237,9 @@ fn products(result: &QueryResult) -> Vec<Json> {
         .map(|row| {
             let mut product = Map::new();
             for (name, value) in result.columns.iter().zip(&row.values) {
+                if name == "total" {
+                    continue;
+                }
                 let value = match value {
                     Value::Integer(i) => json!(i),
                     Value::Real(r) => json!(r),
