@@ -186,6 +186,9 @@ fn up(args: UpArgs) -> Result<()> {
         if let Some(pool) = &nn_pool {
             pool.start_health_checks();
         }
+        // Installed before `up` says it serves: a signal sent right after that line must find
+        // the handler, not the default action that kills the process undrained.
+        let shutdown = shutdown_signal()?;
         // The error names the address that could not be bound (application or admin).
         let server = Server::bind(app, args.listen, admin).await?;
         let addr = server.local_addr()?;
@@ -198,7 +201,7 @@ fn up(args: UpArgs) -> Result<()> {
         if let Some(admin) = server.admin_addr() {
             tracing::info!("metrics on http://{admin}/metrics, health on http://{admin}/healthz");
         }
-        server.run(shutdown_signal()).await?;
+        server.run(shutdown).await?;
         Ok(())
     });
     // Work left on the blocking pool (a statement past its deadline is being interrupted)
@@ -207,19 +210,26 @@ fn up(args: UpArgs) -> Result<()> {
     served
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now and returns a future that resolves
+/// on either.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -182,13 +182,15 @@ pub fn serve(args: WorkerArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Before `listening on`: a signal right after that line finds the handler.
+        let shutdown = crate::shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on {addr}");
         tracing::info!(repository = %models.display(), "inference protocol on http://{addr}/v2, metrics on http://{addr}/metrics");
-        vitrine_worker::serve(listener, worker, crate::shutdown_signal()).await?;
+        vitrine_worker::serve(listener, worker, shutdown).await?;
         Ok(())
     })
 }
