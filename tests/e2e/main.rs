@@ -2,6 +2,7 @@
 //! test binary: each binary links wasmtime and candle, so one link instead of seven.
 
 mod catalog;
+mod events;
 mod fraud;
 mod host_apis;
 mod limits;

@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "classify",
     "nn-remote",
     "fraud-webhook",
+    "events",
     "unsupported",
 ];
 
@@ -80,8 +81,8 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
     Ok(target.join(wasm_target).join("wasm"))
 }
 
-/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE`, `FRAUD_WEBHOOK` and
-/// `UNSUPPORTED` standing for the built guests' paths.
+/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE`, `FRAUD_WEBHOOK`,
+/// `EVENTS` and `UNSUPPORTED` standing for the built guests' paths.
 pub fn manifest(body: &str) -> String {
     let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
     for name in GUESTS {

@@ -21,6 +21,7 @@ mod store;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
+use vitrine_guest_http::{bearer_authorized, error, header, json_response, not_allowed};
 use vitrine_nn::{ErrorCode, Model, Tensor, TensorType};
 
 use payload::Transaction;
@@ -31,18 +32,6 @@ const MODEL: &str = "fraud-gnn";
 const TEXT_BYTES: usize = 64;
 /// Lines of the model's explanation (typology, then reasons).
 const EXPLANATION_LINES: usize = 6;
-
-fn json_response(status: u16, body: Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .build()
-}
-
-fn error(status: u16, message: impl Into<String>) -> Response {
-    json_response(status, json!({ "error": message.into() }))
-}
 
 /// Settings from Spin variables.
 struct Settings {
@@ -88,7 +77,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     };
     Ok(match (req.method(), path.as_str()) {
         (Method::Post, "/webhooks/transactions") => transaction(&req, &settings),
-        (Method::Get, "/api/aml/alerts") => match authorized(&req) {
+        (Method::Get, "/api/aml/alerts") => match bearer_authorized(&req, "admin_token") {
             Ok(()) => alerts(&req, &settings),
             Err(response) => response,
         },
@@ -96,44 +85,6 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         (_, "/api/aml/alerts") => not_allowed(req.method(), "GET"),
         _ => error(404, format!("no route {path}")),
     })
-}
-
-fn not_allowed(method: &Method, allowed: &str) -> Response {
-    let mut response = error(405, format!("{method} is not allowed; use {allowed}"));
-    response.set_header("allow", allowed);
-    response
-}
-
-/// Checks `authorization: Bearer <admin_token>` in constant time; the refusal is a 401 with
-/// `www-authenticate: Bearer`, or a 500 when no token is configured (never an open door).
-fn authorized(req: &Request) -> Result<(), Response> {
-    use subtle::ConstantTimeEq;
-    let expected = match spin_sdk::variables::get("admin_token") {
-        Ok(token) if !token.trim().is_empty() => token,
-        _ => return Err(error(500, "variable admin_token is not set")),
-    };
-    let given = header(req, "authorization")
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .unwrap_or_default()
-        .trim();
-    if bool::from(given.as_bytes().ct_eq(expected.trim().as_bytes())) {
-        return Ok(());
-    }
-    let message = if given.is_empty() {
-        "this endpoint needs `authorization: Bearer <admin_token>`"
-    } else {
-        "the bearer token is not valid"
-    };
-    let mut response = error(401, message);
-    response.set_header("www-authenticate", "Bearer");
-    Err(response)
-}
-
-fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.header(name).and_then(|h| h.as_str())
 }
 
 fn transaction(req: &Request, settings: &Settings) -> Response {

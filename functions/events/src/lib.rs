@@ -1,0 +1,140 @@
+//! Shopper events, consent and erasure:
+//!
+//! - `POST /api/events`: one event or `{"events": [...]}` (up to 500), validated as a whole
+//!   ([`event`]: a 400 names the event index and the field) and stored in one transaction,
+//!   idempotent by event id: a known id with the same content is a duplicate, with other
+//!   content a 409 (nothing stored). Answers `{"accepted", "duplicates", "anonymous"}`.
+//! - `PUT /api/shoppers/{id}/consent` `{"personalization": true|false}` and `GET` of it;
+//! - `GET /api/shoppers/{id}/events[?limit=N]`: what is stored about the shopper (newest first);
+//! - `DELETE /api/shoppers/{id}`: erases the shopper's events and consent (right to erasure).
+//!
+//! The `/api/shoppers` endpoints hold personal data: they need
+//! `authorization: Bearer <admin_token>` (401 otherwise). The consent policy is in [`store`].
+
+mod event;
+mod store;
+
+use serde_json::{json, Value};
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::sqlite::Connection;
+use vitrine_guest_http::{bearer_authorized, error, json_response, not_allowed};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[http_component]
+fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let path = req.path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let db = match Connection::open_default() {
+        Ok(db) => db,
+        Err(e) => return Ok(error(503, format!("event store unavailable: {e}"))),
+    };
+    Ok(match segments[..] {
+        ["api", "events"] => match req.method() {
+            Method::Post => ingest(&db, req.body()),
+            other => not_allowed(other, "POST"),
+        },
+        ["api", "shoppers", shopper, ..] if shopper.is_empty() || shopper.len() > event::MAX_ID => {
+            error(400, format!("a shopper id is 1 to {} bytes", event::MAX_ID))
+        }
+        ["api", "shoppers", shopper, ref rest @ ..] => match bearer_authorized(&req, "admin_token")
+        {
+            Err(refused) => refused,
+            Ok(()) => shopper_api(&db, &req, shopper, rest),
+        },
+        _ => error(404, format!("no endpoint {path}")),
+    })
+}
+
+fn ingest(db: &Connection, body: &[u8]) -> Response {
+    let now = now();
+    let events = match event::parse(body, now) {
+        Ok(events) => events,
+        Err(event::Invalid(message)) => return error(400, message),
+    };
+    match store::with_tables(db, |db| store::store(db, &events, now)) {
+        Ok(store::Stored::Done {
+            accepted,
+            anonymous,
+            duplicates,
+        }) => json_response(
+            200,
+            json!({ "accepted": accepted, "duplicates": duplicates, "anonymous": anonymous }),
+        ),
+        Ok(store::Stored::Conflict { index, id }) => error(
+            409,
+            format!("events[{index}].id: '{id}' is already stored with other content; nothing was stored"),
+        ),
+        Err(e) => error(500, format!("storing the events failed: {e}")),
+    }
+}
+
+fn shopper_api(db: &Connection, req: &Request, shopper: &str, rest: &[&str]) -> Response {
+    let done = |result: Result<Response, spin_sdk::sqlite::Error>| {
+        result.unwrap_or_else(|e| error(500, format!("event store: {e}")))
+    };
+    match (req.method(), rest) {
+        (Method::Delete, []) => done(store::with_tables(db, |db| {
+            let erased = store::erase(db, shopper)?;
+            Ok(json_response(
+                200,
+                json!({ "shopper": shopper, "erased_events": erased }),
+            ))
+        })),
+        (Method::Get, ["consent"]) => done(store::with_tables(db, |db| {
+            let personalization = store::consent(db, shopper)?;
+            Ok(json_response(
+                200,
+                json!({ "shopper": shopper, "personalization": personalization }),
+            ))
+        })),
+        (Method::Put, ["consent"]) => {
+            let personalization = match serde_json::from_slice::<Value>(req.body()) {
+                Ok(body) => match body.get("personalization") {
+                    Some(Value::Bool(b)) if body.as_object().is_some_and(|o| o.len() == 1) => *b,
+                    _ => return error(
+                        400,
+                        "body must be {\"personalization\": true} or {\"personalization\": false}",
+                    ),
+                },
+                Err(e) => return error(400, format!("body is not JSON: {e}")),
+            };
+            done(store::with_tables(db, |db| {
+                store::set_consent(db, shopper, personalization, now())?;
+                Ok(json_response(
+                    200,
+                    json!({ "shopper": shopper, "personalization": personalization }),
+                ))
+            }))
+        }
+        (Method::Get, ["events"]) => {
+            let limit = match req
+                .query()
+                .split('&')
+                .find_map(|p| p.strip_prefix("limit="))
+                .map(|v| v.parse::<i64>())
+            {
+                None => 100,
+                Some(Ok(n)) if (1..=1000).contains(&n) => n,
+                Some(_) => return error(400, "limit must be an integer from 1 to 1000"),
+            };
+            done(store::with_tables(db, |db| {
+                let events = store::events_of(db, shopper, limit)?;
+                Ok(json_response(
+                    200,
+                    json!({ "shopper": shopper, "events": events }),
+                ))
+            }))
+        }
+        (method, []) => not_allowed(method, "DELETE"),
+        (method, ["consent"]) => not_allowed(method, "GET, PUT"),
+        (method, ["events"]) => not_allowed(method, "GET"),
+        _ => error(404, format!("no endpoint {}", req.path())),
+    }
+}

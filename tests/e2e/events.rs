@@ -1,0 +1,166 @@
+//! The events function end to end: batches validated as a whole with the index and field
+//! named, idempotent by event id, consent deciding what is linked to a shopper, erasure, and
+//! the bearer token on personal data.
+
+use serde_json::{json, Value};
+use vitrine_tests::{manifest, post_json, TestApp, ADMIN_TOKEN};
+
+fn app_manifest() -> String {
+    manifest(&format!(
+        r#"
+[variables]
+admin_token = {{ default = "{ADMIN_TOKEN}", secret = true }}
+[[trigger.http]]
+route = "/api/events"
+component = "events"
+[[trigger.http]]
+route = "/api/shoppers/..."
+component = "events"
+[component.events]
+source = "EVENTS"
+sqlite_databases = ["default"]
+[component.events.variables]
+admin_token = "{{{{ admin_token }}}}"
+"#
+    ))
+}
+
+/// Calls a `/api/shoppers` endpoint with the admin token (or `token`).
+async fn shopper(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request =
+        reqwest::Client::new().request(method, format!("{}/api/shoppers/{path}", app.url));
+    if let Some(token) = token.or(Some(ADMIN_TOKEN)).filter(|t| !t.is_empty()) {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+fn view(id: &str, shopper: &str, product: &str) -> Value {
+    json!({ "id": id, "type": "view", "shopper": shopper, "time": "2026-12-01T10:00:00Z", "product": product })
+}
+
+#[tokio::test]
+async fn events_are_stored_once_with_consent_and_erased_on_request() -> anyhow::Result<()> {
+    let app = TestApp::start(&app_manifest()).await?;
+    let events = format!("{}/api/events", app.url);
+    let (status, _) = shopper(
+        &app,
+        reqwest::Method::PUT,
+        "ann/consent",
+        Some(json!({ "personalization": true })),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+
+    // A batch: ann (consented) and bob (not); 200 with what happened.
+    let batch = json!({ "events": [
+        view("e1", "ann", "p-00001"),
+        { "id": "e2", "type": "purchase", "shopper": "ann", "time": "2026-12-01T10:05:00+01:00",
+          "product": "p-00001", "quantity": 2, "price": 49.5, "context": { "occasion": "wedding" } },
+        { "id": "e3", "type": "search", "shopper": "bob", "time": "2026-12-01T11:00:00Z", "query": "linen dress" },
+    ]});
+    let (status, body) = post_json(&events, &batch).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({ "accepted": 3, "duplicates": 0, "anonymous": 1 })
+    );
+
+    // The same batch again: nothing new (a retry is harmless).
+    let (status, body) = post_json(&events, &batch).await?;
+    assert_eq!(
+        (status, &body),
+        (
+            200,
+            &json!({ "accepted": 0, "duplicates": 3, "anonymous": 0 })
+        )
+    );
+
+    // A known id with other content: 409 naming it, and the new event beside it is not stored.
+    let (status, body) = post_json(
+        &events,
+        &json!({ "events": [view("e4", "ann", "p-00004"), view("e1", "ann", "p-00009")] }),
+    )
+    .await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("events[1].id: 'e1'"),
+        "{body}"
+    );
+
+    // A bad event anywhere refuses the whole batch, naming the index and the field.
+    let (status, body) = post_json(&events, &json!({ "events": [view("e5", "ann", "p-1"), { "id": "e6", "type": "view", "shopper": "ann", "time": "2026-12-01T10:00:00Z" }] })).await?;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "events[1]: product is required for view");
+
+    // What is stored about ann: her two events, newest first; bob has nothing linked to him.
+    let (status, stored) = shopper(&app, reqwest::Method::GET, "ann/events", None, None).await?;
+    assert_eq!(status, 200, "{stored}");
+    let ids: Vec<&str> = stored["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["e1", "e2"], "{stored}");
+    assert_eq!(stored["events"][1]["time"], "2026-12-01T09:05:00Z");
+    assert_eq!(
+        stored["events"][1]["context"],
+        json!({ "occasion": "wedding" })
+    );
+    let (_, bobs) = shopper(&app, reqwest::Method::GET, "bob/events", None, None).await?;
+    assert_eq!(bobs["events"], json!([]));
+
+    // Personal data needs the token.
+    for token in ["", "wrong"] {
+        let (status, body) =
+            shopper(&app, reqwest::Method::GET, "ann/events", None, Some(token)).await?;
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, _) = shopper(&app, reqwest::Method::DELETE, "ann", None, Some("wrong")).await?;
+    assert_eq!(status, 401);
+
+    // Erasure: her events and consent are gone; erasing again erases nothing.
+    let (status, body) = shopper(&app, reqwest::Method::DELETE, "ann", None, None).await?;
+    assert_eq!(
+        (status, &body),
+        (200, &json!({ "shopper": "ann", "erased_events": 2 }))
+    );
+    let (_, stored) = shopper(&app, reqwest::Method::GET, "ann/events", None, None).await?;
+    assert_eq!(stored["events"], json!([]));
+    let (_, consent) = shopper(&app, reqwest::Method::GET, "ann/consent", None, None).await?;
+    assert_eq!(consent["personalization"], false);
+    let (_, again) = shopper(&app, reqwest::Method::DELETE, "ann", None, None).await?;
+    assert_eq!(again["erased_events"], 0);
+
+    // Wrong methods and bodies are named.
+    let get = reqwest::get(&events).await?;
+    assert_eq!(
+        (get.status().as_u16(), get.headers()["allow"].to_str()?),
+        (405, "POST")
+    );
+    let (status, _) = shopper(
+        &app,
+        reqwest::Method::PUT,
+        "ann/consent",
+        Some(json!({ "personalization": "yes" })),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 400);
+    Ok(())
+}
