@@ -122,7 +122,7 @@ impl FraudGnn {
             std,
             VarBuilder::from_varmap(&varmap, DType::F32, &device),
         )?;
-        crate::training::seeded_init(&varmap, seed)?;
+        crate::training::seeded_init(&varmap, seed, crate::training::Init::LinearUniform)?;
         Ok((model, varmap))
     }
 

@@ -271,12 +271,22 @@ pub fn score_rows(
     Ok(out)
 }
 
-/// Redraws every variable of `varmap` from `seed`, in name order, so that training is
-/// reproducible (candle's own initialisation cannot be seeded on the CPU): weights (two or more
-/// dimensions) Kaiming-uniform, ±√(6 / fan-in) with fan-in the product of all dimensions but the
-/// first; biases zero. Every model Vitrine trains starts this way: the fraud GNN here and the
-/// worker's built-in classifiers.
-pub fn seeded_init(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
+/// How [`seeded_init`] bounds a variable's uniform draw (`fan_in`: the product of all
+/// dimensions but the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Weights ±√(6 / fan-in) (Kaiming-uniform, for ReLU networks), biases zero: the worker's
+    /// built-in classifiers.
+    KaimingUniform,
+    /// Weights ±1/√fan-in (the bound of PyTorch's linear layers), a bias ±1/√(its length): the
+    /// fraud GNN, whose calibration after prior correction was measured with it.
+    LinearUniform,
+}
+
+/// Redraws every variable of `varmap` from `seed` with ChaCha8, in name order, so that
+/// training is reproducible (candle's own initialisation cannot be seeded on the CPU). Every
+/// model Vitrine trains starts this way; `init` picks the bounds.
+pub fn seeded_init(varmap: &VarMap, seed: u64, init: Init) -> candle_core::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let vars = varmap.data().lock().expect("varmap lock");
     let mut names: Vec<&String> = vars.keys().collect();
@@ -284,16 +294,22 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
     for name in names {
         let var = &vars[name];
         let dims = var.dims().to_vec();
-        let values: Vec<f32> = match dims.len() {
-            0 | 1 => vec![0.0; var.elem_count()],
-            _ => {
-                let fan_in: usize = dims[1..].iter().product();
-                let bound = (6.0 / fan_in as f32).sqrt();
-                (0..var.elem_count())
-                    .map(|_| rng.random_range(-bound..bound))
-                    .collect()
-            }
+        let weight = dims.len() >= 2;
+        let fan_in: usize = match weight {
+            true => dims[1..].iter().product(),
+            false => dims.first().copied().unwrap_or(1),
         };
+        let bound = match (init, weight) {
+            (Init::KaimingUniform, true) => (6.0 / fan_in.max(1) as f32).sqrt(),
+            (Init::KaimingUniform, false) => 0.0,
+            (Init::LinearUniform, _) => 1.0 / (fan_in.max(1) as f32).sqrt(),
+        };
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| match bound {
+                0.0 => 0.0,
+                _ => rng.random_range(-bound..bound),
+            })
+            .collect();
         var.set(&Tensor::from_vec(values, dims, var.device())?)?;
     }
     Ok(())

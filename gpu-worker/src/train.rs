@@ -156,7 +156,11 @@ pub fn write_builtin_repository(
             &config,
             VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         )?;
-        vitrine_fraud::training::seeded_init(&varmap, seed ^ fnv(name))?;
+        vitrine_fraud::training::seeded_init(
+            &varmap,
+            seed ^ fnv(name),
+            vitrine_fraud::training::Init::KaimingUniform,
+        )?;
         let epochs = if name == "intent-mlp" { 12 } else { 8 };
         fit(
             network.as_ref(),

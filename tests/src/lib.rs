@@ -138,11 +138,12 @@ pub fn test_models() -> PathBuf {
 
 fn train_test_models() -> Result<PathBuf> {
     let root = target_dir().join("test-models");
-    let done = root.join("builtin-7");
+    // Keyed by the code that trains them, so a kept build cache never serves models that
+    // today's code would not train.
+    let done = root.join(format!("builtin-7-{:016x}", training_code_hash()?));
     if vitrine_worker::train::builtin_repository_is_current(&done) {
         return Ok(done);
     }
-    // Written by an older version (a kept build cache): train again.
     let _ = std::fs::remove_dir_all(&done);
     // Train into a private folder and rename it into place, so concurrent test binaries never
     // see half a repository.
@@ -155,6 +156,28 @@ fn train_test_models() -> Result<PathBuf> {
         bail!("cannot move the trained models to {}", done.display());
     }
     Ok(done)
+}
+
+/// A hash of the sources that decide the built-in models' weights: the worker's training and
+/// model code, and the fraud crate.
+fn training_code_hash() -> Result<u64> {
+    use std::hash::{Hash, Hasher};
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["gpu-worker/src", "gpu-worker/src/models", "fraud/src"] {
+        for entry in std::fs::read_dir(root.join(dir))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        std::fs::read(&file)?.hash(&mut hasher);
+    }
+    Ok(hasher.finish())
 }
 
 /// An inference worker served on a loopback port for one test.
