@@ -6,7 +6,12 @@ use serde_json::{json, Value};
 use vitrine_tests::{manifest, post_json, TestApp, ADMIN_TOKEN};
 
 fn app_manifest() -> String {
-    manifest(&format!(
+    manifest(&app_body())
+}
+
+/// The events component, unresolved (placeholders for the guests).
+fn app_body() -> String {
+    format!(
         r#"
 [variables]
 admin_token = {{ default = "{ADMIN_TOKEN}", secret = true }}
@@ -22,7 +27,7 @@ sqlite_databases = ["default"]
 [component.events.variables]
 admin_token = "{{{{ admin_token }}}}"
 "#
-    ))
+    )
 }
 
 /// Calls a `/api/shoppers` endpoint with the admin token (or `token`).
@@ -162,5 +167,92 @@ async fn events_are_stored_once_with_consent_and_erased_on_request() -> anyhow::
     )
     .await?;
     assert_eq!(status, 400);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_profile_follows_what_the_shopper_views_and_buys() -> anyhow::Result<()> {
+    let text = app_body().replace(
+        "[component.events]",
+        "[[trigger.http]]\nroute = \"/api/products/...\"\ncomponent = \"catalog\"\n[component.catalog]\nsource = \"CATALOG\"\nsqlite_databases = [\"default\"]\n[component.events]",
+    );
+    let app = TestApp::start(&manifest(&text)).await?;
+    let api = format!("{}/api/products", app.url);
+    // The profile needs the catalogue.
+    shopper(
+        &app,
+        reqwest::Method::PUT,
+        "ann/consent",
+        Some(json!({ "personalization": true })),
+        None,
+    )
+    .await?;
+    let (status, body) = shopper(&app, reqwest::Method::GET, "ann/profile", None, None).await?;
+    assert_eq!(status, 503, "{body}");
+
+    let (_, minimal) =
+        vitrine_tests::get_json(&format!("{api}?colour=black&style=minimalist&limit=6")).await?;
+    let (_, other) =
+        vitrine_tests::get_json(&format!("{api}?colour=red&style=romantic&limit=6")).await?;
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (minimal, other) = (ids(&minimal), ids(&other));
+    assert!(minimal.len() >= 4 && other.len() == 6);
+    // Long ago: many red romantic views. Lately: black minimalist views and purchases.
+    let mut events = Vec::new();
+    for (i, p) in other.iter().enumerate() {
+        // 8 views each: more weight than the recent events, were it not for the decay.
+        for k in 0..8 {
+            events.push(json!({ "id": format!("old-{i}-{k}"), "type": "view", "shopper": "ann", "time": "2026-06-01T10:00:00Z", "product": p }));
+        }
+    }
+    for (i, p) in minimal.iter().enumerate() {
+        events.push(json!({ "id": format!("new-v-{i}"), "type": "view", "shopper": "ann", "time": "2026-12-01T10:00:00Z", "product": p }));
+        if i < 3 {
+            events.push(json!({ "id": format!("new-p-{i}"), "type": "purchase", "shopper": "ann", "time": "2026-12-01T11:00:00Z", "product": p }));
+        }
+    }
+    let (status, body) = post_json(
+        &format!("{}/api/events", app.url),
+        &json!({ "events": events }),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, profile) = shopper(&app, reqwest::Method::GET, "ann/profile", None, None).await?;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(
+        profile["affinities"]["colour"][0]["value"], "black",
+        "{profile}"
+    );
+    assert_eq!(
+        profile["affinities"]["style"][0]["value"], "minimalist",
+        "{profile}"
+    );
+    let shares: f64 = profile["affinities"]["colour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["affinity"].as_f64().unwrap())
+        .sum();
+    assert!(shares <= 1.0 + 1e-9, "{profile}");
+    assert!(
+        profile["summary"].as_str().unwrap().contains("black"),
+        "{profile}"
+    );
+    assert_eq!(profile["events"], events.len());
+
+    // No consent, no profile; erasure takes it away.
+    let (status, _) = shopper(&app, reqwest::Method::GET, "bob/profile", None, None).await?;
+    assert_eq!(status, 404);
+    shopper(&app, reqwest::Method::DELETE, "ann", None, None).await?;
+    let (status, _) = shopper(&app, reqwest::Method::GET, "ann/profile", None, None).await?;
+    assert_eq!(status, 404);
     Ok(())
 }

@@ -6,12 +6,15 @@
 //!   content a 409 (nothing stored). Answers `{"accepted", "duplicates", "anonymous"}`.
 //! - `PUT /api/shoppers/{id}/consent` `{"personalization": true|false}` and `GET` of it;
 //! - `GET /api/shoppers/{id}/events[?limit=N]`: what is stored about the shopper (newest first);
+//! - `GET /api/shoppers/{id}/profile`: affinities from the shopper's events ([`profile`]); 404
+//!   for a shopper who has not consented (no profile);
 //! - `DELETE /api/shoppers/{id}`: erases the shopper's events and consent (right to erasure).
 //!
 //! The `/api/shoppers` endpoints hold personal data: they need
 //! `authorization: Bearer <admin_token>` (401 otherwise). The consent policy is in [`store`].
 
 mod event;
+mod profile;
 mod store;
 
 use serde_json::{json, Value};
@@ -113,6 +116,28 @@ fn shopper_api(db: &Connection, req: &Request, shopper: &str, rest: &[&str]) -> 
                 ))
             }))
         }
+        (Method::Get, ["profile"]) => {
+            match store::with_tables(db, |db| store::consent(db, shopper)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return error(
+                        404,
+                        format!(
+                            "no profile: shopper '{shopper}' has not consented to personalization"
+                        ),
+                    )
+                }
+                Err(e) => return error(500, format!("event store: {e}")),
+            }
+            match profile::build(db, shopper, now()) {
+                Ok(profile) => json_response(200, profile),
+                Err(profile::ProfileError::NoCatalogue) => error(
+                    503,
+                    "the catalogue is not created yet (GET /api/products once creates it)",
+                ),
+                Err(profile::ProfileError::Store(e)) => error(500, format!("event store: {e}")),
+            }
+        }
         (Method::Get, ["events"]) => {
             let limit = match req
                 .query()
@@ -134,7 +159,7 @@ fn shopper_api(db: &Connection, req: &Request, shopper: &str, rest: &[&str]) -> 
         }
         (method, []) => not_allowed(method, "DELETE"),
         (method, ["consent"]) => not_allowed(method, "GET, PUT"),
-        (method, ["events"]) => not_allowed(method, "GET"),
+        (method, ["events" | "profile"]) => not_allowed(method, "GET"),
         _ => error(404, format!("no endpoint {}", req.path())),
     }
 }
