@@ -11,21 +11,12 @@ use spin_sdk::sqlite::{Connection, Error, Value as Sql};
 
 use crate::event::Event;
 
-/// Runs `f`; if a table is missing (first use of the database), creates the tables and runs
-/// it again.
+/// Runs `f`, creating the tables first if they are missing (first use of the database).
 pub fn with_tables<T>(
     db: &Connection,
     f: impl Fn(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    match f(db) {
-        Err(Error::Io(message)) if message.contains("no such table") => {
-            for statement in SCHEMA {
-                db.execute(statement, &[])?;
-            }
-            f(db)
-        }
-        other => other,
-    }
+    vitrine_guest::sqlite::with_schema(db, SCHEMA, f)
 }
 
 const SCHEMA: &[&str] = &[

@@ -21,7 +21,7 @@ mod store;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use vitrine_guest_http::{bearer_authorized, error, header, json_response, not_allowed};
+use vitrine_guest::http::{bearer_authorized, error, header, json_response, not_allowed};
 use vitrine_nn::{ErrorCode, Model, Tensor, TensorType};
 
 use payload::Transaction;

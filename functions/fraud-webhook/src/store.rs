@@ -16,47 +16,27 @@ pub fn open() -> Result<Connection, Error> {
     Connection::open_default()
 }
 
-/// Runs `f`; if a table is missing (first use of the database), creates the tables and runs
-/// it again. This spares every request the schema statements.
+/// Runs `f`, creating the tables first if they are missing (first use of the database).
 pub fn with_tables<T>(
     db: &Connection,
     f: impl Fn(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    match f(db) {
-        Err(Error::Io(message)) if message.contains("no such table") => {
-            create_tables(db)?;
-            f(db)
-        }
-        other => other,
-    }
+    vitrine_guest::sqlite::with_schema(db, SCHEMA, f)
 }
 
-fn create_tables(db: &Connection) -> Result<(), Error> {
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS fraud_decisions (
-            transaction_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
-            decision TEXT NOT NULL, created_at INTEGER NOT NULL)",
-        &[],
-    )?;
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS fraud_webhooks (
-            webhook_id TEXT PRIMARY KEY, transaction_id TEXT NOT NULL)",
-        &[],
-    )?;
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS fraud_claims (
-            transaction_id TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL)",
-        &[],
-    )?;
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS aml_alerts (
-            account_id TEXT PRIMARY KEY, risk REAL NOT NULL, pattern TEXT NOT NULL,
-            transactions INTEGER NOT NULL, last_transaction_id TEXT NOT NULL,
-            updated_at INTEGER NOT NULL)",
-        &[],
-    )?;
-    Ok(())
-}
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS fraud_decisions (
+        transaction_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+        decision TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fraud_webhooks (
+        webhook_id TEXT PRIMARY KEY, transaction_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fraud_claims (
+        transaction_id TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS aml_alerts (
+        account_id TEXT PRIMARY KEY, risk REAL NOT NULL, pattern TEXT NOT NULL,
+        transactions INTEGER NOT NULL, last_transaction_id TEXT NOT NULL,
+        updated_at INTEGER NOT NULL)",
+];
 
 /// What the store already knows about a delivery.
 pub enum Recorded {

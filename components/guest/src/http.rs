@@ -1,5 +1,5 @@
-//! What every Vitrine edge function answers with, so they all answer alike: JSON bodies,
-//! `{"error": "…"}` errors, 405 with `allow`, and the admin bearer-token check.
+//! The answers: JSON bodies, `{"error": "…"}` errors, 405 with `allow`, and the admin
+//! bearer-token check.
 
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request, Response};

@@ -1,0 +1,21 @@
+//! Tables created on first use, so no request pays for schema statements.
+
+use spin_sdk::sqlite::{Connection, Error};
+
+/// Runs `f`; if a table is missing (first use of the database), runs the `schema` statements
+/// (`CREATE … IF NOT EXISTS`) and runs `f` again.
+pub fn with_schema<T>(
+    db: &Connection,
+    schema: &[&str],
+    f: impl Fn(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match f(db) {
+        Err(Error::Io(message)) if message.contains("no such table") => {
+            for statement in schema {
+                db.execute(statement, &[])?;
+            }
+            f(db)
+        }
+        other => other,
+    }
+}
