@@ -137,7 +137,9 @@ pub fn download(
         .flatten()
         .find(|f| {
             let name = f["filename"].as_str().unwrap_or("");
-            name.starts_with(&prefix) && name.ends_with(".whl") && f["yanked"] != true
+            // PEP 691: `yanked` is false, true, or the reason (a string).
+            let yanked = matches!(f["yanked"], Value::Bool(true) | Value::String(_));
+            name.starts_with(&prefix) && name.ends_with(".whl") && !yanked
         })
         .ok_or_else(|| FetchError::NotListed {
             index: index.to_string(),
