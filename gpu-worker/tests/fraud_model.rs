@@ -1,6 +1,8 @@
 //! The `fraud-gnn` model in the worker: scores and explanations over the inference protocol,
 //! a live graph that survives a restart, and rows refused with the reason.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,15 +29,7 @@ fn trained_repository(root: &Path) -> Vec<Event> {
 }
 
 async fn serve(models: &Path, state: Option<&Path>) -> (String, Arc<Worker>) {
-    let worker = Worker::open(models, state, Duration::from_secs(3600)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(vitrine_worker::serve(
-        listener,
-        worker.clone(),
-        std::future::pending(),
-    ));
-    (url, worker)
+    common::serve(models, state, Duration::from_secs(3600)).await
 }
 
 /// A request for `events` without transaction ids.

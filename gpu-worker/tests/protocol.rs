@@ -1,6 +1,8 @@
 //! The worker over HTTP, as a Triton client sees it: metadata, health, JSON and binary
 //! inference on a real candle model, protocol errors, the repository extension and hot reload.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -122,14 +124,7 @@ struct Server {
 }
 
 async fn serve(root: &Path) -> Server {
-    let worker = Worker::open(root, None, Duration::from_millis(50)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(vitrine_worker::serve(
-        listener,
-        worker.clone(),
-        std::future::pending(),
-    ));
+    let (url, worker) = common::serve(root, None, Duration::from_millis(50)).await;
     Server {
         url,
         worker,

@@ -4,6 +4,8 @@
 //! `fixtures/minilm_reference.py`), in JSON and in the binary extension, and bad texts are
 //! refused with the row.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -36,15 +38,7 @@ fn repository() -> PathBuf {
 }
 
 async fn serve(models: &Path) -> (String, Arc<Worker>) {
-    let worker = Worker::open(models, None, Duration::from_secs(3600)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(vitrine_worker::serve(
-        listener,
-        worker.clone(),
-        std::future::pending(),
-    ));
-    (url, worker)
+    common::serve(models, None, Duration::from_secs(3600)).await
 }
 
 fn reference() -> (Vec<String>, Vec<Vec<f64>>) {
