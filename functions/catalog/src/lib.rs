@@ -9,7 +9,6 @@
 //! Data lives in the `default` SQLite database; the demo catalogue is created on first use.
 
 mod query;
-mod seed;
 mod store;
 
 use serde_json::json;
@@ -43,7 +42,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         .unwrap_or("")
         .trim_end_matches('/')
         .to_string();
-    let db = match store::open() {
+    let db = match vitrine_catalog::open() {
         Ok(db) => db,
         Err(e) => return Ok(error(503, format!("catalogue unavailable: {e}"))),
     };
@@ -55,7 +54,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 Err(e) => error(500, format!("search failed: {e}")),
             },
         },
-        id if !id.contains('/') => match store::get(&db, id) {
+        id if !id.contains('/') => match vitrine_catalog::get(&db, id) {
             Ok(Some(product)) => json_response(200, product),
             Ok(None) => error(404, format!("no product `{id}`")),
             Err(e) => error(500, format!("lookup failed: {e}")),

@@ -14,13 +14,13 @@
 //! `authorization: Bearer <admin_token>` (401 otherwise). The consent policy is in [`store`].
 
 mod event;
-mod profile;
 mod store;
 
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::Connection;
+use vitrine_shoppers::profile;
 use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
 
 fn now() -> i64 {
@@ -129,13 +129,11 @@ fn shopper_api(db: &Connection, req: &Request, shopper: &str, rest: &[&str]) -> 
                 }
                 Err(e) => return error(500, format!("event store: {e}")),
             }
-            match profile::build(db, shopper, now()) {
-                Ok(profile) => json_response(200, profile),
-                Err(profile::ProfileError::NoCatalogue) => error(
-                    503,
-                    "the catalogue is not created yet (GET /api/products once creates it)",
-                ),
-                Err(profile::ProfileError::Store(e)) => error(500, format!("event store: {e}")),
+            // The catalogue is created on first use, whichever function comes first.
+            let built = vitrine_catalog::open().and_then(|db| profile::build(&db, shopper, now()));
+            match built {
+                Ok(profile) => json_response(200, profile.to_json()),
+                Err(e) => error(500, format!("profile: {e}")),
             }
         }
         (Method::Get, ["events"]) => {

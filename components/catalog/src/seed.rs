@@ -516,7 +516,7 @@ pub fn products() -> Value {
             "style_tags": styles,
             "material": material,
             "sizes": category.sizes,
-            "image": format!("images/products/{id}.jpg"),
+            "image": format!("/images/products/{id}"),
             "rating": (rating * 10.0).round() / 10.0,
             "review_count": reviews,
             "stock": rng.below(120),

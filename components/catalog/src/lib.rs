@@ -1,0 +1,179 @@
+//! The product catalogue in the `default` SQLite database, shared by every function that reads
+//! it: the schema, the demo catalogue created on first use ([`open`]), products as API objects
+//! ([`products`], [`get`]) and their stored text embeddings ([`embeddings`]).
+
+pub mod embeddings;
+mod seed;
+
+use serde_json::{json, Map, Value as Json};
+use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
+
+pub use seed::PRODUCT_COUNT;
+
+/// Bumped when the schema changes; a database at an older version is rebuilt.
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS products (
+        id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, description TEXT NOT NULL,
+        category TEXT NOT NULL, item_type TEXT NOT NULL, brand TEXT NOT NULL,
+        price_cents INTEGER NOT NULL, currency TEXT NOT NULL,
+        colours TEXT NOT NULL, style_tags TEXT NOT NULL, material TEXT NOT NULL,
+        sizes TEXT NOT NULL, image TEXT NOT NULL, rating REAL NOT NULL,
+        review_count INTEGER NOT NULL, stock INTEGER NOT NULL, created_at TEXT NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}')",
+    "CREATE INDEX IF NOT EXISTS products_category_price ON products (category, price_cents)",
+    "CREATE INDEX IF NOT EXISTS products_price ON products (price_cents)",
+    "CREATE INDEX IF NOT EXISTS products_brand ON products (brand COLLATE NOCASE)",
+    "CREATE TABLE IF NOT EXISTS product_colours (product INTEGER NOT NULL, colour TEXT NOT NULL, PRIMARY KEY (colour, product)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS product_styles (product INTEGER NOT NULL, style TEXT NOT NULL, PRIMARY KEY (style, product)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS product_embeddings (product INTEGER PRIMARY KEY, vector BLOB NOT NULL)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS product_search USING fts5 (title, description, brand, category, tags, tokenize = 'unicode61 remove_diacritics 2')",
+];
+
+/// The product columns of a query, in API order (`p` is `products`).
+pub const COLUMNS: &str =
+    "p.id, p.title, p.description, p.category, p.item_type, p.brand, p.price_cents, \
+     p.currency, p.colours, p.style_tags, p.material, p.sizes, p.image, p.rating, p.review_count, \
+     p.stock, p.created_at, p.attributes";
+
+/// Opens the `default` database, creating and seeding the catalogue on first use.
+pub fn open() -> Result<Connection, Error> {
+    let db = Connection::open_default()?;
+    let ready = db
+        .execute(
+            "SELECT value FROM catalog_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .ok()
+        .and_then(|r| {
+            r.rows
+                .first()
+                .and_then(|row| row.get::<&str>(0).map(str::to_string))
+        })
+        .is_some_and(|v| v == SCHEMA_VERSION.to_string());
+    if !ready {
+        seed_catalogue(&db)?;
+    }
+    Ok(db)
+}
+
+/// Creates the schema and loads the demo catalogue in one transaction; concurrent first
+/// requests wait for it and then find it done.
+fn seed_catalogue(db: &Connection) -> Result<(), Error> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let result = (|| {
+        let done = db
+            .execute(
+                "SELECT value FROM catalog_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .ok()
+            .and_then(|r| {
+                r.rows
+                    .first()
+                    .and_then(|row| row.get::<&str>(0).map(str::to_string))
+            });
+        if done.as_deref() == Some(&SCHEMA_VERSION.to_string()) {
+            return Ok(());
+        }
+        for table in [
+            "product_embeddings",
+            "product_search",
+            "product_styles",
+            "product_colours",
+            "products",
+            "catalog_meta",
+        ] {
+            db.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])?;
+        }
+        for statement in SCHEMA {
+            db.execute(statement, &[])?;
+        }
+        let products = Value::Text(seed::products().to_string());
+        db.execute(
+            "INSERT INTO products (id, title, description, category, item_type, brand, price_cents,
+                currency, colours, style_tags, material, sizes, image, rating, review_count, stock, created_at)
+             SELECT j.value->>'id', j.value->>'title', j.value->>'description', j.value->>'category',
+                j.value->>'item_type', j.value->>'brand', j.value->>'price_cents', j.value->>'currency',
+                j.value->'colours', j.value->'style_tags', j.value->>'material', j.value->'sizes',
+                j.value->>'image', j.value->>'rating', j.value->>'review_count', j.value->>'stock',
+                j.value->>'created_at'
+             FROM json_each(?) AS j",
+            &[products],
+        )?;
+        db.execute(
+            "INSERT INTO product_colours (product, colour)
+             SELECT p.rowid, c.value FROM products p, json_each(p.colours) c",
+            &[],
+        )?;
+        db.execute(
+            "INSERT INTO product_styles (product, style)
+             SELECT p.rowid, s.value FROM products p, json_each(p.style_tags) s",
+            &[],
+        )?;
+        db.execute(
+            "INSERT INTO product_search (rowid, title, description, brand, category, tags)
+             SELECT rowid, title, description, brand, category || ' ' || item_type,
+                (SELECT group_concat(value, ' ') FROM json_each(style_tags)) || ' ' ||
+                (SELECT group_concat(value, ' ') FROM json_each(colours)) || ' ' || material
+             FROM products",
+            &[],
+        )?;
+        db.execute(
+            "INSERT INTO catalog_meta (key, value) VALUES ('schema_version', ?)",
+            &[Value::Text(SCHEMA_VERSION.to_string())],
+        )?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => db.execute("COMMIT", &[]).map(drop),
+        Err(e) => {
+            let _ = db.execute("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+/// One product by id.
+pub fn get(db: &Connection, id: &str) -> Result<Option<Json>, Error> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM products p WHERE p.id = ?"),
+        &[Value::Text(id.to_string())],
+    )?;
+    Ok(products(&rows).into_iter().next())
+}
+
+/// Rows of [`COLUMNS`] as API objects.
+pub fn products(result: &QueryResult) -> Vec<Json> {
+    result
+        .rows
+        .iter()
+        .map(|row| {
+            let mut product = Map::new();
+            for (name, value) in result.columns.iter().zip(&row.values) {
+                if name == "total" {
+                    continue;
+                }
+                let value = match value {
+                    Value::Integer(i) => json!(i),
+                    Value::Real(r) => json!(r),
+                    Value::Text(t)
+                        if ["colours", "style_tags", "sizes", "attributes"]
+                            .contains(&name.as_str()) =>
+                    {
+                        serde_json::from_str(t).unwrap_or(Json::Null)
+                    }
+                    Value::Text(t) => json!(t),
+                    Value::Blob(_) | Value::Null => Json::Null,
+                };
+                product.insert(name.clone(), value);
+            }
+            if let Some(cents) = product.remove("price_cents").and_then(|c| c.as_i64()) {
+                product.insert("price".into(), json!(cents as f64 / 100.0));
+            }
+            Json::Object(product)
+        })
+        .collect()
+}
