@@ -1,0 +1,128 @@
+//! Lookbooks: complete outfits from the catalogue for a shopper and an occasion.
+//!
+//! - `GET /api/lookbooks?shopper=ID&occasion=…&season=…&budget=…&looks=4&locale=…` → JSON;
+//! - `GET /lookbook?…` (same parameters) → the same looks as an HTML page.
+//!
+//! A shopper who consented to personalization gets looks from their profile (affinities and
+//! taste embedding); anyone else gets looks from the occasion, the season and popularity. The
+//! rules are in [`assemble`] and [`style`]; docs/lookbooks.md describes them.
+
+mod assemble;
+mod candidates;
+mod context;
+mod describe;
+mod page;
+mod style;
+
+use serde_json::{json, Value};
+use spin_sdk::http::{IntoResponse, Method, Request};
+use spin_sdk::http_component;
+use vitrine_guest::http::{error, json_response, not_allowed};
+use vitrine_shoppers::profile::{self, Profile};
+
+use assemble::{Assembler, Look};
+use context::LookbookRequest;
+use describe::Consent;
+
+#[http_component]
+fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let page = match req.path().trim_end_matches('/') {
+        "/api/lookbooks" => false,
+        "/lookbook" => true,
+        other => return Ok(error(404, format!("no such resource `{other}`"))),
+    };
+    if *req.method() != Method::Get {
+        return Ok(not_allowed(req.method(), "GET"));
+    }
+    let request = match LookbookRequest::parse(req.query(), context::this_month()) {
+        Ok(request) => request,
+        Err(message) if page => return Ok(page::error(400, &message)),
+        Err(message) => return Ok(error(400, message)),
+    };
+    let lookbook = match lookbook(&request) {
+        Ok(lookbook) => lookbook,
+        Err(e) if page => return Ok(page::error(500, &format!("lookbook failed: {e}"))),
+        Err(e) => return Ok(error(500, format!("lookbook failed: {e}"))),
+    };
+    Ok(match page {
+        true => page::render(&lookbook),
+        false => json_response(200, lookbook),
+    })
+}
+
+/// The lookbook for a request, as the API answers it.
+fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error> {
+    let db = vitrine_catalog::open()?;
+    let now = chrono::Utc::now().timestamp();
+    let (consent, profile): (Consent, Option<Profile>) = match &request.shopper {
+        None => (Consent::Anonymous, None),
+        Some(shopper) => match vitrine_shoppers::with_tables(&db, |db| vitrine_shoppers::consent(db, shopper))? {
+            true => (Consent::Given, Some(profile::build(&db, shopper, now)?)),
+            false => (Consent::NotGiven, None),
+        },
+    };
+    let items = candidates::load(&db, request, now)?;
+    let shortlist = Assembler::new(request, profile.as_ref(), items, Default::default())
+        .shortlist(candidates::PER_GROUP);
+    let ids: Vec<&str> = shortlist.iter().map(|i| i.id.as_str()).collect();
+    let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
+    let looks = Assembler::new(request, profile.as_ref(), shortlist, vectors).lookbook();
+    let mut answer = json!({
+        "shopper": request.shopper,
+        "personalized": profile.as_ref().is_some_and(|p| p.events > 0),
+        "context": {
+            "occasion": request.occasion,
+            "season": request.season,
+            "budget": request.budget_cents.map(|c| c as f64 / 100.0),
+            "locale": request.locale,
+        },
+        "profile_summary": profile.as_ref().map(Profile::summary),
+        "looks": looks.iter().map(|l| look_json(l, profile.as_ref(), request, consent)).collect::<Vec<_>>(),
+    });
+    if looks.len() < request.looks {
+        answer["note"] = json!(match (looks.len(), request.budget_cents) {
+            (0, Some(b)) => format!("no complete look fits a budget of {} EUR", describe::euros(b)),
+            (_, Some(_)) => format!("only {} distinct looks fit the budget, season and rules", looks.len()),
+            _ => format!("only {} distinct looks fit the season and rules", looks.len()),
+        });
+    }
+    Ok(answer)
+}
+
+fn look_json(look: &Look, profile: Option<&Profile>, request: &LookbookRequest, consent: Consent) -> Value {
+    let items: Vec<Value> = look
+        .items
+        .iter()
+        .map(|(slot, i)| {
+            json!({
+                "slot": slot.name, "id": i.id, "title": i.title, "brand": i.brand,
+                "category": i.category, "colours": i.colours, "price": i.price_cents as f64 / 100.0,
+                "image": i.image, "url": format!("/api/products/{}", i.id),
+            })
+        })
+        .collect();
+    json!({
+        "id": look_id(look),
+        "title": describe::title(look, request),
+        "description": describe::description(look),
+        "style": look.style,
+        "colours": look.colours(),
+        "total": look.total_cents() as f64 / 100.0,
+        "currency": "EUR",
+        "image": look.items.first().map(|(_, i)| &i.image),
+        "why": describe::why(look, profile, request, consent),
+        "rules_met": assemble::valid(look, request.budget_cents),
+        "items": items,
+    })
+}
+
+/// A look's stable id: FNV-1a of its product ids, in order.
+fn look_id(look: &Look) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (_, item) in &look.items {
+        for byte in item.id.bytes().chain([0]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("lk-{hash:016x}")
+}

@@ -1,0 +1,118 @@
+//! Fashion rules the looks obey: which styles go together, and which colours.
+//!
+//! Colours are neutrals (black, white, ivory, beige, camel, brown, grey, navy and the metals)
+//! or accents with a hue on a colour wheel. A look may hold any neutrals and at most two
+//! accents; two accents must be analogous (at most 45° apart) or complementary (150°–210°
+//! apart). `multicolour` is an accent that goes with neutrals only.
+
+/// Styles a look can be built around (`sustainable` is a tag, not a look).
+pub const LOOK_STYLES: &[&str] = &[
+    "minimalist",
+    "classic",
+    "casual",
+    "streetwear",
+    "romantic",
+    "bohemian",
+    "party",
+    "beach",
+    "vintage",
+    "preppy",
+    "workwear",
+    "edgy",
+    "y2k",
+    "sporty",
+];
+
+/// Styles that sit well with `style` in one look (besides itself).
+pub fn companions(style: &str) -> &'static [&'static str] {
+    match style {
+        "minimalist" => &["classic"],
+        "classic" => &["minimalist", "preppy"],
+        "casual" => &["minimalist", "streetwear", "classic", "sporty"],
+        "streetwear" => &["casual", "sporty", "edgy", "y2k"],
+        "romantic" => &["vintage", "bohemian", "party"],
+        "bohemian" => &["romantic", "beach", "vintage"],
+        "party" => &["romantic", "edgy"],
+        "beach" => &["bohemian", "casual"],
+        "vintage" => &["romantic", "classic"],
+        "preppy" => &["classic"],
+        "workwear" => &["classic", "minimalist"],
+        "edgy" => &["streetwear", "party"],
+        "y2k" => &["streetwear", "party"],
+        "sporty" => &["casual", "streetwear"],
+        _ => &[],
+    }
+}
+
+/// Whether an item tagged `styles` belongs in a look of `style`.
+pub fn fits(style: &str, styles: &[String]) -> bool {
+    styles
+        .iter()
+        .any(|s| s == style || companions(style).contains(&s.as_str()))
+}
+
+/// A colour's hue in degrees, `None` for a neutral; `Some(-1.0)` marks `multicolour`.
+pub fn hue(colour: &str) -> Option<f64> {
+    Some(match colour {
+        "red" => 0.0,
+        "blush" => 15.0,
+        "orange" => 30.0,
+        "yellow" => 55.0,
+        "olive" => 75.0,
+        "sage" => 100.0,
+        "green" => 130.0,
+        "light blue" => 200.0,
+        "blue" => 220.0,
+        "purple" => 275.0,
+        "lilac" => 285.0,
+        "pink" => 330.0,
+        "burgundy" => 345.0,
+        "multicolour" => -1.0,
+        _ => return None,
+    })
+}
+
+/// Whether a set of colours makes a harmonious look (the rules at the top of this module).
+pub fn harmonious<'a>(colours: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut accents: Vec<(&str, f64)> = Vec::new();
+    for colour in colours {
+        if let Some(h) = hue(colour) {
+            if !accents.iter().any(|(c, _)| *c == colour) {
+                accents.push((colour, h));
+            }
+        }
+    }
+    match accents.as_slice() {
+        [] | [_] => true,
+        [(_, a), (_, b)] if *a >= 0.0 && *b >= 0.0 => {
+            let d = (a - b).abs();
+            let d = d.min(360.0 - d);
+            d <= 45.0 || (150.0..=180.0).contains(&d)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_rules() {
+        assert!(harmonious(["black", "white", "camel", "navy", "grey"]));
+        assert!(harmonious(["black", "red", "burgundy"]), "analogous");
+        assert!(harmonious(["navy", "blue", "orange"]), "complementary");
+        assert!(!harmonious(["red", "green", "yellow"]), "three accents");
+        assert!(!harmonious(["red", "blue"]), "neither analogous nor complementary");
+        assert!(harmonious(["multicolour", "black"]));
+        assert!(!harmonious(["multicolour", "red"]));
+    }
+
+    #[test]
+    fn style_rules() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(fits("minimalist", &tags(&["classic", "party"])));
+        assert!(!fits("minimalist", &tags(&["party", "edgy"])));
+        assert!(LOOK_STYLES.iter().all(|s| !companions(s).is_empty()));
+    }
+}
