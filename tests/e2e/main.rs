@@ -6,6 +6,7 @@ mod events;
 mod fraud;
 mod host_apis;
 mod limits;
+mod lookbook;
 mod manifest_errors;
 mod nn;
 mod routing;

@@ -20,6 +20,8 @@ const GUESTS: &[&str] = &[
     "nn-remote",
     "fraud-webhook",
     "events",
+    "lookbook",
+    "images",
     "unsupported",
 ];
 
@@ -82,7 +84,7 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
 }
 
 /// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE`, `FRAUD_WEBHOOK`,
-/// `EVENTS` and `UNSUPPORTED` standing for the built guests' paths.
+/// `EVENTS`, `LOOKBOOK`, `IMAGES` and `UNSUPPORTED` standing for the built guests' paths.
 pub fn manifest(body: &str) -> String {
     let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
     for name in GUESTS {

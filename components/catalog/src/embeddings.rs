@@ -14,7 +14,8 @@ pub const DIM: usize = 384;
 
 /// The text a product is embedded from: what it is, what it is made of, its colours and
 /// styles, and its description.
-pub const TEXT_SQL: &str = "p.title || '. ' || p.category || ', ' || lower(p.item_type) || ' in ' || \
+pub const TEXT_SQL: &str =
+    "p.title || '. ' || p.category || ', ' || lower(p.item_type) || ' in ' || \
      p.material || ', ' || (SELECT group_concat(value, ' and ') FROM json_each(p.colours)) || \
      ', ' || (SELECT group_concat(value, ', ') FROM json_each(p.style_tags)) || ' style. ' || \
      p.description";

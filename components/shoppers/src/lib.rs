@@ -38,4 +38,3 @@ pub fn consent(db: &Connection, shopper: &str) -> Result<bool, Error> {
         .and_then(|r| r.get::<i64>(0))
         == Some(1))
 }
-

@@ -117,13 +117,19 @@ impl Profile {
     /// The top affinities in words, e.g. "Mostly dresses and shoes; black and navy;
     /// minimalist and classic style; Wren and Basalt; 50-100 EUR."
     pub fn summary(&self) -> String {
-        let both = |d: &str| Some(self.top(d, 2)).filter(|v| !v.is_empty()).map(|v| v.join(" and "));
+        let both = |d: &str| {
+            Some(self.top(d, 2))
+                .filter(|v| !v.is_empty())
+                .map(|v| v.join(" and "))
+        };
         let parts: Vec<String> = [
             both("category").map(|c| format!("Mostly {c}")),
             both("colour"),
             both("style").map(|s| format!("{s} style")),
             both("brand"),
-            self.top("price_band", 1).first().map(|p| format!("{p} EUR")),
+            self.top("price_band", 1)
+                .first()
+                .map(|p| format!("{p} EUR")),
         ]
         .into_iter()
         .flatten()
@@ -138,14 +144,13 @@ impl Profile {
 /// The profile of `shopper` as of `now` (Unix seconds), from the events linked to them.
 /// The catalogue must exist: open the database with `vitrine_catalog::open`, which creates it.
 pub fn build(db: &Connection, shopper: &str, now: i64) -> Result<Profile, Error> {
-    let rows = db
-        .execute(
-            "SELECT e.kind, e.time, e.quantity, p.category, p.colours, p.style_tags, p.brand,
+    let rows = db.execute(
+        "SELECT e.kind, e.time, e.quantity, p.category, p.colours, p.style_tags, p.brand,
                 p.price_cents, p.id, e.context ->> 'size'
              FROM shopper_events e JOIN products p ON p.id = e.product
              WHERE e.shopper = ? ORDER BY e.time DESC LIMIT ?",
-            &[Sql::Text(shopper.into()), Sql::Integer(MAX_EVENTS)],
-        )?;
+        &[Sql::Text(shopper.into()), Sql::Integer(MAX_EVENTS)],
+    )?;
     let mut totals: HashMap<&str, HashMap<String, f64>> = HashMap::new();
     let mut product_weights: HashMap<String, f64> = HashMap::new();
     let mut size_votes: HashMap<(String, String), f64> = HashMap::new();
@@ -184,7 +189,10 @@ pub fn build(db: &Connection, shopper: &str, now: i64) -> Result<Profile, Error>
         let band = price_band(row.get::<i64>(7).unwrap_or(0));
         add("price_band", vec![band.to_string()]);
         *product_weights.entry(text(8)).or_default() += w;
-        if let Some(size) = row.get::<&str>(9).filter(|_| kind == "purchase" || kind == "add_to_cart") {
+        if let Some(size) = row
+            .get::<&str>(9)
+            .filter(|_| kind == "purchase" || kind == "add_to_cart")
+        {
             *size_votes.entry((text(3), size.to_string())).or_default() += w;
         }
     }
@@ -244,7 +252,10 @@ mod tests {
             ]),
             ..Profile::default()
         };
-        assert_eq!(profile.summary(), "Mostly dresses and shoes; black; 50-100 EUR.");
+        assert_eq!(
+            profile.summary(),
+            "Mostly dresses and shoes; black; 50-100 EUR."
+        );
         assert_eq!(profile.affinity("category", "shoes"), 0.5);
         assert_eq!(profile.affinity("category", "coats"), 0.0);
         assert_eq!(Profile::default().summary(), "No product events yet.");

@@ -96,4 +96,3 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
         "items": items,
     }))
 }
-

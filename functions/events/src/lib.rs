@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::Connection;
-use vitrine_shoppers::profile;
 use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
+use vitrine_shoppers::profile;
 
 fn now() -> i64 {
     std::time::SystemTime::now()

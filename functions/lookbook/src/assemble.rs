@@ -59,12 +59,30 @@ pub struct Slot {
     pub categories: &'static [&'static str],
 }
 
-const TOP: Slot = Slot { name: "top", categories: &["tops", "shirts", "knitwear"] };
-const BOTTOM: Slot = Slot { name: "bottom", categories: &["jeans", "trousers", "skirts"] };
-const DRESS: Slot = Slot { name: "dress", categories: &["dresses"] };
-const SHOES: Slot = Slot { name: "shoes", categories: &["shoes"] };
-const ACCESSORY: Slot = Slot { name: "accessory", categories: &["bags", "accessories", "jewellery"] };
-const FINISH: Slot = Slot { name: "bag or outerwear", categories: &["bags", "jackets", "coats"] };
+const TOP: Slot = Slot {
+    name: "top",
+    categories: &["tops", "shirts", "knitwear"],
+};
+const BOTTOM: Slot = Slot {
+    name: "bottom",
+    categories: &["jeans", "trousers", "skirts"],
+};
+const DRESS: Slot = Slot {
+    name: "dress",
+    categories: &["dresses"],
+};
+const SHOES: Slot = Slot {
+    name: "shoes",
+    categories: &["shoes"],
+};
+const ACCESSORY: Slot = Slot {
+    name: "accessory",
+    categories: &["bags", "accessories", "jewellery"],
+};
+const FINISH: Slot = Slot {
+    name: "bag or outerwear",
+    categories: &["bags", "jackets", "coats"],
+};
 
 /// Top, bottom, shoes and an accessory.
 pub const SEPARATES: &[Slot] = &[TOP, BOTTOM, SHOES, ACCESSORY];
@@ -92,7 +110,10 @@ impl Look {
     pub fn colours(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         let mains = self.items.iter().filter_map(|(_, i)| i.colours.first());
-        let rest = self.items.iter().flat_map(|(_, i)| i.colours.iter().skip(1));
+        let rest = self
+            .items
+            .iter()
+            .flat_map(|(_, i)| i.colours.iter().skip(1));
         for c in mains.chain(rest) {
             if !out.contains(&c.as_str()) {
                 out.push(c);
@@ -118,18 +139,62 @@ pub fn season_fit(item: &Item, season: &str) -> Option<f64> {
             .iter()
             .any(|w| item.material.contains(w) || item.item_type.contains(w))
     };
-    let warm = ["wool", "cashmere", "flannel", "teddy", "Boots", "Beanie", "Puffer", "Turtleneck", "Cable-Knit", "suede", "shearling"];
-    let light = ["linen", "raffia", "chiffon", "Sandals", "Tank Top", "Camisole", "Sundress", "Shorts", "Sunglasses", "Crop Top", "Bucket Hat"];
+    let warm = [
+        "wool",
+        "cashmere",
+        "flannel",
+        "teddy",
+        "Boots",
+        "Beanie",
+        "Puffer",
+        "Turtleneck",
+        "Cable-Knit",
+        "suede",
+        "shearling",
+    ];
+    let light = [
+        "linen",
+        "raffia",
+        "chiffon",
+        "Sandals",
+        "Tank Top",
+        "Camisole",
+        "Sundress",
+        "Shorts",
+        "Sunglasses",
+        "Crop Top",
+        "Bucket Hat",
+    ];
     match season {
         _ if item.category == "swimwear" || item.category == "activewear" => None,
         "summer" if item.category == "coats" || item.category == "knitwear" || has(&warm) => None,
-        "summer" => Some(if has(&light) || has(&["cotton", "silk", "poplin", "jersey"]) { 0.2 } else { 0.0 }),
+        "summer" => Some(
+            if has(&light) || has(&["cotton", "silk", "poplin", "jersey"]) {
+                0.2
+            } else {
+                0.0
+            },
+        ),
         "winter" if has(&light) || item.material == "canvas" => None,
-        "winter" => Some(if has(&warm) || item.category == "coats" || item.category == "knitwear" { 0.2 } else { 0.0 }),
+        "winter" => Some(
+            if has(&warm) || item.category == "coats" || item.category == "knitwear" {
+                0.2
+            } else {
+                0.0
+            },
+        ),
         "autumn" if has(&["raffia", "Sandals", "Tank Top", "Sundress"]) => None,
-        "autumn" => Some(if has(&warm) || item.category == "jackets" { 0.1 } else { 0.0 }),
+        "autumn" => Some(if has(&warm) || item.category == "jackets" {
+            0.1
+        } else {
+            0.0
+        }),
         _ if item.category == "coats" || has(&["cashmere", "Puffer", "teddy"]) => None,
-        _ => Some(if has(&["linen", "cotton", "silk"]) { 0.1 } else { 0.0 }),
+        _ => Some(if has(&["linen", "cotton", "silk"]) {
+            0.1
+        } else {
+            0.0
+        }),
     }
 }
 
@@ -161,7 +226,12 @@ impl<'a> Assembler<'a> {
             })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.id.cmp(&b.0.id)));
-        Assembler { request, profile, scored, vectors }
+        Assembler {
+            request,
+            profile,
+            scored,
+            vectors,
+        }
     }
 
     /// The best `per_group` items of every (category, style tag), for a second pass with
@@ -169,9 +239,16 @@ impl<'a> Assembler<'a> {
     /// The three cheapest of each group stay too, so a tight budget still finds its looks.
     pub fn shortlist(self, per_group: usize) -> Vec<Item> {
         let mut by_price: Vec<&Item> = self.scored.iter().map(|(item, _)| item).collect();
-        by_price.sort_by(|a, b| a.price_cents.cmp(&b.price_cents).then_with(|| a.id.cmp(&b.id)));
+        by_price.sort_by(|a, b| {
+            a.price_cents
+                .cmp(&b.price_cents)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         let mut keep = BTreeSet::new();
-        for (order, quota) in [(by_price, 3), (self.scored.iter().map(|(i, _)| i).collect(), per_group)] {
+        for (order, quota) in [
+            (by_price, 3),
+            (self.scored.iter().map(|(i, _)| i).collect(), per_group),
+        ] {
             let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
             for item in order {
                 for style in &item.styles {
@@ -194,7 +271,10 @@ impl<'a> Assembler<'a> {
     pub fn style_score(&self, style: &str) -> f64 {
         let personal = self.profile.map_or(0.0, |p| relative(p, "style", style));
         let occasion = self.request.occasion().map_or(0.0, |o| {
-            o.styles.iter().position(|s| *s == style).map_or(0.0, |i| 0.6 - 0.05 * i as f64)
+            o.styles
+                .iter()
+                .position(|s| *s == style)
+                .map_or(0.0, |i| 0.6 - 0.05 * i as f64)
         });
         // Without a shopper or an occasion, the catalogue's everyday styles lead.
         let prior = match style {
@@ -206,8 +286,10 @@ impl<'a> Assembler<'a> {
 
     /// The lookbook: `request.looks` looks, best and most varied first.
     pub fn lookbook(&self) -> Vec<Look> {
-        let mut styles: Vec<(&'static str, f64)> =
-            style::LOOK_STYLES.iter().map(|s| (*s, self.style_score(s))).collect();
+        let mut styles: Vec<(&'static str, f64)> = style::LOOK_STYLES
+            .iter()
+            .map(|s| (*s, self.style_score(s)))
+            .collect();
         styles.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let dressy = self.request.occasion().is_some_and(|o| o.dressy);
         let mut pool = Vec::new();
@@ -220,7 +302,9 @@ impl<'a> Assembler<'a> {
                 };
                 let mut used = BTreeSet::new();
                 for _ in 0..self.request.looks {
-                    let Some(mut look) = self.build(style, shape, &used) else { break };
+                    let Some(mut look) = self.build(style, shape, &used) else {
+                        break;
+                    };
                     look.score += style_score + shape_bonus;
                     used.extend(look.items.iter().map(|(_, i)| i.id.clone()));
                     pool.push(look);
@@ -261,7 +345,10 @@ impl<'a> Assembler<'a> {
                     .request
                     .budget_cents
                     .is_none_or(|b| spent + item.price_cents + reserve <= b);
-                let colours = items.iter().flat_map(|(_, i)| &i.colours).chain(&item.colours);
+                let colours = items
+                    .iter()
+                    .flat_map(|(_, i)| &i.colours)
+                    .chain(&item.colours);
                 let categories_differ = !items.iter().any(|(_, i)| i.category == item.category);
                 fits_budget && categories_differ && style::harmonious(colours.map(String::as_str))
             })?;
@@ -269,13 +356,21 @@ impl<'a> Assembler<'a> {
             items.push((*slot, item.clone()));
         }
         let score = total / shape.len() as f64;
-        Some(Look { style, items, score })
+        Some(Look {
+            style,
+            items,
+            score,
+        })
     }
 
     /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`.
     fn pick(&self, pool: Vec<Look>) -> Vec<Look> {
         const LAMBDA: f64 = 0.7;
-        let best = pool.iter().map(|l| l.score).fold(f64::MIN, f64::max).max(1e-9);
+        let best = pool
+            .iter()
+            .map(|l| l.score)
+            .fold(f64::MIN, f64::max)
+            .max(1e-9);
         let mut pool = pool;
         let mut chosen: Vec<Look> = Vec::new();
         while chosen.len() < self.request.looks {
@@ -322,7 +417,13 @@ impl<'a> Assembler<'a> {
         let traits = |l: &Look| -> BTreeSet<String> {
             l.items
                 .iter()
-                .flat_map(|(_, i)| i.colours.iter().chain(&i.styles).chain([&i.category]).cloned())
+                .flat_map(|(_, i)| {
+                    i.colours
+                        .iter()
+                        .chain(&i.styles)
+                        .chain([&i.category])
+                        .cloned()
+                })
                 .collect()
         };
         let (ta, tb) = (traits(a), traits(b));
@@ -340,15 +441,27 @@ fn item_score(
 ) -> f64 {
     let mut score = 0.2 * item.popularity;
     if let Some(occasion) = request.occasion() {
-        if item.styles.iter().any(|s| occasion.styles.contains(&s.as_str())) {
+        if item
+            .styles
+            .iter()
+            .any(|s| occasion.styles.contains(&s.as_str()))
+        {
             score += 0.25;
         }
     }
     if let Some(p) = profile {
         for (dimension, weight) in DIMENSION_WEIGHTS {
             let best = match dimension {
-                "style" => item.styles.iter().map(|s| relative(p, dimension, s)).fold(0.0, f64::max),
-                "colour" => item.colours.iter().map(|c| relative(p, dimension, c)).fold(0.0, f64::max),
+                "style" => item
+                    .styles
+                    .iter()
+                    .map(|s| relative(p, dimension, s))
+                    .fold(0.0, f64::max),
+                "colour" => item
+                    .colours
+                    .iter()
+                    .map(|c| relative(p, dimension, c))
+                    .fold(0.0, f64::max),
                 "category" => relative(p, dimension, &item.category),
                 "brand" => relative(p, dimension, &item.brand),
                 _ => relative(p, dimension, price_band(item.price_cents)),
@@ -381,10 +494,24 @@ fn relative(profile: &Profile, dimension: &str, value: &str) -> f64 {
 pub fn valid(look: &Look, budget_cents: Option<i64>) -> bool {
     let slots: Vec<Slot> = look.items.iter().map(|(s, _)| *s).collect();
     let complete = slots == SEPARATES || slots == DRESSED;
-    let filled = look.items.iter().all(|(s, i)| s.categories.contains(&i.category.as_str()));
-    let coherent = look.items.iter().all(|(_, i)| style::fits(look.style, &i.styles));
-    let colours = style::harmonious(look.items.iter().flat_map(|(_, i)| i.colours.iter().map(String::as_str)));
-    let categories: BTreeSet<&str> = look.items.iter().map(|(_, i)| i.category.as_str()).collect();
+    let filled = look
+        .items
+        .iter()
+        .all(|(s, i)| s.categories.contains(&i.category.as_str()));
+    let coherent = look
+        .items
+        .iter()
+        .all(|(_, i)| style::fits(look.style, &i.styles));
+    let colours = style::harmonious(
+        look.items
+            .iter()
+            .flat_map(|(_, i)| i.colours.iter().map(String::as_str)),
+    );
+    let categories: BTreeSet<&str> = look
+        .items
+        .iter()
+        .map(|(_, i)| i.category.as_str())
+        .collect();
     complete
         && filled
         && coherent
@@ -417,11 +544,31 @@ mod tests {
     /// A small catalogue: every slot in minimalist black and in romantic red, pink and green.
     fn catalogue() -> Vec<Item> {
         let mut items = Vec::new();
-        let categories = ["tops", "jeans", "shoes", "bags", "dresses", "jewellery", "trousers"];
+        let categories = [
+            "tops",
+            "jeans",
+            "shoes",
+            "bags",
+            "dresses",
+            "jewellery",
+            "trousers",
+        ];
         for (n, category) in categories.iter().enumerate() {
             for k in 0..3 {
-                items.push(item(&format!("m{n}{k}"), category, "black", "minimalist", 3000 + 1000 * k));
-                items.push(item(&format!("r{n}{k}"), category, ["red", "pink", "green"][k as usize], "romantic", 2000 + 500 * k));
+                items.push(item(
+                    &format!("m{n}{k}"),
+                    category,
+                    "black",
+                    "minimalist",
+                    3000 + 1000 * k,
+                ));
+                items.push(item(
+                    &format!("r{n}{k}"),
+                    category,
+                    ["red", "pink", "green"][k as usize],
+                    "romantic",
+                    2000 + 500 * k,
+                ));
             }
         }
         items
@@ -444,12 +591,24 @@ mod tests {
             }
         }
         let again = Assembler::new(&r, None, catalogue(), HashMap::new()).lookbook();
-        let ids = |ls: &[Look]| ls.iter().map(|l| l.items.iter().map(|(_, i)| i.id.clone()).collect::<Vec<_>>()).collect::<Vec<_>>();
+        let ids = |ls: &[Look]| {
+            ls.iter()
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .map(|(_, i)| i.id.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(&looks), ids(&again));
         // Red with green breaks the colour rule: no look holds both.
         for look in &looks {
             let colours = look.colours();
-            assert!(!(colours.contains(&"red") && colours.contains(&"green")), "{colours:?}");
+            assert!(
+                !(colours.contains(&"red") && colours.contains(&"green")),
+                "{colours:?}"
+            );
         }
     }
 
@@ -458,9 +617,13 @@ mod tests {
         let r = request("budget=110&looks=3");
         let looks = Assembler::new(&r, None, catalogue(), HashMap::new()).lookbook();
         assert!(!looks.is_empty());
-        assert!(looks.iter().all(|l| l.total_cents() <= 11_000 && valid(l, Some(11_000))));
+        assert!(looks
+            .iter()
+            .all(|l| l.total_cents() <= 11_000 && valid(l, Some(11_000))));
         let r = request("budget=20");
-        assert!(Assembler::new(&r, None, catalogue(), HashMap::new()).lookbook().is_empty());
+        assert!(Assembler::new(&r, None, catalogue(), HashMap::new())
+            .lookbook()
+            .is_empty());
     }
 
     #[test]
@@ -468,7 +631,13 @@ mod tests {
         let profile = Profile {
             events: 10,
             affinities: BTreeMap::from([
-                ("style", vec![("minimalist".to_string(), 0.9), ("romantic".to_string(), 0.1)]),
+                (
+                    "style",
+                    vec![
+                        ("minimalist".to_string(), 0.9),
+                        ("romantic".to_string(), 0.1),
+                    ],
+                ),
                 ("colour", vec![("black".to_string(), 1.0)]),
             ]),
             ..Profile::default()

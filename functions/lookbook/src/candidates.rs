@@ -29,7 +29,8 @@ pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<
         )
     })?;
     let list = |text: Option<&str>| -> Vec<String> {
-        text.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
     };
     let raw: Vec<(Item, f64)> = rows
         .rows
@@ -37,7 +38,10 @@ pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<
         .map(|row| {
             let text = |i| row.get::<&str>(i).unwrap_or_default().to_string();
             let reviews = row.get::<i64>(10).unwrap_or(0) as f64;
-            let events = row.get::<f64>(11).or_else(|| row.get::<i64>(11).map(|v| v as f64)).unwrap_or(0.0);
+            let events = row
+                .get::<f64>(11)
+                .or_else(|| row.get::<i64>(11).map(|v| v as f64))
+                .unwrap_or(0.0);
             let item = Item {
                 id: text(0),
                 title: text(1),

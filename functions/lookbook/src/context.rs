@@ -20,14 +20,46 @@ pub struct Occasion {
 
 /// The occasions a lookbook can be asked for.
 pub const OCCASIONS: &[Occasion] = &[
-    Occasion { name: "everyday", styles: &["casual", "minimalist", "classic"], dressy: false },
-    Occasion { name: "weekend", styles: &["casual", "minimalist", "streetwear", "classic"], dressy: false },
-    Occasion { name: "work", styles: &["workwear", "classic", "minimalist", "preppy"], dressy: false },
-    Occasion { name: "evening", styles: &["party", "edgy", "romantic"], dressy: true },
-    Occasion { name: "date", styles: &["romantic", "party", "classic"], dressy: true },
-    Occasion { name: "wedding", styles: &["romantic", "classic", "party"], dressy: true },
-    Occasion { name: "beach", styles: &["beach", "bohemian", "casual"], dressy: true },
-    Occasion { name: "travel", styles: &["casual", "minimalist", "sporty"], dressy: false },
+    Occasion {
+        name: "everyday",
+        styles: &["casual", "minimalist", "classic"],
+        dressy: false,
+    },
+    Occasion {
+        name: "weekend",
+        styles: &["casual", "minimalist", "streetwear", "classic"],
+        dressy: false,
+    },
+    Occasion {
+        name: "work",
+        styles: &["workwear", "classic", "minimalist", "preppy"],
+        dressy: false,
+    },
+    Occasion {
+        name: "evening",
+        styles: &["party", "edgy", "romantic"],
+        dressy: true,
+    },
+    Occasion {
+        name: "date",
+        styles: &["romantic", "party", "classic"],
+        dressy: true,
+    },
+    Occasion {
+        name: "wedding",
+        styles: &["romantic", "classic", "party"],
+        dressy: true,
+    },
+    Occasion {
+        name: "beach",
+        styles: &["beach", "bohemian", "casual"],
+        dressy: true,
+    },
+    Occasion {
+        name: "travel",
+        styles: &["casual", "minimalist", "sporty"],
+        dressy: false,
+    },
 ];
 
 /// Seasons, northern order.
@@ -125,7 +157,8 @@ impl LookbookRequest {
 
     /// The occasion's definition.
     pub fn occasion(&self) -> Option<&'static Occasion> {
-        self.occasion.and_then(|name| OCCASIONS.iter().find(|o| o.name == name))
+        self.occasion
+            .and_then(|name| OCCASIONS.iter().find(|o| o.name == name))
     }
 }
 
@@ -134,7 +167,8 @@ pub fn season_of(month: u32, locale: Option<&str>) -> &'static str {
     let south = locale
         .and_then(|l| l.rsplit('-').next())
         .is_some_and(|region| {
-            ["AU", "NZ", "ZA", "AR", "BR", "CL", "UY"].contains(&region.to_ascii_uppercase().as_str())
+            ["AU", "NZ", "ZA", "AR", "BR", "CL", "UY"]
+                .contains(&region.to_ascii_uppercase().as_str())
         });
     let northern = match month {
         3..=5 => 0,
@@ -171,8 +205,20 @@ mod tests {
         assert!(err("budget=abc").contains("budget"));
         assert!(err("ocasion=weekend").contains("unknown parameter 'ocasion'"));
         assert!(err("season=monsoon").contains("season"));
-        assert_eq!(LookbookRequest::parse("season=fall", 1).unwrap().season, "autumn");
-        assert_eq!(LookbookRequest::parse("locale=en-AU", 12).unwrap().season, "summer");
-        assert_eq!(LookbookRequest::parse("shopper=a%20b", 12).unwrap().shopper.as_deref(), Some("a b"));
+        assert_eq!(
+            LookbookRequest::parse("season=fall", 1).unwrap().season,
+            "autumn"
+        );
+        assert_eq!(
+            LookbookRequest::parse("locale=en-AU", 12).unwrap().season,
+            "summer"
+        );
+        assert_eq!(
+            LookbookRequest::parse("shopper=a%20b", 12)
+                .unwrap()
+                .shopper
+                .as_deref(),
+            Some("a b")
+        );
     }
 }

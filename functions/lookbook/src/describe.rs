@@ -48,18 +48,30 @@ pub fn description(look: &Look) -> String {
     )
 }
 
-/// `a black linen shirt`.
+/// `a black linen shirt`, `white leather sneakers`.
 fn piece(item: &Item) -> String {
     let colour = item.colours.first().map(String::as_str).unwrap_or("");
-    let article = match colour.chars().next() {
-        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
-        _ => "a",
-    };
-    format!("{article} {colour} {} {}", item.material, item.item_type.to_lowercase())
+    let what = format!(
+        "{colour} {} {}",
+        item.material,
+        item.item_type.to_lowercase()
+    );
+    // Pairs (jeans, sneakers, earrings) take no article.
+    let plural = item.item_type.ends_with('s') && !item.item_type.ends_with("ss");
+    match (plural, colour.chars().next()) {
+        (true, _) => what,
+        (false, Some('a' | 'e' | 'i' | 'o' | 'u')) => format!("an {what}"),
+        (false, _) => format!("a {what}"),
+    }
 }
 
 /// Why the look was chosen: the shopper's affinities it matches and the context.
-pub fn why(look: &Look, profile: Option<&Profile>, request: &LookbookRequest, consent: Consent) -> Vec<String> {
+pub fn why(
+    look: &Look,
+    profile: Option<&Profile>,
+    request: &LookbookRequest,
+    consent: Consent,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     match (profile.filter(|p| p.events > 0), consent) {
         (Some(p), _) => {
@@ -99,7 +111,11 @@ pub fn why(look: &Look, profile: Option<&Profile>, request: &LookbookRequest, co
     }
     if let Some(occasion) = request.occasion() {
         if occasion.styles.contains(&look.style) {
-            reasons.push(format!("{} suits {}", capitalise(look.style), occasion.name));
+            reasons.push(format!(
+                "{} suits {}",
+                capitalise(look.style),
+                occasion.name
+            ));
         }
     }
     reasons.push(match request.season_given {

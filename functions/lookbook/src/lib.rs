@@ -56,10 +56,12 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
     let now = chrono::Utc::now().timestamp();
     let (consent, profile): (Consent, Option<Profile>) = match &request.shopper {
         None => (Consent::Anonymous, None),
-        Some(shopper) => match vitrine_shoppers::with_tables(&db, |db| vitrine_shoppers::consent(db, shopper))? {
-            true => (Consent::Given, Some(profile::build(&db, shopper, now)?)),
-            false => (Consent::NotGiven, None),
-        },
+        Some(shopper) => {
+            match vitrine_shoppers::with_tables(&db, |db| vitrine_shoppers::consent(db, shopper))? {
+                true => (Consent::Given, Some(profile::build(&db, shopper, now)?)),
+                false => (Consent::NotGiven, None),
+            }
+        }
     };
     let items = candidates::load(&db, request, now)?;
     let shortlist = Assembler::new(request, profile.as_ref(), items, Default::default())
@@ -81,15 +83,29 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
     });
     if looks.len() < request.looks {
         answer["note"] = json!(match (looks.len(), request.budget_cents) {
-            (0, Some(b)) => format!("no complete look fits a budget of {} EUR", describe::euros(b)),
-            (_, Some(_)) => format!("only {} distinct looks fit the budget, season and rules", looks.len()),
-            _ => format!("only {} distinct looks fit the season and rules", looks.len()),
+            (0, Some(b)) => format!(
+                "no complete look fits a budget of {} EUR",
+                describe::euros(b)
+            ),
+            (_, Some(_)) => format!(
+                "only {} distinct looks fit the budget, season and rules",
+                looks.len()
+            ),
+            _ => format!(
+                "only {} distinct looks fit the season and rules",
+                looks.len()
+            ),
         });
     }
     Ok(answer)
 }
 
-fn look_json(look: &Look, profile: Option<&Profile>, request: &LookbookRequest, consent: Consent) -> Value {
+fn look_json(
+    look: &Look,
+    profile: Option<&Profile>,
+    request: &LookbookRequest,
+    consent: Consent,
+) -> Value {
     let items: Vec<Value> = look
         .items
         .iter()

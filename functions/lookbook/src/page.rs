@@ -11,7 +11,7 @@ body{margin:0;font:15px/1.45 system-ui,sans-serif;background:#f6f4f1;color:#222}
 header{padding:28px 32px 8px}h1{margin:0 0 4px;font-size:26px}header p{margin:0;color:#666}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:22px;padding:20px 32px 40px}
 .look{background:#fff;border-radius:14px;box-shadow:0 2px 10px rgba(0,0,0,.07);overflow:hidden;display:flex;flex-direction:column}
-.pieces{display:grid;grid-template-columns:repeat(4,1fr);gap:2px;background:#eee}
+.pieces{display:grid;grid-auto-flow:column;grid-auto-columns:1fr;gap:2px;background:#eee}
 .pieces a{display:block;background:#fff}.pieces img{width:100%;aspect-ratio:1;object-fit:cover;display:block}
 .body{padding:14px 16px 16px}.body h2{margin:0 0 6px;font-size:18px}
 .price{float:right;font-weight:600}.desc{margin:0 0 10px;color:#444}
@@ -44,21 +44,24 @@ pub fn render(lookbook: &Value) -> Response {
     let mut cards = String::new();
     for look in lookbook["looks"].as_array().into_iter().flatten() {
         let items = look["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let pictures: String = items
-            .iter()
-            .map(|i| {
-                format!(
+        let pictures: String =
+            items
+                .iter()
+                .map(|i| {
+                    format!(
                     "<a href=\"{}\"><img src=\"{}\" alt=\"{}\" width=\"160\" height=\"160\"></a>",
                     text(&i["url"]), text(&i["image"]), text(&i["title"])
                 )
-            })
-            .collect();
+                })
+                .collect();
         let list: String = items
             .iter()
             .map(|i| {
                 format!(
                     "<li><a href=\"{}\">{}</a><span>{:.2}</span></li>",
-                    text(&i["url"]), text(&i["title"]), i["price"].as_f64().unwrap_or(0.0)
+                    text(&i["url"]),
+                    text(&i["title"]),
+                    i["price"].as_f64().unwrap_or(0.0)
                 )
             })
             .collect();
@@ -90,7 +93,13 @@ pub fn render(lookbook: &Value) -> Response {
 
 /// An error as a page.
 pub fn error(status: u16, message: &str) -> Response {
-    html(status, &format!("<header><h1>No lookbook</h1><p>{}</p></header>", escape(message)))
+    html(
+        status,
+        &format!(
+            "<header><h1>No lookbook</h1><p>{}</p></header>",
+            escape(message)
+        ),
+    )
 }
 
 fn html(status: u16, body: &str) -> Response {
@@ -128,6 +137,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(escape("<a href=\"x\">Tom & 'Jo'</a>"), "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jo&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">Tom & 'Jo'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jo&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -103,7 +103,10 @@ mod tests {
         assert!(harmonious(["black", "red", "burgundy"]), "analogous");
         assert!(harmonious(["navy", "blue", "orange"]), "complementary");
         assert!(!harmonious(["red", "green", "yellow"]), "three accents");
-        assert!(!harmonious(["red", "blue"]), "neither analogous nor complementary");
+        assert!(
+            !harmonious(["red", "blue"]),
+            "neither analogous nor complementary"
+        );
         assert!(harmonious(["multicolour", "black"]));
         assert!(!harmonious(["multicolour", "red"]));
     }

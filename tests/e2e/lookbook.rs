@@ -1,0 +1,383 @@
+//! Lookbooks end to end: complete, valid, deterministic looks from the demo catalogue; the
+//! budget and the parameters checked; events that move a consenting shopper's looks; product
+//! pictures with caching; and the page in headless Chromium.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+use vitrine_tests::{get_json, manifest, post_json, TestApp, ADMIN_TOKEN};
+
+/// Catalogue, events, lookbooks and pictures, as in `spin.toml`.
+fn app_manifest() -> String {
+    manifest(&format!(
+        r#"
+[variables]
+admin_token = {{ default = "{ADMIN_TOKEN}", secret = true }}
+[[trigger.http]]
+route = "/api/products/..."
+component = "catalog"
+[component.catalog]
+source = "CATALOG"
+sqlite_databases = ["default"]
+[[trigger.http]]
+route = "/api/events"
+component = "events"
+[[trigger.http]]
+route = "/api/shoppers/..."
+component = "events"
+[component.events]
+source = "EVENTS"
+sqlite_databases = ["default"]
+[component.events.variables]
+admin_token = "{{{{ admin_token }}}}"
+[[trigger.http]]
+route = "/api/lookbooks"
+component = "lookbook"
+[[trigger.http]]
+route = "/lookbook"
+component = "lookbook"
+[component.lookbook]
+source = "LOOKBOOK"
+sqlite_databases = ["default"]
+[[trigger.http]]
+route = "/images/products/..."
+component = "images"
+[component.images]
+source = "IMAGES"
+sqlite_databases = ["default"]
+"#
+    ))
+}
+
+fn looks(lookbook: &Value) -> &Vec<Value> {
+    lookbook["looks"].as_array().expect("looks")
+}
+
+fn product_ids(look: &Value) -> Vec<String> {
+    look["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn looks_are_complete_valid_and_stable() -> anyhow::Result<()> {
+    let app = TestApp::start(&app_manifest()).await?;
+    let url = |q: &str| format!("{}/api/lookbooks?{q}", app.url);
+    let (status, book) = get_json(&url("occasion=weekend&season=autumn&looks=5")).await?;
+    assert_eq!(status, 200, "{book}");
+    assert_eq!(looks(&book).len(), 5, "{book}");
+    assert_eq!(book["personalized"], false);
+    let mut seen = BTreeSet::new();
+    for look in looks(&book) {
+        assert_eq!(look["rules_met"], true, "{look}");
+        let items = look["items"].as_array().unwrap();
+        let slots: Vec<&str> = items.iter().map(|i| i["slot"].as_str().unwrap()).collect();
+        assert!(
+            slots == ["top", "bottom", "shoes", "accessory"]
+                || slots == ["dress", "shoes", "bag or outerwear"],
+            "{slots:?}"
+        );
+        let total: f64 = items.iter().map(|i| i["price"].as_f64().unwrap()).sum();
+        assert!(
+            (total - look["total"].as_f64().unwrap()).abs() < 0.005,
+            "{look}"
+        );
+        for item in items {
+            assert!(
+                seen.insert(item["id"].to_string()),
+                "{} in two looks",
+                item["id"]
+            );
+            // Every piece exists in the catalogue, in stock, with the look's style or a
+            // companion of it.
+            let (status, product) =
+                get_json(&format!("{}{}", app.url, item["url"].as_str().unwrap())).await?;
+            assert_eq!(status, 200);
+            assert!(product["stock"].as_i64().unwrap() > 0, "{product}");
+        }
+        let title = look["title"].as_str().unwrap();
+        assert!(title.contains("weekend"), "{title}");
+        let description = look["description"].as_str().unwrap();
+        assert_eq!(
+            description.matches(". ").count() + 1,
+            2,
+            "two sentences: {description}"
+        );
+        assert!(look["id"].as_str().unwrap().starts_with("lk-"));
+        assert!(!look["why"].as_array().unwrap().is_empty());
+    }
+    // Same inputs, same lookbook.
+    let (_, again) = get_json(&url("occasion=weekend&season=autumn&looks=5")).await?;
+    assert_eq!(again["looks"], book["looks"]);
+    // Another occasion changes it.
+    let (_, evening) = get_json(&url("occasion=evening&season=autumn&looks=5")).await?;
+    assert_ne!(evening["looks"], book["looks"]);
+
+    // A budget holds for every look; an impossible one says so.
+    let (status, cheap) = get_json(&url("occasion=work&season=winter&budget=180")).await?;
+    assert_eq!(status, 200, "{cheap}");
+    assert!(!looks(&cheap).is_empty(), "{cheap}");
+    for look in looks(&cheap) {
+        assert!(look["total"].as_f64().unwrap() <= 180.0, "{look}");
+    }
+    let (status, none) = get_json(&url("budget=10")).await?;
+    assert_eq!(status, 200);
+    assert!(looks(&none).is_empty());
+    assert!(
+        none["note"]
+            .as_str()
+            .unwrap()
+            .contains("budget of 10.00 EUR"),
+        "{none}"
+    );
+
+    // Bad parameters: 400 naming them.
+    for (query, named) in [
+        ("occasion=gala", "occasion"),
+        ("looks=13", "looks"),
+        ("budget=-5", "budget"),
+        ("season=monsoon", "season"),
+        ("colour=red", "unknown parameter 'colour'"),
+    ] {
+        let (status, body) = get_json(&url(query)).await?;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(named),
+            "{query}: {body}"
+        );
+    }
+    let response = reqwest::Client::new().post(url("")).send().await?;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    Ok(())
+}
+
+/// Calls a `/api/shoppers` endpoint with the admin token.
+async fn shopper(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<u16> {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}/api/shoppers/{path}", app.url))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    Ok(request.send().await?.status().as_u16())
+}
+
+/// Share of the looks' pieces that have `colour`, and share of looks in `style`.
+fn shares(book: &Value, colour: &str, style: &str) -> (f64, f64) {
+    let items: Vec<&Value> = looks(book)
+        .iter()
+        .flat_map(|l| l["items"].as_array().unwrap())
+        .collect();
+    let coloured = items
+        .iter()
+        .filter(|i| i["colours"].as_array().unwrap().iter().any(|c| c == colour))
+        .count();
+    let styled = looks(book).iter().filter(|l| l["style"] == style).count();
+    (
+        coloured as f64 / items.len() as f64,
+        styled as f64 / looks(book).len() as f64,
+    )
+}
+
+#[tokio::test]
+async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
+    let app = TestApp::start(&app_manifest()).await?;
+    let query = "shopper=ann&occasion=weekend&season=autumn&looks=4";
+    let (_, before) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
+    assert_eq!(before["personalized"], false);
+
+    assert_eq!(
+        shopper(
+            &app,
+            reqwest::Method::PUT,
+            "ann/consent",
+            Some(json!({ "personalization": true }))
+        )
+        .await?,
+        200
+    );
+    let (_, page) = get_json(&format!(
+        "{}/api/products?colour=black&style=minimalist&limit=12",
+        app.url
+    ))
+    .await?;
+    let picks: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(picks.len() >= 10);
+    let mut events = Vec::new();
+    for (i, product) in picks.iter().enumerate() {
+        events.push(json!({ "id": format!("v{i}"), "type": "view", "shopper": "ann", "time": "2026-12-01T10:00:00Z", "product": product }));
+        if i % 2 == 0 {
+            events.push(json!({ "id": format!("p{i}"), "type": "purchase", "shopper": "ann", "time": "2026-12-01T10:05:00Z", "product": product, "context": { "size": "M" } }));
+        }
+    }
+    let (status, body) = post_json(
+        &format!("{}/api/events", app.url),
+        &json!({ "events": events }),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    let (_, after) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
+    assert_eq!(after["personalized"], true, "{after}");
+    assert_ne!(after["looks"], before["looks"]);
+    let (black_before, minimal_before) = shares(&before, "black", "minimalist");
+    let (black_after, minimal_after) = shares(&after, "black", "minimalist");
+    // Dominated by them: most looks minimalist, black the leading colour, and more of both
+    // than before.
+    assert!(
+        minimal_after > 0.5 && minimal_after > minimal_before,
+        "{minimal_before} → {minimal_after}: {after}"
+    );
+    assert!(
+        black_after >= 0.4 && black_after > black_before,
+        "{black_before} → {black_after}: {after}"
+    );
+    let why = after["looks"][0]["why"].to_string();
+    assert!(why.contains("style interest"), "{why}");
+
+    // Another shopper without consent is not personalized, and nobody's events leak into it.
+    let (_, bob) = get_json(&format!(
+        "{}/api/lookbooks?shopper=bob&occasion=weekend&season=autumn&looks=4",
+        app.url
+    ))
+    .await?;
+    assert_eq!(bob["personalized"], false);
+    assert!(
+        bob["looks"][0]["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("no consent"),
+        "{bob}"
+    );
+
+    // Erasure takes the personalization away again.
+    assert_eq!(
+        shopper(&app, reqwest::Method::DELETE, "ann", None).await?,
+        200
+    );
+    let (_, erased) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
+    assert_eq!(erased["personalized"], false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn product_pictures_are_drawn_cached_and_sized() -> anyhow::Result<()> {
+    let app = TestApp::start(&app_manifest()).await?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/images/products/p-00001", app.url);
+    let response = client.get(&url).send().await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    assert!(response.headers()["cache-control"]
+        .to_str()?
+        .contains("max-age"));
+    let etag = response.headers()["etag"].clone();
+    let svg = response.text().await?;
+    assert!(
+        svg.starts_with("<svg") && svg.contains("width=\"400\""),
+        "{svg}"
+    );
+    let (_, product) = get_json(&format!("{}/api/products/p-00001", app.url)).await?;
+    assert_eq!(product["image"], "/images/products/p-00001");
+
+    let cached = client
+        .get(&url)
+        .header("if-none-match", etag.clone())
+        .send()
+        .await?;
+    assert_eq!(cached.status(), 304);
+    let small = client.get(format!("{url}?w=64")).send().await?;
+    assert_ne!(small.headers()["etag"], etag);
+    assert!(small.text().await?.contains("width=\"64\""));
+    let other = client
+        .get(format!("{}/images/products/p-00002", app.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert_ne!(other, svg);
+
+    for (path, status) in [
+        ("/images/products/p-99999", 404),
+        ("/images/products/p-00001?w=0", 400),
+        ("/images/products/p-00001?w=big", 400),
+        ("/images/products/p-00001?h=10", 400),
+    ] {
+        let response = client.get(format!("{}{path}", app.url)).send().await?;
+        assert_eq!(response.status(), status, "{path}");
+    }
+    let head = client.head(&url).send().await?;
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["etag"], etag);
+    let post = client.post(&url).send().await?;
+    assert_eq!(post.status(), 405);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_page_shows_the_looks_with_their_pictures_in_chromium() -> anyhow::Result<()> {
+    let app = TestApp::start(&app_manifest()).await?;
+    let query = "shopper=demo-1&occasion=weekend&season=summer&looks=4";
+    let (_, book) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
+    let pictures: usize = looks(&book).iter().map(|l| product_ids(l).len()).sum();
+    let page = format!("{}/lookbook?{query}", app.url);
+    // Chromium loads the page and its pictures; the page's script records how many loaded.
+    let dom = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                &page,
+            ])
+            .output()
+    })
+    .await?
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "chromium (Debian's `chromium` package, installed by .ci/run) did not start: {e}"
+        )
+    })?;
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains(&format!("data-images=\"{pictures}/{pictures}\"")),
+        "expected all {pictures} pictures loaded: {}",
+        &dom[..dom.len().min(600)]
+    );
+    assert_eq!(
+        dom.matches("<article class=\"look\"").count(),
+        looks(&book).len()
+    );
+    for look in looks(&book) {
+        assert!(dom.contains(look["id"].as_str().unwrap()));
+        for id in product_ids(look) {
+            assert!(
+                dom.contains(&format!("href=\"/api/products/{id}\"")),
+                "{id}"
+            );
+        }
+    }
+    // Errors are pages too.
+    let response = reqwest::get(format!("{}/lookbook?looks=0", app.url)).await?;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers()["content-type"]
+        .to_str()?
+        .starts_with("text/html"));
+    Ok(())
+}
