@@ -1,6 +1,7 @@
 //! The `vitrine` command: build and serve the Vitrine Spin application.
 
 mod build;
+mod catalog;
 mod fraud;
 mod pool;
 mod replay;
@@ -52,6 +53,9 @@ enum Command {
     /// Fraud and anti-money-laundering data.
     #[command(subcommand)]
     Fraud(fraud::FraudCommand),
+    /// The catalogue of a running application (product embeddings).
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 #[derive(Args)]
@@ -131,6 +135,7 @@ fn main() -> Result<()> {
         Command::TrainModels(args) => worker::train_models(args),
         Command::FetchModels(args) => worker::fetch_models(args),
         Command::Fraud(command) => fraud::run(command),
+        Command::Catalog(command) => catalog::run(command),
     }
 }
 
@@ -201,6 +206,7 @@ fn up(args: UpArgs) -> Result<()> {
         if let Some(admin) = server.admin_addr() {
             tracing::info!("metrics on http://{admin}/metrics, health on http://{admin}/healthz");
         }
+        catalog::backfill_in_background(&manifest, addr);
         server.run(shutdown).await?;
         Ok(())
     });

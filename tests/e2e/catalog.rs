@@ -178,3 +178,119 @@ async fn concurrent_first_requests_seed_once() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Semantic search: product embeddings computed through the worker pool, then a query ranked
+/// by meaning. Only some categories are embedded, to keep the test short; the answer says so.
+#[tokio::test]
+async fn semantic_search_ranks_by_meaning() -> anyhow::Result<()> {
+    use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
+    let worker = vitrine_tests::TestWorker::start(&vitrine_tests::text_embed_models()).await?;
+    let text = "[[trigger.http]]\nroute = \"/api/products/...\"\ncomponent = \"catalog\"\n\
+                [[trigger.http]]\nroute = \"/api/catalog/...\"\ncomponent = \"catalog\"\n\
+                [component.catalog]\nsource = \"CATALOG\"\nsqlite_databases = [\"default\"]\n\
+                ai_models = [\"text-embed\"]\n";
+    let pool = std::sync::Arc::new(WorkerPool::new(
+        std::slice::from_ref(&worker.url),
+        PoolOptions::default(),
+    )?);
+    let app = TestApp::start_with(&manifest(text), |c| c.nn_pool = Some(pool)).await?;
+    let client = reqwest::Client::new();
+    let embeddings = format!("{}/api/catalog/embeddings", app.url);
+    let (status, coverage) = get_json(&embeddings).await?;
+    assert_eq!(
+        (status, &coverage["embedded"]),
+        (200, &json!(0)),
+        "{coverage}"
+    );
+
+    // Dresses, coats and knitwear, batch by batch, as `vitrine up` does for all.
+    let mut rounds = 0;
+    loop {
+        let answer: Value = client
+            .post(format!("{embeddings}?category=dresses,coats,knitwear"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        rounds += 1;
+        assert!(answer["embedded_now"].as_u64().unwrap() <= 64, "{answer}");
+        if answer["embedded_now"] == 0 {
+            break;
+        }
+        assert!(rounds < 200, "{answer}");
+    }
+    let (_, coverage) = get_json(&embeddings).await?;
+    let embedded = coverage["embedded"].as_i64().unwrap();
+    let (_, dresses) = get_json(&format!(
+        "{}/api/products?category=dresses,coats,knitwear&limit=1",
+        app.url
+    ))
+    .await?;
+    assert_eq!(embedded, dresses["total"].as_i64().unwrap(), "{coverage}");
+
+    // No description holds "wedding": full text finds nothing, meaning finds light dresses.
+    let (_, words) = get_json(&format!("{}/api/products?q=summer+wedding", app.url)).await?;
+    assert_eq!(words["total"], 0, "{words}");
+    let search = |q: &str| format!("{}/api/products?q={q}&semantic=true&limit=10", app.url);
+    let (status, wedding) = get_json(&search("something+for+a+summer+wedding")).await?;
+    assert_eq!(status, 200, "{wedding}");
+    assert_eq!(wedding["semantic"]["embedded"], embedded);
+    assert_eq!(wedding["semantic"]["products"], 6000);
+    let items = wedding["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    let light = [
+        "linen",
+        "silk",
+        "satin",
+        "chiffon",
+        "cotton poplin",
+        "crepe",
+    ];
+    for item in items {
+        assert_eq!(item["category"], "dresses", "{item}");
+        assert!(
+            light.contains(&item["material"].as_str().unwrap()),
+            "{item}"
+        );
+    }
+    let scores: Vec<f64> = items.iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    // Another need, other products; filters still apply.
+    let (_, warm) = get_json(&search("a+warm+layer+for+a+snowy+day")).await?;
+    let warm_ones = warm["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["category"] != "dresses")
+        .count();
+    assert!(warm_ones >= 8, "{warm}");
+    let (_, cheap) = get_json(&format!(
+        "{}&max_price=40",
+        search("something+for+a+summer+wedding")
+    ))
+    .await?;
+    assert!(
+        cheap["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["price"].as_f64().unwrap() <= 40.0),
+        "{cheap}"
+    );
+
+    // Bad requests name the problem.
+    for query in [
+        "semantic=true",
+        "q=a&semantic=maybe",
+        "q=a&semantic=true&sort=rating",
+    ] {
+        let (status, body) = get_json(&format!("{}/api/products?{query}", app.url)).await?;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    let bad = client
+        .post(format!("{embeddings}?batch=500"))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 400);
+    Ok(())
+}

@@ -20,15 +20,26 @@ pub const TEXT_SQL: &str =
      ', ' || (SELECT group_concat(value, ', ') FROM json_each(p.style_tags)) || ' style. ' || \
      p.description";
 
-/// Products without an embedding: up to `limit` of `(rowid, text)`, in catalogue order.
-pub fn missing(db: &Connection, limit: i64) -> Result<Vec<(i64, String)>, Error> {
+/// Products without an embedding: up to `limit` of `(rowid, text)`, in catalogue order, only
+/// of these `categories` unless empty.
+pub fn missing(
+    db: &Connection,
+    limit: i64,
+    categories: &[String],
+) -> Result<Vec<(i64, String)>, Error> {
+    let mut params: Vec<Value> = categories.iter().cloned().map(Value::Text).collect();
+    let only = match categories.len() {
+        0 => String::new(),
+        n => format!("AND p.category IN ({})", vec!["?"; n].join(", ")),
+    };
+    params.push(Value::Integer(limit));
     let rows = db.execute(
         &format!(
             "SELECT p.rowid, {TEXT_SQL} FROM products p
-             WHERE NOT EXISTS (SELECT 1 FROM product_embeddings e WHERE e.product = p.rowid)
+             WHERE NOT EXISTS (SELECT 1 FROM product_embeddings e WHERE e.product = p.rowid) {only}
              ORDER BY p.rowid LIMIT ?"
         ),
-        &[Value::Integer(limit)],
+        &params,
     )?;
     Ok(rows
         .rows

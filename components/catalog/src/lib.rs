@@ -153,7 +153,7 @@ pub fn products(result: &QueryResult) -> Vec<Json> {
         .map(|row| {
             let mut product = Map::new();
             for (name, value) in result.columns.iter().zip(&row.values) {
-                if name == "total" {
+                if name == "total" || name == "rowid" {
                     continue;
                 }
                 let value = match value {

@@ -36,6 +36,10 @@ pub struct ProductQuery {
     pub max_price_cents: Option<i64>,
     /// Full-text words, all required (prefix match).
     pub words: Vec<String>,
+    /// `q` as given, for a semantic search.
+    pub text: String,
+    /// Rank by meaning: the closest product embeddings to `q`'s (`semantic=true`).
+    pub semantic: bool,
     /// Result order.
     pub sort: Sort,
     /// Page size.
@@ -112,6 +116,8 @@ impl ProductQuery {
             min_price_cents: None,
             max_price_cents: None,
             words: Vec::new(),
+            text: String::new(),
+            semantic: false,
             sort: Sort::Relevance,
             limit: 20,
             offset: 0,
@@ -133,6 +139,10 @@ impl ProductQuery {
                             "`q` is longer than {MAX_QUERY_CHARS} characters"
                         )));
                     }
+                    q.text = match q.text.is_empty() {
+                        true => value.trim().to_string(),
+                        false => format!("{} {}", q.text, value.trim()),
+                    };
                     q.words.extend(
                         value
                             .split(|c: char| !c.is_alphanumeric())
@@ -157,11 +167,22 @@ impl ProductQuery {
                         }
                     }
                 }
+                "semantic" => {
+                    q.semantic = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(QueryError(format!(
+                                "`semantic` must be true or false, got `{other}`"
+                            )))
+                        }
+                    }
+                }
                 "limit" => q.limit = integer(&key, &value, 1, MAX_LIMIT)?,
                 "offset" => q.offset = integer(&key, &value, 0, i64::from(i32::MAX))?,
                 other => {
                     return Err(QueryError(format!(
-                        "unknown parameter `{other}`; use category, colour, style, brand, min_price, max_price, q, sort, limit, offset"
+                        "unknown parameter `{other}`; use category, colour, style, brand, min_price, max_price, q, semantic, sort, limit, offset"
                     )))
                 }
             }
@@ -177,6 +198,16 @@ impl ProductQuery {
                     "`{name}` has more than {MAX_LIST_VALUES} values"
                 )));
             }
+        }
+        if q.semantic && q.text.is_empty() {
+            return Err(QueryError(
+                "`semantic=true` needs `q`, the text to rank by meaning".into(),
+            ));
+        }
+        if q.semantic && q.sort != Sort::Relevance {
+            return Err(QueryError(
+                "`semantic=true` ranks by meaning; it takes no other `sort`".into(),
+            ));
         }
         if let (Some(min), Some(max)) = (q.min_price_cents, q.max_price_cents) {
             if min > max {
@@ -199,6 +230,10 @@ mod tests {
         assert_eq!(q.min_price_cents, Some(1050));
         assert_eq!(q.words, ["linen", "midi"]);
         assert_eq!((q.limit, q.sort), (3, Sort::PriceAsc));
+        assert!(!q.semantic);
+        let q = ProductQuery::parse("q=something+for+a+summer+wedding&semantic=true").unwrap();
+        assert_eq!(q.text, "something for a summer wedding");
+        assert!(q.semantic);
     }
 
     #[test]
@@ -214,6 +249,9 @@ mod tests {
             (format!("q={}", "a".repeat(201)).as_str(), "200 characters"),
             (format!("q=a&q={}", "b ".repeat(12)).as_str(), "words"),
             (format!("brand={}", "x,".repeat(33)).as_str(), "brand"),
+            ("semantic=true", "needs `q`"),
+            ("semantic=yes&q=a", "semantic"),
+            ("semantic=true&q=a&sort=rating", "sort"),
         ] {
             let QueryError(message) = ProductQuery::parse(query).unwrap_err();
             assert!(message.contains(name), "{query}: {message}");

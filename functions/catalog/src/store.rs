@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value as Json};
 use spin_sdk::sqlite::{Connection, Error, Value};
-use vitrine_catalog::{products, COLUMNS};
+use vitrine_catalog::{embeddings, products, COLUMNS};
 
 use crate::query::{ProductQuery, Sort};
 
@@ -13,12 +13,13 @@ fn any_of(column: &str, values: &[String], params: &mut Vec<Value>) -> String {
     format!("{column} IN ({marks})")
 }
 
-/// Runs a search and returns one page with the total match count.
-pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
+/// The `FROM` and `WHERE` of a search, with their parameters; full-text `MATCH` only when
+/// `with_text` (a semantic search ranks by meaning instead).
+fn filters(query: &ProductQuery, with_text: bool) -> (String, String, Vec<Value>) {
     let mut from = "products p".to_string();
     let mut conditions = Vec::new();
     let mut params = Vec::new();
-    if !query.words.is_empty() {
+    if with_text && !query.words.is_empty() {
         from.push_str(" JOIN product_search s ON s.rowid = p.rowid");
         conditions.push("product_search MATCH ?".to_string());
         let expr: Vec<String> = query.words.iter().map(|w| format!("\"{w}\"*")).collect();
@@ -55,6 +56,12 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
+    (from, filter, params)
+}
+
+/// Runs a search and returns one page with the total match count.
+pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
+    let (from, filter, params) = filters(query, true);
     let order = match query.sort {
         Sort::Relevance if !query.words.is_empty() => "s.rank, p.rowid",
         Sort::Relevance => "p.rowid",
@@ -93,6 +100,72 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
         "limit": query.limit,
         "offset": query.offset,
         "next_offset": if next < total { Some(next) } else { None },
+        "items": items,
+    }))
+}
+
+/// A search ranked by meaning: the filtered products with an embedding, by cosine similarity
+/// of their embedding to `vector` (the embedding of `q`). The page says how much of the
+/// catalogue has embeddings.
+pub fn semantic_search(
+    db: &Connection,
+    query: &ProductQuery,
+    vector: &[f32],
+) -> Result<Json, Error> {
+    let (from, filter, params) = filters(query, false);
+    let rows = db.execute(
+        &format!("SELECT p.rowid, e.vector FROM {from} JOIN product_embeddings e ON e.product = p.rowid{filter}"),
+        &params,
+    )?;
+    let mut ranked: Vec<(i64, f32)> = rows
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let stored = embeddings::decode(row.get::<&[u8]>(1)?)?;
+            Some((row.get::<i64>(0)?, embeddings::similarity(vector, &stored)))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total = ranked.len() as i64;
+    let page: Vec<(i64, f32)> = ranked
+        .into_iter()
+        .skip(query.offset as usize)
+        .take(query.limit as usize)
+        .collect();
+    let mut items = Vec::with_capacity(page.len());
+    if !page.is_empty() {
+        let marks = vec!["?"; page.len()].join(", ");
+        let ids: Vec<Value> = page
+            .iter()
+            .map(|(rowid, _)| Value::Integer(*rowid))
+            .collect();
+        let rows = db.execute(
+            &format!(
+                "SELECT p.rowid AS rowid, {COLUMNS} FROM products p WHERE p.rowid IN ({marks})"
+            ),
+            &ids,
+        )?;
+        let mut by_rowid: std::collections::HashMap<i64, Json> = rows
+            .rows
+            .iter()
+            .filter_map(|row| row.get::<i64>(0))
+            .zip(products(&rows))
+            .collect();
+        for (rowid, score) in &page {
+            if let Some(mut product) = by_rowid.remove(rowid) {
+                product["score"] = json!((f64::from(*score) * 10_000.0).round() / 10_000.0);
+                items.push(product);
+            }
+        }
+    }
+    let (embedded, products) = embeddings::coverage(db)?;
+    let next = query.offset + query.limit;
+    Ok(json!({
+        "total": total,
+        "limit": query.limit,
+        "offset": query.offset,
+        "next_offset": if next < total { Some(next) } else { None },
+        "semantic": { "model": embeddings::MODEL, "embedded": embedded, "products": products },
         "items": items,
     }))
 }
