@@ -49,6 +49,47 @@ pub fn run(command: CatalogCommand) -> Result<()> {
     }
 }
 
+/// A catalogue product, as the simulation and the evaluation need it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Product {
+    /// Product id.
+    pub id: String,
+    /// Category.
+    pub category: String,
+    /// Brand.
+    pub brand: String,
+    /// Price in EUR.
+    pub price: f64,
+    /// Colours, main first.
+    pub colours: Vec<String>,
+    /// Style tags.
+    pub style_tags: Vec<String>,
+    /// Reviews (how visible the product is).
+    pub review_count: u64,
+    /// Units in stock.
+    pub stock: i64,
+}
+
+/// Every product of the application's catalogue, page by page through `GET /api/products`.
+pub async fn products(client: &reqwest::Client, url: &str) -> Result<Vec<Product>> {
+    let mut out = Vec::new();
+    loop {
+        let page = format!("{}/api/products?limit=100&offset={}", url.trim_end_matches('/'), out.len());
+        let response = client.get(&page).send().await.with_context(|| format!("GET {page}"))?;
+        if !response.status().is_success() {
+            bail!("{page} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
+        let answer: Value = response.json().await?;
+        let items: Vec<Product> = serde_json::from_value(answer["items"].clone())
+            .with_context(|| format!("{page}: items are not products"))?;
+        let last = items.is_empty() || answer["next_offset"].is_null();
+        out.extend(items);
+        if last {
+            return Ok(out);
+        }
+    }
+}
+
 /// Posts batches to `{url}/api/catalog/embeddings` until every product has an embedding,
 /// calling `progress(embedded, products)` after each. Returns the final counts.
 pub async fn embed_all(url: &str, mut progress: impl FnMut(u64, u64)) -> Result<(u64, u64)> {

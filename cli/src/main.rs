@@ -2,9 +2,11 @@
 
 mod build;
 mod catalog;
+mod lookbook;
 mod fraud;
 mod pool;
 mod replay;
+mod shoppers;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -56,6 +58,12 @@ enum Command {
     /// The catalogue of a running application (product embeddings).
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Lookbook quality on a running application.
+    #[command(subcommand)]
+    Lookbook(lookbook::LookbookCommand),
+    /// Simulated shoppers for a running application.
+    #[command(subcommand)]
+    Shoppers(shoppers::ShoppersCommand),
 }
 
 #[derive(Args)]
@@ -136,6 +144,8 @@ fn main() -> Result<()> {
         Command::FetchModels(args) => worker::fetch_models(args),
         Command::Fraud(command) => fraud::run(command),
         Command::Catalog(command) => catalog::run(command),
+        Command::Shoppers(command) => shoppers::run(command),
+        Command::Lookbook(command) => lookbook::run(command),
     }
 }
 

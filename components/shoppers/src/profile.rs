@@ -141,15 +141,20 @@ impl Profile {
     }
 }
 
-/// The profile of `shopper` as of `now` (Unix seconds), from the events linked to them.
+/// The profile of `shopper` as of `now` (Unix seconds), from the events linked to them up to
+/// then (an earlier `now` replays the past, for evaluation).
 /// The catalogue must exist: open the database with `vitrine_catalog::open`, which creates it.
 pub fn build(db: &Connection, shopper: &str, now: i64) -> Result<Profile, Error> {
     let rows = db.execute(
         "SELECT e.kind, e.time, e.quantity, p.category, p.colours, p.style_tags, p.brand,
                 p.price_cents, p.id, e.context ->> 'size'
              FROM shopper_events e JOIN products p ON p.id = e.product
-             WHERE e.shopper = ? ORDER BY e.time DESC LIMIT ?",
-        &[Sql::Text(shopper.into()), Sql::Integer(MAX_EVENTS)],
+             WHERE e.shopper = ? AND e.time <= ? ORDER BY e.time DESC LIMIT ?",
+        &[
+            Sql::Text(shopper.into()),
+            Sql::Integer(now),
+            Sql::Integer(MAX_EVENTS),
+        ],
     )?;
     let mut totals: HashMap<&str, HashMap<String, f64>> = HashMap::new();
     let mut product_weights: HashMap<String, f64> = HashMap::new();

@@ -22,10 +22,10 @@ pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<
              FROM products p LEFT JOIN (
                 SELECT product, sum(quantity * CASE kind WHEN 'purchase' THEN 8 WHEN 'add_to_cart' THEN 4
                     WHEN 'wishlist' THEN 3 WHEN 'click' THEN 1.5 WHEN 'view' THEN 1 ELSE 0 END) AS w
-                FROM shopper_events WHERE product IS NOT NULL AND time >= ? GROUP BY product
+                FROM shopper_events WHERE product IS NOT NULL AND time >= ? AND time <= ? GROUP BY product
              ) e ON e.product = p.id
              WHERE p.stock > 0 AND p.price_cents <= ? AND p.category NOT IN ('swimwear', 'activewear')",
-            &[Value::Integer(now - WINDOW), Value::Integer(budget)],
+            &[Value::Integer(now - WINDOW), Value::Integer(now), Value::Integer(budget)],
         )
     })?;
     let list = |text: Option<&str>| -> Vec<String> {

@@ -82,11 +82,14 @@ pub struct LookbookRequest {
     pub looks: usize,
     /// The shopper's locale (e.g. `en-AU`), if given.
     pub locale: Option<String>,
+    /// The moment to assemble for (Unix seconds): events after it are ignored (`as_of`, for
+    /// evaluation on held-out data); `None` is now.
+    pub as_of: Option<i64>,
 }
 
 impl LookbookRequest {
-    /// Parses a query string; `today` is (month 1–12) for the default season. The error names
-    /// the parameter.
+    /// Parses a query string; `month` (1–12, today's) gives the default season unless `as_of`
+    /// does. The error names the parameter.
     pub fn parse(query: &str, month: u32) -> Result<Self, String> {
         let mut request = LookbookRequest {
             shopper: None,
@@ -96,6 +99,7 @@ impl LookbookRequest {
             budget_cents: None,
             looks: DEFAULT_LOOKS,
             locale: None,
+            as_of: None,
         };
         let mut season = None;
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -143,13 +147,24 @@ impl LookbookRequest {
                     }
                     request.locale = Some(value.replace('_', "-"));
                 }
+                "as_of" => {
+                    let time = chrono::DateTime::parse_from_rfc3339(value).map_err(|e| {
+                        format!("as_of must be an RFC 3339 time like 2026-11-01T00:00:00Z: {e}")
+                    })?;
+                    request.as_of = Some(time.timestamp());
+                }
                 other => {
                     return Err(format!(
-                        "unknown parameter '{other}'; use shopper, occasion, season, budget, looks, locale"
+                        "unknown parameter '{other}'; use shopper, occasion, season, budget, looks, locale, as_of"
                     ))
                 }
             }
         }
+        // The season of the moment assembled for: `as_of`'s month, else today's.
+        let month = request
+            .as_of
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or(month, |t| t.month());
         request.season_given = season.is_some();
         request.season = season.unwrap_or_else(|| season_of(month, request.locale.as_deref()));
         Ok(request)
@@ -205,6 +220,9 @@ mod tests {
         assert!(err("budget=abc").contains("budget"));
         assert!(err("ocasion=weekend").contains("unknown parameter 'ocasion'"));
         assert!(err("season=monsoon").contains("season"));
+        assert!(err("as_of=yesterday").contains("as_of"));
+        let past = LookbookRequest::parse("as_of=2026-07-01T00:00:00Z", 1).unwrap();
+        assert_eq!((past.as_of, past.season), (Some(1_782_864_000), "summer"));
         assert_eq!(
             LookbookRequest::parse("season=fall", 1).unwrap().season,
             "autumn"

@@ -1,6 +1,7 @@
 //! Lookbooks: complete outfits from the catalogue for a shopper and an occasion.
 //!
-//! - `GET /api/lookbooks?shopper=ID&occasion=…&season=…&budget=…&looks=4&locale=…` → JSON;
+//! - `GET /api/lookbooks?shopper=ID&occasion=…&season=…&budget=…&looks=4&locale=…&as_of=…`
+//!   → JSON (`as_of`: assemble as at an earlier time, for evaluation);
 //! - `GET /lookbook?…` (same parameters) → the same looks as an HTML page.
 //!
 //! A shopper who consented to personalization gets looks from their profile (affinities and
@@ -53,7 +54,9 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 /// The lookbook for a request, as the API answers it.
 fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error> {
     let db = vitrine_catalog::open()?;
-    let now = chrono::Utc::now().timestamp();
+    let now = request
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
     let (consent, profile): (Consent, Option<Profile>) = match &request.shopper {
         None => (Consent::Anonymous, None),
         Some(shopper) => {
