@@ -74,10 +74,22 @@ pub struct Product {
 pub async fn products(client: &reqwest::Client, url: &str) -> Result<Vec<Product>> {
     let mut out = Vec::new();
     loop {
-        let page = format!("{}/api/products?limit=100&offset={}", url.trim_end_matches('/'), out.len());
-        let response = client.get(&page).send().await.with_context(|| format!("GET {page}"))?;
+        let page = format!(
+            "{}/api/products?limit=100&offset={}",
+            url.trim_end_matches('/'),
+            out.len()
+        );
+        let response = client
+            .get(&page)
+            .send()
+            .await
+            .with_context(|| format!("GET {page}"))?;
         if !response.status().is_success() {
-            bail!("{page} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+            bail!(
+                "{page} answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
         }
         let answer: Value = response.json().await?;
         let items: Vec<Product> = serde_json::from_value(answer["items"].clone())

@@ -79,8 +79,14 @@ fn score(ranking: &[String], held: &HashSet<&str>) -> (bool, bool, f64) {
         .filter(|(_, p)| held.contains(p.as_str()))
         .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
         .sum();
-    let ideal: f64 = (0..held.len().min(10)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
-    (hit(10), hit(20), if ideal > 0.0 { dcg / ideal } else { 0.0 })
+    let ideal: f64 = (0..held.len().min(10))
+        .map(|i| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    (
+        hit(10),
+        hit(20),
+        if ideal > 0.0 { dcg / ideal } else { 0.0 },
+    )
 }
 
 #[derive(Default)]
@@ -122,11 +128,20 @@ impl Tally {
 
 async fn eval(args: EvalArgs) -> Result<()> {
     let path = args.data.join("events.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (run `vitrine shoppers simulate` first)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (run `vitrine shoppers simulate` first)",
+            path.display()
+        )
+    })?;
     let mut events = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
         let field = |name: &str| {
             v[name]
                 .as_str()
@@ -153,33 +168,49 @@ async fn eval(args: EvalArgs) -> Result<()> {
     let products = catalog::products(&client, &args.url).await?;
     let stock: HashMap<&str, i64> = products.iter().map(|p| (p.id.as_str(), p.stock)).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let (mut lookbook, mut popular, mut random) = (Tally::default(), Tally::default(), Tally::default());
+    let (mut lookbook, mut popular, mut random) =
+        (Tally::default(), Tally::default(), Tally::default());
     let (mut looks, mut valid) = (0usize, 0usize);
-    let eligible: Vec<(&&str, &Vec<&Event>)> = purchases.iter().filter(|(_, p)| p.len() >= 2).collect();
+    let eligible: Vec<(&&str, &Vec<&Event>)> =
+        purchases.iter().filter(|(_, p)| p.len() >= 2).collect();
     if eligible.is_empty() {
         bail!("no simulated shopper has two purchases: simulate more shoppers or days");
     }
-    let bar = indicatif::ProgressBar::new(eligible.len() as u64)
-        .with_style(indicatif::ProgressStyle::with_template("evaluating {bar:40} {pos}/{len} shoppers")?);
+    let bar = indicatif::ProgressBar::new(eligible.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("evaluating {bar:40} {pos}/{len} shoppers")?,
+    );
     for (shopper, bought) in eligible {
         let held_n = (bought.len() as f64 * 0.2).round().max(1.0) as usize;
         let held_out = &bought[bought.len() - held_n..];
         // Just before the session of the first held-out purchase: its views, clicks and cart
         // would give the answer away.
         let session_start = held_out[0].session.as_ref().and_then(|s| {
-            events.iter().find(|e| e.session.as_ref() == Some(s)).map(|e| e.time)
+            events
+                .iter()
+                .find(|e| e.session.as_ref() == Some(s))
+                .map(|e| e.time)
         });
         let cutoff = session_start.unwrap_or(held_out[0].time) - 1;
         let held: HashSet<&str> = held_out.iter().map(|e| e.product.as_str()).collect();
-        let as_of = chrono::DateTime::from_timestamp(cutoff, 0).expect("time").to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let as_of = chrono::DateTime::from_timestamp(cutoff, 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let url = format!(
             "{}/api/lookbooks?shopper={shopper}&looks={}&as_of={as_of}",
             args.url.trim_end_matches('/'),
             args.looks
         );
-        let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
         if !response.status().is_success() {
-            bail!("{url} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+            bail!(
+                "{url} answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
         }
         let book: Value = response.json().await?;
         let mut ranking = Vec::new();
@@ -191,7 +222,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
                 .flatten()
                 .filter_map(|i| i["id"].as_str().map(str::to_string))
                 .collect();
-            let in_stock = ids.iter().all(|id| stock.get(id.as_str()).is_some_and(|s| *s > 0));
+            let in_stock = ids
+                .iter()
+                .all(|id| stock.get(id.as_str()).is_some_and(|s| *s > 0));
             if look["rules_met"] == true && in_stock && (3..=4).contains(&ids.len()) {
                 valid += 1;
             }
@@ -205,14 +238,24 @@ async fn eval(args: EvalArgs) -> Result<()> {
         }
         let mut by_weight: Vec<(&str, f64)> = weights.into_iter().collect();
         by_weight.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let top: Vec<String> = by_weight.iter().take(20).map(|(p, _)| p.to_string()).collect();
+        let top: Vec<String> = by_weight
+            .iter()
+            .take(20)
+            .map(|(p, _)| p.to_string())
+            .collect();
         popular.add(score(&top, &held));
-        let any: Vec<String> = products.choose_multiple(&mut rng, 20).map(|p| p.id.clone()).collect();
+        let any: Vec<String> = products
+            .choose_multiple(&mut rng, 20)
+            .map(|p| p.id.clone())
+            .collect();
         random.add(score(&any, &held));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!("{} shoppers with held-out purchases; {} looks of {} per lookbook\n", lookbook.shoppers, looks, args.looks);
+    println!(
+        "{} shoppers with held-out purchases; {} looks of {} per lookbook\n",
+        lookbook.shoppers, looks, args.looks
+    );
     println!("| ranking | hit-rate@10 | hit-rate@20 | NDCG@10 (95% interval) |\n|---|---|---|---|");
     println!("{}", lookbook.row("lookbook"));
     println!("{}", popular.row("popularity"));

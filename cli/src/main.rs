@@ -2,8 +2,8 @@
 
 mod build;
 mod catalog;
-mod lookbook;
 mod fraud;
+mod lookbook;
 mod pool;
 mod replay;
 mod shoppers;

@@ -49,7 +49,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
     /// Bearer token of the shopper endpoints (the `admin_token` variable).
-    #[arg(long, env = "VITRINE_ADMIN_TOKEN", default_value = "dev-admin-token", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VITRINE_ADMIN_TOKEN",
+        default_value = "dev-admin-token",
+        hide_env_values = true
+    )]
     token: String,
     /// Folder for `events.jsonl` and `shoppers.jsonl`.
     #[arg(long, default_value = "shoppers-sim")]
@@ -71,9 +76,15 @@ impl Taste {
     /// How much the shopper likes a product (before noise).
     fn utility(&self, p: &Product, median_price: f64) -> f64 {
         let weight = |list: &[(String, f64)], value: &str| {
-            list.iter().find(|(v, _)| v == value).map_or(0.0, |(_, w)| *w)
+            list.iter()
+                .find(|(v, _)| v == value)
+                .map_or(0.0, |(_, w)| *w)
         };
-        let style: f64 = p.style_tags.iter().map(|s| weight(&self.styles, s)).fold(0.0, f64::max);
+        let style: f64 = p
+            .style_tags
+            .iter()
+            .map(|s| weight(&self.styles, s))
+            .fold(0.0, f64::max);
         let colour = p.colours.first().map_or(0.0, |c| weight(&self.colours, c))
             + 0.3 * p.colours.get(1).map_or(0.0, |c| weight(&self.colours, c));
         let price = (p.price / (median_price * self.price_level)).ln().abs();
@@ -83,8 +94,20 @@ impl Taste {
 }
 
 const LOOK_STYLES: &[&str] = &[
-    "minimalist", "classic", "casual", "streetwear", "romantic", "bohemian", "party", "beach",
-    "vintage", "preppy", "workwear", "edgy", "y2k", "sporty",
+    "minimalist",
+    "classic",
+    "casual",
+    "streetwear",
+    "romantic",
+    "bohemian",
+    "party",
+    "beach",
+    "vintage",
+    "preppy",
+    "workwear",
+    "edgy",
+    "y2k",
+    "sporty",
 ];
 
 /// Runs a shopper command.
@@ -98,14 +121,20 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         bail!("--shoppers and --days must be positive");
     }
     let end = match &args.end {
-        None => chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+        None => chrono::Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc(),
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.to_utc())
             .or_else(|_| {
                 chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
                     .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
             })
-            .with_context(|| format!("--end `{text}` is not a date (2026-12-01) or RFC 3339 time"))?,
+            .with_context(|| {
+                format!("--end `{text}` is not a date (2026-12-01) or RFC 3339 time")
+            })?,
     };
     let client = reqwest::Client::new();
     let products = catalog::products(&client, &args.url).await?;
@@ -127,7 +156,10 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         })
         .collect();
     let colours: Vec<&str> = {
-        let mut all: Vec<&str> = products.iter().flat_map(|p| p.colours.iter().map(String::as_str)).collect();
+        let mut all: Vec<&str> = products
+            .iter()
+            .flat_map(|p| p.colours.iter().map(String::as_str))
+            .collect();
         all.sort();
         all.dedup();
         all
@@ -154,9 +186,18 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         };
         let taste = Taste {
             id: format!("sim-{}-{:04}", args.seed, n + 1),
-            styles: pick(&mut rng, LOOK_STYLES, 2).into_iter().zip([0.7, 0.3]).collect(),
-            colours: pick(&mut rng, &colours, 3).into_iter().zip([0.6, 0.3, 0.15]).collect(),
-            categories: categories.iter().map(|c| (c.to_string(), rng.random::<f64>().powi(3))).collect(),
+            styles: pick(&mut rng, LOOK_STYLES, 2)
+                .into_iter()
+                .zip([0.7, 0.3])
+                .collect(),
+            colours: pick(&mut rng, &colours, 3)
+                .into_iter()
+                .zip([0.6, 0.3, 0.15])
+                .collect(),
+            categories: categories
+                .iter()
+                .map(|c| (c.to_string(), rng.random::<f64>().powi(3)))
+                .collect(),
             price_level: (0.35 * (rng.random::<f64>() * 2.0 - 1.0)).exp(),
             brand: brands.choose(&mut rng).expect("brands").to_string(),
         };
@@ -188,7 +229,8 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
                 .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
             ranked.dedup_by(|a, b| a.1.id == b.1.id);
-            let start = end.timestamp() - args.days * 86_400 + rng.random_range(0..args.days * 86_400);
+            let start =
+                end.timestamp() - args.days * 86_400 + rng.random_range(0..args.days * 86_400);
             let mut t = start;
             let event = |kind: &str, p: &Product, k: usize, t: i64| {
                 let time = chrono::DateTime::from_timestamp(t, 0).expect("time");
@@ -221,12 +263,21 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         tastes.push(taste);
     }
     events.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let lines = |items: Vec<String>| items.join("\n") + "\n";
-    std::fs::write(args.out.join("events.jsonl"), lines(events.iter().map(Value::to_string).collect()))?;
+    std::fs::write(
+        args.out.join("events.jsonl"),
+        lines(events.iter().map(Value::to_string).collect()),
+    )?;
     std::fs::write(
         args.out.join("shoppers.jsonl"),
-        lines(tastes.iter().map(|t| serde_json::to_string(t).expect("serializable")).collect()),
+        lines(
+            tastes
+                .iter()
+                .map(|t| serde_json::to_string(t).expect("serializable"))
+                .collect(),
+        ),
     )?;
 
     let bar = indicatif::ProgressBar::new((tastes.len() + events.len()) as u64).with_style(
@@ -243,7 +294,11 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
             .await
             .with_context(|| format!("PUT {url}"))?;
         if !response.status().is_success() {
-            bail!("PUT {url} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+            bail!(
+                "PUT {url} answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
         }
         bar.inc(1);
     }
@@ -256,7 +311,11 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
             .await
             .with_context(|| format!("POST {url}"))?;
         if !response.status().is_success() {
-            bail!("POST {url} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+            bail!(
+                "POST {url} answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
         }
         bar.inc(batch.len() as u64);
     }

@@ -1,6 +1,7 @@
 //! Shoppers in the `default` SQLite database, shared by the functions that read them: the
-//! event and consent tables ([`with_tables`]), a shopper's consent ([`consent`]) and profile
-//! ([`profile`]). The events function writes them; its docs state the consent policy.
+//! event, consent and product popularity tables ([`with_tables`]), a shopper's consent
+//! ([`consent`]) and profile ([`profile`]). The events function writes them; its docs state
+//! the consent policy.
 
 pub mod profile;
 
@@ -11,7 +12,26 @@ pub fn with_tables<T>(
     db: &Connection,
     f: impl Fn(&Connection) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    vitrine_guest::sqlite::with_schema(db, SCHEMA, f)
+    let backfill = POPULARITY_BACKFILL.replace("{weight}", &profile::weight_sql("kind"));
+    let schema: Vec<&str> = SCHEMA.iter().copied().chain([backfill.as_str()]).collect();
+    vitrine_guest::sqlite::with_schema(db, &schema, f)
+}
+
+/// Adds new events (a JSON array of objects with `product`, `kind` and `quantity`) to the
+/// products' popularity: the all-time event weight per product, anonymous events included.
+/// Call it in the transaction that stores them.
+pub fn add_popularity(db: &Connection, events_json: &str) -> Result<(), Error> {
+    db.execute(
+        &format!(
+            "INSERT INTO product_popularity (product, weight)
+             SELECT j.value->>'product', sum((j.value->>'quantity') * {})
+             FROM json_each(?) AS j WHERE j.value->>'product' IS NOT NULL GROUP BY 1
+             ON CONFLICT (product) DO UPDATE SET weight = weight + excluded.weight",
+            profile::weight_sql("j.value->>'kind'")
+        ),
+        &[Sql::Text(events_json.to_string())],
+    )
+    .map(drop)
 }
 
 const SCHEMA: &[&str] = &[
@@ -24,7 +44,13 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS shopper_events_product ON shopper_events (product, kind)",
     "CREATE TABLE IF NOT EXISTS shopper_consent (
         shopper TEXT PRIMARY KEY, personalization INTEGER NOT NULL, updated INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS product_popularity (product TEXT PRIMARY KEY, weight REAL NOT NULL)",
 ];
+
+/// Filled in from the events when the popularity table is new (a database from before it).
+const POPULARITY_BACKFILL: &str = "INSERT OR IGNORE INTO product_popularity (product, weight)
+    SELECT product, sum(quantity * {weight}) FROM shopper_events WHERE product IS NOT NULL
+    GROUP BY product";
 
 /// A shopper's personalization consent (false when never given).
 pub fn consent(db: &Connection, shopper: &str) -> Result<bool, Error> {

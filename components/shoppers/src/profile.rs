@@ -25,16 +25,30 @@ const TOP: usize = 5;
 /// The dimensions of taste, in the order they are shown.
 pub const DIMENSIONS: [&str; 5] = ["category", "colour", "style", "brand", "price_band"];
 
+/// How much one event of each kind says about taste (other kinds: nothing).
+const WEIGHTS: [(&str, f64); 5] = [
+    ("view", 1.0),
+    ("click", 1.5),
+    ("wishlist", 3.0),
+    ("add_to_cart", 4.0),
+    ("purchase", 8.0),
+];
+
 /// How much one event of `kind` says about taste.
 pub fn weight(kind: &str) -> f64 {
-    match kind {
-        "view" => 1.0,
-        "click" => 1.5,
-        "wishlist" => 3.0,
-        "add_to_cart" => 4.0,
-        "purchase" => 8.0,
-        _ => 0.0,
-    }
+    WEIGHTS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(0.0, |(_, w)| *w)
+}
+
+/// [`weight`] as SQL, of the event kind in the expression `kind`.
+pub fn weight_sql(kind: &str) -> String {
+    let cases: String = WEIGHTS
+        .iter()
+        .map(|(k, w)| format!(" WHEN '{k}' THEN {w:.1}"))
+        .collect();
+    format!("(CASE {kind}{cases} ELSE 0.0 END)")
 }
 
 /// The price band of a price in cents (EUR).
@@ -247,6 +261,11 @@ mod tests {
             weight("purchase") > weight("add_to_cart") && weight("add_to_cart") > weight("view")
         );
         assert_eq!(weight("search"), 0.0);
+        assert_eq!(
+            weight_sql("e.kind"),
+            "(CASE e.kind WHEN 'view' THEN 1.0 WHEN 'click' THEN 1.5 WHEN 'wishlist' THEN 3.0 \
+             WHEN 'add_to_cart' THEN 4.0 WHEN 'purchase' THEN 8.0 ELSE 0.0 END)"
+        );
         let values = |v: &[&str]| v.iter().map(|s| (s.to_string(), 0.5)).collect::<Vec<_>>();
         let profile = Profile {
             affinities: BTreeMap::from([

@@ -1,5 +1,5 @@
 //! The catalogue items a lookbook may use: in stock, in an outfit's categories, within the
-//! budget, with their popularity (decayed-free event weight of the last 90 days, plus reviews).
+//! budget, with their popularity (event weight up to `now`, plus reviews).
 
 use spin_sdk::sqlite::{Connection, Error, Value};
 
@@ -9,23 +9,31 @@ use crate::context::LookbookRequest;
 /// Items kept per (category, style tag) before embeddings are read: the best by score.
 pub const PER_GROUP: usize = 12;
 
-/// Popularity window, in seconds.
-const WINDOW: i64 = 90 * 86_400;
-
-/// Loads the candidates.
+/// Loads the candidates. Popularity is the all-time event weight up to `now`: the running
+/// totals for a live request, summed from the events for an earlier `as_of`.
 pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<Item>, Error> {
-    let budget = request.budget_cents.unwrap_or(i64::MAX);
+    let budget = Value::Integer(request.budget_cents.unwrap_or(i64::MAX));
+    let (popularity, params) = match request.as_of {
+        None => ("product_popularity".to_string(), vec![budget]),
+        Some(_) => (
+            format!(
+                "(SELECT product, sum(quantity * {}) AS weight FROM shopper_events
+                  WHERE product IS NOT NULL AND time <= ? GROUP BY product)",
+                vitrine_shoppers::profile::weight_sql("kind")
+            ),
+            vec![Value::Integer(now), budget],
+        ),
+    };
     let rows = vitrine_shoppers::with_tables(db, |db| {
         db.execute(
-            "SELECT p.id, p.title, p.category, p.item_type, p.brand, p.price_cents, p.colours,
-                p.style_tags, p.material, p.image, p.review_count, coalesce(e.w, 0)
-             FROM products p LEFT JOIN (
-                SELECT product, sum(quantity * CASE kind WHEN 'purchase' THEN 8 WHEN 'add_to_cart' THEN 4
-                    WHEN 'wishlist' THEN 3 WHEN 'click' THEN 1.5 WHEN 'view' THEN 1 ELSE 0 END) AS w
-                FROM shopper_events WHERE product IS NOT NULL AND time >= ? AND time <= ? GROUP BY product
-             ) e ON e.product = p.id
-             WHERE p.stock > 0 AND p.price_cents <= ? AND p.category NOT IN ('swimwear', 'activewear')",
-            &[Value::Integer(now - WINDOW), Value::Integer(now), Value::Integer(budget)],
+            &format!(
+                "SELECT p.id, p.title, p.category, p.item_type, p.brand, p.price_cents, p.colours,
+                    p.style_tags, p.material, p.image, p.review_count, coalesce(e.weight, 0.0)
+                 FROM products p LEFT JOIN {popularity} e ON e.product = p.id
+                 WHERE p.stock > 0 AND p.price_cents <= ?
+                    AND p.category NOT IN ('swimwear', 'activewear')"
+            ),
+            &params,
         )
     })?;
     let list = |text: Option<&str>| -> Vec<String> {
