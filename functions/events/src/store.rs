@@ -102,6 +102,7 @@ pub fn store(db: &Connection, events: &[Event], now: i64) -> Result<Stored, Erro
                 }
             }
         }
+        let new_json = Value::Array(new.clone()).to_string();
         db.execute(
             "INSERT INTO shopper_events (id, shopper, kind, time, product, query, campaign,
                 variant, quantity, price, session, context, fingerprint, received)
@@ -110,11 +111,9 @@ pub fn store(db: &Connection, events: &[Event], now: i64) -> Result<Stored, Erro
                 j.value->>'quantity', j.value->>'price', j.value->>'session', j.value->>'context',
                 j.value->>'fingerprint', ?
              FROM json_each(?) AS j",
-            &[
-                Sql::Integer(now),
-                Sql::Text(Value::Array(new.clone()).to_string()),
-            ],
+            &[Sql::Integer(now), Sql::Text(new_json.clone())],
         )?;
+        vitrine_shoppers::add_popularity(db, &new_json)?;
         Ok(Stored::Done {
             accepted: new.len(),
             anonymous,
