@@ -5,6 +5,7 @@
 //! stop and resume at any time. `vitrine up` runs the same loop in the background when the
 //! application's catalogue has an embedding model ([`backfill_in_background`]).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -16,7 +17,64 @@ use serde_json::Value;
 pub enum CatalogCommand {
     /// Compute the missing product embeddings (resumable; shows progress).
     Embed(EmbedArgs),
+    /// Import your own products from CSV or JSON Lines, then compute their embeddings.
+    Import(ImportArgs),
 }
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The products: `.csv` (with a header row) or `.jsonl` (one object per line).
+    #[arg(long)]
+    products: PathBuf,
+    /// Columns for the catalogue's fields, e.g. `title=name,price=price_eur` (fields: id, title,
+    /// category, price, description, item_type, brand, currency, colours, style_tags, material,
+    /// sizes, image, rating, review_count, stock, created_at); unmapped fields use the column
+    /// of the same name.
+    #[arg(long, value_delimiter = ',')]
+    map: Vec<String>,
+    /// Remove the products this import does not bring (e.g. the demo catalogue).
+    #[arg(long)]
+    replace: bool,
+    /// Skip computing the embeddings afterwards.
+    #[arg(long)]
+    no_embed: bool,
+    /// The application's address.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Bearer token of the catalogue's admin endpoints (the `admin_token` variable).
+    #[arg(
+        long,
+        env = "VITRINE_ADMIN_TOKEN",
+        default_value = "dev-admin-token",
+        hide_env_values = true
+    )]
+    token: String,
+}
+
+/// The catalogue's product fields an import can fill.
+const FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "category",
+    "price",
+    "description",
+    "item_type",
+    "brand",
+    "currency",
+    "colours",
+    "style_tags",
+    "material",
+    "sizes",
+    "image",
+    "rating",
+    "review_count",
+    "stock",
+    "created_at",
+];
+
+/// Products per request (and at most [`MAX_BATCH_BYTES`] of JSON).
+const BATCH: usize = 500;
+const MAX_BATCH_BYTES: usize = 512 * 1024;
 
 #[derive(Args)]
 pub struct EmbedArgs {
@@ -28,6 +86,7 @@ pub struct EmbedArgs {
 /// Runs a catalogue command.
 pub fn run(command: CatalogCommand) -> Result<()> {
     match command {
+        CatalogCommand::Import(args) => tokio::runtime::Runtime::new()?.block_on(import(args)),
         CatalogCommand::Embed(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
@@ -47,6 +106,254 @@ pub fn run(command: CatalogCommand) -> Result<()> {
             })
         }
     }
+}
+
+/// A record of a products file: its line and its fields by column.
+type Record = (usize, serde_json::Map<String, Value>);
+
+/// The records of a products file, and the column names.
+fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<String>)> {
+    let name = path.display();
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match extension.as_str() {
+        "csv" => {
+            let mut reader =
+                csv::Reader::from_path(path).with_context(|| format!("opening {name}"))?;
+            let headers: Vec<String> = reader
+                .headers()
+                .with_context(|| format!("{name}: no header row"))?
+                .iter()
+                .map(|h| h.trim().to_string())
+                .collect();
+            let mut records = Vec::new();
+            for record in reader.records() {
+                let record = record.with_context(|| format!("{name}: not valid CSV"))?;
+                let line = record.position().map_or(0, |p| p.line() as usize);
+                let fields = headers
+                    .iter()
+                    .zip(record.iter())
+                    .map(|(h, v)| (h.clone(), Value::String(v.to_string())))
+                    .collect();
+                records.push((line, fields));
+            }
+            Ok((records, headers))
+        }
+        "jsonl" | "ndjson" => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {name}"))?;
+            let mut records = Vec::new();
+            let mut columns: Vec<String> = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let fields: serde_json::Map<String, Value> = serde_json::from_str(line)
+                    .with_context(|| format!("{name}:{}: not a JSON object", n + 1))?;
+                for key in fields.keys() {
+                    if !columns.contains(key) {
+                        columns.push(key.clone());
+                    }
+                }
+                records.push((n + 1, fields));
+            }
+            Ok((records, columns))
+        }
+        _ => bail!("{name}: use a .csv or .jsonl (.ndjson) file"),
+    }
+}
+
+/// `vitrine catalog import`: check every product (nothing is stored if one is wrong), store
+/// them batch by batch, remove the others with `--replace`, then compute embeddings.
+async fn import(args: ImportArgs) -> Result<()> {
+    let name = args.products.display().to_string();
+    let (records, columns) = read_records(&args.products)?;
+    if records.is_empty() {
+        bail!("{name}: no products");
+    }
+    let mut sources: Vec<(&str, String)> = FIELDS.iter().map(|f| (*f, f.to_string())).collect();
+    for pair in &args.map {
+        let (field, column) = pair
+            .split_once('=')
+            .with_context(|| format!("--map `{pair}` is not FIELD=COLUMN"))?;
+        let Some(entry) = sources.iter_mut().find(|(f, _)| *f == field.trim()) else {
+            bail!(
+                "--map `{pair}`: `{field}` is not a catalogue field; use one of {}",
+                FIELDS.join(", ")
+            );
+        };
+        if !columns.iter().any(|c| c == column.trim()) {
+            bail!(
+                "--map `{pair}`: {name} has no column `{column}`; it has {}",
+                columns.join(", ")
+            );
+        }
+        entry.1 = column.trim().to_string();
+    }
+    let used: Vec<&str> = sources.iter().map(|(_, c)| c.as_str()).collect();
+    let ignored: Vec<&str> = columns
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !used.contains(c))
+        .collect();
+    if !ignored.is_empty() {
+        eprintln!(
+            "{name}: ignoring columns {} (map them with --map FIELD=COLUMN)",
+            ignored.join(", ")
+        );
+    }
+    let products: Vec<(usize, Value)> = records
+        .into_iter()
+        .map(|(line, fields)| {
+            let product: serde_json::Map<String, Value> = sources
+                .iter()
+                .filter_map(|(field, column)| {
+                    Some((field.to_string(), fields.get(column)?.clone()))
+                })
+                .collect();
+            (line, Value::Object(product))
+        })
+        .collect();
+    let mut batches: Vec<&[(usize, Value)]> = Vec::new();
+    let mut rest = products.as_slice();
+    while !rest.is_empty() {
+        let (mut n, mut bytes) = (0, 0);
+        while n < rest.len()
+            && n < BATCH
+            && (n == 0 || bytes + rest[n].1.to_string().len() < MAX_BATCH_BYTES)
+        {
+            bytes += rest[n].1.to_string().len();
+            n += 1;
+        }
+        batches.push(&rest[..n]);
+        rest = &rest[n..];
+    }
+    let client = reqwest::Client::new();
+    let endpoint = format!("{}/api/catalog/products", args.url.trim_end_matches('/'));
+    let generation = chrono::Utc::now().timestamp_millis();
+    let send = |batch: &[(usize, Value)], dry_run: bool| {
+        let products: Vec<&Value> = batch.iter().map(|(_, p)| p).collect();
+        client
+            .put(&endpoint)
+            .bearer_auth(&args.token)
+            .json(&serde_json::json!({ "products": products, "generation": generation, "dry_run": dry_run }))
+            .send()
+    };
+    // Pass 1: every problem of every row, by file and line.
+    let bar = indicatif::ProgressBar::new(products.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:9} {bar:40} {pos}/{len} products ({eta} left)",
+        )?,
+    );
+    bar.set_message("checking");
+    let mut problems = Vec::new();
+    for batch in &batches {
+        let response = send(batch, true)
+            .await
+            .with_context(|| format!("PUT {endpoint}"))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .with_context(|| format!("{endpoint} answered {status}"))?;
+        match status.as_u16() {
+            200 => {}
+            400 if answer["problems"].is_array() => {
+                for p in answer["problems"].as_array().into_iter().flatten() {
+                    let line = p["index"]
+                        .as_u64()
+                        .and_then(|i| batch.get(i as usize))
+                        .map_or(0, |(l, _)| *l);
+                    let field = p["field"].as_str().unwrap_or("?");
+                    let column = sources
+                        .iter()
+                        .find(|(f, _)| *f == field)
+                        .map_or(field, |(_, c)| c.as_str());
+                    let shown = if column == field {
+                        field.to_string()
+                    } else {
+                        format!("{field} (column {column})")
+                    };
+                    problems.push(format!(
+                        "{name}:{line}: {shown}: {}",
+                        p["message"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            _ => bail!(
+                "{endpoint} answered {status}: {}",
+                answer["error"].as_str().unwrap_or(&answer.to_string())
+            ),
+        }
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    if !problems.is_empty() {
+        for p in problems.iter().take(100) {
+            eprintln!("{p}");
+        }
+        if problems.len() > 100 {
+            eprintln!("… and {} more", problems.len() - 100);
+        }
+        bail!(
+            "{} problems in {name}; nothing was imported",
+            problems.len()
+        );
+    }
+    // Pass 2: store.
+    bar.reset();
+    bar.set_message("importing");
+    for batch in &batches {
+        let response = send(batch, false)
+            .await
+            .with_context(|| format!("PUT {endpoint}"))?;
+        if !response.status().is_success() {
+            bail!(
+                "{endpoint} answered {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    println!("imported {} products from {name}", products.len());
+    if args.replace {
+        let response = client
+            .delete(format!("{endpoint}?before_generation={generation}"))
+            .bearer_auth(&args.token)
+            .send()
+            .await?;
+        let answer: Value = response.json().await?;
+        println!(
+            "removed {} products the import did not bring",
+            answer["deleted"].as_i64().unwrap_or(0)
+        );
+    }
+    if !args.no_embed {
+        let bar =
+            indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
+                "embedding {bar:40} {pos}/{len} products ({eta} left)",
+            )?);
+        match embed_all(&args.url, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await
+        {
+            Ok((done, total)) => {
+                bar.finish_and_clear();
+                println!("{done} of {total} products have an embedding");
+            }
+            Err(e) => {
+                bar.abandon();
+                eprintln!("embeddings not computed ({e:#}); run `vitrine catalog embed` when the model is served");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A catalogue product, as the simulation and the evaluation need it.

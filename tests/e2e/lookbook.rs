@@ -252,11 +252,18 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
     // Popularity is kept as running totals at ingest; retried events must not count twice.
     // The live lookbook must equal the one summed from the stored events (`as_of`).
     let retry: Vec<Value> = events.iter().step_by(3).cloned().collect();
-    let (status, body) = post_json(&format!("{}/api/events", app.url), &json!({ "events": retry })).await?;
+    let (status, body) = post_json(
+        &format!("{}/api/events", app.url),
+        &json!({ "events": retry }),
+    )
+    .await?;
     assert_eq!((status, &body["accepted"]), (200, &json!(0)), "{body}");
     let (_, live) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
-    let (_, summed) =
-        get_json(&format!("{}/api/lookbooks?{query}&as_of=2100-01-01T00:00:00Z", app.url)).await?;
+    let (_, summed) = get_json(&format!(
+        "{}/api/lookbooks?{query}&as_of=2100-01-01T00:00:00Z",
+        app.url
+    ))
+    .await?;
     assert_eq!(live["looks"], summed["looks"]);
 
     // Another shopper without consent is not personalized, and nobody's events leak into it.

@@ -16,8 +16,8 @@ pub const DIM: usize = 384;
 /// styles, and its description.
 pub const TEXT_SQL: &str =
     "p.title || '. ' || p.category || ', ' || lower(p.item_type) || ' in ' || \
-     p.material || ', ' || (SELECT group_concat(value, ' and ') FROM json_each(p.colours)) || \
-     ', ' || (SELECT group_concat(value, ', ') FROM json_each(p.style_tags)) || ' style. ' || \
+     p.material || ', ' || coalesce((SELECT group_concat(value, ' and ') FROM json_each(p.colours)), '') || \
+     ', ' || coalesce((SELECT group_concat(value, ', ') FROM json_each(p.style_tags)), '') || ' style. ' || \
      p.description";
 
 /// Products without an embedding: up to `limit` of `(rowid, text)`, in catalogue order, only
@@ -48,13 +48,22 @@ pub fn missing(
         .collect())
 }
 
-/// Stores vectors (each [`DIM`] floats) for products by rowid, in one transaction.
-pub fn store(db: &Connection, vectors: &[(i64, &[f32])]) -> Result<(), Error> {
+/// Stores vectors (each [`DIM`] floats) for products by `(rowid, text embedded)`, in one
+/// transaction. A product whose text changed meanwhile (an import updated it, or deleted it
+/// and another took its rowid) keeps no vector: the backfill embeds it again.
+pub fn store(db: &Connection, vectors: &[(i64, &str, &[f32])]) -> Result<(), Error> {
     db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = vectors.iter().try_for_each(|(product, vector)| {
+    let result = vectors.iter().try_for_each(|(product, text, vector)| {
         db.execute(
-            "INSERT OR REPLACE INTO product_embeddings (product, vector) VALUES (?, ?)",
-            &[Value::Integer(*product), Value::Blob(encode(vector))],
+            &format!(
+                "INSERT OR REPLACE INTO product_embeddings (product, vector)
+                 SELECT p.rowid, ? FROM products p WHERE p.rowid = ? AND {TEXT_SQL} = ?"
+            ),
+            &[
+                Value::Blob(encode(vector)),
+                Value::Integer(*product),
+                Value::Text(text.to_string()),
+            ],
         )
         .map(drop)
     });
@@ -70,7 +79,8 @@ pub fn store(db: &Connection, vectors: &[(i64, &[f32])]) -> Result<(), Error> {
 /// `(embedded, products)`: how far the embeddings cover the catalogue.
 pub fn coverage(db: &Connection) -> Result<(i64, i64), Error> {
     let rows = db.execute(
-        "SELECT (SELECT count(*) FROM product_embeddings), (SELECT count(*) FROM products)",
+        "SELECT (SELECT count(*) FROM product_embeddings e JOIN products p ON p.rowid = e.product),
+            (SELECT count(*) FROM products)",
         &[],
     )?;
     let row = rows.rows.first();

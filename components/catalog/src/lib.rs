@@ -11,7 +11,7 @@ use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
 pub use seed::PRODUCT_COUNT;
 
 /// Bumped when the schema changes; a database at an older version is rebuilt.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -22,7 +22,7 @@ const SCHEMA: &[&str] = &[
         colours TEXT NOT NULL, style_tags TEXT NOT NULL, material TEXT NOT NULL,
         sizes TEXT NOT NULL, image TEXT NOT NULL, rating REAL NOT NULL,
         review_count INTEGER NOT NULL, stock INTEGER NOT NULL, created_at TEXT NOT NULL,
-        attributes TEXT NOT NULL DEFAULT '{}')",
+        attributes TEXT NOT NULL DEFAULT '{}', generation INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS products_category_price ON products (category, price_cents)",
     "CREATE INDEX IF NOT EXISTS products_price ON products (price_cents)",
     "CREATE INDEX IF NOT EXISTS products_brand ON products (brand COLLATE NOCASE)",
@@ -31,6 +31,12 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS product_embeddings (product INTEGER PRIMARY KEY, vector BLOB NOT NULL)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS product_search USING fts5 (title, description, brand, category, tags, tokenize = 'unicode61 remove_diacritics 2')",
 ];
+
+/// What `product_search` (full text) indexes of a product `p`: title, description, brand,
+/// category and type, and its style tags, colours and material as tags.
+pub const SEARCH_COLUMNS: &str = "p.title, p.description, p.brand, p.category || ' ' || p.item_type, \
+     coalesce((SELECT group_concat(value, ' ') FROM json_each(p.style_tags)), '') || ' ' || \
+     coalesce((SELECT group_concat(value, ' ') FROM json_each(p.colours)), '') || ' ' || p.material";
 
 /// The product columns of a query, in API order (`p` is `products`).
 pub const COLUMNS: &str =
@@ -114,11 +120,10 @@ fn seed_catalogue(db: &Connection) -> Result<(), Error> {
             &[],
         )?;
         db.execute(
-            "INSERT INTO product_search (rowid, title, description, brand, category, tags)
-             SELECT rowid, title, description, brand, category || ' ' || item_type,
-                (SELECT group_concat(value, ' ') FROM json_each(style_tags)) || ' ' ||
-                (SELECT group_concat(value, ' ') FROM json_each(colours)) || ' ' || material
-             FROM products",
+            &format!(
+                "INSERT INTO product_search (rowid, title, description, brand, category, tags)
+                 SELECT rowid, {SEARCH_COLUMNS} FROM products p"
+            ),
             &[],
         )?;
         db.execute(

@@ -6,12 +6,15 @@
 //!   `price_desc`, `rating`, `newest`), `limit` (1–100, default 20) and `offset`;
 //! - `GET /api/products/{id}` — one product;
 //! - `GET /api/catalog/embeddings` — how many products have a text embedding;
+//! - `PUT /api/catalog/products` (admin token) — imports a batch of the shop's own products
+//!   ([`import`]); `DELETE /api/catalog/products?before_generation=G` removes older ones;
 //! - `POST /api/catalog/embeddings?batch=N&category=…` — embeds the next `N` (1–64, default 64)
 //!   products without one (of these categories, if given) through `wasi:nn` (`text-embed`) and
 //!   stores them; `vitrine up` calls it until the catalogue is covered.
 //!
 //! Data lives in the `default` SQLite database; the demo catalogue is created on first use.
 
+mod import;
 mod query;
 mod store;
 
@@ -45,6 +48,14 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             },
             (Method::Post, "/embeddings") => embed_batch(&db, req.query()),
             (method, "/embeddings") => not_allowed(method, "GET, POST"),
+            (Method::Put | Method::Delete, "/products") => {
+                match vitrine_guest::http::bearer_authorized(&req, "admin_token") {
+                    Err(denied) => denied,
+                    Ok(()) if *req.method() == Method::Put => import_batch(&db, req.body()),
+                    Ok(()) => delete_older(&db, req.query()),
+                }
+            }
+            (method, "/products") => not_allowed(method, "PUT, DELETE"),
             _ => error(404, format!("no such resource `{path}`")),
         });
     }
@@ -77,6 +88,90 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         _ => error(404, format!("no such resource `{path}`")),
     };
     Ok(response)
+}
+
+/// `PUT /api/catalog/products`: `{"products": [...], "generation": G, "dry_run": false}`.
+fn import_batch(db: &spin_sdk::sqlite::Connection, body: &[u8]) -> Response {
+    let body: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(body) => body,
+        Err(e) => return error(400, format!("body is not JSON: {e}")),
+    };
+    let Some(products) = body["products"].as_array() else {
+        return error(400, "products: must be an array of products");
+    };
+    if products.is_empty() || products.len() > import::MAX_BATCH {
+        return error(
+            400,
+            format!("products: must hold 1 to {} products", import::MAX_BATCH),
+        );
+    }
+    let generation = match &body["generation"] {
+        serde_json::Value::Null => 0,
+        g => match g.as_i64().filter(|g| *g >= 0) {
+            Some(g) => g,
+            None => return error(400, "generation: must be a non-negative integer"),
+        },
+    };
+    let dry_run = match &body["dry_run"] {
+        serde_json::Value::Null => false,
+        serde_json::Value::Bool(b) => *b,
+        _ => return error(400, "dry_run: must be true or false"),
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    match import::check_batch(products, &today) {
+        Err(problems) => {
+            let first = &problems[0];
+            let list: Vec<serde_json::Value> = problems
+                .iter()
+                .map(|p| json!({ "index": p.index, "field": p.field, "message": p.message }))
+                .collect();
+            json_response(
+                400,
+                json!({
+                    "error": format!("products[{}].{}: {} ({} problems; nothing stored)",
+                        first.index, first.field, first.message, problems.len()),
+                    "problems": list,
+                }),
+            )
+        }
+        Ok(rows) if dry_run => json_response(200, json!({ "checked": rows.len() })),
+        Ok(rows) => match import::upsert(db, &rows, generation) {
+            Ok(()) => json_response(
+                200,
+                json!({ "imported": rows.len(), "generation": generation }),
+            ),
+            Err(e) => error(500, format!("storing products: {e}")),
+        },
+    }
+}
+
+/// `DELETE /api/catalog/products?before_generation=G`: removes products older imports left.
+fn delete_older(db: &spin_sdk::sqlite::Connection, query: &str) -> Response {
+    let mut generation = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match (key.as_ref(), value.parse::<i64>()) {
+            ("before_generation", Ok(g)) if g >= 0 => generation = Some(g),
+            ("before_generation", _) => {
+                return error(400, "before_generation must be a non-negative integer")
+            }
+            (other, _) => {
+                return error(
+                    400,
+                    format!("unknown parameter `{other}`; use before_generation"),
+                )
+            }
+        }
+    }
+    let Some(generation) = generation else {
+        return error(
+            400,
+            "before_generation is required (the generation of the import to keep)",
+        );
+    };
+    match import::delete_before(db, generation) {
+        Ok(n) => json_response(200, json!({ "deleted": n })),
+        Err(e) => error(500, format!("deleting products: {e}")),
+    }
 }
 
 /// `POST /api/catalog/embeddings`: embeds and stores the next batch of products without one.
@@ -116,10 +211,10 @@ fn embed_batch(db: &spin_sdk::sqlite::Connection, query: &str) -> Response {
             Ok(vectors) => vectors,
             Err(e) => return nn_error(&e),
         };
-        let rows: Vec<(i64, &[f32])> = missing
+        let rows: Vec<(i64, &str, &[f32])> = missing
             .iter()
             .zip(&vectors)
-            .map(|((rowid, _), v)| (*rowid, v.as_slice()))
+            .map(|((rowid, text), v)| (*rowid, text.as_str(), v.as_slice()))
             .collect();
         if let Err(e) = embeddings::store(db, &rows) {
             return error(500, format!("storing embeddings: {e}"));
