@@ -5,7 +5,7 @@
 #   DURATION=5 REPEATS=1 benches/http.sh
 #
 # Measures, on loopback with wrk (load generator on the same cores):
-#   - a trivial component (tests/guests/hello) and GET /api/products on `vitrine up`,
+#   - a trivial component (tests/guests/hello), GET /api/products and GET /api/lookbooks on `vitrine up`,
 #     req/s and p50/p99 latency at concurrency 1 and 16;
 #   - the same trivial component on `wasmtime serve` (wasmtime-cli 48.0.8) in three
 #     configurations (plain, pooling allocator, pooling with memory kept resident);
@@ -34,7 +34,7 @@ fi
 echo "building vitrine (release) and the guests"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --release -p vitrine --quiet
-cargo build --target wasm32-wasip2 --profile wasm -p hello -p catalog --quiet
+cargo build --target wasm32-wasip2 --profile wasm -p hello -p catalog -p lookbook --quiet
 VITRINE=$TARGET_DIR/release/vitrine
 GUESTS=$TARGET_DIR/wasm32-wasip2/wasm
 
@@ -52,8 +52,14 @@ route = "/api/products/..."
 component = "catalog"
 [component.hello]
 source = "$GUESTS/hello.wasm"
+[[trigger.http]]
+route = "/api/lookbooks"
+component = "lookbook"
 [component.catalog]
 source = "$GUESTS/catalog.wasm"
+sqlite_databases = ["default"]
+[component.lookbook]
+source = "$GUESTS/lookbook.wasm"
 sqlite_databases = ["default"]
 TOML
 
@@ -94,6 +100,8 @@ run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 1
 run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 16
 run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 1
 run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 16
+run_wrk "vitrine /api/lookbooks" "http://127.0.0.1:$VITRINE_PORT/api/lookbooks?occasion=weekend&season=winter" 1
+run_wrk "vitrine /api/lookbooks" "http://127.0.0.1:$VITRINE_PORT/api/lookbooks?occasion=weekend&season=winter" 16
 kill -TERM $VPID; wait $VPID || true
 
 echo

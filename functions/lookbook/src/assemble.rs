@@ -201,7 +201,8 @@ pub fn season_fit(item: &Item, season: &str) -> Option<f64> {
 /// Scores items and assembles lookbooks for one request.
 pub struct Assembler<'a> {
     request: &'a LookbookRequest,
-    profile: Option<&'a Profile>,
+    /// The shopper's affinities relative to their top values (empty without a profile).
+    relative: Relative<'a>,
     /// Candidates by id with their score; only season-suitable items are kept.
     scored: Vec<(Item, f64)>,
     vectors: HashMap<String, Vec<f32>>,
@@ -217,18 +218,31 @@ impl<'a> Assembler<'a> {
         vectors: HashMap<String, Vec<f32>>,
     ) -> Self {
         let profile = profile.filter(|p| p.events > 0);
+        let relative = profile.map(Relative::of).unwrap_or_default();
+        // Items share a few hundred (category, type, material) kinds: judge each kind once.
+        let mut kinds: HashMap<(&str, &str, &str), Option<f64>> = HashMap::new();
+        let seasons: Vec<Option<f64>> = items
+            .iter()
+            .map(|i| {
+                *kinds
+                    .entry((&i.category, &i.item_type, &i.material))
+                    .or_insert_with(|| season_fit(i, request.season))
+            })
+            .collect();
         let mut scored: Vec<(Item, f64)> = items
             .into_iter()
-            .filter_map(|item| {
-                let season = season_fit(&item, request.season)?;
-                let score = item_score(&item, profile, request, &vectors) + season;
+            .zip(seasons)
+            .filter_map(|(item, season)| {
+                let season = season?;
+                let personal = profile.map(|p| (p, &relative));
+                let score = item_score(&item, personal, request, &vectors) + season;
                 Some((item, score))
             })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.id.cmp(&b.0.id)));
         Assembler {
             request,
-            profile,
+            relative,
             scored,
             vectors,
         }
@@ -238,38 +252,38 @@ impl<'a> Assembler<'a> {
     /// their embeddings.
     /// The three cheapest of each group stay too, so a tight budget still finds its looks.
     pub fn shortlist(self, per_group: usize) -> Vec<Item> {
-        let mut by_price: Vec<&Item> = self.scored.iter().map(|(item, _)| item).collect();
+        let items: Vec<&Item> = self.scored.iter().map(|(item, _)| item).collect();
+        let mut by_price: Vec<usize> = (0..items.len()).collect();
         by_price.sort_by(|a, b| {
+            let (a, b) = (items[*a], items[*b]);
             a.price_cents
                 .cmp(&b.price_cents)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        let mut keep = BTreeSet::new();
-        for (order, quota) in [
-            (by_price, 3),
-            (self.scored.iter().map(|(i, _)| i).collect(), per_group),
-        ] {
+        let mut keep = vec![false; items.len()];
+        for (order, quota) in [(by_price, 3), ((0..items.len()).collect(), per_group)] {
             let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
-            for item in order {
-                for style in &item.styles {
-                    let n = counts.entry((&item.category, style)).or_default();
-                    if *n < quota {
-                        *n += 1;
-                        keep.insert(item.id.clone());
+            for n in order {
+                for style in &items[n].styles {
+                    let count = counts.entry((&items[n].category, style)).or_default();
+                    if *count < quota {
+                        *count += 1;
+                        keep[n] = true;
                     }
                 }
             }
         }
         self.scored
             .into_iter()
-            .filter(|(item, _)| keep.contains(&item.id))
-            .map(|(item, _)| item)
+            .zip(keep)
+            .filter(|(_, keep)| *keep)
+            .map(|((item, _), _)| item)
             .collect()
     }
 
     /// How much `style` suits this shopper and occasion.
     pub fn style_score(&self, style: &str) -> f64 {
-        let personal = self.profile.map_or(0.0, |p| relative(p, "style", style));
+        let personal = self.relative.get("style", style);
         let occasion = self.request.occasion().map_or(0.0, |o| {
             o.styles
                 .iter()
@@ -371,63 +385,94 @@ impl<'a> Assembler<'a> {
             .map(|l| l.score)
             .fold(f64::MIN, f64::max)
             .max(1e-9);
-        let mut pool = pool;
-        let mut chosen: Vec<Look> = Vec::new();
+        let mut pool: Vec<(Look, Likeness)> = pool
+            .into_iter()
+            .map(|look| {
+                let likeness = self.likeness(&look);
+                (look, likeness)
+            })
+            .collect();
+        let mut chosen: Vec<(Look, Likeness)> = Vec::new();
         while chosen.len() < self.request.looks {
             let taken: BTreeSet<&str> = chosen
                 .iter()
-                .flat_map(|l| l.items.iter().map(|(_, i)| i.id.as_str()))
+                .flat_map(|(l, _)| l.items.iter().map(|(_, i)| i.id.as_str()))
                 .collect();
-            let value = |look: &Look| {
+            let value = |(look, likeness): &(Look, Likeness)| {
                 let similarity = chosen
                     .iter()
-                    .map(|c| self.similarity(look, c))
+                    .map(|(_, c)| likeness.similarity(c))
                     .fold(0.0, f64::max);
                 LAMBDA * look.score / best - (1.0 - LAMBDA) * similarity
             };
             let next = pool
                 .iter()
                 .enumerate()
-                .filter(|(_, l)| l.items.iter().all(|(_, i)| !taken.contains(i.id.as_str())))
-                .map(|(n, l)| (n, value(l)))
+                .filter(|(_, (l, _))| l.items.iter().all(|(_, i)| !taken.contains(i.id.as_str())))
+                .map(|(n, candidate)| (n, value(candidate)))
                 .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
             match next {
                 Some((n, _)) => chosen.push(pool.swap_remove(n)),
                 None => break,
             }
         }
-        chosen
+        chosen.into_iter().map(|(look, _)| look).collect()
     }
 
-    /// How alike two looks are: the mean cosine of their items' embeddings where both have
-    /// one, else the share of styles, colours and categories they have in common.
-    fn similarity(&self, a: &Look, b: &Look) -> f64 {
-        let (mut sum, mut n) = (0.0, 0);
-        for (_, x) in &a.items {
-            for (_, y) in &b.items {
-                if let (Some(u), Some(v)) = (self.vectors.get(&x.id), self.vectors.get(&y.id)) {
-                    sum += f64::from(embeddings::similarity(u, v));
-                    n += 1;
+    /// What similarity between looks is computed from: the mean of the items' embeddings when
+    /// every item has one (the dot product of two such means is the mean cosine over all item
+    /// pairs), else the look's styles, colours and categories.
+    fn likeness(&self, look: &Look) -> Likeness {
+        let vectors: Option<Vec<&Vec<f32>>> = look
+            .items
+            .iter()
+            .map(|(_, i)| self.vectors.get(&i.id))
+            .collect();
+        match vectors {
+            Some(vectors) if !vectors.is_empty() => {
+                let mut mean = vec![0f32; vectors[0].len()];
+                for v in &vectors {
+                    mean.iter_mut()
+                        .zip(v.iter())
+                        .for_each(|(m, x)| *m += x / vectors.len() as f32);
                 }
+                Likeness::Mean(mean)
             }
+            _ => Likeness::Traits(
+                look.items
+                    .iter()
+                    .flat_map(|(_, i)| {
+                        i.colours
+                            .iter()
+                            .chain(&i.styles)
+                            .chain([&i.category])
+                            .cloned()
+                    })
+                    .collect(),
+            ),
         }
-        if n > 0 {
-            return sum / n as f64;
+    }
+}
+
+/// How a look is compared with others ([`Assembler::likeness`]).
+enum Likeness {
+    /// The mean of its items' embeddings.
+    Mean(Vec<f32>),
+    /// Its styles, colours and categories.
+    Traits(BTreeSet<String>),
+}
+
+impl Likeness {
+    /// Mean item cosine between two looks with embeddings, else the share of traits in common
+    /// (both in 0..=1 for looks that are alike).
+    fn similarity(&self, other: &Likeness) -> f64 {
+        match (self, other) {
+            (Likeness::Mean(a), Likeness::Mean(b)) => f64::from(embeddings::similarity(a, b)),
+            (Likeness::Traits(a), Likeness::Traits(b)) => {
+                a.intersection(b).count() as f64 / a.union(b).count().max(1) as f64
+            }
+            _ => 0.0,
         }
-        let traits = |l: &Look| -> BTreeSet<String> {
-            l.items
-                .iter()
-                .flat_map(|(_, i)| {
-                    i.colours
-                        .iter()
-                        .chain(&i.styles)
-                        .chain([&i.category])
-                        .cloned()
-                })
-                .collect()
-        };
-        let (ta, tb) = (traits(a), traits(b));
-        ta.intersection(&tb).count() as f64 / ta.union(&tb).count().max(1) as f64
     }
 }
 
@@ -435,7 +480,7 @@ impl<'a> Assembler<'a> {
 /// styles, popularity.
 fn item_score(
     item: &Item,
-    profile: Option<&Profile>,
+    profile: Option<(&Profile, &Relative)>,
     request: &LookbookRequest,
     vectors: &HashMap<String, Vec<f32>>,
 ) -> f64 {
@@ -449,22 +494,22 @@ fn item_score(
             score += 0.25;
         }
     }
-    if let Some(p) = profile {
+    if let Some((p, relative)) = profile {
         for (dimension, weight) in DIMENSION_WEIGHTS {
             let best = match dimension {
                 "style" => item
                     .styles
                     .iter()
-                    .map(|s| relative(p, dimension, s))
+                    .map(|s| relative.get(dimension, s))
                     .fold(0.0, f64::max),
                 "colour" => item
                     .colours
                     .iter()
-                    .map(|c| relative(p, dimension, c))
+                    .map(|c| relative.get(dimension, c))
                     .fold(0.0, f64::max),
-                "category" => relative(p, dimension, &item.category),
-                "brand" => relative(p, dimension, &item.brand),
-                _ => relative(p, dimension, price_band(item.price_cents)),
+                "category" => relative.get(dimension, &item.category),
+                "brand" => relative.get(dimension, &item.brand),
+                _ => relative.get(dimension, price_band(item.price_cents)),
             };
             score += weight * best;
         }
@@ -475,17 +520,36 @@ fn item_score(
     score
 }
 
-/// A value's affinity relative to the dimension's top value (0..=1).
-fn relative(profile: &Profile, dimension: &str, value: &str) -> f64 {
-    let top = profile
-        .affinities
-        .get(dimension)
-        .and_then(|v| v.first())
-        .map_or(0.0, |(_, a)| *a);
-    if top > 0.0 {
-        profile.affinity(dimension, value) / top
-    } else {
-        0.0
+/// A shopper's affinities relative to the top value of their dimension (0..=1), looked up in
+/// constant time: every candidate is scored against them.
+#[derive(Default)]
+struct Relative<'a>(HashMap<&'a str, HashMap<&'a str, f64>>);
+
+impl<'a> Relative<'a> {
+    fn of(profile: &'a Profile) -> Self {
+        Relative(
+            profile
+                .affinities
+                .iter()
+                .map(|(dimension, values)| {
+                    let top = values.first().map_or(0.0, |(_, a)| *a);
+                    let relative = values
+                        .iter()
+                        .filter(|_| top > 0.0)
+                        .map(|(v, a)| (v.as_str(), a / top))
+                        .collect();
+                    (*dimension, relative)
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, dimension: &str, value: &str) -> f64 {
+        self.0
+            .get(dimension)
+            .and_then(|values| values.get(value))
+            .copied()
+            .unwrap_or(0.0)
     }
 }
 

@@ -71,7 +71,8 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
         .shortlist(candidates::PER_GROUP);
     let ids: Vec<&str> = shortlist.iter().map(|i| i.id.as_str()).collect();
     let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
-    let looks = Assembler::new(request, profile.as_ref(), shortlist, vectors).lookbook();
+    let mut looks = Assembler::new(request, profile.as_ref(), shortlist, vectors).lookbook();
+    candidates::details(&db, &mut looks)?;
     let mut answer = json!({
         "shopper": request.shopper,
         "personalized": profile.as_ref().is_some_and(|p| p.events > 0),
