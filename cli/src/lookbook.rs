@@ -105,7 +105,8 @@ impl Tally {
         self.ndcg.push(ndcg);
     }
     fn mean_ndcg(&self) -> f64 {
-        self.ndcg.iter().sum::<f64>() / self.ndcg.len().max(1) as f64
+        // `+ 0.0`: a float sum starts at -0.0, which would print as "-0.0000".
+        self.ndcg.iter().sum::<f64>() / self.ndcg.len().max(1) as f64 + 0.0
     }
     /// Half-width of the 95% interval of the mean NDCG (normal approximation).
     fn ndcg_interval(&self) -> f64 {

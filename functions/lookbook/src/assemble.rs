@@ -10,8 +10,8 @@
 //!    colours ([`style::harmonious`]), within budget (keeping enough for the slots still to
 //!    fill), in stock, suitable for the season. Further variants exclude items already used.
 //! 3. Looks are picked by maximal marginal relevance: score against similarity to the looks
-//!    already picked (mean cosine of their items' embeddings, or shared attributes without
-//!    embeddings), no product twice.
+//!    already picked (shared style, shape, colours and categories, averaged with the mean
+//!    cosine of their items' embeddings when they have them), no product twice.
 //!
 //! Everything is deterministic: ties break by product id.
 
@@ -419,59 +419,51 @@ impl<'a> Assembler<'a> {
         chosen.into_iter().map(|(look, _)| look).collect()
     }
 
-    /// What similarity between looks is computed from: the mean of the items' embeddings when
-    /// every item has one (the dot product of two such means is the mean cosine over all item
-    /// pairs), else the look's styles, colours and categories.
+    /// What similarity between looks is computed from: the look's traits (its style, shape,
+    /// colours and categories) and, when every item has an embedding, their mean (the dot
+    /// product of two such means is the mean cosine over all item pairs).
     fn likeness(&self, look: &Look) -> Likeness {
         let vectors: Option<Vec<&Vec<f32>>> = look
             .items
             .iter()
             .map(|(_, i)| self.vectors.get(&i.id))
             .collect();
-        match vectors {
-            Some(vectors) if !vectors.is_empty() => {
-                let mut mean = vec![0f32; vectors[0].len()];
-                for v in &vectors {
-                    mean.iter_mut()
-                        .zip(v.iter())
-                        .for_each(|(m, x)| *m += x / vectors.len() as f32);
-                }
-                Likeness::Mean(mean)
+        let mean = vectors.filter(|v| !v.is_empty()).map(|vectors| {
+            let mut mean = vec![0f32; vectors[0].len()];
+            for v in &vectors {
+                mean.iter_mut()
+                    .zip(v.iter())
+                    .for_each(|(m, x)| *m += x / vectors.len() as f32);
             }
-            _ => Likeness::Traits(
-                look.items
-                    .iter()
-                    .flat_map(|(_, i)| {
-                        i.colours
-                            .iter()
-                            .chain(&i.styles)
-                            .chain([&i.category])
-                            .cloned()
-                    })
-                    .collect(),
-            ),
-        }
+            mean
+        });
+        let shape = look.items.first().map_or("", |(slot, _)| slot.name);
+        let traits = [format!("style:{}", look.style), format!("shape:{shape}")]
+            .into_iter()
+            .chain(look.colours().into_iter().map(|c| format!("colour:{c}")))
+            .chain(look.items.iter().map(|(_, i)| format!("category:{}", i.category)))
+            .collect();
+        Likeness { mean, traits }
     }
 }
 
 /// How a look is compared with others ([`Assembler::likeness`]).
-enum Likeness {
-    /// The mean of its items' embeddings.
-    Mean(Vec<f32>),
-    /// Its styles, colours and categories.
-    Traits(BTreeSet<String>),
+struct Likeness {
+    /// The mean of its items' embeddings, if every item has one.
+    mean: Option<Vec<f32>>,
+    /// Its style, shape, colours and categories.
+    traits: BTreeSet<String>,
 }
 
 impl Likeness {
-    /// Mean item cosine between two looks with embeddings, else the share of traits in common
-    /// (both in 0..=1 for looks that are alike).
+    /// The share of traits two looks have in common, averaged with the mean cosine of their
+    /// items when both have embeddings (in 0..=1 for looks that are alike).
     fn similarity(&self, other: &Likeness) -> f64 {
-        match (self, other) {
-            (Likeness::Mean(a), Likeness::Mean(b)) => f64::from(embeddings::similarity(a, b)),
-            (Likeness::Traits(a), Likeness::Traits(b)) => {
-                a.intersection(b).count() as f64 / a.union(b).count().max(1) as f64
-            }
-            _ => 0.0,
+        let (a, b) = (&self.traits, &other.traits);
+        let shared = a.intersection(b).count() as f64 / a.union(b).count().max(1) as f64;
+        match (&self.mean, &other.mean) {
+            (Some(x), Some(y)) => 0.5 * shared + 0.5 * f64::from(embeddings::similarity(x, y)),
+            _ => shared,
         }
     }
 }
