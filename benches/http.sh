@@ -72,12 +72,15 @@ wait_for() { # url
   echo "no answer from $1" >&2; return 1
 }
 
-# run_wrk NAME URL CONCURRENCY -> "name c req/s p50 p99", the median of $REPEATS runs by req/s
+# run_wrk NAME URL CONCURRENCY [WRK_SCRIPT] -> "name c req/s p50 p99", the median of $REPEATS
+# runs by req/s
 run_wrk() {
   local runs=()
+  local script=()
+  if [ -n "${4:-}" ]; then script=(-s "$4"); fi
   for _ in $(seq 1 "$REPEATS"); do
     local out
-    out=$(wrk -t1 -c"$3" -d"${DURATION}s" --latency "$2")
+    out=$(wrk -t1 -c"$3" -d"${DURATION}s" --latency "${script[@]}" "$2")
     runs+=("$(awk '/Requests\/sec/ {rps=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print rps, p50, p99}' <<<"$out")")
   done
   local median
@@ -100,8 +103,12 @@ run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 1
 run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 16
 run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 1
 run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 16
+# The same lookbook again and again (answered from the 60 s cache after the first), and a new
+# shopper every request (assembled every time).
 run_wrk "vitrine /api/lookbooks" "http://127.0.0.1:$VITRINE_PORT/api/lookbooks?occasion=weekend&season=winter" 1
 run_wrk "vitrine /api/lookbooks" "http://127.0.0.1:$VITRINE_PORT/api/lookbooks?occasion=weekend&season=winter" 16
+run_wrk "vitrine lookbooks uncached" "http://127.0.0.1:$VITRINE_PORT" 1 benches/lookbook-uncached.lua
+run_wrk "vitrine lookbooks uncached" "http://127.0.0.1:$VITRINE_PORT" 16 benches/lookbook-uncached.lua
 kill -TERM $VPID; wait $VPID || true
 
 echo

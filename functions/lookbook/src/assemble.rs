@@ -441,7 +441,11 @@ impl<'a> Assembler<'a> {
         let traits = [format!("style:{}", look.style), format!("shape:{shape}")]
             .into_iter()
             .chain(look.colours().into_iter().map(|c| format!("colour:{c}")))
-            .chain(look.items.iter().map(|(_, i)| format!("category:{}", i.category)))
+            .chain(
+                look.items
+                    .iter()
+                    .map(|(_, i)| format!("category:{}", i.category)),
+            )
             .collect();
         Likeness { mean, traits }
     }

@@ -9,6 +9,7 @@
 //! rules are in [`assemble`] and [`style`]; docs/lookbooks.md describes them.
 
 mod assemble;
+mod cache;
 mod candidates;
 mod context;
 mod describe;
@@ -57,14 +58,29 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
     let now = request
         .as_of
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    let (consent, profile): (Consent, Option<Profile>) = match &request.shopper {
-        None => (Consent::Anonymous, None),
+    let consent = match &request.shopper {
+        None => Consent::Anonymous,
         Some(shopper) => {
             match vitrine_shoppers::with_tables(&db, |db| vitrine_shoppers::consent(db, shopper))? {
-                true => (Consent::Given, Some(profile::build(&db, shopper, now)?)),
-                false => (Consent::NotGiven, None),
+                true => Consent::Given,
+                false => Consent::NotGiven,
             }
         }
+    };
+    let cached = match request.as_of {
+        Some(_) => None,
+        None => Some(cache::key(&db, request, consent == Consent::Given)?),
+    };
+    if let Some(key) = &cached {
+        if let Some(body) = cache::get(&db, key, now)? {
+            if let Ok(answer) = serde_json::from_str(&body) {
+                return Ok(answer);
+            }
+        }
+    }
+    let profile = match (&request.shopper, consent) {
+        (Some(shopper), Consent::Given) => Some(profile::build(&db, shopper, now)?),
+        _ => None,
     };
     let items = candidates::load(&db, request, now)?;
     let shortlist = Assembler::new(request, profile.as_ref(), items, Default::default())
@@ -100,6 +116,9 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
                 looks.len()
             ),
         });
+    }
+    if let Some(key) = &cached {
+        cache::put(&db, key, &answer.to_string(), now)?;
     }
     Ok(answer)
 }
