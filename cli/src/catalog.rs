@@ -233,13 +233,12 @@ async fn import(args: ImportArgs) -> Result<()> {
     let client = reqwest::Client::new();
     let endpoint = format!("{}/api/catalog/products", args.url.trim_end_matches('/'));
     let generation = chrono::Utc::now().timestamp_millis();
-    let send = |batch: &[(usize, Value)], dry_run: bool| {
+    let request = |batch: &[(usize, Value)], dry_run: bool| {
         let products: Vec<&Value> = batch.iter().map(|(_, p)| p).collect();
         client
             .put(&endpoint)
             .bearer_auth(&args.token)
             .json(&serde_json::json!({ "products": products, "generation": generation, "dry_run": dry_run }))
-            .send()
     };
     // Pass 1: every problem of every row, by file and line.
     let bar = indicatif::ProgressBar::new(products.len() as u64).with_style(
@@ -250,7 +249,8 @@ async fn import(args: ImportArgs) -> Result<()> {
     bar.set_message("checking");
     let mut problems = Vec::new();
     for batch in &batches {
-        let response = send(batch, true)
+        let response = request(batch, true)
+            .send()
             .await
             .with_context(|| format!("PUT {endpoint}"))?;
         let status = response.status();
@@ -306,27 +306,18 @@ async fn import(args: ImportArgs) -> Result<()> {
     bar.reset();
     bar.set_message("importing");
     for batch in &batches {
-        let response = send(batch, false)
-            .await
-            .with_context(|| format!("PUT {endpoint}"))?;
-        if !response.status().is_success() {
-            bail!(
-                "{endpoint} answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
+        crate::http::send(request(batch, false), &format!("PUT {endpoint}")).await?;
         bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
     println!("imported {} products from {name}", products.len());
     if args.replace {
-        let response = client
-            .delete(format!("{endpoint}?before_generation={generation}"))
-            .bearer_auth(&args.token)
-            .send()
+        let delete = format!("{endpoint}?before_generation={generation}");
+        let request = client.delete(&delete).bearer_auth(&args.token);
+        let answer: Value = crate::http::send(request, &format!("DELETE {delete}"))
+            .await?
+            .json()
             .await?;
-        let answer: Value = response.json().await?;
         println!(
             "removed {} products the import did not bring",
             answer["deleted"].as_i64().unwrap_or(0)
@@ -386,19 +377,10 @@ pub async fn products(client: &reqwest::Client, url: &str) -> Result<Vec<Product
             url.trim_end_matches('/'),
             out.len()
         );
-        let response = client
-            .get(&page)
-            .send()
-            .await
-            .with_context(|| format!("GET {page}"))?;
-        if !response.status().is_success() {
-            bail!(
-                "{page} answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
-        let answer: Value = response.json().await?;
+        let answer: Value = crate::http::send(client.get(&page), &format!("GET {page}"))
+            .await?
+            .json()
+            .await?;
         let items: Vec<Product> = serde_json::from_value(answer["items"].clone())
             .with_context(|| format!("{page}: items are not products"))?;
         let last = items.is_empty() || answer["next_offset"].is_null();

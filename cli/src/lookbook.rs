@@ -201,18 +201,7 @@ async fn eval(args: EvalArgs) -> Result<()> {
             args.url.trim_end_matches('/'),
             args.looks
         );
-        let response = client
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if !response.status().is_success() {
-            bail!(
-                "{url} answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
+        let response = crate::http::send(client.get(&url), &format!("GET {url}")).await?;
         let book: Value = response.json().await?;
         let mut ranking = Vec::new();
         for look in book["looks"].as_array().into_iter().flatten() {

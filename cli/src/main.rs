@@ -3,6 +3,7 @@
 mod build;
 mod catalog;
 mod fraud;
+mod http;
 mod lookbook;
 mod pool;
 mod replay;

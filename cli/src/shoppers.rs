@@ -1,10 +1,10 @@
 //! `vitrine shoppers simulate`: shoppers with latent tastes browsing and buying from the
 //! application's catalogue, for demos and for `vitrine lookbook eval`.
 //!
-//! Each shopper has a hidden taste: two styles, three colours, category preferences, a price
-//! level relative to each category's median, and a favourite brand. A session picks a category
-//! by preference and is shown 30 of its products, popular ones more often (exposure follows
-//! reviews, as in a shop). The shopper views the 6 with the highest utility (taste match plus
+//! Each shopper has a hidden taste: two of the catalogue's styles, three of its colours,
+//! category preferences, a price level relative to each category's median, and a favourite
+//! brand. A session picks a category by preference and is shown 30 of its products, popular
+//! ones more often (exposure follows reviews, as in a shop). The shopper views the 6 with the highest utility (taste match plus
 //! Gumbel noise), clicks the best 3, carts the best if it pleases enough, and buys half of
 //! what is carted. Sessions are spread over `--days` up to `--end`.
 //!
@@ -93,23 +93,6 @@ impl Taste {
     }
 }
 
-const LOOK_STYLES: &[&str] = &[
-    "minimalist",
-    "classic",
-    "casual",
-    "streetwear",
-    "romantic",
-    "bohemian",
-    "party",
-    "beach",
-    "vintage",
-    "preppy",
-    "workwear",
-    "edgy",
-    "y2k",
-    "sporty",
-];
-
 /// Runs a shopper command.
 pub fn run(command: ShoppersCommand) -> Result<()> {
     let ShoppersCommand::Simulate(args) = command;
@@ -164,6 +147,15 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         all.dedup();
         all
     };
+    let styles: Vec<&str> = {
+        let mut all: Vec<&str> = products
+            .iter()
+            .flat_map(|p| p.style_tags.iter().map(String::as_str))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    };
     let brands: Vec<&str> = {
         let mut all: Vec<&str> = products.iter().map(|p| p.brand.as_str()).collect();
         all.sort();
@@ -186,7 +178,7 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
         };
         let taste = Taste {
             id: format!("sim-{}-{:04}", args.seed, n + 1),
-            styles: pick(&mut rng, LOOK_STYLES, 2)
+            styles: pick(&mut rng, &styles, 2)
                 .into_iter()
                 .zip([0.7, 0.3])
                 .collect(),
@@ -286,37 +278,17 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
     let base = args.url.trim_end_matches('/');
     for taste in &tastes {
         let url = format!("{base}/api/shoppers/{}/consent", taste.id);
-        let response = client
+        let request = client
             .put(&url)
             .bearer_auth(&args.token)
-            .json(&json!({ "personalization": true }))
-            .send()
-            .await
-            .with_context(|| format!("PUT {url}"))?;
-        if !response.status().is_success() {
-            bail!(
-                "PUT {url} answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
+            .json(&json!({ "personalization": true }));
+        crate::http::send(request, &format!("PUT {url}")).await?;
         bar.inc(1);
     }
     for batch in events.chunks(500) {
         let url = format!("{base}/api/events");
-        let response = client
-            .post(&url)
-            .json(&json!({ "events": batch }))
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        if !response.status().is_success() {
-            bail!(
-                "POST {url} answered {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            );
-        }
+        let request = client.post(&url).json(&json!({ "events": batch }));
+        crate::http::send(request, &format!("POST {url}")).await?;
         bar.inc(batch.len() as u64);
     }
     bar.finish();

@@ -52,28 +52,22 @@ pub fn missing(
 /// transaction. A product whose text changed meanwhile (an import updated it, or deleted it
 /// and another took its rowid) keeps no vector: the backfill embeds it again.
 pub fn store(db: &Connection, vectors: &[(i64, &str, &[f32])]) -> Result<(), Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = vectors.iter().try_for_each(|(product, text, vector)| {
-        db.execute(
-            &format!(
-                "INSERT OR REPLACE INTO product_embeddings (product, vector)
+    vitrine_guest::sqlite::transaction(db, || {
+        vectors.iter().try_for_each(|(product, text, vector)| {
+            db.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO product_embeddings (product, vector)
                  SELECT p.rowid, ? FROM products p WHERE p.rowid = ? AND {TEXT_SQL} = ?"
-            ),
-            &[
-                Value::Blob(encode(vector)),
-                Value::Integer(*product),
-                Value::Text(text.to_string()),
-            ],
-        )
-        .map(drop)
-    });
-    match result {
-        Ok(()) => db.execute("COMMIT", &[]).map(drop),
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+                ),
+                &[
+                    Value::Blob(encode(vector)),
+                    Value::Integer(*product),
+                    Value::Text(text.to_string()),
+                ],
+            )
+            .map(drop)
+        })
+    })
 }
 
 /// `(embedded, products)`: how far the embeddings cover the catalogue.

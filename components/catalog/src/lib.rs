@@ -68,8 +68,7 @@ pub fn open() -> Result<Connection, Error> {
 /// Creates the schema and loads the demo catalogue in one transaction; concurrent first
 /// requests wait for it and then find it done.
 fn seed_catalogue(db: &Connection) -> Result<(), Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = (|| {
+    vitrine_guest::sqlite::transaction(db, || {
         let done = db
             .execute(
                 "SELECT value FROM catalog_meta WHERE key = 'schema_version'",
@@ -131,14 +130,7 @@ fn seed_catalogue(db: &Connection) -> Result<(), Error> {
             &[Value::Text(SCHEMA_VERSION.to_string())],
         )?;
         Ok(())
-    })();
-    match result {
-        Ok(()) => db.execute("COMMIT", &[]).map(drop),
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    })
 }
 
 /// One product by id.

@@ -1,4 +1,4 @@
-//! Tables created on first use, so no request pays for schema statements.
+//! Tables created on first use, so no request pays for schema statements, and transactions.
 
 use spin_sdk::sqlite::{Connection, Error};
 
@@ -17,5 +17,18 @@ pub fn with_schema<T>(
             f(db)
         }
         other => other,
+    }
+}
+
+/// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back if it fails (the error is
+/// `f`'s, whatever the rollback does).
+pub fn transaction<T>(db: &Connection, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    match f() {
+        Ok(value) => db.execute("COMMIT", &[]).map(|_| value),
+        Err(e) => {
+            let _ = db.execute("ROLLBACK", &[]);
+            Err(e)
+        }
     }
 }

@@ -305,8 +305,7 @@ pub fn check_batch(products: &[Value], today: &str) -> Result<Vec<Value>, Vec<Pr
 pub fn upsert(db: &Connection, rows: &[Value], generation: i64) -> Result<(), Error> {
     let rows_json = [Sql::Text(Value::Array(rows.to_vec()).to_string())];
     let ids = "(SELECT p.rowid FROM products p, json_each(?) j WHERE p.id = j.value->>'id')";
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = (|| {
+    vitrine_guest::sqlite::transaction(db, || {
         for table in ["product_colours", "product_styles"] {
             db.execute(
                 &format!("DELETE FROM {table} WHERE product IN {ids}"),
@@ -363,14 +362,7 @@ pub fn upsert(db: &Connection, rows: &[Value], generation: i64) -> Result<(), Er
             &rows_json,
         )?;
         Ok(())
-    })();
-    match result {
-        Ok(()) => db.execute("COMMIT", &[]).map(drop),
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Deletes the products of generations before `generation` with their rows elsewhere; returns
@@ -378,8 +370,7 @@ pub fn upsert(db: &Connection, rows: &[Value], generation: i64) -> Result<(), Er
 pub fn delete_before(db: &Connection, generation: i64) -> Result<i64, Error> {
     let old = "(SELECT rowid FROM products WHERE generation < ?)";
     let g = [Sql::Integer(generation)];
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = (|| {
+    vitrine_guest::sqlite::transaction(db, || {
         for (table, key) in [
             ("product_colours", "product"),
             ("product_styles", "product"),
@@ -391,12 +382,5 @@ pub fn delete_before(db: &Connection, generation: i64) -> Result<i64, Error> {
         db.execute("DELETE FROM products WHERE generation < ?", &g)?;
         let n = db.execute("SELECT changes()", &[])?;
         Ok(n.rows.first().and_then(|r| r.get::<i64>(0)).unwrap_or(0))
-    })();
-    match result {
-        Ok(n) => db.execute("COMMIT", &[]).map(|_| n),
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    })
 }

@@ -191,8 +191,7 @@ pub fn events_of(db: &Connection, shopper: &str, limit: i64) -> Result<Vec<Value
 
 /// Erases a shopper: every event and the consent record. Returns the events erased.
 pub fn erase(db: &Connection, shopper: &str) -> Result<i64, Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = (|| {
+    vitrine_guest::sqlite::transaction(db, || {
         let erased = db
             .execute(
                 "DELETE FROM shopper_events WHERE shopper = ? RETURNING 1",
@@ -205,12 +204,5 @@ pub fn erase(db: &Connection, shopper: &str) -> Result<i64, Error> {
             &[Sql::Text(shopper.into())],
         )?;
         Ok(erased)
-    })();
-    match result {
-        Ok(n) => db.execute("COMMIT", &[]).map(|_| n),
-        Err(e) => {
-            let _ = db.execute("ROLLBACK", &[]);
-            Err(e)
-        }
-    }
+    })
 }

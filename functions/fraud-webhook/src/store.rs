@@ -109,17 +109,6 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs `f` inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back if it fails.
-fn in_transaction<T>(db: &Connection, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let result = f();
-    match &result {
-        Ok(_) => db.execute("COMMIT", &[])?,
-        Err(_) => db.execute("ROLLBACK", &[])?,
-    };
-    result
-}
-
 /// How long a claim holds off other deliveries of its transaction.
 pub const CLAIM_SECONDS: i64 = 30;
 
@@ -136,7 +125,7 @@ pub enum Claim {
 /// Remembers `webhook_id` as a delivery of `tx`, and claims `tx` for scoring unless it is
 /// decided or claimed by a live delivery.
 pub fn claim(db: &Connection, webhook_id: &str, tx: &Transaction) -> Result<Claim, Error> {
-    in_transaction(db, || {
+    vitrine_guest::sqlite::transaction(db, || {
         db.execute(
             "INSERT OR IGNORE INTO fraud_webhooks (webhook_id, transaction_id) VALUES (?, ?)",
             &[text(webhook_id), text(&tx.id)],
@@ -186,7 +175,7 @@ pub fn record(
     scored: &Scored,
     aml_threshold: f64,
 ) -> Result<(Value, bool), Error> {
-    in_transaction(db, || {
+    vitrine_guest::sqlite::transaction(db, || {
         if let Some((_, stored)) = decision_of(db, &tx.id)? {
             return Ok((stored, false));
         }
