@@ -125,9 +125,9 @@ impl Look {
 
 /// Weights of the profile dimensions in an item's score.
 const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
-    ("style", 0.30),
-    ("colour", 0.30),
-    ("category", 0.15),
+    ("style", 0.25),
+    ("colour", 0.25),
+    ("category", 0.25),
     ("price_band", 0.15),
     ("brand", 0.10),
 ];
@@ -480,7 +480,7 @@ fn item_score(
     request: &LookbookRequest,
     vectors: &HashMap<String, Vec<f32>>,
 ) -> f64 {
-    let mut score = 0.2 * item.popularity;
+    let mut score = 0.4 * item.popularity;
     if let Some(occasion) = request.occasion() {
         if item
             .styles
