@@ -178,6 +178,37 @@ async fn sqlite_semantics_and_access_rules() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A long read returns every row, and inside a transaction it leaves the transaction's writes
+/// in place (guards any change to how statements are run: interrupting a statement inside a
+/// transaction can roll the transaction back).
+#[tokio::test]
+async fn long_reads_return_every_row_and_keep_the_transaction() -> anyhow::Result<()> {
+    let app = TestApp::start(&manifest(STORES)).await?;
+    let a = format!("{}/a/sqlite/default", app.url);
+    // Hundreds of thousands of rows: tens of milliseconds.
+    let slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) \
+                SELECT count(*), sum(i) FROM n";
+    let (status, body) = post_json(&a, json!({ "sql": slow, "params": [] })).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0], json!([400000, 80000200000i64]));
+    let (status, body) = post_json(
+        &a,
+        json!({ "sql": [
+            "CREATE TABLE IF NOT EXISTS kept (v INTEGER)",
+            "BEGIN IMMEDIATE",
+            "INSERT INTO kept VALUES (1)",
+            slow,
+            "INSERT INTO kept VALUES (2)",
+            "COMMIT",
+            "SELECT count(*), sum(v) FROM kept",
+        ], "params": [] }),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0], json!([2, 3]), "{body}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn variables_environment_and_files() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

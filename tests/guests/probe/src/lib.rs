@@ -3,7 +3,8 @@
 //!
 //! - anything else (e.g. `/echo`) — method, URL, headers and body length as JSON;
 //! - `/kv/<store>[/<key>]` — GET/PUT/DELETE a key, or list keys;
-//! - `/sqlite/<db>` — POST a statement (JSON `{"sql": …, "params": […]}`), get rows as JSON;
+//! - `/sqlite/<db>` — POST a statement (JSON `{"sql": …, "params": […]}`; `sql` may be a list
+//!   run in order on one connection, `params` going to the last), get rows as JSON;
 //! - `/var/<name>` — a component variable;
 //! - `/env/<name>`, `/file/<path>` — environment and mounted files;
 //! - `/outbound?url=…` — GET another URL through outbound HTTP;
@@ -156,7 +157,11 @@ fn sql(req: &Request, label: &str) -> Response {
     let Ok(input) = serde_json::from_slice::<Json>(req.body()) else {
         return respond(400, json!({ "error": "body must be JSON" }));
     };
-    let statement = input["sql"].as_str().unwrap_or_default();
+    // One statement, or several run in order on one connection (the last one's rows answer).
+    let statements: Vec<&str> = match &input["sql"] {
+        Json::Array(list) => list.iter().filter_map(Json::as_str).collect(),
+        other => vec![other.as_str().unwrap_or_default()],
+    };
     let params: Vec<sqlite::Value> = input["params"]
         .as_array()
         .map(|ps| {
@@ -176,7 +181,13 @@ fn sql(req: &Request, label: &str) -> Response {
         Ok(conn) => conn,
         Err(e) => return respond(403, json!({ "error": format!("{e:?}") })),
     };
-    match conn.execute(statement, &params) {
+    let (last, before) = statements.split_last().unwrap_or((&"", &[]));
+    for (i, statement) in before.iter().enumerate() {
+        if let Err(e) = conn.execute(statement, &[]) {
+            return respond(500, json!({ "error": format!("statement {i}: {e:?}") }));
+        }
+    }
+    match conn.execute(last, &params) {
         Ok(result) => {
             let rows: Vec<Json> = result
                 .rows
