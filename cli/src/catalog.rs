@@ -5,6 +5,7 @@
 //! stop and resume at any time. `vitrine up` runs the same loop in the background when the
 //! application's catalogue has an embedding model ([`backfill_in_background`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +27,11 @@ pub struct ImportArgs {
     /// The products: `.csv` (with a header row) or `.jsonl` (one object per line).
     #[arg(long)]
     products: PathBuf,
+    /// A folder with the products' pictures (JPEG, PNG, WebP, GIF; at most 1 MiB each): the
+    /// file the `image` field names, else `<id>.jpg|.jpeg|.png|.webp|.gif`. Products without
+    /// one keep their drawn picture.
+    #[arg(long)]
+    images: Option<PathBuf>,
     /// Columns for the catalogue's fields, e.g. `title=name,price=price_eur` (fields: id, title,
     /// category, price, description, item_type, brand, currency, colours, style_tags, material,
     /// sizes, image, rating, review_count, stock, created_at); unmapped fields use the column
@@ -204,15 +210,30 @@ async fn import(args: ImportArgs) -> Result<()> {
             ignored.join(", ")
         );
     }
+    // With --images, an `image` naming a file in the folder is the picture to upload; the
+    // product then points at its served picture (the default).
+    let mut picture_names: HashMap<String, String> = HashMap::new();
     let products: Vec<(usize, Value)> = records
         .into_iter()
         .map(|(line, fields)| {
-            let product: serde_json::Map<String, Value> = sources
+            let mut product: serde_json::Map<String, Value> = sources
                 .iter()
                 .filter_map(|(field, column)| {
                     Some((field.to_string(), fields.get(column)?.clone()))
                 })
                 .collect();
+            if let Some(dir) = &args.images {
+                let named = product
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if let Some(file) = named.filter(|f| !f.is_empty() && dir.join(f).is_file()) {
+                    product.remove("image");
+                    if let Some(id) = product.get("id").and_then(Value::as_str) {
+                        picture_names.insert(id.trim().to_string(), file);
+                    }
+                }
+            }
             (line, Value::Object(product))
         })
         .collect();
@@ -311,6 +332,9 @@ async fn import(args: ImportArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     println!("imported {} products from {name}", products.len());
+    if let Some(dir) = &args.images {
+        upload_pictures(&client, &args, dir, &products, &picture_names).await?;
+    }
     if args.replace {
         let delete = format!("{endpoint}?before_generation={generation}");
         let request = client.delete(&delete).bearer_auth(&args.token);
@@ -343,6 +367,99 @@ async fn import(args: ImportArgs) -> Result<()> {
                 eprintln!("embeddings not computed ({e:#}); run `vitrine catalog embed` when the model is served");
             }
         }
+    }
+    Ok(())
+}
+
+/// The picture types `--images` uploads, by file extension.
+const PICTURE_TYPES: &[(&str, &str)] = &[
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("png", "image/png"),
+    ("webp", "image/webp"),
+    ("gif", "image/gif"),
+];
+
+/// Uploads each product's picture from `dir` (`PUT /images/products/{id}`); reports products
+/// without one and pictures refused, and fails if any was refused.
+async fn upload_pictures(
+    client: &reqwest::Client,
+    args: &ImportArgs,
+    dir: &Path,
+    products: &[(usize, Value)],
+    named: &HashMap<String, String>,
+) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(products.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("pictures  {bar:40} {pos}/{len} ({eta} left)")?,
+    );
+    let (mut uploaded, mut missing, mut refused) = (0, Vec::new(), Vec::new());
+    for (_, product) in products {
+        bar.inc(1);
+        let Some(id) = product["id"].as_str().map(str::trim) else {
+            continue;
+        };
+        let file = named.get(id).map(|f| dir.join(f)).or_else(|| {
+            PICTURE_TYPES
+                .iter()
+                .map(|(ext, _)| dir.join(format!("{id}.{ext}")))
+                .find(|p| p.is_file())
+        });
+        let Some(file) = file else {
+            missing.push(id.to_string());
+            continue;
+        };
+        let extension = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let Some((_, content_type)) = PICTURE_TYPES.iter().find(|(ext, _)| *ext == extension)
+        else {
+            refused.push(format!(
+                "{}: not a .jpg, .png, .webp or .gif file",
+                file.display()
+            ));
+            continue;
+        };
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let url = format!("{}/images/products/{id}", args.url.trim_end_matches('/'));
+        let response = client
+            .put(&url)
+            .bearer_auth(&args.token)
+            .header("content-type", *content_type)
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("PUT {url}"))?;
+        match response.status() {
+            s if s.is_success() => uploaded += 1,
+            s => refused.push(format!(
+                "{}: {s} {}",
+                file.display(),
+                response.text().await.unwrap_or_default()
+            )),
+        }
+    }
+    bar.finish_and_clear();
+    println!("uploaded {uploaded} pictures from {}", dir.display());
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+        let more = if missing.len() > 10 { ", …" } else { "" };
+        println!(
+            "no picture in {} for {} products ({}{more}): they keep their drawn picture",
+            dir.display(),
+            missing.len(),
+            shown.join(", ")
+        );
+    }
+    for r in &refused {
+        eprintln!("{r}");
+    }
+    if !refused.is_empty() {
+        bail!(
+            "{} pictures were refused (the products themselves are imported)",
+            refused.len()
+        );
     }
     Ok(())
 }

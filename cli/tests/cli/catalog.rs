@@ -23,6 +23,14 @@ source = "CATALOG"
 sqlite_databases = ["default"]
 [component.catalog.variables]
 admin_token = "{{{{ admin_token }}}}"
+[[trigger.http]]
+route = "/images/products/..."
+component = "images"
+[component.images]
+source = "IMAGES"
+sqlite_databases = ["default"]
+[component.images.variables]
+admin_token = "{{{{ admin_token }}}}"
 "#
     ))
 }
@@ -154,6 +162,42 @@ async fn import_checks_every_row_then_maps_stores_and_replaces() -> anyhow::Resu
     );
     let (_, old) = get_json(&format!("{}/api/products?colour=grey", app.url)).await?;
     assert_eq!(old["total"], 0, "the old colour row is gone: {old}");
+
+    // Pictures: the file the `image` column names, else `<id>.<ext>`; refused ones are named.
+    let pictures = dir.path().join("pictures");
+    std::fs::create_dir(&pictures)?;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-a-full-image".to_vec();
+    std::fs::write(pictures.join("jumper-front.png"), &png)?;
+    std::fs::write(pictures.join("B-1.gif"), b"this is no gif")?;
+    let with_pictures = dir.path().join("pictures.jsonl");
+    std::fs::write(
+        &with_pictures,
+        [
+            serde_json::json!({"id": "A-2", "title": "Merino Crew Jumper", "price": 79, "category": "knitwear", "image": "jumper-front.png"}),
+            serde_json::json!({"id": "B-1", "title": "Canvas Tote", "price": 35, "category": "bags"}),
+            serde_json::json!({"id": "C-1", "title": "Silk Scarf", "price": 45, "category": "accessories"}),
+        ]
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n"),
+    )?;
+    let images_arg = pictures.to_string_lossy().into_owned();
+    let (ok, stdout, stderr) = import(&app, &with_pictures, &["--images", &images_arg]).await;
+    assert!(!ok, "a refused picture fails the command: {stdout}");
+    assert!(stdout.contains("uploaded 1 pictures"), "{stdout}");
+    assert!(stdout.contains("for 1 products (C-1)"), "{stdout}");
+    assert!(
+        stderr.contains("B-1.gif") && stderr.contains("not image/gif data"),
+        "{stderr}"
+    );
+    let picture = reqwest::get(format!("{}/images/products/A-2", app.url)).await?;
+    assert_eq!(picture.headers()["content-type"], "image/png");
+    assert_eq!(picture.bytes().await?.as_ref(), png.as_slice());
+    let (_, jumper) = get_json(&format!("{}/api/products/A-2", app.url)).await?;
+    assert_eq!(jumper["image"], "/images/products/A-2");
+    let drawn = reqwest::get(format!("{}/images/products/C-1", app.url)).await?;
+    assert_eq!(drawn.headers()["content-type"], "image/svg+xml");
 
     // The endpoint itself wants the token.
     let denied = reqwest::Client::new()

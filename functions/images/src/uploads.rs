@@ -1,0 +1,86 @@
+//! The shop's own product pictures, stored in the `default` database: JPEG, PNG, WebP or GIF,
+//! checked by their first bytes against the declared `content-type`.
+
+use spin_sdk::sqlite::{Connection, Error, Value};
+
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS product_images (
+    product TEXT PRIMARY KEY, content_type TEXT NOT NULL, bytes BLOB NOT NULL)"];
+
+/// Why a picture was not stored.
+pub enum UploadError {
+    /// The body is not a picture of the declared type (the message says why).
+    Invalid(String),
+    /// The database failed.
+    Store(Error),
+}
+
+/// The picture types accepted, with the bytes their files start with.
+const TYPES: &[(&str, &[u8])] = &[
+    ("image/jpeg", b"\xFF\xD8\xFF"),
+    ("image/png", b"\x89PNG\r\n\x1a\n"),
+    ("image/gif", b"GIF8"),
+    ("image/webp", b"RIFF"),
+];
+
+/// Stores `bytes` as the picture of `product`.
+pub fn put(
+    db: &Connection,
+    product: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<(), UploadError> {
+    let declared = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, magic)) = TYPES.iter().find(|(t, _)| *t == declared) else {
+        let names: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
+        return Err(UploadError::Invalid(format!(
+            "content-type '{content_type}' is not a picture type; use one of {}",
+            names.join(", ")
+        )));
+    };
+    let webp = declared != "image/webp" || bytes.get(8..12) == Some(b"WEBP");
+    if !bytes.starts_with(magic) || !webp {
+        return Err(UploadError::Invalid(format!("the body is not {kind} data")));
+    }
+    vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        db.execute(
+            "INSERT OR REPLACE INTO product_images (product, content_type, bytes) VALUES (?, ?, ?)",
+            &[
+                Value::Text(product.into()),
+                Value::Text((*kind).into()),
+                Value::Blob(bytes.to_vec()),
+            ],
+        )
+        .map(drop)
+    })
+    .map_err(UploadError::Store)
+}
+
+/// The stored picture of `product`: its content type and bytes.
+pub fn get(db: &Connection, product: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+    let rows = vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        db.execute(
+            "SELECT content_type, bytes FROM product_images WHERE product = ?",
+            &[Value::Text(product.into())],
+        )
+    })?;
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|r| Some((r.get::<&str>(0)?.to_string(), r.get::<&[u8]>(1)?.to_vec()))))
+}
+
+/// Removes the stored picture of `product`; whether there was one.
+pub fn delete(db: &Connection, product: &str) -> Result<bool, Error> {
+    let rows = vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        db.execute(
+            "DELETE FROM product_images WHERE product = ? RETURNING 1",
+            &[Value::Text(product.into())],
+        )
+    })?;
+    Ok(!rows.rows.is_empty())
+}
