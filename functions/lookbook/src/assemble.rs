@@ -510,7 +510,7 @@ fn item_score(
             score += weight * best;
         }
         if let (Some(taste), Some(v)) = (&p.taste, vectors.get(&item.id)) {
-            score += 1.0 * f64::from(embeddings::similarity(taste, v)).max(0.0);
+            score += 0.5 * f64::from(embeddings::similarity(taste, v)).max(0.0);
         }
     }
     score
