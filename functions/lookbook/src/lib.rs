@@ -71,11 +71,17 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
         Some(_) => None,
         None => Some(cache::key(&db, request, consent == Consent::Given)?),
     };
+    // The cache only saves work: when it fails, the lookbook is assembled (and the failure
+    // logged), never refused.
     if let Some(key) = &cached {
-        if let Some(body) = cache::get(&db, key, now)? {
-            if let Ok(answer) = serde_json::from_str(&body) {
-                return Ok(answer);
+        match cache::get(&db, key, now) {
+            Ok(Some(body)) => {
+                if let Ok(answer) = serde_json::from_str(&body) {
+                    return Ok(answer);
+                }
             }
+            Ok(None) => {}
+            Err(e) => eprintln!("lookbook cache unreadable, assembling: {e}"),
         }
     }
     let profile = match (&request.shopper, consent) {
@@ -118,7 +124,9 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
         });
     }
     if let Some(key) = &cached {
-        cache::put(&db, key, &answer.to_string(), now)?;
+        if let Err(e) = cache::put(&db, key, &answer.to_string(), now) {
+            eprintln!("lookbook cache not written: {e}");
+        }
     }
     Ok(answer)
 }
