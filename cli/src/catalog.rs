@@ -44,17 +44,8 @@ pub struct ImportArgs {
     /// Skip computing the embeddings afterwards.
     #[arg(long)]
     no_embed: bool,
-    /// The application's address.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    url: String,
-    /// Bearer token of the catalogue's admin endpoints (the `admin_token` variable).
-    #[arg(
-        long,
-        env = "VITRINE_ADMIN_TOKEN",
-        default_value = "dev-admin-token",
-        hide_env_values = true
-    )]
-    token: String,
+    #[command(flatten)]
+    app: crate::http::App,
 }
 
 /// The catalogue's product fields an import can fill.
@@ -252,13 +243,16 @@ async fn import(args: ImportArgs) -> Result<()> {
         rest = &rest[n..];
     }
     let client = reqwest::Client::new();
-    let endpoint = format!("{}/api/catalog/products", args.url.trim_end_matches('/'));
+    let endpoint = format!(
+        "{}/api/catalog/products",
+        args.app.url.trim_end_matches('/')
+    );
     let generation = chrono::Utc::now().timestamp_millis();
     let request = |batch: &[(usize, Value)], dry_run: bool| {
         let products: Vec<&Value> = batch.iter().map(|(_, p)| p).collect();
         client
             .put(&endpoint)
-            .bearer_auth(&args.token)
+            .bearer_auth(&args.app.token)
             .json(&serde_json::json!({ "products": products, "generation": generation, "dry_run": dry_run }))
     };
     // Pass 1: every problem of every row, by file and line.
@@ -337,7 +331,7 @@ async fn import(args: ImportArgs) -> Result<()> {
     }
     if args.replace {
         let delete = format!("{endpoint}?before_generation={generation}");
-        let request = client.delete(&delete).bearer_auth(&args.token);
+        let request = client.delete(&delete).bearer_auth(&args.app.token);
         let answer: Value = crate::http::send(request, &format!("DELETE {delete}"))
             .await?
             .json()
@@ -352,7 +346,7 @@ async fn import(args: ImportArgs) -> Result<()> {
             indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
                 "embedding {bar:40} {pos}/{len} products ({eta} left)",
             )?);
-        match embed_all(&args.url, |done, total| {
+        match embed_all(&args.app.url, |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })
@@ -422,10 +416,13 @@ async fn upload_pictures(
             continue;
         };
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        let url = format!("{}/images/products/{id}", args.url.trim_end_matches('/'));
+        let url = format!(
+            "{}/images/products/{id}",
+            args.app.url.trim_end_matches('/')
+        );
         let response = client
             .put(&url)
-            .bearer_auth(&args.token)
+            .bearer_auth(&args.app.token)
             .header("content-type", *content_type)
             .body(bytes)
             .send()

@@ -45,17 +45,8 @@ pub struct SimulateArgs {
     /// Last day of the history (RFC 3339 date or time); default: today, 00:00 UTC.
     #[arg(long)]
     end: Option<String>,
-    /// The application's address.
-    #[arg(long, default_value = "http://127.0.0.1:3000")]
-    url: String,
-    /// Bearer token of the shopper endpoints (the `admin_token` variable).
-    #[arg(
-        long,
-        env = "VITRINE_ADMIN_TOKEN",
-        default_value = "dev-admin-token",
-        hide_env_values = true
-    )]
-    token: String,
+    #[command(flatten)]
+    app: crate::http::App,
     /// Folder for `events.jsonl` and `shoppers.jsonl`.
     #[arg(long, default_value = "shoppers-sim")]
     out: PathBuf,
@@ -120,9 +111,9 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
             })?,
     };
     let client = reqwest::Client::new();
-    let products = catalog::products(&client, &args.url).await?;
+    let products = catalog::products(&client, &args.app.url).await?;
     if products.is_empty() {
-        bail!("the catalogue at {} is empty", args.url);
+        bail!("the catalogue at {} is empty", args.app.url);
     }
     let mut by_category: HashMap<&str, Vec<&Product>> = HashMap::new();
     for p in &products {
@@ -275,12 +266,12 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
     let bar = indicatif::ProgressBar::new((tastes.len() + events.len()) as u64).with_style(
         indicatif::ProgressStyle::with_template("posting {bar:40} {pos}/{len} ({eta} left)")?,
     );
-    let base = args.url.trim_end_matches('/');
+    let base = args.app.url.trim_end_matches('/');
     for taste in &tastes {
         let url = format!("{base}/api/shoppers/{}/consent", taste.id);
         let request = client
             .put(&url)
-            .bearer_auth(&args.token)
+            .bearer_auth(&args.app.token)
             .json(&json!({ "personalization": true }));
         crate::http::send(request, &format!("PUT {url}")).await?;
         bar.inc(1);

@@ -5,48 +5,10 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use vitrine_tests::{get_json, manifest, post_json, TestApp, ADMIN_TOKEN};
+use vitrine_tests::{get_json, post_json, TestApp, ADMIN_TOKEN};
 
-/// Catalogue, events, lookbooks and pictures, as in `spin.toml`.
 fn app_manifest() -> String {
-    manifest(&format!(
-        r#"
-[variables]
-admin_token = {{ default = "{ADMIN_TOKEN}", secret = true }}
-[[trigger.http]]
-route = "/api/products/..."
-component = "catalog"
-[component.catalog]
-source = "CATALOG"
-sqlite_databases = ["default"]
-[[trigger.http]]
-route = "/api/events"
-component = "events"
-[[trigger.http]]
-route = "/api/shoppers/..."
-component = "events"
-[component.events]
-source = "EVENTS"
-sqlite_databases = ["default"]
-[component.events.variables]
-admin_token = "{{{{ admin_token }}}}"
-[[trigger.http]]
-route = "/api/lookbooks"
-component = "lookbook"
-[[trigger.http]]
-route = "/lookbook"
-component = "lookbook"
-[component.lookbook]
-source = "LOOKBOOK"
-sqlite_databases = ["default"]
-[[trigger.http]]
-route = "/images/products/..."
-component = "images"
-[component.images]
-source = "IMAGES"
-sqlite_databases = ["default"]
-"#
-    ))
+    vitrine_tests::shop_manifest()
 }
 
 fn looks(lookbook: &Value) -> &Vec<Value> {

