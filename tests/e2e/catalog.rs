@@ -294,3 +294,44 @@ async fn semantic_search_ranks_by_meaning() -> anyhow::Result<()> {
     assert_eq!(bad.status(), 400);
     Ok(())
 }
+
+/// A catalogue holding a shop's imported products is never rebuilt with the demo catalogue:
+/// at another schema version it is refused (503, saying why) and left as it is.
+#[tokio::test]
+async fn imported_products_are_never_dropped_for_a_rebuild() -> anyhow::Result<()> {
+    let probe = "[[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
+                 [component.probe]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n";
+    let app = TestApp::start(&vitrine_tests::shop_manifest(probe)).await?;
+    let client = reqwest::Client::new();
+    let imported = client
+        .put(format!("{}/api/catalog/products", app.url))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .json(&json!({ "products": [{"id": "own-1", "title": "Our Linen Shirt", "price": 80, "category": "shirts"}], "generation": 7 }))
+        .send()
+        .await?;
+    assert_eq!(imported.status(), 200);
+    // As if this build had a newer schema than the database.
+    let sql = format!("{}/probe/sqlite/default", app.url);
+    let (status, body) = vitrine_tests::post_json(
+        &sql,
+        &json!({ "sql": "UPDATE catalog_meta SET value = '2' WHERE key = 'schema_version'", "params": [] }),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get_json(&format!("{}/api/products", app.url)).await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs a migration"),
+        "{body}"
+    );
+    let (_, rows) = vitrine_tests::post_json(
+        &sql,
+        &json!({ "sql": "SELECT count(*), sum(id = 'own-1') FROM products", "params": [] }),
+    )
+    .await?;
+    assert_eq!(rows["rows"][0], json!([6001, 1]), "nothing dropped: {rows}");
+    Ok(())
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use vitrine_tests::{get_json, post_json, TestApp, ADMIN_TOKEN};
 
 fn app_manifest() -> String {
-    vitrine_tests::shop_manifest()
+    vitrine_tests::shop_manifest("")
 }
 
 fn looks(lookbook: &Value) -> &Vec<Value> {

@@ -95,8 +95,9 @@ pub fn manifest(body: &str) -> String {
 }
 
 /// The shop's functions as `spin.toml` wires them — catalogue (with its admin endpoints),
-/// events, lookbooks and pictures — with [`ADMIN_TOKEN`], ready to serve.
-pub fn shop_manifest() -> String {
+/// events, lookbooks and pictures — with [`ADMIN_TOKEN`], plus the components in `extra`
+/// (manifest text with the guests' placeholders), ready to serve.
+pub fn shop_manifest(extra: &str) -> String {
     let admin = "[component.{}.variables]\nadmin_token = \"{{ admin_token }}\"\n";
     let mut body =
         format!("[variables]\nadmin_token = {{ default = \"{ADMIN_TOKEN}\", secret = true }}\n");
@@ -133,7 +134,7 @@ pub fn shop_manifest() -> String {
             body.push_str(&admin.replace("{}", component));
         }
     }
-    manifest(&body)
+    manifest(&(body + extra))
 }
 
 /// A repository holding `text-embed` (all-MiniLM-L6-v2), fetched from the package index once

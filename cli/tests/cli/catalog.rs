@@ -8,7 +8,7 @@ use vitrine_tests::{get_json, TestApp, ADMIN_TOKEN};
 use crate::commands::vitrine;
 
 fn catalogue_app() -> String {
-    vitrine_tests::shop_manifest()
+    vitrine_tests::shop_manifest("")
 }
 
 /// Runs `vitrine catalog import` on `file`; returns (success, stdout, stderr).

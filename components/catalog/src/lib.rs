@@ -10,7 +10,9 @@ use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
 
 pub use seed::PRODUCT_COUNT;
 
-/// Bumped when the schema changes; a database at an older version is rebuilt.
+/// Bumped when the schema changes; a database at an older version is rebuilt with the demo
+/// catalogue, unless it holds imported products: then it is left alone and refused (a bump
+/// from here on needs a migration, so that no shop loses its products).
 const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &[&str] = &[
@@ -44,22 +46,24 @@ pub const COLUMNS: &str =
      p.currency, p.colours, p.style_tags, p.material, p.sizes, p.image, p.rating, p.review_count, \
      p.stock, p.created_at, p.attributes";
 
+/// The schema version the catalogue was created at, if it exists.
+fn stored_version(db: &Connection) -> Option<String> {
+    db.execute(
+        "SELECT value FROM catalog_meta WHERE key = 'schema_version'",
+        &[],
+    )
+    .ok()
+    .and_then(|r| {
+        r.rows
+            .first()
+            .and_then(|row| row.get::<&str>(0).map(str::to_string))
+    })
+}
+
 /// Opens the `default` database, creating and seeding the catalogue on first use.
 pub fn open() -> Result<Connection, Error> {
     let db = Connection::open_default()?;
-    let ready = db
-        .execute(
-            "SELECT value FROM catalog_meta WHERE key = 'schema_version'",
-            &[],
-        )
-        .ok()
-        .and_then(|r| {
-            r.rows
-                .first()
-                .and_then(|row| row.get::<&str>(0).map(str::to_string))
-        })
-        .is_some_and(|v| v == SCHEMA_VERSION.to_string());
-    if !ready {
+    if stored_version(&db).as_deref() != Some(&SCHEMA_VERSION.to_string()) {
         seed_catalogue(&db)?;
     }
     Ok(db)
@@ -69,19 +73,24 @@ pub fn open() -> Result<Connection, Error> {
 /// requests wait for it and then find it done.
 fn seed_catalogue(db: &Connection) -> Result<(), Error> {
     vitrine_guest::sqlite::transaction(db, || {
-        let done = db
-            .execute(
-                "SELECT value FROM catalog_meta WHERE key = 'schema_version'",
-                &[],
-            )
-            .ok()
-            .and_then(|r| {
-                r.rows
-                    .first()
-                    .and_then(|row| row.get::<&str>(0).map(str::to_string))
-            });
-        if done.as_deref() == Some(&SCHEMA_VERSION.to_string()) {
+        let version = stored_version(db);
+        if version.as_deref() == Some(&SCHEMA_VERSION.to_string()) {
             return Ok(());
+        }
+        // Imported products (generation > 0) are never dropped for a rebuild. Catalogues from
+        // before imports have no `generation` column: the query fails, nothing to keep.
+        let imported = db
+            .execute("SELECT count(*) FROM products WHERE generation > 0", &[])
+            .ok()
+            .and_then(|r| r.rows.first().and_then(|row| row.get::<i64>(0)))
+            .unwrap_or(0);
+        if imported > 0 {
+            return Err(Error::Io(format!(
+                "the catalogue holds {imported} imported products at schema version {}; this \
+                 build's version {SCHEMA_VERSION} needs a migration it does not have, so \
+                 nothing was changed",
+                version.as_deref().unwrap_or("unknown")
+            )));
         }
         for table in [
             "product_embeddings",
