@@ -39,6 +39,17 @@ impl SqlitePool {
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
+        static CONFIGURED: std::sync::Once = std::sync::Once::new();
+        CONFIGURED.call_once(|| {
+            // SQLite's memory statistics take one process-wide mutex on every allocation,
+            // which all connections contend for under load; nothing here reads them.
+            // SAFETY: `sqlite3_config` is called once, before this process opens its first
+            // connection here; if SQLite was already initialised it returns SQLITE_MISUSE and
+            // changes nothing.
+            unsafe {
+                rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+            }
+        });
         let conn = Connection::open(&self.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
