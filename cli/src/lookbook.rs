@@ -3,8 +3,9 @@
 //! For every shopper of a simulation (`vitrine shoppers simulate`) with at least two
 //! purchases, the last 20% of the purchases (at least one) are held out. The lookbook is asked
 //! for as of just before the session of the first held-out purchase (`as_of`), so it sees only
-//! earlier sessions; its products, look by look, are the ranking. Baselines rank by popularity (event
-//! weight of all simulated shoppers before the same moment) and at random. Reported:
+//! earlier sessions; its products, look by look, are the ranking. Baselines rank by popularity
+//! (event weight of all simulated shoppers before the same moment) and at random; like the
+//! lookbook, they leave out what the shopper already bought. Reported:
 //! hit-rate@10 and @20 (share of shoppers with a held-out purchase in the top k), NDCG@10, and
 //! the outfit-validity rate (looks meeting the slot, style, colour and budget rules, every
 //! piece in stock).
@@ -222,6 +223,12 @@ async fn eval(args: EvalArgs) -> Result<()> {
         }
         lookbook.add(score(&ranking, &held));
 
+        // The baselines leave out what the shopper already bought, as the lookbook does.
+        let bought_before: HashSet<&str> = bought
+            .iter()
+            .filter(|e| e.time <= cutoff)
+            .map(|e| e.product.as_str())
+            .collect();
         let mut weights: HashMap<&str, f64> = HashMap::new();
         for e in events.iter().take_while(|e| e.time <= cutoff) {
             *weights.entry(&e.product).or_default() += weight(&e.kind);
@@ -230,11 +237,15 @@ async fn eval(args: EvalArgs) -> Result<()> {
         by_weight.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let top: Vec<String> = by_weight
             .iter()
+            .filter(|(p, _)| !bought_before.contains(p))
             .take(20)
             .map(|(p, _)| p.to_string())
             .collect();
         popular.add(score(&top, &held));
         let any: Vec<String> = products
+            .iter()
+            .filter(|p| !bought_before.contains(p.id.as_str()))
+            .collect::<Vec<_>>()
             .choose_multiple(&mut rng, 20)
             .map(|p| p.id.clone())
             .collect();

@@ -210,6 +210,13 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
     );
     let why = after["looks"][0]["why"].to_string();
     assert!(why.contains("style interest"), "{why}");
+    // What she bought is not offered again.
+    for look in looks(&after) {
+        for id in product_ids(look) {
+            let bought = picks.iter().step_by(2).any(|p| *p == id);
+            assert!(!bought, "{id} was bought: {look}");
+        }
+    }
 
     // Popularity is kept as running totals at ingest; retried events must not count twice.
     // The live lookbook must equal the one summed from the stored events (`as_of`).

@@ -80,6 +80,8 @@ pub struct Profile {
     pub taste_products: usize,
     /// Size per category, where a cart or purchase named one.
     pub sizes: BTreeMap<String, String>,
+    /// Products the shopper bought.
+    pub purchased: std::collections::BTreeSet<String>,
 }
 
 impl Profile {
@@ -208,6 +210,9 @@ pub fn build(db: &Connection, shopper: &str, now: i64) -> Result<Profile, Error>
         let band = price_band(row.get::<i64>(7).unwrap_or(0));
         add("price_band", vec![band.to_string()]);
         *product_weights.entry(text(8)).or_default() += w;
+        if kind == "purchase" {
+            profile.purchased.insert(text(8));
+        }
         if let Some(size) = row
             .get::<&str>(9)
             .filter(|_| kind == "purchase" || kind == "add_to_cart")

@@ -229,11 +229,12 @@ impl<'a> Assembler<'a> {
                     .or_insert_with(|| season_fit(i, request.season))
             })
             .collect();
+        let bought = |item: &Item| profile.is_some_and(|p| p.purchased.contains(&item.id));
         let mut scored: Vec<(Item, f64)> = items
             .into_iter()
             .zip(seasons)
             .filter_map(|(item, season)| {
-                let season = season?;
+                let season = season.filter(|_| !bought(&item))?;
                 let personal = profile.map(|p| (p, &relative));
                 let score = item_score(&item, personal, request, &vectors) + season;
                 Some((item, score))
@@ -708,6 +709,35 @@ mod tests {
         let r = request("looks=2&occasion=date");
         let looks = Assembler::new(&r, None, catalogue(), HashMap::new()).lookbook();
         assert_eq!(looks[0].style, "romantic");
+    }
+
+    #[test]
+    fn what_the_shopper_bought_is_not_offered_again() {
+        let profile = Profile {
+            events: 1,
+            purchased: ["m40".to_string(), "m20".to_string()].into(),
+            ..Profile::default()
+        };
+        let r = request("looks=3");
+        let looks = Assembler::new(&r, Some(&profile), catalogue(), HashMap::new()).lookbook();
+        assert!(!looks.is_empty());
+        for look in &looks {
+            assert!(
+                look.items
+                    .iter()
+                    .all(|(_, i)| i.id != "m40" && i.id != "m20"),
+                "{look:?}"
+            );
+        }
+        let anyone = Assembler::new(&r, None, catalogue(), HashMap::new()).lookbook();
+        let offered: Vec<&str> = anyone
+            .iter()
+            .flat_map(|l| l.items.iter().map(|(_, i)| i.id.as_str()))
+            .collect();
+        assert!(
+            offered.contains(&"m40") && offered.contains(&"m20"),
+            "{offered:?}"
+        );
     }
 
     #[test]
