@@ -262,12 +262,39 @@ async fn eval(args: EvalArgs) -> Result<()> {
     println!("{}", popular.row("popularity"));
     println!("{}", random.row("random"));
     let ratio = lookbook.mean_ndcg() / popular.mean_ndcg().max(1e-12);
-    println!("\nNDCG@10 lookbook / popularity: {ratio:.2}× (target ≥ 2×)");
+    let (low, high) = ratio_interval(&lookbook.ndcg, &popular.ndcg, args.seed);
+    println!(
+        "\nNDCG@10 lookbook / popularity: {ratio:.2}× (95% bootstrap interval {low:.2}–{high:.2}; target ≥ 2×)"
+    );
     println!(
         "outfit validity: {valid} of {looks} looks ({:.1}%; target 100%)",
         100.0 * valid as f64 / looks.max(1) as f64
     );
     Ok(())
+}
+
+/// The 95% interval of `mean(a) / mean(b)` over 1,000 bootstrap resamples of the shoppers
+/// (paired: `a[i]` and `b[i]` are one shopper's).
+fn ratio_interval(a: &[f64], b: &[f64], seed: u64) -> (f64, f64) {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let mut ratios: Vec<f64> = (0..1000)
+        .map(|_| {
+            let (mut sa, mut sb) = (0.0, 0.0);
+            for _ in 0..n {
+                let i = rng.random_range(0..n);
+                sa += a[i];
+                sb += b[i];
+            }
+            sa / sb.max(1e-12)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    (ratios[25], ratios[974])
 }
 
 #[cfg(test)]
@@ -286,5 +313,17 @@ mod tests {
         let (_, _, ndcg) = score(&ranking, &held);
         let expected = (1.0 / 3f64.log2()) / (1.0 + 1.0 / 3f64.log2());
         assert!((ndcg - expected).abs() < 1e-12);
+        // Twice as good everywhere: the interval is exactly 2; noisy pairs widen it around 2.
+        let b: Vec<f64> = (0..200).map(|i| 0.1 + (i % 7) as f64 * 0.01).collect();
+        let a: Vec<f64> = b.iter().map(|v| 2.0 * v).collect();
+        let (low, high) = ratio_interval(&a, &b, 1);
+        assert!((low - 2.0).abs() < 1e-9 && (high - 2.0).abs() < 1e-9);
+        let noisy: Vec<f64> = a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if i % 2 == 0 { v * 1.5 } else { v * 0.5 })
+            .collect();
+        let (low, high) = ratio_interval(&noisy, &b, 1);
+        assert!(low < high && low > 1.5 && high < 2.5, "{low} {high}");
     }
 }
