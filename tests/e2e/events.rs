@@ -38,16 +38,7 @@ async fn shopper(
     body: Option<Value>,
     token: Option<&str>,
 ) -> anyhow::Result<(u16, Value)> {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{}/api/shoppers/{path}", app.url));
-    if let Some(token) = token.or(Some(ADMIN_TOKEN)).filter(|t| !t.is_empty()) {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    Ok((response.status().as_u16(), response.json().await?))
+    vitrine_tests::shopper_api(app, method, path, body, token).await
 }
 
 fn view(id: &str, shopper: &str, product: &str) -> Value {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use vitrine_tests::{get_json, post_json, TestApp, ADMIN_TOKEN};
+use vitrine_tests::{get_json, post_json, TestApp};
 
 fn app_manifest() -> String {
     vitrine_tests::shop_manifest("")
@@ -117,20 +117,16 @@ async fn looks_are_complete_valid_and_stable() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls a `/api/shoppers` endpoint with the admin token.
+/// Calls a `/api/shoppers` endpoint with the admin token; the status.
 async fn shopper(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<u16> {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}/api/shoppers/{path}", app.url))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    Ok(request.send().await?.status().as_u16())
+    Ok(vitrine_tests::shopper_api(app, method, path, body, None)
+        .await?
+        .0)
 }
 
 /// Share of the looks' pieces that have `colour`, and share of looks in `style`.

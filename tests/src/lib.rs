@@ -137,6 +137,27 @@ pub fn shop_manifest(extra: &str) -> String {
     manifest(&(body + extra))
 }
 
+/// Calls `/api/shoppers/{path}` on `app` with the admin token (or `token`; `""` sends none)
+/// and returns the status and JSON body.
+pub async fn shopper_api(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value)> {
+    let mut request =
+        reqwest::Client::new().request(method, format!("{}/api/shoppers/{path}", app.url));
+    if let Some(token) = token.or(Some(ADMIN_TOKEN)).filter(|t| !t.is_empty()) {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
 /// A repository holding `text-embed` (all-MiniLM-L6-v2), fetched from the package index once
 /// per target directory (the same folder `gpu-worker/tests/text_embed.rs` uses).
 pub fn text_embed_models() -> PathBuf {

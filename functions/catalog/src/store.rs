@@ -93,15 +93,19 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
             .and_then(|row| row.get::<i64>(0))
             .unwrap_or(0),
     };
-    let items = products(&rows);
+    Ok(page_of(query, total, products(&rows)))
+}
+
+/// One page of a search: the items with the total and where the next page starts.
+fn page_of(query: &ProductQuery, total: i64, items: Vec<Json>) -> Json {
     let next = query.offset + query.limit;
-    Ok(json!({
+    json!({
         "total": total,
         "limit": query.limit,
         "offset": query.offset,
         "next_offset": if next < total { Some(next) } else { None },
         "items": items,
-    }))
+    })
 }
 
 /// A search ranked by meaning: the filtered products with an embedding, by cosine similarity
@@ -159,13 +163,8 @@ pub fn semantic_search(
         }
     }
     let (embedded, products) = embeddings::coverage(db)?;
-    let next = query.offset + query.limit;
-    Ok(json!({
-        "total": total,
-        "limit": query.limit,
-        "offset": query.offset,
-        "next_offset": if next < total { Some(next) } else { None },
-        "semantic": { "model": embeddings::MODEL, "embedded": embedded, "products": products },
-        "items": items,
-    }))
+    let mut answer = page_of(query, total, items);
+    answer["semantic"] =
+        json!({ "model": embeddings::MODEL, "embedded": embedded, "products": products });
+    Ok(answer)
 }

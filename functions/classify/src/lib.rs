@@ -10,8 +10,9 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_component;
+use vitrine_guest::http::{error, json_response, not_allowed};
 use vitrine_nn::{ErrorCode, Model, Tensor};
 
 /// One classification task: which model, which input, what the classes mean.
@@ -44,18 +45,6 @@ const SHAPE: Task = Task {
 
 const MAX_ROWS: usize = 64;
 
-fn json_response(status: u16, body: Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .build()
-}
-
-fn error(status: u16, message: impl Into<String>) -> Response {
-    json_response(status, json!({ "error": message.into() }))
-}
-
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let path = req
@@ -74,9 +63,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         }
     };
     if *req.method() != Method::Post {
-        let mut response = error(405, format!("{} is not allowed; use POST", req.method()));
-        response.set_header("allow", "POST");
-        return Ok(response);
+        return Ok(not_allowed(req.method(), "POST"));
     }
     let rows = match parse_rows(req.body(), &task) {
         Ok(rows) => rows,

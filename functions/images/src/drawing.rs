@@ -64,13 +64,6 @@ fn luminance((r, g, b): (u8, u8, u8)) -> f64 {
     0.2126 * f64::from(r) + 0.7152 * f64::from(g) + 0.0722 * f64::from(b)
 }
 
-/// FNV-1a of bytes, for the variations and the ETag.
-pub fn fnv_bytes(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The silhouette (closed path) and its detail lines (stroked) in a 400×400 box.
 fn silhouette(category: &str, item: &str) -> (String, String) {
     let has = |w: &str| item.contains(w);
@@ -236,7 +229,7 @@ fn silhouette(category: &str, item: &str) -> (String, String) {
 
 /// The SVG of a product, `size` pixels square.
 pub fn svg(p: &Product, size: u32) -> String {
-    let seed = fnv_bytes(p.id.as_bytes());
+    let seed = vitrine_guest::fnv1a(p.id.as_bytes());
     let main = rgb(p.colours.first().map(String::as_str).unwrap_or("beige"));
     let second = p.colours.get(1).map(|c| rgb(c));
     let dark = luminance(main) < 60.0;

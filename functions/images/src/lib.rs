@@ -66,7 +66,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             Err(e) => return Ok(error(500, format!("lookup failed: {e}"))),
         },
     };
-    let etag = format!("\"{:016x}\"", drawing::fnv_bytes(&body));
+    let etag = format!("\"{:016x}\"", vitrine_guest::fnv1a(&body));
     let fresh = header(&req, "if-none-match")
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let builder = |status: u16| {

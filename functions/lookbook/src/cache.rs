@@ -37,10 +37,7 @@ pub fn key(db: &Connection, request: &LookbookRequest, consented: bool) -> Resul
     let text = |i| row.and_then(|r| r.get::<&str>(i)).unwrap_or("").to_string();
     let embedded = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0);
     let state = format!("{request:?}|{consented}|{}|{embedded}|{}", text(0), text(2));
-    let hash = state.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    Ok(format!("{hash:016x}"))
+    Ok(format!("{:016x}", vitrine_guest::fnv1a(state.as_bytes())))
 }
 
 /// The answer stored under `key` less than [`TTL_SECONDS`] before `now`.

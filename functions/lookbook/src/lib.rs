@@ -163,13 +163,12 @@ fn look_json(
     })
 }
 
-/// A look's stable id: FNV-1a of its product ids, in order.
+/// A look's stable id: FNV-1a of its product ids, in order, each ended by a NUL.
 fn look_id(look: &Look) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (_, item) in &look.items {
-        for byte in item.id.bytes().chain([0]) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("lk-{hash:016x}")
+    let ids: String = look
+        .items
+        .iter()
+        .map(|(_, i)| format!("{}\0", i.id))
+        .collect();
+    format!("lk-{:016x}", vitrine_guest::fnv1a(ids.as_bytes()))
 }
