@@ -34,7 +34,7 @@ fi
 echo "building vitrine (release) and the guests"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --release -p vitrine --quiet
-cargo build --target wasm32-wasip2 --profile wasm -p hello -p catalog -p lookbook --quiet
+cargo build --target wasm32-wasip2 --profile wasm -p hello -p catalog -p lookbook -p events --quiet
 VITRINE=$TARGET_DIR/release/vitrine
 GUESTS=$TARGET_DIR/wasm32-wasip2/wasm
 
@@ -44,6 +44,8 @@ cat > "$WORK/spin.toml" <<TOML
 spin_manifest_version = 2
 [application]
 name = "bench"
+[variables]
+admin_token = { default = "bench-token" }
 [[trigger.http]]
 route = "/hello"
 component = "hello"
@@ -61,6 +63,17 @@ sqlite_databases = ["default"]
 [component.lookbook]
 source = "$GUESTS/lookbook.wasm"
 sqlite_databases = ["default"]
+[[trigger.http]]
+route = "/api/events"
+component = "events"
+[[trigger.http]]
+route = "/api/shoppers/..."
+component = "events"
+[component.events]
+source = "$GUESTS/events.wasm"
+sqlite_databases = ["default"]
+[component.events.variables]
+admin_token = "{{ admin_token }}"
 TOML
 
 warm_up() { # url: a short untimed load, so every server is measured warm
@@ -103,12 +116,32 @@ run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 1
 run_wrk "vitrine hello" "http://127.0.0.1:$VITRINE_PORT/hello" 16
 run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 1
 run_wrk "vitrine /api/products" "http://127.0.0.1:$VITRINE_PORT/api/products?category=dresses&limit=20" 16
-# The same lookbook again and again (answered from the 60 s cache after the first), and a new
-# shopper every request (assembled every time).
+# Lookbooks need shoppers with histories and product embeddings: 300 simulated shoppers, and
+# random unit vectors as embeddings (the bench runs no inference worker; reading and comparing
+# vectors costs the same whatever they hold).
+"$VITRINE" shoppers simulate --shoppers 300 --seed 1 --url "http://127.0.0.1:$VITRINE_PORT" \
+  --token bench-token --out "$WORK/shoppers" 2>&1 | tail -1
+python3 - "$WORK/state/sqlite/default.db" <<'PY'
+import random, sqlite3, struct, sys
+random.seed(1)
+db = sqlite3.connect(sys.argv[1], timeout=30)
+def unit():
+    v = [random.gauss(0, 1) for _ in range(384)]
+    n = sum(x * x for x in v) ** 0.5
+    return struct.pack("<384f", *(x / n for x in v))
+rows = [(rowid, unit()) for (rowid,) in db.execute("SELECT rowid FROM products")]
+db.executemany("INSERT OR REPLACE INTO product_embeddings (product, vector) VALUES (?, ?)", rows)
+db.commit()
+print(f"{len(rows)} random product embeddings written")
+PY
+# The same lookbook again and again (answered from the 60 s cache after the first); without a
+# shopper, assembled every time; personalized, assembled every time.
 run_wrk "vitrine /api/lookbooks" "http://127.0.0.1:$VITRINE_PORT/api/lookbooks?occasion=weekend&season=winter" 1
 run_wrk "vitrine /api/lookbooks" "http://127.0.0.1:$VITRINE_PORT/api/lookbooks?occasion=weekend&season=winter" 16
 run_wrk "vitrine lookbooks uncached" "http://127.0.0.1:$VITRINE_PORT" 1 benches/lookbook-uncached.lua
 run_wrk "vitrine lookbooks uncached" "http://127.0.0.1:$VITRINE_PORT" 16 benches/lookbook-uncached.lua
+run_wrk "vitrine lookbooks personal" "http://127.0.0.1:$VITRINE_PORT" 1 benches/lookbook-personal.lua
+run_wrk "vitrine lookbooks personal" "http://127.0.0.1:$VITRINE_PORT" 16 benches/lookbook-personal.lua
 kill -TERM $VPID; wait $VPID || true
 
 echo

@@ -10,10 +10,10 @@ use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
 
 pub use seed::PRODUCT_COUNT;
 
-/// Bumped when the schema changes; a database at an older version is rebuilt with the demo
-/// catalogue, unless it holds imported products: then it is left alone and refused (a bump
-/// from here on needs a migration, so that no shop loses its products).
-const SCHEMA_VERSION: i64 = 3;
+/// Bumped when the schema changes. A database at the previous version is migrated in place
+/// ([`migrate`]); one at an older version is rebuilt with the demo catalogue, unless it holds
+/// imported products: then it is left alone and refused, so that no shop loses its products.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -32,6 +32,25 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS product_styles (product INTEGER NOT NULL, style TEXT NOT NULL, PRIMARY KEY (style, product)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS product_embeddings (product INTEGER PRIMARY KEY, vector BLOB NOT NULL)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS product_search USING fts5 (title, description, brand, category, tags, tokenize = 'unicode61 remove_diacritics 2')",
+];
+
+/// Version 4: `catalog_meta.revision`, bumped by triggers on every write to the products or
+/// their embeddings, so that readers can tell in one lookup whether the catalogue changed
+/// ([`revision`]).
+const REVISION: &[&str] = &[
+    "INSERT OR IGNORE INTO catalog_meta (key, value) VALUES ('revision', 1)",
+    "CREATE TRIGGER IF NOT EXISTS products_revision_insert AFTER INSERT ON products
+        BEGIN UPDATE catalog_meta SET value = value + 1 WHERE key = 'revision'; END",
+    "CREATE TRIGGER IF NOT EXISTS products_revision_update AFTER UPDATE ON products
+        BEGIN UPDATE catalog_meta SET value = value + 1 WHERE key = 'revision'; END",
+    "CREATE TRIGGER IF NOT EXISTS products_revision_delete AFTER DELETE ON products
+        BEGIN UPDATE catalog_meta SET value = value + 1 WHERE key = 'revision'; END",
+    "CREATE TRIGGER IF NOT EXISTS product_embeddings_revision_insert AFTER INSERT ON product_embeddings
+        BEGIN UPDATE catalog_meta SET value = value + 1 WHERE key = 'revision'; END",
+    "CREATE TRIGGER IF NOT EXISTS product_embeddings_revision_update AFTER UPDATE ON product_embeddings
+        BEGIN UPDATE catalog_meta SET value = value + 1 WHERE key = 'revision'; END",
+    "CREATE TRIGGER IF NOT EXISTS product_embeddings_revision_delete AFTER DELETE ON product_embeddings
+        BEGIN UPDATE catalog_meta SET value = value + 1 WHERE key = 'revision'; END",
 ];
 
 /// What `product_search` (full text) indexes of a product `p`: title, description, brand,
@@ -64,18 +83,52 @@ fn stored_version(db: &Connection) -> Option<String> {
 pub fn open() -> Result<Connection, Error> {
     let db = Connection::open_default()?;
     if stored_version(&db).as_deref() != Some(&SCHEMA_VERSION.to_string()) {
-        seed_catalogue(&db)?;
+        upgrade_catalogue(&db)?;
     }
     Ok(db)
 }
 
-/// Creates the schema and loads the demo catalogue in one transaction; concurrent first
+/// The catalogue's revision: it grows with every write to a product or an embedding (so a
+/// reader may keep what it derived from the catalogue while the revision stays the same).
+pub fn revision(db: &Connection) -> Result<i64, Error> {
+    let rows = db.execute(
+        "SELECT CAST(value AS INTEGER) FROM catalog_meta WHERE key = 'revision'",
+        &[],
+    )?;
+    rows.rows
+        .first()
+        .and_then(|row| row.get::<i64>(0))
+        .ok_or_else(|| Error::Io("the catalogue has no revision".into()))
+}
+
+/// Migrates a catalogue from the previous schema version to this one, keeping its data.
+fn migrate(db: &Connection, from: &str) -> Result<bool, Error> {
+    if from != "3" {
+        return Ok(false);
+    }
+    for statement in REVISION {
+        db.execute(statement, &[])?;
+    }
+    db.execute(
+        "UPDATE catalog_meta SET value = ? WHERE key = 'schema_version'",
+        &[Value::Text(SCHEMA_VERSION.to_string())],
+    )?;
+    Ok(true)
+}
+
+/// Brings the catalogue to this schema version in one transaction: migrates the previous
+/// version in place, or creates the schema and loads the demo catalogue. Concurrent first
 /// requests wait for it and then find it done.
-fn seed_catalogue(db: &Connection) -> Result<(), Error> {
+fn upgrade_catalogue(db: &Connection) -> Result<(), Error> {
     vitrine_guest::sqlite::transaction(db, || {
         let version = stored_version(db);
         if version.as_deref() == Some(&SCHEMA_VERSION.to_string()) {
             return Ok(());
+        }
+        if let Some(from) = &version {
+            if migrate(db, from)? {
+                return Ok(());
+            }
         }
         // Imported products (generation > 0) are never dropped for a rebuild. Catalogues from
         // before imports have no `generation` column: the query fails, nothing to keep.
@@ -102,7 +155,7 @@ fn seed_catalogue(db: &Connection) -> Result<(), Error> {
         ] {
             db.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])?;
         }
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain(REVISION) {
             db.execute(statement, &[])?;
         }
         let products = Value::Text(seed::products().to_string());

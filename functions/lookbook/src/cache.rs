@@ -2,14 +2,16 @@
 //! asking again costs a lookup instead of an assembly.
 //!
 //! The key holds the request's parameters (with the season resolved), the shopper's consent,
-//! their events (count and newest), the catalogue (products, stock, import generations) and the
-//! embeddings' coverage: any of these changing misses at once. Only other shoppers' events
+//! their events (count and newest) and the catalogue's revision (any write to a product or an
+//! embedding): any of these changing misses at once. Shoppers without consent, or without a
+//! shopper id, get looks from the context alone and share answers. Only other shoppers' events
 //! (popularity) and the clock may be up to [`TTL_SECONDS`] stale. `as_of` answers are never
 //! cached.
 
 use spin_sdk::sqlite::{Connection, Error, Value};
 
 use crate::context::LookbookRequest;
+use crate::describe::Consent;
 
 /// How long an answer is served again, in seconds.
 pub const TTL_SECONDS: i64 = 60;
@@ -21,23 +23,43 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// The cache key of a request (a hash of everything its answer depends on, see the module).
-pub fn key(db: &Connection, request: &LookbookRequest, consented: bool) -> Result<String, Error> {
-    let shopper = request.shopper.clone().unwrap_or_default();
+/// Without consent, looks depend on the context alone: such shoppers share one answer, whose
+/// `shopper` the caller sets.
+pub fn key(
+    db: &Connection,
+    request: &LookbookRequest,
+    consent: Consent,
+    revision: i64,
+) -> Result<String, Error> {
+    let (request, events) = match (consent, &request.shopper) {
+        (Consent::Given, Some(shopper)) => (request.clone(), events(db, shopper)?),
+        _ => {
+            let anyone = LookbookRequest {
+                shopper: None,
+                ..request.clone()
+            };
+            (anyone, String::new())
+        }
+    };
+    let state = format!("{request:?}|{consent:?}|{revision}|{events}");
+    Ok(format!("{:016x}", vitrine_guest::fnv1a(state.as_bytes())))
+}
+
+/// A shopper's events in brief: how many, the newest, the last received.
+fn events(db: &Connection, shopper: &str) -> Result<String, Error> {
     let rows = vitrine_shoppers::with_tables(db, |db| {
         db.execute(
-            "SELECT (SELECT count(*) || ':' || coalesce(max(rowid), 0) || ':' || total(generation)
-                        || ':' || total(stock) FROM products),
-                    (SELECT count(*) FROM product_embeddings),
-                    (SELECT count(*) || ':' || coalesce(max(time), 0) || ':' || coalesce(max(received), 0)
-                        FROM shopper_events WHERE shopper = ?)",
-            &[Value::Text(shopper.clone())],
+            "SELECT count(*) || ':' || coalesce(max(time), 0) || ':' || coalesce(max(received), 0)
+             FROM shopper_events WHERE shopper = ?",
+            &[Value::Text(shopper.to_string())],
         )
     })?;
-    let row = rows.rows.first();
-    let text = |i| row.and_then(|r| r.get::<&str>(i)).unwrap_or("").to_string();
-    let embedded = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0);
-    let state = format!("{request:?}|{consented}|{}|{embedded}|{}", text(0), text(2));
-    Ok(format!("{:016x}", vitrine_guest::fnv1a(state.as_bytes())))
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|r| r.get::<&str>(0))
+        .unwrap_or("")
+        .to_string())
 }
 
 /// The answer stored under `key` less than [`TTL_SECONDS`] before `now`.

@@ -1,21 +1,239 @@
-//! The catalogue items a lookbook may use: in stock, in an outfit's categories, within the
-//! budget, with their popularity (event weight up to `now`, plus reviews).
+//! The catalogue products a lookbook may use (in stock, not swimwear or activewear) with their
+//! popularity, read once per catalogue revision and kept as a compact snapshot in the
+//! `lookbook_candidates` table: every distinct word (category, type, brand, material, colour,
+//! style tag, price band) stored once, products referring to words by number.
 //!
-//! Thousands of products are read per request, so each query returns one JSON value built by
-//! SQLite (`json_group_array`) rather than a dozen values per product, and only what scoring
-//! needs: titles and images are read afterwards for the products chosen ([`details`]).
-//! Measured on the demo catalogue: 17 ms → about 8 ms.
+//! Reading ~5,400 products from their tables (one JSON aggregate each for the products and for
+//! popularity) cost about 12 ms per lookbook; decoding the snapshot costs about 1 ms. The
+//! snapshot is read again when the catalogue's revision changes (any write to a product or an
+//! embedding: [`vitrine_catalog::revision`]) and when its popularity is older than
+//! [`cache::TTL_SECONDS`]: other shoppers' events may be that stale, as in cached answers. An
+//! `as_of` request reads popularity at its own moment and neither uses nor stores the snapshot.
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use spin_sdk::sqlite::{Connection, Error, Value};
+use vitrine_shoppers::profile::price_band;
 
 use crate::assemble::{Item, Look};
-use crate::context::LookbookRequest;
+use crate::cache;
+use crate::context::{LookbookRequest, SEASONS};
+use crate::style;
 
-/// Items kept per (category, style tag) before embeddings are read: the best by score.
-pub const PER_GROUP: usize = 12;
+/// Bumped when [`Candidates`] changes shape, so that a snapshot stored by an older build is
+/// read again instead of misread.
+const FORMAT: i64 = 1;
+
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS lookbook_candidates (
+    id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, revision INTEGER NOT NULL,
+    read_at INTEGER NOT NULL, body BLOB NOT NULL)"];
+
+/// A product as read from the catalogue, before its words are numbered.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// Product id.
+    pub id: String,
+    /// Category.
+    pub category: String,
+    /// Item type.
+    pub item_type: String,
+    /// Brand.
+    pub brand: String,
+    /// Price in cents (EUR).
+    pub price_cents: i64,
+    /// Colours, main first.
+    pub colours: Vec<String>,
+    /// Style tags.
+    pub styles: Vec<String>,
+    /// Material.
+    pub material: String,
+    /// `ln(1 + reviews) + 2 ln(1 + event weight)`.
+    pub popularity: f64,
+}
+
+/// The candidate products with their words numbered.
+#[derive(Serialize, Deserialize)]
+pub struct Candidates {
+    /// The catalogue revision they were read at.
+    revision: i64,
+    /// When their popularity was read (Unix seconds).
+    read_at: i64,
+    /// Every distinct word of the products, once.
+    pub words: Vec<String>,
+    /// The products, ordered by id.
+    pub products: Vec<Candidate>,
+    /// Positions in `products`, ordered by price, then id.
+    pub by_price: Vec<u32>,
+}
+
+/// One candidate product; its words are positions in [`Candidates::words`].
+#[derive(Serialize, Deserialize)]
+pub struct Candidate {
+    /// Product id.
+    pub id: String,
+    /// Category.
+    pub category: u32,
+    /// Item type.
+    pub item_type: u32,
+    /// Brand.
+    pub brand: u32,
+    /// Material.
+    pub material: u32,
+    /// Price band (`vitrine_shoppers::profile::price_band`).
+    pub price_band: u32,
+    /// Price in cents (EUR).
+    pub price_cents: i64,
+    /// Colours, main first.
+    pub colours: Vec<u32>,
+    /// Style tags.
+    pub styles: Vec<u32>,
+    /// `ln(1 + reviews) + 2 ln(1 + event weight)`.
+    pub popularity: f64,
+    /// How well it suits each of [`SEASONS`] ([`style::season_fit`]).
+    pub seasons: [Option<f64>; 4],
+}
+
+impl Candidates {
+    /// Numbers the words of `products`; `revision` and `read_at` say what they were read at.
+    pub fn new(mut products: Vec<Product>, revision: i64, read_at: i64) -> Self {
+        products.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut words = Vec::new();
+        let mut numbers: HashMap<String, u32> = HashMap::new();
+        let mut number = |word: &str| -> u32 {
+            if let Some(n) = numbers.get(word) {
+                return *n;
+            }
+            let n = words.len() as u32;
+            words.push(word.to_string());
+            numbers.insert(word.to_string(), n);
+            n
+        };
+        let products: Vec<Candidate> = products
+            .into_iter()
+            .map(|p| Candidate {
+                category: number(&p.category),
+                item_type: number(&p.item_type),
+                brand: number(&p.brand),
+                material: number(&p.material),
+                price_band: number(price_band(p.price_cents)),
+                price_cents: p.price_cents,
+                colours: p.colours.iter().map(|c| number(c)).collect(),
+                styles: p.styles.iter().map(|s| number(s)).collect(),
+                popularity: p.popularity,
+                seasons: SEASONS.map(|season| {
+                    style::season_fit(&p.category, &p.item_type, &p.material, season)
+                }),
+                id: p.id,
+            })
+            .collect();
+        let mut by_price: Vec<u32> = (0..products.len() as u32).collect();
+        by_price.sort_by_key(|n| (products[*n as usize].price_cents, *n));
+        Candidates {
+            revision,
+            read_at,
+            words,
+            products,
+            by_price,
+        }
+    }
+
+    /// The word numbered `n`.
+    pub fn word(&self, n: u32) -> &str {
+        &self.words[n as usize]
+    }
+
+    /// The position of the product `id`, if it is a candidate.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.products
+            .binary_search_by(|p| p.id.as_str().cmp(id))
+            .ok()
+    }
+
+    /// The product at `n` as an [`Item`] with the first pass's `score`.
+    pub fn item(&self, n: usize, score: f64) -> Item {
+        let p = &self.products[n];
+        let words = |ns: &[u32]| ns.iter().map(|w| self.word(*w).to_string()).collect();
+        Item {
+            id: p.id.clone(),
+            title: String::new(),
+            category: self.word(p.category).to_string(),
+            item_type: self.word(p.item_type).to_string(),
+            brand: self.word(p.brand).to_string(),
+            price_cents: p.price_cents,
+            colours: words(&p.colours),
+            styles: words(&p.styles),
+            material: self.word(p.material).to_string(),
+            image: String::new(),
+            score,
+        }
+    }
+}
+
+/// The candidates for `request`: the stored snapshot when it is current, else read from the
+/// catalogue (and stored, for a live request). `revision` is the catalogue's.
+pub fn load(
+    db: &Connection,
+    request: &LookbookRequest,
+    revision: i64,
+    now: i64,
+) -> Result<Candidates, Error> {
+    if request.as_of.is_some() {
+        return read(db, Some(now), revision, now);
+    }
+    // The snapshot only saves work: when it cannot be used, the catalogue is read (and the
+    // failure logged), never refused.
+    match stored(db, revision, now) {
+        Ok(Some(candidates)) => return Ok(candidates),
+        Ok(None) => {}
+        Err(e) => eprintln!("lookbook candidates unreadable, reading the catalogue: {e}"),
+    }
+    let candidates = read(db, None, revision, now)?;
+    if let Err(e) = store(db, &candidates) {
+        eprintln!("lookbook candidates not stored: {e}");
+    }
+    Ok(candidates)
+}
+
+/// The stored snapshot, if it is of this format and revision and recent enough.
+fn stored(db: &Connection, revision: i64, now: i64) -> Result<Option<Candidates>, Error> {
+    let rows = vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        db.execute(
+            "SELECT body FROM lookbook_candidates
+             WHERE format = ? AND revision = ? AND read_at > ?",
+            &[
+                Value::Integer(FORMAT),
+                Value::Integer(revision),
+                Value::Integer(now - cache::TTL_SECONDS),
+            ],
+        )
+    })?;
+    let Some(body) = rows.rows.first().and_then(|r| r.get::<&[u8]>(0)) else {
+        return Ok(None);
+    };
+    postcard::from_bytes(body)
+        .map(Some)
+        .map_err(|e| Error::Io(format!("stored lookbook candidates are malformed: {e}")))
+}
+
+fn store(db: &Connection, candidates: &Candidates) -> Result<(), Error> {
+    let body = postcard::to_allocvec(candidates)
+        .map_err(|e| Error::Io(format!("lookbook candidates not encoded: {e}")))?;
+    vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        db.execute(
+            "INSERT OR REPLACE INTO lookbook_candidates (id, format, revision, read_at, body)
+             VALUES (1, ?, ?, ?, ?)",
+            &[
+                Value::Integer(FORMAT),
+                Value::Integer(candidates.revision),
+                Value::Integer(candidates.read_at),
+                Value::Blob(body.clone()),
+            ],
+        )
+    })?;
+    Ok(())
+}
 
 /// The first column of the first row as text (a JSON aggregate).
 fn single_text(db: &Connection, sql: &str, params: &[Value]) -> Result<String, Error> {
@@ -32,25 +250,26 @@ fn malformed(what: &str, e: serde_json::Error) -> Error {
     Error::Io(format!("{what} are not the JSON expected: {e}"))
 }
 
-/// Loads the candidates. Popularity is the all-time event weight up to `now`: the running
-/// totals for a live request, summed from the events for an earlier `as_of`.
-pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<Item>, Error> {
-    let budget = Value::Integer(request.budget_cents.unwrap_or(i64::MAX));
+/// Reads the candidates from the catalogue. Popularity is the all-time event weight: the
+/// running totals, or summed from the events up to `as_of`. Thousands of products are read,
+/// so each query returns one JSON value built by SQLite (`json_group_array`) rather than a
+/// dozen values per product.
+fn read(db: &Connection, as_of: Option<i64>, revision: i64, now: i64) -> Result<Candidates, Error> {
     let products = single_text(
         db,
         "SELECT json_group_array(json_array(p.id, p.category, p.item_type, p.brand,
             p.price_cents, json(p.colours), json(p.style_tags), p.material, p.review_count))
          FROM products p
-         WHERE p.stock > 0 AND p.price_cents <= ? AND p.category NOT IN ('swimwear', 'activewear')",
-        &[budget],
+         WHERE p.stock > 0 AND p.category NOT IN ('swimwear', 'activewear')",
+        &[],
     )?;
-    let popularity = match request.as_of {
+    let popularity = match as_of {
         None => single_text(
             db,
             "SELECT json_group_object(product, weight) FROM product_popularity",
             &[],
         )?,
-        Some(_) => single_text(
+        Some(as_of) => single_text(
             db,
             &format!(
                 "SELECT json_group_object(product, weight) FROM (
@@ -58,7 +277,7 @@ pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<
                     WHERE product IS NOT NULL AND time <= ? GROUP BY product)",
                 vitrine_shoppers::profile::weight_sql("kind")
             ),
-            &[Value::Integer(now)],
+            &[Value::Integer(as_of)],
         )?,
     };
     type Row = (
@@ -77,15 +296,14 @@ pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<
         "[]" => HashMap::new(),
         text => serde_json::from_str(text).map_err(|e| malformed("popularity weights", e))?,
     };
-    let raw: Vec<(Item, f64)> = rows
+    let products = rows
         .into_iter()
         .map(
             |(id, category, item_type, brand, price_cents, colours, styles, material, reviews)| {
                 let events = weights.get(id.as_str()).copied().unwrap_or(0.0);
-                let popularity = (reviews as f64).ln_1p() + 2.0 * events.ln_1p();
-                let item = Item {
+                Product {
+                    popularity: (reviews as f64).ln_1p() + 2.0 * events.ln_1p(),
                     id,
-                    title: String::new(),
                     category,
                     item_type,
                     brand,
@@ -93,21 +311,11 @@ pub fn load(db: &Connection, request: &LookbookRequest, now: i64) -> Result<Vec<
                     colours,
                     styles,
                     material,
-                    image: String::new(),
-                    popularity: 0.0,
-                };
-                (item, popularity)
+                }
             },
         )
         .collect();
-    let top = raw.iter().map(|(_, p)| *p).fold(0.0, f64::max).max(1e-9);
-    Ok(raw
-        .into_iter()
-        .map(|(mut item, p)| {
-            item.popularity = p / top;
-            item
-        })
-        .collect())
+    Ok(Candidates::new(products, revision, now))
 }
 
 /// Fills in the titles and images of the looks' items.

@@ -63,7 +63,7 @@ pub const OCCASIONS: &[Occasion] = &[
 ];
 
 /// Seasons, northern order.
-pub const SEASONS: &[&str] = &["spring", "summer", "autumn", "winter"];
+pub const SEASONS: [&str; 4] = ["spring", "summer", "autumn", "winter"];
 
 /// A checked lookbook request.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,7 @@ mod candidates;
 mod context;
 mod describe;
 mod page;
+mod shortlist;
 mod style;
 
 use serde_json::{json, Value};
@@ -58,6 +59,7 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
     let now = request
         .as_of
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let revision = vitrine_catalog::revision(&db)?;
     let consent = match &request.shopper {
         None => Consent::Anonymous,
         Some(shopper) => {
@@ -69,14 +71,16 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
     };
     let cached = match request.as_of {
         Some(_) => None,
-        None => Some(cache::key(&db, request, consent == Consent::Given)?),
+        None => Some(cache::key(&db, request, consent, revision)?),
     };
     // The cache only saves work: when it fails, the lookbook is assembled (and the failure
     // logged), never refused.
     if let Some(key) = &cached {
         match cache::get(&db, key, now) {
             Ok(Some(body)) => {
-                if let Ok(answer) = serde_json::from_str(&body) {
+                if let Ok(mut answer) = serde_json::from_str::<Value>(&body) {
+                    // Shoppers without a profile share answers ([`cache::key`]).
+                    answer["shopper"] = json!(request.shopper);
                     return Ok(answer);
                 }
             }
@@ -88,9 +92,9 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
         (Some(shopper), Consent::Given) => Some(profile::build(&db, shopper, now)?),
         _ => None,
     };
-    let items = candidates::load(&db, request, now)?;
-    let shortlist = Assembler::new(request, profile.as_ref(), items, Default::default())
-        .shortlist(candidates::PER_GROUP);
+    let candidates = candidates::load(&db, request, revision, now)?;
+    let shortlist =
+        shortlist::shortlist(&candidates, request, profile.as_ref(), shortlist::PER_GROUP);
     let ids: Vec<&str> = shortlist.iter().map(|i| i.id.as_str()).collect();
     let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
     let mut looks = Assembler::new(request, profile.as_ref(), shortlist, vectors).lookbook();

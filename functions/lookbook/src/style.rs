@@ -1,4 +1,5 @@
-//! Fashion rules the looks obey: which styles go together, and which colours.
+//! Fashion rules the looks obey: which styles go together, which colours, and what suits a
+//! season.
 //!
 //! Colours are neutrals (black, white, ivory, beige, camel, brown, grey, navy and the metals)
 //! or accents with a hue on a colour wheel. A look may hold any neutrals and at most two
@@ -93,6 +94,73 @@ pub fn harmonious<'a>(colours: impl IntoIterator<Item = &'a str>) -> bool {
     }
 }
 
+/// Whether a product of this category, type and material suits the season (`None`: not at
+/// all), and how well (0..=0.2).
+pub fn season_fit(category: &str, item_type: &str, material: &str, season: &str) -> Option<f64> {
+    let has = |words: &[&str]| {
+        words
+            .iter()
+            .any(|w| material.contains(w) || item_type.contains(w))
+    };
+    let warm = [
+        "wool",
+        "cashmere",
+        "flannel",
+        "teddy",
+        "Boots",
+        "Beanie",
+        "Puffer",
+        "Turtleneck",
+        "Cable-Knit",
+        "suede",
+        "shearling",
+    ];
+    let light = [
+        "linen",
+        "raffia",
+        "chiffon",
+        "Sandals",
+        "Tank Top",
+        "Camisole",
+        "Sundress",
+        "Shorts",
+        "Sunglasses",
+        "Crop Top",
+        "Bucket Hat",
+    ];
+    match season {
+        _ if category == "swimwear" || category == "activewear" => None,
+        "summer" if category == "coats" || category == "knitwear" || has(&warm) => None,
+        "summer" => Some(
+            if has(&light) || has(&["cotton", "silk", "poplin", "jersey"]) {
+                0.2
+            } else {
+                0.0
+            },
+        ),
+        "winter" if has(&light) || material == "canvas" => None,
+        "winter" => Some(
+            if has(&warm) || category == "coats" || category == "knitwear" {
+                0.2
+            } else {
+                0.0
+            },
+        ),
+        "autumn" if has(&["raffia", "Sandals", "Tank Top", "Sundress"]) => None,
+        "autumn" => Some(if has(&warm) || category == "jackets" {
+            0.1
+        } else {
+            0.0
+        }),
+        _ if category == "coats" || has(&["cashmere", "Puffer", "teddy"]) => None,
+        _ => Some(if has(&["linen", "cotton", "silk"]) {
+            0.1
+        } else {
+            0.0
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +185,14 @@ mod tests {
         assert!(fits("minimalist", &tags(&["classic", "party"])));
         assert!(!fits("minimalist", &tags(&["party", "edgy"])));
         assert!(LOOK_STYLES.iter().all(|s| !companions(s).is_empty()));
+    }
+
+    #[test]
+    fn seasons_exclude_what_cannot_be_worn() {
+        assert_eq!(season_fit("shoes", "Sandals", "leather", "winter"), None);
+        assert!(season_fit("shoes", "Sandals", "leather", "summer").unwrap() > 0.0);
+        assert_eq!(season_fit("coats", "Trench Coat", "cotton", "summer"), None);
+        assert!(season_fit("coats", "Trench Coat", "cotton", "winter").unwrap() > 0.0);
+        assert_eq!(season_fit("swimwear", "Bikini", "nylon", "summer"), None);
     }
 }

@@ -1,0 +1,187 @@
+//! The first pass over the candidates: every product scored for the shopper and the context,
+//! and the best of every (category, style tag) kept. Assembly ([`crate::assemble`]) adds the
+//! closeness to the taste embedding for these few hundred, whose embeddings it reads.
+//!
+//! A product's score (higher is better):
+//! - the shopper's affinities, each relative to the shopper's top value of its dimension
+//!   ([`DIMENSION_WEIGHTS`]; the best of the product's styles and of its colours);
+//! - 0.25 if it has one of the occasion's styles;
+//! - how well it suits the season ([`crate::style::season_fit`]; products that do not suit
+//!   it are left out, as are those the shopper bought);
+//! - popularity: 0.4 × its popularity relative to the most popular candidate within budget.
+//!
+//! Scores are sums over the candidates' word numbers: each word's affinity is looked up once
+//! per request, not once per product.
+
+use std::collections::HashMap;
+
+use vitrine_shoppers::profile::Profile;
+
+use crate::assemble::Item;
+use crate::candidates::{Candidate, Candidates};
+use crate::context::{LookbookRequest, SEASONS};
+use crate::style;
+
+/// Products kept per (category, style tag), besides the three cheapest.
+pub const PER_GROUP: usize = 12;
+
+/// Weights of the profile dimensions in a product's score.
+pub const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
+    ("style", 0.25),
+    ("colour", 0.25),
+    ("category", 0.25),
+    ("price_band", 0.15),
+    ("brand", 0.10),
+];
+
+/// The words of `product` in `dimension`.
+fn words_of<'a>(product: &'a Candidate, dimension: &str) -> &'a [u32] {
+    match dimension {
+        "style" => &product.styles,
+        "colour" => &product.colours,
+        "category" => std::slice::from_ref(&product.category),
+        "price_band" => std::slice::from_ref(&product.price_band),
+        _ => std::slice::from_ref(&product.brand),
+    }
+}
+
+/// The best `per_group` products of every (category, style tag) by score, best first, as items
+/// carrying their score. The three cheapest of each group stay too, so that a tight budget
+/// still finds its looks.
+pub fn shortlist(
+    candidates: &Candidates,
+    request: &LookbookRequest,
+    profile: Option<&Profile>,
+    per_group: usize,
+) -> Vec<Item> {
+    let profile = profile.filter(|p| p.events > 0);
+    let relative = profile.map(Relative::of).unwrap_or_default();
+    let words = &candidates.words;
+    let dimensions: Vec<(&str, f64, Vec<f64>)> = DIMENSION_WEIGHTS
+        .iter()
+        .filter(|_| profile.is_some())
+        .map(|(dimension, weight)| {
+            let per_word = words.iter().map(|w| relative.get(dimension, w)).collect();
+            (*dimension, *weight, per_word)
+        })
+        .collect();
+    let occasion: Vec<bool> = words
+        .iter()
+        .map(|w| {
+            request
+                .occasion()
+                .is_some_and(|o| o.styles.contains(&w.as_str()))
+        })
+        .collect();
+    let season = SEASONS.iter().position(|s| *s == request.season);
+    let products = &candidates.products;
+    let mut excluded = vec![false; products.len()];
+    for id in profile.iter().flat_map(|p| &p.purchased) {
+        if let Some(n) = candidates.position(id) {
+            excluded[n] = true;
+        }
+    }
+    let budget = request.budget_cents.unwrap_or(i64::MAX);
+    for (n, p) in products.iter().enumerate() {
+        excluded[n] |= p.price_cents > budget;
+    }
+    let top = products
+        .iter()
+        .filter(|p| p.price_cents <= budget)
+        .map(|p| p.popularity)
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let mut scored: Vec<(usize, f64)> = products
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| !excluded[*n])
+        .filter_map(|(n, p)| {
+            let season = match season {
+                Some(s) => p.seasons[s],
+                None => style::season_fit(
+                    candidates.word(p.category),
+                    candidates.word(p.item_type),
+                    candidates.word(p.material),
+                    request.season,
+                ),
+            }?;
+            let mut score = 0.4 * p.popularity / top;
+            if p.styles.iter().any(|s| occasion[*s as usize]) {
+                score += 0.25;
+            }
+            for (dimension, weight, per_word) in &dimensions {
+                let best = words_of(p, dimension)
+                    .iter()
+                    .map(|w| per_word[*w as usize])
+                    .fold(0.0, f64::max);
+                score += weight * best;
+            }
+            Some((n, score + season))
+        })
+        .collect();
+    // Ties break by id: positions are in id order.
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut keep = vec![false; products.len()];
+    let mut present = vec![false; products.len()];
+    scored.iter().for_each(|(n, _)| present[*n] = true);
+    let by_price: Vec<usize> = candidates
+        .by_price
+        .iter()
+        .map(|n| *n as usize)
+        .filter(|n| present[*n])
+        .collect();
+    let by_score: Vec<usize> = scored.iter().map(|(n, _)| *n).collect();
+    for (order, quota) in [(by_price, 3), (by_score, per_group)] {
+        let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
+        for n in order {
+            let p = &products[n];
+            for style in &p.styles {
+                let count = counts.entry((p.category, *style)).or_default();
+                if *count < quota {
+                    *count += 1;
+                    keep[n] = true;
+                }
+            }
+        }
+    }
+    scored
+        .into_iter()
+        .filter(|(n, _)| keep[*n])
+        .map(|(n, score)| candidates.item(n, score))
+        .collect()
+}
+
+/// A shopper's affinities relative to the top value of their dimension (0..=1), looked up in
+/// constant time.
+#[derive(Default)]
+pub struct Relative<'a>(HashMap<&'a str, HashMap<&'a str, f64>>);
+
+impl<'a> Relative<'a> {
+    /// The relative affinities of `profile`.
+    pub fn of(profile: &'a Profile) -> Self {
+        Relative(
+            profile
+                .affinities
+                .iter()
+                .map(|(dimension, values)| {
+                    let top = values.first().map_or(0.0, |(_, a)| *a);
+                    let relative = values
+                        .iter()
+                        .filter(|_| top > 0.0)
+                        .map(|(v, a)| (v.as_str(), a / top))
+                        .collect();
+                    (*dimension, relative)
+                })
+                .collect(),
+        )
+    }
+
+    /// The relative affinity of `value` in `dimension` (0 when never seen).
+    pub fn get(&self, dimension: &str, value: &str) -> f64 {
+        self.0
+            .get(dimension)
+            .and_then(|values| values.get(value))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
