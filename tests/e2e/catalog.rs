@@ -335,3 +335,54 @@ async fn imported_products_are_never_dropped_for_a_rebuild() -> anyhow::Result<(
     assert_eq!(rows["rows"][0], json!([6001, 1]), "nothing dropped: {rows}");
     Ok(())
 }
+
+/// A catalogue at the previous schema version (3, before the catalogue revision) is migrated
+/// in place: imported products kept, the revision added and bumped by later writes.
+#[tokio::test]
+async fn the_previous_schema_is_migrated_in_place() -> anyhow::Result<()> {
+    let probe = "[[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
+                 [component.probe]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n";
+    let app = TestApp::start(&vitrine_tests::shop_manifest(probe)).await?;
+    let client = reqwest::Client::new();
+    let import = |title: &str| {
+        client
+            .put(format!("{}/api/catalog/products", app.url))
+            .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+            .json(&json!({ "products": [{"id": "own-1", "title": title, "price": 80, "category": "shirts"}], "generation": 7 }))
+            .send()
+    };
+    assert_eq!(import("Our Linen Shirt").await?.status(), 200);
+    let sql = format!("{}/probe/sqlite/default", app.url);
+    let query = |statement: &str| {
+        let (sql, body) = (sql.clone(), json!({ "sql": statement, "params": [] }));
+        async move { vitrine_tests::post_json(&sql, &body).await }
+    };
+    // Back to version 3 as it was: no revision, no triggers.
+    for statement in [
+        "DELETE FROM catalog_meta WHERE key = 'revision'",
+        "UPDATE catalog_meta SET value = '3' WHERE key = 'schema_version'",
+    ] {
+        let (status, body) = query(statement).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, triggers) = query("SELECT name FROM sqlite_master WHERE type = 'trigger'").await?;
+    for trigger in triggers["rows"].as_array().unwrap() {
+        let (status, body) =
+            query(&format!("DROP TRIGGER {}", trigger[0].as_str().unwrap())).await?;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = get_json(&format!("{}/api/products/own-1", app.url)).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["title"], "Our Linen Shirt");
+    let state = "SELECT (SELECT value FROM catalog_meta WHERE key = 'schema_version'),
+                        (SELECT CAST(value AS INTEGER) FROM catalog_meta WHERE key = 'revision'),
+                        (SELECT count(*) FROM products)";
+    let (_, rows) = query(state).await?;
+    let row = &rows["rows"][0];
+    assert_eq!((&row[0], &row[2]), (&json!("4"), &json!(6001)), "{rows}");
+    let before = row[1].as_i64().expect("a revision");
+    assert_eq!(import("Our Linen Shirt, Washed").await?.status(), 200);
+    let (_, rows) = query(state).await?;
+    assert!(rows["rows"][0][1].as_i64().unwrap() > before, "{rows}");
+    Ok(())
+}

@@ -185,8 +185,14 @@ impl<'a> Assembler<'a> {
         personal + occasion + prior
     }
 
-    /// The lookbook: `request.looks` looks, best and most varied first.
-    pub fn lookbook(&self) -> Vec<Look> {
+    /// Adds product embeddings, for [`Self::pick`] to compare looks by.
+    pub fn add_vectors(&mut self, vectors: HashMap<String, Vec<f32>>) {
+        self.vectors.extend(vectors);
+    }
+
+    /// What [`Self::pick`] chooses from: up to `request.looks` looks of every style and shape,
+    /// scored.
+    pub fn variants(&self) -> Vec<Look> {
         let mut styles: Vec<(&'static str, f64)> = style::LOOK_STYLES
             .iter()
             .map(|s| (*s, self.style_score(s)))
@@ -223,7 +229,7 @@ impl<'a> Assembler<'a> {
                 }
             }
         }
-        self.pick(pool)
+        pool
     }
 
     /// One look of `style` and `shape` from the `slots`' items ([`slot_items`]),
@@ -278,7 +284,8 @@ impl<'a> Assembler<'a> {
     }
 
     /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`.
-    fn pick(&self, pool: Vec<Look>) -> Vec<Look> {
+    /// The lookbook: `request.looks` looks from `pool`, best and most varied first.
+    pub fn pick(&self, pool: Vec<Look>) -> Vec<Look> {
         const LAMBDA: f64 = 0.7;
         let best = pool
             .iter()
@@ -458,7 +465,8 @@ mod tests {
     fn assemble(r: &LookbookRequest, profile: Option<&Profile>) -> Vec<Look> {
         let candidates = Candidates::new(catalogue(), 1, 0);
         let items = crate::shortlist::shortlist(&candidates, r, profile, 12);
-        Assembler::new(r, profile, items, HashMap::new()).lookbook()
+        let assembler = Assembler::new(r, profile, items, HashMap::new());
+        assembler.pick(assembler.variants())
     }
 
     /// A small catalogue: every slot in minimalist black and in romantic red, pink and green.

@@ -171,23 +171,27 @@ impl Candidates {
     }
 }
 
-/// The candidates for `request`: the stored snapshot when it is current, else read from the
-/// catalogue (and stored, for a live request). `revision` is the catalogue's.
+/// The candidates for `request`: the stored snapshot when it is current (and not `fresh` asked
+/// for), else read from the catalogue (and stored, for a live request). `revision` is the
+/// catalogue's.
 pub fn load(
     db: &Connection,
     request: &LookbookRequest,
     revision: i64,
     now: i64,
+    fresh: bool,
 ) -> Result<Candidates, Error> {
     if request.as_of.is_some() {
         return read(db, Some(now), revision, now);
     }
     // The snapshot only saves work: when it cannot be used, the catalogue is read (and the
     // failure logged), never refused.
-    match stored(db, revision, now) {
-        Ok(Some(candidates)) => return Ok(candidates),
-        Ok(None) => {}
-        Err(e) => eprintln!("lookbook candidates unreadable, reading the catalogue: {e}"),
+    if !fresh {
+        match stored(db, revision, now) {
+            Ok(Some(candidates)) => return Ok(candidates),
+            Ok(None) => {}
+            Err(e) => eprintln!("lookbook candidates unreadable, reading the catalogue: {e}"),
+        }
     }
     let candidates = read(db, None, revision, now)?;
     if let Err(e) = store(db, &candidates) {

@@ -17,6 +17,8 @@ mod page;
 mod shortlist;
 mod style;
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_component;
@@ -42,7 +44,15 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Err(message) if page => return Ok(page::error(400, &message)),
         Err(message) => return Ok(error(400, message)),
     };
-    let lookbook = match lookbook(&request) {
+    // `Cache-Control: no-cache` asks for looks assembled from the data as it is now.
+    let fresh = req
+        .header("cache-control")
+        .and_then(|v| v.as_str())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+        });
+    let lookbook = match lookbook(&request, fresh) {
         Ok(lookbook) => lookbook,
         Err(e) if page => return Ok(page::error(500, &format!("lookbook failed: {e}"))),
         Err(e) => return Ok(error(500, format!("lookbook failed: {e}"))),
@@ -53,8 +63,9 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     })
 }
 
-/// The lookbook for a request, as the API answers it.
-fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error> {
+/// The lookbook for a request, as the API answers it; `fresh`: from the current data, not
+/// from cached answers or candidates.
+fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::sqlite::Error> {
     let db = vitrine_catalog::open()?;
     let now = request
         .as_of
@@ -75,7 +86,7 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
     };
     // The cache only saves work: when it fails, the lookbook is assembled (and the failure
     // logged), never refused.
-    if let Some(key) = &cached {
+    if let Some(key) = cached.as_ref().filter(|_| !fresh) {
         match cache::get(&db, key, now) {
             Ok(Some(body)) => {
                 if let Ok(mut answer) = serde_json::from_str::<Value>(&body) {
@@ -92,12 +103,28 @@ fn lookbook(request: &LookbookRequest) -> Result<Value, spin_sdk::sqlite::Error>
         (Some(shopper), Consent::Given) => Some(profile::build(&db, shopper, now)?),
         _ => None,
     };
-    let candidates = candidates::load(&db, request, revision, now)?;
+    let candidates = candidates::load(&db, request, revision, now, fresh)?;
     let shortlist =
         shortlist::shortlist(&candidates, request, profile.as_ref(), shortlist::PER_GROUP);
-    let ids: Vec<&str> = shortlist.iter().map(|i| i.id.as_str()).collect();
+    // Embeddings score every shortlisted item against the taste embedding, if there is one;
+    // otherwise only the looks' items need theirs, to compare looks by.
+    let taste = profile.as_ref().is_some_and(|p| p.taste.is_some());
+    let ids: Vec<&str> = match taste {
+        true => shortlist.iter().map(|i| i.id.as_str()).collect(),
+        false => Vec::new(),
+    };
     let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
-    let mut looks = Assembler::new(request, profile.as_ref(), shortlist, vectors).lookbook();
+    let mut assembler = Assembler::new(request, profile.as_ref(), shortlist, vectors);
+    let variants = assembler.variants();
+    if !taste {
+        let ids: BTreeSet<&str> = variants
+            .iter()
+            .flat_map(|l| l.items.iter().map(|(_, i)| i.id.as_str()))
+            .collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        assembler.add_vectors(vitrine_catalog::embeddings::of_products(&db, &ids)?);
+    }
+    let mut looks = assembler.pick(variants);
     candidates::details(&db, &mut looks)?;
     let mut answer = json!({
         "shopper": request.shopper,
