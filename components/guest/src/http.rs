@@ -6,10 +6,15 @@ use spin_sdk::http::{Method, Request, Response};
 
 /// A JSON response.
 pub fn json_response(status: u16, body: Value) -> Response {
+    json_text_response(status, body.to_string())
+}
+
+/// A response with `status` and a body that is already JSON text.
+pub fn json_text_response(status: u16, body: String) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(body.to_string())
+        .body(body)
         .build()
 }
 

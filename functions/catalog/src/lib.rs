@@ -22,7 +22,7 @@ use serde_json::json;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 use vitrine_catalog::embeddings;
-use vitrine_guest::http::{error, json_response, not_allowed};
+use vitrine_guest::http::{error, json_response, json_text_response, not_allowed};
 use vitrine_nn::{ErrorCode, Model, Tensor};
 
 use query::{ProductQuery, QueryError};
@@ -70,18 +70,18 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             Err(QueryError(message)) => error(400, message),
             Ok(query) if query.semantic => match embed(&[&query.text]) {
                 Ok(vectors) => match store::semantic_search(&db, &query, &vectors[0]) {
-                    Ok(page) => json_response(200, page),
+                    Ok(page) => json_text_response(200, page),
                     Err(e) => error(500, format!("search failed: {e}")),
                 },
                 Err(e) => nn_error(&e),
             },
             Ok(query) => match store::search(&db, &query) {
-                Ok(page) => json_response(200, page),
+                Ok(page) => json_text_response(200, page),
                 Err(e) => error(500, format!("search failed: {e}")),
             },
         },
         id if !id.contains('/') => match vitrine_catalog::get(&db, id) {
-            Ok(Some(product)) => json_response(200, product),
+            Ok(Some(product)) => json_text_response(200, product),
             Ok(None) => error(404, format!("no product `{id}`")),
             Err(e) => error(500, format!("lookup failed: {e}")),
         },

@@ -1,8 +1,10 @@
 //! The catalogue search query in SQLite.
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
 use spin_sdk::sqlite::{Connection, Error, Value};
-use vitrine_catalog::{embeddings, products, COLUMNS};
+use vitrine_catalog::{embeddings, PRODUCT_JSON};
 
 use crate::query::{ProductQuery, Sort};
 
@@ -59,8 +61,8 @@ fn filters(query: &ProductQuery, with_text: bool) -> (String, String, Vec<Value>
     (from, filter, params)
 }
 
-/// Runs a search and returns one page with the total match count.
-pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
+/// Runs a search and returns one page with the total match count, as JSON text.
+pub fn search(db: &Connection, query: &ProductQuery) -> Result<String, Error> {
     let (from, filter, params) = filters(query, true);
     let order = match query.sort {
         Sort::Relevance if !query.words.is_empty() => "s.rank, p.rowid",
@@ -78,7 +80,7 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
     page_params.push(Value::Integer(query.offset));
     let rows = db.execute(
         &format!(
-            "SELECT (SELECT count(*) FROM {from}{filter}) AS total, {COLUMNS} \
+            "SELECT (SELECT count(*) FROM {from}{filter}) AS total, {PRODUCT_JSON} \
              FROM {from}{filter} ORDER BY {order} LIMIT ? OFFSET ?"
         ),
         &page_params,
@@ -93,29 +95,60 @@ pub fn search(db: &Connection, query: &ProductQuery) -> Result<Json, Error> {
             .and_then(|row| row.get::<i64>(0))
             .unwrap_or(0),
     };
-    Ok(page_of(query, total, products(&rows)))
+    let items = rows
+        .rows
+        .iter()
+        .filter_map(|row| row.get::<&str>(1))
+        .map(|text| item(text.to_string()))
+        .collect::<Result<_, _>>()?;
+    page(query, total, items, None)
 }
 
-/// One page of a search: the items with the total and where the next page starts.
-fn page_of(query: &ProductQuery, total: i64, items: Vec<Json>) -> Json {
+/// A product's JSON text from SQLite ([`PRODUCT_JSON`]), checked.
+fn item(text: String) -> Result<Box<RawValue>, Error> {
+    RawValue::from_string(text).map_err(|e| Error::Io(format!("product JSON is malformed: {e}")))
+}
+
+/// One page of a search, in the order of its keys in the answer.
+#[derive(Serialize)]
+struct Page<'a> {
+    items: Vec<Box<RawValue>>,
+    limit: i64,
+    next_offset: Option<i64>,
+    offset: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    semantic: Option<&'a Json>,
+    total: i64,
+}
+
+/// One page of a search as JSON text: the items with the total and where the next page
+/// starts (and, for a search by meaning, the embeddings' coverage).
+fn page(
+    query: &ProductQuery,
+    total: i64,
+    items: Vec<Box<RawValue>>,
+    semantic: Option<&Json>,
+) -> Result<String, Error> {
     let next = query.offset + query.limit;
-    json!({
-        "total": total,
-        "limit": query.limit,
-        "offset": query.offset,
-        "next_offset": if next < total { Some(next) } else { None },
-        "items": items,
-    })
+    let page = Page {
+        items,
+        limit: query.limit,
+        next_offset: (next < total).then_some(next),
+        offset: query.offset,
+        semantic,
+        total,
+    };
+    serde_json::to_string(&page).map_err(|e| Error::Io(format!("page not encoded: {e}")))
 }
 
 /// A search ranked by meaning: the filtered products with an embedding, by cosine similarity
 /// of their embedding to `vector` (the embedding of `q`). The page says how much of the
-/// catalogue has embeddings.
+/// catalogue has embeddings. JSON text.
 pub fn semantic_search(
     db: &Connection,
     query: &ProductQuery,
     vector: &[f32],
-) -> Result<Json, Error> {
+) -> Result<String, Error> {
     let (from, filter, params) = filters(query, false);
     let rows = db.execute(
         &format!("SELECT p.rowid, e.vector FROM {from} JOIN product_embeddings e ON e.product = p.rowid{filter}"),
@@ -131,40 +164,38 @@ pub fn semantic_search(
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let total = ranked.len() as i64;
-    let page: Vec<(i64, f32)> = ranked
+    let chosen: Vec<(i64, f32)> = ranked
         .into_iter()
         .skip(query.offset as usize)
         .take(query.limit as usize)
         .collect();
-    let mut items = Vec::with_capacity(page.len());
-    if !page.is_empty() {
-        let marks = vec!["?"; page.len()].join(", ");
-        let ids: Vec<Value> = page
+    let mut items = Vec::with_capacity(chosen.len());
+    if !chosen.is_empty() {
+        let marks = vec!["?"; chosen.len()].join(", ");
+        let ids: Vec<Value> = chosen
             .iter()
             .map(|(rowid, _)| Value::Integer(*rowid))
             .collect();
         let rows = db.execute(
-            &format!(
-                "SELECT p.rowid AS rowid, {COLUMNS} FROM products p WHERE p.rowid IN ({marks})"
-            ),
+            &format!("SELECT p.rowid, {PRODUCT_JSON} FROM products p WHERE p.rowid IN ({marks})"),
             &ids,
         )?;
-        let mut by_rowid: std::collections::HashMap<i64, Json> = rows
+        let mut by_rowid: std::collections::HashMap<i64, &str> = rows
             .rows
             .iter()
-            .filter_map(|row| row.get::<i64>(0))
-            .zip(products(&rows))
+            .filter_map(|row| Some((row.get::<i64>(0)?, row.get::<&str>(1)?)))
             .collect();
-        for (rowid, score) in &page {
-            if let Some(mut product) = by_rowid.remove(rowid) {
+        for (rowid, score) in &chosen {
+            if let Some(text) = by_rowid.remove(rowid) {
+                let mut product: Json = serde_json::from_str(text)
+                    .map_err(|e| Error::Io(format!("product JSON is malformed: {e}")))?;
                 product["score"] = json!((f64::from(*score) * 10_000.0).round() / 10_000.0);
-                items.push(product);
+                items.push(item(product.to_string())?);
             }
         }
     }
     let (embedded, products) = embeddings::coverage(db)?;
-    let mut answer = page_of(query, total, items);
-    answer["semantic"] =
+    let semantic =
         json!({ "model": embeddings::MODEL, "embedded": embedded, "products": products });
-    Ok(answer)
+    page(query, total, items, Some(&semantic))
 }
