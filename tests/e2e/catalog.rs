@@ -357,9 +357,10 @@ async fn the_previous_schema_is_migrated_in_place() -> anyhow::Result<()> {
         let (sql, body) = (sql.clone(), json!({ "sql": statement, "params": [] }));
         async move { vitrine_tests::post_json(&sql, &body).await }
     };
-    // Back to version 3 as it was: no revision, no triggers.
+    // Back to version 3 as it was: no revision, no triggers, no index by category alone.
     for statement in [
         "DELETE FROM catalog_meta WHERE key = 'revision'",
+        "DROP INDEX products_category",
         "UPDATE catalog_meta SET value = '3' WHERE key = 'schema_version'",
     ] {
         let (status, body) = query(statement).await?;
@@ -376,10 +377,15 @@ async fn the_previous_schema_is_migrated_in_place() -> anyhow::Result<()> {
     assert_eq!(body["title"], "Our Linen Shirt");
     let state = "SELECT (SELECT value FROM catalog_meta WHERE key = 'schema_version'),
                         (SELECT CAST(value AS INTEGER) FROM catalog_meta WHERE key = 'revision'),
-                        (SELECT count(*) FROM products)";
+                        (SELECT count(*) FROM products),
+                        (SELECT count(*) FROM sqlite_master WHERE name = 'products_category')";
     let (_, rows) = query(state).await?;
     let row = &rows["rows"][0];
-    assert_eq!((&row[0], &row[2]), (&json!("4"), &json!(6001)), "{rows}");
+    assert_eq!(
+        (&row[0], &row[2], &row[3]),
+        (&json!("4"), &json!(6001), &json!(1)),
+        "{rows}"
+    );
     let before = row[1].as_i64().expect("a revision");
     assert_eq!(import("Our Linen Shirt, Washed").await?.status(), 200);
     let (_, rows) = query(state).await?;
