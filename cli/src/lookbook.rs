@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use futures::StreamExt;
 use rand::seq::IndexedRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -43,6 +44,9 @@ pub struct EvalArgs {
     /// Seed of the random baseline.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Lookbook requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
 }
 
 /// Runs a lookbook command.
@@ -169,41 +173,46 @@ async fn eval(args: EvalArgs) -> Result<()> {
     let client = reqwest::Client::new();
     let products = catalog::products(&client, &args.url).await?;
     let stock: HashMap<&str, i64> = products.iter().map(|p| (p.id.as_str(), p.stock)).collect();
+    let cases: Vec<Case> = purchases
+        .iter()
+        .filter(|(_, bought)| bought.len() >= 2)
+        .map(|(shopper, bought)| Case::new(shopper, bought, &events))
+        .collect();
+    if cases.is_empty() {
+        bail!("no simulated shopper has two purchases: simulate more shoppers or days");
+    }
+    let bar = indicatif::ProgressBar::new(cases.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("evaluating {bar:40} {pos}/{len} shoppers")?,
+    );
+    // The lookbooks, `parallel` requests at a time, in the order of the cases.
+    let books: Vec<Result<Value>> = futures::stream::iter(cases.iter().map(|case| {
+        let as_of = chrono::DateTime::from_timestamp(case.cutoff, 0)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let url = format!(
+            "{}/api/lookbooks?shopper={}&looks={}&as_of={as_of}",
+            args.url.trim_end_matches('/'),
+            case.shopper,
+            args.looks
+        );
+        let (client, bar) = (&client, &bar);
+        async move {
+            let response = crate::http::send(client.get(&url), &format!("GET {url}")).await?;
+            let book: Value = response.json().await?;
+            bar.inc(1);
+            Ok(book)
+        }
+    }))
+    .buffered(args.parallel.max(1))
+    .collect()
+    .await;
+    let popular_rankings = popularity_rankings(&cases, &events);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let (mut lookbook, mut popular, mut random) =
         (Tally::default(), Tally::default(), Tally::default());
     let (mut looks, mut valid) = (0usize, 0usize);
-    let eligible: Vec<(&&str, &Vec<&Event>)> =
-        purchases.iter().filter(|(_, p)| p.len() >= 2).collect();
-    if eligible.is_empty() {
-        bail!("no simulated shopper has two purchases: simulate more shoppers or days");
-    }
-    let bar = indicatif::ProgressBar::new(eligible.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("evaluating {bar:40} {pos}/{len} shoppers")?,
-    );
-    for (shopper, bought) in eligible {
-        let held_n = (bought.len() as f64 * 0.2).round().max(1.0) as usize;
-        let held_out = &bought[bought.len() - held_n..];
-        // Just before the session of the first held-out purchase: its views, clicks and cart
-        // would give the answer away.
-        let session_start = held_out[0].session.as_ref().and_then(|s| {
-            events
-                .iter()
-                .find(|e| e.session.as_ref() == Some(s))
-                .map(|e| e.time)
-        });
-        let cutoff = session_start.unwrap_or(held_out[0].time) - 1;
-        let held: HashSet<&str> = held_out.iter().map(|e| e.product.as_str()).collect();
-        let as_of = chrono::DateTime::from_timestamp(cutoff, 0)
-            .expect("time")
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let url = format!(
-            "{}/api/lookbooks?shopper={shopper}&looks={}&as_of={as_of}",
-            args.url.trim_end_matches('/'),
-            args.looks
-        );
-        let response = crate::http::send(client.get(&url), &format!("GET {url}")).await?;
-        let book: Value = response.json().await?;
+    for ((case, book), top) in cases.iter().zip(books).zip(popular_rankings) {
+        let book = book?;
         let mut ranking = Vec::new();
         for look in book["looks"].as_array().into_iter().flatten() {
             looks += 1;
@@ -221,36 +230,16 @@ async fn eval(args: EvalArgs) -> Result<()> {
             }
             ranking.extend(ids);
         }
-        lookbook.add(score(&ranking, &held));
-
-        // The baselines leave out what the shopper already bought, as the lookbook does.
-        let bought_before: HashSet<&str> = bought
-            .iter()
-            .filter(|e| e.time <= cutoff)
-            .map(|e| e.product.as_str())
-            .collect();
-        let mut weights: HashMap<&str, f64> = HashMap::new();
-        for e in events.iter().take_while(|e| e.time <= cutoff) {
-            *weights.entry(&e.product).or_default() += weight(&e.kind);
-        }
-        let mut by_weight: Vec<(&str, f64)> = weights.into_iter().collect();
-        by_weight.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let top: Vec<String> = by_weight
-            .iter()
-            .filter(|(p, _)| !bought_before.contains(p))
-            .take(20)
-            .map(|(p, _)| p.to_string())
-            .collect();
-        popular.add(score(&top, &held));
+        lookbook.add(score(&ranking, &case.held));
+        popular.add(score(&top, &case.held));
         let any: Vec<String> = products
             .iter()
-            .filter(|p| !bought_before.contains(p.id.as_str()))
+            .filter(|p| !case.bought_before.contains(p.id.as_str()))
             .collect::<Vec<_>>()
             .choose_multiple(&mut rng, 20)
             .map(|p| p.id.clone())
             .collect();
-        random.add(score(&any, &held));
-        bar.inc(1);
+        random.add(score(&any, &case.held));
     }
     bar.finish_and_clear();
     println!(
@@ -271,6 +260,74 @@ async fn eval(args: EvalArgs) -> Result<()> {
         100.0 * valid as f64 / looks.max(1) as f64
     );
     Ok(())
+}
+
+/// One shopper's held-out purchases and the moment their lookbook is asked for.
+struct Case<'a> {
+    shopper: &'a str,
+    /// Just before the session of the first held-out purchase: its views, clicks and cart
+    /// would give the answer away.
+    cutoff: i64,
+    /// The held-out products.
+    held: HashSet<&'a str>,
+    /// What the shopper bought up to the cutoff (left out of the baselines, as the lookbook
+    /// leaves it out).
+    bought_before: HashSet<&'a str>,
+}
+
+impl<'a> Case<'a> {
+    /// The last 20% of `bought` (at least one) held out; `events` in time order.
+    fn new(shopper: &'a str, bought: &[&'a Event], events: &[Event]) -> Self {
+        let held_n = (bought.len() as f64 * 0.2).round().max(1.0) as usize;
+        let held_out = &bought[bought.len() - held_n..];
+        let session_start = held_out[0].session.as_ref().and_then(|s| {
+            events
+                .iter()
+                .find(|e| e.session.as_ref() == Some(s))
+                .map(|e| e.time)
+        });
+        let cutoff = session_start.unwrap_or(held_out[0].time) - 1;
+        Case {
+            shopper,
+            cutoff,
+            held: held_out.iter().map(|e| e.product.as_str()).collect(),
+            bought_before: bought
+                .iter()
+                .filter(|e| e.time <= cutoff)
+                .map(|e| e.product.as_str())
+                .collect(),
+        }
+    }
+}
+
+/// The popularity baseline of every case: the 20 products of most event weight up to its
+/// cutoff, leaving out what the shopper bought. One pass over `events` (in time order), the
+/// cases visited by cutoff.
+fn popularity_rankings(cases: &[Case], events: &[Event]) -> Vec<Vec<String>> {
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|i| cases[*i].cutoff);
+    let mut rankings = vec![Vec::new(); cases.len()];
+    let mut weights: HashMap<&str, f64> = HashMap::new();
+    let mut next = 0;
+    for i in order {
+        let case = &cases[i];
+        while let Some(e) = events.get(next).filter(|e| e.time <= case.cutoff) {
+            *weights.entry(&e.product).or_default() += weight(&e.kind);
+            next += 1;
+        }
+        let mut by_weight: Vec<(&str, f64)> = weights
+            .iter()
+            .filter(|(p, _)| !case.bought_before.contains(*p))
+            .map(|(p, w)| (*p, *w))
+            .collect();
+        by_weight.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        rankings[i] = by_weight
+            .iter()
+            .take(20)
+            .map(|(p, _)| p.to_string())
+            .collect();
+    }
+    rankings
 }
 
 /// The 95% interval of `mean(a) / mean(b)` over 1,000 bootstrap resamples of the shoppers
