@@ -3,4 +3,5 @@
 mod catalog;
 mod commands;
 mod fraud;
+mod lookbook;
 mod pool;
