@@ -6,6 +6,10 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use vitrine_tests::{get_json, manifest, TestApp};
 
+/// The probe component, reading and writing the `default` database as a test needs.
+const PROBE: &str = "[[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
+                     [component.probe]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n";
+
 const CATALOG: &str = r#"
 [[trigger.http]]
 route = "/api/products/..."
@@ -299,9 +303,7 @@ async fn semantic_search_ranks_by_meaning() -> anyhow::Result<()> {
 /// at another schema version it is refused (503, saying why) and left as it is.
 #[tokio::test]
 async fn imported_products_are_never_dropped_for_a_rebuild() -> anyhow::Result<()> {
-    let probe = "[[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
-                 [component.probe]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n";
-    let app = TestApp::start(&vitrine_tests::shop_manifest(probe)).await?;
+    let app = TestApp::start(&vitrine_tests::shop_manifest(PROBE)).await?;
     let client = reqwest::Client::new();
     let imported = client
         .put(format!("{}/api/catalog/products", app.url))
@@ -340,9 +342,7 @@ async fn imported_products_are_never_dropped_for_a_rebuild() -> anyhow::Result<(
 /// in place: imported products kept, the revision added and bumped by later writes.
 #[tokio::test]
 async fn the_previous_schema_is_migrated_in_place() -> anyhow::Result<()> {
-    let probe = "[[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
-                 [component.probe]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n";
-    let app = TestApp::start(&vitrine_tests::shop_manifest(probe)).await?;
+    let app = TestApp::start(&vitrine_tests::shop_manifest(PROBE)).await?;
     let client = reqwest::Client::new();
     let import = |title: &str| {
         client

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use vitrine_tests::{get_json, TestApp, ADMIN_TOKEN};
 
-use crate::commands::vitrine;
+use crate::commands::{output, vitrine};
 
 fn catalogue_app() -> String {
     vitrine_tests::shop_manifest("")
@@ -26,15 +26,7 @@ async fn import(app: &TestApp, file: &std::path::Path, extra: &[&str]) -> (bool,
     .args(extra)
     .env("VITRINE_ADMIN_TOKEN", ADMIN_TOKEN)
     .env("RUST_BACKTRACE", "0");
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    output(cmd).await
 }
 
 const MAP: &str = "id=sku,title=name,price=price_eur,colours=colour,style_tags=tags,stock=qty";

@@ -11,6 +11,19 @@ pub(crate) fn vitrine() -> Command {
     cmd
 }
 
+/// Runs `cmd` off the async threads; returns (success, stdout, stderr).
+pub(crate) async fn output(mut cmd: Command) -> (bool, String, String) {
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 fn write_manifest(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("spin.toml");
     std::fs::write(&path, vitrine_tests::manifest(body)).unwrap();

@@ -4,7 +4,7 @@
 
 use vitrine_tests::{TestApp, ADMIN_TOKEN};
 
-use crate::commands::vitrine;
+use crate::commands::{output, vitrine};
 
 /// Runs `vitrine` with `args`; returns (success, stdout, stderr).
 async fn run(args: Vec<String>) -> (bool, String, String) {
@@ -12,15 +12,7 @@ async fn run(args: Vec<String>) -> (bool, String, String) {
     cmd.args(args)
         .env("VITRINE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("RUST_BACKTRACE", "0");
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    output(cmd).await
 }
 
 fn args(words: &[&str]) -> Vec<String> {
