@@ -11,6 +11,7 @@
 //! piece in stock).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -19,7 +20,7 @@ use futures::StreamExt;
 use rand::seq::IndexedRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::catalog;
 
@@ -47,6 +48,10 @@ pub struct EvalArgs {
     /// Lookbook requests in flight at once.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// Also write one JSON line per shopper here: the held-out products, the lookbook's
+    /// ranking and both NDCG@10 (for comparing two versions shopper by shopper).
+    #[arg(long)]
+    details: Option<PathBuf>,
 }
 
 /// Runs a lookbook command.
@@ -211,6 +216,12 @@ async fn eval(args: EvalArgs) -> Result<()> {
     let (mut lookbook, mut popular, mut random) =
         (Tally::default(), Tally::default(), Tally::default());
     let (mut looks, mut valid) = (0usize, 0usize);
+    let mut details = match &args.details {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
     for ((case, book), top) in cases.iter().zip(books).zip(popular_rankings) {
         let book = book?;
         let mut ranking = Vec::new();
@@ -230,8 +241,17 @@ async fn eval(args: EvalArgs) -> Result<()> {
             }
             ranking.extend(ids);
         }
-        lookbook.add(score(&ranking, &case.held));
-        popular.add(score(&top, &case.held));
+        let (mine, theirs) = (score(&ranking, &case.held), score(&top, &case.held));
+        if let Some(out) = details.as_mut() {
+            let line = json!({
+                "shopper": case.shopper, "as_of": case.cutoff,
+                "held": case.held.iter().collect::<std::collections::BTreeSet<_>>(),
+                "lookbook": ranking, "lookbook_ndcg": mine.2, "popularity_ndcg": theirs.2,
+            });
+            writeln!(out, "{line}")?;
+        }
+        lookbook.add(mine);
+        popular.add(theirs);
         let any: Vec<String> = products
             .iter()
             .filter(|p| !case.bought_before.contains(p.id.as_str()))
@@ -240,6 +260,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
             .map(|p| p.id.clone())
             .collect();
         random.add(score(&any, &case.held));
+    }
+    if let Some(mut out) = details {
+        out.flush()?;
     }
     bar.finish_and_clear();
     println!(

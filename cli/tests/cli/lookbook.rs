@@ -45,6 +45,8 @@ async fn simulated_shoppers_are_evaluated_against_the_baselines() -> anyhow::Res
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("40 shoppers"), "{stdout}");
 
+    let details = dir.path().join("details.jsonl");
+    let details = details.to_str().unwrap();
     let eval = |parallel: &str| {
         run(args(&[
             "lookbook",
@@ -55,6 +57,8 @@ async fn simulated_shoppers_are_evaluated_against_the_baselines() -> anyhow::Res
             &app.url,
             "--parallel",
             parallel,
+            "--details",
+            details,
         ]))
     };
     let (ok, table, stderr) = eval("1").await;
@@ -73,6 +77,16 @@ async fn simulated_shoppers_are_evaluated_against_the_baselines() -> anyhow::Res
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(shoppers >= 10, "{table}");
+    // One line per shopper, with their held-out products and the lookbook's ranking.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(details)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), shoppers);
+    assert!(lines
+        .iter()
+        .all(|l| !l["held"].as_array().unwrap().is_empty()
+            && l["lookbook"].as_array().unwrap().len() >= 3));
     // Every look obeys the rules: "outfit validity: N of N looks (100.0%".
     let validity = table
         .lines()
