@@ -4,7 +4,8 @@
 //!
 //! A product's score (higher is better):
 //! - the shopper's affinities, each relative to the shopper's top value of its dimension
-//!   ([`DIMENSION_WEIGHTS`]; the best of the product's styles and of its colours);
+//!   ([`DIMENSION_WEIGHTS`]; the best of the product's styles, and of its colours with the
+//!   first counting fully and the others 0.3);
 //! - 0.25 if it has one of the occasion's styles;
 //! - how well it suits the season ([`crate::style::season_fit`]; products that do not suit
 //!   it are left out, as are those the shopper bought);
@@ -27,9 +28,9 @@ pub const PER_GROUP: usize = 12;
 
 /// Weights of the profile dimensions in a product's score.
 pub const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
-    ("style", 0.25),
-    ("colour", 0.25),
-    ("category", 0.25),
+    ("style", 0.5),
+    ("colour", 0.5),
+    ("category", 0.5),
     ("price_band", 0.15),
     ("brand", 0.10),
 ];
@@ -110,9 +111,14 @@ pub fn shortlist(
                 score += 0.25;
             }
             for (dimension, weight, per_word) in &dimensions {
+                // A product's first colour is the one seen: the others count 0.3.
                 let best = words_of(p, dimension)
                     .iter()
-                    .map(|w| per_word[*w as usize])
+                    .enumerate()
+                    .map(|(k, w)| match (*dimension, k) {
+                        ("colour", 1..) => 0.3 * per_word[*w as usize],
+                        _ => per_word[*w as usize],
+                    })
                     .fold(0.0, f64::max);
                 score += weight * best;
             }
@@ -183,5 +189,58 @@ impl<'a> Relative<'a> {
             .and_then(|values| values.get(value))
             .copied()
             .unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidates::Product;
+    use std::collections::BTreeMap;
+
+    fn product(id: &str, colours: &[&str], style: &str) -> Product {
+        Product {
+            id: id.into(),
+            category: "tops".into(),
+            item_type: "Blouse".into(),
+            brand: "Basalt".into(),
+            price_cents: 4_000,
+            colours: colours.iter().map(|c| c.to_string()).collect(),
+            styles: vec![style.into()],
+            material: "cotton".into(),
+            popularity: 1.0,
+        }
+    }
+
+    #[test]
+    fn affinities_rank_the_first_colour_above_the_others() {
+        let candidates = Candidates::new(
+            vec![
+                product("a", &["black", "red"], "classic"),
+                product("b", &["red", "black"], "classic"),
+                product("c", &["white"], "edgy"),
+            ],
+            1,
+            0,
+        );
+        let profile = Profile {
+            events: 5,
+            affinities: BTreeMap::from([
+                (
+                    "colour",
+                    vec![("red".to_string(), 0.8), ("white".to_string(), 0.2)],
+                ),
+                ("style", vec![("classic".to_string(), 1.0)]),
+            ]),
+            ..Profile::default()
+        };
+        let request = LookbookRequest::parse("season=autumn", 10).unwrap();
+        let items = shortlist(&candidates, &request, Some(&profile), 12);
+        let order: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(order, ["b", "a", "c"]);
+        // Without a profile, ties keep id order.
+        let items = shortlist(&candidates, &request, None, 12);
+        let order: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(order, ["a", "b", "c"]);
     }
 }
