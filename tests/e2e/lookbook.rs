@@ -271,6 +271,18 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
             .contains("no consent"),
         "{bob}"
     );
+    // Shoppers without consent share the answer for a context (cached once), each with
+    // their own id.
+    let (_, carol) = get_json(&format!(
+        "{}/api/lookbooks?shopper=carol&occasion=weekend&season=autumn&looks=4",
+        app.url
+    ))
+    .await?;
+    assert_eq!(
+        (&carol["shopper"], &bob["shopper"]),
+        (&json!("carol"), &json!("bob"))
+    );
+    assert_eq!(carol["looks"], bob["looks"]);
 
     // Erasure takes the personalization away again.
     assert_eq!(
