@@ -8,9 +8,9 @@
 //! lookbook, they leave out what the shopper already bought. Reported:
 //! hit-rate@10 and @20 (share of shoppers with a held-out purchase in the top k), NDCG@10, and
 //! the outfit-validity rate (looks meeting the slot, style, colour and budget rules, every
-//! piece in stock).
+//! piece in stock), and colour variety (distinct main colours per lookbook).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -216,6 +216,12 @@ async fn eval(args: EvalArgs) -> Result<()> {
     let (mut lookbook, mut popular, mut random) =
         (Tally::default(), Tally::default(), Tally::default());
     let (mut looks, mut valid) = (0usize, 0usize);
+    // Distinct main colours per lookbook: how varied the looks are.
+    let main_colour: HashMap<&str, &str> = products
+        .iter()
+        .filter_map(|p| Some((p.id.as_str(), p.colours.first()?.as_str())))
+        .collect();
+    let mut variety: Vec<usize> = Vec::new();
     let mut details = match &args.details {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -241,11 +247,16 @@ async fn eval(args: EvalArgs) -> Result<()> {
             }
             ranking.extend(ids);
         }
+        let mains: Vec<&str> = ranking
+            .iter()
+            .filter_map(|id| main_colour.get(id.as_str()).copied())
+            .collect();
+        variety.push(BTreeSet::from_iter(&mains).len());
         let (mine, theirs) = (score(&ranking, &case.held), score(&top, &case.held));
         if let Some(out) = details.as_mut() {
             let line = json!({
                 "shopper": case.shopper, "as_of": case.cutoff,
-                "held": case.held.iter().collect::<std::collections::BTreeSet<_>>(),
+                "held": case.held.iter().collect::<BTreeSet<_>>(),
                 "lookbook": ranking, "lookbook_ndcg": mine.2, "popularity_ndcg": theirs.2,
             });
             writeln!(out, "{line}")?;
@@ -281,6 +292,10 @@ async fn eval(args: EvalArgs) -> Result<()> {
     println!(
         "outfit validity: {valid} of {looks} looks ({:.1}%; target 100%)",
         100.0 * valid as f64 / looks.max(1) as f64
+    );
+    println!(
+        "colour variety: {:.1} distinct main colours per lookbook",
+        variety.iter().sum::<usize>() as f64 / variety.len().max(1) as f64
     );
     Ok(())
 }

@@ -64,6 +64,7 @@ async fn simulated_shoppers_are_evaluated_against_the_baselines() -> anyhow::Res
     let (ok, table, stderr) = eval("1").await;
     assert!(ok, "{table}\n{stderr}");
     for row in [
+        "colour variety:",
         "| lookbook |",
         "| popularity |",
         "| random |",

@@ -29,7 +29,7 @@ pub const PER_GROUP: usize = 12;
 /// Weights of the profile dimensions in a product's score.
 pub const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
     ("style", 0.5),
-    ("colour", 0.5),
+    ("colour", 0.25),
     ("category", 0.5),
     ("price_band", 0.15),
     ("brand", 0.10),
