@@ -26,7 +26,9 @@ use crate::style;
 /// Products kept per (category, style tag), besides the three cheapest.
 pub const PER_GROUP: usize = 12;
 
-/// Weights of the profile dimensions in a product's score.
+/// Weights of the profile dimensions in a product's score, chosen by measurement on one
+/// simulation and checked on another (docs/lookbooks.md, "How the weights were chosen"):
+/// colour at 0.5 made lookbooks one-coloured.
 pub const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
     ("style", 0.5),
     ("colour", 0.25),
