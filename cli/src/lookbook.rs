@@ -178,10 +178,17 @@ async fn eval(args: EvalArgs) -> Result<()> {
     let client = reqwest::Client::new();
     let products = catalog::products(&client, &args.url).await?;
     let stock: HashMap<&str, i64> = products.iter().map(|p| (p.id.as_str(), p.stock)).collect();
+    // When each session began: its first event (the events are in time order).
+    let mut session_starts: HashMap<&str, i64> = HashMap::new();
+    for e in &events {
+        if let Some(session) = &e.session {
+            session_starts.entry(session).or_insert(e.time);
+        }
+    }
     let cases: Vec<Case> = purchases
         .iter()
         .filter(|(_, bought)| bought.len() >= 2)
-        .map(|(shopper, bought)| Case::new(shopper, bought, &events))
+        .map(|(shopper, bought)| Case::new(shopper, bought, &session_starts))
         .collect();
     if cases.is_empty() {
         bail!("no simulated shopper has two purchases: simulate more shoppers or days");
@@ -314,16 +321,15 @@ struct Case<'a> {
 }
 
 impl<'a> Case<'a> {
-    /// The last 20% of `bought` (at least one) held out; `events` in time order.
-    fn new(shopper: &'a str, bought: &[&'a Event], events: &[Event]) -> Self {
+    /// The last 20% of `bought` (at least one) held out; `session_starts`: when each session
+    /// began.
+    fn new(shopper: &'a str, bought: &[&'a Event], session_starts: &HashMap<&str, i64>) -> Self {
         let held_n = (bought.len() as f64 * 0.2).round().max(1.0) as usize;
         let held_out = &bought[bought.len() - held_n..];
-        let session_start = held_out[0].session.as_ref().and_then(|s| {
-            events
-                .iter()
-                .find(|e| e.session.as_ref() == Some(s))
-                .map(|e| e.time)
-        });
+        let session_start = held_out[0]
+            .session
+            .as_deref()
+            .and_then(|s| session_starts.get(s).copied());
         let cutoff = session_start.unwrap_or(held_out[0].time) - 1;
         Case {
             shopper,

@@ -84,6 +84,12 @@ impl Taste {
     }
 }
 
+/// Each word once, in order.
+fn distinct<'a>(words: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let set: std::collections::BTreeSet<&str> = words.collect();
+    set.into_iter().collect()
+}
+
 /// Runs a shopper command.
 pub fn run(command: ShoppersCommand) -> Result<()> {
     let ShoppersCommand::Simulate(args) = command;
@@ -129,30 +135,18 @@ async fn simulate(args: SimulateArgs) -> Result<()> {
             (*c, prices[prices.len() / 2])
         })
         .collect();
-    let colours: Vec<&str> = {
-        let mut all: Vec<&str> = products
+    // Every colour, style and brand of the catalogue once, in order.
+    let colours = distinct(
+        products
             .iter()
-            .flat_map(|p| p.colours.iter().map(String::as_str))
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    };
-    let styles: Vec<&str> = {
-        let mut all: Vec<&str> = products
+            .flat_map(|p| p.colours.iter().map(String::as_str)),
+    );
+    let styles = distinct(
+        products
             .iter()
-            .flat_map(|p| p.style_tags.iter().map(String::as_str))
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    };
-    let brands: Vec<&str> = {
-        let mut all: Vec<&str> = products.iter().map(|p| p.brand.as_str()).collect();
-        all.sort();
-        all.dedup();
-        all
-    };
+            .flat_map(|p| p.style_tags.iter().map(String::as_str)),
+    );
+    let brands = distinct(products.iter().map(|p| p.brand.as_str()));
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let mut tastes = Vec::new();
     let mut events: Vec<Value> = Vec::new();
