@@ -7,6 +7,7 @@ mod http;
 mod lookbook;
 mod pool;
 mod replay;
+mod runtime_config;
 mod shoppers;
 mod worker;
 
@@ -108,7 +109,10 @@ struct UpArgs {
     /// Model repository of the local workers; default: the built-in models.
     #[arg(long)]
     models: Option<PathBuf>,
-    /// Runtime config: `[wasi_nn] workers = ["http://host:port"]` sends inference to remote workers.
+    /// Runtime config file, in Spin's format: `[key_value_store.<label>]` (`type = "spin"` with
+    /// an optional `path`, or `type = "redis"` with a `url`), `[sqlite_database.<label>]`
+    /// (`type = "spin"`, optional `path`), and `[wasi_nn] workers = ["http://host:port"]`, which
+    /// sends inference to remote workers (docs/runtime.md).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
 }
@@ -167,8 +171,8 @@ fn up(args: UpArgs) -> Result<()> {
         .state_dir
         .unwrap_or_else(|| manifest.dir().join(".vitrine"));
     let runtime_config = match &args.runtime_config_file {
-        Some(path) => pool::RuntimeConfigFile::load(path)?,
-        None => pool::RuntimeConfigFile::default(),
+        Some(path) => runtime_config::RuntimeConfigFile::load(path)?,
+        None => runtime_config::RuntimeConfigFile::default(),
     };
     let needed: std::collections::BTreeSet<String> = manifest
         .components
@@ -192,6 +196,8 @@ fn up(args: UpArgs) -> Result<()> {
         variables: args.variables.into_iter().collect::<BTreeMap<_, _>>(),
         max_instances: args.max_instances,
         nn_pool: nn_pool.clone(),
+        key_value_stores: runtime_config.key_value_stores,
+        sqlite_databases: runtime_config.sqlite_databases,
         ..RuntimeConfig::default()
     };
     let app = App::load(&manifest, &config)?;

@@ -10,40 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
 
-/// The runtime config file (`--runtime-config-file`): settings that are not the app's.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeConfigFile {
-    /// Where `wasi:nn` inference goes.
-    #[serde(default)]
-    wasi_nn: Option<NnConfig>,
-}
-
-/// The `[wasi_nn]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NnConfig {
-    /// Remote worker URLs (`http://host:port`); when set, no local worker is started.
-    #[serde(default)]
-    workers: Vec<String>,
-    /// Deadline of one inference call, in milliseconds.
-    timeout_ms: Option<u64>,
-}
-
-impl RuntimeConfigFile {
-    /// Reads the file; unknown tables are an error, so a Spin runtime config for other
-    /// services is not silently ignored.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| {
-            format!("invalid runtime config {} (supported: a [wasi_nn] table with `workers` and `timeout_ms`)", path.display())
-        })
-    }
-}
+use crate::runtime_config::RuntimeConfigFile;
 
 /// How long the supervisor waits before starting a dead worker again, at first and at most.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

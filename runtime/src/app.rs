@@ -15,9 +15,11 @@ use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::capability::{AppContext, Capabilities, Capability, ComponentHost, HasComponent};
 use crate::engine::{load_component, new_engine, EpochTicker, Ticking};
 use crate::guest_log::GuestLog;
+use crate::key_value::StoreBackend;
 use crate::manifest::{Component, FileMount, Manifest, Settings};
 use crate::nn_pool::WorkerPool;
 use crate::routes::{RoutePattern, Router};
+use crate::sqlite_pool::DatabaseLocation;
 use crate::variables::AppVariables;
 
 /// Why an application could not be loaded.
@@ -50,10 +52,11 @@ pub enum AppError {
         /// What went wrong.
         source: FilesError,
     },
-    /// The state directory, or a store in it, could not be prepared.
-    #[error("state directory {path}: {what}: {source}")]
+    /// The state directory, or a store (in it or placed by the runtime config), could not be
+    /// prepared.
+    #[error("{what} {path}: {source}")]
     State {
-        /// The state directory.
+        /// The state directory or the store's place.
         path: PathBuf,
         /// What was being prepared.
         what: &'static str,
@@ -78,6 +81,12 @@ pub struct RuntimeConfig {
     pub defaults: Limits,
     /// The inference workers behind `wasi:nn`; `None`: model loads fail with `runtime-error`.
     pub nn_pool: Option<Arc<WorkerPool>>,
+    /// Key-value stores a runtime config file places (`[key_value_store.<label>]`); every
+    /// other label is embedded in the state directory.
+    pub key_value_stores: BTreeMap<String, StoreBackend>,
+    /// SQLite databases a runtime config file places (`[sqlite_database.<label>]`); every
+    /// other label is a file in the state directory.
+    pub sqlite_databases: BTreeMap<String, DatabaseLocation>,
 }
 
 impl Default for RuntimeConfig {
@@ -89,6 +98,8 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             defaults: Limits::default(),
             nn_pool: None,
+            key_value_stores: BTreeMap::new(),
+            sqlite_databases: BTreeMap::new(),
         }
     }
 }
@@ -256,7 +267,7 @@ impl App {
     pub fn load(manifest: &Manifest, config: &RuntimeConfig) -> Result<Self, AppError> {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| AppError::State {
             path: config.state_dir.clone(),
-            what: "cannot create it",
+            what: "state directory",
             source: e.into(),
         })?;
         let variables = AppVariables::resolve(&manifest.variables, &config.variables, |k| {

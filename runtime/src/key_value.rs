@@ -1,13 +1,18 @@
-//! Spin key-value stores (`fermyon:spin/key-value@2.0.0`), embedded in one SQLite file of the
-//! state directory.
+//! Spin key-value stores (`fermyon:spin/key-value@2.0.0`): embedded in SQLite by default,
+//! or placed by the runtime config (`[key_value_store.<label>]`) in another SQLite file, in
+//! memory, or on a Redis server ([`redis`]).
 //!
-//! Every label named in the manifest (and `default`) is a store. A component opens only the
-//! labels in its `key_value_stores`: any other label, known or not, is `access-denied` (as in
-//! Spin); `no-such-store` is left for a listed label without a store.
+//! Every label named in the manifest (and `default`) is a store; labels the runtime config does
+//! not place share one SQLite file of the state directory, `key_value.db`. A component opens
+//! only the labels in its `key_value_stores`: any other label, known or not, is `access-denied`
+//! (as in Spin); `no-such-store` is left for a listed label without a store.
 
-use std::collections::BTreeSet;
+mod redis;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rusqlite::OptionalExtension;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -16,27 +21,84 @@ use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::key_value::{self, Error};
 use crate::capability::{AppContext, Capability};
 use crate::manifest::Component;
-use crate::sqlite_pool::SqlitePool;
+use crate::sqlite_pool::{DatabaseLocation, SqlitePool};
 
-/// The application's key-value stores (cheap to clone: shared handles).
+use self::redis::RedisStore;
+
+/// Where a key-value store keeps its data (a runtime config's `[key_value_store.<label>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Embedded SQLite (`type = "spin"`): a file, or memory when no `path` is given.
+    Embedded(DatabaseLocation),
+    /// A Redis server (`type = "redis"`): its `url`, `redis://[user:password@]host[:port][/db]`.
+    Redis(String),
+}
+
+/// The table of an embedded store file: one row per (store label, key), as in Spin.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (store, key)) WITHOUT ROWID;";
+
+/// One store's backend.
+#[derive(Debug, Clone)]
+enum Store {
+    /// Rows of `spin_key_value` whose `store` is the label.
+    Sqlite(Arc<SqlitePool>),
+    /// A Redis server's keys.
+    Redis(Arc<RedisStore>),
+}
+
+/// The application's key-value stores by label (cheap to clone: shared handles).
 #[derive(Debug, Clone)]
 pub struct KeyValueStores {
-    pool: Arc<SqlitePool>,
-    labels: Arc<BTreeSet<String>>,
+    stores: Arc<BTreeMap<String, Store>>,
 }
 
 impl KeyValueStores {
-    /// Opens the embedded database `key_value.db` in `state_dir` for the given labels.
-    pub fn open(state_dir: &Path, labels: BTreeSet<String>) -> rusqlite::Result<Self> {
-        let pool = SqlitePool::open(
-            &state_dir.join("key_value.db"),
-            "CREATE TABLE IF NOT EXISTS spin_key_value (
-                store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
-                PRIMARY KEY (store, key)) WITHOUT ROWID;",
-        )?;
+    /// Opens a store for each label: where `placed` says, else in `key_value.db` in
+    /// `state_dir`. Redis stores connect at their first use. The error names the store.
+    pub fn open(
+        state_dir: &Path,
+        labels: impl IntoIterator<Item = String>,
+        placed: &BTreeMap<String, StoreBackend>,
+    ) -> Result<Self, AppError> {
+        let embedded = |location: DatabaseLocation, label: &str| {
+            SqlitePool::open(&location, SCHEMA).map_err(|e| AppError::State {
+                path: match location {
+                    DatabaseLocation::File(path) => path,
+                    DatabaseLocation::Memory => format!("(memory, label `{label}`)").into(),
+                },
+                what: "key-value store",
+                source: e.into(),
+            })
+        };
+        let mut shared = None;
+        let mut stores = BTreeMap::new();
+        for label in labels {
+            let store = match placed.get(&label) {
+                Some(StoreBackend::Embedded(location)) => {
+                    Store::Sqlite(embedded(location.clone(), &label)?)
+                }
+                Some(StoreBackend::Redis(url)) => {
+                    Store::Redis(Arc::new(RedisStore::new(url).map_err(|e| {
+                        AppError::Config(format!(
+                            "key-value store `{label}`: invalid Redis url: {e}"
+                        ))
+                    })?))
+                }
+                None => {
+                    let file = DatabaseLocation::File(state_dir.join("key_value.db"));
+                    let pool = match &shared {
+                        Some(pool) => Arc::clone(pool),
+                        None => shared.insert(embedded(file, &label)?).clone(),
+                    };
+                    Store::Sqlite(pool)
+                }
+            };
+            stores.insert(label, store);
+        }
         Ok(Self {
-            pool,
-            labels: Arc::new(labels),
+            stores: Arc::new(stores),
         })
     }
 }
@@ -45,13 +107,8 @@ impl Capability for KeyValueStores {
     type Component = KeyValue;
 
     fn configure_app(cx: &AppContext<'_>) -> Result<Self, AppError> {
-        Self::open(&cx.config.state_dir, cx.labels(|c| &c.key_value_stores)).map_err(|e| {
-            AppError::State {
-                path: cx.config.state_dir.clone(),
-                what: "key-value store",
-                source: e.into(),
-            }
-        })
+        let labels = cx.labels(|c| &c.key_value_stores);
+        Self::open(&cx.config.state_dir, labels, &cx.config.key_value_stores)
     }
 
     fn configure_component(
@@ -76,6 +133,19 @@ impl Capability for KeyValueStores {
         }
         key_value::add_to_linker::<_, KeyValueHost>(linker, view)
     }
+
+    /// Ready unless a Redis store's last check failed (a check runs at most every few
+    /// seconds, started by this call; a store not checked yet is not ready).
+    fn readiness(&self) -> Result<(), String> {
+        for (label, store) in self.stores.iter() {
+            if let Store::Redis(redis) = store {
+                redis
+                    .readiness()
+                    .map_err(|e| format!("key-value store `{label}` ({redis}): {e}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What one component may open.
@@ -86,8 +156,10 @@ pub struct KeyValue {
 }
 
 /// An open store: the resource behind `key-value.store`.
+#[derive(Clone)]
 pub struct OpenStore {
     label: String,
+    store: Store,
 }
 
 /// The `fermyon:spin/key-value` host, borrowed from the instance state.
@@ -97,7 +169,7 @@ pub struct KeyValueView<'a> {
     /// The instance's key-value access.
     pub access: &'a KeyValue,
     /// When the request's deadline passes: store operations still running are interrupted.
-    pub deadline: std::time::Instant,
+    pub deadline: Instant,
 }
 
 /// Marks [`KeyValueView`] as the data the generated bindings work on.
@@ -112,18 +184,101 @@ fn other(e: impl std::fmt::Display) -> Error {
 }
 
 impl KeyValueView<'_> {
-    fn label(&self, store: &Resource<OpenStore>) -> wasmtime::Result<String> {
-        Ok(self.table.get(store)?.label.clone())
+    /// The open store behind `store`, with the request's deadline.
+    fn open_store(&self, store: &Resource<OpenStore>) -> wasmtime::Result<(OpenStore, Instant)> {
+        Ok((self.table.get(store)?.clone(), self.deadline))
+    }
+}
+
+impl OpenStore {
+    /// Runs `f` on the store's SQLite file off the async threads, within `deadline`.
+    async fn sqlite<R: Send + 'static>(
+        pool: &Arc<SqlitePool>,
+        deadline: Instant,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, Error> {
+        pool.with(deadline, f).await.map_err(other)
     }
 
-    /// Runs `f` against the store database off the async threads, within the request's deadline.
-    fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
-    ) -> impl std::future::Future<Output = Result<R, Error>> + Send + 'static {
-        let pool = self.access.stores.pool.clone();
-        let deadline = self.deadline;
-        async move { pool.with(deadline, f).await.map_err(other) }
+    async fn get(self, key: String, deadline: Instant) -> Result<Option<Vec<u8>>, Error> {
+        let label = self.label;
+        match self.store {
+            Store::Sqlite(pool) => {
+                Self::sqlite(&pool, deadline, move |c| {
+                    c.prepare_cached(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    )?
+                    .query_row((label, key), |row| row.get(0))
+                    .optional()
+                })
+                .await
+            }
+            Store::Redis(redis) => redis.get(&key, deadline).await,
+        }
+    }
+
+    async fn set(self, key: String, value: Vec<u8>, deadline: Instant) -> Result<(), Error> {
+        let label = self.label;
+        match self.store {
+            Store::Sqlite(pool) => {
+                Self::sqlite(&pool, deadline, move |c| {
+                    c.prepare_cached(
+                        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute((label, key, value))
+                    .map(drop)
+                })
+                .await
+            }
+            Store::Redis(redis) => redis.set(&key, &value, deadline).await,
+        }
+    }
+
+    async fn delete(self, key: String, deadline: Instant) -> Result<(), Error> {
+        let label = self.label;
+        match self.store {
+            Store::Sqlite(pool) => {
+                Self::sqlite(&pool, deadline, move |c| {
+                    c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                        .execute((label, key))
+                        .map(drop)
+                })
+                .await
+            }
+            Store::Redis(redis) => redis.delete(&key, deadline).await,
+        }
+    }
+
+    async fn exists(self, key: String, deadline: Instant) -> Result<bool, Error> {
+        let label = self.label;
+        match self.store {
+            Store::Sqlite(pool) => {
+                Self::sqlite(&pool, deadline, move |c| {
+                    c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                        .exists((label, key))
+                })
+                .await
+            }
+            Store::Redis(redis) => redis.exists(&key, deadline).await,
+        }
+    }
+
+    async fn keys(self, deadline: Instant) -> Result<Vec<String>, Error> {
+        let label = self.label;
+        match self.store {
+            Store::Sqlite(pool) => {
+                Self::sqlite(&pool, deadline, move |c| {
+                    c.prepare_cached(
+                        "SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key",
+                    )?
+                    .query_map([label], |row| row.get(0))?
+                    .collect()
+                })
+                .await
+            }
+            Store::Redis(redis) => redis.keys(deadline).await,
+        }
     }
 }
 
@@ -139,10 +294,10 @@ impl key_value::HostStore for KeyValueView<'_> {
         if !self.access.allowed.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
-        if !self.access.stores.labels.contains(&label) {
+        let Some(store) = self.access.stores.stores.get(&label).cloned() else {
             return Ok(Err(Error::NoSuchStore));
-        }
-        Ok(Ok(self.table.push(OpenStore { label })?))
+        };
+        Ok(Ok(self.table.push(OpenStore { label, store })?))
     }
 
     async fn get(
@@ -150,14 +305,8 @@ impl key_value::HostStore for KeyValueView<'_> {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let label = self.label(&store)?;
-        Ok(self
-            .run(move |c| {
-                c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                    .query_row((label, key), |row| row.get(0))
-                    .optional()
-            })
-            .await)
+        let (open, deadline) = self.open_store(&store)?;
+        Ok(open.get(key, deadline).await)
     }
 
     async fn set(
@@ -166,17 +315,8 @@ impl key_value::HostStore for KeyValueView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let label = self.label(&store)?;
-        Ok(self
-            .run(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-                )?
-                .execute((label, key, value))
-                .map(drop)
-            })
-            .await)
+        let (open, deadline) = self.open_store(&store)?;
+        Ok(open.set(key, value, deadline).await)
     }
 
     async fn delete(
@@ -184,14 +324,8 @@ impl key_value::HostStore for KeyValueView<'_> {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let label = self.label(&store)?;
-        Ok(self
-            .run(move |c| {
-                c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                    .execute((label, key))
-                    .map(drop)
-            })
-            .await)
+        let (open, deadline) = self.open_store(&store)?;
+        Ok(open.delete(key, deadline).await)
     }
 
     async fn exists(
@@ -199,27 +333,16 @@ impl key_value::HostStore for KeyValueView<'_> {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let label = self.label(&store)?;
-        Ok(self
-            .run(move |c| {
-                c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                    .exists((label, key))
-            })
-            .await)
+        let (open, deadline) = self.open_store(&store)?;
+        Ok(open.exists(key, deadline).await)
     }
 
     async fn get_keys(
         &mut self,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let label = self.label(&store)?;
-        Ok(self
-            .run(move |c| {
-                c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
-                    .query_map([label], |row| row.get(0))?
-                    .collect()
-            })
-            .await)
+        let (open, deadline) = self.open_store(&store)?;
+        Ok(open.keys(deadline).await)
     }
 
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {

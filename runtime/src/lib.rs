@@ -28,4 +28,6 @@ pub mod variables;
 
 pub use app::{App, AppError, Limits, RuntimeConfig};
 pub use http_trigger::Server;
+pub use key_value::StoreBackend;
 pub use manifest::{Manifest, ManifestError};
+pub use sqlite_pool::DatabaseLocation;

@@ -1,5 +1,5 @@
-//! Spin SQLite databases (`fermyon:spin/sqlite@2.0.0`), one embedded file per label in the
-//! state directory.
+//! Spin SQLite databases (`fermyon:spin/sqlite@2.0.0`), one embedded file per label: in the
+//! state directory, or where the runtime config places it (a file, or memory).
 //!
 //! Every label named in the manifest (and `default`) is a database. A component opens only the
 //! labels in its `sqlite_databases`: any other label, known or not, is `access-denied` (as in
@@ -18,7 +18,7 @@ use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
 use crate::capability::{AppContext, Capability};
 use crate::manifest::Component;
-use crate::sqlite_pool::{run_interruptible, SqlitePool};
+use crate::sqlite_pool::{run_interruptible, DatabaseLocation, SqlitePool};
 
 /// The application's SQLite databases by label (cheap to clone: a shared handle).
 #[derive(Debug, Clone)]
@@ -27,14 +27,26 @@ pub struct Databases {
 }
 
 impl Databases {
-    /// Opens `sqlite/<label>.db` in `state_dir` for each label.
+    /// Opens each label's database: where `placed` says, else `sqlite/<label>.db` in
+    /// `state_dir`. The error names the database that could not be opened.
     pub fn open(
         state_dir: &Path,
         labels: impl IntoIterator<Item = String>,
-    ) -> rusqlite::Result<Self> {
+        placed: &BTreeMap<String, DatabaseLocation>,
+    ) -> Result<Self, AppError> {
         let mut pools = BTreeMap::new();
         for label in labels {
-            let pool = SqlitePool::open(&state_dir.join("sqlite").join(format!("{label}.db")), "")?;
+            let location = placed.get(&label).cloned().unwrap_or_else(|| {
+                DatabaseLocation::File(state_dir.join("sqlite").join(format!("{label}.db")))
+            });
+            let pool = SqlitePool::open(&location, "").map_err(|e| AppError::State {
+                path: match &location {
+                    DatabaseLocation::File(path) => path.clone(),
+                    DatabaseLocation::Memory => format!("(memory, label `{label}`)").into(),
+                },
+                what: "sqlite database",
+                source: e.into(),
+            })?;
             pools.insert(label, pool);
         }
         Ok(Self {
@@ -47,13 +59,8 @@ impl Capability for Databases {
     type Component = Sqlite;
 
     fn configure_app(cx: &AppContext<'_>) -> Result<Self, AppError> {
-        Self::open(&cx.config.state_dir, cx.labels(|c| &c.sqlite_databases)).map_err(|e| {
-            AppError::State {
-                path: cx.config.state_dir.clone(),
-                what: "sqlite database",
-                source: e.into(),
-            }
-        })
+        let labels = cx.labels(|c| &c.sqlite_databases);
+        Self::open(&cx.config.state_dir, labels, &cx.config.sqlite_databases)
     }
 
     fn configure_component(

@@ -1,8 +1,9 @@
-//! Embedded SQLite files in the state directory, with a small pool of open connections so a
+//! Embedded SQLite databases (files, or memory), with a small pool of open connections so a
 //! request does not pay for opening the file, and [`run_interruptible`], which keeps a
 //! statement from outliving the request that started it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,27 +40,61 @@ fn lock_wait_step(attempt: i32) -> Option<Duration> {
         .then(|| Duration::from_micros(((n + 1) * 50).min(1_000)))
 }
 
-/// One SQLite database file and its idle connections.
+/// Where a database lives (a runtime config's `path`, or its absence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A file, created with its directory if needed.
+    File(PathBuf),
+    /// Memory, shared by the pool's connections and gone when the process exits (Spin's
+    /// `type = "spin"` without a `path`).
+    Memory,
+}
+
+/// Numbers in-memory databases, so that two pools never share one.
+static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
+
+/// One SQLite database and its idle connections.
 #[derive(Debug)]
 pub struct SqlitePool {
-    path: PathBuf,
+    /// What connections open: a path, or the URI of a shared in-memory database.
+    target: String,
     idle: Mutex<Vec<Connection>>,
+    /// Keeps an in-memory database alive while no other connection is open.
+    _keeper: Option<Mutex<Connection>>,
 }
 
 impl SqlitePool {
-    /// Opens (creating if needed) the database at `path`, running `init` on a first connection.
-    pub fn open(path: &Path, init: &str) -> rusqlite::Result<Arc<Self>> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                rusqlite::Error::ToSqlConversionFailure(
-                    format!("cannot create {}: {e}", dir.display()).into(),
-                )
-            })?;
-        }
-        let pool = Arc::new(Self {
-            path: path.to_path_buf(),
+    /// Opens (creating if needed) the database at `location`, running `init` on a first
+    /// connection.
+    pub fn open(location: &DatabaseLocation, init: &str) -> rusqlite::Result<Arc<Self>> {
+        let target = match location {
+            DatabaseLocation::File(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        rusqlite::Error::ToSqlConversionFailure(
+                            format!("cannot create {}: {e}", dir.display()).into(),
+                        )
+                    })?;
+                }
+                path.to_string_lossy().into_owned()
+            }
+            // SQLite's `memdb` VFS shares a database named with a leading `/` between the
+            // connections of one process, with the usual file locking.
+            DatabaseLocation::Memory => format!(
+                "file:/vitrine-{}-{}?vfs=memdb",
+                std::process::id(),
+                MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let mut pool = Self {
+            target,
             idle: Mutex::new(Vec::new()),
-        });
+            _keeper: None,
+        };
+        if *location == DatabaseLocation::Memory {
+            pool._keeper = Some(Mutex::new(pool.connect()?));
+        }
+        let pool = Arc::new(pool);
         let conn = pool.connect()?;
         conn.execute_batch(init)?;
         pool.put(conn);
@@ -78,7 +113,7 @@ impl SqlitePool {
                 rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
             }
         });
-        let conn = Connection::open(&self.path)?;
+        let conn = Connection::open(&self.target)?;
         conn.busy_handler(Some(wait_for_lock))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
         conn.set_prepared_statement_cache_capacity(64);

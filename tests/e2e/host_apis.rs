@@ -35,9 +35,15 @@ key_value_stores = ["carts"]
 sqlite_databases = ["orders"]
 "#;
 
-#[tokio::test]
-async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
-    let app = TestApp::start(&manifest(STORES)).await?;
+/// The keys of a store, sorted (Redis lists them in no order).
+async fn keys(url: &str) -> anyhow::Result<serde_json::Value> {
+    let mut keys: Vec<String> = serde_json::from_value(get_json(url).await?.1["keys"].clone())?;
+    keys.sort();
+    Ok(json!(keys))
+}
+
+/// The key-value semantics and access rules every backend keeps, on `app` serving [`STORES`].
+async fn check_key_value_semantics(app: &TestApp) -> anyhow::Result<()> {
     let a = format!("{}/a", app.url);
     let b = format!("{}/b", app.url);
 
@@ -52,19 +58,13 @@ async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
         get_json(&format!("{a}/kv/default/k1")).await?.1,
         json!({ "value": "v1b", "exists": true })
     );
-    assert_eq!(
-        get_json(&format!("{a}/kv/default")).await?.1["keys"],
-        json!(["k1", "k2"])
-    );
+    assert_eq!(keys(&format!("{a}/kv/default")).await?, json!(["k1", "k2"]));
     let deleted = reqwest::Client::new()
         .delete(format!("{a}/kv/default/k1"))
         .send()
         .await?;
     assert_eq!(deleted.status(), 200);
-    assert_eq!(
-        get_json(&format!("{a}/kv/default")).await?.1["keys"],
-        json!(["k2"])
-    );
+    assert_eq!(keys(&format!("{a}/kv/default")).await?, json!(["k2"]));
 
     // Stores are separate, and shared between the components that list them.
     put(&format!("{a}/kv/carts/c1"), "shared").await?;
@@ -72,10 +72,7 @@ async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
         get_json(&format!("{b}/kv/carts/c1")).await?.1["value"],
         "shared"
     );
-    assert_eq!(
-        get_json(&format!("{b}/kv/carts")).await?.1["keys"],
-        json!(["c1"])
-    );
+    assert_eq!(keys(&format!("{b}/kv/carts")).await?, json!(["c1"]));
 
     // `b` does not list `default`: access-denied. Nobody names `nope`: access-denied too, as
     // in Spin (a label the component does not list is never looked up).
@@ -88,6 +85,168 @@ async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("Error::AccessDenied"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn key_value_semantics_and_access_rules() -> anyhow::Result<()> {
+    check_key_value_semantics(&TestApp::start(&manifest(STORES)).await?).await
+}
+
+/// `redis-cli` against database `db` of the server on `port`.
+fn redis_cli(port: u16, db: u32, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "-n", &db.to_string()])
+        .args(args)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "redis-cli {args:?} failed");
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// Stores on Redis (a runtime config's `type = "redis"`) keep the same semantics, each in its
+/// own database, with the keys as they are (as Spin stores them); a Redis that dies makes
+/// operations fail with an error (not hang) and the health endpoint say so, and one that comes
+/// back is used again.
+#[tokio::test]
+async fn key_value_on_redis() -> anyhow::Result<()> {
+    let mut redis = vitrine_tests::LoopbackService::redis()?;
+    let port = redis.port;
+    let app = TestApp::start_with(&manifest(STORES), |c| {
+        for (label, db) in [("default", 0), ("carts", 1)] {
+            let url = format!("redis://127.0.0.1:{port}/{db}");
+            c.key_value_stores
+                .insert(label.into(), vitrine_runtime::StoreBackend::Redis(url));
+        }
+    })
+    .await?;
+    check_key_value_semantics(&app).await?;
+    assert_eq!(redis_cli(port, 0, &["GET", "k2"])?, "v2");
+    assert_eq!(redis_cli(port, 1, &["GET", "c1"])?, "shared");
+    // Nothing of it went to the embedded file.
+    assert!(!app.state_dir.path().join(".vitrine/key_value.db").exists());
+    let health = format!("{}/healthz", app.admin_url);
+    let ready = || async {
+        for _ in 0..100 {
+            let response = reqwest::get(&health).await?;
+            if response.status() == 200 {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::bail!(
+            "never ready: {}",
+            reqwest::get(&health).await?.text().await?
+        )
+    };
+    ready().await?;
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let (status, body) = get_json(&format!("{}/a/kv/default/k2", app.url)).await?;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("Error::Other"),
+        "{body}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let response = reqwest::get(&health).await?;
+    assert_eq!(response.status(), 503);
+    let text = response.text().await?;
+    assert!(
+        text.contains("key-value store `") && text.contains(&format!("127.0.0.1:{port}")),
+        "{text}"
+    );
+
+    // The data was in a Redis without persistence: it is gone, but the store works again.
+    redis.restart()?;
+    let mut answered = None;
+    for _ in 0..100 {
+        let (status, _) = put(&format!("{}/a/kv/default/back", app.url), "yes").await?;
+        if status == 200 {
+            answered = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(200), "the store never worked again");
+    assert_eq!(redis_cli(port, 0, &["GET", "back"])?, "yes");
+    ready().await?;
+    Ok(())
+}
+
+/// A runtime config places stores and databases: a `spin` store or database with a `path`
+/// lives in that file (kept across restarts), one without lives in memory (gone after one).
+#[tokio::test]
+async fn placed_stores_and_databases() -> anyhow::Result<()> {
+    use vitrine_runtime::{DatabaseLocation, StoreBackend};
+    let text = manifest(STORES);
+    let state = tempfile::tempdir()?;
+    let placed = tempfile::tempdir()?;
+    let kv_file = placed.path().join("kv/carts.db");
+    let db_file = placed.path().join("orders.db");
+    let configure = |c: &mut vitrine_runtime::RuntimeConfig| {
+        c.state_dir = state.path().to_path_buf();
+        c.key_value_stores.insert(
+            "carts".into(),
+            StoreBackend::Embedded(DatabaseLocation::File(kv_file.clone())),
+        );
+        c.key_value_stores.insert(
+            "default".into(),
+            StoreBackend::Embedded(DatabaseLocation::Memory),
+        );
+        c.sqlite_databases
+            .insert("orders".into(), DatabaseLocation::File(db_file.clone()));
+        c.sqlite_databases
+            .insert("default".into(), DatabaseLocation::Memory);
+    };
+    let app = TestApp::start_with(&text, configure).await?;
+    check_key_value_semantics(&app).await?;
+    let sql = |sql: &str| json!({ "sql": sql, "params": [] });
+    for (url, statement) in [
+        ("b/sqlite/orders", "CREATE TABLE o (id INTEGER)"),
+        ("b/sqlite/orders", "INSERT INTO o VALUES (7)"),
+        ("a/sqlite/default", "CREATE TABLE m (id INTEGER)"),
+        ("a/sqlite/default", "INSERT INTO m VALUES (8)"),
+    ] {
+        let (status, body) = post_json(&format!("{}/{url}", app.url), sql(statement)).await?;
+        assert_eq!(status, 200, "{statement}: {body}");
+    }
+    let (_, body) = post_json(
+        &format!("{}/a/sqlite/default", app.url),
+        sql("SELECT id FROM m"),
+    )
+    .await?;
+    assert_eq!(body["rows"], json!([[8]]));
+    assert!(kv_file.exists() && db_file.exists());
+    assert!(!state.path().join("key_value.db").exists());
+    assert!(!state.path().join("sqlite/orders.db").exists());
+    app.stop().await?;
+
+    let again = TestApp::start_with(&text, configure).await?;
+    assert_eq!(
+        get_json(&format!("{}/b/kv/carts/c1", again.url)).await?.1["value"],
+        "shared"
+    );
+    assert_eq!(
+        get_json(&format!("{}/a/kv/default/k2", again.url)).await?.1["exists"],
+        false
+    );
+    let (_, body) = post_json(
+        &format!("{}/b/sqlite/orders", again.url),
+        sql("SELECT id FROM o"),
+    )
+    .await?;
+    assert_eq!(body["rows"], json!([[7]]));
+    let (status, body) = post_json(
+        &format!("{}/a/sqlite/default", again.url),
+        sql("SELECT id FROM m"),
+    )
+    .await?;
+    assert_eq!(status, 500);
+    assert!(
+        body["error"].as_str().unwrap().contains("no such table"),
+        "{body}"
     );
     Ok(())
 }

@@ -445,13 +445,18 @@ admin_token = "{{{{ admin_token }}}}"
     ))
 }
 
+/// Builds the command line of a [`LoopbackService`] for its port and scratch folder.
+type ServiceCommand = Box<dyn Fn(u16, &Path) -> Result<Command> + Send + Sync>;
+
 /// A service from a Debian package (`redis-server`, `mosquitto`) on a free loopback port,
 /// stopped when dropped.
 pub struct LoopbackService {
     /// Its port on 127.0.0.1.
     pub port: u16,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
+    program: &'static str,
+    command: ServiceCommand,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
 }
 
 impl LoopbackService {
@@ -483,23 +488,34 @@ impl LoopbackService {
 
     /// Starts `program` as `command` builds it for a free port and a scratch folder, and waits
     /// until it accepts connections.
-    fn start(program: &str, command: impl FnOnce(u16, &Path) -> Result<Command>) -> Result<Self> {
+    fn start(
+        program: &'static str,
+        command: impl Fn(u16, &Path) -> Result<Command> + Send + Sync + 'static,
+    ) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let dir = tempfile::tempdir()?;
-        let child = command(port, dir.path())?
+        let mut service = Self {
+            port,
+            program,
+            command: Box::new(command),
+            child: None,
+            dir: tempfile::tempdir()?,
+        };
+        service.spawn()?;
+        Ok(service)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let (program, port) = (self.program, self.port);
+        let child = (self.command)(port, self.dir.path())?
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .with_context(|| {
                 format!("starting {program} (apt-get install {program}; .ci/run does it)")
             })?;
-        let service = Self {
-            port,
-            child,
-            _dir: dir,
-        };
+        self.child = Some(child);
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if started.elapsed() > std::time::Duration::from_secs(10) {
@@ -507,13 +523,26 @@ impl LoopbackService {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(service)
+        Ok(())
+    }
+
+    /// Kills the service at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the service again on the same port (killing it first if it runs).
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
     }
 }
 
 impl Drop for LoopbackService {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

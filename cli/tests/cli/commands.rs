@@ -271,22 +271,88 @@ fn up_serves_wasi_nn_from_local_workers_or_from_the_runtime_config() {
     child.wait().unwrap();
     worker.kill().unwrap();
     worker.wait().unwrap();
+}
 
-    // A runtime config with tables this runtime does not know is refused, naming the file.
-    std::fs::write(&config, "[key_value_store.default]\ntype = \"redis\"\n").unwrap();
-    let out = vitrine()
-        .args(["up", "--skip-build", "--runtime-config-file"])
-        .arg(&config)
-        .arg("-f")
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("runtime-config.toml") && stderr.contains("[wasi_nn]"),
-        "{stderr}"
+/// `up --runtime-config-file` places key-value stores and databases as Spin's runtime config
+/// does (a relative key-value `path` is relative to the file), and refuses tables, types and
+/// fields it does not know, naming them and the file.
+#[test]
+fn up_places_stores_from_the_runtime_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"PROBE\"\nkey_value_stores = [\"default\", \"carts\"]\n",
     );
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    let config = config_dir.join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.carts]\ntype = \"spin\"\npath = \"stores/carts.db\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let (mut child, addr) = up_with(
+        &[
+            "--runtime-config-file",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &manifest,
+    );
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "PUT /kv/carts/c1 HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 4\r\n\r\nfull"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.contains(" 200 "), "{response}");
+    assert!(http_get(&addr, "/kv/carts/c1").contains("\"full\""));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The value lived in the placed file: without it, it is gone.
+    let placed = config_dir.join("stores/carts.db");
+    assert!(placed.exists(), "no store at {}", placed.display());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", placed.display()));
+    }
+    let args = [
+        "--runtime-config-file",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let (mut child, addr) = up_with(&args, &manifest);
+    assert!(http_get(&addr, "/kv/carts/c1").contains("\"exists\":false"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    for (text, named) in [
+        ("[llm_compute]\ntype = \"spin\"\n", "llm_compute"),
+        (
+            "[key_value_store.carts]\ntype = \"azure_cosmos\"\n",
+            "azure_cosmos",
+        ),
+        ("[key_value_store.carts]\ntype = \"redis\"\n", "url"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = vitrine()
+            .args(["up", "--skip-build", "--runtime-config-file"])
+            .arg(&config)
+            .arg("-f")
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("runtime-config.toml") && stderr.contains(named),
+            "{text}: {stderr}"
+        );
+    }
 }
 
 /// CPU seconds (user + system) process `pid` has used so far.
