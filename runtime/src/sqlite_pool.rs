@@ -16,18 +16,28 @@ const IDLE_CONNECTIONS: usize = 16;
 /// `SQLITE_BUSY`.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
+thread_local! {
+    /// The deadline of the request whose statement this thread runs ([`run_interruptible`]).
+    static DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
 /// SQLite's busy handler: waits out another connection's write lock in steps of 50 µs growing
-/// to 1 ms, for [`LOCK_WAIT`] in all. (SQLite's own `busy_timeout` sleeps up to 100 ms at a
-/// time, so a writer often slept long after the lock was free: concurrent event batches
-/// waited up to ~650 ms at p99.)
+/// to 1 ms, for [`LOCK_WAIT`] in all, and never past the deadline of the request it waits for.
+/// (SQLite's own `busy_timeout` sleeps up to 100 ms at a time, so a writer often slept long
+/// after the lock was free: concurrent event batches waited up to ~650 ms at p99.)
 fn wait_for_lock(attempt: i32) -> bool {
-    match lock_wait_step(attempt) {
-        Some(step) => {
-            std::thread::sleep(step);
-            true
-        }
-        None => false,
-    }
+    let (Some(step), deadline) = (lock_wait_step(attempt), DEADLINE.get()) else {
+        return false;
+    };
+    let step = match deadline {
+        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => step.min(left),
+            _ => return false,
+        },
+        None => step,
+    };
+    std::thread::sleep(step);
+    true
 }
 
 /// How long the `attempt`-th wait for a lock sleeps (from 0), `None` once [`LOCK_WAIT`] has
@@ -59,8 +69,10 @@ pub struct SqlitePool {
     /// What connections open: a path, or the URI of a shared in-memory database.
     target: String,
     idle: Mutex<Vec<Connection>>,
+    /// Whether the database is in memory (no WAL).
+    in_memory: bool,
     /// Keeps an in-memory database alive while no other connection is open.
-    _keeper: Option<Mutex<Connection>>,
+    keeper: Option<Mutex<Connection>>,
 }
 
 impl SqlitePool {
@@ -89,10 +101,11 @@ impl SqlitePool {
         let mut pool = Self {
             target,
             idle: Mutex::new(Vec::new()),
-            _keeper: None,
+            in_memory: *location == DatabaseLocation::Memory,
+            keeper: None,
         };
-        if *location == DatabaseLocation::Memory {
-            pool._keeper = Some(Mutex::new(pool.connect()?));
+        if pool.in_memory {
+            pool.keeper = Some(Mutex::new(pool.connect()?));
         }
         let pool = Arc::new(pool);
         let conn = pool.connect()?;
@@ -115,7 +128,11 @@ impl SqlitePool {
         });
         let conn = Connection::open(&self.target)?;
         conn.busy_handler(Some(wait_for_lock))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        // Files only: an in-memory database has no WAL, and asking for one waits for any
+        // writer's lock.
+        if !self.in_memory {
+            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        }
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -183,7 +200,8 @@ impl Drop for InterruptOnDrop {
 }
 
 /// Runs `f` with `conn` on the blocking thread pool, so that no statement outlives its request:
-/// SQLite is interrupted once `deadline` passes (a progress handler), and at once if the
+/// SQLite is interrupted once `deadline` passes (a progress handler; a wait for another
+/// connection's lock gives up then too, with `database is locked`), and at once if the
 /// returned future is dropped (the request was answered 504, its instance dropped, or the
 /// server shut down). An interrupted statement fails with `OperationInterrupted`. The
 /// connection comes back with the result unless the future was dropped.
@@ -195,7 +213,9 @@ pub async fn run_interruptible<R: Send + 'static>(
     let mut guard = InterruptOnDrop(Some(conn.get_interrupt_handle()));
     let done = tokio::task::spawn_blocking(move || {
         conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline));
+        DEADLINE.set(Some(deadline));
         let result = f(&conn);
+        DEADLINE.set(None);
         conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
         (conn, result)
     })
@@ -219,5 +239,33 @@ mod tests {
             "{total:?}"
         );
         assert!(!wait_for_lock(steps.len() as i32));
+    }
+
+    /// A statement waiting for another connection's write lock gives up at its request's
+    /// deadline, not after the whole [`LOCK_WAIT`].
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_wait_ends_at_the_deadline() {
+        let pool =
+            SqlitePool::open(&DatabaseLocation::Memory, "CREATE TABLE t (x INTEGER);").unwrap();
+        let holder = pool.take().unwrap();
+        holder
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let started = Instant::now();
+        let result = pool
+            .with(started + Duration::from_millis(200), |c| {
+                c.execute("INSERT INTO t VALUES (2)", [])
+            })
+            .await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(&result, Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy),
+            "{result:?}"
+        );
+        assert!(
+            waited >= Duration::from_millis(190) && waited < Duration::from_secs(1),
+            "{waited:?}"
+        );
+        holder.execute_batch("COMMIT").unwrap();
     }
 }

@@ -14,9 +14,9 @@ use tokio::sync::OnceCell;
 
 use crate::bindings::fermyon::spin::key_value::Error;
 
-/// How long one attempt to connect may take, and how many more follow a failed one.
+/// How long an attempt to connect may take. A failed attempt is not retried at once (the
+/// `redis` crate's backoff waits seconds): the next command tries again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const CONNECT_RETRIES: usize = 2;
 
 /// How old the last check of the server may be before readiness starts another.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -64,7 +64,7 @@ impl RedisStore {
     async fn connection(&self) -> Result<ConnectionManager, RedisError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_number_of_retries(CONNECT_RETRIES);
+            .set_number_of_retries(0);
         self.connection
             .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
             .await
@@ -174,7 +174,7 @@ impl RedisStore {
         }
         let store = std::sync::Arc::clone(self);
         runtime.spawn(async move {
-            let wait = CONNECT_TIMEOUT * (CONNECT_RETRIES as u32 + 2);
+            let wait = CONNECT_TIMEOUT * 2;
             let ping = store
                 .attempt(Instant::now() + wait, |mut c| async move {
                     ::redis::cmd("PING").query_async::<()>(&mut c).await
@@ -185,5 +185,56 @@ impl RedisStore {
             }
             *store.checking.lock().unwrap_or_else(|e| e.into_inner()) = false;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_shown_without_credentials() {
+        let store = RedisStore::new("redis://user:s3cret@127.0.0.1:6399/3").unwrap();
+        let shown = format!("{store} {store:?}");
+        assert!(
+            shown.contains("127.0.0.1:6399") && shown.contains("database 3"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(RedisStore::new("http://127.0.0.1:6379").is_err());
+        assert!(RedisStore::new("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_store_nobody_answers_is_not_ready_and_fails_within_the_deadline() {
+        // A port nothing listens on (bound, then released).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store =
+            std::sync::Arc::new(RedisStore::new(&format!("redis://127.0.0.1:{port}")).unwrap());
+        assert_eq!(store.readiness(), Err("not checked yet".to_string()));
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        let result = store.get("k", deadline).await;
+        assert!(matches!(result, Err(Error::Other(_))), "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // The refused connection was seen: readiness says so.
+        let mut readiness = store.readiness();
+        for _ in 0..100 {
+            if readiness.is_err() && readiness != Err("not checked yet".to_string()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            readiness = store.readiness();
+        }
+        let error = readiness.unwrap_err();
+        assert!(error != "not checked yet", "{error}");
     }
 }
