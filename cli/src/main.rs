@@ -174,6 +174,9 @@ fn up(args: UpArgs) -> Result<()> {
         Some(path) => runtime_config::RuntimeConfigFile::load(path)?,
         None => runtime_config::RuntimeConfigFile::default(),
     };
+    if let (Some(path), Some(summary)) = (&args.runtime_config_file, runtime_config.summary()) {
+        tracing::info!("using runtime config {summary} from {}", path.display());
+    }
     let needed: std::collections::BTreeSet<String> = manifest
         .components
         .values()

@@ -84,6 +84,24 @@ impl RuntimeConfigFile {
         })
     }
 
+    /// What the file places, as Spin summarizes it at startup: `[key_value_store.default:
+    /// redis], [sqlite_database.orders: spin]`; `None` when it places nothing.
+    pub fn summary(&self) -> Option<String> {
+        let kind = |backend: &StoreBackend| match backend {
+            StoreBackend::Embedded(_) => "spin",
+            StoreBackend::Redis(_) => "redis",
+        };
+        let tables: Vec<String> = (self.key_value_stores.iter())
+            .map(|(label, b)| format!("[key_value_store.{label}: {}]", kind(b)))
+            .chain(
+                self.sqlite_databases
+                    .keys()
+                    .map(|label| format!("[sqlite_database.{label}: spin]")),
+            )
+            .collect();
+        (!tables.is_empty()).then(|| tables.join(", "))
+    }
+
     /// Parses `text`; relative key-value paths are resolved against `file_dir`, database
     /// paths against `cwd`.
     fn parse(text: &str, file_dir: &Path, cwd: &Path) -> Result<Self> {
@@ -196,6 +214,11 @@ mod tests {
             DatabaseLocation::File("/work/data/orders.db".into())
         );
         assert_eq!(db["scratch"], DatabaseLocation::Memory);
+        assert_eq!(
+            config.summary().unwrap(),
+            "[key_value_store.absolute: spin], [key_value_store.cache: spin], [key_value_store.carts: spin], [key_value_store.default: redis], [sqlite_database.orders: spin], [sqlite_database.scratch: spin]"
+        );
+        assert_eq!(RuntimeConfigFile::default().summary(), None);
         assert_eq!(config.wasi_nn.unwrap().workers, ["http://10.0.0.5:8000"]);
     }
 
