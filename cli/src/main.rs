@@ -2,6 +2,7 @@
 
 mod build;
 mod catalog;
+mod deploy;
 mod fraud;
 mod http;
 mod lookbook;
@@ -47,6 +48,11 @@ enum Command {
     Build(BuildArgs),
     /// Build what is missing or stale, then serve the application over HTTP.
     Up(UpArgs),
+    /// Store the application as an immutable, content-addressed release (building what is
+    /// stale first).
+    Deploy(deploy::DeployArgs),
+    /// List the stored releases.
+    Releases(deploy::ReleasesArgs),
     /// Serve a model repository over the Open Inference Protocol (KServe v2 / Triton HTTP).
     Worker(worker::WorkerArgs),
     /// Train the built-in models (intent MLP, shapes CNN, fraud GNN) into a model repository.
@@ -98,6 +104,10 @@ struct UpArgs {
     /// Serve the sources as they are, without building missing or stale ones.
     #[arg(long)]
     skip_build: bool,
+    /// Serve a stored release (its label or digest, see `vitrine releases`) instead of the
+    /// manifest's sources; the manifest then only locates the default state directory.
+    #[arg(long, value_name = "RELEASE")]
+    release: Option<String>,
     /// How many requests may run at once (the instance pool size); more are answered 503 at
     /// once. Raise it for functions that mostly wait (outbound HTTP); for CPU-bound work more
     /// than a few dozen per core only adds latency.
@@ -144,6 +154,8 @@ fn main() -> Result<()> {
             build::build(&manifest, build::Select::All(&args.components))
         }
         Command::Up(args) => up(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Releases(args) => deploy::releases(args),
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
         Command::FetchModels(args) => worker::fetch_models(args),
@@ -156,10 +168,24 @@ fn main() -> Result<()> {
 
 fn up(args: UpArgs) -> Result<()> {
     let started = Instant::now();
-    let manifest = Manifest::load(&args.manifest)?;
-    if !args.skip_build {
-        build::build(&manifest, build::Select::Stale)?;
-    }
+    let (manifest, state_dir) = match &args.release {
+        Some(reference) => {
+            let state_dir = deploy::state_dir(args.state_dir.clone(), &args.manifest);
+            let store = vitrine_runtime::releases::ReleaseStore::new(&state_dir);
+            let digest = store.resolve(reference)?;
+            let manifest = Manifest::load(&store.unpack(&digest)?)?;
+            tracing::info!(release = %digest, "serving release {reference}");
+            (manifest, state_dir)
+        }
+        None => {
+            let manifest = Manifest::load(&args.manifest)?;
+            if !args.skip_build {
+                build::build(&manifest, build::Select::Stale)?;
+            }
+            let state_dir = deploy::state_dir(args.state_dir.clone(), &args.manifest);
+            (manifest, state_dir)
+        }
+    };
     let admin = match args.admin_listen.as_str() {
         "off" => None,
         addr => Some(
@@ -167,9 +193,6 @@ fn up(args: UpArgs) -> Result<()> {
                 .with_context(|| format!("--admin-listen `{addr}` is not an address or `off`"))?,
         ),
     };
-    let state_dir = args
-        .state_dir
-        .unwrap_or_else(|| manifest.dir().join(".vitrine"));
     let runtime_config = match &args.runtime_config_file {
         Some(path) => runtime_config::RuntimeConfigFile::load(path)?,
         None => runtime_config::RuntimeConfigFile::default(),

@@ -475,7 +475,7 @@ pub enum FilesError {
 
 /// Prepares a component's `files`: directories are mounted as they are; files and glob matches
 /// are copied into a staging directory mounted at `/`. Returns (host dir, guest path) mounts.
-fn stage_files(
+pub(crate) fn stage_files(
     component: &Component,
     manifest_dir: &Path,
     staging_root: &Path,

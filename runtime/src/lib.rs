@@ -21,6 +21,7 @@ mod nn;
 pub mod nn_pool;
 pub mod outbound_http;
 mod redis;
+pub mod releases;
 pub mod routes;
 mod sqlite;
 mod sqlite_pool;

@@ -9,6 +9,7 @@ mod limits;
 mod lookbook;
 mod manifest_errors;
 mod nn;
+mod releases;
 mod routing;
 mod spin_compat;
 mod triton_client;

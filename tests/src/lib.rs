@@ -318,14 +318,30 @@ impl TestApp {
         let state_dir = tempfile::tempdir()?;
         let path = state_dir.path().join("spin.toml");
         std::fs::write(&path, manifest_text)?;
-        let manifest = Manifest::load(&path)?;
+        Self::serve(&Manifest::load(&path)?, state_dir, configure).await
+    }
+
+    /// Serves the manifest file at `path` (its relative paths resolved beside it) with a fresh
+    /// state directory, after letting `configure` adjust the runtime configuration.
+    pub async fn start_file(
+        path: &Path,
+        configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Self> {
+        Self::serve(&Manifest::load(path)?, tempfile::tempdir()?, configure).await
+    }
+
+    async fn serve(
+        manifest: &Manifest,
+        state_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Self> {
         let mut config = RuntimeConfig {
             state_dir: state_dir.path().join(".vitrine"),
             max_instances: 64,
             ..RuntimeConfig::default()
         };
         configure(&mut config);
-        let app = App::load(&manifest, &config)?;
+        let app = App::load(manifest, &config)?;
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let server = Server::bind(app, any_port, Some(any_port)).await?;
         let url = format!("http://{}", server.local_addr()?);

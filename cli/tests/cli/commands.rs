@@ -453,3 +453,47 @@ fn endless_queries_stop_at_their_deadline_and_sigterm_still_exits_at_once() {
     assert!(status.success(), "vitrine up exited with {status}");
     assert!(logs.join().unwrap().contains("drained"));
 }
+
+/// `deploy` stores a release and `releases` lists it; a label never moves; `up --release`
+/// serves the stored copy, not the current sources.
+#[test]
+fn deploy_releases_and_up_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("static");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("note.txt"), "first").unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"PROBE\"\nfiles = [\"static/*\"]\n",
+    );
+    let run = |args: &[&str]| {
+        let out = vitrine()
+            .args(args)
+            .arg("-f")
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = run(&["deploy", "--skip-build", "--version", "v1"]);
+    assert!(ok && out.starts_with("release v1: sha256:"), "{out}");
+    let (ok, out) = run(&["releases"]);
+    assert!(
+        ok && out.contains("VERSION") && out.contains("\nv1 "),
+        "{out}"
+    );
+
+    std::fs::write(files.join("note.txt"), "second").unwrap();
+    let (ok, out) = run(&["deploy", "--skip-build", "--version", "v1"]);
+    assert!(!ok && out.contains("already names release"), "{out}");
+    let (ok, out) = run(&["deploy", "--skip-build", "--version", "v2"]);
+    assert!(ok && out.starts_with("release v2: "), "{out}");
+
+    let (mut child, addr) = up_with(&["--release", "v1"], &manifest);
+    let served = http_get(&addr, "/file/static/note.txt");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(served.contains("\"first\""), "{served}");
+}

@@ -1,0 +1,103 @@
+//! `vitrine deploy` and `vitrine releases`: immutable, content-addressed releases of the
+//! application in the state directory ([`vitrine_runtime::releases`]), which `vitrine up
+//! --release` serves.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vitrine_runtime::releases::ReleaseStore;
+use vitrine_runtime::Manifest;
+
+use crate::build;
+
+/// `vitrine deploy`.
+#[derive(Args)]
+pub struct DeployArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The release's label; default: the manifest's `[application] version`, else the first
+    /// 12 digits of the release's digest.
+    #[arg(long)]
+    version: Option<String>,
+    /// State directory holding the releases; default `.vitrine` beside the manifest.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Store the sources as they are, without building missing or stale ones.
+    #[arg(long)]
+    skip_build: bool,
+}
+
+/// `vitrine releases`.
+#[derive(Args)]
+pub struct ReleasesArgs {
+    /// The application manifest (locates the default state directory).
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// State directory holding the releases; default `.vitrine` beside the manifest.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+/// The state directory: `given`, or `.vitrine` beside `manifest` (which need not exist).
+pub fn state_dir(given: Option<PathBuf>, manifest: &Path) -> PathBuf {
+    given.unwrap_or_else(|| {
+        manifest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(".vitrine")
+    })
+}
+
+/// Builds what is stale (unless told not to) and stores the application as a release.
+pub fn deploy(args: DeployArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.manifest)?;
+    if !args.skip_build {
+        build::build(&manifest, build::Select::Stale)?;
+    }
+    let store = ReleaseStore::new(&state_dir(args.state_dir, &args.manifest));
+    let context = || format!("deploying {}", args.manifest.display());
+    let digest = store.store(&manifest).with_context(context)?;
+    let label = (args.version.clone())
+        .or_else(|| manifest.version.clone())
+        .unwrap_or_else(|| short(&digest).to_string());
+    match store.label(&digest, &label).with_context(context)? {
+        true => println!("release {label}: {digest}"),
+        false => println!("release {label}: {digest} (unchanged)"),
+    }
+    Ok(())
+}
+
+/// Lists the releases, oldest first.
+pub fn releases(args: ReleasesArgs) -> Result<()> {
+    let store = ReleaseStore::new(&state_dir(args.state_dir, &args.manifest));
+    let releases = store.list()?;
+    if releases.is_empty() {
+        println!("no releases yet (vitrine deploy stores one)");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<14} {:<22} {:<16} {:>10} {:>10}",
+        "VERSION", "DIGEST", "CREATED", "APPLICATION", "COMPONENTS", "SIZE"
+    );
+    for r in releases {
+        println!(
+            "{:<20} {:<14} {:<22} {:<16} {:>10} {:>9.1}M",
+            r.label,
+            short(&r.digest),
+            r.created,
+            r.application,
+            r.components,
+            r.size as f64 / 1e6
+        );
+    }
+    Ok(())
+}
+
+/// The first 12 hex digits of a digest.
+fn short(digest: &str) -> &str {
+    let hex = digest.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
+}
