@@ -96,6 +96,16 @@ pub fn releases(args: ReleasesArgs) -> Result<()> {
     Ok(())
 }
 
+/// The manifest of release `reference` (label or digest) of the store in `state_dir`,
+/// unpacked (once) and checked.
+pub fn load_release(state_dir: &Path, reference: &str) -> Result<Manifest> {
+    let store = ReleaseStore::new(state_dir);
+    let digest = store.resolve(reference)?;
+    let manifest = Manifest::load(&store.unpack(&digest)?)?;
+    tracing::info!(release = %digest, "loaded release {reference}");
+    Ok(manifest)
+}
+
 /// The first 12 hex digits of a digest.
 fn short(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -108,6 +109,10 @@ struct UpArgs {
     /// manifest's sources; the manifest then only locates the default state directory.
     #[arg(long, value_name = "RELEASE")]
     release: Option<String>,
+    /// Bearer token of the admin listener's `/admin/traffic` (switching and splitting traffic
+    /// between stored releases); without one, traffic cannot be changed.
+    #[arg(long, env = "VITRINE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// How many requests may run at once (the instance pool size); more are answered 503 at
     /// once. Raise it for functions that mostly wait (outbound HTTP); for CPU-bound work more
     /// than a few dozen per core only adds latency.
@@ -171,10 +176,7 @@ fn up(args: UpArgs) -> Result<()> {
     let (manifest, state_dir) = match &args.release {
         Some(reference) => {
             let state_dir = deploy::state_dir(args.state_dir.clone(), &args.manifest);
-            let store = vitrine_runtime::releases::ReleaseStore::new(&state_dir);
-            let digest = store.resolve(reference)?;
-            let manifest = Manifest::load(&store.unpack(&digest)?)?;
-            tracing::info!(release = %digest, "serving release {reference}");
+            let manifest = deploy::load_release(&state_dir, reference)?;
             (manifest, state_dir)
         }
         None => {
@@ -227,6 +229,10 @@ fn up(args: UpArgs) -> Result<()> {
         ..RuntimeConfig::default()
     };
     let app = App::load(&manifest, &config)?;
+    let label = args
+        .release
+        .clone()
+        .unwrap_or_else(|| vitrine_runtime::LOCAL_RELEASE.to_string());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -238,7 +244,15 @@ fn up(args: UpArgs) -> Result<()> {
         // the handler, not the default action that kills the process undrained.
         let shutdown = shutdown_signal()?;
         // The error names the address that could not be bound (application or admin).
-        let server = Server::bind(app, args.listen, admin).await?;
+        let mut server = Server::bind_release(&label, app, args.listen, admin).await?;
+        if let Some(token) = args.admin_token.filter(|t| !t.is_empty()) {
+            let loader: vitrine_runtime::ReleaseLoader = Arc::new(move |reference: &str| {
+                let manifest = deploy::load_release(&config.state_dir, reference)
+                    .map_err(|e| format!("{e:#}"))?;
+                App::load(&manifest, &config).map_err(|e| e.to_string())
+            });
+            server = server.traffic_admin(loader, token)?;
+        }
         let addr = server.local_addr()?;
         tracing::info!(app = %manifest.name, startup = ?started.elapsed(), "serving on http://{addr}");
         for trigger in &manifest.triggers {

@@ -28,21 +28,38 @@ use wasmtime_wasi_http::WasiHttpView;
 use crate::app::{App, LoadedComponent};
 use crate::metrics::{admin_response, Metrics};
 use crate::routes::{RouteMatch, RoutePattern};
+use crate::traffic::{Release, Split, Traffic, OVERRIDE_HEADER, STICKY_HEADER};
+use crate::traffic_admin::{ReleaseLoader, TrafficAdmin};
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The label of an application served from its sources rather than from a stored release.
+pub const LOCAL_RELEASE: &str = "local";
+
 /// A bound server, ready to run.
 pub struct Server {
-    app: Arc<App>,
+    traffic: Arc<Traffic>,
     metrics: Arc<Metrics>,
     listener: TcpListener,
     admin: Option<TcpListener>,
+    traffic_admin: Option<TrafficAdmin>,
 }
 
 impl Server {
-    /// Binds the application listener and, if given, the admin listener (metrics, health).
+    /// Binds the application listener and, if given, the admin listener (metrics, health),
+    /// to serve `app` as release [`LOCAL_RELEASE`].
     pub async fn bind(
+        app: App,
+        addr: SocketAddr,
+        admin: Option<SocketAddr>,
+    ) -> std::io::Result<Self> {
+        Self::bind_release(LOCAL_RELEASE, app, addr, admin).await
+    }
+
+    /// As [`Self::bind`], serving `app` as release `label`.
+    pub async fn bind_release(
+        label: &str,
         app: App,
         addr: SocketAddr,
         admin: Option<SocketAddr>,
@@ -54,12 +71,30 @@ impl Server {
         };
         app.set_address(listener.local_addr()?);
         let metrics = Metrics::new(|registry| app.register_metrics(registry));
-        Ok(Self {
+        let release = Release {
+            label: label.to_string(),
             app: Arc::new(app),
+        };
+        Ok(Self {
+            traffic: Arc::new(Traffic::new(Split::single(release))),
             metrics: Arc::new(metrics),
             listener,
             admin,
+            traffic_admin: None,
         })
+    }
+
+    /// Lets the admin listener change the traffic split (`/admin/traffic`, bearer `token`),
+    /// loading releases with `loader`.
+    pub fn traffic_admin(mut self, loader: ReleaseLoader, token: String) -> std::io::Result<Self> {
+        let addr = self.listener.local_addr()?;
+        self.traffic_admin = Some(TrafficAdmin::new(self.traffic.clone(), loader, token, addr));
+        Ok(self)
+    }
+
+    /// The traffic split, to change it from the embedding program.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        self.traffic.clone()
     }
 
     /// Where the application is served.
@@ -75,13 +110,20 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Server {
-            app,
+            traffic,
             metrics,
             listener,
             admin,
+            traffic_admin,
         } = self;
         if let Some(admin) = admin {
-            tokio::spawn(serve_admin(admin, metrics.clone(), app.clone()));
+            let traffic_admin = traffic_admin.map(Arc::new);
+            tokio::spawn(serve_admin(
+                admin,
+                metrics.clone(),
+                traffic.clone(),
+                traffic_admin,
+            ));
         }
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -101,10 +143,10 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let (app, metrics) = (app.clone(), metrics.clone());
+            let (traffic, metrics) = (traffic.clone(), metrics.clone());
             let service = service_fn(move |req| {
-                let (app, metrics) = (app.clone(), metrics.clone());
-                async move { Ok::<_, Infallible>(handle(&app, &metrics, req, client).await) }
+                let (traffic, metrics) = (traffic.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(&traffic, &metrics, req, client).await) }
             });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -136,16 +178,40 @@ async fn bind(addr: SocketAddr, purpose: &str) -> std::io::Result<TcpListener> {
     })
 }
 
-async fn serve_admin(listener: TcpListener, metrics: Arc<Metrics>, app: Arc<App>) {
+async fn serve_admin(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    traffic: Arc<Traffic>,
+    traffic_admin: Option<Arc<TrafficAdmin>>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (metrics, app) = (metrics.clone(), app.clone());
+        let (metrics, traffic, traffic_admin) =
+            (metrics.clone(), traffic.clone(), traffic_admin.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
-                let response = admin_response(&metrics, || app.readiness(), &req);
-                async move { Ok::<_, Infallible>(response) }
+                let (metrics, traffic, traffic_admin) =
+                    (metrics.clone(), traffic.clone(), traffic_admin.clone());
+                async move {
+                    if req.uri().path().starts_with("/admin/") {
+                        return Ok::<_, Infallible>(
+                            crate::traffic_admin::respond(traffic_admin.as_deref(), req).await,
+                        );
+                    }
+                    let ready = || {
+                        let split = traffic.current();
+                        let ready = split.weights().try_for_each(|(release, _)| {
+                            release
+                                .app
+                                .readiness()
+                                .map_err(|e| format!("release `{}`: {e}", release.label))
+                        });
+                        ready
+                    };
+                    Ok(admin_response(&metrics, ready, &req))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -179,7 +245,7 @@ fn text_response(status: StatusCode, message: String) -> Response<HyperOutgoingB
 }
 
 async fn handle(
-    app: &App,
+    traffic: &Traffic,
     metrics: &Arc<Metrics>,
     req: Request<Incoming>,
     client: SocketAddr,
@@ -187,6 +253,15 @@ async fn handle(
     let started = Instant::now();
     let _in_flight = metrics.in_flight();
     let request_id = next_request_id();
+    let release = {
+        let header = |name: &str| req.headers().get(name).map(HeaderValue::as_bytes);
+        let wanted = header(OVERRIDE_HEADER).and_then(|v| std::str::from_utf8(v).ok());
+        traffic
+            .current()
+            .pick(wanted, header(STICKY_HEADER), request_id.as_bytes())
+            .clone()
+    };
+    let app: &App = &release.app;
     let path = req.uri().path().to_string();
     let (component_id, mut response) = match app.route(&path) {
         None => (
@@ -219,7 +294,7 @@ async fn handle(
         response.headers_mut().insert(name.clone(), id);
     }
     let elapsed = started.elapsed();
-    metrics.record_request(&component_id, response.status(), elapsed);
+    metrics.record_request(&component_id, &release.label, response.status(), elapsed);
     tracing::debug!(id = %request_id, status = response.status().as_u16(), ?elapsed, "answered");
     response
 }

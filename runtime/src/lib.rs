@@ -25,10 +25,13 @@ pub mod releases;
 pub mod routes;
 mod sqlite;
 mod sqlite_pool;
+pub mod traffic;
+mod traffic_admin;
 pub mod variables;
 
 pub use app::{App, AppError, Limits, RuntimeConfig};
-pub use http_trigger::Server;
+pub use http_trigger::{Server, LOCAL_RELEASE};
 pub use key_value::StoreBackend;
 pub use manifest::{Manifest, ManifestError};
 pub use sqlite_pool::DatabaseLocation;
+pub use traffic_admin::ReleaseLoader;

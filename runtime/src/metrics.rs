@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     component: String,
+    release: String,
     status: u16,
 }
 
@@ -26,11 +27,17 @@ struct ComponentLabel {
     component: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReleaseLabels {
+    component: String,
+    release: String,
+}
+
 /// The runtime's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<ComponentLabel, Histogram>,
+    latency: Family<ReleaseLabels, Histogram>,
     instantiation: Family<ComponentLabel, Histogram>,
     in_flight: Gauge<i64, AtomicI64>,
 }
@@ -46,7 +53,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("vitrine");
         register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<ComponentLabel, Histogram>::new_with_constructor(
+        let latency = Family::<ReleaseLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
         let instantiation = Family::<ComponentLabel, Histogram>::new_with_constructor(
@@ -55,12 +62,12 @@ impl Metrics {
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "http_requests",
-            "HTTP requests answered, by component and status (component \"-\" when no route matched)",
+            "HTTP requests answered, by component, release and status (component \"-\" when no route matched)",
             requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
-            "Time from request to response headers, by component",
+            "Time from request to response headers, by component and release",
             latency.clone(),
         );
         registry.register(
@@ -90,17 +97,25 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts a request answered with `status` after `elapsed`.
-    pub fn record_request(&self, component: &str, status: StatusCode, elapsed: Duration) {
+    /// Counts a request to `release` answered with `status` after `elapsed`.
+    pub fn record_request(
+        &self,
+        component: &str,
+        release: &str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
                 component: component.to_string(),
+                release: release.to_string(),
                 status: status.as_u16(),
             })
             .inc();
         self.latency
-            .get_or_create(&ComponentLabel {
+            .get_or_create(&ReleaseLabels {
                 component: component.to_string(),
+                release: release.to_string(),
             })
             .observe(elapsed.as_secs_f64());
     }

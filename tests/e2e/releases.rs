@@ -138,3 +138,201 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Serves release `first` of `store` with `/admin/traffic` enabled (token `tok`), loading
+/// other releases from `store`. Returns (app URL, admin URL, shutdown sender).
+async fn serve_releases(
+    state: &Path,
+    first: &str,
+) -> anyhow::Result<(String, String, tokio::sync::oneshot::Sender<()>)> {
+    use std::sync::Arc;
+    use vitrine_runtime::{App, RuntimeConfig, Server};
+    let config = RuntimeConfig {
+        state_dir: state.to_path_buf(),
+        variables: [("token".to_string(), "t".to_string())].into(),
+        ..RuntimeConfig::default()
+    };
+    let load = {
+        let config = config.clone();
+        move |reference: &str| -> Result<App, String> {
+            let store = ReleaseStore::new(&config.state_dir);
+            let digest = store.resolve(reference).map_err(|e| e.to_string())?;
+            let path = store.unpack(&digest).map_err(|e| e.to_string())?;
+            let manifest = Manifest::load(&path).map_err(|e| e.to_string())?;
+            App::load(&manifest, &config).map_err(|e| e.to_string())
+        }
+    };
+    let app = load(first).map_err(anyhow::Error::msg)?;
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = Server::bind_release(first, app, any, Some(any))
+        .await?
+        .traffic_admin(Arc::new(load), "tok".into())?;
+    let url = format!("http://{}", server.local_addr()?);
+    let admin = format!("http://{}", server.admin_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    Ok((url, admin, tx))
+}
+
+/// PUTs `split` to `/admin/traffic` with `token`: (status, body).
+async fn put_split(
+    admin: &str,
+    token: &str,
+    split: serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .put(format!("{admin}/admin/traffic"))
+        .bearer_auth(token)
+        .json(&split)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+/// Two releases live at once: promotions and rollbacks under load never fail a request (in
+/// flight ones finish on the release they started on), a split is sticky per shopper, a tester
+/// picks a live release by header, and a release that cannot load never gets traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn switching_releases_under_load_fails_no_request() -> anyhow::Result<()> {
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let work = tempfile::tempdir()?;
+    let app = write_app(&work.path().join("app"), "v1")?;
+    let state = work.path().join("state");
+    let store = ReleaseStore::new(&state);
+    for version in ["v1", "v2"] {
+        std::fs::write(work.path().join("app/static/hello.txt"), version)?;
+        let digest = store.store(&Manifest::load(&app)?)?;
+        store.label(&digest, version)?;
+    }
+    let (url, admin, _stop) = serve_releases(&state, "v1").await?;
+
+    // Steady load: 8 clients, some requests slow (in flight across switches).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed, seen_v2) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut clients = Vec::new();
+    for n in 0..8 {
+        let (url, stop, ok, failed, seen_v2) = (
+            url.clone(),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            seen_v2.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let path = match n {
+                    0 => "/sleep?ms=150".to_string(),
+                    _ => "/file/static/hello.txt".to_string(),
+                };
+                match client.get(format!("{url}{path}")).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        if r.text().await.unwrap_or_default().contains("\"v2\"") {
+                            seen_v2.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ok.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let splits = [
+        json!({"v2": 100}),
+        json!({"v1": 100}),
+        json!({"v1": 50, "v2": 50}),
+    ];
+    for n in 0..20 {
+        let (status, body) = put_split(&admin, "tok", splits[n % 3].clone()).await?;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await?;
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    assert!(ok > 200 && seen_v2.load(Ordering::Relaxed) > 0, "{ok} ok");
+
+    // The last split is 50/50: each shopper stays on one release, shoppers see both.
+    let (_, body) = put_split(&admin, "tok", json!({"v1": 50, "v2": 50})).await?;
+    assert_eq!(
+        body["releases"],
+        json!([{"release": "v1", "weight": 50}, {"release": "v2", "weight": 50}])
+    );
+    let client = reqwest::Client::new();
+    let hello = |shopper: String, release: Option<&'static str>| {
+        let client = client.clone();
+        let url = format!("{url}/file/static/hello.txt");
+        async move {
+            let mut request = client.get(url).header("x-shopper-id", shopper);
+            if let Some(release) = release {
+                request = request.header("x-vitrine-release", release);
+            }
+            let body: serde_json::Value = request.send().await?.json().await?;
+            anyhow::Ok(body["content"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    let mut per_shopper = std::collections::BTreeMap::new();
+    for shopper in 0..40 {
+        let first = hello(format!("s{shopper}"), None).await?;
+        for _ in 0..3 {
+            assert_eq!(
+                hello(format!("s{shopper}"), None).await?,
+                first,
+                "shopper s{shopper}"
+            );
+        }
+        *per_shopper.entry(first).or_insert(0) += 1;
+    }
+    assert_eq!(per_shopper.len(), 2, "{per_shopper:?}");
+    // A tester picks a live release whatever their bucket.
+    for shopper in 0..10 {
+        assert_eq!(hello(format!("s{shopper}"), Some("v2")).await?, "v2");
+    }
+
+    // Refused changes leave the split as it is.
+    let (status, _) = put_split(&admin, "wrong", json!({"v2": 100})).await?;
+    assert_eq!(status, 401);
+    let (status, body) = put_split(&admin, "tok", json!({"v1": 60, "v2": 50})).await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("the weights add up to 110, not 100"))
+    );
+    let (status, body) = put_split(&admin, "tok", json!({"v9": 100})).await?;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot load release `v9`"),
+        "{body}"
+    );
+    let current = reqwest::Client::new()
+        .get(format!("{admin}/admin/traffic"))
+        .bearer_auth("tok")
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    assert_eq!(
+        current["releases"].as_array().unwrap().len(),
+        2,
+        "{current}"
+    );
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(metrics.contains(r#"release="v2""#) && metrics.contains(r#"release="v1""#));
+    Ok(())
+}

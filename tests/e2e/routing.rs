@@ -131,7 +131,9 @@ async fn metrics_and_health_are_served_on_the_admin_listener() -> anyhow::Result
         .text()
         .await?;
     assert!(
-        metrics.contains(r#"vitrine_http_requests_total{component="probe",status="200"} 1"#),
+        metrics.contains(
+            r#"vitrine_http_requests_total{component="probe",release="local",status="200"} 1"#
+        ),
         "{metrics}"
     );
     assert!(
