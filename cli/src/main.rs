@@ -8,6 +8,7 @@ mod http;
 mod lookbook;
 mod pool;
 mod replay;
+mod rollout;
 mod runtime_config;
 mod shoppers;
 mod worker;
@@ -54,6 +55,9 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// List the stored releases.
     Releases(deploy::ReleasesArgs),
+    /// Staged canary rollouts on a running `vitrine up` (started with --traffic-token).
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Serve a model repository over the Open Inference Protocol (KServe v2 / Triton HTTP).
     Worker(worker::WorkerArgs),
     /// Train the built-in models (intent MLP, shapes CNN, fraud GNN) into a model repository.
@@ -109,10 +113,10 @@ struct UpArgs {
     /// manifest's sources; the manifest then only locates the default state directory.
     #[arg(long, value_name = "RELEASE")]
     release: Option<String>,
-    /// Bearer token of the admin listener's `/admin/traffic` (switching and splitting traffic
-    /// between stored releases); without one, traffic cannot be changed.
-    #[arg(long, env = "VITRINE_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    /// Bearer token of the admin listener's `/admin/traffic` and `/admin/rollout` (splitting
+    /// traffic between stored releases, canary rollouts); without one, traffic cannot change.
+    #[arg(long, env = "VITRINE_TRAFFIC_TOKEN", hide_env_values = true)]
+    traffic_token: Option<String>,
     /// How many requests may run at once (the instance pool size); more are answered 503 at
     /// once. Raise it for functions that mostly wait (outbound HTTP); for CPU-bound work more
     /// than a few dozen per core only adds latency.
@@ -161,6 +165,7 @@ fn main() -> Result<()> {
         Command::Up(args) => up(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Releases(args) => deploy::releases(args),
+        Command::Rollout(command) => rollout::run(command),
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
         Command::FetchModels(args) => worker::fetch_models(args),
@@ -245,13 +250,14 @@ fn up(args: UpArgs) -> Result<()> {
         let shutdown = shutdown_signal()?;
         // The error names the address that could not be bound (application or admin).
         let mut server = Server::bind_release(&label, app, args.listen, admin).await?;
-        if let Some(token) = args.admin_token.filter(|t| !t.is_empty()) {
+        if let Some(token) = args.traffic_token.filter(|t| !t.is_empty()) {
+            let state_dir = config.state_dir.clone();
             let loader: vitrine_runtime::ReleaseLoader = Arc::new(move |reference: &str| {
                 let manifest = deploy::load_release(&config.state_dir, reference)
                     .map_err(|e| format!("{e:#}"))?;
                 App::load(&manifest, &config).map_err(|e| e.to_string())
             });
-            server = server.traffic_admin(loader, token)?;
+            server = server.traffic_admin(loader, token, &state_dir)?;
         }
         let addr = server.local_addr()?;
         tracing::info!(app = %manifest.name, startup = ?started.elapsed(), "serving on http://{addr}");

@@ -27,6 +27,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::{App, LoadedComponent};
 use crate::metrics::{admin_response, Metrics};
+use crate::rollout::ReleaseStats;
 use crate::routes::{RouteMatch, RoutePattern};
 use crate::traffic::{Release, Split, Traffic, OVERRIDE_HEADER, STICKY_HEADER};
 use crate::traffic_admin::{ReleaseLoader, TrafficAdmin};
@@ -40,10 +41,11 @@ pub const LOCAL_RELEASE: &str = "local";
 /// A bound server, ready to run.
 pub struct Server {
     traffic: Arc<Traffic>,
+    stats: Arc<ReleaseStats>,
     metrics: Arc<Metrics>,
     listener: TcpListener,
     admin: Option<TcpListener>,
-    traffic_admin: Option<TrafficAdmin>,
+    traffic_admin: Option<Arc<TrafficAdmin>>,
 }
 
 impl Server {
@@ -77,6 +79,7 @@ impl Server {
         };
         Ok(Self {
             traffic: Arc::new(Traffic::new(Split::single(release))),
+            stats: Arc::new(ReleaseStats::default()),
             metrics: Arc::new(metrics),
             listener,
             admin,
@@ -84,11 +87,25 @@ impl Server {
         })
     }
 
-    /// Lets the admin listener change the traffic split (`/admin/traffic`, bearer `token`),
-    /// loading releases with `loader`.
-    pub fn traffic_admin(mut self, loader: ReleaseLoader, token: String) -> std::io::Result<Self> {
+    /// Lets the admin listener change the traffic split and run rollouts (`/admin/traffic`,
+    /// `/admin/rollout`, bearer `token`), loading releases with `loader` and keeping records
+    /// in `state_dir`; a rollout that was running there resumes. Call within the tokio
+    /// runtime that will run the server.
+    pub fn traffic_admin(
+        mut self,
+        loader: ReleaseLoader,
+        token: String,
+        state_dir: &std::path::Path,
+    ) -> std::io::Result<Self> {
         let addr = self.listener.local_addr()?;
-        self.traffic_admin = Some(TrafficAdmin::new(self.traffic.clone(), loader, token, addr));
+        self.traffic_admin = Some(TrafficAdmin::start(
+            self.traffic.clone(),
+            self.stats.clone(),
+            loader,
+            token,
+            addr,
+            state_dir.to_path_buf(),
+        ));
         Ok(self)
     }
 
@@ -111,13 +128,13 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Server {
             traffic,
+            stats,
             metrics,
             listener,
             admin,
             traffic_admin,
         } = self;
         if let Some(admin) = admin {
-            let traffic_admin = traffic_admin.map(Arc::new);
             tokio::spawn(serve_admin(
                 admin,
                 metrics.clone(),
@@ -143,10 +160,10 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let (traffic, metrics) = (traffic.clone(), metrics.clone());
+            let (traffic, stats, metrics) = (traffic.clone(), stats.clone(), metrics.clone());
             let service = service_fn(move |req| {
-                let (traffic, metrics) = (traffic.clone(), metrics.clone());
-                async move { Ok::<_, Infallible>(handle(&traffic, &metrics, req, client).await) }
+                let (traffic, stats, metrics) = (traffic.clone(), stats.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(&traffic, &stats, &metrics, req, client).await) }
             });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -197,7 +214,7 @@ async fn serve_admin(
                 async move {
                     if req.uri().path().starts_with("/admin/") {
                         return Ok::<_, Infallible>(
-                            crate::traffic_admin::respond(traffic_admin.as_deref(), req).await,
+                            crate::traffic_admin::respond(traffic_admin.as_ref(), req).await,
                         );
                     }
                     let ready = || {
@@ -246,6 +263,7 @@ fn text_response(status: StatusCode, message: String) -> Response<HyperOutgoingB
 
 async fn handle(
     traffic: &Traffic,
+    stats: &ReleaseStats,
     metrics: &Arc<Metrics>,
     req: Request<Incoming>,
     client: SocketAddr,
@@ -295,6 +313,7 @@ async fn handle(
     }
     let elapsed = started.elapsed();
     metrics.record_request(&component_id, &release.label, response.status(), elapsed);
+    stats.record(&release.label, response.status().as_u16(), elapsed);
     tracing::debug!(id = %request_id, status = response.status().as_u16(), ?elapsed, "answered");
     response
 }

@@ -22,6 +22,7 @@ pub mod nn_pool;
 pub mod outbound_http;
 mod redis;
 pub mod releases;
+pub mod rollout;
 pub mod routes;
 mod sqlite;
 mod sqlite_pool;

@@ -166,7 +166,7 @@ async fn serve_releases(
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = Server::bind_release(first, app, any, Some(any))
         .await?
-        .traffic_admin(Arc::new(load), "tok".into())?;
+        .traffic_admin(Arc::new(load), "tok".into(), state)?;
     let url = format!("http://{}", server.local_addr()?);
     let admin = format!("http://{}", server.admin_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -334,5 +334,196 @@ async fn switching_releases_under_load_fails_no_request() -> anyhow::Result<()> 
         .text()
         .await?;
     assert!(metrics.contains(r#"release="v2""#) && metrics.contains(r#"release="v1""#));
+    Ok(())
+}
+
+/// Stores the probe as release `label`, with `environment` (`/behave` reads `DELAY_MS` and
+/// `FAIL_PERCENT`).
+fn store_probe(work: &Path, state: &Path, label: &str, environment: &str) -> anyhow::Result<()> {
+    let dir = work.join(label);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("spin.toml");
+    std::fs::write(
+        &path,
+        manifest(&format!(
+            "[variables]\ntoken = {{ default = \"t\" }}\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"PROBE\"\nenvironment = {{ {environment} }}\n"
+        )),
+    )?;
+    let store = ReleaseStore::new(state);
+    let digest = store.store(&Manifest::load(&path)?)?;
+    store.label(&digest, label)?;
+    Ok(())
+}
+
+/// GETs `/admin/rollout` until its status is no longer `running` (or 30 s pass).
+async fn rollout_outcome(admin: &str) -> anyhow::Result<serde_json::Value> {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        let state: serde_json::Value = client
+            .get(format!("{admin}/admin/rollout"))
+            .bearer_auth("tok")
+            .send()
+            .await?
+            .json()
+            .await?;
+        if state["status"]["state"] != "running" {
+            return Ok(state);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the rollout did not end within 30 s")
+}
+
+/// POSTs a rollout plan: (status, body).
+async fn start_rollout(
+    admin: &str,
+    plan: serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .post(format!("{admin}/admin/rollout"))
+        .bearer_auth("tok")
+        .json(&plan)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+/// Under a steady load: a good release goes 10 → 50 → 100% and is promoted; one that fails 10%
+/// of its requests, and one that is 150 ms slower, are rolled back at the first step (5%)
+/// with the reason recorded, and less than 1% of all requests fail; a server restarted in the
+/// middle of a rollout resumes it; every change is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Result<()> {
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let work = tempfile::tempdir()?;
+    let state = work.path().join("state");
+    store_probe(work.path(), &state, "v1", "")?;
+    store_probe(work.path(), &state, "good", "GOOD = \"1\"")?;
+    store_probe(work.path(), &state, "flaky", "FAIL_PERCENT = \"10\"")?;
+    store_probe(work.path(), &state, "slow", "DELAY_MS = \"150\"")?;
+    let (url, admin, stop_server) = serve_releases(&state, "v1").await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (url, stop, ok, failed) = (url.clone(), stop.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(format!("{url}/behave")).send().await {
+                    Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let plan = |release: &str, steps: serde_json::Value, analysis: serde_json::Value| json!({ "release": release, "steps": steps, "interval_ms": 400, "analysis": analysis });
+    let strict = json!({ "min_requests": 60, "min_success_rate": 0.99, "max_p99_ratio": 1.5, "p99_slack_ms": 20.0 });
+
+    // A bad release is rolled back at its first step.
+    for (release, why) in [("flaky", "success rate"), ("slow", "p99")] {
+        let (status, body) =
+            start_rollout(&admin, plan(release, json!([5, 50, 100]), strict.clone())).await?;
+        assert_eq!(status, 201, "{body}");
+        let outcome = rollout_outcome(&admin).await?;
+        assert_eq!(outcome["status"]["state"], "rolled_back", "{outcome}");
+        let reason = outcome["status"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("step 1 (5%): ") && reason.contains(why),
+            "{reason}"
+        );
+        assert_eq!(outcome["history"].as_array().unwrap().len(), 1, "{outcome}");
+        assert_eq!(
+            outcome["weights"],
+            json!([{"release": "v1", "weight": 100}])
+        );
+    }
+    let (ok_now, failed_now) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(
+        (failed_now as f64) < 0.01 * (ok_now + failed_now) as f64,
+        "{failed_now} of {} requests failed",
+        ok_now + failed_now
+    );
+
+    // A good release is promoted step by step (lenient on latency: other tests share the CPU).
+    let lenient = json!({ "min_requests": 30, "max_p99_ratio": 3.0, "p99_slack_ms": 100.0 });
+    let (status, body) =
+        start_rollout(&admin, plan("good", json!([10, 50, 100]), lenient.clone())).await?;
+    assert_eq!(status, 201, "{body}");
+    // Manual changes wait for the rollout.
+    let (status, _) = put_split(&admin, "tok", json!({"v1": 100})).await?;
+    assert_eq!(status, 409);
+    let outcome = rollout_outcome(&admin).await?;
+    assert_eq!(outcome["status"]["state"], "promoted", "{outcome}");
+    let weights: Vec<u64> = outcome["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["weight"].as_u64().unwrap())
+        .collect();
+    assert_eq!(weights, [10, 50]);
+    assert_eq!(outcome["stable"], "good");
+    assert_eq!(
+        outcome["weights"],
+        json!([{"release": "good", "weight": 100}])
+    );
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await?;
+    }
+
+    // A restart in the middle of a rollout resumes it where it was.
+    let (status, body) = start_rollout(
+        &admin,
+        plan(
+            "v1",
+            json!([20, 100]),
+            json!({ "min_requests": 1, "max_p99_ratio": 3.0, "p99_slack_ms": 100.0 }),
+        ),
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    let _ = stop_server.send(());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (url, admin, _stop) = serve_releases(&state, "good").await?;
+    let resumed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{admin}/admin/rollout"))
+        .bearer_auth("tok")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(resumed["status"]["state"], "running", "{resumed}");
+    // Traffic for the canary to be judged on.
+    let pinger = tokio::spawn(async move {
+        for _ in 0..400 {
+            let _ = reqwest::get(format!("{url}/behave")).await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    let outcome = rollout_outcome(&admin).await?;
+    pinger.abort();
+    assert_eq!(outcome["status"]["state"], "promoted", "{outcome}");
+    assert_eq!(
+        outcome["weights"],
+        json!([{"release": "v1", "weight": 100}])
+    );
+
+    let audit = std::fs::read_to_string(state.join("traffic-audit.jsonl"))?;
+    for expected in [
+        "rollout started",
+        "rolled back: step 1",
+        "step 1 passed",
+        "promoted",
+        "resumed after a restart",
+    ] {
+        assert!(
+            audit.contains(expected),
+            "no `{expected}` in the audit log:\n{audit}"
+        );
+    }
     Ok(())
 }

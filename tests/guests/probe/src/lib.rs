@@ -18,6 +18,7 @@
 //! - `/instance-count` — how many requests this instance has served (always 1 when each
 //!   request gets a fresh instance);
 //! - `/loop`, `/memory`, `/trap` — misbehave (for limit tests);
+//! - `/behave` — slow by `DELAY_MS`, failing `FAIL_PERCENT` of the time (for rollout tests);
 //! - `/nn/<model>`, `/nn-load-bytes` — `wasi:nn` (see `nn.rs`).
 
 mod nn;
@@ -67,6 +68,24 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         ["tcp", ..] => tcp(&req),
         ["redis", ..] => redis(&req),
         ["mqtt", ..] => mqtt(&req),
+        // A release's behaviour under rollout tests: the environment's `DELAY_MS` added to
+        // every answer, and `FAIL_PERCENT` of answers a 500 (drawn from WASI's random source).
+        ["behave", ..] => {
+            let env = |name: &str| -> u64 {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            std::thread::sleep(std::time::Duration::from_millis(env("DELAY_MS")));
+            use std::hash::{BuildHasher, Hasher};
+            let mut draw = std::collections::hash_map::RandomState::new().build_hasher();
+            draw.write_u32(SERVED.load(Ordering::Relaxed));
+            match draw.finish() % 100 < env("FAIL_PERCENT") {
+                true => respond(500, json!({ "error": "failing on purpose" })),
+                false => respond(200, json!({ "ok": true })),
+            }
+        }
         ["sleep", ..] => {
             let ms = req
                 .query()
