@@ -117,6 +117,10 @@ struct UpArgs {
     /// traffic between stored releases, canary rollouts); without one, traffic cannot change.
     #[arg(long, env = "VITRINE_TRAFFIC_TOKEN", hide_env_values = true)]
     traffic_token: Option<String>,
+    /// Where a request's sticky key is read (keeping a shopper on one release when traffic is
+    /// split): `header:NAME`, `cookie:NAME` or `query:NAME`.
+    #[arg(long, default_value = "header:x-shopper-id")]
+    sticky: vitrine_runtime::traffic::StickyKey,
     /// How many requests may run at once (the instance pool size); more are answered 503 at
     /// once. Raise it for functions that mostly wait (outbound HTTP); for CPU-bound work more
     /// than a few dozen per core only adds latency.
@@ -249,7 +253,9 @@ fn up(args: UpArgs) -> Result<()> {
         // the handler, not the default action that kills the process undrained.
         let shutdown = shutdown_signal()?;
         // The error names the address that could not be bound (application or admin).
-        let mut server = Server::bind_release(&label, app, args.listen, admin).await?;
+        let mut server = Server::bind_release(&label, app, args.listen, admin)
+            .await?
+            .sticky(args.sticky);
         if let Some(token) = args.traffic_token.filter(|t| !t.is_empty()) {
             let state_dir = config.state_dir.clone();
             let loader: vitrine_runtime::ReleaseLoader = Arc::new(move |reference: &str| {

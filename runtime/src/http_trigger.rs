@@ -29,7 +29,7 @@ use crate::app::{App, LoadedComponent};
 use crate::metrics::{admin_response, Metrics};
 use crate::rollout::ReleaseStats;
 use crate::routes::{RouteMatch, RoutePattern};
-use crate::traffic::{Release, Split, Traffic, OVERRIDE_HEADER, STICKY_HEADER};
+use crate::traffic::{Release, Split, StickyKey, Traffic, OVERRIDE_HEADER};
 use crate::traffic_admin::{ReleaseLoader, TrafficAdmin};
 
 /// How long shutdown waits for in-flight requests.
@@ -41,6 +41,7 @@ pub const LOCAL_RELEASE: &str = "local";
 /// A bound server, ready to run.
 pub struct Server {
     traffic: Arc<Traffic>,
+    sticky: Arc<StickyKey>,
     stats: Arc<ReleaseStats>,
     metrics: Arc<Metrics>,
     listener: TcpListener,
@@ -79,6 +80,7 @@ impl Server {
         };
         Ok(Self {
             traffic: Arc::new(Traffic::new(Split::single(release))),
+            sticky: Arc::new(StickyKey::default()),
             stats: Arc::new(ReleaseStats::default()),
             metrics: Arc::new(metrics),
             listener,
@@ -109,6 +111,12 @@ impl Server {
         Ok(self)
     }
 
+    /// Reads requests' sticky keys (which keep a shopper on one release) from `key`.
+    pub fn sticky(mut self, key: StickyKey) -> Self {
+        self.sticky = Arc::new(key);
+        self
+    }
+
     /// The traffic split, to change it from the embedding program.
     pub fn traffic(&self) -> Arc<Traffic> {
         self.traffic.clone()
@@ -128,6 +136,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Server {
             traffic,
+            sticky,
             stats,
             metrics,
             listener,
@@ -160,10 +169,15 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let (traffic, stats, metrics) = (traffic.clone(), stats.clone(), metrics.clone());
+            let routing = Routing {
+                traffic: traffic.clone(),
+                sticky: sticky.clone(),
+                stats: stats.clone(),
+            };
+            let metrics = metrics.clone();
             let service = service_fn(move |req| {
-                let (traffic, stats, metrics) = (traffic.clone(), stats.clone(), metrics.clone());
-                async move { Ok::<_, Infallible>(handle(&traffic, &stats, &metrics, req, client).await) }
+                let (routing, metrics) = (routing.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(&routing, &metrics, req, client).await) }
             });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -261,9 +275,16 @@ fn text_response(status: StatusCode, message: String) -> Response<HyperOutgoingB
         .expect("static response parts are valid")
 }
 
+/// What picks a request's release and records its outcome per release.
+#[derive(Clone)]
+struct Routing {
+    traffic: Arc<Traffic>,
+    sticky: Arc<StickyKey>,
+    stats: Arc<ReleaseStats>,
+}
+
 async fn handle(
-    traffic: &Traffic,
-    stats: &ReleaseStats,
+    routing: &Routing,
     metrics: &Arc<Metrics>,
     req: Request<Incoming>,
     client: SocketAddr,
@@ -272,11 +293,15 @@ async fn handle(
     let _in_flight = metrics.in_flight();
     let request_id = next_request_id();
     let release = {
-        let header = |name: &str| req.headers().get(name).map(HeaderValue::as_bytes);
-        let wanted = header(OVERRIDE_HEADER).and_then(|v| std::str::from_utf8(v).ok());
-        traffic
+        let wanted = req
+            .headers()
+            .get(OVERRIDE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let key = routing.sticky.of(req.headers(), req.uri().query());
+        routing
+            .traffic
             .current()
-            .pick(wanted, header(STICKY_HEADER), request_id.as_bytes())
+            .pick(wanted, key, request_id.as_bytes())
             .clone()
     };
     let app: &App = &release.app;
@@ -313,7 +338,7 @@ async fn handle(
     }
     let elapsed = started.elapsed();
     metrics.record_request(&component_id, &release.label, response.status(), elapsed);
-    stats.record(&release.label, response.status().as_u16(), elapsed);
+    (routing.stats).record(&release.label, response.status().as_u16(), elapsed);
     tracing::debug!(id = %request_id, status = response.status().as_u16(), ?elapsed, "answered");
     response
 }

@@ -3,8 +3,8 @@
 //! A [`Split`] gives each live release a weight in percent (summing to 100). A request goes to
 //! the release its tester names in the `x-vitrine-release` header, if that one is live;
 //! otherwise to the release its bucket (0–99) falls in, walking the releases in label order.
-//! The bucket is the FNV-1a hash of the request's sticky key (the `x-shopper-id` header), so a
-//! shopper stays
+//! The bucket is the FNV-1a hash of the request's sticky key ([`StickyKey`]: the
+//! `x-shopper-id` header unless configured), so a shopper stays
 //! on one release on every instance, or of the request's id when it has none. Switching
 //! replaces the split at once: requests already running keep the release they started on,
 //! which is dropped when its last one ends.
@@ -17,8 +17,67 @@ use crate::app::App;
 /// The header with which a tester picks a live release.
 pub const OVERRIDE_HEADER: &str = "x-vitrine-release";
 
-/// The header holding a request's sticky key (the shopper's id).
-pub const STICKY_HEADER: &str = "x-shopper-id";
+/// Where a request's sticky key (the shopper's id) is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    /// A request header.
+    Header(http::HeaderName),
+    /// A cookie.
+    Cookie(String),
+    /// A query parameter (its value as sent, not decoded).
+    Query(String),
+}
+
+impl Default for StickyKey {
+    /// The `x-shopper-id` header.
+    fn default() -> Self {
+        Self::Header(http::HeaderName::from_static("x-shopper-id"))
+    }
+}
+
+impl std::str::FromStr for StickyKey {
+    type Err = String;
+
+    /// `header:NAME`, `cookie:NAME` or `query:NAME`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let wrong = || format!("`{text}` is not header:NAME, cookie:NAME or query:NAME");
+        let (kind, name) = text.split_once(':').ok_or_else(wrong)?;
+        if name.is_empty() {
+            return Err(wrong());
+        }
+        match kind {
+            "header" => http::HeaderName::try_from(name)
+                .map(Self::Header)
+                .map_err(|_| format!("`{name}` is not a header name")),
+            "cookie" => Ok(Self::Cookie(name.to_string())),
+            "query" => Ok(Self::Query(name.to_string())),
+            _ => Err(wrong()),
+        }
+    }
+}
+
+impl StickyKey {
+    /// The key of a request with `headers` and `query`, if it has one.
+    pub fn of<'a>(&self, headers: &'a http::HeaderMap, query: Option<&'a str>) -> Option<&'a [u8]> {
+        match self {
+            Self::Header(name) => headers.get(name).map(|v| v.as_bytes()),
+            Self::Cookie(name) => headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_bytes()),
+            Self::Query(name) => query?
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_bytes()),
+        }
+        .filter(|key| !key.is_empty())
+    }
+}
 
 /// One release, loaded and ready to serve.
 pub struct Release {
@@ -124,6 +183,29 @@ impl Traffic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sticky_keys_come_from_headers_cookies_or_queries() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-shopper-id", "s1".parse().unwrap());
+        headers.append(http::header::COOKIE, "a=1; shopper=s2".parse().unwrap());
+        let key = |spec: &str, query| {
+            let key: StickyKey = spec.parse().unwrap();
+            key.of(&headers, query)
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+        };
+        assert_eq!(key("header:x-shopper-id", None).as_deref(), Some("s1"));
+        assert_eq!(key("cookie:shopper", None).as_deref(), Some("s2"));
+        assert_eq!(
+            key("query:shopper", Some("x=1&shopper=s3")).as_deref(),
+            Some("s3")
+        );
+        assert_eq!(key("query:shopper", Some("shopper=")), None);
+        assert_eq!(key("cookie:missing", None), None);
+        assert!("shopper".parse::<StickyKey>().is_err());
+        assert!("header:bad name".parse::<StickyKey>().is_err());
+        assert!("body:x".parse::<StickyKey>().is_err());
+    }
 
     #[test]
     fn buckets_are_stable_and_spread() {

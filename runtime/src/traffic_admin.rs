@@ -34,6 +34,9 @@ pub type ReleaseLoader = Arc<dyn Fn(&str) -> Result<App, String> + Send + Sync>;
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
 
+/// How long a loaded release may take to become ready before it is refused.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
 /// How many recently served releases stay loaded.
 pub const KEEP_LOADED: usize = 4;
 
@@ -172,6 +175,15 @@ impl TrafficAdmin {
                         .await
                         .map_err(|e| bad(format!("loading release `{label}`: {e}")))?
                         .map_err(|e| bad(format!("cannot load release `{label}`: {e}")))?;
+                    // Loaded is not enough: what it needs (models, stores) must answer, within
+                    // [`READY_WITHIN`].
+                    let started = std::time::Instant::now();
+                    while let Err(e) = app.readiness() {
+                        if started.elapsed() >= READY_WITHIN {
+                            return Err(bad(format!("release `{label}` is not ready: {e}")));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     app.set_address(self.addr);
                     Arc::new(Release {
                         label: label.clone(),
