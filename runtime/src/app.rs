@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{WasiHttp, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capability::{AppContext, Capabilities, Capability, ComponentHost, HasComponent};
 use crate::engine::{load_component, new_engine, EpochTicker, Ticking};
-use crate::guest_log::GuestLog;
+use crate::guest_log::{GuestLog, MetricSink};
 use crate::key_value::StoreBackend;
 use crate::manifest::{Component, FileMount, Manifest, Settings};
 use crate::nn_pool::WorkerPool;
@@ -389,12 +389,23 @@ impl App {
 }
 
 impl LoadedComponent {
-    /// A fresh store for one request, with the epoch deadline already set.
-    pub fn new_store(&self, request_id: &Arc<str>) -> Store<InstanceState> {
+    /// A fresh store for one request, with the epoch deadline already set; the guest's
+    /// business metrics (see [`GuestLog`]) go to `metrics`.
+    pub fn new_store(
+        &self,
+        request_id: &Arc<str>,
+        metrics: Option<MetricSink>,
+    ) -> Store<InstanceState> {
+        let (id, request) = (&self.id, request_id);
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestLog::new(self.id.clone(), request_id.clone(), "stdout"))
-            .stderr(GuestLog::new(self.id.clone(), request_id.clone(), "stderr"))
-            .envs(&self.environment);
+        wasi.stdout(GuestLog::new(
+            id.clone(),
+            request.clone(),
+            "stdout",
+            metrics,
+        ))
+        .stderr(GuestLog::new(id.clone(), request.clone(), "stderr", None))
+        .envs(&self.environment);
         for (host, guest) in &self.mounts {
             // Checked while staging; a directory that vanished since only loses its mount.
             let _ = wasi.preopened_dir(host, guest, FsPerms::ReadOnly);

@@ -26,6 +26,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::{App, LoadedComponent};
+use crate::guest_log::MetricSink;
 use crate::metrics::{admin_response, Metrics};
 use crate::rollout::ReleaseStats;
 use crate::routes::{RouteMatch, RoutePattern};
@@ -319,17 +320,18 @@ async fn handle(
                 method = %req.method(),
                 path = %path,
             );
-            let response = serve(
-                component,
-                pattern,
-                matched,
-                req,
-                client,
-                &request_id,
+            let sink: MetricSink = {
+                let (stats, label) = (routing.stats.clone(), release.label.clone());
+                Arc::new(move |name: &str, value: f64| stats.record_metric(&label, name, value))
+            };
+            let observed = Observed {
+                request_id: &request_id,
                 metrics,
-            )
-            .instrument(span)
-            .await;
+                business_metrics: sink,
+            };
+            let response = serve(component, pattern, matched, req, client, observed)
+                .instrument(span)
+                .await;
             (component.id.clone(), response)
         }
     };
@@ -407,6 +409,14 @@ fn prepare_request(
     Ok(())
 }
 
+/// What records a request: its id (in logs), the runtime's metrics, and where its guest's
+/// business metrics go.
+struct Observed<'a> {
+    request_id: &'a Arc<str>,
+    metrics: &'a Arc<Metrics>,
+    business_metrics: MetricSink,
+}
+
 /// Runs one request through a fresh instance of `component`.
 async fn serve(
     component: &Arc<LoadedComponent>,
@@ -414,9 +424,13 @@ async fn serve(
     matched: RouteMatch,
     mut req: Request<Incoming>,
     client: SocketAddr,
-    request_id: &Arc<str>,
-    metrics: &Arc<Metrics>,
+    observed: Observed<'_>,
 ) -> Response<HyperOutgoingBody> {
+    let Observed {
+        request_id,
+        metrics,
+        business_metrics,
+    } = observed;
     let limits = component.limits;
     let declared_length = req
         .headers()
@@ -450,7 +464,7 @@ async fn serve(
         })
     };
 
-    let mut store = component.new_store(request_id);
+    let mut store = component.new_store(request_id, Some(business_metrics));
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let prepared = store
         .data_mut()

@@ -4,7 +4,7 @@
 //! recorded. The state is written to the state directory after every change, so a restarted
 //! `vitrine up` resumes the rollout where it was.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ struct Window {
     requests: u64,
     errors: u64,
     latency: Vec<u64>,
+    /// Business metrics reported by the guests: (sum, count) by name.
+    metrics: BTreeMap<String, (f64, u64)>,
 }
 
 impl Window {
@@ -38,6 +40,9 @@ impl Window {
             }
         }
         WindowSummary {
+            metrics: (self.metrics.iter())
+                .map(|(name, (sum, n))| (name.clone(), *sum / *n as f64))
+                .collect(),
             requests: self.requests,
             errors: self.errors,
             success_rate: match self.requests {
@@ -73,6 +78,18 @@ impl ReleaseStats {
         window.latency[i] += 1;
     }
 
+    /// Records a business metric a guest of `release` reported.
+    pub fn record_metric(&self, release: &str, name: &str, value: f64) {
+        let mut windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let window = match windows.get_mut(release) {
+            Some(window) => window,
+            None => windows.entry(release.to_string()).or_default(),
+        };
+        let (sum, n) = window.metrics.entry(name.to_string()).or_default();
+        *sum += value;
+        *n += 1;
+    }
+
     /// The window of `release` so far.
     pub fn peek(&self, release: &str) -> WindowSummary {
         let windows = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -100,6 +117,9 @@ pub struct WindowSummary {
     pub success_rate: f64,
     /// 99th percentile latency, ms (a bucket's upper bound; 0 without requests).
     pub p99_ms: f64,
+    /// Business metrics: the mean of the values reported, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// What a step must show to pass.
@@ -114,6 +134,9 @@ pub struct Analysis {
     pub max_p99_ratio: f64,
     /// …plus this many milliseconds (latencies of a few ms are noisy).
     pub p99_slack_ms: f64,
+    /// Business metrics (by name) whose canary mean may differ from the stable release's by
+    /// at most this much; judged when both releases reported the metric in the window.
+    pub max_metric_drift: BTreeMap<String, f64>,
 }
 
 impl Default for Analysis {
@@ -123,6 +146,7 @@ impl Default for Analysis {
             min_success_rate: 0.99,
             max_p99_ratio: 1.5,
             p99_slack_ms: 5.0,
+            max_metric_drift: BTreeMap::new(),
         }
     }
 }
@@ -148,6 +172,11 @@ impl Analysis {
                 self.p99_slack_ms
             ));
         }
+        if let Some((name, bound)) =
+            (self.max_metric_drift.iter()).find(|(_, b)| !(b.is_finite() && **b >= 0.0))
+        {
+            return Err(format!("max_metric_drift.{name} {bound} must be 0 or more"));
+        }
         Ok(())
     }
 
@@ -168,6 +197,16 @@ impl Analysis {
                 "p99 {:.1} ms > {:.1} ms ({} × stable {:.1} ms + {} ms)",
                 canary.p99_ms, limit, self.max_p99_ratio, stable.p99_ms, self.p99_slack_ms
             ));
+        }
+        for (name, bound) in &self.max_metric_drift {
+            let (Some(c), Some(s)) = (canary.metrics.get(name), stable.metrics.get(name)) else {
+                continue;
+            };
+            if (c - s).abs() > *bound {
+                return Err(format!(
+                    "{name} {c:.4} drifts from stable {s:.4} by more than {bound}"
+                ));
+            }
         }
         Ok(format!(
             "success rate {:.2}%, p99 {:.1} ms (stable {:.1} ms)",
@@ -330,6 +369,27 @@ mod tests {
         assert!(e.starts_with("success rate 90.00% < 99.00%"), "{e}");
         let e = analysis.judge(&window(100, 0, 60.0), &stable).unwrap_err();
         assert!(e.starts_with("p99 "), "{e}");
+        // Business metrics: the decline rate may drift by 0.05.
+        let analysis = Analysis {
+            max_metric_drift: BTreeMap::from([("declined".to_string(), 0.05)]),
+            ..Analysis::default()
+        };
+        let rates = |declined: u32| {
+            let stats = ReleaseStats::default();
+            for n in 0..100 {
+                stats.record("r", 200, Duration::from_millis(1));
+                stats.record_metric("r", "declined", f64::from(u32::from(n < declined)));
+            }
+            stats.take(&["r"]).remove(0)
+        };
+        assert!(analysis.judge(&rates(12), &rates(10)).is_ok());
+        let e = analysis.judge(&rates(30), &rates(10)).unwrap_err();
+        assert!(
+            e.starts_with("declined 0.3000 drifts from stable 0.1000"),
+            "{e}"
+        );
+        // Not reported by the canary: not judged.
+        assert!(analysis.judge(&window(100, 0, 1.0), &rates(10)).is_ok());
     }
 
     #[test]

@@ -389,9 +389,10 @@ async fn start_rollout(
 }
 
 /// Under a steady load: a good release goes 10 → 50 → 100% and is promoted; one that fails 10%
-/// of its requests, and one that is 150 ms slower, are rolled back at the first step (5%)
-/// with the reason recorded, and less than 1% of all requests fail; a server restarted in the
-/// middle of a rollout resumes it; every change is in the audit log.
+/// of its requests, one that is 150 ms slower, and one whose business metric (`converted`,
+/// reported on standard output) drifts, are rolled back at the first step (5%) with the
+/// reason recorded, and less than 1% of all requests fail; a server restarted in the middle
+/// of a rollout resumes it; every change is in the audit log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Result<()> {
     use serde_json::json;
@@ -399,10 +400,11 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
     use std::sync::Arc;
     let work = tempfile::tempdir()?;
     let state = work.path().join("state");
-    store_probe(work.path(), &state, "v1", "")?;
-    store_probe(work.path(), &state, "good", "GOOD = \"1\"")?;
+    store_probe(work.path(), &state, "v1", "CONVERT_PERCENT = \"20\"")?;
+    store_probe(work.path(), &state, "good", "CONVERT_PERCENT = \"21\"")?;
     store_probe(work.path(), &state, "flaky", "FAIL_PERCENT = \"10\"")?;
     store_probe(work.path(), &state, "slow", "DELAY_MS = \"150\"")?;
+    store_probe(work.path(), &state, "drifting", "CONVERT_PERCENT = \"80\"")?;
     let (url, admin, stop_server) = serve_releases(&state, "v1").await?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -421,10 +423,17 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
         }));
     }
     let plan = |release: &str, steps: serde_json::Value, analysis: serde_json::Value| json!({ "release": release, "steps": steps, "interval_ms": 400, "analysis": analysis });
-    let strict = json!({ "min_requests": 60, "min_success_rate": 0.99, "max_p99_ratio": 1.5, "p99_slack_ms": 20.0 });
+    let strict = json!({
+        "min_requests": 60, "min_success_rate": 0.99, "max_p99_ratio": 1.5, "p99_slack_ms": 20.0,
+        "max_metric_drift": { "converted": 0.25 },
+    });
 
     // A bad release is rolled back at its first step.
-    for (release, why) in [("flaky", "success rate"), ("slow", "p99")] {
+    for (release, why) in [
+        ("flaky", "success rate"),
+        ("slow", "p99"),
+        ("drifting", "converted"),
+    ] {
         let (status, body) =
             start_rollout(&admin, plan(release, json!([5, 50, 100]), strict.clone())).await?;
         assert_eq!(status, 201, "{body}");
@@ -449,7 +458,10 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
     );
 
     // A good release is promoted step by step (lenient on latency: other tests share the CPU).
-    let lenient = json!({ "min_requests": 30, "max_p99_ratio": 3.0, "p99_slack_ms": 100.0 });
+    let lenient = json!({
+        "min_requests": 30, "max_p99_ratio": 3.0, "p99_slack_ms": 100.0,
+        "max_metric_drift": { "converted": 0.25 },
+    });
     let (status, body) =
         start_rollout(&admin, plan("good", json!([10, 50, 100]), lenient.clone())).await?;
     assert_eq!(status, 201, "{body}");

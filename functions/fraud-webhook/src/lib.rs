@@ -153,7 +153,15 @@ fn transaction(req: &Request, settings: &Settings) -> Response {
     match store::record(&db, &tx, &decision, &scored, settings.aml) {
         // A concurrent delivery of the same transaction may have recorded first: answer
         // with whichever decision was stored.
-        Ok((stored, first)) => json_response(200, with_duplicate(stored, !first)),
+        Ok((stored, first)) => {
+            if first {
+                // The decline rate, as a business metric (compared between releases during
+                // a rollout: docs/deploy.md). Standard output elsewhere stays a log line.
+                let declined = u8::from(stored["decision"] == "decline");
+                println!("vitrine-metric fraud_declined={declined}");
+            }
+            json_response(200, with_duplicate(stored, !first))
+        }
         Err(e) => error(503, format!("decision store unavailable: {e}")),
     }
 }

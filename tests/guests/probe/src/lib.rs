@@ -69,7 +69,8 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         ["redis", ..] => redis(&req),
         ["mqtt", ..] => mqtt(&req),
         // A release's behaviour under rollout tests: the environment's `DELAY_MS` added to
-        // every answer, and `FAIL_PERCENT` of answers a 500 (drawn from WASI's random source).
+        // every answer, `FAIL_PERCENT` of answers a 500 (drawn from WASI's random source),
+        // and, with `CONVERT_PERCENT`, a business metric `converted` (1 that often, else 0).
         ["behave", ..] => {
             let env = |name: &str| -> u64 {
                 std::env::var(name)
@@ -79,9 +80,16 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             };
             std::thread::sleep(std::time::Duration::from_millis(env("DELAY_MS")));
             use std::hash::{BuildHasher, Hasher};
-            let mut draw = std::collections::hash_map::RandomState::new().build_hasher();
-            draw.write_u32(SERVED.load(Ordering::Relaxed));
-            match draw.finish() % 100 < env("FAIL_PERCENT") {
+            let percent = || {
+                let mut draw = std::collections::hash_map::RandomState::new().build_hasher();
+                draw.write_u32(SERVED.load(Ordering::Relaxed));
+                draw.finish() % 100
+            };
+            if std::env::var("CONVERT_PERCENT").is_ok() {
+                let converted = u8::from(percent() < env("CONVERT_PERCENT"));
+                println!("vitrine-metric converted={converted}");
+            }
+            match percent() < env("FAIL_PERCENT") {
                 true => respond(500, json!({ "error": "failing on purpose" })),
                 false => respond(200, json!({ "ok": true })),
             }
