@@ -75,6 +75,7 @@ impl Server {
         };
         app.set_address(listener.local_addr()?);
         let metrics = Metrics::new(|registry| app.register_metrics(registry));
+        metrics.set_traffic(label, 100);
         let release = Release {
             label: label.to_string(),
             app: Arc::new(app),
@@ -103,6 +104,7 @@ impl Server {
         let addr = self.listener.local_addr()?;
         self.traffic_admin = Some(TrafficAdmin::start(
             self.traffic.clone(),
+            self.metrics.clone(),
             self.stats.clone(),
             loader,
             token,

@@ -40,6 +40,12 @@ pub struct Metrics {
     latency: Family<ReleaseLabels, Histogram>,
     instantiation: Family<ComponentLabel, Histogram>,
     in_flight: Gauge<i64, AtomicI64>,
+    traffic_weight: Family<ReleaseLabel, Gauge<i64, AtomicI64>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReleaseLabel {
+    release: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -60,6 +66,12 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let in_flight = Gauge::<i64, AtomicI64>::default();
+        let traffic_weight = Family::<ReleaseLabel, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "traffic_weight_percent",
+            "Share of new requests each release gets (0 once it stops getting traffic)",
+            traffic_weight.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests answered, by component, release and status (component \"-\" when no route matched)",
@@ -86,6 +98,7 @@ impl Metrics {
             latency,
             instantiation,
             in_flight,
+            traffic_weight,
         }
     }
 }
@@ -127,6 +140,15 @@ impl Metrics {
                 component: component.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records that `release` gets `weight` percent of new requests.
+    pub fn set_traffic(&self, release: &str, weight: u32) {
+        self.traffic_weight
+            .get_or_create(&ReleaseLabel {
+                release: release.to_string(),
+            })
+            .set(i64::from(weight));
     }
 
     /// Marks a request as in flight until the guard is dropped.

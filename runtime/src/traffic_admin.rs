@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::app::App;
+use crate::metrics::Metrics;
 use crate::rollout::{Plan, ReleaseStats, RolloutState, Status, Verdict};
 use crate::traffic::{Release, Split, Traffic};
 
@@ -50,6 +51,7 @@ fn bad(message: String) -> Refusal {
 /// What the `/admin` endpoints need.
 pub struct TrafficAdmin {
     traffic: Arc<Traffic>,
+    metrics: Arc<Metrics>,
     stats: Arc<ReleaseStats>,
     loader: ReleaseLoader,
     token: String,
@@ -70,6 +72,7 @@ impl TrafficAdmin {
     /// running there resumes (call from within the server's tokio runtime).
     pub fn start(
         traffic: Arc<Traffic>,
+        metrics: Arc<Metrics>,
         stats: Arc<ReleaseStats>,
         loader: ReleaseLoader,
         token: String,
@@ -86,6 +89,7 @@ impl TrafficAdmin {
             .and_then(|bytes| serde_json::from_slice::<RolloutState>(&bytes).ok());
         let admin = Arc::new(Self {
             traffic,
+            metrics,
             stats,
             loader,
             token,
@@ -204,6 +208,14 @@ impl TrafficAdmin {
             .len()
             .saturating_sub(KEEP_LOADED.max(split.weights().count()));
         loaded.drain(..excess);
+        for (label, weight) in &wanted {
+            self.metrics.set_traffic(label, *weight);
+        }
+        for (old, _) in self.traffic.current().weights() {
+            if !wanted.contains_key(&old.label) {
+                self.metrics.set_traffic(&old.label, 0);
+            }
+        }
         self.traffic.set(split);
         self.audit(json!({ "actor": actor, "split": wanted, "reason": reason }));
         Ok(())

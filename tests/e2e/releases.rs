@@ -334,6 +334,10 @@ async fn switching_releases_under_load_fails_no_request() -> anyhow::Result<()> 
         .text()
         .await?;
     assert!(metrics.contains(r#"release="v2""#) && metrics.contains(r#"release="v1""#));
+    for release in ["v1", "v2"] {
+        let gauge = format!("vitrine_traffic_weight_percent{{release=\"{release}\"}} 50");
+        assert!(metrics.contains(&gauge), "no `{gauge}` in\n{metrics}");
+    }
     Ok(())
 }
 
@@ -388,7 +392,7 @@ async fn start_rollout(
     Ok((response.status().as_u16(), response.json().await?))
 }
 
-/// Under a steady load: a good release goes 10 → 50 → 100% and is promoted; one that fails 10%
+/// Under a steady load: a good release goes 1 → 50 → 100% and is promoted; one that fails 10%
 /// of its requests, one that is 150 ms slower, and one whose business metric (`converted`,
 /// reported on standard output) drifts, are rolled back at the first step (5%) with the
 /// reason recorded, and less than 1% of all requests fail; a server restarted in the middle
@@ -463,7 +467,7 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
         "max_metric_drift": { "converted": 0.25 },
     });
     let (status, body) =
-        start_rollout(&admin, plan("good", json!([10, 50, 100]), lenient.clone())).await?;
+        start_rollout(&admin, plan("good", json!([1, 50, 100]), lenient.clone())).await?;
     assert_eq!(status, 201, "{body}");
     // Manual changes wait for the rollout.
     let (status, _) = put_split(&admin, "tok", json!({"v1": 100})).await?;
@@ -476,7 +480,7 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
         .iter()
         .map(|v| v["weight"].as_u64().unwrap())
         .collect();
-    assert_eq!(weights, [10, 50]);
+    assert_eq!(weights, [1, 50]);
     assert_eq!(outcome["stable"], "good");
     assert_eq!(
         outcome["weights"],
