@@ -176,19 +176,32 @@ async fn serve_releases(
     Ok((url, admin, tx))
 }
 
+/// Calls `method` on `admin` + `path` with bearer `token` and an optional JSON body:
+/// (status, JSON answer).
+async fn admin_call(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
 /// PUTs `split` to `/admin/traffic` with `token`: (status, body).
 async fn put_split(
     admin: &str,
     token: &str,
     split: serde_json::Value,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response = reqwest::Client::new()
-        .put(format!("{admin}/admin/traffic"))
-        .bearer_auth(token)
-        .json(&split)
-        .send()
-        .await?;
-    Ok((response.status().as_u16(), response.json().await?))
+    let url = format!("{admin}/admin/traffic");
+    admin_call(reqwest::Method::PUT, url, token, Some(split)).await
 }
 
 /// Two releases live at once: promotions and rollbacks under load never fail a request (in
@@ -317,13 +330,8 @@ async fn switching_releases_under_load_fails_no_request() -> anyhow::Result<()> 
             .contains("cannot load release `v9`"),
         "{body}"
     );
-    let current = reqwest::Client::new()
-        .get(format!("{admin}/admin/traffic"))
-        .bearer_auth("tok")
-        .send()
-        .await?
-        .json::<serde_json::Value>()
-        .await?;
+    let url = format!("{admin}/admin/traffic");
+    let (_, current) = admin_call(reqwest::Method::GET, url, "tok", None).await?;
     assert_eq!(
         current["releases"].as_array().unwrap().len(),
         2,
@@ -361,15 +369,8 @@ fn store_probe(work: &Path, state: &Path, label: &str, environment: &str) -> any
 
 /// GETs `/admin/rollout` until its status is no longer `running` (or 30 s pass).
 async fn rollout_outcome(admin: &str) -> anyhow::Result<serde_json::Value> {
-    let client = reqwest::Client::new();
     for _ in 0..300 {
-        let state: serde_json::Value = client
-            .get(format!("{admin}/admin/rollout"))
-            .bearer_auth("tok")
-            .send()
-            .await?
-            .json()
-            .await?;
+        let state = rollout_state(admin).await?;
         if state["status"]["state"] != "running" {
             return Ok(state);
         }
@@ -383,13 +384,14 @@ async fn start_rollout(
     admin: &str,
     plan: serde_json::Value,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response = reqwest::Client::new()
-        .post(format!("{admin}/admin/rollout"))
-        .bearer_auth("tok")
-        .json(&plan)
-        .send()
-        .await?;
-    Ok((response.status().as_u16(), response.json().await?))
+    let url = format!("{admin}/admin/rollout");
+    admin_call(reqwest::Method::POST, url, "tok", Some(plan)).await
+}
+
+/// The rollout, as `GET /admin/rollout` shows it.
+async fn rollout_state(admin: &str) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{admin}/admin/rollout");
+    Ok(admin_call(reqwest::Method::GET, url, "tok", None).await?.1)
 }
 
 /// Under a steady load: a good release goes 1 → 50 → 100% and is promoted; one that fails 10%
@@ -505,13 +507,7 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
     let _ = stop_server.send(());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let (url, admin, _stop) = serve_releases(&state, "good").await?;
-    let resumed: serde_json::Value = reqwest::Client::new()
-        .get(format!("{admin}/admin/rollout"))
-        .bearer_auth("tok")
-        .send()
-        .await?
-        .json()
-        .await?;
+    let resumed = rollout_state(&admin).await?;
     assert_eq!(resumed["status"]["state"], "running", "{resumed}");
     // Traffic for the canary to be judged on.
     let pinger = tokio::spawn(async move {
