@@ -64,6 +64,9 @@ pub struct TrafficAdmin {
     rollout: Mutex<Option<RolloutState>>,
     /// Wakes a running rollout's task when it is aborted.
     abort: tokio::sync::Notify,
+    /// Held while the rollout or the split changes (start, step, end, abort, a manual
+    /// split), so that no two of them interleave.
+    control: tokio::sync::Mutex<()>,
 }
 
 impl TrafficAdmin {
@@ -84,9 +87,17 @@ impl TrafficAdmin {
             .weights()
             .map(|(r, _)| r.clone())
             .collect();
-        let stored = std::fs::read(state_dir.join("rollout.json"))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<RolloutState>(&bytes).ok());
+        let path = state_dir.join("rollout.json");
+        let stored = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<RolloutState>(&bytes) {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "the stored rollout is unreadable: it is not resumed");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
         let admin = Arc::new(Self {
             traffic,
             metrics,
@@ -98,17 +109,20 @@ impl TrafficAdmin {
             loaded: tokio::sync::Mutex::new(serving),
             rollout: Mutex::new(stored.clone()),
             abort: tokio::sync::Notify::new(),
+            control: tokio::sync::Mutex::new(()),
         });
         if let Some(state) = stored.filter(|s| s.status == Status::Running) {
             let admin = admin.clone();
             tokio::spawn(async move {
                 let weights = split_of(&state, state.weight());
                 tracing::info!(release = %state.plan.release, step = state.step, "resuming the rollout");
-                match admin
-                    .apply(weights, "rollout", "resumed after a restart")
-                    .await
-                {
-                    Ok(()) => admin.run_rollout().await,
+                let control = admin.control.lock().await;
+                let resumed = admin.apply(weights, "rollout", "resumed after a restart");
+                match resumed.await {
+                    Ok(()) => {
+                        drop(control);
+                        admin.run_rollout().await
+                    }
                     Err((_, reason)) => admin.end_rollout(Status::RolledBack(reason)).await,
                 }
             });
@@ -253,6 +267,7 @@ impl TrafficAdmin {
     /// Starts a rollout of `plan`, or says why not.
     async fn start_rollout(self: &Arc<Self>, plan: Plan) -> Result<RolloutState, Refusal> {
         plan.check().map_err(bad)?;
+        let _control = self.control.lock().await;
         if let Some(running) = self.running() {
             return Err((
                 StatusCode::CONFLICT,
@@ -307,6 +322,7 @@ impl TrafficAdmin {
                 () = tokio::time::sleep(interval) => {}
                 () = self.abort.notified() => return,
             }
+            let _control = self.control.lock().await;
             if self.running().is_none() {
                 return;
             }
@@ -353,7 +369,7 @@ impl TrafficAdmin {
     }
 
     /// Ends the rollout with `status`: all traffic to the canary when promoted, else back
-    /// to the stable release.
+    /// to the stable release. The caller holds `control`.
     async fn end_rollout(&self, status: Status) {
         let Some(mut state) = self
             .rollout
@@ -383,6 +399,7 @@ impl TrafficAdmin {
 
     /// Aborts the running rollout.
     async fn abort_rollout(&self) -> Result<RolloutState, Refusal> {
+        let _control = self.control.lock().await;
         if self.running().is_none() {
             return Err((StatusCode::CONFLICT, "no rollout is running".into()));
         }
@@ -445,6 +462,7 @@ pub async fn respond(
                     Ok(wanted) => wanted,
                     Err(refusal) => return refused(refusal),
                 };
+            let _control = admin.control.lock().await;
             if let Some(running) = admin.running() {
                 return refused((
                     StatusCode::CONFLICT,

@@ -484,6 +484,30 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
         .collect();
     assert_eq!(weights, [1, 50]);
     assert_eq!(outcome["stable"], "good");
+
+    // Two rollouts started at once: one runs, the other is refused; an abort sends all
+    // traffic back to the stable release.
+    let slow_plan = plan("v1", json!([50, 100]), lenient.clone());
+    let (a, b) = tokio::join!(
+        start_rollout(&admin, slow_plan.clone()),
+        start_rollout(&admin, slow_plan)
+    );
+    let mut statuses = [a?.0, b?.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+    let url = format!("{admin}/admin/rollout");
+    let (status, aborted) = admin_call(reqwest::Method::DELETE, url.clone(), "tok", None).await?;
+    assert_eq!(
+        (status, &aborted["status"]["state"]),
+        (200, &json!("aborted")),
+        "{aborted}"
+    );
+    assert_eq!(
+        aborted["weights"],
+        json!([{"release": "good", "weight": 100}])
+    );
+    let (status, _) = admin_call(reqwest::Method::DELETE, url, "tok", None).await?;
+    assert_eq!(status, 409);
     assert_eq!(
         outcome["weights"],
         json!([{"release": "good", "weight": 100}])
