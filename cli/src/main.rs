@@ -263,7 +263,7 @@ fn up(args: UpArgs) -> Result<()> {
                     .map_err(|e| format!("{e:#}"))?;
                 App::load(&manifest, &config).map_err(|e| e.to_string())
             });
-            server = server.traffic_admin(loader, token, &state_dir)?;
+            server = server.traffic_admin(loader, token, &state_dir).await?;
         }
         let addr = server.local_addr()?;
         tracing::info!(app = %manifest.name, startup = ?started.elapsed(), "serving on http://{addr}");

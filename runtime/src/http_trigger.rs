@@ -93,24 +93,27 @@ impl Server {
 
     /// Lets the admin listener change the traffic split and run rollouts (`/admin/traffic`,
     /// `/admin/rollout`, bearer `token`), loading releases with `loader` and keeping records
-    /// in `state_dir`; a rollout that was running there resumes. Call within the tokio
-    /// runtime that will run the server.
-    pub fn traffic_admin(
+    /// in `state_dir`: a rollout that was running there resumes, else the last split is
+    /// restored, before this returns.
+    pub async fn traffic_admin(
         mut self,
         loader: ReleaseLoader,
         token: String,
         state_dir: &std::path::Path,
     ) -> std::io::Result<Self> {
         let addr = self.listener.local_addr()?;
-        self.traffic_admin = Some(TrafficAdmin::start(
-            self.traffic.clone(),
-            self.metrics.clone(),
-            self.stats.clone(),
-            loader,
-            token,
-            addr,
-            state_dir.to_path_buf(),
-        ));
+        self.traffic_admin = Some(
+            TrafficAdmin::start(
+                self.traffic.clone(),
+                self.metrics.clone(),
+                self.stats.clone(),
+                loader,
+                token,
+                addr,
+                state_dir.to_path_buf(),
+            )
+            .await,
+        );
         Ok(self)
     }
 

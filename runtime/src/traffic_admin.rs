@@ -8,8 +8,9 @@
 //!   from a plan, shown with its verdicts, aborted. While one runs, the split is its own.
 //!
 //! Every change of the split is appended to `<state>/traffic-audit.jsonl` (when, who — the
-//! admin API or the rollout —, the split, why); a rollout's state is kept in
-//! `<state>/rollout.json`, so a restarted server resumes it.
+//! admin API or the rollout —, the split, why) and kept in `<state>/traffic.json`; a rollout's
+//! state is kept in `<state>/rollout.json`. A restarted server resumes a running rollout, or
+//! else restores the last split, so a promotion outlives a restart.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -72,8 +73,9 @@ pub struct TrafficAdmin {
 impl TrafficAdmin {
     /// Changes `traffic` (whose requests `stats` records), loading releases with `loader`,
     /// for requests bearing `token`; keeps its records in `state_dir`. A rollout that was
-    /// running there resumes (call from within the server's tokio runtime).
-    pub fn start(
+    /// running there resumes; otherwise the last split stored there is restored (a release
+    /// that cannot load leaves the split as it is, and says so in the log).
+    pub async fn start(
         traffic: Arc<Traffic>,
         metrics: Arc<Metrics>,
         stats: Arc<ReleaseStats>,
@@ -111,23 +113,60 @@ impl TrafficAdmin {
             abort: tokio::sync::Notify::new(),
             control: tokio::sync::Mutex::new(()),
         });
-        if let Some(state) = stored.filter(|s| s.status == Status::Running) {
-            let admin = admin.clone();
-            tokio::spawn(async move {
+        match stored.filter(|s| s.status == Status::Running) {
+            Some(state) => {
+                // A rollout was running: its split again, and on with its steps.
                 let weights = split_of(&state, state.weight());
                 tracing::info!(release = %state.plan.release, step = state.step, "resuming the rollout");
                 let control = admin.control.lock().await;
-                let resumed = admin.apply(weights, "rollout", "resumed after a restart");
-                match resumed.await {
+                match admin
+                    .apply(weights, "rollout", "resumed after a restart")
+                    .await
+                {
                     Ok(()) => {
                         drop(control);
-                        admin.run_rollout().await
+                        let runner = admin.clone();
+                        tokio::spawn(async move { runner.run_rollout().await });
                     }
                     Err((_, reason)) => admin.end_rollout(Status::RolledBack(reason)).await,
                 }
-            });
+            }
+            None => admin.restore_last_split().await,
         }
         admin
+    }
+
+    /// Puts the split stored by the last change back in force, unless it is the one serving.
+    async fn restore_last_split(&self) {
+        let path = self.state_dir.join("traffic.json");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let split: BTreeMap<String, u32> = match serde_json::from_slice(&bytes) {
+            Ok(split) => split,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "the stored traffic split is unreadable: not restored");
+                return;
+            }
+        };
+        let live: BTreeMap<String, u32> = (split.iter())
+            .filter(|(_, w)| **w > 0)
+            .map(|(l, w)| (l.clone(), *w))
+            .collect();
+        let serving: BTreeMap<String, u32> = (self.traffic.current().weights())
+            .map(|(r, w)| (r.label.clone(), w))
+            .collect();
+        if live == serving {
+            return;
+        }
+        let _control = self.control.lock().await;
+        tracing::info!(split = ?live, "restoring the last traffic split");
+        if let Err((_, e)) = self
+            .apply(split, "startup", "restored after a restart")
+            .await
+        {
+            tracing::error!(error = %e, "the last traffic split could not be restored: serving the release given at startup");
+        }
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -231,6 +270,15 @@ impl TrafficAdmin {
             }
         }
         self.traffic.set(split);
+        let path = self.state_dir.join("traffic.json");
+        let tmp = self.state_dir.join("traffic.json.tmp");
+        let kept = serde_json::to_vec(&wanted)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = kept {
+            tracing::error!(path = %path.display(), error = %e, "traffic split not stored: a restart would not restore it");
+        }
         self.audit(json!({ "actor": actor, "split": wanted, "reason": reason }));
         Ok(())
     }

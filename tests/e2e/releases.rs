@@ -166,7 +166,8 @@ async fn serve_releases(
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let server = Server::bind_release(first, app, any, Some(any))
         .await?
-        .traffic_admin(Arc::new(load), "tok".into(), state)?;
+        .traffic_admin(Arc::new(load), "tok".into(), state)
+        .await?;
     let url = format!("http://{}", server.local_addr()?);
     let admin = format!("http://{}", server.admin_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -530,7 +531,7 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
     assert_eq!(status, 201, "{body}");
     let _ = stop_server.send(());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let (url, admin, _stop) = serve_releases(&state, "good").await?;
+    let (url, admin, stop_again) = serve_releases(&state, "good").await?;
     let resumed = rollout_state(&admin).await?;
     assert_eq!(resumed["status"]["state"], "running", "{resumed}");
     // Traffic for the canary to be judged on.
@@ -548,8 +549,25 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
         json!([{"release": "v1", "weight": 100}])
     );
 
+    // Started again with `good`, the server restores the last split: the promotion of v1
+    // outlives the restart.
+    let _ = stop_again.send(());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (url, admin, _stop) = serve_releases(&state, "good").await?;
+    let (_, split) = admin_call(
+        reqwest::Method::GET,
+        format!("{admin}/admin/traffic"),
+        "tok",
+        None,
+    )
+    .await?;
+    assert_eq!(split["releases"], json!([{"release": "v1", "weight": 100}]));
+    let served = reqwest::get(format!("{url}/behave")).await?;
+    assert!(served.status().is_success());
+
     let audit = std::fs::read_to_string(state.join("traffic-audit.jsonl"))?;
     for expected in [
+        "restored after a restart",
         "rollout started",
         "rolled back: step 1",
         "step 1 passed",
