@@ -581,3 +581,55 @@ async fn rollouts_promote_good_releases_and_roll_back_bad_ones() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// The release store is an OCI image layout that the reference OCI tool reads and writes:
+/// `skopeo` finds a release by its label, copies it (checking every digest) into a new layout,
+/// and the copy serves as the original did.
+#[tokio::test]
+async fn skopeo_reads_and_copies_releases() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let app = write_app(&work.path().join("app"), "hello oci")?;
+    let state = work.path().join("state");
+    let store = ReleaseStore::new(&state);
+    let digest = store.store(&Manifest::load(&app)?)?;
+    store.label(&digest, "v1")?;
+    let skopeo = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
+        let out = std::process::Command::new("skopeo")
+            .args(args)
+            .output()
+            .map_err(|e| {
+                anyhow::anyhow!("skopeo (apt-get install skopeo; .ci/run does it): {e}")
+            })?;
+        anyhow::ensure!(
+            out.status.success(),
+            "skopeo {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(out.stdout)
+    };
+    let layout = format!("oci:{}:v1", state.join("releases").display());
+    let raw = skopeo(&["inspect", "--raw", &layout])?;
+    // The manifest skopeo found under the label is the release's (its blob, named by the digest).
+    let blob = state
+        .join("releases/blobs/sha256")
+        .join(&digest["sha256:".len()..]);
+    assert_eq!(raw, std::fs::read(blob)?);
+
+    let copy = work.path().join("copy");
+    std::fs::create_dir_all(&copy)?;
+    let target = format!("oci:{}:v1", copy.join("releases").display());
+    skopeo(&["copy", "-q", &layout, &target])?;
+    let copied = ReleaseStore::new(&copy);
+    assert_eq!(copied.resolve("v1")?, digest);
+    let served = TestApp::start_file(&copied.unpack(&digest)?, |c| {
+        c.variables.insert("token".into(), "t".into());
+    })
+    .await?;
+    assert_eq!(
+        get_json(&format!("{}/file/static/hello.txt", served.url))
+            .await?
+            .1["content"],
+        "hello oci"
+    );
+    Ok(())
+}
