@@ -1,6 +1,7 @@
 //! The `vitrine` command: build and serve the Vitrine Spin application.
 
 mod build;
+mod campaigns;
 mod catalog;
 mod deploy;
 mod fraud;
@@ -55,6 +56,9 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// List the stored releases.
     Releases(deploy::ReleasesArgs),
+    /// Campaign policies: off-policy evaluation on logged decisions.
+    #[command(subcommand)]
+    Campaigns(campaigns::CampaignsCommand),
     /// Staged canary rollouts on a running `vitrine up` (started with --traffic-token).
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
@@ -170,6 +174,7 @@ fn main() -> Result<()> {
         Command::Deploy(args) => deploy::deploy(args),
         Command::Releases(args) => deploy::releases(args),
         Command::Rollout(command) => rollout::run(command),
+        Command::Campaigns(command) => campaigns::run(command),
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
         Command::FetchModels(args) => worker::fetch_models(args),

@@ -1,5 +1,6 @@
 //! The `vitrine` binary as a user runs it, in one test binary (each links the whole runtime).
 
+mod campaigns;
 mod catalog;
 mod commands;
 mod fraud;

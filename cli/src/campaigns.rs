@@ -1,0 +1,246 @@
+//! `vitrine campaigns ope`: off-policy evaluation of a campaign policy on logged decisions
+//! from a CSV file with your own column names ([`vitrine_campaigns::ope`], docs/campaigns.md).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use vitrine_campaigns::ope::{self, Estimate, Logged, Policy};
+
+/// `vitrine campaigns`.
+#[derive(Subcommand)]
+pub enum CampaignsCommand {
+    /// Estimate what a policy would have earned on logged decisions (IPS, self-normalized
+    /// IPS, doubly robust; 95% bootstrap intervals).
+    Ope(OpeArgs),
+}
+
+/// `vitrine campaigns ope`.
+#[derive(Args)]
+pub struct OpeArgs {
+    /// The logged decisions: CSV with a header row, one decision per row.
+    #[arg(long)]
+    logs: PathBuf,
+    /// The policy to evaluate: `uniform`, `always:<action>`, `logging` (the policy that logged
+    /// the data: a sanity check) or `greedy` (the best action by a reward model fitted on the
+    /// logs).
+    #[arg(long)]
+    policy: String,
+    /// Column names, where they differ: `action=<col>,reward=<col>,propensity=<col>`
+    /// (defaults: `action`, `reward`, `propensity`).
+    #[arg(long, value_delimiter = ',')]
+    columns: Vec<String>,
+    /// Numeric context columns for the reward model (doubly robust, greedy); none by default.
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// Bootstrap resamples for the intervals.
+    #[arg(long, default_value_t = 1000)]
+    resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `vitrine campaigns` command.
+pub fn run(command: CampaignsCommand) -> Result<()> {
+    match command {
+        CampaignsCommand::Ope(args) => ope_command(args),
+    }
+}
+
+/// The logs read: rows, action names (index = action), rows left out for want of a
+/// propensity.
+struct Read {
+    rows: Vec<Logged>,
+    actions: Vec<String>,
+    missing_propensity: usize,
+}
+
+fn read_logs(args: &OpeArgs) -> Result<Read> {
+    let mut names: BTreeMap<&str, String> = [
+        ("action", "action"),
+        ("reward", "reward"),
+        ("propensity", "propensity"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect();
+    for mapping in &args.columns {
+        let Some((field, column)) = mapping.split_once('=') else {
+            bail!("--columns `{mapping}` is not field=column");
+        };
+        match names.get_mut(field) {
+            Some(name) => *name = column.to_string(),
+            None => {
+                bail!("--columns: unknown field `{field}` (fields: action, reward, propensity)")
+            }
+        }
+    }
+    let file = args.logs.display().to_string();
+    let mut reader =
+        csv::Reader::from_path(&args.logs).with_context(|| format!("opening {file}"))?;
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{file}: header row"))?
+        .clone();
+    let column = |name: &str| {
+        headers.iter().position(|h| h == name).with_context(|| {
+            format!(
+                "{file}: no column `{name}` (columns: {})",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+    };
+    let (action, reward, propensity) = (
+        column(&names["action"])?,
+        column(&names["reward"])?,
+        column(&names["propensity"])?,
+    );
+    let features: Vec<(usize, &str)> = args
+        .features
+        .iter()
+        .map(|f| Ok((column(f)?, f.as_str())))
+        .collect::<Result<_>>()?;
+    let mut actions: Vec<String> = Vec::new();
+    let mut raw = Vec::new();
+    let mut missing_propensity = 0;
+    for record in reader.records() {
+        let record = record.with_context(|| format!("reading {file}"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let number = |i: usize, name: &str| -> Result<f64> {
+            let text = record.get(i).unwrap_or("").trim();
+            text.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .with_context(|| format!("{file}:{line}: {name} `{text}` is not a number"))
+        };
+        if record.get(propensity).unwrap_or("").trim().is_empty() {
+            missing_propensity += 1;
+            continue;
+        }
+        let p = number(propensity, &names["propensity"])?;
+        if !(p > 0.0 && p <= 1.0) {
+            bail!(
+                "{file}:{line}: {} {p} is not in (0, 1]",
+                names["propensity"]
+            );
+        }
+        let name = record.get(action).unwrap_or("").trim().to_string();
+        if name.is_empty() {
+            bail!("{file}:{line}: {} is empty", names["action"]);
+        }
+        let x = features
+            .iter()
+            .map(|(i, f)| number(*i, f))
+            .collect::<Result<Vec<f64>>>()?;
+        if !actions.contains(&name) {
+            actions.push(name.clone());
+        }
+        raw.push((name, x, number(reward, &names["reward"])?, p));
+    }
+    actions.sort();
+    let rows = raw
+        .into_iter()
+        .map(|(name, features, reward, propensity)| Logged {
+            action: actions.binary_search(&name).unwrap_or(0),
+            features,
+            reward,
+            propensity,
+        })
+        .collect();
+    Ok(Read {
+        rows,
+        actions,
+        missing_propensity,
+    })
+}
+
+fn ope_command(args: OpeArgs) -> Result<()> {
+    let read = read_logs(&args)?;
+    let policy = match args.policy.as_str() {
+        "uniform" => Policy::Uniform,
+        "logging" => Policy::Logging,
+        "greedy" => Policy::Greedy,
+        other => match other.strip_prefix("always:") {
+            Some(action) => match read.actions.iter().position(|a| a == action) {
+                Some(i) => Policy::Always(i),
+                None => bail!(
+                    "--policy always:{action}: no such action in the logs (actions: {})",
+                    read.actions.join(", ")
+                ),
+            },
+            None => bail!("--policy `{other}`: use uniform, always:<action>, logging or greedy"),
+        },
+    };
+    let e = ope::evaluate(
+        &read.rows,
+        read.actions.len(),
+        &policy,
+        args.resamples,
+        args.seed,
+    )
+    .with_context(|| format!("evaluating {}", args.logs.display()))?;
+    let mut warnings = Vec::new();
+    if read.missing_propensity > 0 {
+        warnings.push(format!(
+            "{} rows without a propensity were left out",
+            read.missing_propensity
+        ));
+    }
+    if e.tiny_propensities > 0 {
+        warnings.push(format!(
+            "{} rows have a propensity below {}: their weights make the estimates fragile",
+            e.tiny_propensities,
+            ope::TINY_PROPENSITY
+        ));
+    }
+    if e.effective_sample_size < 0.1 * e.rows as f64 {
+        warnings.push(format!(
+            "effective sample size {:.0} is under 10% of the rows: the policy is far from the logging policy, trust the intervals, not the points",
+            e.effective_sample_size
+        ));
+    }
+    let estimate = |x: &Estimate| json!({ "value": x.value, "ci95": [x.low, x.high] });
+    if args.json {
+        let out = json!({
+            "policy": args.policy,
+            "rows": e.rows,
+            "actions": read.actions,
+            "logged_mean_reward": e.logged_mean,
+            "ips": estimate(&e.ips),
+            "snips": estimate(&e.snips),
+            "dr": estimate(&e.dr),
+            "effective_sample_size": e.effective_sample_size,
+            "warnings": warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{} decisions, actions {}; logged mean reward {:.4}",
+        e.rows,
+        read.actions.join(", "),
+        e.logged_mean
+    );
+    println!("policy {}:", args.policy);
+    for (name, x) in [("IPS", &e.ips), ("SNIPS", &e.snips), ("DR", &e.dr)] {
+        println!(
+            "  {name:<6} {:.4}   95% CI [{:.4}, {:.4}]",
+            x.value, x.low, x.high
+        );
+    }
+    println!(
+        "  effective sample size {:.0} ({:.0}% of the rows)",
+        e.effective_sample_size,
+        100.0 * e.effective_sample_size / e.rows as f64
+    );
+    for warning in warnings {
+        println!("warning: {warning}");
+    }
+    Ok(())
+}

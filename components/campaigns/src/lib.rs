@@ -1,0 +1,4 @@
+//! Campaign logic shared by the campaigns function and the `vitrine campaigns` commands.
+//! So far: [`ope`], off-policy evaluation of a policy on logged decisions.
+
+pub mod ope;
