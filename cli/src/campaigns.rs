@@ -1,5 +1,7 @@
-//! `vitrine campaigns ope`: off-policy evaluation of a campaign policy on logged decisions
-//! from a CSV file with your own column names ([`vitrine_campaigns::ope`], docs/campaigns.md).
+//! `vitrine campaigns`: `ope`, off-policy evaluation of a campaign policy on logged decisions
+//! from a CSV file with your own column names ([`vitrine_campaigns::ope`]); `simulate`, the
+//! policies' regret on a problem with a known optimum ([`vitrine_campaigns::simulate`]).
+//! docs/campaigns.md.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +10,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use vitrine_campaigns::ope::{self, Estimate, Logged, Policy};
+use vitrine_campaigns::simulate::{self, Scenario};
+
+use crate::plot::{line_chart, Series};
 
 /// `vitrine campaigns`.
 #[derive(Subcommand)]
@@ -15,6 +20,26 @@ pub enum CampaignsCommand {
     /// Estimate what a policy would have earned on logged decisions (IPS, self-normalized
     /// IPS, doubly robust; 95% bootstrap intervals).
     Ope(OpeArgs),
+    /// Run random, Thompson-sampling and contextual (LinUCB) policies on simulated shoppers
+    /// whose best offer depends on their segment; print and plot their cumulative regret.
+    Simulate(SimulateArgs),
+}
+
+/// `vitrine campaigns simulate`.
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Decisions per policy.
+    #[arg(long, default_value_t = 50_000)]
+    decisions: usize,
+    /// Seed of the scenario's rates and of the shoppers and conversions.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Half-way through, each segment's best arm moves (non-stationary shoppers).
+    #[arg(long)]
+    drift: bool,
+    /// Write the regret curves to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// `vitrine campaigns ope`.
@@ -50,6 +75,7 @@ pub struct OpeArgs {
 pub fn run(command: CampaignsCommand) -> Result<()> {
     match command {
         CampaignsCommand::Ope(args) => ope_command(args),
+        CampaignsCommand::Simulate(args) => simulate_command(args),
     }
 }
 
@@ -241,6 +267,60 @@ fn ope_command(args: OpeArgs) -> Result<()> {
     );
     for warning in warnings {
         println!("warning: {warning}");
+    }
+    Ok(())
+}
+
+fn simulate_command(args: SimulateArgs) -> Result<()> {
+    if args.decisions == 0 {
+        bail!("--decisions must be at least 1");
+    }
+    let scenario = Scenario {
+        drift: args.drift,
+        ..Scenario::context_dependent(args.seed)
+    };
+    println!(
+        "{} decisions per policy; 4 segments, 5 arms, each segment its own best arm{}",
+        args.decisions,
+        if args.drift {
+            ", best arms moving half-way"
+        } else {
+            ""
+        }
+    );
+    let every = (args.decisions / 200).max(1);
+    let mut curves = Vec::new();
+    for (name, policy) in simulate::contenders(&scenario) {
+        let curve = simulate::run(&scenario, policy, args.decisions, every, args.seed + 1);
+        let regret = curve.last().map_or(0.0, |p| p.1);
+        println!(
+            "  {name:<9} cumulative regret {regret:>9.1}  ({:.4} per decision)",
+            regret / args.decisions as f64
+        );
+        curves.push((name, curve, regret));
+    }
+    let (random, thompson, contextual) = (curves[0].2, curves[1].2, curves[2].2);
+    println!(
+        "thompson / random {:.2} (target ≤ 0.5); linucb / thompson {:.2} (target ≤ 0.7)",
+        thompson / random,
+        contextual / thompson
+    );
+    if let Some(path) = &args.plot {
+        let series: Vec<Series<'_>> = curves
+            .iter()
+            .map(|(name, curve, _)| Series {
+                name,
+                points: curve.iter().map(|(t, r)| (*t as f64, *r)).collect(),
+            })
+            .collect();
+        let svg = line_chart(
+            "Cumulative regret by policy",
+            "decisions",
+            "expected regret (conversions lost)",
+            &series,
+        );
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("plot: {}", path.display());
     }
     Ok(())
 }

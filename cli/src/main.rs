@@ -7,6 +7,7 @@ mod deploy;
 mod fraud;
 mod http;
 mod lookbook;
+mod plot;
 mod pool;
 mod replay;
 mod rollout;
@@ -56,7 +57,7 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// List the stored releases.
     Releases(deploy::ReleasesArgs),
-    /// Campaign policies: off-policy evaluation on logged decisions.
+    /// Campaign policies: regret on simulated shoppers, off-policy evaluation on logs.
     #[command(subcommand)]
     Campaigns(campaigns::CampaignsCommand),
     /// Staged canary rollouts on a running `vitrine up` (started with --traffic-token).

@@ -105,3 +105,42 @@ fn ope_reads_mapped_columns_and_reproduces_the_logging_policy() {
         "{stderr}"
     );
 }
+
+#[test]
+fn simulate_prints_and_plots_the_regret_of_three_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("regret.svg");
+    let out = vitrine()
+        .args(["campaigns", "simulate", "--decisions", "20000", "--plot"])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let regret = |name: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    let (random, thompson, linucb) = (regret("random"), regret("thompson"), regret("linucb"));
+    assert!(
+        thompson < 0.5 * random && linucb < 0.7 * thompson,
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 3);
+    for name in ["random", "thompson", "linucb"] {
+        assert!(svg.contains(&format!(">{name}</text>")), "{name}");
+    }
+    let out = vitrine()
+        .args(["campaigns", "simulate", "--decisions", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -1,4 +1,7 @@
-//! Campaign logic shared by the campaigns function and the `vitrine campaigns` commands.
-//! So far: [`ope`], off-policy evaluation of a policy on logged decisions.
+//! Campaign logic shared by the campaigns function and the `vitrine campaigns` commands:
+//! [`policy`], the learning policies; [`simulate`], a problem with a known optimum to measure
+//! them on; [`ope`], off-policy evaluation of a policy on logged decisions.
 
 pub mod ope;
+pub mod policy;
+pub mod simulate;

@@ -1,0 +1,212 @@
+//! Learning policies: which arm to show, learned from rewards.
+//!
+//! - [`Policy::Uniform`]: every arm alike (exploration, and the baseline).
+//! - [`Policy::Thompson`]: Beta–Bernoulli Thompson sampling per arm. Each arm's conversion
+//!   rate has a Beta(1 + conversions, 1 + misses) posterior; a decision draws one rate per arm
+//!   and shows the highest.
+//! - [`Policy::LinUcb`]: one ridge regression of the reward on the context features per arm,
+//!   with its inverse covariance kept up to date (Sherman–Morrison, `O(d²)` per update). A
+//!   decision shows the arm with the highest `θ̂·x + α·√(xᵀA⁻¹x)`.
+//!
+//! The state is plain data (serde), so a host can keep it in a database and update it in a
+//! transaction.
+
+use rand::Rng;
+use rand_distr::{Beta, Distribution};
+use serde::{Deserialize, Serialize};
+
+/// Exploration weight of LinUCB's confidence bonus.
+pub const LINUCB_ALPHA: f64 = 0.5;
+
+/// A policy and what it has learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Policy {
+    /// Every arm with the same probability.
+    Uniform {
+        /// How many arms.
+        arms: usize,
+    },
+    /// Beta–Bernoulli Thompson sampling.
+    Thompson {
+        /// Conversions + 1, per arm.
+        alpha: Vec<f64>,
+        /// Misses + 1, per arm.
+        beta: Vec<f64>,
+    },
+    /// LinUCB over `dims` context features.
+    LinUcb {
+        /// `A⁻¹` per arm (`dims × dims`, row-major), `A = I + Σ x xᵀ`.
+        a_inverse: Vec<Vec<f64>>,
+        /// `b = Σ r x` per arm.
+        b: Vec<Vec<f64>>,
+        /// Context features.
+        dims: usize,
+    },
+}
+
+impl Policy {
+    /// Uniform over `arms`.
+    pub fn uniform(arms: usize) -> Self {
+        Self::Uniform { arms }
+    }
+
+    /// Thompson sampling over `arms`, nothing learned yet.
+    pub fn thompson(arms: usize) -> Self {
+        Self::Thompson {
+            alpha: vec![1.0; arms],
+            beta: vec![1.0; arms],
+        }
+    }
+
+    /// LinUCB over `arms` with `dims` features, nothing learned yet.
+    pub fn linucb(arms: usize, dims: usize) -> Self {
+        let identity: Vec<f64> = (0..dims * dims)
+            .map(|i| f64::from(u8::from(i % (dims + 1) == 0)))
+            .collect();
+        Self::LinUcb {
+            a_inverse: vec![identity; arms],
+            b: vec![vec![0.0; dims]; arms],
+            dims,
+        }
+    }
+
+    /// How many arms.
+    pub fn arms(&self) -> usize {
+        match self {
+            Self::Uniform { arms } => *arms,
+            Self::Thompson { alpha, .. } => alpha.len(),
+            Self::LinUcb { b, .. } => b.len(),
+        }
+    }
+
+    /// The arm to show for context `x`.
+    pub fn choose(&self, x: &[f64], rng: &mut impl Rng) -> usize {
+        match self {
+            Self::Uniform { arms } => rng.random_range(0..*arms),
+            Self::Thompson { alpha, beta } => argmax(
+                alpha
+                    .iter()
+                    .zip(beta)
+                    .map(|(a, b)| Beta::new(*a, *b).map_or(0.0, |d| d.sample(rng))),
+            ),
+            Self::LinUcb { a_inverse, b, dims } => argmax((0..b.len()).map(|arm| {
+                let ai = &a_inverse[arm];
+                let theta: Vec<f64> = (0..*dims)
+                    .map(|i| (0..*dims).map(|j| ai[i * dims + j] * b[arm][j]).sum())
+                    .collect();
+                let mean: f64 = theta.iter().zip(x).map(|(t, x)| t * x).sum();
+                let spread: f64 = (0..*dims)
+                    .map(|i| x[i] * (0..*dims).map(|j| ai[i * dims + j] * x[j]).sum::<f64>())
+                    .sum();
+                mean + LINUCB_ALPHA * spread.max(0.0).sqrt()
+            })),
+        }
+    }
+
+    /// Learns that `arm`, shown for context `x`, earned `reward` (1 a conversion, 0 none).
+    pub fn update(&mut self, arm: usize, x: &[f64], reward: f64) {
+        match self {
+            Self::Uniform { .. } => {}
+            Self::Thompson { alpha, beta } => {
+                let r = reward.clamp(0.0, 1.0);
+                alpha[arm] += r;
+                beta[arm] += 1.0 - r;
+            }
+            Self::LinUcb { a_inverse, b, dims } => {
+                let n = *dims;
+                let ai = &mut a_inverse[arm];
+                // Sherman–Morrison: (A + x xᵀ)⁻¹ = A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x).
+                let u: Vec<f64> = (0..n)
+                    .map(|i| (0..n).map(|j| ai[i * n + j] * x[j]).sum())
+                    .collect();
+                let denominator = 1.0 + x.iter().zip(&u).map(|(x, u)| x * u).sum::<f64>();
+                for i in 0..n {
+                    for j in 0..n {
+                        ai[i * n + j] -= u[i] * u[j] / denominator;
+                    }
+                }
+                for (bi, xi) in b[arm].iter_mut().zip(x) {
+                    *bi += reward * xi;
+                }
+            }
+        }
+    }
+}
+
+/// The index of the largest value (the first on ties).
+fn argmax(values: impl Iterator<Item = f64>) -> usize {
+    values
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn thompson_finds_the_best_arm() {
+        let rates = [0.02, 0.10, 0.05];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut policy = Policy::thompson(3);
+        let mut shown = [0; 3];
+        for t in 0..5_000 {
+            let arm = policy.choose(&[], &mut rng);
+            let reward = f64::from(u8::from(rng.random_bool(rates[arm])));
+            policy.update(arm, &[], reward);
+            if t >= 4_000 {
+                shown[arm] += 1;
+            }
+        }
+        assert!(shown[1] > 800, "{shown:?}");
+    }
+
+    #[test]
+    fn linucb_keeps_the_inverse_of_its_ridge_statistics() {
+        let mut policy = Policy::linucb(1, 2);
+        let xs = [[1.0, 0.0], [1.0, 1.0], [0.5, 2.0]];
+        for x in xs {
+            policy.update(0, &x, 1.0);
+        }
+        let Policy::LinUcb { a_inverse, .. } = &policy else {
+            unreachable!()
+        };
+        // A = I + Σ x xᵀ; A · A⁻¹ = I.
+        let mut a = [[1.0, 0.0], [0.0, 1.0]];
+        for x in xs {
+            for (row, xi) in a.iter_mut().zip(x) {
+                for (cell, xj) in row.iter_mut().zip(x) {
+                    *cell += xi * xj;
+                }
+            }
+        }
+        for (i, row) in a.iter().enumerate() {
+            for j in 0..2 {
+                let product: f64 = (0..2).map(|k| row[k] * a_inverse[0][k * 2 + j]).sum();
+                assert!(
+                    (product - f64::from(u8::from(i == j))).abs() < 1e-9,
+                    "{i},{j}: {product}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn policies_survive_a_round_trip_through_json() {
+        let mut policy = Policy::linucb(2, 3);
+        policy.update(1, &[1.0, 0.0, 1.0], 1.0);
+        let text = serde_json::to_string(&policy).unwrap();
+        assert!(text.starts_with(r#"{"kind":"lin_ucb""#), "{text}");
+        assert_eq!(serde_json::from_str::<Policy>(&text).unwrap(), policy);
+    }
+}
