@@ -1,6 +1,7 @@
 //! End-to-end tests of the runtime over real HTTP, one module per area. They live in a single
 //! test binary: each binary links wasmtime and candle, so one link instead of seven.
 
+mod campaigns;
 mod catalog;
 mod events;
 mod fraud;

@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "events",
     "lookbook",
     "images",
+    "campaigns",
     "unsupported",
 ];
 
@@ -121,6 +122,12 @@ pub fn shop_manifest(extra: &str) -> String {
             false,
         ),
         ("images", &["/images/products/..."][..], "IMAGES", true),
+        (
+            "campaigns",
+            &["/api/campaigns/...", "/api/admin/campaigns/..."][..],
+            "CAMPAIGNS",
+            true,
+        ),
     ] {
         for route in routes {
             body.push_str(&format!(

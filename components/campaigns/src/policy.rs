@@ -104,16 +104,22 @@ impl Policy {
         }
     }
 
-    /// Learns that `arm`, shown for context `x`, earned `reward` (1 a conversion, 0 none).
+    /// Learns that `arm`, shown for context `x`, earned `reward` (1 a conversion, 0 none):
+    /// [`Self::shown`], then [`Self::rewarded`].
     pub fn update(&mut self, arm: usize, x: &[f64], reward: f64) {
+        self.shown(arm, x);
+        self.rewarded(arm, x, reward);
+    }
+
+    /// Learns that `arm` was shown for context `x`: counted as earning nothing until
+    /// [`Self::rewarded`] says otherwise (feedback arrives later, or never).
+    pub fn shown(&mut self, arm: usize, x: &[f64]) {
         match self {
             Self::Uniform { .. } => {}
-            Self::Thompson { alpha, beta } => {
-                let r = reward.clamp(0.0, 1.0);
-                alpha[arm] += r;
-                beta[arm] += 1.0 - r;
-            }
-            Self::LinUcb { a_inverse, b, dims } => {
+            Self::Thompson { beta, .. } => beta[arm] += 1.0,
+            Self::LinUcb {
+                a_inverse, dims, ..
+            } => {
                 let n = *dims;
                 let ai = &mut a_inverse[arm];
                 // Sherman–Morrison: (A + x xᵀ)⁻¹ = A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x).
@@ -126,12 +132,70 @@ impl Policy {
                         ai[i * n + j] -= u[i] * u[j] / denominator;
                     }
                 }
+            }
+        }
+    }
+
+    /// Learns that `arm`, already [`Self::shown`] for context `x`, earned `reward` (clamped to
+    /// 0..=1 for Thompson sampling).
+    pub fn rewarded(&mut self, arm: usize, x: &[f64], reward: f64) {
+        match self {
+            Self::Uniform { .. } => {}
+            Self::Thompson { alpha, beta } => {
+                let r = reward.clamp(0.0, 1.0);
+                alpha[arm] += r;
+                beta[arm] = (beta[arm] - r).max(1.0);
+            }
+            Self::LinUcb { b, .. } => {
                 for (bi, xi) in b[arm].iter_mut().zip(x) {
                     *bi += reward * xi;
                 }
             }
         }
     }
+}
+
+impl Policy {
+    /// Each arm's probability of being shown for context `x`, as logged for off-policy
+    /// evaluation: exact for uniform and LinUCB (which is deterministic), estimated from
+    /// `draws` posterior draws for Thompson sampling; then mixed with the uniform
+    /// distribution, so that no arm is below `epsilon / arms` (the exploration floor).
+    pub fn probabilities(
+        &self,
+        x: &[f64],
+        epsilon: f64,
+        draws: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<f64> {
+        let arms = self.arms();
+        let mut p = vec![0.0; arms];
+        match self {
+            Self::Uniform { .. } => p.iter_mut().for_each(|p| *p = 1.0 / arms as f64),
+            Self::Thompson { .. } => {
+                let draws = draws.max(1);
+                for _ in 0..draws {
+                    p[self.choose(x, rng)] += 1.0 / draws as f64;
+                }
+            }
+            Self::LinUcb { .. } => p[self.choose(x, rng)] = 1.0,
+        }
+        let epsilon = epsilon.clamp(0.0, 1.0);
+        p.iter()
+            .map(|p| (1.0 - epsilon) * p + epsilon / arms as f64)
+            .collect()
+    }
+}
+
+/// Draws an index from `probabilities` (which sum to 1).
+pub fn draw(probabilities: &[f64], rng: &mut impl Rng) -> usize {
+    let mut u: f64 = rng.random();
+    for (i, p) in probabilities.iter().enumerate() {
+        if u < *p {
+            return i;
+        }
+        u -= p;
+    }
+    probabilities.len().saturating_sub(1)
 }
 
 /// The index of the largest value (the first on ties).
@@ -199,6 +263,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn probabilities_keep_the_exploration_floor() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut policy = Policy::thompson(4);
+        for _ in 0..200 {
+            policy.update(2, &[], 1.0);
+            policy.update(0, &[], 0.0);
+        }
+        let p = policy.probabilities(&[], 0.2, 500, &mut rng);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(p.iter().all(|p| *p >= 0.05 - 1e-12), "{p:?}");
+        assert!(p[2] > 0.8, "{p:?}");
+        let mut counts = [0; 4];
+        for _ in 0..10_000 {
+            counts[draw(&p, &mut rng)] += 1;
+        }
+        assert!(
+            (f64::from(counts[2]) / 10_000.0 - p[2]).abs() < 0.02,
+            "{counts:?} {p:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,194 @@
+//! A campaign's definition (`PUT /api/admin/campaigns/{id}`), checked field by field: errors
+//! name the field (`arms[1].id`, `epsilon`, …).
+
+use serde::{Deserialize, Serialize};
+
+/// The placeholders a message may use.
+pub const PLACEHOLDERS: [&str; 4] = ["shopper", "offer", "arm", "campaign"];
+
+/// A campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// Shown to people.
+    pub name: String,
+    /// Where it is shown.
+    pub channel: Channel,
+    /// How arms are chosen.
+    #[serde(default)]
+    pub policy: PolicyKind,
+    /// Exploration floor: no arm's probability falls below `epsilon / arms`.
+    #[serde(default = "default_epsilon")]
+    pub epsilon: f64,
+    /// Share of shoppers (by a hash of their id) who never see the campaign, for measurement.
+    #[serde(default)]
+    pub holdout: f64,
+    /// How long after a decision its feedback still counts, hours.
+    #[serde(default = "default_attribution")]
+    pub attribution_hours: u32,
+    /// When it starts (RFC 3339); none: already.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// When it ends (RFC 3339); none: never.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// Who may see it.
+    #[serde(default)]
+    pub eligibility: Eligibility,
+    /// What may be shown.
+    pub arms: Vec<Arm>,
+}
+
+fn default_epsilon() -> f64 {
+    0.05
+}
+
+fn default_attribution() -> u32 {
+    72
+}
+
+/// A channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// On-site banner.
+    Banner,
+    /// Push notification.
+    Push,
+    /// Email.
+    Email,
+}
+
+/// A learning policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Every arm alike.
+    Uniform,
+    /// Beta–Bernoulli Thompson sampling per arm.
+    #[default]
+    Thompson,
+    /// LinUCB over the context features.
+    Linucb,
+}
+
+/// Who may see a campaign; an empty list allows all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eligibility {
+    /// Locales (`fr-FR`).
+    #[serde(default)]
+    pub locales: Vec<String>,
+    /// Pages (`home`, `product`, `cart`, …).
+    #[serde(default)]
+    pub pages: Vec<String>,
+    /// Lowest cart value.
+    #[serde(default)]
+    pub min_cart: f64,
+}
+
+/// One arm: an offer and its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    /// Its id, unique in the campaign.
+    pub id: String,
+    /// The offer (`10% off`).
+    pub offer: String,
+    /// The message, with `{shopper}`, `{offer}`, `{arm}`, `{campaign}` placeholders.
+    pub message: String,
+}
+
+impl Definition {
+    /// Reads and checks a definition; the error names the field.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let mut json = serde_json::Deserializer::from_slice(body);
+        let definition: Definition = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            match e.path().to_string().as_str() {
+                "." => format!("invalid campaign: {}", e.inner()),
+                path => format!("{path}: {}", e.inner()),
+            }
+        })?;
+        definition.check()?;
+        Ok(definition)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name: must not be empty".into());
+        }
+        if !(0.0..=1.0).contains(&self.epsilon) {
+            return Err(format!("epsilon: {} is not within 0..1", self.epsilon));
+        }
+        if !(0.0..=0.5).contains(&self.holdout) {
+            return Err(format!("holdout: {} is not within 0..0.5", self.holdout));
+        }
+        let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, String> {
+            value
+                .as_deref()
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map(|t| t.timestamp())
+                        .map_err(|e| format!("{field}: `{t}` is not an RFC 3339 time: {e}"))
+                })
+                .transpose()
+        };
+        if let (Some(start), Some(end)) = (time("start", &self.start)?, time("end", &self.end)?) {
+            if end <= start {
+                return Err("end: must be after start".into());
+            }
+        }
+        if !self.eligibility.min_cart.is_finite() || self.eligibility.min_cart < 0.0 {
+            return Err("eligibility.min_cart: must be 0 or more".into());
+        }
+        if self.arms.is_empty() {
+            return Err("arms: at least one arm is needed".into());
+        }
+        if self.arms.len() > 32 {
+            return Err(format!("arms: {} arms, at most 32", self.arms.len()));
+        }
+        for (i, arm) in self.arms.iter().enumerate() {
+            let valid = !arm.id.is_empty()
+                && arm.id.len() <= 64
+                && arm
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            if !valid {
+                return Err(format!(
+                    "arms[{i}].id: `{}` must be 1–64 letters, digits, `-` or `_`",
+                    arm.id
+                ));
+            }
+            if self.arms[..i].iter().any(|a| a.id == arm.id) {
+                return Err(format!("arms[{i}].id: `{}` is used twice", arm.id));
+            }
+            let mut rest = arm.message.as_str();
+            while let Some(open) = rest.find('{') {
+                let after = &rest[open + 1..];
+                let Some(close) = after.find('}') else {
+                    return Err(format!("arms[{i}].message: a `{{` is not closed"));
+                };
+                let name = &after[..close];
+                if !PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "arms[{i}].message: unknown placeholder `{{{name}}}` (known: {})",
+                        PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                    ));
+                }
+                rest = &after[close + 1..];
+            }
+        }
+        Ok(())
+    }
+
+    /// When it starts and ends (Unix seconds), as checked.
+    pub fn schedule(&self) -> (Option<i64>, Option<i64>) {
+        let at = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp())
+        };
+        (at(&self.start), at(&self.end))
+    }
+}

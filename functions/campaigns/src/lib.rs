@@ -1,0 +1,398 @@
+//! Campaign decisions at the edge (docs/campaigns.md):
+//!
+//! - `GET /api/admin/campaigns`, `GET`/`PUT /api/admin/campaigns/{id}` (bearer `admin_token`):
+//!   campaign definitions ([`definition`]); a `PUT` is a new version with a fresh policy;
+//! - `POST /api/campaigns/decide` `{shopper, context: {page, device, locale, time, cart}}`: for
+//!   each campaign, the arm shown (or none, and why: schedule, eligibility, holdout), its
+//!   rendered message, a decision id and the propensity of the choice, logged with the
+//!   context features and the campaign's version;
+//! - `POST /api/campaigns/feedback` `{event_id, decision_id, event: click|conversion|dismiss,
+//!   value}`: idempotent by event id; a decision's first conversion rewards its arm.
+
+mod definition;
+mod store;
+
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http_component;
+use vitrine_campaigns::policy::{self, Policy};
+use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
+
+use definition::{Definition, PolicyKind};
+
+/// Context features the contextual policy sees: a bias, the device (mobile, tablet),
+/// `ln(1 + cart) / 5`, the hour of day as a point on a circle, and whether a shopper is known.
+const FEATURES: usize = 7;
+
+/// Posterior draws used to estimate a Thompson-sampling choice's probability.
+const THOMPSON_DRAWS: usize = 200;
+
+/// Largest request body.
+const MAX_BODY: usize = 64 * 1024;
+
+#[http_component]
+fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let path = req.path().trim_end_matches('/').to_string();
+    if req.body().len() > MAX_BODY {
+        return Ok(error(413, format!("the body is over {MAX_BODY} bytes")));
+    }
+    let db = match spin_sdk::sqlite::Connection::open_default() {
+        Ok(db) => db,
+        Err(e) => return Ok(error(503, format!("campaign store unavailable: {e}"))),
+    };
+    let now = chrono::Utc::now().timestamp();
+    Ok(match path.as_str() {
+        "/api/campaigns/decide" => match req.method() {
+            Method::Post => decide(&db, req.body(), now),
+            m => not_allowed(m, "POST"),
+        },
+        "/api/campaigns/feedback" => match req.method() {
+            Method::Post => feedback(&db, req.body(), now),
+            m => not_allowed(m, "POST"),
+        },
+        "/api/admin/campaigns" => match bearer_authorized(&req, "admin_token") {
+            Err(denied) => denied,
+            Ok(()) if *req.method() == Method::Get => list(&db),
+            Ok(()) => not_allowed(req.method(), "GET"),
+        },
+        p if p.starts_with("/api/admin/campaigns/") => {
+            let id = &p["/api/admin/campaigns/".len()..];
+            match bearer_authorized(&req, "admin_token") {
+                Err(denied) => denied,
+                Ok(()) => match req.method() {
+                    Method::Get => show(&db, id),
+                    Method::Put => put(&db, id, req.body(), now),
+                    m => not_allowed(m, "GET, PUT"),
+                },
+            }
+        }
+        other => error(404, format!("no such resource `{other}`")),
+    })
+}
+
+/// A JSON body as a `T`; the error names the field (`context.cart: invalid type: …`).
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
+    })
+}
+
+fn store_error(e: spin_sdk::sqlite::Error) -> Response {
+    error(503, format!("campaign store unavailable: {e}"))
+}
+
+/// A campaign as the admin API shows it.
+fn campaign_json(c: &store::Stored) -> Value {
+    let learned = match &c.policy {
+        Policy::Thompson { alpha, beta } => json!(c
+            .definition
+            .arms
+            .iter()
+            .zip(alpha.iter().zip(beta))
+            .map(
+                |(arm, (a, b))| json!({ "arm": arm.id, "conversions": a - 1.0, "misses": b - 1.0 })
+            )
+            .collect::<Vec<_>>()),
+        _ => Value::Null,
+    };
+    json!({ "id": c.id, "version": c.version, "definition": c.definition, "learned": learned })
+}
+
+fn list(db: &spin_sdk::sqlite::Connection) -> Response {
+    match store::all(db) {
+        Ok(all) => json_response(
+            200,
+            json!({ "campaigns": all.iter().map(campaign_json).collect::<Vec<_>>() }),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+fn show(db: &spin_sdk::sqlite::Connection, id: &str) -> Response {
+    match store::get(db, id) {
+        Ok(Some(c)) => json_response(200, campaign_json(&c)),
+        Ok(None) => error(404, format!("no campaign `{id}`")),
+        Err(e) => store_error(e),
+    }
+}
+
+fn put(db: &spin_sdk::sqlite::Connection, id: &str, body: &[u8], now: i64) -> Response {
+    let valid_id = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    if !valid_id {
+        return error(
+            400,
+            format!("campaign id `{id}` must be 1–64 letters, digits, `-` or `_`"),
+        );
+    }
+    let definition = match Definition::parse(body) {
+        Ok(d) => d,
+        Err(message) => return error(400, message),
+    };
+    let arms = definition.arms.len();
+    let policy = match definition.policy {
+        PolicyKind::Uniform => Policy::uniform(arms),
+        PolicyKind::Thompson => Policy::thompson(arms),
+        PolicyKind::Linucb => Policy::linucb(arms, FEATURES),
+    };
+    match store::put(db, id, &definition, &policy, now).and_then(|_| store::get(db, id)) {
+        Ok(Some(c)) => json_response(200, campaign_json(&c)),
+        Ok(None) => error(500, "the campaign was not stored"),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/campaigns/decide`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideRequest {
+    shopper: Option<String>,
+    #[serde(default)]
+    context: Context,
+}
+
+/// Where and when a shopper is.
+#[derive(Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Context {
+    page: Option<String>,
+    device: Option<String>,
+    locale: Option<String>,
+    /// RFC 3339; default: now.
+    time: Option<String>,
+    cart: Option<f64>,
+}
+
+/// The context features of [`FEATURES`].
+fn features(context: &Context, known: bool, time: i64) -> Vec<f64> {
+    let device = context.device.as_deref().unwrap_or("");
+    let hour = (time.rem_euclid(86_400)) as f64 / 3_600.0;
+    let angle = hour / 24.0 * std::f64::consts::TAU;
+    vec![
+        1.0,
+        f64::from(u8::from(device == "mobile")),
+        f64::from(u8::from(device == "tablet")),
+        context.cart.unwrap_or(0.0).max(0.0).ln_1p() / 5.0,
+        angle.sin(),
+        angle.cos(),
+        f64::from(u8::from(known)),
+    ]
+}
+
+/// Why `definition` is not shown for this request, if it is not.
+fn not_shown(id: &str, d: &Definition, request: &DecideRequest, time: i64) -> Option<&'static str> {
+    let (start, end) = d.schedule();
+    if start.is_some_and(|s| time < s) || end.is_some_and(|e| time >= e) {
+        return Some("schedule");
+    }
+    let e = &d.eligibility;
+    let context = &request.context;
+    let listed = |allowed: &[String], value: &Option<String>| {
+        allowed.is_empty() || value.as_ref().is_some_and(|v| allowed.contains(v))
+    };
+    if !listed(&e.locales, &context.locale) {
+        return Some("not_eligible: locale");
+    }
+    if !listed(&e.pages, &context.page) {
+        return Some("not_eligible: page");
+    }
+    if context.cart.unwrap_or(0.0) < e.min_cart {
+        return Some("not_eligible: cart");
+    }
+    if let Some(shopper) = &request.shopper {
+        let bucket = vitrine_guest::fnv1a(format!("{id}\0{shopper}").as_bytes()) % 10_000;
+        if (bucket as f64) < d.holdout * 10_000.0 {
+            return Some("holdout");
+        }
+    }
+    None
+}
+
+fn render(template: &str, shopper: Option<&str>, arm: &definition::Arm, campaign: &str) -> String {
+    template
+        .replace("{shopper}", shopper.unwrap_or("there"))
+        .replace("{offer}", &arm.offer)
+        .replace("{arm}", &arm.id)
+        .replace("{campaign}", campaign)
+}
+
+fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response {
+    let request: DecideRequest = match parse(body) {
+        Ok(r) => r,
+        Err(message) => return error(400, format!("invalid decide request: {message}")),
+    };
+    if request
+        .shopper
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 128)
+    {
+        return error(400, "shopper: must be 1–128 characters");
+    }
+    if request
+        .context
+        .cart
+        .is_some_and(|c| !c.is_finite() || c < 0.0)
+    {
+        return error(400, "context.cart: must be a number, 0 or more");
+    }
+    let time = match &request.context.time {
+        None => now,
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => t.timestamp(),
+            Err(e) => {
+                return error(
+                    400,
+                    format!("context.time: `{t}` is not an RFC 3339 time: {e}"),
+                )
+            }
+        },
+    };
+    let campaigns = match store::all(db) {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
+    };
+    let context_text = serde_json::to_string(&request.context).unwrap_or_default();
+    let mut rng = rand::rng();
+    let mut decisions = Vec::new();
+    for campaign in campaigns {
+        let d = &campaign.definition;
+        if let Some(reason) = not_shown(&campaign.id, d, &request, time) {
+            decisions.push(json!({ "campaign": campaign.id, "arm": null, "reason": reason }));
+            continue;
+        }
+        let x = features(&request.context, request.shopper.is_some(), time);
+        let p = campaign
+            .policy
+            .probabilities(&x, d.epsilon, THOMPSON_DRAWS, &mut rng);
+        let arm = policy::draw(&p, &mut rng);
+        let decision = store::Decision {
+            id: format!("dc-{:032x}", rng.random::<u128>()),
+            campaign: campaign.id.clone(),
+            version: campaign.version,
+            shopper: request.shopper.clone(),
+            arm,
+            propensity: p[arm],
+            policy: serde_json::to_value(d.policy)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            features: x.clone(),
+            context: context_text.clone(),
+            time,
+        };
+        // The decision and what the policy learns from it are one transaction.
+        let logged = vitrine_guest::sqlite::transaction(db, || {
+            store::log_decision(db, &decision)?;
+            store::update_policy(db, &campaign.id, campaign.version, |policy| {
+                policy.shown(arm, &x)
+            })
+        });
+        if let Err(e) = logged {
+            return store_error(e);
+        }
+        let chosen = &d.arms[arm];
+        decisions.push(json!({
+            "campaign": campaign.id,
+            "arm": chosen.id,
+            "offer": chosen.offer,
+            "message": render(&chosen.message, request.shopper.as_deref(), chosen, &campaign.id),
+            "channel": d.channel,
+            "decision_id": decision.id,
+            "propensity": decision.propensity,
+            "policy": decision.policy,
+            "version": campaign.version,
+        }));
+    }
+    json_response(
+        200,
+        json!({ "shopper": request.shopper, "decisions": decisions }),
+    )
+}
+
+/// `POST /api/campaigns/feedback`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Feedback {
+    event_id: String,
+    decision_id: String,
+    event: FeedbackEvent,
+    value: Option<f64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum FeedbackEvent {
+    Click,
+    Conversion,
+    Dismiss,
+}
+
+fn feedback(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response {
+    let f: Feedback = match parse(body) {
+        Ok(f) => f,
+        Err(message) => return error(400, format!("invalid feedback: {message}")),
+    };
+    if f.event_id.is_empty() || f.event_id.len() > 128 {
+        return error(400, "event_id: must be 1–128 characters");
+    }
+    if f.value.is_some_and(|v| !v.is_finite()) {
+        return error(400, "value: must be a finite number");
+    }
+    let decision = match store::decision(db, &f.decision_id) {
+        Ok(Some(d)) => d,
+        Ok(None) => return error(404, format!("no decision `{}`", f.decision_id)),
+        Err(e) => return store_error(e),
+    };
+    let window = match store::get(db, &decision.campaign) {
+        Ok(Some(c)) => i64::from(c.definition.attribution_hours) * 3_600,
+        Ok(None) => 0,
+        Err(e) => return store_error(e),
+    };
+    if now - decision.time > window {
+        return error(
+            422,
+            format!(
+                "decision `{}` is past its attribution window ({} h)",
+                decision.id,
+                window / 3_600
+            ),
+        );
+    }
+    let event = match f.event {
+        FeedbackEvent::Click => "click",
+        FeedbackEvent::Conversion => "conversion",
+        FeedbackEvent::Dismiss => "dismiss",
+    };
+    let recorded = vitrine_guest::sqlite::transaction(db, || {
+        let recorded = store::record_feedback(db, &f.event_id, &decision.id, event, f.value, now)?;
+        if let store::Recorded::New {
+            first_conversion: true,
+        } = recorded
+        {
+            store::update_policy(db, &decision.campaign, decision.version, |policy| {
+                policy.rewarded(decision.arm, &decision.features, 1.0)
+            })?;
+        }
+        Ok(recorded)
+    });
+    match recorded {
+        Ok(store::Recorded::New { .. }) => {
+            json_response(200, json!({ "recorded": f.event_id, "duplicate": false }))
+        }
+        Ok(store::Recorded::Duplicate) => {
+            json_response(200, json!({ "recorded": f.event_id, "duplicate": true }))
+        }
+        Ok(store::Recorded::Conflict) => error(
+            409,
+            format!("event `{}` was recorded for another decision", f.event_id),
+        ),
+        Err(e) => store_error(e),
+    }
+}

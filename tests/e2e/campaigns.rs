@@ -1,0 +1,169 @@
+//! Campaigns over HTTP: definitions through the admin API, decisions with logged
+//! propensities, feedback, and a policy that learns from it.
+
+use serde_json::{json, Value};
+use vitrine_tests::{post_json, shop_manifest, TestApp, ADMIN_TOKEN};
+
+async fn put_campaign(
+    app: &TestApp,
+    id: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let response = reqwest::Client::new()
+        .put(format!("{}/api/admin/campaigns/{id}", app.url))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+fn winter(policy: &str) -> Value {
+    json!({
+        "name": "Winter sale",
+        "channel": "banner",
+        "policy": policy,
+        "epsilon": 0.1,
+        "holdout": 0.1,
+        "arms": [
+            { "id": "a", "offer": "5% off", "message": "Hi {shopper}: {offer}" },
+            { "id": "b", "offer": "free delivery", "message": "{offer}, {shopper}!" }
+        ]
+    })
+}
+
+#[tokio::test]
+async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    let feedback = format!("{}/api/campaigns/feedback", app.url);
+
+    // The admin API: a token, and definitions checked field by field.
+    let (status, _) = put_campaign(&app, "winter", "", &winter("thompson")).await?;
+    assert_eq!(status, 401);
+    for (change, field) in [
+        (json!({"epsilon": 2}), "epsilon"),
+        (json!({"channel": "sms"}), "channel"),
+        (
+            json!({"arms": [{"id": "a", "offer": "x", "message": "m"}, {"id": "a", "offer": "y", "message": "m"}]}),
+            "arms[1].id",
+        ),
+        (
+            json!({"arms": [{"id": "a", "offer": "x", "message": "Hi {name}"}]}),
+            "{name}",
+        ),
+        (json!({"start": "tomorrow"}), "start"),
+    ] {
+        let mut body = winter("thompson");
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = put_campaign(&app, "winter", ADMIN_TOKEN, &body).await?;
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{change}: {answer}");
+        assert!(message.contains(field), "{change}: {message}");
+    }
+    let (status, stored) = put_campaign(&app, "winter", ADMIN_TOKEN, &winter("thompson")).await?;
+    assert_eq!((status, &stored["version"]), (200, &json!(1)), "{stored}");
+
+    // Decisions: an arm with its probability (never below the floor), or the reason for none.
+    let (status, answer) = post_json(&decide, &json!({"context": {"weather": "snow"}})).await?;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("weather"),
+        "{answer}"
+    );
+    let mut held_out = 0;
+    let mut first = None;
+    for n in 0..400 {
+        let (status, answer) = post_json(
+            &decide,
+            &json!({"shopper": format!("s{n}"), "context": {"page": "home", "device": "mobile"}}),
+        )
+        .await?;
+        assert_eq!(status, 200, "{answer}");
+        let d = &answer["decisions"][0];
+        if d["reason"] == "holdout" {
+            held_out += 1;
+            continue;
+        }
+        let p = d["propensity"].as_f64().unwrap();
+        assert!((0.05..=1.0).contains(&p), "{d}");
+        assert!(
+            d["message"].as_str().unwrap().contains(&format!("s{n}")),
+            "{d}"
+        );
+        first.get_or_insert_with(|| d.clone());
+    }
+    assert!(
+        (20..=60).contains(&held_out),
+        "{held_out} of 400 held out (10% asked)"
+    );
+    // The same shopper is always held out, or never.
+    let (_, again) = post_json(&decide, &json!({"shopper": "s0"})).await?;
+    let (_, once_more) = post_json(&decide, &json!({"shopper": "s0"})).await?;
+    assert_eq!(
+        again["decisions"][0]["reason"],
+        once_more["decisions"][0]["reason"]
+    );
+
+    // Feedback: unknown decision 404, idempotent by event id, late feedback refused.
+    let first = first.unwrap();
+    let decision_id = first["decision_id"].as_str().unwrap();
+    let event = |id: &str, decision: &str| json!({"event_id": id, "decision_id": decision, "event": "click"});
+    assert_eq!(post_json(&feedback, &event("e0", "dc-nope")).await?.0, 404);
+    let (status, answer) = post_json(&feedback, &event("e1", decision_id)).await?;
+    assert_eq!((status, &answer["duplicate"]), (200, &json!(false)));
+    let (status, answer) = post_json(&feedback, &event("e1", decision_id)).await?;
+    assert_eq!((status, &answer["duplicate"]), (200, &json!(true)));
+    let (_, old) = post_json(
+        &decide,
+        &json!({"shopper": "late-1", "context": {"time": "2026-01-01T10:00:00Z"}}),
+    )
+    .await?;
+    let old_id = old["decisions"][0]["decision_id"]
+        .as_str()
+        .unwrap_or("dc-held-out");
+    let (status, answer) = post_json(&feedback, &event("e2", old_id)).await?;
+    assert_eq!(status, 422, "{answer}");
+
+    // Learning: arm `b` converts 30% of the time, `a` 3%. After a few hundred rounds Thompson
+    // sampling shows `b` to most shoppers; the floor keeps `a` in play.
+    let mut shown_b = 0;
+    let mut rounds = 0;
+    for n in 0..600 {
+        let (_, answer) = post_json(&decide, &json!({"shopper": format!("learn-{n}")})).await?;
+        let d = &answer["decisions"][0];
+        let Some(arm) = d["arm"].as_str() else {
+            continue;
+        };
+        let converts = (n * 7919 % 100) < if arm == "b" { 30 } else { 3 };
+        if converts {
+            let id = d["decision_id"].as_str().unwrap();
+            let conversion = json!({"event_id": format!("c{n}"), "decision_id": id, "event": "conversion", "value": 40.0});
+            assert_eq!(post_json(&feedback, &conversion).await?.0, 200);
+        }
+        if n >= 400 {
+            rounds += 1;
+            shown_b += usize::from(arm == "b");
+        }
+    }
+    assert!(
+        shown_b * 100 > rounds * 75,
+        "b shown {shown_b} of {rounds} in the last rounds"
+    );
+    let shown = reqwest::Client::new()
+        .get(format!("{}/api/admin/campaigns/winter", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .json::<Value>()
+        .await?;
+    let learned = &shown["learned"];
+    assert!(
+        learned[1]["conversions"].as_f64().unwrap() > learned[0]["conversions"].as_f64().unwrap(),
+        "{shown}"
+    );
+    Ok(())
+}
