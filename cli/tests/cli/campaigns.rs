@@ -144,3 +144,62 @@ fn simulate_prints_and_plots_the_regret_of_three_policies() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// What a campaign's policy learned survives `kill -9` of `vitrine up`: decisions and their
+/// policy updates are committed together.
+#[test]
+fn campaign_learning_survives_kill_9() {
+    use crate::commands::{http_get_with, http_send, up_with, write_manifest};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "[variables]\nadmin_token = { default = \"t0k\" }\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n[component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n[component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n",
+    );
+    let state = dir.path().join("state");
+    let args = ["--state-dir", state.to_str().unwrap()];
+    let (mut child, addr) = up_with(&args, &manifest);
+    let definition =
+        r#"{"name": "n", "channel": "push", "arms": [{"id": "a", "offer": "o", "message": "m"}]}"#;
+    let put = http_send(
+        &addr,
+        "PUT",
+        "/api/admin/campaigns/c",
+        Some("t0k"),
+        definition,
+    );
+    assert!(put.contains(" 200 "), "{put}");
+    for n in 0..5 {
+        let decided = http_send(
+            &addr,
+            "POST",
+            "/api/campaigns/decide",
+            None,
+            &format!(r#"{{"shopper": "s{n}"}}"#),
+        );
+        let id = decided
+            .split("\"decision_id\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        if n < 2 {
+            let body =
+                format!(r#"{{"event_id": "e{n}", "decision_id": "{id}", "event": "conversion"}}"#);
+            assert!(
+                http_send(&addr, "POST", "/api/campaigns/feedback", None, &body).contains(" 200 ")
+            );
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let (mut child, addr) = up_with(&args, &manifest);
+    let shown = http_get_with(&addr, "/api/admin/campaigns/c", "t0k");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        shown.contains(r#"{"arm":"a","conversions":2.0,"misses":3.0}"#),
+        "{shown}"
+    );
+}

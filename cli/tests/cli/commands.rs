@@ -24,7 +24,7 @@ pub(crate) async fn output(mut cmd: Command) -> (bool, String, String) {
     )
 }
 
-fn write_manifest(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+pub(crate) fn write_manifest(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("spin.toml");
     std::fs::write(&path, vitrine_tests::manifest(body)).unwrap();
     path
@@ -94,6 +94,32 @@ fn startup_errors_are_clear() {
 }
 
 /// A minimal HTTP/1.0 GET, returning the whole response.
+/// A minimal HTTP/1.0 request with `body` and, if given, a bearer `token`; the whole response.
+pub(crate) fn http_send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// `GET path` with a bearer `token`; the whole response.
+pub(crate) fn http_get_with(addr: &str, path: &str, token: &str) -> String {
+    http_send(addr, "GET", path, Some(token), "")
+}
+
 fn http_get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
