@@ -127,6 +127,34 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
         .unwrap_or("dc-held-out");
     let (status, answer) = post_json(&feedback, &event("e2", old_id)).await?;
     assert_eq!(status, 422, "{answer}");
+    // A batch: checked as a whole, stored in one transaction.
+    let batch = json!({"events": [event("b1", decision_id), event("e1", decision_id), event("b2", decision_id)]});
+    let (status, answer) = post_json(&feedback, &batch).await?;
+    assert_eq!(
+        (status, &answer),
+        (200, &json!({"accepted": 2, "duplicates": 1}))
+    );
+    let batch = json!({"events": [event("b3", decision_id), event("b4", "dc-nope")]});
+    let (status, answer) = post_json(&feedback, &batch).await?;
+    assert_eq!(status, 404);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1].decision_id"),
+        "{answer}"
+    );
+    let batch = json!({"events": [event("b5", decision_id), event("b1", old_id)]});
+    let (status, _) = post_json(&feedback, &batch).await?;
+    assert_eq!(
+        status, 422,
+        "the old decision is late: nothing of the batch is stored"
+    );
+    let (_, answer) = post_json(&feedback, &event("b5", decision_id)).await?;
+    assert_eq!(
+        answer["duplicate"], false,
+        "b5 was not stored by the refused batch"
+    );
 
     // Learning: arm `b` converts 30% of the time, `a` 3%. After a few hundred rounds Thompson
     // sampling shows `b` to most shoppers; the floor keeps `a` in play.

@@ -261,6 +261,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     let context_text = serde_json::to_string(&request.context).unwrap_or_default();
     let mut rng = rand::rng();
     let mut decisions = Vec::new();
+    let mut logged = Vec::new();
     for campaign in campaigns {
         let d = &campaign.definition;
         if let Some(reason) = not_shown(&campaign.id, d, &request, time) {
@@ -287,16 +288,6 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
             context: context_text.clone(),
             time,
         };
-        // The decision and what the policy learns from it are one transaction.
-        let logged = vitrine_guest::sqlite::transaction(db, || {
-            store::log_decision(db, &decision)?;
-            store::update_policy(db, &campaign.id, campaign.version, |policy| {
-                policy.shown(arm, &x)
-            })
-        });
-        if let Err(e) = logged {
-            return store_error(e);
-        }
         let chosen = &d.arms[arm];
         decisions.push(json!({
             "campaign": campaign.id,
@@ -309,6 +300,21 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
             "policy": decision.policy,
             "version": campaign.version,
         }));
+        logged.push(decision);
+    }
+    // The decisions and what the policies learn from them are one transaction (one write lock
+    // per request, however many campaigns).
+    let stored = vitrine_guest::sqlite::transaction(db, || {
+        for decision in &logged {
+            store::log_decision(db, decision)?;
+            store::update_policy(db, &decision.campaign, decision.version, |policy| {
+                policy.shown(decision.arm, &decision.features)
+            })?;
+        }
+        Ok(())
+    });
+    if let Err(e) = stored {
+        return store_error(e);
     }
     json_response(
         200,
@@ -334,65 +340,153 @@ enum FeedbackEvent {
     Dismiss,
 }
 
+/// `{"events": [...]}`: a batch of feedback.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBatch {
+    events: Vec<Feedback>,
+}
+
+/// Most feedback events in one request.
+const MAX_FEEDBACK_BATCH: usize = 500;
+
+/// A refusal of a whole feedback request: status and message.
+type Refusal = (u16, String);
+
 fn feedback(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response {
-    let f: Feedback = match parse(body) {
-        Ok(f) => f,
-        Err(message) => return error(400, format!("invalid feedback: {message}")),
+    // One event, or a batch: all checked before any is stored, stored in one transaction.
+    let batch = serde_json::from_slice::<Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("events").is_some());
+    let events: Vec<Feedback> = match batch {
+        true => match parse::<FeedbackBatch>(body) {
+            Ok(b) => b.events,
+            Err(message) => return error(400, format!("invalid feedback: {message}")),
+        },
+        false => match parse::<Feedback>(body) {
+            Ok(f) => vec![f],
+            Err(message) => return error(400, format!("invalid feedback: {message}")),
+        },
     };
-    if f.event_id.is_empty() || f.event_id.len() > 128 {
-        return error(400, "event_id: must be 1–128 characters");
-    }
-    if f.value.is_some_and(|v| !v.is_finite()) {
-        return error(400, "value: must be a finite number");
-    }
-    let decision = match store::decision(db, &f.decision_id) {
-        Ok(Some(d)) => d,
-        Ok(None) => return error(404, format!("no decision `{}`", f.decision_id)),
-        Err(e) => return store_error(e),
-    };
-    let window = match store::get(db, &decision.campaign) {
-        Ok(Some(c)) => i64::from(c.definition.attribution_hours) * 3_600,
-        Ok(None) => 0,
-        Err(e) => return store_error(e),
-    };
-    if now - decision.time > window {
+    if events.is_empty() || events.len() > MAX_FEEDBACK_BATCH {
         return error(
-            422,
+            400,
             format!(
-                "decision `{}` is past its attribution window ({} h)",
-                decision.id,
-                window / 3_600
+                "events: 1 to {MAX_FEEDBACK_BATCH} per request, not {}",
+                events.len()
             ),
         );
     }
-    let event = match f.event {
-        FeedbackEvent::Click => "click",
-        FeedbackEvent::Conversion => "conversion",
-        FeedbackEvent::Dismiss => "dismiss",
-    };
-    let recorded = vitrine_guest::sqlite::transaction(db, || {
-        let recorded = store::record_feedback(db, &f.event_id, &decision.id, event, f.value, now)?;
-        if let store::Recorded::New {
-            first_conversion: true,
-        } = recorded
-        {
-            store::update_policy(db, &decision.campaign, decision.version, |policy| {
-                policy.rewarded(decision.arm, &decision.features, 1.0)
-            })?;
-        }
-        Ok(recorded)
-    });
-    match recorded {
-        Ok(store::Recorded::New { .. }) => {
-            json_response(200, json!({ "recorded": f.event_id, "duplicate": false }))
-        }
-        Ok(store::Recorded::Duplicate) => {
-            json_response(200, json!({ "recorded": f.event_id, "duplicate": true }))
-        }
-        Ok(store::Recorded::Conflict) => error(
-            409,
-            format!("event `{}` was recorded for another decision", f.event_id),
+    match record_all(db, &events, batch, now) {
+        Ok((accepted, duplicates)) if batch => json_response(
+            200,
+            json!({ "accepted": accepted, "duplicates": duplicates }),
         ),
-        Err(e) => store_error(e),
+        Ok((_, duplicates)) => json_response(
+            200,
+            json!({ "recorded": events[0].event_id, "duplicate": duplicates == 1 }),
+        ),
+        Err((status, message)) => error(status, message),
     }
+}
+
+/// Checks and records `events` in one transaction: (new, duplicates), or the refusal of the
+/// whole request. `batch`: name events by their index in errors.
+fn record_all(
+    db: &spin_sdk::sqlite::Connection,
+    events: &[Feedback],
+    batch: bool,
+    now: i64,
+) -> Result<(usize, usize), Refusal> {
+    let at = |i: usize| {
+        if batch {
+            format!("events[{i}].")
+        } else {
+            String::new()
+        }
+    };
+    let unavailable =
+        |e: spin_sdk::sqlite::Error| (503, format!("campaign store unavailable: {e}"));
+    let mut windows = std::collections::HashMap::new();
+    let mut checked = Vec::new();
+    for (i, f) in events.iter().enumerate() {
+        if f.event_id.is_empty() || f.event_id.len() > 128 {
+            return Err((400, format!("{}event_id: must be 1–128 characters", at(i))));
+        }
+        if f.value.is_some_and(|v| !v.is_finite()) {
+            return Err((400, format!("{}value: must be a finite number", at(i))));
+        }
+        let Some(decision) = store::decision(db, &f.decision_id).map_err(unavailable)? else {
+            return Err((
+                404,
+                format!("{}decision_id: no decision `{}`", at(i), f.decision_id),
+            ));
+        };
+        let window = match windows.get(&decision.campaign) {
+            Some(window) => *window,
+            None => {
+                let window = store::get(db, &decision.campaign)
+                    .map_err(unavailable)?
+                    .map_or(0, |c| i64::from(c.definition.attribution_hours) * 3_600);
+                windows.insert(decision.campaign.clone(), window);
+                window
+            }
+        };
+        if now - decision.time > window {
+            return Err((
+                422,
+                format!(
+                    "{}decision_id: decision `{}` is past its attribution window ({} h)",
+                    at(i),
+                    decision.id,
+                    window / 3_600
+                ),
+            ));
+        }
+        checked.push((f, decision));
+    }
+    let result = vitrine_guest::sqlite::transaction(db, || {
+        let (mut accepted, mut duplicates) = (0, 0);
+        for (i, (f, decision)) in checked.iter().enumerate() {
+            let event = match f.event {
+                FeedbackEvent::Click => "click",
+                FeedbackEvent::Conversion => "conversion",
+                FeedbackEvent::Dismiss => "dismiss",
+            };
+            match store::record_feedback(db, &f.event_id, &decision.id, event, f.value, now)? {
+                store::Recorded::New { first_conversion } => {
+                    accepted += 1;
+                    if first_conversion {
+                        store::update_policy(db, &decision.campaign, decision.version, |policy| {
+                            policy.rewarded(decision.arm, &decision.features, 1.0)
+                        })?;
+                    }
+                }
+                store::Recorded::Duplicate => duplicates += 1,
+                // Rolls the batch back: nothing of it is stored.
+                store::Recorded::Conflict => {
+                    return Err(spin_sdk::sqlite::Error::Io(format!(
+                        "conflict:{i}:{}",
+                        f.event_id
+                    )))
+                }
+            }
+        }
+        Ok((accepted, duplicates))
+    });
+    result.map_err(|e| match e {
+        spin_sdk::sqlite::Error::Io(m) if m.starts_with("conflict:") => {
+            let mut parts = m.splitn(3, ':').skip(1);
+            let i: usize = parts.next().and_then(|i| i.parse().ok()).unwrap_or(0);
+            let id = parts.next().unwrap_or_default();
+            (
+                409,
+                format!(
+                    "{}event_id: `{id}` was recorded for another decision",
+                    at(i)
+                ),
+            )
+        }
+        e => unavailable(e),
+    })
 }
