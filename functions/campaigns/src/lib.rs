@@ -113,6 +113,12 @@ fn list(db: &spin_sdk::sqlite::Connection) -> Response {
 }
 
 fn show(db: &spin_sdk::sqlite::Connection, id: &str) -> Response {
+    // What it has learned, up to now.
+    if let Ok(Some(c)) = store::get(db, id) {
+        if let Err(e) = store::fold(db, id, c.version, chrono::Utc::now().timestamp_millis()) {
+            return store_error(e);
+        }
+    }
     match store::get(db, id) {
         Ok(Some(c)) => json_response(200, campaign_json(&c)),
         Ok(None) => error(404, format!("no campaign `{id}`")),
@@ -262,6 +268,12 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     let mut rng = rand::rng();
     let mut decisions = Vec::new();
     let mut logged = Vec::new();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let stale: Vec<(String, i64)> = campaigns
+        .iter()
+        .filter(|c| now_ms - c.folded_at_ms >= store::FOLD_EVERY_MS)
+        .map(|c| (c.id.clone(), c.version))
+        .collect();
     for campaign in campaigns {
         let d = &campaign.definition;
         if let Some(reason) = not_shown(&campaign.id, d, &request, time) {
@@ -302,19 +314,16 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         }));
         logged.push(decision);
     }
-    // The decisions and what the policies learn from them are one transaction (one write lock
-    // per request, however many campaigns).
-    let stored = vitrine_guest::sqlite::transaction(db, || {
-        for decision in &logged {
-            store::log_decision(db, decision)?;
-            store::update_policy(db, &decision.campaign, decision.version, |policy| {
-                policy.shown(decision.arm, &decision.features)
-            })?;
-        }
-        Ok(())
-    });
-    if let Err(e) = stored {
+    // One statement for all the decisions; the policies learn from them at their next fold.
+    if let Err(e) = store::log_decisions(db, &logged) {
         return store_error(e);
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for campaign in stale {
+        // Learning only lags when a fold fails: the rows stay for the next one.
+        if let Err(e) = store::fold(db, &campaign.0, campaign.1, now_ms) {
+            eprintln!("campaign `{}` not folded: {e}", campaign.0);
+        }
     }
     json_response(
         200,
@@ -453,15 +462,9 @@ fn record_all(
                 FeedbackEvent::Conversion => "conversion",
                 FeedbackEvent::Dismiss => "dismiss",
             };
+            // The policy learns a decision's first conversion at its next fold.
             match store::record_feedback(db, &f.event_id, &decision.id, event, f.value, now)? {
-                store::Recorded::New { first_conversion } => {
-                    accepted += 1;
-                    if first_conversion {
-                        store::update_policy(db, &decision.campaign, decision.version, |policy| {
-                            policy.rewarded(decision.arm, &decision.features, 1.0)
-                        })?;
-                    }
-                }
+                store::Recorded::New => accepted += 1,
                 store::Recorded::Duplicate => duplicates += 1,
                 // Rolls the batch back: nothing of it is stored.
                 store::Recorded::Conflict => {

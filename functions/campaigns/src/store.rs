@@ -1,6 +1,13 @@
 //! Campaigns, their policies' state, decisions and feedback in the embedded SQLite database.
-//! A decision and the policy update it causes are one transaction, so concurrent instances
-//! learn consistently and a crash loses neither.
+//!
+//! Decisions and feedback are only inserted (a decide request is one multi-row `INSERT`), so
+//! requests hold the database's write lock briefly. A policy learns by [`fold`]: the decisions
+//! and first conversions recorded since its last fold are applied to its state in one
+//! transaction, which also moves its fold marks. Folding runs at most every
+//! [`FOLD_EVERY_MS`] per campaign, when a decision or an admin read finds the state older,
+//! so what a policy has learned lags by about a second; nothing recorded is lost (a crash
+//! before a fold leaves the rows for the next one), and concurrent instances fold the same
+//! rows once.
 
 use spin_sdk::sqlite::{Connection, Error, Value};
 use vitrine_campaigns::policy::Policy;
@@ -11,7 +18,9 @@ use crate::definition::Definition;
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS campaigns (
         id TEXT PRIMARY KEY, definition TEXT NOT NULL, version INTEGER NOT NULL,
-        policy TEXT NOT NULL, updated_at INTEGER NOT NULL)",
+        policy TEXT NOT NULL, updated_at INTEGER NOT NULL,
+        decisions_folded INTEGER NOT NULL DEFAULT 0, feedback_folded INTEGER NOT NULL DEFAULT 0,
+        folded_at_ms INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS campaign_decisions (
         id TEXT PRIMARY KEY, campaign TEXT NOT NULL, version INTEGER NOT NULL,
         shopper TEXT, arm INTEGER NOT NULL, propensity REAL NOT NULL, policy TEXT NOT NULL,
@@ -19,7 +28,12 @@ pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS campaign_feedback (
         event_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, event TEXT NOT NULL,
         value REAL, time INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS campaign_feedback_decision ON campaign_feedback (decision_id, event)",
+    "CREATE INDEX IF NOT EXISTS campaign_decisions_campaign ON campaign_decisions (campaign, version)",
 ];
+
+/// How often a campaign's policy is brought up to date, at most.
+pub const FOLD_EVERY_MS: i64 = 1_000;
 
 /// A stored campaign.
 pub struct Stored {
@@ -29,8 +43,10 @@ pub struct Stored {
     pub definition: Definition,
     /// Bumped by every `PUT`; decisions record it.
     pub version: i64,
-    /// What its policy has learned (reset when the definition changes).
+    /// What its policy has learned (reset when the definition changes), as of its last fold.
     pub policy: Policy,
+    /// When it was last folded (Unix milliseconds).
+    pub folded_at_ms: i64,
 }
 
 fn text(row: &spin_sdk::sqlite::Row<'_>, i: &str) -> String {
@@ -51,6 +67,7 @@ fn rows_to_campaigns(rows: spin_sdk::sqlite::QueryResult) -> Result<Vec<Stored>,
                 version: row.get::<i64>("version").unwrap_or(0),
                 policy: serde_json::from_str(&text(&row, "policy"))
                     .map_err(|e| corrupt("policy", e))?,
+                folded_at_ms: row.get::<i64>("folded_at_ms").unwrap_or(0),
             })
         })
         .collect()
@@ -60,7 +77,7 @@ fn rows_to_campaigns(rows: spin_sdk::sqlite::QueryResult) -> Result<Vec<Stored>,
 pub fn all(db: &Connection) -> Result<Vec<Stored>, Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         rows_to_campaigns(db.execute(
-            "SELECT id, definition, version, policy FROM campaigns ORDER BY id",
+            "SELECT id, definition, version, policy, folded_at_ms FROM campaigns ORDER BY id",
             &[],
         )?)
     })
@@ -70,7 +87,7 @@ pub fn all(db: &Connection) -> Result<Vec<Stored>, Error> {
 pub fn get(db: &Connection, id: &str) -> Result<Option<Stored>, Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         let rows = db.execute(
-            "SELECT id, definition, version, policy FROM campaigns WHERE id = ?",
+            "SELECT id, definition, version, policy, folded_at_ms FROM campaigns WHERE id = ?",
             &[Value::Text(id.into())],
         )?;
         Ok(rows_to_campaigns(rows)?.into_iter().next())
@@ -93,7 +110,7 @@ pub fn put(
             "INSERT INTO campaigns (id, definition, version, policy, updated_at) VALUES (?, ?, 1, ?, ?)
              ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
                 version = campaigns.version + 1, policy = excluded.policy,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at, folded_at_ms = 0
              RETURNING version",
             &[
                 Value::Text(id.into()),
@@ -111,34 +128,109 @@ pub fn put(
     })
 }
 
-/// Applies `change` to the policy of campaign `id` at `version` inside the current
-/// transaction; nothing if the campaign changed since (its new policy starts afresh).
-pub fn update_policy(
-    db: &Connection,
-    id: &str,
-    version: i64,
-    change: impl FnOnce(&mut Policy),
-) -> Result<(), Error> {
-    let rows = db.execute(
-        "SELECT policy FROM campaigns WHERE id = ? AND version = ?",
-        &[Value::Text(id.into()), Value::Integer(version)],
-    )?;
-    let Some(row) = rows.rows().next() else {
-        return Ok(());
-    };
-    let mut policy: Policy =
-        serde_json::from_str(&text(&row, "policy")).map_err(|e| corrupt("policy", e))?;
-    change(&mut policy);
-    let policy = serde_json::to_string(&policy).map_err(|e| Error::Io(e.to_string()))?;
-    db.execute(
-        "UPDATE campaigns SET policy = ? WHERE id = ? AND version = ?",
-        &[
-            Value::Text(policy),
-            Value::Text(id.into()),
-            Value::Integer(version),
-        ],
-    )?;
-    Ok(())
+/// Brings campaign `id`'s policy up to date (if it is still at `version`): in one
+/// transaction, the decisions and the first conversions recorded since its last fold are
+/// applied to its state, and its fold marks move past them.
+pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), Error> {
+    vitrine_guest::sqlite::transaction(db, || {
+        let rows = db.execute(
+            "SELECT policy, decisions_folded, feedback_folded FROM campaigns
+             WHERE id = ? AND version = ?",
+            &[Value::Text(id.into()), Value::Integer(version)],
+        )?;
+        let Some(row) = rows.rows().next() else {
+            return Ok(());
+        };
+        let mut policy: Policy =
+            serde_json::from_str(&text(&row, "policy")).map_err(|e| corrupt("policy", e))?;
+        let (mut decisions_folded, mut feedback_folded) = (
+            row.get::<i64>("decisions_folded").unwrap_or(0),
+            row.get::<i64>("feedback_folded").unwrap_or(0),
+        );
+        let campaign = [Value::Text(id.into()), Value::Integer(version)];
+        // LinUCB learns from each decision's features; Thompson sampling only from counts per
+        // arm; uniform from nothing.
+        let contextual = matches!(policy, Policy::LinUcb { .. });
+        let rows = |sql: &str, mark: i64| {
+            let mut params = campaign.to_vec();
+            params.push(Value::Integer(mark));
+            db.execute(sql, &params)
+        };
+        let features = |row: &spin_sdk::sqlite::Row<'_>| -> Vec<f64> {
+            serde_json::from_str(&text(row, "features")).unwrap_or_default()
+        };
+        if !matches!(policy, Policy::Uniform { .. }) {
+            let shown = rows(
+                match contextual {
+                    true => {
+                        "SELECT rowid AS last, arm, 1 AS n, features FROM campaign_decisions
+                             WHERE campaign = ? AND version = ? AND rowid > ? ORDER BY rowid"
+                    }
+                    false => {
+                        "SELECT max(rowid) AS last, arm, count(*) AS n, '[]' AS features
+                              FROM campaign_decisions
+                              WHERE campaign = ? AND version = ? AND rowid > ? GROUP BY arm"
+                    }
+                },
+                decisions_folded,
+            )?;
+            let mut last = decisions_folded;
+            for row in shown.rows() {
+                let (arm, x) = (row.get::<i64>("arm").unwrap_or(0) as usize, features(&row));
+                for _ in 0..row.get::<i64>("n").unwrap_or(0) {
+                    policy.shown(arm, &x);
+                }
+                last = last.max(row.get::<i64>("last").unwrap_or(0));
+            }
+            decisions_folded = last;
+            // A decision's first conversion only; its decision was folded above or before.
+            // (CROSS JOIN: the feedback since the mark drives the join, never the whole
+            // history of the campaign's decisions.)
+            let converted = rows(
+                "SELECT d.arm AS arm, d.features AS features
+                 FROM campaign_feedback f CROSS JOIN campaign_decisions d ON d.id = f.decision_id
+                 WHERE d.campaign = ? AND d.version = ? AND f.rowid > ?
+                   AND f.event = 'conversion'
+                   AND NOT EXISTS (SELECT 1 FROM campaign_feedback e
+                                   WHERE e.decision_id = f.decision_id AND e.event = 'conversion'
+                                     AND e.rowid < f.rowid)",
+                feedback_folded,
+            )?;
+            for row in converted.rows() {
+                policy.rewarded(
+                    row.get::<i64>("arm").unwrap_or(0) as usize,
+                    &features(&row),
+                    1.0,
+                );
+            }
+        }
+        // Every feedback row up to now has been seen (conversions of other campaigns are
+        // theirs to fold: their marks are their own).
+        let last = db.execute(
+            "SELECT coalesce(max(rowid), 0) AS last FROM campaign_feedback",
+            &[],
+        )?;
+        feedback_folded = feedback_folded.max(
+            last.rows()
+                .next()
+                .and_then(|r| r.get::<i64>("last"))
+                .unwrap_or(0),
+        );
+        let policy = serde_json::to_string(&policy).map_err(|e| Error::Io(e.to_string()))?;
+        db.execute(
+            "UPDATE campaigns SET policy = ?, decisions_folded = ?, feedback_folded = ?,
+                folded_at_ms = ? WHERE id = ? AND version = ?",
+            &[
+                Value::Text(policy),
+                Value::Integer(decisions_folded),
+                Value::Integer(feedback_folded),
+                Value::Integer(now_ms),
+                Value::Text(id.into()),
+                Value::Integer(version),
+            ],
+        )?;
+        Ok(())
+    })
 }
 
 /// A logged decision.
@@ -165,14 +257,15 @@ pub struct Decision {
     pub time: i64,
 }
 
-/// Logs `decision` (inside the current transaction).
-pub fn log_decision(db: &Connection, d: &Decision) -> Result<(), Error> {
-    let features = serde_json::to_string(&d.features).map_err(|e| Error::Io(e.to_string()))?;
-    db.execute(
-        "INSERT INTO campaign_decisions
-            (id, campaign, version, shopper, arm, propensity, policy, features, context, time)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
+/// Logs `decisions`, in one statement.
+pub fn log_decisions(db: &Connection, decisions: &[Decision]) -> Result<(), Error> {
+    if decisions.is_empty() {
+        return Ok(());
+    }
+    let mut params = Vec::with_capacity(decisions.len() * 10);
+    for d in decisions {
+        let features = serde_json::to_string(&d.features).map_err(|e| Error::Io(e.to_string()))?;
+        params.extend([
             Value::Text(d.id.clone()),
             Value::Text(d.campaign.clone()),
             Value::Integer(d.version),
@@ -183,7 +276,16 @@ pub fn log_decision(db: &Connection, d: &Decision) -> Result<(), Error> {
             Value::Text(features),
             Value::Text(d.context.clone()),
             Value::Integer(d.time),
-        ],
+        ]);
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; decisions.len()].join(", ");
+    db.execute(
+        &format!(
+            "INSERT INTO campaign_decisions
+                (id, campaign, version, shopper, arm, propensity, policy, features, context, time)
+             VALUES {rows}"
+        ),
+        &params,
     )?;
     Ok(())
 }
@@ -214,11 +316,8 @@ pub fn decision(db: &Connection, id: &str) -> Result<Option<Decision>, Error> {
 
 /// What recording a feedback event did.
 pub enum Recorded {
-    /// Stored; `first_conversion` when it is the decision's first conversion.
-    New {
-        /// The decision's first conversion.
-        first_conversion: bool,
-    },
+    /// Stored.
+    New,
     /// This event id was recorded before, for the same decision.
     Duplicate,
     /// This event id was recorded before, for another decision.
@@ -244,10 +343,6 @@ pub fn record_feedback(
             false => Recorded::Conflict,
         });
     }
-    let converted_before = db.execute(
-        "SELECT 1 FROM campaign_feedback WHERE decision_id = ? AND event = 'conversion'",
-        &[Value::Text(decision_id.into())],
-    )?;
     db.execute(
         "INSERT INTO campaign_feedback (event_id, decision_id, event, value, time) VALUES (?, ?, ?, ?, ?)",
         &[
@@ -258,7 +353,5 @@ pub fn record_feedback(
             Value::Integer(now),
         ],
     )?;
-    Ok(Recorded::New {
-        first_conversion: event == "conversion" && converted_before.rows.is_empty(),
-    })
+    Ok(Recorded::New)
 }
