@@ -94,7 +94,7 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
             d["message"].as_str().unwrap().contains(&format!("s{n}")),
             "{d}"
         );
-        first.get_or_insert_with(|| d.clone());
+        first.get_or_insert_with(|| (format!("s{n}"), d.clone()));
     }
     assert!(
         (20..=60).contains(&held_out),
@@ -109,7 +109,7 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
     );
 
     // Feedback: unknown decision 404, idempotent by event id, late feedback refused.
-    let first = first.unwrap();
+    let (shopper, first) = first.unwrap();
     let decision_id = first["decision_id"].as_str().unwrap();
     let event = |id: &str, decision: &str| json!({"event_id": id, "decision_id": decision, "event": "click"});
     assert_eq!(post_json(&feedback, &event("e0", "dc-nope")).await?.0, 404);
@@ -154,6 +154,26 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
     assert_eq!(
         answer["duplicate"], false,
         "b5 was not stored by the refused batch"
+    );
+
+    // Right to erasure: the events function's `DELETE /api/shoppers/{id}` also erases the
+    // campaign decisions made for the shopper, and their feedback.
+    let erased = reqwest::Client::new()
+        .delete(format!("{}/api/shoppers/{shopper}", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .json::<Value>()
+        .await?;
+    assert!(
+        erased["erased_campaign_decisions"].as_i64().unwrap() >= 1,
+        "{erased}"
+    );
+    assert_eq!(
+        post_json(&feedback, &event("after-erasure", decision_id))
+            .await?
+            .0,
+        404
     );
 
     // Learning: arm `b` converts 30% of the time, `a` 3%. After a few hundred rounds Thompson

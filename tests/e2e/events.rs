@@ -134,7 +134,10 @@ async fn events_are_stored_once_with_consent_and_erased_on_request() -> anyhow::
     let (status, body) = shopper(&app, reqwest::Method::DELETE, "ann", None, None).await?;
     assert_eq!(
         (status, &body),
-        (200, &json!({ "shopper": "ann", "erased_events": 2 }))
+        (
+            200,
+            &json!({ "shopper": "ann", "erased_events": 2, "erased_campaign_decisions": 0 })
+        )
     );
     let (_, stored) = shopper(&app, reqwest::Method::GET, "ann/events", None, None).await?;
     assert_eq!(stored["events"], json!([]));

@@ -21,15 +21,20 @@ pub const SCHEMA: &[&str] = &[
         policy TEXT NOT NULL, updated_at INTEGER NOT NULL,
         decisions_folded INTEGER NOT NULL DEFAULT 0, feedback_folded INTEGER NOT NULL DEFAULT 0,
         folded_at_ms INTEGER NOT NULL DEFAULT 0)",
+    // `seq` (the rowid) is AUTOINCREMENT: never reused after an erasure, so a fold mark never
+    // skips a new row.
     "CREATE TABLE IF NOT EXISTS campaign_decisions (
-        id TEXT PRIMARY KEY, campaign TEXT NOT NULL, version INTEGER NOT NULL,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+        campaign TEXT NOT NULL, version INTEGER NOT NULL,
         shopper TEXT, arm INTEGER NOT NULL, propensity REAL NOT NULL, policy TEXT NOT NULL,
         features TEXT NOT NULL, context TEXT NOT NULL, time INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS campaign_feedback (
-        event_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, event TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+        decision_id TEXT NOT NULL, event TEXT NOT NULL,
         value REAL, time INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS campaign_feedback_decision ON campaign_feedback (decision_id, event)",
     "CREATE INDEX IF NOT EXISTS campaign_decisions_campaign ON campaign_decisions (campaign, version)",
+    "CREATE INDEX IF NOT EXISTS campaign_decisions_shopper ON campaign_decisions (shopper)",
 ];
 
 /// How often a campaign's policy is brought up to date, at most.

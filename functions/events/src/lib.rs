@@ -84,10 +84,14 @@ fn shopper_api(db: &Connection, req: &Request, shopper: &str, rest: &[&str]) -> 
     };
     match (req.method(), rest) {
         (Method::Delete, []) => done(store::with_tables(db, |db| {
-            let erased = store::erase(db, shopper)?;
+            let (events, decisions) = store::erase(db, shopper)?;
             Ok(json_response(
                 200,
-                json!({ "shopper": shopper, "erased_events": erased }),
+                json!({
+                    "shopper": shopper,
+                    "erased_events": events,
+                    "erased_campaign_decisions": decisions,
+                }),
             ))
         })),
         (Method::Get, ["consent"]) => done(store::with_tables(db, |db| {

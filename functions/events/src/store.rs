@@ -189,20 +189,39 @@ pub fn events_of(db: &Connection, shopper: &str, limit: i64) -> Result<Vec<Value
         .collect())
 }
 
-/// Erases a shopper: every event and the consent record. Returns the events erased.
-pub fn erase(db: &Connection, shopper: &str) -> Result<i64, Error> {
+/// Erases a shopper: every event, the consent record, and the campaign decisions made for
+/// them with their feedback (tables of `functions/campaigns`, when it has created them).
+/// Returns (events, campaign decisions) erased.
+pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
+    let who = || [Sql::Text(shopper.into())];
     vitrine_guest::sqlite::transaction(db, || {
         let erased = db
             .execute(
                 "DELETE FROM shopper_events WHERE shopper = ? RETURNING 1",
-                &[Sql::Text(shopper.into())],
+                &who(),
             )?
             .rows
             .len() as i64;
-        db.execute(
-            "DELETE FROM shopper_consent WHERE shopper = ?",
-            &[Sql::Text(shopper.into())],
+        db.execute("DELETE FROM shopper_consent WHERE shopper = ?", &who())?;
+        let campaigns = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_decisions'",
+            &[],
         )?;
-        Ok(erased)
+        let mut decisions = 0;
+        if !campaigns.rows.is_empty() {
+            db.execute(
+                "DELETE FROM campaign_feedback WHERE decision_id IN
+                    (SELECT id FROM campaign_decisions WHERE shopper = ?)",
+                &who(),
+            )?;
+            decisions = db
+                .execute(
+                    "DELETE FROM campaign_decisions WHERE shopper = ? RETURNING 1",
+                    &who(),
+                )?
+                .rows
+                .len() as i64;
+        }
+        Ok((erased, decisions))
     })
 }
