@@ -215,3 +215,73 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// Frequency caps per shopper (per day, in all) and an impressions budget stop a campaign,
+/// saying which.
+#[tokio::test]
+async fn caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    let mut capped = winter("uniform");
+    capped["holdout"] = json!(0);
+    capped["caps"] = json!({"per_shopper_per_day": 2, "per_shopper": 3});
+    assert_eq!(
+        put_campaign(&app, "capped", ADMIN_TOKEN, &capped).await?.0,
+        200
+    );
+    let reason = |answer: &Value| answer["decisions"][0]["reason"].clone();
+    let at = |shopper: &str, time: &str| json!({"shopper": shopper, "context": {"time": time}});
+    let day1 = "2026-12-01T10:00:00Z";
+    for _ in 0..2 {
+        assert_eq!(
+            reason(&post_json(&decide, &at("ann", day1)).await?.1),
+            Value::Null
+        );
+    }
+    assert_eq!(
+        reason(&post_json(&decide, &at("ann", day1)).await?.1),
+        "cap"
+    );
+    // Another shopper is not capped; the next day `ann` may see it once more, then never.
+    assert_eq!(
+        reason(&post_json(&decide, &at("bob", day1)).await?.1),
+        Value::Null
+    );
+    let day2 = "2026-12-02T11:00:00Z";
+    assert_eq!(
+        reason(&post_json(&decide, &at("ann", day2)).await?.1),
+        Value::Null
+    );
+    assert_eq!(
+        reason(
+            &post_json(&decide, &at("ann", "2026-12-05T11:00:00Z"))
+                .await?
+                .1
+        ),
+        "cap"
+    );
+
+    let mut budget = winter("thompson");
+    budget["holdout"] = json!(0);
+    budget["budget"] = json!({"impressions": 3});
+    // A new campaign (its id sorts first in the answers): a budget counts every version's
+    // impressions, so `capped`'s would already be spent.
+    let (status, answer) = put_campaign(&app, "a-budget", ADMIN_TOKEN, &budget).await?;
+    assert_eq!(status, 200, "{answer}");
+    for n in 0..3 {
+        let answer = post_json(&decide, &json!({"shopper": format!("b{n}")}))
+            .await?
+            .1;
+        assert_eq!(reason(&answer), Value::Null, "{answer}");
+    }
+    // The budget counts impressions as of the last fold: an admin read folds at once.
+    let shown = reqwest::Client::new()
+        .get(format!("{}/api/admin/campaigns/a-budget", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?;
+    assert_eq!(shown.status(), 200);
+    let answer = post_json(&decide, &json!({"shopper": "b9"})).await?.1;
+    assert_eq!(reason(&answer), "budget", "{answer}");
+    Ok(())
+}

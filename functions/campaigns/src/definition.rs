@@ -35,6 +35,12 @@ pub struct Definition {
     /// Who may see it.
     #[serde(default)]
     pub eligibility: Eligibility,
+    /// How often one shopper may see it.
+    #[serde(default)]
+    pub caps: Caps,
+    /// How much of it may be shown.
+    #[serde(default)]
+    pub budget: Budget,
     /// What may be shown.
     pub arms: Vec<Arm>,
 }
@@ -85,6 +91,24 @@ pub struct Eligibility {
     /// Lowest cart value.
     #[serde(default)]
     pub min_cart: f64,
+}
+
+/// Frequency caps per shopper; none by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caps {
+    /// Times a shopper may see the campaign in 24 hours.
+    pub per_shopper_per_day: Option<u32>,
+    /// Times a shopper may see it in all.
+    pub per_shopper: Option<u32>,
+}
+
+/// A campaign's budget; none by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Impressions (decisions that showed an arm), over all versions of the campaign.
+    pub impressions: Option<u64>,
 }
 
 /// One arm: an offer and its message.
@@ -140,6 +164,20 @@ impl Definition {
         }
         if !self.eligibility.min_cart.is_finite() || self.eligibility.min_cart < 0.0 {
             return Err("eligibility.min_cart: must be 0 or more".into());
+        }
+        for (field, value) in [
+            (
+                "caps.per_shopper_per_day",
+                self.caps.per_shopper_per_day.map(u64::from),
+            ),
+            ("caps.per_shopper", self.caps.per_shopper.map(u64::from)),
+            ("budget.impressions", self.budget.impressions),
+        ] {
+            if value == Some(0) {
+                return Err(format!(
+                    "{field}: must be at least 1 (leave it out for no limit)"
+                ));
+            }
         }
         if self.arms.is_empty() {
             return Err("arms: at least one arm is needed".into());

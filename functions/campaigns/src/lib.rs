@@ -221,6 +221,32 @@ fn not_shown(id: &str, d: &Definition, request: &DecideRequest, time: i64) -> Op
     None
 }
 
+/// Whether the campaign's budget or its caps for `shopper` stop it: `budget` (impressions, as
+/// of the last fold: it may overshoot by about a second of traffic) or `cap`.
+fn limited(
+    db: &spin_sdk::sqlite::Connection,
+    campaign: &store::Stored,
+    shopper: Option<&str>,
+    time: i64,
+) -> Result<Option<&'static str>, spin_sdk::sqlite::Error> {
+    let d = &campaign.definition;
+    if d.budget
+        .impressions
+        .is_some_and(|b| campaign.impressions >= b as i64)
+    {
+        return Ok(Some("budget"));
+    }
+    let (Some(shopper), caps) = (shopper, &d.caps) else {
+        return Ok(None);
+    };
+    if caps.per_shopper_per_day.is_none() && caps.per_shopper.is_none() {
+        return Ok(None);
+    }
+    let (today, total) = store::seen_by(db, &campaign.id, shopper, time - 86_400)?;
+    let over = |cap: Option<u32>, seen: i64| cap.is_some_and(|c| seen >= i64::from(c));
+    Ok((over(caps.per_shopper_per_day, today) || over(caps.per_shopper, total)).then_some("cap"))
+}
+
 fn render(template: &str, shopper: Option<&str>, arm: &definition::Arm, campaign: &str) -> String {
     template
         .replace("{shopper}", shopper.unwrap_or("there"))
@@ -276,7 +302,14 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         .collect();
     for campaign in campaigns {
         let d = &campaign.definition;
-        if let Some(reason) = not_shown(&campaign.id, d, &request, time) {
+        let reason = match not_shown(&campaign.id, d, &request, time) {
+            Some(reason) => Some(reason),
+            None => match limited(db, &campaign, request.shopper.as_deref(), time) {
+                Ok(reason) => reason,
+                Err(e) => return store_error(e),
+            },
+        };
+        if let Some(reason) = reason {
             decisions.push(json!({ "campaign": campaign.id, "arm": null, "reason": reason }));
             continue;
         }

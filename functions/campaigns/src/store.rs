@@ -20,7 +20,7 @@ pub const SCHEMA: &[&str] = &[
         id TEXT PRIMARY KEY, definition TEXT NOT NULL, version INTEGER NOT NULL,
         policy TEXT NOT NULL, updated_at INTEGER NOT NULL,
         decisions_folded INTEGER NOT NULL DEFAULT 0, feedback_folded INTEGER NOT NULL DEFAULT 0,
-        folded_at_ms INTEGER NOT NULL DEFAULT 0)",
+        folded_at_ms INTEGER NOT NULL DEFAULT 0, impressions INTEGER NOT NULL DEFAULT 0)",
     // `seq` (the rowid) is AUTOINCREMENT: never reused after an erasure, so a fold mark never
     // skips a new row.
     "CREATE TABLE IF NOT EXISTS campaign_decisions (
@@ -33,7 +33,9 @@ pub const SCHEMA: &[&str] = &[
         decision_id TEXT NOT NULL, event TEXT NOT NULL,
         value REAL, time INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS campaign_feedback_decision ON campaign_feedback (decision_id, event)",
-    "CREATE INDEX IF NOT EXISTS campaign_decisions_campaign ON campaign_decisions (campaign, version)",
+    // On `campaign` alone: its entries are in rowid order, so a fold reads only the rows
+    // after its mark.
+    "CREATE INDEX IF NOT EXISTS campaign_decisions_campaign ON campaign_decisions (campaign)",
     "CREATE INDEX IF NOT EXISTS campaign_decisions_shopper ON campaign_decisions (shopper)",
 ];
 
@@ -52,6 +54,8 @@ pub struct Stored {
     pub policy: Policy,
     /// When it was last folded (Unix milliseconds).
     pub folded_at_ms: i64,
+    /// Decisions that showed an arm, over all versions, as of the last fold.
+    pub impressions: i64,
 }
 
 fn text(row: &spin_sdk::sqlite::Row<'_>, i: &str) -> String {
@@ -73,6 +77,7 @@ fn rows_to_campaigns(rows: spin_sdk::sqlite::QueryResult) -> Result<Vec<Stored>,
                 policy: serde_json::from_str(&text(&row, "policy"))
                     .map_err(|e| corrupt("policy", e))?,
                 folded_at_ms: row.get::<i64>("folded_at_ms").unwrap_or(0),
+                impressions: row.get::<i64>("impressions").unwrap_or(0),
             })
         })
         .collect()
@@ -82,7 +87,7 @@ fn rows_to_campaigns(rows: spin_sdk::sqlite::QueryResult) -> Result<Vec<Stored>,
 pub fn all(db: &Connection) -> Result<Vec<Stored>, Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         rows_to_campaigns(db.execute(
-            "SELECT id, definition, version, policy, folded_at_ms FROM campaigns ORDER BY id",
+            "SELECT id, definition, version, policy, folded_at_ms, impressions FROM campaigns ORDER BY id",
             &[],
         )?)
     })
@@ -92,7 +97,7 @@ pub fn all(db: &Connection) -> Result<Vec<Stored>, Error> {
 pub fn get(db: &Connection, id: &str) -> Result<Option<Stored>, Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         let rows = db.execute(
-            "SELECT id, definition, version, policy, folded_at_ms FROM campaigns WHERE id = ?",
+            "SELECT id, definition, version, policy, folded_at_ms, impressions FROM campaigns WHERE id = ?",
             &[Value::Text(id.into())],
         )?;
         Ok(rows_to_campaigns(rows)?.into_iter().next())
@@ -164,30 +169,41 @@ pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), 
         let features = |row: &spin_sdk::sqlite::Row<'_>| -> Vec<f64> {
             serde_json::from_str(&text(row, "features")).unwrap_or_default()
         };
-        if !matches!(policy, Policy::Uniform { .. }) {
+        let learns = !matches!(policy, Policy::Uniform { .. });
+        // Impressions count every version's decisions since the mark; the policy learns from
+        // its own version's only.
+        let counted = db.execute(
+            "SELECT count(*) AS n, coalesce(max(rowid), 0) AS last FROM campaign_decisions
+             WHERE campaign = ? AND rowid > ?",
+            &[Value::Text(id.into()), Value::Integer(decisions_folded)],
+        )?;
+        let (new_impressions, counted_through) = counted.rows().next().map_or((0, 0), |r| {
+            (
+                r.get::<i64>("n").unwrap_or(0),
+                r.get::<i64>("last").unwrap_or(0),
+            )
+        });
+        if learns {
             let shown = rows(
                 match contextual {
                     true => {
-                        "SELECT rowid AS last, arm, 1 AS n, features FROM campaign_decisions
+                        "SELECT arm, 1 AS n, features FROM campaign_decisions
                              WHERE campaign = ? AND version = ? AND rowid > ? ORDER BY rowid"
                     }
                     false => {
-                        "SELECT max(rowid) AS last, arm, count(*) AS n, '[]' AS features
+                        "SELECT arm, count(*) AS n, '[]' AS features
                               FROM campaign_decisions
                               WHERE campaign = ? AND version = ? AND rowid > ? GROUP BY arm"
                     }
                 },
                 decisions_folded,
             )?;
-            let mut last = decisions_folded;
             for row in shown.rows() {
                 let (arm, x) = (row.get::<i64>("arm").unwrap_or(0) as usize, features(&row));
                 for _ in 0..row.get::<i64>("n").unwrap_or(0) {
                     policy.shown(arm, &x);
                 }
-                last = last.max(row.get::<i64>("last").unwrap_or(0));
             }
-            decisions_folded = last;
             // A decision's first conversion only; its decision was folded above or before.
             // (CROSS JOIN: the feedback since the mark drives the join, never the whole
             // history of the campaign's decisions.)
@@ -209,6 +225,7 @@ pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), 
                 );
             }
         }
+        decisions_folded = decisions_folded.max(counted_through);
         // Every feedback row up to now has been seen (conversions of other campaigns are
         // theirs to fold: their marks are their own).
         let last = db.execute(
@@ -224,17 +241,40 @@ pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), 
         let policy = serde_json::to_string(&policy).map_err(|e| Error::Io(e.to_string()))?;
         db.execute(
             "UPDATE campaigns SET policy = ?, decisions_folded = ?, feedback_folded = ?,
-                folded_at_ms = ? WHERE id = ? AND version = ?",
+                folded_at_ms = ?, impressions = impressions + ? WHERE id = ? AND version = ?",
             &[
                 Value::Text(policy),
                 Value::Integer(decisions_folded),
                 Value::Integer(feedback_folded),
                 Value::Integer(now_ms),
+                Value::Integer(new_impressions),
                 Value::Text(id.into()),
                 Value::Integer(version),
             ],
         )?;
         Ok(())
+    })
+}
+
+/// How often `shopper` has seen campaign `id`: (since `since`, in all).
+pub fn seen_by(db: &Connection, id: &str, shopper: &str, since: i64) -> Result<(i64, i64), Error> {
+    vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        let rows = db.execute(
+            "SELECT coalesce(sum(time >= ?), 0) AS recent, count(*) AS total
+             FROM campaign_decisions WHERE shopper = ? AND campaign = ?",
+            &[
+                Value::Integer(since),
+                Value::Text(shopper.into()),
+                Value::Text(id.into()),
+            ],
+        )?;
+        let seen = rows.rows().next().map_or((0, 0), |r| {
+            (
+                r.get::<i64>("recent").unwrap_or(0),
+                r.get::<i64>("total").unwrap_or(0),
+            )
+        });
+        Ok(seen)
     })
 }
 
