@@ -3,11 +3,14 @@
 //! - `GET /api/admin/campaigns`, `GET`/`PUT /api/admin/campaigns/{id}` (bearer `admin_token`):
 //!   campaign definitions ([`definition`]); a `PUT` is a new version with a fresh policy;
 //! - `POST /api/campaigns/decide` `{shopper, context: {page, device, locale, time, cart}}`: for
-//!   each campaign, the arm shown (or none, and why: schedule, eligibility, holdout), its
-//!   rendered message, a decision id and the propensity of the choice, logged with the
-//!   context features and the campaign's version;
+//!   each campaign, the arm shown (or none, and why: schedule, eligibility, holdout, budget,
+//!   cap), its rendered message, a decision id and the propensity of the choice, logged with
+//!   the context features and the campaign's version;
 //! - `POST /api/campaigns/feedback` `{event_id, decision_id, event: click|conversion|dismiss,
-//!   value}`: idempotent by event id; a decision's first conversion rewards its arm.
+//!   value}` or `{"events": [...]}`: idempotent by event id; a decision's first conversion
+//!   rewards its arm.
+//!
+//! Policies learn from the stored decisions and feedback by folds ([`store::fold`]).
 
 mod definition;
 mod store;
@@ -351,7 +354,6 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     if let Err(e) = store::log_decisions(db, &logged) {
         return store_error(e);
     }
-    let now_ms = chrono::Utc::now().timestamp_millis();
     for campaign in stale {
         // Learning only lags when a fold fails: the rows stay for the next one.
         if let Err(e) = store::fold(db, &campaign.0, campaign.1, now_ms) {
