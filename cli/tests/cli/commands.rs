@@ -104,9 +104,13 @@ pub(crate) fn http_send(
 ) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let json = match body.is_empty() {
+        true => "",
+        false => "Content-Type: application/json\r\n",
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}{json}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -121,11 +125,7 @@ pub(crate) fn http_get_with(addr: &str, path: &str, token: &str) -> String {
 }
 
 fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    http_send(addr, "GET", path, None, "")
 }
 
 #[test]
@@ -216,16 +216,7 @@ pub(crate) fn up_with(args: &[&str], manifest: &std::path::Path) -> (std::proces
 
 /// A minimal HTTP/1.0 POST of a JSON body, returning the whole response.
 pub(crate) fn http_post(addr: &str, path: &str, body: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    http_send(addr, "POST", path, None, body)
 }
 
 #[test]
@@ -327,14 +318,7 @@ fn up_places_stores_from_the_runtime_config() {
         ],
         &manifest,
     );
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(
-        stream,
-        "PUT /kv/carts/c1 HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 4\r\n\r\nfull"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = http_send(&addr, "PUT", "/kv/carts/c1", None, "full");
     assert!(response.contains(" 200 "), "{response}");
     assert!(http_get(&addr, "/kv/carts/c1").contains("\"full\""));
     child.kill().unwrap();
