@@ -216,10 +216,10 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
     Ok(())
 }
 
-/// Frequency caps per shopper (per day, in all) and an impressions budget stop a campaign,
-/// saying which.
+/// Quiet hours (in the shopper's local time), frequency caps per shopper (per day, in all)
+/// and an impressions budget stop a campaign, saying which.
 #[tokio::test]
-async fn caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
+async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);
     let mut capped = winter("uniform");
@@ -231,6 +231,40 @@ async fn caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
     );
     let reason = |answer: &Value| answer["decisions"][0]["reason"].clone();
     let at = |shopper: &str, time: &str| json!({"shopper": shopper, "context": {"time": time}});
+    // Quiet from 21:00 to 08:00 where the shopper is: the offset of `context.time` says where.
+    let mut quiet = winter("uniform");
+    quiet["holdout"] = json!(0);
+    quiet["quiet_hours"] = json!({"from": "21:00", "to": "08:00"});
+    assert_eq!(
+        put_campaign(&app, "quiet", ADMIN_TOKEN, &quiet).await?.0,
+        200
+    );
+    let quiet_reason = |answer: &Value| {
+        let decisions = answer["decisions"].as_array().unwrap();
+        decisions.iter().find(|d| d["campaign"] == "quiet").unwrap()["reason"].clone()
+    };
+    for (time, expected) in [
+        ("2026-12-01T22:30:00+01:00", json!("quiet_hours")),
+        ("2026-12-01T22:30:00-05:00", json!("quiet_hours")),
+        ("2026-12-01T07:59:00+09:00", json!("quiet_hours")),
+        ("2026-12-01T08:00:00+09:00", Value::Null),
+        ("2026-12-01T21:30:00Z", json!("quiet_hours")),
+        ("2026-12-01T12:00:00+01:00", Value::Null),
+    ] {
+        let answer = post_json(&decide, &at("zoe", time)).await?.1;
+        assert_eq!(quiet_reason(&answer), expected, "{time}: {answer}");
+    }
+    let mut bad = quiet.clone();
+    bad["quiet_hours"]["to"] = json!("8am");
+    let (status, answer) = put_campaign(&app, "quiet", ADMIN_TOKEN, &bad).await?;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("quiet_hours.to"),
+        "{answer}"
+    );
     let day1 = "2026-12-01T10:00:00Z";
     for _ in 0..2 {
         assert_eq!(

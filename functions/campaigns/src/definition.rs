@@ -41,6 +41,9 @@ pub struct Definition {
     /// How much of it may be shown.
     #[serde(default)]
     pub budget: Budget,
+    /// When, in the shopper's local time, it is not shown.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
     /// What may be shown.
     pub arms: Vec<Arm>,
 }
@@ -111,6 +114,36 @@ pub struct Budget {
     pub impressions: Option<u64>,
 }
 
+/// A daily quiet period in the shopper's local time (`"21:00"` to `"08:00"` wraps midnight).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start, `HH:MM`.
+    pub from: String,
+    /// End (excluded), `HH:MM`.
+    pub to: String,
+}
+
+impl QuietHours {
+    /// Whether `minute` (of the day, local) falls in the quiet period.
+    pub fn contains(&self, minute: u32) -> bool {
+        let (Some(from), Some(to)) = (minutes(&self.from), minutes(&self.to)) else {
+            return false;
+        };
+        match from <= to {
+            true => from <= minute && minute < to,
+            false => minute >= from || minute < to,
+        }
+    }
+}
+
+/// `HH:MM` as minutes of the day.
+fn minutes(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && text.len() == 5).then_some(h * 60 + m)
+}
+
 /// One arm: an offer and its message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +210,13 @@ impl Definition {
                 return Err(format!(
                     "{field}: must be at least 1 (leave it out for no limit)"
                 ));
+            }
+        }
+        if let Some(q) = &self.quiet_hours {
+            for (field, value) in [("quiet_hours.from", &q.from), ("quiet_hours.to", &q.to)] {
+                if minutes(value).is_none() {
+                    return Err(format!("{field}: `{value}` is not a time of day HH:MM"));
+                }
             }
         }
         if self.arms.is_empty() {

@@ -196,10 +196,22 @@ fn features(context: &Context, known: bool, time: i64) -> Vec<f64> {
 }
 
 /// Why `definition` is not shown for this request, if it is not.
-fn not_shown(id: &str, d: &Definition, request: &DecideRequest, time: i64) -> Option<&'static str> {
+fn not_shown(
+    id: &str,
+    d: &Definition,
+    request: &DecideRequest,
+    time: i64,
+    local_minute: u32,
+) -> Option<&'static str> {
     let (start, end) = d.schedule();
     if start.is_some_and(|s| time < s) || end.is_some_and(|e| time >= e) {
         return Some("schedule");
+    }
+    if d.quiet_hours
+        .as_ref()
+        .is_some_and(|q| q.contains(local_minute))
+    {
+        return Some("quiet_hours");
     }
     let e = &d.eligibility;
     let context = &request.context;
@@ -277,10 +289,14 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     {
         return error(400, "context.cart: must be a number, 0 or more");
     }
-    let time = match &request.context.time {
-        None => now,
+    // The shopper's local time of day comes from the offset of `context.time` (UTC without one).
+    let (time, local_minute) = match &request.context.time {
+        None => (now, (now.rem_euclid(86_400) / 60) as u32),
         Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
-            Ok(t) => t.timestamp(),
+            Ok(t) => {
+                use chrono::Timelike;
+                (t.timestamp(), t.hour() * 60 + t.minute())
+            }
             Err(e) => {
                 return error(
                     400,
@@ -305,7 +321,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         .collect();
     for campaign in campaigns {
         let d = &campaign.definition;
-        let reason = match not_shown(&campaign.id, d, &request, time) {
+        let reason = match not_shown(&campaign.id, d, &request, time, local_minute) {
             Some(reason) => Some(reason),
             None => match limited(db, &campaign, request.shopper.as_deref(), time) {
                 Ok(reason) => reason,
