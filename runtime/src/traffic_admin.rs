@@ -270,17 +270,27 @@ impl TrafficAdmin {
             }
         }
         self.traffic.set(split);
-        let path = self.state_dir.join("traffic.json");
-        let tmp = self.state_dir.join("traffic.json.tmp");
-        let kept = serde_json::to_vec(&wanted)
+        self.keep(
+            "traffic.json",
+            &wanted,
+            "traffic split not stored: a restart would not restore it",
+        );
+        self.audit(json!({ "actor": actor, "split": wanted, "reason": reason }));
+        Ok(())
+    }
+
+    /// Writes `value` as JSON to `name` in the state directory through a temporary file and a
+    /// rename, so a restart never reads half of it; a failure is logged as `lost`.
+    fn keep(&self, name: &str, value: &impl serde::Serialize, lost: &str) {
+        let path = self.state_dir.join(name);
+        let tmp = self.state_dir.join(format!("{name}.tmp"));
+        let written = serde_json::to_vec_pretty(value)
             .map_err(std::io::Error::other)
             .and_then(|bytes| std::fs::write(&tmp, bytes))
             .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = kept {
-            tracing::error!(path = %path.display(), error = %e, "traffic split not stored: a restart would not restore it");
+        if let Err(e) = written {
+            tracing::error!(path = %path.display(), error = %e, "{lost}");
         }
-        self.audit(json!({ "actor": actor, "split": wanted, "reason": reason }));
-        Ok(())
     }
 
     /// Appends `entry` (with the time) to the audit log; a failure is logged, not fatal.
@@ -300,15 +310,11 @@ impl TrafficAdmin {
 
     /// Stores the rollout's state (atomically), so a restart resumes it.
     fn save(&self, state: &RolloutState) {
-        let path = self.state_dir.join("rollout.json");
-        let tmp = self.state_dir.join("rollout.json.tmp");
-        let written = serde_json::to_vec_pretty(state)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = written {
-            tracing::error!(path = %path.display(), error = %e, "rollout state not stored: a restart would not resume it");
-        }
+        self.keep(
+            "rollout.json",
+            state,
+            "rollout state not stored: a restart would not resume it",
+        );
         *self.rollout.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
     }
 

@@ -114,6 +114,16 @@ pub struct Budget {
     pub impressions: Option<u64>,
 }
 
+/// A JSON body as a `T`. The error names the field (`context.cart: invalid type: …`); one
+/// about the body as a whole starts with `whole`.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], whole: &str) -> Result<T, String> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| match e.path().to_string().as_str() {
+        "." => format!("{whole}{}", e.inner()),
+        path => format!("{path}: {}", e.inner()),
+    })
+}
+
 /// A daily quiet period in the shopper's local time (`"21:00"` to `"08:00"` wraps midnight).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,13 +169,7 @@ pub struct Arm {
 impl Definition {
     /// Reads and checks a definition; the error names the field.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        let mut json = serde_json::Deserializer::from_slice(body);
-        let definition: Definition = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-            match e.path().to_string().as_str() {
-                "." => format!("invalid campaign: {}", e.inner()),
-                path => format!("{path}: {}", e.inner()),
-            }
-        })?;
+        let definition: Definition = parse_json(body, "invalid campaign: ")?;
         definition.check()?;
         Ok(definition)
     }

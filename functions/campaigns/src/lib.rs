@@ -75,15 +75,6 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     })
 }
 
-/// A JSON body as a `T`; the error names the field (`context.cart: invalid type: …`).
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let mut json = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| match e.path().to_string().as_str() {
-        "." => e.inner().to_string(),
-        path => format!("{path}: {}", e.inner()),
-    })
-}
-
 fn store_error(e: spin_sdk::sqlite::Error) -> Response {
     error(503, format!("campaign store unavailable: {e}"))
 }
@@ -271,7 +262,7 @@ fn render(template: &str, shopper: Option<&str>, arm: &definition::Arm, campaign
 }
 
 fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response {
-    let request: DecideRequest = match parse(body) {
+    let request: DecideRequest = match definition::parse_json(body, "") {
         Ok(r) => r,
         Err(message) => return error(400, format!("invalid decide request: {message}")),
     };
@@ -419,11 +410,11 @@ fn feedback(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Respons
         .ok()
         .is_some_and(|v| v.get("events").is_some());
     let events: Vec<Feedback> = match batch {
-        true => match parse::<FeedbackBatch>(body) {
+        true => match definition::parse_json::<FeedbackBatch>(body, "") {
             Ok(b) => b.events,
             Err(message) => return error(400, format!("invalid feedback: {message}")),
         },
-        false => match parse::<Feedback>(body) {
+        false => match definition::parse_json::<Feedback>(body, "") {
             Ok(f) => vec![f],
             Err(message) => return error(400, format!("invalid feedback: {message}")),
         },
