@@ -1,6 +1,6 @@
 //! `vitrine build`: runs each component's `[component.<id>.build]` command, as `spin build` does.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -66,55 +66,61 @@ fn modified(path: &Path) -> Option<SystemTime> {
 fn run_build(component: &Component, build: &BuildConfig, manifest_dir: &Path) -> Result<()> {
     let workdir = manifest_dir.join(build.workdir.as_deref().unwrap_or("."));
     for command in build.commands.as_slice() {
-        ensure_rust_targets(command)?;
-        eprintln!("Building component `{}`: {command}", component.id);
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(&workdir)
-            .envs(&build.environment)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "component `{}`: cannot run `{command}` in {}",
-                    component.id,
-                    workdir.display()
-                )
-            })?;
-        // Echo both streams live and keep the last lines for the error message.
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let echo = |stream: Box<dyn std::io::Read + Send>| {
-            let tail = tail.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("  {line}");
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if tail.len() == OUTPUT_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
+        let what = format!("component `{}`", component.id);
+        run_command(&what, command, &workdir, &build.environment)?;
+    }
+    Ok(())
+}
+
+/// Runs one build `command` for `what` (e.g. "component `catalog`") through the shell in
+/// `workdir`, echoing its output live; a failure repeats the output's last lines.
+pub fn run_command(
+    what: &str,
+    command: &str,
+    workdir: &Path,
+    environment: &BTreeMap<String, String>,
+) -> Result<()> {
+    ensure_rust_targets(command)?;
+    eprintln!("Building {what}: {command}");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .envs(environment)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{what}: cannot run `{command}` in {}", workdir.display()))?;
+    // Echo both streams live and keep the last lines for the error message.
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let echo = |stream: Box<dyn std::io::Read + Send>| {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("  {line}");
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                if tail.len() == OUTPUT_TAIL {
+                    tail.pop_front();
                 }
-            })
-        };
-        let readers = [
-            echo(Box::new(child.stdout.take().expect("piped stdout"))),
-            echo(Box::new(child.stderr.take().expect("piped stderr"))),
-        ];
-        let status = child.wait()?;
-        for reader in readers {
-            let _ = reader.join();
-        }
-        if !status.success() {
-            let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-            let output: Vec<&str> = tail.iter().map(String::as_str).collect();
-            bail!(
-                "building component `{}` failed: `{command}` exited with {status}\n{}",
-                component.id,
-                output.join("\n")
-            );
-        }
+                tail.push_back(line);
+            }
+        })
+    };
+    let readers = [
+        echo(Box::new(child.stdout.take().expect("piped stdout"))),
+        echo(Box::new(child.stderr.take().expect("piped stderr"))),
+    ];
+    let status = child.wait()?;
+    for reader in readers {
+        let _ = reader.join();
+    }
+    if !status.success() {
+        let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        let output: Vec<&str> = tail.iter().map(String::as_str).collect();
+        bail!(
+            "building {what} failed: `{command}` exited with {status}\n{}",
+            output.join("\n")
+        );
     }
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! `vitrine deploy` and `vitrine releases`: immutable, content-addressed releases of the
 //! application in the state directory ([`vitrine_runtime::releases`]), which `vitrine up
-//! --release` serves.
+//! --release` serves. `vitrine compose`: the application as a Spin app directory for stock
+//! Spin and SpinKube ([`vitrine_runtime::spin_app_dir`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use vitrine_runtime::releases::ReleaseStore;
+use vitrine_runtime::spin_app_dir::{self, RemoteNn};
 use vitrine_runtime::Manifest;
 
 use crate::build;
@@ -38,6 +40,64 @@ pub struct ReleasesArgs {
     /// State directory holding the releases; default `.vitrine` beside the manifest.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+}
+
+/// `vitrine compose`.
+#[derive(Args)]
+pub struct ComposeArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The inference worker's URL as the functions will reach it (in a cluster, its Service:
+    /// `http://vitrine-worker:8000`).
+    #[arg(long)]
+    nn_url: String,
+    /// The directory to write (absent or empty).
+    #[arg(long, default_value = "target/spinkube")]
+    out: PathBuf,
+    /// The built `nn-remote` adapter; default: built from the workspace of the manifest
+    /// (`cargo build -p nn-remote`).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Use the sources as they are, without building missing or stale ones.
+    #[arg(long)]
+    skip_build: bool,
+}
+
+/// Writes the application as a Spin app directory whose `wasi:nn` functions are composed
+/// with the `nn-remote` adapter.
+pub fn compose(args: ComposeArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.manifest)?;
+    if !args.skip_build {
+        build::build(&manifest, build::Select::Stale)?;
+    }
+    let adapter = match args.adapter {
+        Some(path) => path,
+        None => {
+            let command = "cargo build --target wasm32-wasip2 --profile wasm -p nn-remote --target-dir target";
+            build::run_command("the nn-remote adapter", command, manifest.dir(), &Default::default())
+                .context("pass --adapter with a built nn_remote.wasm when the manifest's workspace has no nn-remote crate")?;
+            manifest
+                .dir()
+                .join("target/wasm32-wasip2/wasm/nn_remote.wasm")
+        }
+    };
+    let nn = RemoteNn {
+        adapter,
+        url: args.nn_url,
+    };
+    let composed = spin_app_dir::export(&manifest, &nn, &args.out)
+        .with_context(|| format!("composing {}", args.manifest.display()))?;
+    match composed.as_slice() {
+        [] => println!("no component imports wasi:nn; copied as it is"),
+        ids => println!("composed with nn-remote ({}): {}", nn.url, ids.join(", ")),
+    }
+    println!(
+        "wrote {} (publish it with `spin registry push -f {} <registry>/<name>:<tag>`)",
+        args.out.display(),
+        args.out.join("spin.toml").display()
+    );
+    Ok(())
 }
 
 /// The state directory: `given`, or `.vitrine` beside `manifest` (which need not exist).

@@ -55,6 +55,9 @@ enum Command {
     /// Store the application as an immutable, content-addressed release (building what is
     /// stale first).
     Deploy(deploy::DeployArgs),
+    /// Write the application as a Spin app directory for stock Spin and SpinKube, the
+    /// functions that use wasi:nn composed with the nn-remote adapter.
+    Compose(deploy::ComposeArgs),
     /// List the stored releases.
     Releases(deploy::ReleasesArgs),
     /// Campaign policies: regret on simulated shoppers, off-policy evaluation on logs.
@@ -173,6 +176,7 @@ fn main() -> Result<()> {
         }
         Command::Up(args) => up(args),
         Command::Deploy(args) => deploy::deploy(args),
+        Command::Compose(args) => deploy::compose(args),
         Command::Releases(args) => deploy::releases(args),
         Command::Rollout(command) => rollout::run(command),
         Command::Campaigns(command) => campaigns::run(command),

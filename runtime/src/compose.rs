@@ -28,6 +28,14 @@ pub enum ComposeError {
     Invalid(String),
 }
 
+/// The names of the instances (interfaces) and functions `component` imports.
+pub fn imports(component: &[u8]) -> Result<Vec<String>, ComposeError> {
+    let mut types = wac_graph::types::Types::default();
+    let package = Package::from_bytes("vitrine:inspect", None, component.to_vec(), &mut types)
+        .map_err(|e| ComposeError::Invalid(format!("{e:#}")))?;
+    Ok(types[package.ty()].imports.keys().cloned().collect())
+}
+
 /// Composes `main` with its dependencies and returns the new component's bytes.
 pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, ComposeError> {
     let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(format!("{e:#}"));
@@ -107,7 +115,7 @@ pub fn compose(main: &[u8], dependencies: &[Dependency]) -> Result<Vec<u8>, Comp
 
 /// Whether the dependency name (`ns:pkg[@v]` or `ns:pkg/iface[@v]`) covers `import`
 /// (`ns:pkg/iface@v`).
-fn satisfies(name: &str, import: &str) -> bool {
+pub(crate) fn satisfies(name: &str, import: &str) -> bool {
     let (import_path, import_version) = split_version(import);
     let (name_path, name_version) = split_version(name);
     let version_ok = name_version.is_none() || name_version == import_version;

@@ -327,7 +327,11 @@ async fn handle(
             );
             let sink: MetricSink = {
                 let (stats, label) = (routing.stats.clone(), release.label.clone());
-                Arc::new(move |name: &str, value: f64| stats.record_metric(&label, name, value))
+                let exported = metrics.clone();
+                Arc::new(move |name: &str, value: f64| {
+                    stats.record_metric(&label, name, value);
+                    exported.record_business(&label, name, value);
+                })
             };
             let observed = Observed {
                 request_id: &request_id,

@@ -24,6 +24,7 @@ mod redis;
 pub mod releases;
 pub mod rollout;
 pub mod routes;
+pub mod spin_app_dir;
 mod sqlite;
 mod sqlite_pool;
 pub mod traffic;

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the HTTP trigger, and the admin listener that serves them with
 //! `/healthz`.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,18 @@ pub struct Metrics {
     instantiation: Family<ComponentLabel, Histogram>,
     in_flight: Gauge<i64, AtomicI64>,
     traffic_weight: Family<ReleaseLabel, Gauge<i64, AtomicI64>>,
+    business_sum: Family<BusinessLabels, Counter<f64, AtomicU64>>,
+    business_count: Family<BusinessLabels, Counter>,
+    business_label_sets: AtomicUsize,
+}
+
+/// At most this many business metric names are exported (guests choose them).
+const MAX_BUSINESS_NAMES: usize = 64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BusinessLabels {
+    name: String,
+    release: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +104,18 @@ impl Metrics {
             "Requests being handled now",
             in_flight.clone(),
         );
+        let business_sum = Family::<BusinessLabels, Counter<f64, AtomicU64>>::default();
+        let business_count = Family::<BusinessLabels, Counter>::default();
+        registry.register(
+            "business_metric_sum",
+            "Sum of the values guests reported for a business metric (`vitrine-metric name=value` lines), by name and release",
+            business_sum.clone(),
+        );
+        registry.register(
+            "business_metric_reports",
+            "Reports of a business metric, by name and release (sum / reports = its mean)",
+            business_count.clone(),
+        );
         Self {
             registry,
             requests,
@@ -99,6 +123,9 @@ impl Metrics {
             instantiation,
             in_flight,
             traffic_weight,
+            business_sum,
+            business_count,
+            business_label_sets: AtomicUsize::new(0),
         }
     }
 }
@@ -140,6 +167,27 @@ impl Metrics {
                 component: component.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a business metric a guest of `release` reported. Exported as counters, so only
+    /// values ≥ 0 are (the rollout analysis sees all); names beyond the first
+    /// [`MAX_BUSINESS_NAMES`] label sets are not.
+    pub fn record_business(&self, release: &str, name: &str, value: f64) {
+        if !(value >= 0.0 && value.is_finite()) {
+            return;
+        }
+        let labels = BusinessLabels {
+            name: name.to_string(),
+            release: release.to_string(),
+        };
+        if self.business_count.get(&labels).is_none()
+            && self.business_label_sets.fetch_add(1, Ordering::Relaxed) >= MAX_BUSINESS_NAMES
+        {
+            self.business_label_sets.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.business_sum.get_or_create(&labels).inc_by(value);
+        self.business_count.get_or_create(&labels).inc();
     }
 
     /// Records that `release` gets `weight` percent of new requests.

@@ -500,7 +500,10 @@ fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ReleaseE
 /// Every file of the release by its path in it: the rewritten `spin.toml`, the components'
 /// Wasm and dependencies, and their files as the guest sees them. `scratch` is a working
 /// directory (removed before returning).
-fn collect(manifest: &Manifest, scratch: &Path) -> Result<BTreeMap<String, Vec<u8>>, ReleaseError> {
+pub(crate) fn collect(
+    manifest: &Manifest,
+    scratch: &Path,
+) -> Result<BTreeMap<String, Vec<u8>>, ReleaseError> {
     let text = std::fs::read_to_string(&manifest.path).map_err(io(&manifest.path))?;
     let mut raw: toml::Table =
         toml::from_str(&text).map_err(|e| ReleaseError::Manifest(e.to_string()))?;

@@ -86,6 +86,18 @@ async fn scorings(app: &TestApp) -> anyhow::Result<u64> {
         .sum::<f64>() as u64)
 }
 
+/// The value of the exported series `name` with `labels` (as the exposition writes them).
+async fn exported(app: &TestApp, name: &str, labels: &str) -> anyhow::Result<Option<f64>> {
+    let text = reqwest::get(format!("{}/metrics", app.admin_url))
+        .await?
+        .text()
+        .await?;
+    let series = format!("{name}{labels} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok()))
+}
+
 fn live() -> Vec<Transaction> {
     live_transactions()
 }
@@ -214,6 +226,12 @@ async fn only_signed_deliveries_are_scored_and_each_only_once() -> anyhow::Resul
         .all(|r| ["feature", "neighbour"].contains(&r["kind"].as_str().unwrap())));
     assert_eq!(first["duplicate"], false);
     assert_eq!(scorings(&app).await?, 1);
+    // The decision's business metric, exported for a cluster's canary analysis.
+    let declined = f64::from(u8::from(first["decision"] == "decline"));
+    let labels = r#"{name="fraud_declined",release="local"}"#;
+    let reports = exported(&app, "vitrine_business_metric_reports_total", labels).await?;
+    let sum = exported(&app, "vitrine_business_metric_sum_total", labels).await?;
+    assert_eq!((reports, sum), (Some(1.0), Some(declined)));
 
     // A replay of the delivery, and the same transaction in a new delivery: the recorded
     // decision again, marked as a duplicate, and not scored again.

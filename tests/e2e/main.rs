@@ -6,6 +6,7 @@ mod catalog;
 mod events;
 mod fraud;
 mod host_apis;
+mod infra;
 mod limits;
 mod lookbook;
 mod manifest_errors;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
-use vitrine_tests::{manifest, post_json, test_models, TestApp, TestWorker};
+use vitrine_runtime::spin_app_dir::{self, RemoteNn};
+use vitrine_tests::{guest, manifest, post_json, test_models, TestApp, TestWorker};
 
 fn pool(worker: &TestWorker) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::new(std::slice::from_ref(&worker.url), PoolOptions::default()).unwrap())
@@ -155,6 +156,53 @@ dependencies_inherit_configuration = true
     )
     .await?;
     assert_eq!(shape["results"][0]["shape"], "square", "{shape}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_app_composed_for_spinkube_reaches_the_worker_through_nn_remote() -> anyhow::Result<()> {
+    let worker = TestWorker::start(&test_models()).await?;
+    let native =
+        TestApp::start_with(&manifest(NATIVE), |c| c.nn_pool = Some(pool(&worker))).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("spin.toml"), manifest(NATIVE))?;
+    let app = vitrine_runtime::Manifest::load(&dir.path().join("spin.toml"))?;
+    let nn = RemoteNn {
+        adapter: guest("nn-remote"),
+        url: format!("{}/", worker.url),
+    };
+    let out = dir.path().join("spinkube");
+    assert_eq!(spin_app_dir::export(&app, &nn, &out)?, ["classify"]);
+
+    // The manifest names no host AI and no dependency: stock Spin runs it as it is.
+    let written: toml::Table = toml::from_str(&std::fs::read_to_string(out.join("spin.toml"))?)?;
+    let classify = &written["component"]["classify"];
+    assert_eq!(
+        classify["source"].as_str(),
+        Some("components/classify.wasm")
+    );
+    assert_eq!(
+        classify["environment"]["VITRINE_NN_URL"].as_str(),
+        Some(worker.url.as_str())
+    );
+    assert_eq!(
+        classify["allowed_outbound_hosts"][0].as_str(),
+        Some(worker.url.as_str())
+    );
+    for gone in ["ai_models", "dependencies"] {
+        assert!(classify.get(gone).is_none(), "{gone} left in {classify}");
+    }
+    // A second export into the same directory would mix two applications.
+    let again = spin_app_dir::export(&app, &nn, &out).unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+
+    // Served without the host's wasi:nn, it answers as the native function does.
+    let composed = TestApp::start_file(&out.join("spin.toml"), |_| {}).await?;
+    let body = features();
+    let a = post_json(&format!("{}/api/classify/intent", native.url), &body).await?;
+    let b = post_json(&format!("{}/api/classify/intent", composed.url), &body).await?;
+    assert_eq!(a.0, 200, "{}", a.1);
+    assert_eq!(a, b, "native and composed answers differ");
     Ok(())
 }
 
