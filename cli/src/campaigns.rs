@@ -1,5 +1,6 @@
 //! `vitrine campaigns`: `ope`, off-policy evaluation of a campaign policy on logged decisions
-//! from a CSV file with your own column names ([`vitrine_campaigns::ope`]); `simulate`, the
+//! — a CSV file with your own column names, or the decisions and feedback the campaigns
+//! function logged in its SQLite database ([`vitrine_campaigns::ope`]); `simulate`, the
 //! policies' regret on a problem with a known optimum ([`vitrine_campaigns::simulate`]).
 //! docs/campaigns.md.
 
@@ -46,8 +47,20 @@ pub struct SimulateArgs {
 #[derive(Args)]
 pub struct OpeArgs {
     /// The logged decisions: CSV with a header row, one decision per row.
+    #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+    logs: Option<PathBuf>,
+    /// Or the campaigns function's own log: its SQLite database (`<state-dir>/sqlite/default.db`
+    /// of `vitrine up`), with `--campaign`.
+    #[arg(long, requires = "campaign")]
+    db: Option<PathBuf>,
+    /// The campaign whose decisions to evaluate (with `--db`); its current version's only, as
+    /// arms may differ between versions.
     #[arg(long)]
-    logs: PathBuf,
+    campaign: Option<String>,
+    /// The reward of a decision read from `--db`: `conversion` (1 if it converted), `click`
+    /// (1 if clicked) or `value` (the sum of its conversions' values).
+    #[arg(long, default_value = "conversion", value_parser = ["conversion", "click", "value"])]
+    reward: String,
     /// The policy to evaluate: `uniform`, `always:<action>`, `logging` (the policy that logged
     /// the data: a sanity check) or `greedy` (the best action by a reward model fitted on the
     /// logs).
@@ -87,7 +100,106 @@ struct Read {
     missing_propensity: usize,
 }
 
-fn read_logs(args: &OpeArgs) -> Result<Read> {
+/// The logs `args` name: the CSV file, or the campaigns function's database.
+fn read(args: &OpeArgs) -> Result<(Read, String)> {
+    match (&args.logs, &args.db, &args.campaign) {
+        (Some(logs), _, _) => Ok((read_csv(args, logs)?, logs.display().to_string())),
+        (None, Some(db), Some(campaign)) => {
+            if !args.features.is_empty() || !args.columns.is_empty() {
+                bail!("--features and --columns are for --logs: --db uses the logged features");
+            }
+            let read = read_db(db, campaign, &args.reward)
+                .with_context(|| format!("reading campaign `{campaign}` from {}", db.display()))?;
+            Ok((read, format!("campaign {campaign} in {}", db.display())))
+        }
+        _ => bail!("give --logs FILE, or --db FILE with --campaign ID"),
+    }
+}
+
+/// The decisions of `campaign`'s current version that the campaigns function logged in `db`,
+/// with the reward its feedback gives each; actions are the arms' ids, features the context
+/// features the policy saw.
+fn read_db(db: &std::path::Path, campaign: &str, reward: &str) -> Result<Read> {
+    use rusqlite::{Connection, OpenFlags, OptionalExtension};
+    if !db.is_file() {
+        bail!("no such file (the database is `<state-dir>/sqlite/default.db`)");
+    }
+    let db = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let found: Option<(String, i64)> = db
+        .query_row(
+            "SELECT definition, version FROM campaigns WHERE id = ?",
+            [campaign],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .context("no campaign tables here: is this the campaigns function's database?")?;
+    let Some((definition, version)) = found else {
+        let known: Vec<String> = db
+            .prepare("SELECT id FROM campaigns ORDER BY id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        bail!("no campaign `{campaign}` (campaigns: {})", known.join(", "));
+    };
+    let definition: serde_json::Value = serde_json::from_str(&definition)?;
+    let arms: Vec<String> = definition["arms"]
+        .as_array()
+        .map(|arms| {
+            (arms.iter())
+                .filter_map(|a| a["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let outcome = match reward {
+        "click" => "EXISTS (SELECT 1 FROM campaign_feedback f WHERE f.decision_id = d.id AND f.event = 'click')",
+        "value" => "(SELECT coalesce(sum(coalesce(f.value, 0)), 0) FROM campaign_feedback f WHERE f.decision_id = d.id AND f.event = 'conversion')",
+        _ => "EXISTS (SELECT 1 FROM campaign_feedback f WHERE f.decision_id = d.id AND f.event = 'conversion')",
+    };
+    let mut query = db.prepare(&format!(
+        "SELECT d.arm, d.propensity, d.features, {outcome} FROM campaign_decisions d
+          WHERE d.campaign = ? AND d.version = ? ORDER BY d.seq"
+    ))?;
+    let mut rows = Vec::new();
+    let mut missing_propensity = 0;
+    let logged = query.query_map(rusqlite::params![campaign, version], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, f64>(3)?,
+        ))
+    })?;
+    for row in logged {
+        let (arm, propensity, features, reward) = row?;
+        let action = usize::try_from(arm)
+            .ok()
+            .filter(|a| *a < arms.len())
+            .with_context(|| {
+                format!(
+                    "a decision names arm {arm}; version {version} has {}",
+                    arms.len()
+                )
+            })?;
+        if !(propensity > 0.0 && propensity <= 1.0) {
+            missing_propensity += 1;
+            continue;
+        }
+        let features: Vec<f64> = serde_json::from_str(&features)
+            .with_context(|| format!("a decision's features `{features}` are not numbers"))?;
+        rows.push(Logged {
+            action,
+            features,
+            reward,
+            propensity,
+        });
+    }
+    Ok(Read {
+        rows,
+        actions: arms,
+        missing_propensity,
+    })
+}
+
+fn read_csv(args: &OpeArgs, logs: &std::path::Path) -> Result<Read> {
     let mut names: BTreeMap<&str, String> = [
         ("action", "action"),
         ("reward", "reward"),
@@ -107,9 +219,8 @@ fn read_logs(args: &OpeArgs) -> Result<Read> {
             }
         }
     }
-    let file = args.logs.display().to_string();
-    let mut reader =
-        csv::Reader::from_path(&args.logs).with_context(|| format!("opening {file}"))?;
+    let file = logs.display().to_string();
+    let mut reader = csv::Reader::from_path(logs).with_context(|| format!("opening {file}"))?;
     let headers = reader
         .headers()
         .with_context(|| format!("{file}: header row"))?
@@ -187,7 +298,7 @@ fn read_logs(args: &OpeArgs) -> Result<Read> {
 }
 
 fn ope_command(args: OpeArgs) -> Result<()> {
-    let read = read_logs(&args)?;
+    let (read, source) = read(&args)?;
     let policy = match args.policy.as_str() {
         "uniform" => Policy::Uniform,
         "logging" => Policy::Logging,
@@ -210,7 +321,7 @@ fn ope_command(args: OpeArgs) -> Result<()> {
         args.resamples,
         args.seed,
     )
-    .with_context(|| format!("evaluating {}", args.logs.display()))?;
+    .with_context(|| format!("evaluating {source}"))?;
     let mut warnings = Vec::new();
     if read.missing_propensity > 0 {
         warnings.push(format!(

@@ -203,3 +203,116 @@ fn campaign_learning_survives_kill_9() {
         "{shown}"
     );
 }
+
+/// `vitrine campaigns ope --db` evaluates policies on what the campaigns function itself
+/// logged: its decisions (with their propensities and features) and their feedback.
+#[test]
+fn ope_reads_the_runtimes_own_decision_log() {
+    use crate::commands::{http_send, up_with, write_manifest};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        "[variables]\nadmin_token = { default = \"t0k\" }\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n[component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n[component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n",
+    );
+    let state = dir.path().join("state");
+    let (mut child, addr) = up_with(&["--state-dir", state.to_str().unwrap()], &manifest);
+    let definition = r#"{"name": "n", "channel": "push", "policy": "uniform",
+        "arms": [{"id": "a", "offer": "o", "message": "m"}, {"id": "b", "offer": "p", "message": "m"}]}"#;
+    let put = http_send(
+        &addr,
+        "PUT",
+        "/api/admin/campaigns/c",
+        Some("t0k"),
+        definition,
+    );
+    assert!(put.contains(" 200 "), "{put}");
+    // Arm `a` always converts, `b` never.
+    let (mut converted, mut decided) = (0, 0);
+    for n in 0..80 {
+        let answer = http_send(
+            &addr,
+            "POST",
+            "/api/campaigns/decide",
+            None,
+            &format!(r#"{{"shopper": "s{n}"}}"#),
+        );
+        let field = |name: &str| {
+            answer
+                .split(&format!("\"{name}\":\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_string)
+        };
+        let (Some(id), Some(arm)) = (field("decision_id"), field("arm")) else {
+            panic!("no decision: {answer}");
+        };
+        decided += 1;
+        if arm == "a" {
+            converted += 1;
+            let body =
+                format!(r#"{{"event_id": "e{n}", "decision_id": "{id}", "event": "conversion"}}"#);
+            let sent = http_send(&addr, "POST", "/api/campaigns/feedback", None, &body);
+            assert!(sent.contains(" 200 "), "{sent}");
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let db = state.join("sqlite/default.db");
+    let ope = |policy: &str| -> serde_json::Value {
+        let out = vitrine()
+            .args([
+                "campaigns",
+                "ope",
+                "--json",
+                "--resamples",
+                "200",
+                "--campaign",
+                "c",
+            ])
+            .arg("--db")
+            .arg(&db)
+            .args(["--policy", policy])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let logging = ope("logging");
+    assert_eq!(logging["rows"], decided);
+    assert_eq!(logging["actions"], serde_json::json!(["a", "b"]));
+    let mean = f64::from(converted) / f64::from(decided);
+    assert!((logging["logged_mean_reward"].as_f64().unwrap() - mean).abs() < 1e-9);
+    let ci = &logging["ips"]["ci95"];
+    assert!(
+        ci[0].as_f64().unwrap() <= mean && mean <= ci[1].as_f64().unwrap(),
+        "{logging}"
+    );
+    // Always showing `a` would convert everyone; always `b`, no one.
+    assert_eq!(ope("always:a")["snips"]["value"], 1.0);
+    assert_eq!(ope("always:b")["snips"]["value"], 0.0);
+
+    // Errors name what is wrong.
+    let out = vitrine()
+        .args([
+            "campaigns",
+            "ope",
+            "--policy",
+            "logging",
+            "--campaign",
+            "nope",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no campaign `nope` (campaigns: c)"),
+        "{stderr}"
+    );
+}
