@@ -2,7 +2,7 @@
 //! propensities, feedback, and a policy that learns from it.
 
 use serde_json::{json, Value};
-use vitrine_tests::{post_json, shop_manifest, TestApp, ADMIN_TOKEN};
+use vitrine_tests::{post_json, shop_manifest, shopper_api, TestApp, ADMIN_TOKEN};
 
 async fn put_campaign(
     app: &TestApp,
@@ -317,5 +317,64 @@ async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
     assert_eq!(shown.status(), 200);
     let answer = post_json(&decide, &json!({"shopper": "b9"})).await?.1;
     assert_eq!(reason(&answer), "budget", "{answer}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shopper_who_opted_out_of_marketing_sees_no_campaign() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    let mut open = winter("uniform");
+    open["holdout"] = json!(0);
+    assert_eq!(put_campaign(&app, "open", ADMIN_TOKEN, &open).await?.0, 200);
+    let first = |answer: &Value| answer["decisions"][0].clone();
+    let consent =
+        |body: Value| shopper_api(&app, reqwest::Method::PUT, "ann/consent", Some(body), None);
+
+    // Never said: campaigns are shown.
+    let (_, shown) = post_json(&decide, &json!({"shopper": "ann"})).await?;
+    assert!(first(&shown)["arm"].is_string(), "{shown}");
+
+    // An opt-out: nothing, for every campaign, with the reason; others still see them.
+    let (status, stated) = consent(json!({"marketing": false})).await?;
+    assert_eq!(status, 200, "{stated}");
+    assert_eq!(
+        stated,
+        json!({"shopper": "ann", "personalization": false, "marketing": false})
+    );
+    let (status, refused) = post_json(&decide, &json!({"shopper": "ann"})).await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        refused["decisions"],
+        json!([{"campaign": "open", "arm": null, "reason": "consent"}])
+    );
+    let (_, other) = post_json(&decide, &json!({"shopper": "bob"})).await?;
+    assert!(first(&other)["arm"].is_string(), "{other}");
+
+    // Opting in again (and to personalization, in the same call) shows them again; each flag
+    // changes only when it is given.
+    let (_, both) = consent(json!({"marketing": true, "personalization": true})).await?;
+    assert_eq!(both["marketing"], true);
+    let (_, kept) = consent(json!({"personalization": false})).await?;
+    assert_eq!(
+        (&kept["personalization"], &kept["marketing"]),
+        (&json!(false), &json!(true))
+    );
+    let (_, again) = post_json(&decide, &json!({"shopper": "ann"})).await?;
+    assert!(first(&again)["arm"].is_string(), "{again}");
+
+    // Bad consent bodies: 400 naming the problem.
+    for (body, says) in [
+        (json!({"marketing": "no"}), "marketing"),
+        (json!({"marketting": true}), "marketting"),
+        (json!({}), "personalization or marketing"),
+    ] {
+        let (status, answer) = consent(body.clone()).await?;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{body}: {answer}"
+        );
+    }
     Ok(())
 }

@@ -14,8 +14,20 @@ pub fn with_tables<T>(
 ) -> Result<T, Error> {
     let backfill = POPULARITY_BACKFILL.replace("{weight}", &profile::weight_sql("kind"));
     let schema: Vec<&str> = SCHEMA.iter().copied().chain([backfill.as_str()]).collect();
-    vitrine_guest::sqlite::with_schema(db, &schema, f)
+    match vitrine_guest::sqlite::with_schema(db, &schema, &f) {
+        // A database from before a column was added: add it (a duplicate is not an error).
+        Err(Error::Io(message)) if message.contains("no such column") => {
+            for statement in MIGRATIONS {
+                let _ = db.execute(statement, &[]);
+            }
+            vitrine_guest::sqlite::with_schema(db, &schema, f)
+        }
+        other => other,
+    }
 }
+
+/// Columns added since the tables were first created.
+const MIGRATIONS: &[&str] = &["ALTER TABLE shopper_consent ADD COLUMN marketing INTEGER"];
 
 /// Adds new events (a JSON array of objects with `product`, `kind` and `quantity`) to the
 /// products' popularity: the all-time event weight per product, anonymous events included.
@@ -45,8 +57,11 @@ const SCHEMA: &[&str] = &[
     // reading the events themselves: 6–10× faster at 260k events.
     "CREATE INDEX IF NOT EXISTS shopper_events_popularity
         ON shopper_events (product, time, kind, quantity)",
+    // `marketing`: NULL when the shopper never said (campaigns may be shown), 0 after an
+    // opt-out, 1 after an opt-in.
     "CREATE TABLE IF NOT EXISTS shopper_consent (
-        shopper TEXT PRIMARY KEY, personalization INTEGER NOT NULL, updated INTEGER NOT NULL)",
+        shopper TEXT PRIMARY KEY, personalization INTEGER NOT NULL, updated INTEGER NOT NULL,
+        marketing INTEGER)",
     "CREATE TABLE IF NOT EXISTS product_popularity (product TEXT PRIMARY KEY, weight REAL NOT NULL)",
 ];
 
@@ -54,6 +69,19 @@ const SCHEMA: &[&str] = &[
 const POPULARITY_BACKFILL: &str = "INSERT OR IGNORE INTO product_popularity (product, weight)
     SELECT product, sum(quantity * {weight}) FROM shopper_events WHERE product IS NOT NULL
     GROUP BY product";
+
+/// A shopper's marketing consent: `None` when never stated, `Some(false)` after an opt-out.
+pub fn marketing_consent(db: &Connection, shopper: &str) -> Result<Option<bool>, Error> {
+    Ok(db
+        .execute(
+            "SELECT marketing FROM shopper_consent WHERE shopper = ?",
+            &[Sql::Text(shopper.into())],
+        )?
+        .rows
+        .first()
+        .and_then(|r| r.get::<i64>(0))
+        .map(|m| m == 1))
+}
 
 /// A shopper's personalization consent (false when never given).
 pub fn consent(db: &Connection, shopper: &str) -> Result<bool, Error> {

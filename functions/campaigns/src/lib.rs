@@ -3,8 +3,8 @@
 //! - `GET /api/admin/campaigns`, `GET`/`PUT /api/admin/campaigns/{id}` (bearer `admin_token`):
 //!   campaign definitions ([`definition`]); a `PUT` is a new version with a fresh policy;
 //! - `POST /api/campaigns/decide` `{shopper, context: {page, device, locale, time, cart}}`: for
-//!   each campaign, the arm shown (or none, and why: schedule, eligibility, holdout, budget,
-//!   cap), its rendered message, a decision id and the propensity of the choice, logged with
+//!   each campaign, the arm shown (or none, and why: consent — the shopper opted out of
+//!   marketing —, schedule, eligibility, holdout, budget, cap), its rendered message, a decision id and the propensity of the choice, logged with
 //!   the context features and the campaign's version;
 //! - `POST /api/campaigns/feedback` `{event_id, decision_id, event: click|conversion|dismiss,
 //!   value}` or `{"events": [...]}`: idempotent by event id; a decision's first conversion
@@ -300,6 +300,22 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         Ok(c) => c,
         Err(e) => return store_error(e),
     };
+    // A shopper who opted out of marketing sees no campaign; the log says so.
+    if let Some(shopper) = &request.shopper {
+        match vitrine_shoppers::with_tables(db, |db| {
+            vitrine_shoppers::marketing_consent(db, shopper)
+        }) {
+            Ok(Some(false)) => {
+                println!("campaigns: shopper `{shopper}` opted out of marketing: none shown");
+                let none: Vec<Value> = (campaigns.iter())
+                    .map(|c| json!({ "campaign": c.id, "arm": null, "reason": "consent" }))
+                    .collect();
+                return json_response(200, json!({ "shopper": shopper, "decisions": none }));
+            }
+            Ok(_) => {}
+            Err(e) => return store_error(e),
+        }
+    }
     let context_text = serde_json::to_string(&request.context).unwrap_or_default();
     let mut rng = rand::rng();
     let mut decisions = Vec::new();

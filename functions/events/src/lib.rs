@@ -4,7 +4,8 @@
 //!   ([`event`]: a 400 names the event index and the field) and stored in one transaction,
 //!   idempotent by event id: a known id with the same content is a duplicate, with other
 //!   content a 409 (nothing stored). Answers `{"accepted", "duplicates", "anonymous"}`.
-//! - `PUT /api/shoppers/{id}/consent` `{"personalization": true|false}` and `GET` of it;
+//! - `PUT /api/shoppers/{id}/consent` `{"personalization": bool, "marketing": bool}` (either or
+//!   both) and `GET` of it;
 //! - `GET /api/shoppers/{id}/events[?limit=N]`: what is stored about the shopper (newest first);
 //! - `GET /api/shoppers/{id}/profile`: affinities from the shopper's events ([`profile`]); 404
 //!   for a shopper who has not consented (no profile);
@@ -16,7 +17,7 @@
 mod event;
 mod store;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 use spin_sdk::sqlite::Connection;
@@ -28,6 +29,18 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// `{"shopper", "personalization": bool, "marketing": bool | null}` (null: never stated).
+fn consent_answer(db: &Connection, shopper: &str) -> Result<Response, spin_sdk::sqlite::Error> {
+    Ok(json_response(
+        200,
+        json!({
+            "shopper": shopper,
+            "personalization": store::consent(db, shopper)?,
+            "marketing": store::marketing_consent(db, shopper)?,
+        }),
+    ))
 }
 
 #[http_component]
@@ -94,30 +107,18 @@ fn shopper_api(db: &Connection, req: &Request, shopper: &str, rest: &[&str]) -> 
                 }),
             ))
         })),
-        (Method::Get, ["consent"]) => done(store::with_tables(db, |db| {
-            let personalization = store::consent(db, shopper)?;
-            Ok(json_response(
-                200,
-                json!({ "shopper": shopper, "personalization": personalization }),
-            ))
-        })),
+        (Method::Get, ["consent"]) => {
+            done(store::with_tables(db, |db| consent_answer(db, shopper)))
+        }
         (Method::Put, ["consent"]) => {
-            let personalization = match serde_json::from_slice::<Value>(req.body()) {
-                Ok(body) => match body.get("personalization") {
-                    Some(Value::Bool(b)) if body.as_object().is_some_and(|o| o.len() == 1) => *b,
-                    _ => return error(
-                        400,
-                        "body must be {\"personalization\": true} or {\"personalization\": false}",
-                    ),
-                },
-                Err(e) => return error(400, format!("body is not JSON: {e}")),
+            let change = match serde_json::from_slice::<store::Consent>(req.body()) {
+                Ok(c) if c.personalization.is_some() || c.marketing.is_some() => c,
+                Ok(_) => return error(400, "body must set personalization or marketing (true or false)"),
+                Err(e) => return error(400, format!("body: {e} (expected {{\"personalization\": bool, \"marketing\": bool}}, either or both)")),
             };
             done(store::with_tables(db, |db| {
-                store::set_consent(db, shopper, personalization, now())?;
-                Ok(json_response(
-                    200,
-                    json!({ "shopper": shopper, "personalization": personalization }),
-                ))
+                store::set_consent(db, shopper, &change, now())?;
+                consent_answer(db, shopper)
             }))
         }
         (Method::Get, ["profile"]) => {

@@ -11,7 +11,7 @@ use spin_sdk::sqlite::{Connection, Error, Value as Sql};
 
 use crate::event::Event;
 
-pub use vitrine_shoppers::{consent, with_tables};
+pub use vitrine_shoppers::{consent, marketing_consent, with_tables};
 
 /// What storing a batch did.
 pub enum Stored {
@@ -133,20 +133,34 @@ pub fn store(db: &Connection, events: &[Event], now: i64) -> Result<Stored, Erro
 pub fn set_consent(
     db: &Connection,
     shopper: &str,
-    personalization: bool,
+    consent: &Consent,
     now: i64,
 ) -> Result<(), Error> {
+    let flag = |b: Option<bool>| b.map_or(Sql::Null, |b| Sql::Integer(b.into()));
     db.execute(
-        "INSERT INTO shopper_consent (shopper, personalization, updated) VALUES (?, ?, ?)
-         ON CONFLICT (shopper) DO UPDATE SET personalization = excluded.personalization,
-            updated = excluded.updated",
+        "INSERT INTO shopper_consent (shopper, personalization, marketing, updated)
+         VALUES (?1, coalesce(?2, 0), ?3, ?4)
+         ON CONFLICT (shopper) DO UPDATE SET
+            personalization = coalesce(?2, personalization),
+            marketing = coalesce(?3, marketing), updated = ?4",
         &[
             Sql::Text(shopper.into()),
-            Sql::Integer(personalization.into()),
+            flag(consent.personalization),
+            flag(consent.marketing),
             Sql::Integer(now),
         ],
     )
     .map(drop)
+}
+
+/// A change of consent: what the shopper said, `None` for what stays as it was.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// Personalization (profiles, personal looks).
+    pub personalization: Option<bool>,
+    /// Marketing (campaigns: an opt-out shows none).
+    pub marketing: Option<bool>,
 }
 
 /// A shopper's stored events, newest first (at most `limit`).
