@@ -124,7 +124,12 @@ pub fn shop_manifest(extra: &str) -> String {
         ("images", &["/images/products/..."][..], "IMAGES", true),
         (
             "campaigns",
-            &["/api/campaigns/...", "/api/admin/campaigns/..."][..],
+            &[
+                "/api/campaigns/...",
+                "/api/admin/campaigns/...",
+                "/api/experiments/...",
+                "/api/admin/experiments/...",
+            ][..],
             "CAMPAIGNS",
             true,
         ),

@@ -11,8 +11,10 @@
 //!   rewards its arm.
 //!
 //! Policies learn from the stored decisions and feedback by folds ([`store::fold`]).
+//! Experiments — sticky variants and exposure logging — are in [`experiments`].
 
 mod definition;
+mod experiments;
 mod store;
 
 use rand::Rng;
@@ -69,6 +71,24 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                     Method::Put => put(&db, id, req.body(), now),
                     m => not_allowed(m, "GET, PUT"),
                 },
+            }
+        }
+        p if p.starts_with("/api/admin/experiments/") => {
+            let id = &p["/api/admin/experiments/".len()..];
+            match bearer_authorized(&req, "admin_token") {
+                Err(denied) => denied,
+                Ok(()) => match req.method() {
+                    Method::Get => experiments::show(&db, id),
+                    Method::Put => experiments::put(&db, id, req.body(), now),
+                    m => not_allowed(m, "GET, PUT"),
+                },
+            }
+        }
+        p if p.starts_with("/api/experiments/") && p.ends_with("/assign") => {
+            let id = &p["/api/experiments/".len()..p.len() - "/assign".len()];
+            match req.method() {
+                Method::Post => experiments::assign(&db, id, req.body(), now),
+                m => not_allowed(m, "POST"),
             }
         }
         other => error(404, format!("no such resource `{other}`")),

@@ -203,8 +203,9 @@ pub fn events_of(db: &Connection, shopper: &str, limit: i64) -> Result<Vec<Value
         .collect())
 }
 
-/// Erases a shopper: every event, the consent record, and the campaign decisions made for
-/// them with their feedback (tables of `functions/campaigns`, when it has created them).
+/// Erases a shopper: every event, the consent record, the campaign decisions made for them
+/// with their feedback, and their experiment exposures (tables of `functions/campaigns`, when
+/// it has created them).
 /// Returns (events, campaign decisions) erased.
 pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
     let who = || [Sql::Text(shopper.into())];
@@ -235,6 +236,13 @@ pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
                 )?
                 .rows
                 .len() as i64;
+        }
+        let experiments = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiment_exposures'",
+            &[],
+        )?;
+        if !experiments.rows.is_empty() {
+            db.execute("DELETE FROM experiment_exposures WHERE shopper = ?", &who())?;
         }
         Ok((erased, decisions))
     })
