@@ -4,6 +4,7 @@ mod build;
 mod campaigns;
 mod catalog;
 mod deploy;
+mod experiments;
 mod fraud;
 mod http;
 mod lookbook;
@@ -63,6 +64,9 @@ enum Command {
     /// Campaign policies: regret on simulated shoppers, off-policy evaluation on logs.
     #[command(subcommand)]
     Campaigns(campaigns::CampaignsCommand),
+    /// Experiments: each variant against the control, with honest intervals.
+    #[command(subcommand)]
+    Experiments(experiments::ExperimentsCommand),
     /// Staged canary rollouts on a running `vitrine up` (started with --traffic-token).
     #[command(subcommand)]
     Rollout(rollout::RolloutCommand),
@@ -180,6 +184,7 @@ fn main() -> Result<()> {
         Command::Releases(args) => deploy::releases(args),
         Command::Rollout(command) => rollout::run(command),
         Command::Campaigns(command) => campaigns::run(command),
+        Command::Experiments(command) => experiments::run(command),
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
         Command::FetchModels(args) => worker::fetch_models(args),

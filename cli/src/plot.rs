@@ -22,16 +22,22 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_
     let (left, right, top, bottom) = (80.0, 150.0, 50.0, 60.0);
     let points = series.iter().flat_map(|s| s.points.iter());
     let x_max = points.clone().map(|p| p.0).fold(0.0, f64::max).max(1e-9);
-    let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(1e-9);
-    let (x_step, y_step) = (tick_step(x_max), tick_step(y_max));
-    let (x_top, y_top) = (
+    let y_max = points.clone().map(|p| p.1).fold(0.0, f64::max);
+    // The y axis reaches below 0 when a series does (an uplift can be negative).
+    let y_min = points.map(|p| p.1).fold(0.0, f64::min);
+    let (x_step, y_step) = (tick_step(x_max), tick_step((y_max - y_min).max(1e-9)));
+    let (x_top, y_top, y_bottom) = (
         (x_max / x_step).ceil() * x_step,
-        (y_max / y_step).ceil() * y_step,
+        (y_max / y_step)
+            .ceil()
+            .max(if y_min < 0.0 { 0.0 } else { 1.0 })
+            * y_step,
+        (y_min / y_step).floor() * y_step,
     );
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let sx = |x: f64| left + x / x_top * plot_w;
-    let sy = |y: f64| top + plot_h - y / y_top * plot_h;
+    let sy = |y: f64| top + plot_h - (y - y_bottom) / (y_top - y_bottom) * plot_h;
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -54,7 +60,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series<'_
         );
         tick += x_step;
     }
-    let mut tick = 0.0;
+    let mut tick = y_bottom;
     while tick <= y_top + 1e-9 {
         let y = sy(tick);
         let _ = writeln!(
@@ -115,12 +121,14 @@ fn tick_step(max: f64) -> f64 {
 
 /// A tick label: thousands as `k`, no trailing zeros.
 fn number(value: f64) -> String {
+    let value = if value.abs() < 1e-12 { 0.0 } else { value };
     if value >= 1000.0 && (value / 1000.0).fract() == 0.0 {
         format!("{}k", value / 1000.0)
     } else if value.fract() == 0.0 {
         format!("{value}")
     } else {
-        format!("{value:.2}")
+        let text = format!("{value:.4}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 

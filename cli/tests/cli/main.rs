@@ -3,6 +3,7 @@
 mod campaigns;
 mod catalog;
 mod commands;
+mod experiments;
 mod fraud;
 mod lookbook;
 mod pool;
