@@ -341,11 +341,12 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     let mut decisions = Vec::new();
     let mut logged = Vec::new();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let stale: Vec<(String, i64)> = campaigns
+    // The campaign whose policy is the most out of date, if any is: this request folds it.
+    let stale: Option<(String, i64, i64)> = campaigns
         .iter()
         .filter(|c| now_ms - c.folded_at_ms >= store::FOLD_EVERY_MS)
-        .map(|c| (c.id.clone(), c.version))
-        .collect();
+        .min_by_key(|c| c.folded_at_ms)
+        .map(|c| (c.id.clone(), c.version, c.folded_at_ms));
     for campaign in campaigns {
         let d = &campaign.definition;
         let reason = match not_shown(&campaign.id, d, &request, time, local_minute) {
@@ -397,10 +398,18 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     if let Err(e) = store::log_decisions(db, &logged) {
         return store_error(e);
     }
-    for campaign in stale {
-        // Learning only lags when a fold fails: the rows stay for the next one.
-        if let Err(e) = store::fold(db, &campaign.0, campaign.1, now_ms) {
-            eprintln!("campaign `{}` not folded: {e}", campaign.0);
+    if let Some((id, version, folded_at_ms)) = stale {
+        // Learning only lags when a fold fails: the rows stay for the next one. Of concurrent
+        // requests, only the one that claims the fold does it.
+        let folded =
+            store::claim_fold(db, &id, version, folded_at_ms, now_ms).and_then(|claimed| {
+                match claimed {
+                    true => store::fold(db, &id, version, now_ms),
+                    false => Ok(()),
+                }
+            });
+        if let Err(e) = folded {
+            eprintln!("campaign `{id}` not folded: {e}");
         }
     }
     json_response(

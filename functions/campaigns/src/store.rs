@@ -2,12 +2,13 @@
 //!
 //! Decisions and feedback are only inserted (a decide request is one multi-row `INSERT`), so
 //! requests hold the database's write lock briefly. A policy learns by [`fold`]: the decisions
-//! and first conversions recorded since its last fold are applied to its state in one
-//! transaction, which also moves its fold marks. Folding runs at most every
-//! [`FOLD_EVERY_MS`] per campaign, when a decision or an admin read finds the state older,
-//! so what a policy has learned lags by about a second; nothing recorded is lost (a crash
-//! before a fold leaves the rows for the next one), and concurrent instances fold the same
-//! rows once.
+//! and first conversions recorded since its last fold are read in one snapshot and applied
+//! to its state, which one conditional `UPDATE` stores with the moved fold marks. Folding
+//! runs at most every [`FOLD_EVERY_MS`] per campaign: a decide request claims one stale
+//! campaign ([`claim_fold`]) and folds it, and an admin read folds the campaign it shows; so
+//! what a policy has learned lags by about a second under load; nothing recorded is lost (a
+//! crash before a fold leaves the rows for the next one), and concurrent instances fold the
+//! same rows once.
 
 use spin_sdk::sqlite::{Connection, Error, Value};
 use vitrine_campaigns::policy::Policy;
@@ -138,122 +139,176 @@ pub fn put(
     })
 }
 
-/// Brings campaign `id`'s policy up to date (if it is still at `version`): in one
-/// transaction, the decisions and the first conversions recorded since its last fold are
-/// applied to its state, and its fold marks move past them.
+/// Brings campaign `id`'s policy up to date (if it is still at `version`): the decisions and
+/// the first conversions recorded since its last fold are applied to its state, read in one
+/// snapshot without the write lock (decisions keep being logged meanwhile); then one
+/// `UPDATE` stores the state and moves the fold marks past those rows — only if the marks
+/// are still where they were read, so rows folded by a concurrent fold are never counted
+/// twice (that fold's work is kept, this one's dropped).
 pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), Error> {
-    vitrine_guest::sqlite::transaction(db, || {
-        let rows = db.execute(
-            "SELECT policy, decisions_folded, feedback_folded FROM campaigns
-             WHERE id = ? AND version = ?",
-            &[Value::Text(id.into()), Value::Integer(version)],
-        )?;
-        let Some(row) = rows.rows().next() else {
-            return Ok(());
-        };
-        let mut policy: Policy =
-            serde_json::from_str(&text(&row, "policy")).map_err(|e| corrupt("policy", e))?;
-        let (mut decisions_folded, mut feedback_folded) = (
-            row.get::<i64>("decisions_folded").unwrap_or(0),
-            row.get::<i64>("feedback_folded").unwrap_or(0),
-        );
-        let campaign = [Value::Text(id.into()), Value::Integer(version)];
-        // LinUCB learns from each decision's features; Thompson sampling only from counts per
-        // arm; uniform from nothing.
-        let contextual = matches!(policy, Policy::LinUcb { .. });
-        let rows = |sql: &str, mark: i64| {
-            let mut params = campaign.to_vec();
-            params.push(Value::Integer(mark));
-            db.execute(sql, &params)
-        };
-        let features = |row: &spin_sdk::sqlite::Row<'_>| -> Vec<f64> {
-            serde_json::from_str(&text(row, "features")).unwrap_or_default()
-        };
-        let learns = !matches!(policy, Policy::Uniform { .. });
-        // Impressions count every version's decisions since the mark; the policy learns from
-        // its own version's only.
-        let counted = db.execute(
-            "SELECT count(*) AS n, coalesce(max(rowid), 0) AS last FROM campaign_decisions
-             WHERE campaign = ? AND rowid > ?",
-            &[Value::Text(id.into()), Value::Integer(decisions_folded)],
-        )?;
-        let (new_impressions, counted_through) = counted.rows().next().map_or((0, 0), |r| {
-            (
-                r.get::<i64>("n").unwrap_or(0),
-                r.get::<i64>("last").unwrap_or(0),
-            )
-        });
-        if learns {
-            let shown = rows(
-                match contextual {
-                    true => {
-                        "SELECT arm, 1 AS n, features FROM campaign_decisions
-                             WHERE campaign = ? AND version = ? AND rowid > ? ORDER BY rowid"
-                    }
-                    false => {
-                        "SELECT arm, count(*) AS n, '[]' AS features
-                              FROM campaign_decisions
-                              WHERE campaign = ? AND version = ? AND rowid > ? GROUP BY arm"
-                    }
-                },
-                decisions_folded,
-            )?;
-            for row in shown.rows() {
-                let (arm, x) = (row.get::<i64>("arm").unwrap_or(0) as usize, features(&row));
-                for _ in 0..row.get::<i64>("n").unwrap_or(0) {
-                    policy.shown(arm, &x);
+    db.execute("BEGIN", &[])?;
+    let read = read_fold(db, id, version);
+    let _ = db.execute("COMMIT", &[]);
+    let Some(fold) = read? else {
+        return Ok(());
+    };
+    let policy = serde_json::to_string(&fold.policy).map_err(|e| Error::Io(e.to_string()))?;
+    db.execute(
+        "UPDATE campaigns SET policy = ?, decisions_folded = ?, feedback_folded = ?,
+            folded_at_ms = ?, impressions = impressions + ?
+         WHERE id = ? AND version = ? AND decisions_folded = ? AND feedback_folded = ?",
+        &[
+            Value::Text(policy),
+            Value::Integer(fold.decisions_folded),
+            Value::Integer(fold.feedback_folded),
+            Value::Integer(now_ms),
+            Value::Integer(fold.new_impressions),
+            Value::Text(id.into()),
+            Value::Integer(version),
+            Value::Integer(fold.marks.0),
+            Value::Integer(fold.marks.1),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Claims the fold of campaign `id` (at `version`) last folded at `folded_at_ms`: true for
+/// the one request that moves its fold time to `now_ms`, so concurrent requests do not all
+/// fold it.
+pub fn claim_fold(
+    db: &Connection,
+    id: &str,
+    version: i64,
+    folded_at_ms: i64,
+    now_ms: i64,
+) -> Result<bool, Error> {
+    let claimed = db.execute(
+        "UPDATE campaigns SET folded_at_ms = ? WHERE id = ? AND version = ? AND folded_at_ms = ?
+         RETURNING 1",
+        &[
+            Value::Integer(now_ms),
+            Value::Text(id.into()),
+            Value::Integer(version),
+            Value::Integer(folded_at_ms),
+        ],
+    )?;
+    Ok(!claimed.rows.is_empty())
+}
+
+/// A fold computed from a snapshot: the new state and marks, and the marks it started from.
+struct Fold {
+    policy: Policy,
+    decisions_folded: i64,
+    feedback_folded: i64,
+    new_impressions: i64,
+    marks: (i64, i64),
+}
+
+/// Reads what campaign `id` has not folded yet and applies it to a copy of its policy.
+fn read_fold(db: &Connection, id: &str, version: i64) -> Result<Option<Fold>, Error> {
+    let rows = db.execute(
+        "SELECT policy, decisions_folded, feedback_folded FROM campaigns
+         WHERE id = ? AND version = ?",
+        &[Value::Text(id.into()), Value::Integer(version)],
+    )?;
+    let Some(row) = rows.rows().next() else {
+        return Ok(None);
+    };
+    let mut policy: Policy =
+        serde_json::from_str(&text(&row, "policy")).map_err(|e| corrupt("policy", e))?;
+    let (mut decisions_folded, mut feedback_folded) = (
+        row.get::<i64>("decisions_folded").unwrap_or(0),
+        row.get::<i64>("feedback_folded").unwrap_or(0),
+    );
+    let marks = (decisions_folded, feedback_folded);
+    let campaign = [Value::Text(id.into()), Value::Integer(version)];
+    // LinUCB learns from each decision's features; Thompson sampling only from counts per
+    // arm; uniform from nothing.
+    let contextual = matches!(policy, Policy::LinUcb { .. });
+    let rows = |sql: &str, mark: i64| {
+        let mut params = campaign.to_vec();
+        params.push(Value::Integer(mark));
+        db.execute(sql, &params)
+    };
+    let features = |row: &spin_sdk::sqlite::Row<'_>| -> Vec<f64> {
+        serde_json::from_str(&text(row, "features")).unwrap_or_default()
+    };
+    let learns = !matches!(policy, Policy::Uniform { .. });
+    // Impressions count every version's decisions since the mark; the policy learns from
+    // its own version's only.
+    let counted = db.execute(
+        "SELECT count(*) AS n, coalesce(max(rowid), 0) AS last FROM campaign_decisions
+         WHERE campaign = ? AND rowid > ?",
+        &[Value::Text(id.into()), Value::Integer(decisions_folded)],
+    )?;
+    let (new_impressions, counted_through) = counted.rows().next().map_or((0, 0), |r| {
+        (
+            r.get::<i64>("n").unwrap_or(0),
+            r.get::<i64>("last").unwrap_or(0),
+        )
+    });
+    if learns {
+        let shown = rows(
+            match contextual {
+                true => {
+                    "SELECT arm, 1 AS n, features FROM campaign_decisions
+                         WHERE campaign = ? AND version = ? AND rowid > ? ORDER BY rowid"
                 }
-            }
-            // A decision's first conversion only; its decision was folded above or before.
-            // (CROSS JOIN: the feedback since the mark drives the join, never the whole
-            // history of the campaign's decisions.)
-            let converted = rows(
-                "SELECT d.arm AS arm, d.features AS features
-                 FROM campaign_feedback f CROSS JOIN campaign_decisions d ON d.id = f.decision_id
-                 WHERE d.campaign = ? AND d.version = ? AND f.rowid > ?
-                   AND f.event = 'conversion'
-                   AND NOT EXISTS (SELECT 1 FROM campaign_feedback e
-                                   WHERE e.decision_id = f.decision_id AND e.event = 'conversion'
-                                     AND e.rowid < f.rowid)",
-                feedback_folded,
-            )?;
-            for row in converted.rows() {
-                policy.rewarded(
-                    row.get::<i64>("arm").unwrap_or(0) as usize,
-                    &features(&row),
-                    1.0,
-                );
+                false => {
+                    "SELECT arm, count(*) AS n, '[]' AS features
+                          FROM campaign_decisions
+                          WHERE campaign = ? AND version = ? AND rowid > ? GROUP BY arm"
+                }
+            },
+            decisions_folded,
+        )?;
+        for row in shown.rows() {
+            let (arm, x) = (row.get::<i64>("arm").unwrap_or(0) as usize, features(&row));
+            for _ in 0..row.get::<i64>("n").unwrap_or(0) {
+                policy.shown(arm, &x);
             }
         }
-        decisions_folded = decisions_folded.max(counted_through);
-        // Every feedback row up to now has been seen (conversions of other campaigns are
-        // theirs to fold: their marks are their own).
-        let last = db.execute(
-            "SELECT coalesce(max(rowid), 0) AS last FROM campaign_feedback",
-            &[],
+        // A decision's first conversion only; its decision was folded above or before.
+        // (CROSS JOIN: the feedback since the mark drives the join, never the whole
+        // history of the campaign's decisions.)
+        let converted = rows(
+            "SELECT d.arm AS arm, d.features AS features
+             FROM campaign_feedback f CROSS JOIN campaign_decisions d ON d.id = f.decision_id
+             WHERE d.campaign = ? AND d.version = ? AND f.rowid > ?
+               AND f.event = 'conversion'
+               AND NOT EXISTS (SELECT 1 FROM campaign_feedback e
+                               WHERE e.decision_id = f.decision_id AND e.event = 'conversion'
+                                 AND e.rowid < f.rowid)",
+            feedback_folded,
         )?;
-        feedback_folded = feedback_folded.max(
-            last.rows()
-                .next()
-                .and_then(|r| r.get::<i64>("last"))
-                .unwrap_or(0),
-        );
-        let policy = serde_json::to_string(&policy).map_err(|e| Error::Io(e.to_string()))?;
-        db.execute(
-            "UPDATE campaigns SET policy = ?, decisions_folded = ?, feedback_folded = ?,
-                folded_at_ms = ?, impressions = impressions + ? WHERE id = ? AND version = ?",
-            &[
-                Value::Text(policy),
-                Value::Integer(decisions_folded),
-                Value::Integer(feedback_folded),
-                Value::Integer(now_ms),
-                Value::Integer(new_impressions),
-                Value::Text(id.into()),
-                Value::Integer(version),
-            ],
-        )?;
-        Ok(())
-    })
+        for row in converted.rows() {
+            policy.rewarded(
+                row.get::<i64>("arm").unwrap_or(0) as usize,
+                &features(&row),
+                1.0,
+            );
+        }
+    }
+    decisions_folded = decisions_folded.max(counted_through);
+    // Every feedback row up to now has been seen (conversions of other campaigns are
+    // theirs to fold: their marks are their own).
+    let last = db.execute(
+        "SELECT coalesce(max(rowid), 0) AS last FROM campaign_feedback",
+        &[],
+    )?;
+    feedback_folded = feedback_folded.max(
+        last.rows()
+            .next()
+            .and_then(|r| r.get::<i64>("last"))
+            .unwrap_or(0),
+    );
+    Ok(Some(Fold {
+        policy,
+        decisions_folded,
+        feedback_folded,
+        new_impressions,
+        marks,
+    }))
 }
 
 /// How often `shopper` has seen campaign `id`: (since `since`, in all).
