@@ -378,3 +378,53 @@ async fn a_shopper_who_opted_out_of_marketing_sees_no_campaign() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_cap_across_campaigns_limits_what_one_shopper_sees() -> anyhow::Result<()> {
+    let text = vitrine_tests::manifest(
+        "[variables]\nadmin_token = { default = \"t0k\" }\ncampaigns_per_shopper_per_day = { default = \"2\" }\n\
+         [[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n\
+         [component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n\
+         [component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n\
+         campaigns_per_shopper_per_day = \"{{ campaigns_per_shopper_per_day }}\"\n",
+    );
+    let app = TestApp::start(&text).await?;
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    let mut open = winter("uniform");
+    open["holdout"] = json!(0);
+    for id in ["c1", "c2", "c3"] {
+        assert_eq!(put_campaign(&app, id, "t0k", &open).await?.0, 200);
+    }
+    let reasons = |answer: &Value| -> Vec<Value> {
+        (answer["decisions"].as_array().unwrap().iter())
+            .map(|d| d["reason"].clone())
+            .collect()
+    };
+    // Two of three today (the lowest ids first), then none; another shopper has their own.
+    let (_, first) = post_json(&decide, &json!({"shopper": "ann"})).await?;
+    assert_eq!(
+        reasons(&first),
+        [Value::Null, Value::Null, json!("cap")],
+        "{first}"
+    );
+    let (_, again) = post_json(&decide, &json!({"shopper": "ann"})).await?;
+    assert_eq!(
+        reasons(&again),
+        [json!("cap"), json!("cap"), json!("cap")],
+        "{again}"
+    );
+    let (_, bob) = post_json(&decide, &json!({"shopper": "bob"})).await?;
+    assert_eq!(
+        reasons(&bob),
+        [Value::Null, Value::Null, json!("cap")],
+        "{bob}"
+    );
+    // An anonymous request is not capped: there is no one to count.
+    let (_, anonymous) = post_json(&decide, &json!({})).await?;
+    assert_eq!(
+        reasons(&anonymous),
+        [Value::Null, Value::Null, Value::Null],
+        "{anonymous}"
+    );
+    Ok(())
+}

@@ -273,6 +273,18 @@ fn limited(
     Ok((over(caps.per_shopper_per_day, today) || over(caps.per_shopper, total)).then_some("cap"))
 }
 
+/// The Spin variable `campaigns_per_shopper_per_day`: how many campaigns one shopper may see
+/// in 24 hours, over all campaigns (those with the lowest ids first); unset or empty: no cap.
+fn cap_across_campaigns() -> Result<Option<u32>, String> {
+    const NAME: &str = "campaigns_per_shopper_per_day";
+    match spin_sdk::variables::get(NAME) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => (value.trim().parse::<u32>().map(Some))
+            .map_err(|_| format!("variable {NAME}: `{value}` is not a whole number")),
+        Err(_) => Ok(None),
+    }
+}
+
 fn render(template: &str, shopper: Option<&str>, arm: &definition::Arm, campaign: &str) -> String {
     template
         .replace("{shopper}", shopper.unwrap_or("there"))
@@ -341,6 +353,15 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     let mut decisions = Vec::new();
     let mut logged = Vec::new();
     let now_ms = chrono::Utc::now().timestamp_millis();
+    // How many more campaigns the shopper may see in 24 hours, over all campaigns.
+    let mut across = match (&request.shopper, cap_across_campaigns()) {
+        (_, Err(message)) => return error(500, message),
+        (Some(shopper), Ok(Some(cap))) => match store::shown_to(db, shopper, time - 86_400) {
+            Ok(seen) => Some((i64::from(cap) - seen).max(0)),
+            Err(e) => return store_error(e),
+        },
+        _ => None,
+    };
     // The campaign whose policy is the most out of date, if any is: this request folds it.
     let stale: Option<(String, i64, i64)> = campaigns
         .iter()
@@ -352,6 +373,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         let reason = match not_shown(&campaign.id, d, &request, time, local_minute) {
             Some(reason) => Some(reason),
             None => match limited(db, &campaign, request.shopper.as_deref(), time) {
+                Ok(None) if across == Some(0) => Some("cap"),
                 Ok(reason) => reason,
                 Err(e) => return store_error(e),
             },
@@ -360,6 +382,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
             decisions.push(json!({ "campaign": campaign.id, "arm": null, "reason": reason }));
             continue;
         }
+        across = across.map(|left| left - 1);
         let x = features(&request.context, request.shopper.is_some(), time);
         let p = campaign
             .policy

@@ -333,6 +333,18 @@ pub fn seen_by(db: &Connection, id: &str, shopper: &str, since: i64) -> Result<(
     })
 }
 
+/// How many campaigns were shown to `shopper` since `since` (Unix seconds), over all
+/// campaigns.
+pub fn shown_to(db: &Connection, shopper: &str, since: i64) -> Result<i64, Error> {
+    vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
+        let rows = db.execute(
+            "SELECT count(*) FROM campaign_decisions WHERE shopper = ? AND time > ?",
+            &[Value::Text(shopper.into()), Value::Integer(since)],
+        )?;
+        Ok(rows.rows.first().and_then(|r| r.get::<i64>(0)).unwrap_or(0))
+    })
+}
+
 /// A logged decision.
 pub struct Decision {
     /// Its id.
