@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::commands::vitrine;
+use crate::commands::{json_output, vitrine};
+
+/// The campaigns function alone, its admin token `t0k`.
+const CAMPAIGNS_APP: &str = "[variables]\nadmin_token = { default = \"t0k\" }\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n[component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n[component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n";
 
 /// 6,000 decisions: three banners logged with known propensities, rewards depending on the
 /// segment; every 500th row without a propensity.
@@ -151,10 +154,7 @@ fn simulate_prints_and_plots_the_regret_of_three_policies() {
 fn campaign_learning_survives_kill_9() {
     use crate::commands::{http_get_with, http_send, up_with, write_manifest};
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
-        dir.path(),
-        "[variables]\nadmin_token = { default = \"t0k\" }\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n[component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n[component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n",
-    );
+    let manifest = write_manifest(dir.path(), CAMPAIGNS_APP);
     let state = dir.path().join("state");
     let args = ["--state-dir", state.to_str().unwrap()];
     let (mut child, addr) = up_with(&args, &manifest);
@@ -210,10 +210,7 @@ fn campaign_learning_survives_kill_9() {
 fn ope_reads_the_runtimes_own_decision_log() {
     use crate::commands::{http_send, up_with, write_manifest};
     let dir = tempfile::tempdir().unwrap();
-    let manifest = write_manifest(
-        dir.path(),
-        "[variables]\nadmin_token = { default = \"t0k\" }\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n[component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n[component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n",
-    );
+    let manifest = write_manifest(dir.path(), CAMPAIGNS_APP);
     let state = dir.path().join("state");
     let (mut child, addr) = up_with(&["--state-dir", state.to_str().unwrap()], &manifest);
     let definition = r#"{"name": "n", "channel": "push", "policy": "uniform",
@@ -259,7 +256,8 @@ fn ope_reads_the_runtimes_own_decision_log() {
     child.wait().unwrap();
     let db = state.join("sqlite/default.db");
     let ope = |policy: &str| -> serde_json::Value {
-        let out = vitrine()
+        let mut command = vitrine();
+        command
             .args([
                 "campaigns",
                 "ope",
@@ -271,15 +269,8 @@ fn ope_reads_the_runtimes_own_decision_log() {
             ])
             .arg("--db")
             .arg(&db)
-            .args(["--policy", policy])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+            .args(["--policy", policy]);
+        json_output(&mut command)
     };
     let logging = ope("logging");
     assert_eq!(logging["rows"], decided);

@@ -24,6 +24,17 @@ pub(crate) async fn output(mut cmd: Command) -> (bool, String, String) {
     )
 }
 
+/// Runs `command`, which must succeed, and parses its standard output as JSON.
+pub(crate) fn json_output(command: &mut std::process::Command) -> serde_json::Value {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub(crate) fn write_manifest(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("spin.toml");
     std::fs::write(&path, vitrine_tests::manifest(body)).unwrap();

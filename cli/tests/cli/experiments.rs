@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::commands::{http_send, up_with, vitrine, write_manifest};
+use crate::commands::{http_send, json_output, up_with, vitrine, write_manifest};
 
 const APP: &str = "[variables]\nadmin_token = { default = \"t0k\" }\n\
 [[trigger.http]]\nroute = \"/api/experiments/...\"\ncomponent = \"campaigns\"\n\
@@ -105,7 +105,8 @@ fn a_report_shows_uplift_with_intervals_and_refuses_a_winner_without_one() {
     let db = state.join("sqlite/default.db");
     let plot = dir.path().join("uplift.svg");
     let report = |experiment: &str| -> Value {
-        let out = vitrine()
+        let mut command = vitrine();
+        command
             .args([
                 "experiments",
                 "report",
@@ -118,15 +119,8 @@ fn a_report_shows_uplift_with_intervals_and_refuses_a_winner_without_one() {
             .arg("--db")
             .arg(&db)
             .arg("--plot")
-            .arg(&plot)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+            .arg(&plot);
+        json_output(&mut command)
     };
     let button = report("button");
     let shoppers: u64 = (button["variants"].as_array().unwrap().iter())
