@@ -321,6 +321,63 @@ async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_discount_budget_stops_a_campaign_once_its_conversions_spent_it() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    let feedback = format!("{}/api/campaigns/feedback", app.url);
+    let mut spend = winter("uniform");
+    spend["holdout"] = json!(0);
+    spend["budget"] = json!({"discount_spend": 12.0});
+    spend["arms"][0]["discount"] = json!(5.0);
+    spend["arms"][1]["discount"] = json!(5.0);
+    for (field, value, says) in [
+        (
+            "budget",
+            json!({"discount_spend": 0}),
+            "budget.discount_spend",
+        ),
+        (
+            "arms",
+            json!([{"id": "a", "offer": "o", "message": "m", "discount": -1}]),
+            "arms[0].discount",
+        ),
+    ] {
+        let mut bad = spend.clone();
+        bad[field] = value;
+        let (status, answer) = put_campaign(&app, "spend", ADMIN_TOKEN, &bad).await?;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+    assert_eq!(
+        put_campaign(&app, "spend", ADMIN_TOKEN, &spend).await?.0,
+        200
+    );
+    let admin = || {
+        reqwest::Client::new()
+            .get(format!("{}/api/admin/campaigns/spend", app.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    // Three conversions at 5 each: 15 spent of 12 (a fold counts them; an admin read folds).
+    for n in 0..3 {
+        let (_, answer) = post_json(&decide, &json!({"shopper": format!("d{n}")})).await?;
+        let id = answer["decisions"][0]["decision_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let event = json!({"event_id": format!("c{n}"), "decision_id": id, "event": "conversion"});
+        assert_eq!(post_json(&feedback, &event).await?.0, 200);
+        let (_, before) = post_json(&decide, &json!({"shopper": format!("x{n}")})).await?;
+        assert_eq!(before["decisions"][0]["reason"], Value::Null, "{before}");
+    }
+    let shown: Value = admin().await?.json().await?;
+    assert_eq!(shown["discount_spent"], 15.0, "{shown}");
+    let (_, after) = post_json(&decide, &json!({"shopper": "late"})).await?;
+    assert_eq!(after["decisions"][0]["reason"], "budget", "{after}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_shopper_who_opted_out_of_marketing_sees_no_campaign() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);

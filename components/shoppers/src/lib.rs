@@ -14,20 +14,8 @@ pub fn with_tables<T>(
 ) -> Result<T, Error> {
     let backfill = POPULARITY_BACKFILL.replace("{weight}", &profile::weight_sql("kind"));
     let schema: Vec<&str> = SCHEMA.iter().copied().chain([backfill.as_str()]).collect();
-    match vitrine_guest::sqlite::with_schema(db, &schema, &f) {
-        // A database from before a column was added: add it (a duplicate is not an error).
-        Err(Error::Io(message)) if message.contains("no such column") => {
-            for statement in MIGRATIONS {
-                let _ = db.execute(statement, &[]);
-            }
-            vitrine_guest::sqlite::with_schema(db, &schema, f)
-        }
-        other => other,
-    }
+    vitrine_guest::sqlite::with_schema(db, &schema, f)
 }
-
-/// Columns added since the tables were first created.
-const MIGRATIONS: &[&str] = &["ALTER TABLE shopper_consent ADD COLUMN marketing INTEGER"];
 
 /// Adds new events (a JSON array of objects with `product`, `kind` and `quantity`) to the
 /// products' popularity: the all-time event weight per product, anonymous events included.
@@ -62,6 +50,8 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS shopper_consent (
         shopper TEXT PRIMARY KEY, personalization INTEGER NOT NULL, updated INTEGER NOT NULL,
         marketing INTEGER)",
+    // Added after the table: databases from before get it on first use.
+    "ALTER TABLE shopper_consent ADD COLUMN marketing INTEGER",
     "CREATE TABLE IF NOT EXISTS product_popularity (product TEXT PRIMARY KEY, weight REAL NOT NULL)",
 ];
 

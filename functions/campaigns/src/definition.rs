@@ -112,6 +112,9 @@ pub struct Caps {
 pub struct Budget {
     /// Impressions (decisions that showed an arm), over all versions of the campaign.
     pub impressions: Option<u64>,
+    /// Discounts granted: the `discount` of the arm of each converted decision, summed over
+    /// all versions of the campaign.
+    pub discount_spend: Option<f64>,
 }
 
 /// A JSON body as a `T`. The error names the field (`context.cart: invalid type: …`); one
@@ -164,6 +167,10 @@ pub struct Arm {
     pub offer: String,
     /// The message, with `{shopper}`, `{offer}`, `{arm}`, `{campaign}` placeholders.
     pub message: String,
+    /// What one conversion with this arm costs in discount (currency units; default 0):
+    /// counted against `budget.discount_spend`.
+    #[serde(default)]
+    pub discount: f64,
 }
 
 impl Definition {
@@ -216,6 +223,13 @@ impl Definition {
                 ));
             }
         }
+        if let Some(spend) = self.budget.discount_spend {
+            if !(spend.is_finite() && spend > 0.0) {
+                return Err(format!(
+                    "budget.discount_spend: {spend} must be above 0 (leave it out for no limit)"
+                ));
+            }
+        }
         if let Some(q) = &self.quiet_hours {
             for (field, value) in [("quiet_hours.from", &q.from), ("quiet_hours.to", &q.to)] {
                 if minutes(value).is_none() {
@@ -244,6 +258,12 @@ impl Definition {
             }
             if self.arms[..i].iter().any(|a| a.id == arm.id) {
                 return Err(format!("arms[{i}].id: `{}` is used twice", arm.id));
+            }
+            if !(arm.discount.is_finite() && arm.discount >= 0.0) {
+                return Err(format!(
+                    "arms[{i}].discount: {} must be 0 or more",
+                    arm.discount
+                ));
             }
             let mut rest = arm.message.as_str();
             while let Some(open) = rest.find('{') {

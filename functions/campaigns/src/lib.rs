@@ -113,7 +113,14 @@ fn campaign_json(c: &store::Stored) -> Value {
             .collect::<Vec<_>>()),
         _ => Value::Null,
     };
-    json!({ "id": c.id, "version": c.version, "definition": c.definition, "learned": learned })
+    json!({
+        "id": c.id,
+        "version": c.version,
+        "definition": c.definition,
+        "learned": learned,
+        "impressions": c.impressions,
+        "discount_spent": c.discount_spent,
+    })
 }
 
 fn list(db: &spin_sdk::sqlite::Connection) -> Response {
@@ -247,8 +254,9 @@ fn not_shown(
     None
 }
 
-/// Whether the campaign's budget or its caps for `shopper` stop it: `budget` (impressions, as
-/// of the last fold: it may overshoot by about a second of traffic) or `cap`.
+/// Whether the campaign's budget or its caps for `shopper` stop it: `budget` (impressions or
+/// discount spend, as of the last fold: it may overshoot by about a second of traffic) or
+/// `cap`.
 fn limited(
     db: &spin_sdk::sqlite::Connection,
     campaign: &store::Stored,
@@ -259,6 +267,7 @@ fn limited(
     if d.budget
         .impressions
         .is_some_and(|b| campaign.impressions >= b as i64)
+        || (d.budget.discount_spend).is_some_and(|b| campaign.discount_spent >= b)
     {
         return Ok(Some("budget"));
     }

@@ -21,7 +21,10 @@ pub const SCHEMA: &[&str] = &[
         id TEXT PRIMARY KEY, definition TEXT NOT NULL, version INTEGER NOT NULL,
         policy TEXT NOT NULL, updated_at INTEGER NOT NULL,
         decisions_folded INTEGER NOT NULL DEFAULT 0, feedback_folded INTEGER NOT NULL DEFAULT 0,
-        folded_at_ms INTEGER NOT NULL DEFAULT 0, impressions INTEGER NOT NULL DEFAULT 0)",
+        folded_at_ms INTEGER NOT NULL DEFAULT 0, impressions INTEGER NOT NULL DEFAULT 0,
+        discount_spent REAL NOT NULL DEFAULT 0)",
+    // Added after the table: databases from before get it on first use.
+    "ALTER TABLE campaigns ADD COLUMN discount_spent REAL NOT NULL DEFAULT 0",
     // `seq` (the rowid) is AUTOINCREMENT: never reused after an erasure, so a fold mark never
     // skips a new row.
     "CREATE TABLE IF NOT EXISTS campaign_decisions (
@@ -57,6 +60,8 @@ pub struct Stored {
     pub folded_at_ms: i64,
     /// Decisions that showed an arm, over all versions, as of the last fold.
     pub impressions: i64,
+    /// Discounts of its converted decisions, over all versions, as of the last fold.
+    pub discount_spent: f64,
 }
 
 fn text(row: &spin_sdk::sqlite::Row<'_>, i: &str) -> String {
@@ -79,6 +84,7 @@ fn rows_to_campaigns(rows: spin_sdk::sqlite::QueryResult) -> Result<Vec<Stored>,
                     .map_err(|e| corrupt("policy", e))?,
                 folded_at_ms: row.get::<i64>("folded_at_ms").unwrap_or(0),
                 impressions: row.get::<i64>("impressions").unwrap_or(0),
+                discount_spent: row.get::<f64>("discount_spent").unwrap_or(0.0),
             })
         })
         .collect()
@@ -88,7 +94,8 @@ fn rows_to_campaigns(rows: spin_sdk::sqlite::QueryResult) -> Result<Vec<Stored>,
 pub fn all(db: &Connection) -> Result<Vec<Stored>, Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         rows_to_campaigns(db.execute(
-            "SELECT id, definition, version, policy, folded_at_ms, impressions FROM campaigns ORDER BY id",
+            "SELECT id, definition, version, policy, folded_at_ms, impressions, discount_spent
+             FROM campaigns ORDER BY id",
             &[],
         )?)
     })
@@ -98,7 +105,8 @@ pub fn all(db: &Connection) -> Result<Vec<Stored>, Error> {
 pub fn get(db: &Connection, id: &str) -> Result<Option<Stored>, Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         let rows = db.execute(
-            "SELECT id, definition, version, policy, folded_at_ms, impressions FROM campaigns WHERE id = ?",
+            "SELECT id, definition, version, policy, folded_at_ms, impressions, discount_spent
+             FROM campaigns WHERE id = ?",
             &[Value::Text(id.into())],
         )?;
         Ok(rows_to_campaigns(rows)?.into_iter().next())
@@ -155,7 +163,7 @@ pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), 
     let policy = serde_json::to_string(&fold.policy).map_err(|e| Error::Io(e.to_string()))?;
     db.execute(
         "UPDATE campaigns SET policy = ?, decisions_folded = ?, feedback_folded = ?,
-            folded_at_ms = ?, impressions = impressions + ?
+            folded_at_ms = ?, impressions = impressions + ?, discount_spent = discount_spent + ?
          WHERE id = ? AND version = ? AND decisions_folded = ? AND feedback_folded = ?",
         &[
             Value::Text(policy),
@@ -163,6 +171,7 @@ pub fn fold(db: &Connection, id: &str, version: i64, now_ms: i64) -> Result<(), 
             Value::Integer(fold.feedback_folded),
             Value::Integer(now_ms),
             Value::Integer(fold.new_impressions),
+            Value::Real(fold.new_spend),
             Value::Text(id.into()),
             Value::Integer(version),
             Value::Integer(fold.marks.0),
@@ -201,13 +210,14 @@ struct Fold {
     decisions_folded: i64,
     feedback_folded: i64,
     new_impressions: i64,
+    new_spend: f64,
     marks: (i64, i64),
 }
 
 /// Reads what campaign `id` has not folded yet and applies it to a copy of its policy.
 fn read_fold(db: &Connection, id: &str, version: i64) -> Result<Option<Fold>, Error> {
     let rows = db.execute(
-        "SELECT policy, decisions_folded, feedback_folded FROM campaigns
+        "SELECT policy, definition, decisions_folded, feedback_folded FROM campaigns
          WHERE id = ? AND version = ?",
         &[Value::Text(id.into()), Value::Integer(version)],
     )?;
@@ -216,6 +226,9 @@ fn read_fold(db: &Connection, id: &str, version: i64) -> Result<Option<Fold>, Er
     };
     let mut policy: Policy =
         serde_json::from_str(&text(&row, "policy")).map_err(|e| corrupt("policy", e))?;
+    let definition: Definition =
+        serde_json::from_str(&text(&row, "definition")).map_err(|e| corrupt("campaign", e))?;
+    let discounts: Vec<f64> = definition.arms.iter().map(|a| a.discount).collect();
     let (mut decisions_folded, mut feedback_folded) = (
         row.get::<i64>("decisions_folded").unwrap_or(0),
         row.get::<i64>("feedback_folded").unwrap_or(0),
@@ -268,25 +281,26 @@ fn read_fold(db: &Connection, id: &str, version: i64) -> Result<Option<Fold>, Er
                 policy.shown(arm, &x);
             }
         }
-        // A decision's first conversion only; its decision was folded above or before.
-        // (CROSS JOIN: the feedback since the mark drives the join, never the whole
-        // history of the campaign's decisions.)
-        let converted = rows(
-            "SELECT d.arm AS arm, d.features AS features
-             FROM campaign_feedback f CROSS JOIN campaign_decisions d ON d.id = f.decision_id
-             WHERE d.campaign = ? AND d.version = ? AND f.rowid > ?
-               AND f.event = 'conversion'
-               AND NOT EXISTS (SELECT 1 FROM campaign_feedback e
-                               WHERE e.decision_id = f.decision_id AND e.event = 'conversion'
-                                 AND e.rowid < f.rowid)",
-            feedback_folded,
-        )?;
-        for row in converted.rows() {
-            policy.rewarded(
-                row.get::<i64>("arm").unwrap_or(0) as usize,
-                &features(&row),
-                1.0,
-            );
+    }
+    // A decision's first conversion only; its decision was folded above or before.
+    // (CROSS JOIN: the feedback since the mark drives the join, never the whole history of
+    // the campaign's decisions.) Each costs its arm's discount, and rewards the policy.
+    let converted = rows(
+        "SELECT d.arm AS arm, d.features AS features
+         FROM campaign_feedback f CROSS JOIN campaign_decisions d ON d.id = f.decision_id
+         WHERE d.campaign = ? AND d.version = ? AND f.rowid > ?
+           AND f.event = 'conversion'
+           AND NOT EXISTS (SELECT 1 FROM campaign_feedback e
+                           WHERE e.decision_id = f.decision_id AND e.event = 'conversion'
+                             AND e.rowid < f.rowid)",
+        feedback_folded,
+    )?;
+    let mut new_spend = 0.0;
+    for row in converted.rows() {
+        let arm = row.get::<i64>("arm").unwrap_or(0) as usize;
+        new_spend += discounts.get(arm).copied().unwrap_or(0.0);
+        if learns {
+            policy.rewarded(arm, &features(&row), 1.0);
         }
     }
     decisions_folded = decisions_folded.max(counted_through);
@@ -307,6 +321,7 @@ fn read_fold(db: &Connection, id: &str, version: i64) -> Result<Option<Fold>, Er
         decisions_folded,
         feedback_folded,
         new_impressions,
+        new_spend,
         marks,
     }))
 }
