@@ -24,6 +24,20 @@ pub enum CampaignsCommand {
     /// Run random, Thompson-sampling and contextual (LinUCB) policies on simulated shoppers
     /// whose best offer depends on their segment; print and plot their cumulative regret.
     Simulate(SimulateArgs),
+    /// Define campaigns and experiments from a file (TOML or JSON) through a running app's
+    /// admin API; unchanged ones stay as they are, with what they learned.
+    Apply(ApplyArgs),
+}
+
+/// `vitrine campaigns apply`.
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// The definitions: `[campaigns.<id>]` and `[experiments.<id>]` tables (TOML), or the
+    /// same as JSON objects; each holds what `PUT /api/admin/campaigns/{id}` (or
+    /// `/experiments/{id}`) takes.
+    file: PathBuf,
+    #[command(flatten)]
+    app: crate::http::App,
 }
 
 /// `vitrine campaigns simulate`.
@@ -89,7 +103,95 @@ pub fn run(command: CampaignsCommand) -> Result<()> {
     match command {
         CampaignsCommand::Ope(args) => ope_command(args),
         CampaignsCommand::Simulate(args) => simulate_command(args),
+        CampaignsCommand::Apply(args) => tokio::runtime::Runtime::new()?.block_on(apply(args)),
     }
+}
+
+/// TOML date-times (`start = 2026-12-01T00:00:00Z`, unquoted) as the RFC 3339 text the API
+/// takes.
+fn toml_datetimes_as_text(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => match map.get("$__toml_private_datetime") {
+            Some(Value::String(text)) if map.len() == 1 => Value::String(text.clone()),
+            _ => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, toml_datetimes_as_text(v)))
+                    .collect(),
+            ),
+        },
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(toml_datetimes_as_text).collect())
+        }
+        other => other,
+    }
+}
+
+/// Reads the definitions file and puts each definition; a refused one is reported with the
+/// file and its table (`campaigns.winter: arms[1].id: …`), and the others still go.
+async fn apply(args: ApplyArgs) -> Result<()> {
+    let file = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {file}"))?;
+    let document: serde_json::Value = match args.file.extension().and_then(|e| e.to_str()) {
+        Some("toml") => toml::from_str(&text).with_context(|| format!("{file}: not TOML"))?,
+        Some("json") => serde_json::from_str(&text).with_context(|| format!("{file}: not JSON"))?,
+        _ => bail!("{file}: name a .toml or .json file"),
+    };
+    let document = toml_datetimes_as_text(document);
+    let Some(tables) = document.as_object() else {
+        bail!("{file}: expected tables `campaigns` and `experiments`");
+    };
+    if let Some(unknown) = tables
+        .keys()
+        .find(|k| !["campaigns", "experiments"].contains(&k.as_str()))
+    {
+        bail!("{file}: unknown table `{unknown}` (expected `campaigns` and `experiments`)");
+    }
+    let client = reqwest::Client::new();
+    let (mut applied, mut refused) = (0, 0);
+    for kind in ["experiments", "campaigns"] {
+        let Some(entries) = tables.get(kind) else {
+            continue;
+        };
+        let Some(entries) = entries.as_object() else {
+            bail!("{file}: `{kind}` must be a table of definitions by id");
+        };
+        for (id, definition) in entries {
+            let url = format!(
+                "{}/api/admin/{kind}/{id}",
+                args.app.url.trim_end_matches('/')
+            );
+            let response = client
+                .put(&url)
+                .bearer_auth(&args.app.token)
+                .json(definition)
+                .send()
+                .await
+                .with_context(|| format!("PUT {url}"))?;
+            let status = response.status();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            if status.is_success() {
+                applied += 1;
+                match (kind, answer["changed"].as_bool()) {
+                    ("campaigns", Some(false)) => {
+                        println!("{kind}.{id}: unchanged (version {})", answer["version"])
+                    }
+                    ("campaigns", _) => println!("{kind}.{id}: version {}", answer["version"]),
+                    _ => println!("{kind}.{id}: stored"),
+                }
+            } else {
+                refused += 1;
+                let message = answer["error"]
+                    .as_str()
+                    .map_or_else(|| status.to_string(), str::to_string);
+                eprintln!("{file}: {kind}.{id}: {message}");
+            }
+        }
+    }
+    if refused > 0 {
+        bail!("{refused} of {} definitions refused", applied + refused);
+    }
+    Ok(())
 }
 
 /// The logs read: rows, action names (index = action), rows left out for want of a

@@ -307,3 +307,82 @@ fn ope_reads_the_runtimes_own_decision_log() {
         "{stderr}"
     );
 }
+
+/// `vitrine campaigns apply` puts a file's definitions; applying it again changes nothing,
+/// a changed one is a new version, and a refused one names the file, the table and the field.
+#[test]
+fn apply_defines_campaigns_and_experiments_from_a_toml_file() {
+    use crate::commands::{up_with, write_manifest};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), CAMPAIGNS_APP);
+    let (mut child, addr) = up_with(
+        &["--state-dir", dir.path().join("state").to_str().unwrap()],
+        &manifest,
+    );
+    let file = dir.path().join("campaigns.toml");
+    let write = |offer: &str, extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                r#"[campaigns.winter]
+name = "Winter sale"
+channel = "banner"
+policy = "thompson"
+start = 2026-01-01T00:00:00Z
+[[campaigns.winter.arms]]
+id = "a"
+offer = "{offer}"
+message = "Hi {{shopper}}: {{offer}}"
+[[campaigns.winter.arms]]
+id = "b"
+offer = "free delivery"
+message = "{{offer}}"
+
+[experiments.button]
+name = "green button"
+variants = [{{ id = "control" }}, {{ id = "green" }}]
+{extra}"#
+            ),
+        )
+        .unwrap();
+    };
+    let apply = || {
+        vitrine()
+            .args(["campaigns", "apply"])
+            .arg(&file)
+            .args(["--url", &format!("http://{addr}"), "--token", "t0k"])
+            .output()
+            .unwrap()
+    };
+    write("5% off", "");
+    let first = apply();
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("campaigns.winter: version 1")
+            && stdout.contains("experiments.button: stored"),
+        "{stdout}"
+    );
+    let again = String::from_utf8_lossy(&apply().stdout).to_string();
+    assert!(
+        again.contains("campaigns.winter: unchanged (version 1)"),
+        "{again}"
+    );
+    write("10% off", "");
+    let changed = String::from_utf8_lossy(&apply().stdout).to_string();
+    assert!(changed.contains("campaigns.winter: version 2"), "{changed}");
+    write("10% off", "[campaigns.bad]\nname = \"x\"\nchannel = \"banner\"\narms = [{ id = \"a b\", offer = \"o\", message = \"m\" }]\n");
+    let refused = apply();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("campaigns.toml: campaigns.bad: arms[0].id"),
+        "{stderr}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,7 +1,8 @@
 //! Campaign decisions at the edge (docs/campaigns.md):
 //!
 //! - `GET /api/admin/campaigns`, `GET`/`PUT /api/admin/campaigns/{id}` (bearer `admin_token`):
-//!   campaign definitions ([`definition`]); a `PUT` is a new version with a fresh policy;
+//!   campaign definitions ([`definition`]); a `PUT` of a changed definition is a new version
+//!   with a fresh policy (of the same one, nothing);
 //! - `POST /api/campaigns/decide` `{shopper, context: {page, device, locale, time, cart}}`: for
 //!   each campaign, the arm shown (or none, and why: consent — the shopper opted out of
 //!   marketing —, schedule, eligibility, holdout, budget, cap), its rendered message, a decision id and the propensity of the choice, logged with
@@ -163,6 +164,17 @@ fn put(db: &spin_sdk::sqlite::Connection, id: &str, body: &[u8], now: i64) -> Re
         Ok(d) => d,
         Err(message) => return error(400, message),
     };
+    // The same definition again changes nothing: no new version, the policy keeps what it
+    // learned (so a definitions file can be applied any number of times).
+    match store::get(db, id) {
+        Ok(Some(c)) if c.definition == definition => {
+            let mut answer = campaign_json(&c);
+            answer["changed"] = false.into();
+            return json_response(200, answer);
+        }
+        Ok(_) => {}
+        Err(e) => return store_error(e),
+    }
     let arms = definition.arms.len();
     let policy = match definition.policy {
         PolicyKind::Uniform => Policy::uniform(arms),
@@ -170,7 +182,11 @@ fn put(db: &spin_sdk::sqlite::Connection, id: &str, body: &[u8], now: i64) -> Re
         PolicyKind::Linucb => Policy::linucb(arms, FEATURES),
     };
     match store::put(db, id, &definition, &policy, now).and_then(|_| store::get(db, id)) {
-        Ok(Some(c)) => json_response(200, campaign_json(&c)),
+        Ok(Some(c)) => {
+            let mut answer = campaign_json(&c);
+            answer["changed"] = true.into();
+            json_response(200, answer)
+        }
         Ok(None) => error(500, "the campaign was not stored"),
         Err(e) => store_error(e),
     }
