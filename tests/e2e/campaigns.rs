@@ -485,3 +485,88 @@ async fn a_cap_across_campaigns_limits_what_one_shopper_sees() -> anyhow::Result
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn eligibility_by_country_segment_and_category_affinity() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    let mut vip = winter("uniform");
+    vip["holdout"] = json!(0);
+    vip["eligibility"] = json!({"countries": ["FR", "BE"], "segments": ["vip"]});
+    assert_eq!(put_campaign(&app, "a-vip", ADMIN_TOKEN, &vip).await?.0, 200);
+    let mut dresses = winter("uniform");
+    dresses["holdout"] = json!(0);
+    dresses["eligibility"] = json!({"categories": ["dresses"]});
+    assert_eq!(
+        put_campaign(&app, "b-dresses", ADMIN_TOKEN, &dresses)
+            .await?
+            .0,
+        200
+    );
+
+    // Ann consented and looks at dresses; Bob looks at dresses too, without consent.
+    let (_, page) = vitrine_tests::get_json(&format!(
+        "{}/api/products?category=dresses&limit=3",
+        app.url
+    ))
+    .await?;
+    let products: Vec<String> = (page["items"].as_array().unwrap().iter())
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(products.len(), 3, "{page}");
+    let consent = json!({"personalization": true});
+    assert_eq!(
+        shopper_api(
+            &app,
+            reqwest::Method::PUT,
+            "ann/consent",
+            Some(consent),
+            None
+        )
+        .await?
+        .0,
+        200
+    );
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut events = Vec::new();
+    for (i, product) in products.iter().enumerate() {
+        for shopper in ["ann", "bob"] {
+            events.push(json!({"id": format!("{shopper}-{i}"), "type": "view", "shopper": shopper, "time": now, "product": product}));
+        }
+    }
+    let (status, stored) = post_json(
+        &format!("{}/api/events", app.url),
+        &json!({"events": events}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{stored}");
+
+    let reasons = |answer: &Value| -> Vec<Value> {
+        (answer["decisions"].as_array().unwrap().iter())
+            .map(|d| d["reason"].clone())
+            .collect()
+    };
+    let decide = &decide;
+    let ask = |shopper: &str, context: Value| {
+        let body = json!({"shopper": shopper, "context": context});
+        async move { post_json(decide, &body).await }
+    };
+    let (_, ann) = ask("ann", json!({"country": "FR", "segment": "vip"})).await?;
+    assert_eq!(reasons(&ann), [Value::Null, Value::Null], "{ann}");
+    let (_, elsewhere) = ask("ann", json!({"country": "DE", "segment": "vip"})).await?;
+    assert_eq!(
+        reasons(&elsewhere)[0],
+        "not_eligible: country",
+        "{elsewhere}"
+    );
+    let (_, regular) = ask("ann", json!({"country": "BE"})).await?;
+    assert_eq!(reasons(&regular)[0], "not_eligible: segment", "{regular}");
+    // Without consent there is no profile, so no known interests.
+    let (_, bob) = ask("bob", json!({"country": "FR", "segment": "vip"})).await?;
+    assert_eq!(
+        reasons(&bob),
+        [Value::Null, json!("not_eligible: category")],
+        "{bob}"
+    );
+    Ok(())
+}

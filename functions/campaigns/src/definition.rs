@@ -94,6 +94,16 @@ pub struct Eligibility {
     /// Lowest cart value.
     #[serde(default)]
     pub min_cart: f64,
+    /// Countries (`context.country`, ISO 3166 codes such as `FR`).
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Segments (`context.segment`, as the shop names them: `vip`, `new`, …).
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// Categories one of which must be among the shopper's three strongest category
+    /// affinities (from their profile: only shoppers who consented to personalization).
+    #[serde(default)]
+    pub categories: Vec<String>,
 }
 
 /// Frequency caps per shopper; none by default.

@@ -211,6 +211,10 @@ struct Context {
     /// RFC 3339; default: now.
     time: Option<String>,
     cart: Option<f64>,
+    /// ISO 3166 country code.
+    country: Option<String>,
+    /// The shop's segment of the shopper.
+    segment: Option<String>,
 }
 
 /// The context features of [`FEATURES`].
@@ -261,6 +265,12 @@ fn not_shown(
     if context.cart.unwrap_or(0.0) < e.min_cart {
         return Some("not_eligible: cart");
     }
+    if !listed(&e.countries, &context.country) {
+        return Some("not_eligible: country");
+    }
+    if !listed(&e.segments, &context.segment) {
+        return Some("not_eligible: segment");
+    }
     if let Some(shopper) = &request.shopper {
         let bucket = vitrine_guest::fnv1a(format!("{id}\0{shopper}").as_bytes()) % 10_000;
         if (bucket as f64) < d.holdout * 10_000.0 {
@@ -296,6 +306,31 @@ fn limited(
     let (today, total) = store::seen_by(db, &campaign.id, shopper, time - 86_400)?;
     let over = |cap: Option<u32>, seen: i64| cap.is_some_and(|c| seen >= i64::from(c));
     Ok((over(caps.per_shopper_per_day, today) || over(caps.per_shopper, total)).then_some("cap"))
+}
+
+/// The shopper's three strongest category affinities, from their profile; none for an
+/// anonymous shopper, one who has not consented to personalization, or an app without a
+/// catalogue.
+fn strongest_categories(
+    db: &spin_sdk::sqlite::Connection,
+    shopper: Option<&str>,
+    now: i64,
+) -> Result<Vec<String>, spin_sdk::sqlite::Error> {
+    let Some(shopper) = shopper else {
+        return Ok(Vec::new());
+    };
+    if !vitrine_shoppers::with_tables(db, |db| vitrine_shoppers::consent(db, shopper))? {
+        return Ok(Vec::new());
+    }
+    match vitrine_shoppers::profile::build(db, shopper, now) {
+        Ok(profile) => Ok(profile
+            .top("category", 3)
+            .into_iter()
+            .map(str::to_string)
+            .collect()),
+        Err(spin_sdk::sqlite::Error::Io(m)) if m.contains("no such table") => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The Spin variable `campaigns_per_shopper_per_day`: how many campaigns one shopper may see
@@ -387,6 +422,8 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         },
         _ => None,
     };
+    // The shopper's strongest category affinities, read once if a campaign needs them.
+    let mut interests: Option<Vec<String>> = None;
     // The campaign whose policy is the most out of date, if any is: this request folds it.
     let stale: Option<(String, i64, i64)> = campaigns
         .iter()
@@ -395,14 +432,26 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         .map(|c| (c.id.clone(), c.version, c.folded_at_ms));
     for campaign in campaigns {
         let d = &campaign.definition;
-        let reason = match not_shown(&campaign.id, d, &request, time, local_minute) {
-            Some(reason) => Some(reason),
-            None => match limited(db, &campaign, request.shopper.as_deref(), time) {
+        let mut reason = not_shown(&campaign.id, d, &request, time, local_minute);
+        if reason.is_none() && !d.eligibility.categories.is_empty() {
+            if interests.is_none() {
+                match strongest_categories(db, request.shopper.as_deref(), now) {
+                    Ok(top) => interests = Some(top),
+                    Err(e) => return store_error(e),
+                }
+            }
+            let top = interests.as_deref().unwrap_or_default();
+            if !d.eligibility.categories.iter().any(|c| top.contains(c)) {
+                reason = Some("not_eligible: category");
+            }
+        }
+        if reason.is_none() {
+            reason = match limited(db, &campaign, request.shopper.as_deref(), time) {
                 Ok(None) if across == Some(0) => Some("cap"),
-                Ok(reason) => reason,
+                Ok(limit) => limit,
                 Err(e) => return store_error(e),
-            },
-        };
+            };
+        }
         if let Some(reason) = reason {
             decisions.push(json!({ "campaign": campaign.id, "arm": null, "reason": reason }));
             continue;
