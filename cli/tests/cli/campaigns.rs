@@ -4,6 +4,18 @@ use std::fmt::Write as _;
 
 use crate::commands::{json_output, vitrine};
 
+/// Defines campaign `c` of the app at `addr` (see [`CAMPAIGNS_APP`]).
+fn put_campaign_c(addr: &str, definition: &str) {
+    let put = crate::commands::http_send(
+        addr,
+        "PUT",
+        "/api/admin/campaigns/c",
+        Some("t0k"),
+        definition,
+    );
+    assert!(put.contains(" 200 "), "{put}");
+}
+
 /// The campaigns function alone, its admin token `t0k`.
 const CAMPAIGNS_APP: &str = "[variables]\nadmin_token = { default = \"t0k\" }\n[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"campaigns\"\n[component.campaigns]\nsource = \"CAMPAIGNS\"\nsqlite_databases = [\"default\"]\n[component.campaigns.variables]\nadmin_token = \"{{ admin_token }}\"\n";
 
@@ -160,14 +172,7 @@ fn campaign_learning_survives_kill_9() {
     let (mut child, addr) = up_with(&args, &manifest);
     let definition =
         r#"{"name": "n", "channel": "push", "arms": [{"id": "a", "offer": "o", "message": "m"}]}"#;
-    let put = http_send(
-        &addr,
-        "PUT",
-        "/api/admin/campaigns/c",
-        Some("t0k"),
-        definition,
-    );
-    assert!(put.contains(" 200 "), "{put}");
+    put_campaign_c(&addr, definition);
     for n in 0..5 {
         let decided = http_send(
             &addr,
@@ -215,14 +220,7 @@ fn ope_reads_the_runtimes_own_decision_log() {
     let (mut child, addr) = up_with(&["--state-dir", state.to_str().unwrap()], &manifest);
     let definition = r#"{"name": "n", "channel": "push", "policy": "uniform",
         "arms": [{"id": "a", "offer": "o", "message": "m"}, {"id": "b", "offer": "p", "message": "m"}]}"#;
-    let put = http_send(
-        &addr,
-        "PUT",
-        "/api/admin/campaigns/c",
-        Some("t0k"),
-        definition,
-    );
-    assert!(put.contains(" 200 "), "{put}");
+    put_campaign_c(&addr, definition);
     // Arm `a` always converts, `b` never.
     let (mut converted, mut decided) = (0, 0);
     for n in 0..80 {

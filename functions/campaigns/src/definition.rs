@@ -127,6 +127,16 @@ pub struct Budget {
     pub discount_spend: Option<f64>,
 }
 
+/// Whether `id` may name a campaign, an arm or an experiment: 1–64 letters, digits, `-` or
+/// `_` (so it is safe in a URL path and a log line).
+pub fn is_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+}
+
 /// A JSON body as a `T`. The error names the field (`context.cart: invalid type: …`); one
 /// about the body as a whole starts with `whole`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], whole: &str) -> Result<T, String> {
@@ -254,13 +264,7 @@ impl Definition {
             return Err(format!("arms: {} arms, at most 32", self.arms.len()));
         }
         for (i, arm) in self.arms.iter().enumerate() {
-            let valid = !arm.id.is_empty()
-                && arm.id.len() <= 64
-                && arm
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-            if !valid {
+            if !is_id(&arm.id) {
                 return Err(format!(
                     "arms[{i}].id: `{}` must be 1–64 letters, digits, `-` or `_`",
                     arm.id

@@ -16,7 +16,7 @@ use spin_sdk::http::Response;
 use spin_sdk::sqlite::{Connection, Error, Value as Sql};
 use vitrine_guest::http::{error, json_response};
 
-use crate::definition::parse_json;
+use crate::definition::{is_id, parse_json};
 
 /// Tables, created on first use.
 const SCHEMA: &[&str] = &[
@@ -165,12 +165,7 @@ pub fn show(db: &Connection, id: &str) -> Response {
 
 /// `PUT /api/admin/experiments/{id}`.
 pub fn put(db: &Connection, id: &str, body: &[u8], now: i64) -> Response {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-    {
+    if !is_id(id) {
         return error(
             400,
             format!("experiment id `{id}` must be 1–64 letters, digits, `-` or `_`"),

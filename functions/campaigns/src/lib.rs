@@ -149,12 +149,7 @@ fn show(db: &spin_sdk::sqlite::Connection, id: &str) -> Response {
 }
 
 fn put(db: &spin_sdk::sqlite::Connection, id: &str, body: &[u8], now: i64) -> Response {
-    let valid_id = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-    if !valid_id {
+    if !definition::is_id(id) {
         return error(
             400,
             format!("campaign id `{id}` must be 1–64 letters, digits, `-` or `_`"),
