@@ -60,7 +60,8 @@ pub struct SimulateArgs {
 /// `vitrine campaigns ope`.
 #[derive(Args)]
 pub struct OpeArgs {
-    /// The logged decisions: CSV with a header row, one decision per row.
+    /// The logged decisions, one per row: CSV with a header row, or Parquet (a `.parquet`
+    /// name).
     #[arg(long, required_unless_present = "db", conflicts_with = "db")]
     logs: Option<PathBuf>,
     /// Or the campaigns function's own log: its SQLite database (`<state-dir>/sqlite/default.db`
@@ -205,7 +206,7 @@ struct Read {
 /// The logs `args` name: the CSV file, or the campaigns function's database.
 fn read(args: &OpeArgs) -> Result<(Read, String)> {
     match (&args.logs, &args.db, &args.campaign) {
-        (Some(logs), _, _) => Ok((read_csv(args, logs)?, logs.display().to_string())),
+        (Some(logs), _, _) => Ok((read_file(args, logs)?, logs.display().to_string())),
         (None, Some(db), Some(campaign)) => {
             if !args.features.is_empty() || !args.columns.is_empty() {
                 bail!("--features and --columns are for --logs: --db uses the logged features");
@@ -301,7 +302,74 @@ fn read_db(db: &std::path::Path, campaign: &str, reward: &str) -> Result<Read> {
     })
 }
 
-fn read_csv(args: &OpeArgs, logs: &std::path::Path) -> Result<Read> {
+/// A logs file as text cells: its column names, and each row with where it is (`line 7`,
+/// `row 7`) for error messages.
+struct Table {
+    headers: Vec<String>,
+    rows: Box<dyn Iterator<Item = Result<(String, Vec<String>)>>>,
+}
+
+/// A CSV file with a header row.
+fn csv_table(path: &std::path::Path, file: &str) -> Result<Table> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("opening {file}"))?;
+    let headers = (reader.headers())
+        .with_context(|| format!("{file}: header row"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let file = file.to_string();
+    let rows = reader.into_records().map(move |record| {
+        let record = record.with_context(|| format!("reading {file}"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        Ok((
+            format!("line {line}"),
+            record.iter().map(str::to_string).collect(),
+        ))
+    });
+    Ok(Table {
+        headers,
+        rows: Box::new(rows),
+    })
+}
+
+/// A Parquet file: its top-level columns, each value as text (null: empty).
+fn parquet_table(path: &std::path::Path, file: &str) -> Result<Table> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let opened = std::fs::File::open(path).with_context(|| format!("opening {file}"))?;
+    let reader =
+        SerializedFileReader::new(opened).with_context(|| format!("{file}: not a Parquet file"))?;
+    let headers: Vec<String> = (reader
+        .metadata()
+        .file_metadata()
+        .schema()
+        .get_fields()
+        .iter())
+    .map(|f| f.name().to_string())
+    .collect();
+    let text = |field: &Field| match field {
+        Field::Null => String::new(),
+        Field::Str(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let file = file.to_string();
+    let rows = reader.into_iter().enumerate().map(move |(i, row)| {
+        let row = row.with_context(|| format!("reading {file}"))?;
+        let cells = row
+            .get_column_iter()
+            .map(|(_, field)| text(field))
+            .collect();
+        Ok((format!("row {}", i + 1), cells))
+    });
+    Ok(Table {
+        headers,
+        rows: Box::new(rows),
+    })
+}
+
+/// The logged decisions of a CSV or Parquet file (by its extension), columns mapped by
+/// `--columns` and `--features`.
+fn read_file(args: &OpeArgs, logs: &std::path::Path) -> Result<Read> {
     let mut names: BTreeMap<&str, String> = [
         ("action", "action"),
         ("reward", "reward"),
@@ -322,16 +390,16 @@ fn read_csv(args: &OpeArgs, logs: &std::path::Path) -> Result<Read> {
         }
     }
     let file = logs.display().to_string();
-    let mut reader = csv::Reader::from_path(logs).with_context(|| format!("opening {file}"))?;
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{file}: header row"))?
-        .clone();
+    let table = match logs.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => parquet_table(logs, &file)?,
+        _ => csv_table(logs, &file)?,
+    };
+    let headers = &table.headers;
     let column = |name: &str| {
         headers.iter().position(|h| h == name).with_context(|| {
             format!(
                 "{file}: no column `{name}` (columns: {})",
-                headers.iter().collect::<Vec<_>>().join(", ")
+                headers.join(", ")
             )
         })
     };
@@ -348,30 +416,27 @@ fn read_csv(args: &OpeArgs, logs: &std::path::Path) -> Result<Read> {
     let mut actions: Vec<String> = Vec::new();
     let mut raw = Vec::new();
     let mut missing_propensity = 0;
-    for record in reader.records() {
-        let record = record.with_context(|| format!("reading {file}"))?;
-        let line = record.position().map_or(0, |p| p.line());
+    for row in table.rows {
+        let (at, cells) = row?;
+        let cell = |i: usize| cells.get(i).map_or("", |c| c.trim());
         let number = |i: usize, name: &str| -> Result<f64> {
-            let text = record.get(i).unwrap_or("").trim();
+            let text = cell(i);
             text.parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .with_context(|| format!("{file}:{line}: {name} `{text}` is not a number"))
+                .with_context(|| format!("{file}: {at}: {name} `{text}` is not a number"))
         };
-        if record.get(propensity).unwrap_or("").trim().is_empty() {
+        if cell(propensity).is_empty() {
             missing_propensity += 1;
             continue;
         }
         let p = number(propensity, &names["propensity"])?;
         if !(p > 0.0 && p <= 1.0) {
-            bail!(
-                "{file}:{line}: {} {p} is not in (0, 1]",
-                names["propensity"]
-            );
+            bail!("{file}: {at}: {} {p} is not in (0, 1]", names["propensity"]);
         }
-        let name = record.get(action).unwrap_or("").trim().to_string();
+        let name = cell(action).to_string();
         if name.is_empty() {
-            bail!("{file}:{line}: {} is empty", names["action"]);
+            bail!("{file}: {at}: {} is empty", names["action"]);
         }
         let x = features
             .iter()

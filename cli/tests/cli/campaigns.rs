@@ -1,4 +1,5 @@
-//! `vitrine campaigns ope` on a logged-bandit CSV with its own column names.
+//! `vitrine campaigns`: `ope` on logged-bandit CSV and Parquet files with their own column
+//! names and on the runtime's own log, `simulate`, `apply`, and learning that survives kill -9.
 
 use std::fmt::Write as _;
 
@@ -117,6 +118,104 @@ fn ope_reads_mapped_columns_and_reproduces_the_logging_policy() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("no column `age`"),
+        "{stderr}"
+    );
+}
+
+/// The logs of [`write_logs`] (CSV at `csv`) as a Snappy-compressed Parquet file, the
+/// segment as an integer and missing propensities as nulls, as pandas would write them.
+fn write_parquet(csv: &std::path::Path, path: &std::path::Path) {
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let text = std::fs::read_to_string(csv).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let schema = parquet::schema::parser::parse_message_type(
+        "message logs { REQUIRED BYTE_ARRAY arm (UTF8); REQUIRED INT32 segment;
+                        REQUIRED DOUBLE converted; OPTIONAL DOUBLE p; }",
+    )
+    .unwrap();
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        SerializedFileWriter::new(file, std::sync::Arc::new(schema), properties.into()).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let arms: Vec<ByteArray> = rows.iter().map(|r| r[2].into()).collect();
+    let segments: Vec<i32> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    let converted: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    let present: Vec<i16> = rows.iter().map(|r| i16::from(!r[4].is_empty())).collect();
+    let p: Vec<f64> = rows.iter().filter_map(|r| r[4].parse().ok()).collect();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<ByteArrayType>()
+        .write_batch(&arms, None, None)
+        .unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<Int32Type>()
+        .write_batch(&segments, None, None)
+        .unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<DoubleType>()
+        .write_batch(&converted, None, None)
+        .unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<DoubleType>()
+        .write_batch(&p, Some(&present), None)
+        .unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+/// The same logs as Parquet give the same estimates as from CSV, and its errors name the row.
+#[test]
+fn ope_reads_parquet_logs_as_it_reads_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, parquet) = (dir.path().join("d.csv"), dir.path().join("d.parquet"));
+    write_logs(&csv);
+    write_parquet(&csv, &parquet);
+    let run = |logs: &std::path::Path, columns: &str| {
+        let mut command = vitrine();
+        command
+            .args(["campaigns", "ope", "--json", "--policy", "always:banner-b"])
+            .args([
+                "--features",
+                "segment",
+                "--resamples",
+                "200",
+                "--columns",
+                columns,
+            ])
+            .arg("--logs")
+            .arg(logs);
+        command
+    };
+    let columns = "action=arm,reward=converted,propensity=p";
+    let from_csv = json_output(&mut run(&csv, columns));
+    let from_parquet = json_output(&mut run(&parquet, columns));
+    assert_eq!(from_parquet, from_csv);
+    assert_eq!(from_parquet["rows"], 5_988);
+    // A column that is not a number is named with its row.
+    let out = run(&parquet, "action=arm,reward=arm,propensity=p")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("d.parquet: row 2: arm `") && stderr.contains("` is not a number"),
         "{stderr}"
     );
 }
