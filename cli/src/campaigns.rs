@@ -55,6 +55,19 @@ pub struct SimulateArgs {
     /// Write the regret curves to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Run the decisions through this running app's campaigns function over HTTP (decide and
+    /// feedback, its own policies and folds) instead of in process; `--token` is its admin
+    /// token.
+    #[arg(long)]
+    url: Option<String>,
+    /// Bearer token of the app's admin API (with `--url`).
+    #[arg(
+        long,
+        env = "VITRINE_ADMIN_TOKEN",
+        default_value = "dev-admin-token",
+        hide_env_values = true
+    )]
+    token: String,
 }
 
 /// `vitrine campaigns ope`.
@@ -549,6 +562,118 @@ fn ope_command(args: OpeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The scenario run through a live app: three campaigns (uniform, Thompson sampling,
+/// LinUCB; ids unique to this run) with the scenario's arms, every simulated shopper decided
+/// on all three in one `decide` request, conversions drawn from the scenario's rates and sent
+/// as feedback. A segment is told to the function through the context it sees: device and
+/// cart (desktop, mobile, tablet; desktop with a full cart), at noon today.
+async fn simulate_over_http(
+    scenario: &Scenario,
+    args: &SimulateArgs,
+    url: &str,
+    every: usize,
+) -> Result<Vec<(&'static str, Vec<(usize, f64)>)>> {
+    use rand::{Rng, SeedableRng};
+    const POLICIES: [(&str, &str); 3] = [
+        ("random", "uniform"),
+        ("thompson", "thompson"),
+        ("linucb", "linucb"),
+    ];
+    let base = url.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let run = format!("sim-{}-{}", args.seed, chrono::Utc::now().timestamp());
+    let arms: Vec<serde_json::Value> = (0..scenario.rates[0].len())
+        .map(|a| json!({ "id": format!("a{a}"), "offer": format!("offer {a}"), "message": "{offer}" }))
+        .collect();
+    for (name, kind) in POLICIES {
+        let definition = json!({
+            "name": format!("simulation {run} ({name})"), "channel": "banner", "policy": kind,
+            "epsilon": 0.0, "arms": arms,
+        });
+        let endpoint = format!("{base}/api/admin/campaigns/{run}-{name}");
+        crate::http::send(
+            client
+                .put(&endpoint)
+                .bearer_auth(&args.token)
+                .json(&definition),
+            &format!("PUT {endpoint}"),
+        )
+        .await?;
+    }
+    println!("over HTTP at {base}: campaigns {run}-random, {run}-thompson, {run}-linucb");
+    let contexts = [
+        json!({ "device": "desktop", "cart": 0 }),
+        json!({ "device": "mobile", "cart": 0 }),
+        json!({ "device": "tablet", "cart": 0 }),
+        json!({ "device": "desktop", "cart": 200 }),
+    ];
+    // One hour of the day for every decision (the function's hour features stay constant),
+    // today, so that feedback is within the attribution window.
+    let noon = format!("{}T12:00:00Z", chrono::Utc::now().date_naive());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed + 1);
+    let (mut regrets, mut curves) = ([0.0; 3], vec![Vec::new(); 3]);
+    let (mut feedback, mut unshown) = (Vec::new(), 0usize);
+    let (decide, feedback_url) = (
+        format!("{base}/api/campaigns/decide"),
+        format!("{base}/api/campaigns/feedback"),
+    );
+    let progress = indicatif::ProgressBar::new(args.decisions as u64);
+    for t in 0..args.decisions {
+        let segment = rng.random_range(0..scenario.segments());
+        let mut context = contexts[segment % contexts.len()].clone();
+        context["time"] = noon.clone().into();
+        let body = json!({ "shopper": format!("{run}-s{t}"), "context": context });
+        let answer: serde_json::Value =
+            crate::http::send(client.post(&decide).json(&body), &format!("POST {decide}"))
+                .await?
+                .json()
+                .await?;
+        let rates = scenario.rates_at(t, args.decisions, segment);
+        let best = rates.iter().copied().fold(0.0, f64::max);
+        for (p, (name, _)) in POLICIES.iter().enumerate() {
+            let campaign = format!("{run}-{name}");
+            let decision = (answer["decisions"].as_array().into_iter().flatten())
+                .find(|d| d["campaign"] == campaign.as_str());
+            let arm = decision
+                .and_then(|d| d["arm"].as_str())
+                .and_then(|a| a.strip_prefix('a'))
+                .and_then(|a| a.parse::<usize>().ok())
+                .filter(|a| *a < rates.len());
+            let (Some(decision), Some(arm)) = (decision, arm) else {
+                unshown += 1;
+                continue;
+            };
+            regrets[p] += best - rates[arm];
+            if rng.random_bool(rates[arm]) {
+                feedback.push(json!({
+                    "event_id": format!("{run}-c{t}-{p}"),
+                    "decision_id": decision["decision_id"],
+                    "event": "conversion",
+                }));
+            }
+        }
+        if feedback.len() >= 100 || t + 1 == args.decisions {
+            let batch = json!({ "events": std::mem::take(&mut feedback) });
+            crate::http::send(
+                client.post(&feedback_url).json(&batch),
+                &format!("POST {feedback_url}"),
+            )
+            .await?;
+        }
+        if (t + 1) % every.max(1) == 0 || t + 1 == args.decisions {
+            for (curve, regret) in curves.iter_mut().zip(regrets) {
+                curve.push((t + 1, regret));
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if unshown > 0 {
+        println!("warning: {unshown} of the simulation's decisions showed nothing (caps or consent of this app?): their regret is not counted");
+    }
+    Ok(POLICIES.iter().map(|(name, _)| *name).zip(curves).collect())
+}
+
 fn simulate_command(args: SimulateArgs) -> Result<()> {
     if args.decisions == 0 {
         bail!("--decisions must be at least 1");
@@ -567,9 +692,19 @@ fn simulate_command(args: SimulateArgs) -> Result<()> {
         }
     );
     let every = (args.decisions / 200).max(1);
+    let runs: Vec<(&str, Vec<(usize, f64)>)> = match &args.url {
+        None => simulate::contenders(&scenario)
+            .into_iter()
+            .map(|(name, policy)| {
+                let curve = simulate::run(&scenario, policy, args.decisions, every, args.seed + 1);
+                (name, curve)
+            })
+            .collect(),
+        Some(url) => tokio::runtime::Runtime::new()?
+            .block_on(simulate_over_http(&scenario, &args, url, every))?,
+    };
     let mut curves = Vec::new();
-    for (name, policy) in simulate::contenders(&scenario) {
-        let curve = simulate::run(&scenario, policy, args.decisions, every, args.seed + 1);
+    for (name, curve) in runs {
         let regret = curve.last().map_or(0.0, |p| p.1);
         println!(
             "  {name:<9} cumulative regret {regret:>9.1}  ({:.4} per decision)",

@@ -483,3 +483,51 @@ variants = [{{ id = "control" }}, {{ id = "green" }}]
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `vitrine campaigns simulate --url` runs the scenario through a live app's decide and
+/// feedback endpoints: the function's own policies learn, and the contextual one loses least.
+#[test]
+fn simulate_over_http_drives_the_functions_own_policies() {
+    use crate::commands::{up_with, write_manifest};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), CAMPAIGNS_APP);
+    let state = dir.path().join("state");
+    let (mut child, addr) = up_with(&["--state-dir", state.to_str().unwrap()], &manifest);
+    let plot = dir.path().join("regret.svg");
+    let out = vitrine()
+        .args([
+            "campaigns",
+            "simulate",
+            "--decisions",
+            "4000",
+            "--token",
+            "t0k",
+        ])
+        .args(["--url", &format!("http://{addr}"), "--plot"])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("over HTTP at") && !stdout.contains("warning"),
+        "{stdout}"
+    );
+    let regret = |name: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    let (random, linucb) = (regret("random"), regret("linucb"));
+    assert!(random > 100.0, "{stdout}");
+    assert!(linucb < 0.7 * random, "{stdout}");
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+}

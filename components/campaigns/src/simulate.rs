@@ -42,11 +42,13 @@ impl Scenario {
         }
     }
 
-    fn segments(&self) -> usize {
+    /// How many segments.
+    pub fn segments(&self) -> usize {
         self.rates.len()
     }
 
-    fn rates_at(&self, t: usize, decisions: usize, segment: usize) -> Vec<f64> {
+    /// The arms' conversion rates for `segment` at decision `t` of `decisions`.
+    pub fn rates_at(&self, t: usize, decisions: usize, segment: usize) -> Vec<f64> {
         let mut rates = self.rates[segment].clone();
         if self.drift && t >= decisions / 2 {
             rates.rotate_right(1);
