@@ -82,6 +82,10 @@ pub fn new_engine(
         .wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `VITRINE_PERFMAP=1`: name the compiled Wasm functions for `perf` (/tmp/perf-<pid>.map).
+    if std::env::var_os("VITRINE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config)?;
     let ticker = EpochTicker::start(&engine);
     Ok((engine, ticker))

@@ -171,10 +171,18 @@ impl Policy {
         let mut p = vec![0.0; arms];
         match self {
             Self::Uniform { .. } => p.iter_mut().for_each(|p| *p = 1.0 / arms as f64),
-            Self::Thompson { .. } => {
+            Self::Thompson { alpha, beta } => {
+                // The posteriors once, then `draws` samples of each (what `choose` does per
+                // draw, without rebuilding the distributions).
+                let posteriors: Vec<Option<Beta<f64>>> = (alpha.iter().zip(beta))
+                    .map(|(a, b)| Beta::new(*a, *b).ok())
+                    .collect();
                 let draws = draws.max(1);
                 for _ in 0..draws {
-                    p[self.choose(x, rng)] += 1.0 / draws as f64;
+                    let arm = argmax(
+                        (posteriors.iter()).map(|d| d.as_ref().map_or(0.0, |d| d.sample(rng))),
+                    );
+                    p[arm] += 1.0 / draws as f64;
                 }
             }
             Self::LinUcb { .. } => p[self.choose(x, rng)] = 1.0,

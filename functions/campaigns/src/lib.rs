@@ -18,7 +18,7 @@ mod definition;
 mod experiments;
 mod store;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
@@ -404,7 +404,9 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         }
     }
     let context_text = serde_json::to_string(&request.context).unwrap_or_default();
-    let mut rng = rand::rng();
+    // A fast generator for the posterior draws (thousands per request), seeded from the
+    // system's: the draws need no cryptographic strength.
+    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let mut decisions = Vec::new();
     let mut logged = Vec::new();
     let now_ms = chrono::Utc::now().timestamp_millis();
