@@ -570,3 +570,65 @@ async fn eligibility_by_country_segment_and_category_affinity() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let mut linucb = winter("linucb");
+    linucb["holdout"] = json!(0);
+    assert_eq!(
+        put_campaign(&app, "ctx", ADMIN_TOKEN, &linucb).await?.0,
+        200
+    );
+    // Ann (consented) bought twice and looked three times yesterday.
+    let consent = json!({"personalization": true});
+    assert_eq!(
+        shopper_api(
+            &app,
+            reqwest::Method::PUT,
+            "ann/consent",
+            Some(consent),
+            None
+        )
+        .await?
+        .0,
+        200
+    );
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let events: Vec<Value> = (0..5)
+        .map(|i| {
+            let kind = if i < 2 { "purchase" } else { "view" };
+            json!({"id": format!("h{i}"), "type": kind, "shopper": "ann", "time": yesterday, "product": "p-00001"})
+        })
+        .collect();
+    let (status, stored) = post_json(
+        &format!("{}/api/events", app.url),
+        &json!({"events": events}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{stored}");
+    let decide = format!("{}/api/campaigns/decide", app.url);
+    for body in [json!({"shopper": "ann"}), json!({})] {
+        let (status, answer) = post_json(&decide, &body).await?;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // The logged features: the context's 7, then recency, purchases and views.
+    let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
+    let features = |shopper: &str| -> anyhow::Result<Vec<f64>> {
+        let text: String = db.query_row(
+            "SELECT features FROM campaign_decisions WHERE coalesce(shopper, '') = ?",
+            [shopper],
+            |r| r.get(0),
+        )?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let ann = features("ann")?;
+    assert_eq!(ann.len(), 10, "{ann:?}");
+    let expected = [(-1.0f64 / 30.0).exp(), 3f64.ln() / 3.0, 4f64.ln() / 5.0];
+    for (got, want) in ann[7..].iter().zip(expected) {
+        assert!((got - want).abs() < 0.01, "{ann:?}");
+    }
+    assert_eq!(features("")?[7..], [0.0, 0.0, 0.0]);
+    Ok(())
+}

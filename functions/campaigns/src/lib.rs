@@ -28,9 +28,71 @@ use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
 
 use definition::{Definition, PolicyKind};
 
-/// Context features the contextual policy sees: a bias, the device (mobile, tablet),
-/// `ln(1 + cart) / 5`, the hour of day as a point on a circle, and whether a shopper is known.
-const FEATURES: usize = 7;
+/// Features the contextual policy sees: from the context, a bias, the device (mobile,
+/// tablet), `ln(1 + cart) / 5`, the hour of day as a point on a circle and whether a shopper
+/// is known; from the shopper's history ([`History`]), recency, purchases and views. A
+/// campaign defined before the history features keeps its first 7.
+const FEATURES: usize = 10;
+
+/// How far back a shopper's history counts, in seconds (90 days).
+const HISTORY_SECONDS: i64 = 90 * 86_400;
+
+/// What the contextual policy knows of a shopper's past: their events linked to them (so
+/// only for shoppers who consented to personalization) in the 90 days before the decision.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct History {
+    purchases: f64,
+    views: f64,
+    /// Days since the last event; none without events.
+    days_since_last: Option<f64>,
+}
+
+impl History {
+    /// Reads it; nothing for an anonymous shopper or an app without events.
+    fn of(
+        db: &spin_sdk::sqlite::Connection,
+        shopper: Option<&str>,
+        time: i64,
+    ) -> Result<Self, spin_sdk::sqlite::Error> {
+        let Some(shopper) = shopper else {
+            return Ok(Self::default());
+        };
+        let rows = match db.execute(
+            "SELECT count(*) FILTER (WHERE kind = 'purchase'), count(*) FILTER (WHERE kind = 'view'),
+                    max(time)
+               FROM shopper_events WHERE shopper = ? AND time > ? AND time <= ?",
+            &[
+                spin_sdk::sqlite::Value::Text(shopper.into()),
+                spin_sdk::sqlite::Value::Integer(time - HISTORY_SECONDS),
+                spin_sdk::sqlite::Value::Integer(time),
+            ],
+        ) {
+            Ok(rows) => rows,
+            Err(spin_sdk::sqlite::Error::Io(m)) if m.contains("no such table") => {
+                return Ok(Self::default())
+            }
+            Err(e) => return Err(e),
+        };
+        let row = rows.rows.first();
+        let number = |i: usize| row.and_then(|r| r.get::<i64>(i)).unwrap_or(0) as f64;
+        let last = row.and_then(|r| r.get::<i64>(2));
+        Ok(Self {
+            purchases: number(0),
+            views: number(1),
+            days_since_last: last.map(|l| (time - l).max(0) as f64 / 86_400.0),
+        })
+    }
+
+    /// Recency `exp(−days / 30)` (0 without events), `ln(1 + purchases) / 3`,
+    /// `ln(1 + views) / 5`.
+    fn features(&self) -> [f64; 3] {
+        [
+            self.days_since_last.map_or(0.0, |d| (-d / 30.0).exp()),
+            self.purchases.ln_1p() / 3.0,
+            self.views.ln_1p() / 5.0,
+        ]
+    }
+}
 
 /// Posterior draws used to estimate a Thompson-sampling choice's probability.
 const THOMPSON_DRAWS: usize = 200;
@@ -212,8 +274,8 @@ struct Context {
     segment: Option<String>,
 }
 
-/// The context features of [`FEATURES`].
-fn features(context: &Context, known: bool, time: i64) -> Vec<f64> {
+/// The features of [`FEATURES`].
+fn features(context: &Context, known: bool, time: i64, history: &History) -> Vec<f64> {
     let device = context.device.as_deref().unwrap_or("");
     let hour = (time.rem_euclid(86_400)) as f64 / 3_600.0;
     let angle = hour / 24.0 * std::f64::consts::TAU;
@@ -226,6 +288,9 @@ fn features(context: &Context, known: bool, time: i64) -> Vec<f64> {
         angle.cos(),
         f64::from(u8::from(known)),
     ]
+    .into_iter()
+    .chain(history.features())
+    .collect()
 }
 
 /// Why `definition` is not shown for this request, if it is not.
@@ -421,6 +486,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     };
     // The shopper's strongest category affinities, read once if a campaign needs them.
     let mut interests: Option<Vec<String>> = None;
+    let mut history: Option<History> = None;
     // The campaign whose policy is the most out of date, if any is: this request folds it.
     let stale: Option<(String, i64, i64)> = campaigns
         .iter()
@@ -454,7 +520,15 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
             continue;
         }
         across = across.map(|left| left - 1);
-        let x = features(&request.context, request.shopper.is_some(), time);
+        if history.is_none() {
+            // Read once, for the first campaign shown.
+            match History::of(db, request.shopper.as_deref(), time) {
+                Ok(h) => history = Some(h),
+                Err(e) => return store_error(e),
+            }
+        }
+        let past = history.unwrap_or_default();
+        let x = features(&request.context, request.shopper.is_some(), time, &past);
         let p = campaign
             .policy
             .probabilities(&x, d.epsilon, THOMPSON_DRAWS, &mut rng);
