@@ -236,26 +236,15 @@ fn read(args: &OpeArgs) -> Result<(Read, String)> {
 /// with the reward its feedback gives each; actions are the arms' ids, features the context
 /// features the policy saw.
 fn read_db(db: &std::path::Path, campaign: &str, reward: &str) -> Result<Read> {
-    use rusqlite::{Connection, OpenFlags, OptionalExtension};
-    if !db.is_file() {
-        bail!("no such file (the database is `<state-dir>/sqlite/default.db`)");
-    }
-    let db = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let found: Option<(String, i64)> = db
-        .query_row(
-            "SELECT definition, version FROM campaigns WHERE id = ?",
-            [campaign],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .context("no campaign tables here: is this the campaigns function's database?")?;
-    let Some((definition, version)) = found else {
-        let known: Vec<String> = db
-            .prepare("SELECT id FROM campaigns ORDER BY id")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        bail!("no campaign `{campaign}` (campaigns: {})", known.join(", "));
-    };
+    let db = crate::app_db::open(db)?;
+    let (definition, version): (String, i64) = crate::app_db::find(
+        &db,
+        "campaigns",
+        "campaign",
+        campaign,
+        "definition, version",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let definition: serde_json::Value = serde_json::from_str(&definition)?;
     let arms: Vec<String> = definition["arms"]
         .as_array()

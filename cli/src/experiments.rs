@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
 use vitrine_campaigns::experiments::{bootstrap, cuped, ratio, srm_p_value, welch, Comparison};
 
@@ -88,28 +88,15 @@ struct Read {
 }
 
 fn read(db: &Path, experiment: &str, pre_days: u32) -> Result<Read> {
-    if !db.is_file() {
-        bail!("no such file (the database is `<state-dir>/sqlite/default.db`)");
-    }
-    let db = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let definition: Option<String> = db
-        .query_row(
-            "SELECT definition FROM experiments WHERE id = ?",
-            [experiment],
-            |r| r.get(0),
-        )
-        .optional()
-        .context("no experiment tables here: is this the app's database?")?;
-    let Some(definition) = definition else {
-        let known: Vec<String> = db
-            .prepare("SELECT id FROM experiments ORDER BY id")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        bail!(
-            "no experiment `{experiment}` (experiments: {})",
-            known.join(", ")
-        );
-    };
+    let db = crate::app_db::open(db)?;
+    let definition: String = crate::app_db::find(
+        &db,
+        "experiments",
+        "experiment",
+        experiment,
+        "definition",
+        |r| r.get(0),
+    )?;
     let definition: Value = serde_json::from_str(&definition)?;
     let mut variants: Vec<(String, u32)> = definition["variants"]
         .as_array()

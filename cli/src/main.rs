@@ -1,5 +1,6 @@
 //! The `vitrine` command: build and serve the Vitrine Spin application.
 
+mod app_db;
 mod build;
 mod campaigns;
 mod catalog;

@@ -19,6 +19,39 @@ async fn put_campaign(
     Ok((response.status().as_u16(), response.json().await?))
 }
 
+/// [`winter`] with no holdout: every shopper may see it.
+fn for_everyone(policy: &str) -> Value {
+    let mut campaign = winter(policy);
+    campaign["holdout"] = json!(0);
+    campaign
+}
+
+/// The reason of each decision of a decide answer (null for a shown arm).
+fn reasons(answer: &Value) -> Vec<Value> {
+    (answer["decisions"].as_array().unwrap().iter())
+        .map(|d| d["reason"].clone())
+        .collect()
+}
+
+/// `GET /api/admin/campaigns/{id}` (which also folds what the campaign learned).
+async fn show_campaign(app: &TestApp, id: &str) -> anyhow::Result<(u16, Value)> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/admin/campaigns/{id}", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+/// Records `shopper`'s consent to personalization (so their events are linked to them).
+async fn consent_to_personalization(app: &TestApp, shopper: &str) -> anyhow::Result<()> {
+    let path = format!("{shopper}/consent");
+    let body = json!({"personalization": true});
+    let (status, answer) = shopper_api(app, reqwest::Method::PUT, &path, Some(body), None).await?;
+    anyhow::ensure!(status == 200, "consent: {status} {answer}");
+    Ok(())
+}
+
 fn winter(policy: &str) -> Value {
     json!({
         "name": "Winter sale",
@@ -201,13 +234,7 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
         shown_b * 100 > rounds * 75,
         "b shown {shown_b} of {rounds} in the last rounds"
     );
-    let shown = reqwest::Client::new()
-        .get(format!("{}/api/admin/campaigns/winter", app.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?
-        .json::<Value>()
-        .await?;
+    let (_, shown) = show_campaign(&app, "winter").await?;
     let learned = &shown["learned"];
     assert!(
         learned[1]["conversions"].as_f64().unwrap() > learned[0]["conversions"].as_f64().unwrap(),
@@ -222,8 +249,7 @@ async fn campaigns_are_defined_decided_and_learn_from_feedback() -> anyhow::Resu
 async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);
-    let mut capped = winter("uniform");
-    capped["holdout"] = json!(0);
+    let mut capped = for_everyone("uniform");
     capped["caps"] = json!({"per_shopper_per_day": 2, "per_shopper": 3});
     assert_eq!(
         put_campaign(&app, "capped", ADMIN_TOKEN, &capped).await?.0,
@@ -232,8 +258,7 @@ async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
     let reason = |answer: &Value| answer["decisions"][0]["reason"].clone();
     let at = |shopper: &str, time: &str| json!({"shopper": shopper, "context": {"time": time}});
     // Quiet from 21:00 to 08:00 where the shopper is: the offset of `context.time` says where.
-    let mut quiet = winter("uniform");
-    quiet["holdout"] = json!(0);
+    let mut quiet = for_everyone("uniform");
     quiet["quiet_hours"] = json!({"from": "21:00", "to": "08:00"});
     assert_eq!(
         put_campaign(&app, "quiet", ADMIN_TOKEN, &quiet).await?.0,
@@ -295,8 +320,7 @@ async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
         "cap"
     );
 
-    let mut budget = winter("thompson");
-    budget["holdout"] = json!(0);
+    let mut budget = for_everyone("thompson");
     budget["budget"] = json!({"impressions": 3});
     // A new campaign (its id sorts first in the answers): a budget counts every version's
     // impressions, so `capped`'s would already be spent.
@@ -309,12 +333,8 @@ async fn quiet_hours_caps_and_budget_stop_a_campaign() -> anyhow::Result<()> {
         assert_eq!(reason(&answer), Value::Null, "{answer}");
     }
     // The budget counts impressions as of the last fold: an admin read folds at once.
-    let shown = reqwest::Client::new()
-        .get(format!("{}/api/admin/campaigns/a-budget", app.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await?;
-    assert_eq!(shown.status(), 200);
+    let (status, shown) = show_campaign(&app, "a-budget").await?;
+    assert_eq!(status, 200, "{shown}");
     let answer = post_json(&decide, &json!({"shopper": "b9"})).await?.1;
     assert_eq!(reason(&answer), "budget", "{answer}");
     Ok(())
@@ -325,8 +345,7 @@ async fn a_discount_budget_stops_a_campaign_once_its_conversions_spent_it() -> a
     let app = TestApp::start(&shop_manifest("")).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);
     let feedback = format!("{}/api/campaigns/feedback", app.url);
-    let mut spend = winter("uniform");
-    spend["holdout"] = json!(0);
+    let mut spend = for_everyone("uniform");
     spend["budget"] = json!({"discount_spend": 12.0});
     spend["arms"][0]["discount"] = json!(5.0);
     spend["arms"][1]["discount"] = json!(5.0);
@@ -352,12 +371,6 @@ async fn a_discount_budget_stops_a_campaign_once_its_conversions_spent_it() -> a
         put_campaign(&app, "spend", ADMIN_TOKEN, &spend).await?.0,
         200
     );
-    let admin = || {
-        reqwest::Client::new()
-            .get(format!("{}/api/admin/campaigns/spend", app.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-    };
     // Three conversions at 5 each: 15 spent of 12 (a fold counts them; an admin read folds).
     for n in 0..3 {
         let (_, answer) = post_json(&decide, &json!({"shopper": format!("d{n}")})).await?;
@@ -370,7 +383,7 @@ async fn a_discount_budget_stops_a_campaign_once_its_conversions_spent_it() -> a
         let (_, before) = post_json(&decide, &json!({"shopper": format!("x{n}")})).await?;
         assert_eq!(before["decisions"][0]["reason"], Value::Null, "{before}");
     }
-    let shown: Value = admin().await?.json().await?;
+    let (_, shown) = show_campaign(&app, "spend").await?;
     assert_eq!(shown["discount_spent"], 15.0, "{shown}");
     let (_, after) = post_json(&decide, &json!({"shopper": "late"})).await?;
     assert_eq!(after["decisions"][0]["reason"], "budget", "{after}");
@@ -381,8 +394,7 @@ async fn a_discount_budget_stops_a_campaign_once_its_conversions_spent_it() -> a
 async fn a_shopper_who_opted_out_of_marketing_sees_no_campaign() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);
-    let mut open = winter("uniform");
-    open["holdout"] = json!(0);
+    let open = for_everyone("uniform");
     assert_eq!(put_campaign(&app, "open", ADMIN_TOKEN, &open).await?.0, 200);
     let first = |answer: &Value| answer["decisions"][0].clone();
     let consent =
@@ -447,16 +459,10 @@ async fn a_cap_across_campaigns_limits_what_one_shopper_sees() -> anyhow::Result
     );
     let app = TestApp::start(&text).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);
-    let mut open = winter("uniform");
-    open["holdout"] = json!(0);
+    let open = for_everyone("uniform");
     for id in ["c1", "c2", "c3"] {
         assert_eq!(put_campaign(&app, id, "t0k", &open).await?.0, 200);
     }
-    let reasons = |answer: &Value| -> Vec<Value> {
-        (answer["decisions"].as_array().unwrap().iter())
-            .map(|d| d["reason"].clone())
-            .collect()
-    };
     // Two of three today (the lowest ids first), then none; another shopper has their own.
     let (_, first) = post_json(&decide, &json!({"shopper": "ann"})).await?;
     assert_eq!(
@@ -490,12 +496,10 @@ async fn a_cap_across_campaigns_limits_what_one_shopper_sees() -> anyhow::Result
 async fn eligibility_by_country_segment_and_category_affinity() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
     let decide = format!("{}/api/campaigns/decide", app.url);
-    let mut vip = winter("uniform");
-    vip["holdout"] = json!(0);
+    let mut vip = for_everyone("uniform");
     vip["eligibility"] = json!({"countries": ["FR", "BE"], "segments": ["vip"]});
     assert_eq!(put_campaign(&app, "a-vip", ADMIN_TOKEN, &vip).await?.0, 200);
-    let mut dresses = winter("uniform");
-    dresses["holdout"] = json!(0);
+    let mut dresses = for_everyone("uniform");
     dresses["eligibility"] = json!({"categories": ["dresses"]});
     assert_eq!(
         put_campaign(&app, "b-dresses", ADMIN_TOKEN, &dresses)
@@ -514,19 +518,7 @@ async fn eligibility_by_country_segment_and_category_affinity() -> anyhow::Resul
         .map(|p| p["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(products.len(), 3, "{page}");
-    let consent = json!({"personalization": true});
-    assert_eq!(
-        shopper_api(
-            &app,
-            reqwest::Method::PUT,
-            "ann/consent",
-            Some(consent),
-            None
-        )
-        .await?
-        .0,
-        200
-    );
+    consent_to_personalization(&app, "ann").await?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut events = Vec::new();
     for (i, product) in products.iter().enumerate() {
@@ -541,11 +533,6 @@ async fn eligibility_by_country_segment_and_category_affinity() -> anyhow::Resul
     .await?;
     assert_eq!(status, 200, "{stored}");
 
-    let reasons = |answer: &Value| -> Vec<Value> {
-        (answer["decisions"].as_array().unwrap().iter())
-            .map(|d| d["reason"].clone())
-            .collect()
-    };
     let decide = &decide;
     let ask = |shopper: &str, context: Value| {
         let body = json!({"shopper": shopper, "context": context});
@@ -574,26 +561,13 @@ async fn eligibility_by_country_segment_and_category_affinity() -> anyhow::Resul
 #[tokio::test]
 async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
-    let mut linucb = winter("linucb");
-    linucb["holdout"] = json!(0);
+    let linucb = for_everyone("linucb");
     assert_eq!(
         put_campaign(&app, "ctx", ADMIN_TOKEN, &linucb).await?.0,
         200
     );
     // Ann (consented) bought twice and looked three times yesterday.
-    let consent = json!({"personalization": true});
-    assert_eq!(
-        shopper_api(
-            &app,
-            reqwest::Method::PUT,
-            "ann/consent",
-            Some(consent),
-            None
-        )
-        .await?
-        .0,
-        200
-    );
+    consent_to_personalization(&app, "ann").await?;
     let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let events: Vec<Value> = (0..5)

@@ -152,32 +152,27 @@ fn write_parquet(csv: &std::path::Path, path: &std::path::Path) {
     let converted: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
     let present: Vec<i16> = rows.iter().map(|r| i16::from(!r[4].is_empty())).collect();
     let p: Vec<f64> = rows.iter().filter_map(|r| r[4].parse().ok()).collect();
-    let mut column = group.next_column().unwrap().unwrap();
-    column
-        .typed::<ByteArrayType>()
-        .write_batch(&arms, None, None)
-        .unwrap();
-    column.close().unwrap();
-    let mut column = group.next_column().unwrap().unwrap();
-    column
-        .typed::<Int32Type>()
-        .write_batch(&segments, None, None)
-        .unwrap();
-    column.close().unwrap();
-    let mut column = group.next_column().unwrap().unwrap();
-    column
-        .typed::<DoubleType>()
-        .write_batch(&converted, None, None)
-        .unwrap();
-    column.close().unwrap();
-    let mut column = group.next_column().unwrap().unwrap();
-    column
-        .typed::<DoubleType>()
-        .write_batch(&p, Some(&present), None)
-        .unwrap();
-    column.close().unwrap();
+    write_column::<ByteArrayType>(&mut group, &arms, None);
+    write_column::<Int32Type>(&mut group, &segments, None);
+    write_column::<DoubleType>(&mut group, &converted, None);
+    write_column::<DoubleType>(&mut group, &p, Some(&present));
     group.close().unwrap();
     writer.close().unwrap();
+}
+
+/// Writes the row group's next column: its values, and the definition levels of an optional
+/// one (0: null).
+fn write_column<T: parquet::data_type::DataType>(
+    group: &mut parquet::file::writer::SerializedRowGroupWriter<'_, std::fs::File>,
+    values: &[T::T],
+    levels: Option<&[i16]>,
+) {
+    let mut column = group.next_column().unwrap().unwrap();
+    column
+        .typed::<T>()
+        .write_batch(values, levels, None)
+        .unwrap();
+    column.close().unwrap();
 }
 
 /// The same logs as Parquet give the same estimates as from CSV, and its errors name the row.
@@ -220,6 +215,14 @@ fn ope_reads_parquet_logs_as_it_reads_csv() {
     );
 }
 
+/// The cumulative regret `simulate` printed for policy `name`.
+fn regret_of(stdout: &str, name: &str) -> f64 {
+    let line = (stdout.lines())
+        .find(|l| l.trim_start().starts_with(name))
+        .unwrap_or_else(|| panic!("no line for {name} in:\n{stdout}"));
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
 #[test]
 fn simulate_prints_and_plots_the_regret_of_three_policies() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,13 +238,7 @@ fn simulate_prints_and_plots_the_regret_of_three_policies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let regret = |name: &str| -> f64 {
-        let line = stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with(name))
-            .unwrap();
-        line.split_whitespace().nth(3).unwrap().parse().unwrap()
-    };
+    let regret = |name: &str| regret_of(&stdout, name);
     let (random, thompson, linucb) = (regret("random"), regret("thompson"), regret("linucb"));
     assert!(
         thompson < 0.5 * random && linucb < 0.7 * thompson,
@@ -519,13 +516,7 @@ fn simulate_over_http_drives_the_functions_own_policies() {
         stdout.contains("over HTTP at") && !stdout.contains("warning"),
         "{stdout}"
     );
-    let regret = |name: &str| -> f64 {
-        let line = stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with(name))
-            .unwrap();
-        line.split_whitespace().nth(3).unwrap().parse().unwrap()
-    };
+    let regret = |name: &str| regret_of(&stdout, name);
     let (random, linucb) = (regret("random"), regret("linucb"));
     assert!(random > 100.0, "{stdout}");
     assert!(linucb < 0.7 * random, "{stdout}");
