@@ -18,7 +18,7 @@ use crate::app::{AppError, InstanceState};
 use crate::bindings::fermyon::spin::sqlite::{self, Error, QueryResult, RowResult, Value};
 use crate::capability::{AppContext, Capability};
 use crate::manifest::Component;
-use crate::sqlite_pool::{run_interruptible, DatabaseLocation, SqlitePool};
+use crate::sqlite_pool::{run_inline, run_interruptible, DatabaseLocation, SqlitePool};
 
 /// The application's SQLite databases by label (cheap to clone: a shared handle).
 #[derive(Debug, Clone)]
@@ -215,10 +215,25 @@ impl sqlite::HostConnection for SqliteView<'_> {
         let Some(conn) = guest.conn.take() else {
             return Ok(Err(Error::InvalidConnection));
         };
-        let (conn, result) = run_interruptible(conn, self.deadline, move |conn| {
-            execute(conn, &statement, parameters)
-        })
-        .await?;
+        // A read outside a transaction runs here if it is quick; anything else on the
+        // blocking pool. (An interrupted statement may end the transaction it is in.)
+        let read =
+            conn.is_autocommit() && (conn.prepare_cached(&statement)).is_ok_and(|s| s.readonly());
+        let quick = match read {
+            true => run_inline(&conn, self.deadline, |conn| {
+                execute(conn, &statement, parameters.clone())
+            }),
+            false => None,
+        };
+        let (conn, result) = match quick {
+            Some(result) => (conn, result),
+            None => {
+                run_interruptible(conn, self.deadline, move |conn| {
+                    execute(conn, &statement, parameters)
+                })
+                .await?
+            }
+        };
         self.table.get_mut(&connection)?.conn = Some(conn);
         Ok(result.map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {

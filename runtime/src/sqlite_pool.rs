@@ -1,10 +1,11 @@
 //! Embedded SQLite databases (files, or memory), with a small pool of open connections so a
-//! request does not pay for opening the file, and [`run_interruptible`], which keeps a
-//! statement from outliving the request that started it.
+//! request does not pay for opening the file, a background checkpointer that keeps a file's
+//! write-ahead log short, and [`run_interruptible`], which keeps a statement from outliving
+//! the request that started it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, InterruptHandle};
@@ -16,9 +17,19 @@ const IDLE_CONNECTIONS: usize = 16;
 /// `SQLITE_BUSY`.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a read may run on the calling thread ([`run_inline`]) before it is interrupted, to
+/// run again on the blocking thread pool.
+const INLINE_BUDGET: Duration = Duration::from_micros(300);
+
+/// SQLite virtual-machine steps between two looks at the clock in [`run_inline`].
+const INLINE_STEPS: i32 = 100;
+
 thread_local! {
     /// The deadline of the request whose statement this thread runs ([`run_interruptible`]).
     static DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    /// Whether this thread runs a statement inline ([`run_inline`]): it does not wait for
+    /// locks.
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// SQLite's busy handler: waits out another connection's write lock in steps of 50 µs growing
@@ -29,6 +40,9 @@ fn wait_for_lock(attempt: i32) -> bool {
     let (Some(step), deadline) = (lock_wait_step(attempt), DEADLINE.get()) else {
         return false;
     };
+    if INLINE.get() {
+        return false;
+    }
     let step = match deadline {
         Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => step.min(left),
@@ -59,6 +73,20 @@ pub enum DatabaseLocation {
     /// `type = "spin"` without a `path`).
     Memory,
 }
+
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Log pages (4 KiB each by default) beyond which the checkpointer restarts the log from its
+/// beginning, waiting for the readers still on it.
+const RESTART_PAGES: i64 = 16384;
+
+/// Longest the checkpointer waits for readers and writers before trying again at its next
+/// turn (meanwhile writers wait for it).
+const RESTART_WAIT: Duration = Duration::from_millis(5);
+
+/// A log file left larger than this after a restart is truncated to it.
+const LOG_SIZE_LIMIT: i64 = 64 << 20;
 
 /// Numbers in-memory databases, so that two pools never share one.
 static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
@@ -111,6 +139,15 @@ impl SqlitePool {
         let conn = pool.connect()?;
         conn.execute_batch(init)?;
         pool.put(conn);
+        if !pool.in_memory {
+            let checkpointer = pool.connect()?;
+            checkpointer.busy_handler(Some(wait_for_checkpoint))?;
+            let weak = Arc::downgrade(&pool);
+            std::thread::Builder::new()
+                .name("sqlite-checkpoint".into())
+                .spawn(move || checkpoint_while_open(&checkpointer, &weak))
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        }
         Ok(pool)
     }
 
@@ -129,9 +166,13 @@ impl SqlitePool {
         let conn = Connection::open(&self.target)?;
         conn.busy_handler(Some(wait_for_lock))?;
         // Files only: an in-memory database has no WAL, and asking for one waits for any
-        // writer's lock.
+        // writer's lock. A commit never checkpoints: the pool's checkpointer does, off the
+        // requests' path.
         if !self.in_memory {
-            conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
+            ))?;
         }
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
@@ -185,6 +226,51 @@ impl SqlitePool {
     }
 }
 
+/// The checkpointer of a file database, on its own connection, until the pool is dropped.
+///
+/// SQLite's own checkpoints run in whichever commit finds the log over 1,000 pages, and can
+/// only copy the frames no reader still uses: under steady load, readers always overlap, the
+/// log never starts over, and every commit paid for a checkpoint (a benchmark's log reached
+/// 424 MB in a minute, and decisions ran 3× slower). Here a passive checkpoint copies what it
+/// can every [`CHECKPOINT_EVERY`]; once the log holds [`RESTART_PAGES`], a `RESTART`
+/// checkpoint waits (up to [`RESTART_WAIT`]) for the readers on it to finish, so that the
+/// next writer starts the log over.
+fn checkpoint_while_open(conn: &Connection, pool: &Weak<SqlitePool>) {
+    while pool.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = checkpoint(conn) {
+            tracing::warn!("checkpoint of a SQLite database failed: {e}");
+        }
+    }
+}
+
+/// One checkpoint: passive, or a restart if the log is long.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let pages = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            row.get::<_, i64>(1)
+        })
+    };
+    // Twice when the log is long: the second copies what was written during the first, so
+    // that the restart, which holds writers back, has little left to copy.
+    if pages("PASSIVE")? >= RESTART_PAGES && pages("PASSIVE")? >= RESTART_PAGES {
+        pages("RESTART")?;
+    }
+    Ok(())
+}
+
+/// The checkpointer's busy handler: waits for readers and writers in steps of 100 µs, for
+/// [`RESTART_WAIT`] in all.
+fn wait_for_checkpoint(attempt: i32) -> bool {
+    const STEP: Duration = Duration::from_micros(100);
+    let waiting = (attempt.max(0) as u32 + 1) * STEP;
+    if waiting > RESTART_WAIT {
+        return false;
+    }
+    std::thread::sleep(STEP);
+    true
+}
+
 /// SQLite virtual-machine steps between two looks at the clock.
 const PROGRESS_STEPS: i32 = 1000;
 
@@ -224,6 +310,47 @@ pub async fn run_interruptible<R: Send + 'static>(
     done
 }
 
+/// Runs `f`, a read outside a transaction, on the calling thread: most reads take
+/// microseconds, less than the two thread switches of [`run_interruptible`]. `None` when it
+/// ran past [`INLINE_BUDGET`] or found a lock (it is interrupted, or does not wait): the
+/// caller then runs it there; a read interrupted that way changed nothing. Past `deadline`,
+/// it fails with `OperationInterrupted`.
+pub fn run_inline<R>(
+    conn: &Connection,
+    deadline: Instant,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+) -> Option<rusqlite::Result<R>> {
+    let started = Instant::now();
+    let over_budget = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let over = over_budget.clone();
+    conn.progress_handler(
+        INLINE_STEPS,
+        Some(move || {
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            let over = now.duration_since(started) > INLINE_BUDGET;
+            over_budget.store(over, Ordering::Relaxed);
+            over
+        }),
+    );
+    INLINE.set(true);
+    let result = f(conn);
+    INLINE.set(false);
+    conn.progress_handler(0, None::<fn() -> bool>);
+    match result {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy
+                || (e.code == rusqlite::ErrorCode::OperationInterrupted
+                    && over.load(Ordering::Relaxed)) =>
+        {
+            None
+        }
+        other => Some(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +366,82 @@ mod tests {
             "{total:?}"
         );
         assert!(!wait_for_lock(steps.len() as i32));
+    }
+
+    /// A quick read runs inline; a slow one gives way to the blocking pool; past the deadline
+    /// a read fails.
+    #[test]
+    fn quick_reads_run_inline_and_slow_ones_give_way() {
+        let pool = SqlitePool::open(
+            &DatabaseLocation::Memory,
+            "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);",
+        )
+        .unwrap();
+        let conn = pool.take().unwrap();
+        let count = |sql: &'static str| move |c: &Connection| c.query_row(sql, [], |r| r.get(0));
+        let later = Instant::now() + Duration::from_secs(30);
+        let quick = run_inline(&conn, later, count("SELECT x FROM t"));
+        assert_eq!(quick.unwrap().unwrap(), 7i64);
+        let slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1e8)
+                    SELECT count(*) FROM n";
+        assert!(run_inline(&conn, later, count(slow))
+            .map(|r: rusqlite::Result<i64>| r)
+            .is_none());
+        let late = run_inline(&conn, Instant::now(), count(slow));
+        assert!(
+            matches!(&late, Some(Err(rusqlite::Error::SqliteFailure(e, _)))
+                if e.code == rusqlite::ErrorCode::OperationInterrupted),
+            "{late:?}"
+        );
+        // The connection is as it was.
+        assert_eq!(
+            conn.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            7
+        );
+    }
+
+    /// Under writes with readers always overlapping, the checkpointer keeps the log short;
+    /// SQLite's own checkpoints alone let it grow by every write.
+    #[test]
+    fn the_log_stays_short_under_overlapping_readers() {
+        let dir = std::env::temp_dir().join(format!("vitrine-wal-{}", std::process::id()));
+        let path = dir.join("db.sqlite");
+        let pool = SqlitePool::open(
+            &DatabaseLocation::File(path.clone()),
+            "CREATE TABLE t (x BLOB);",
+        )
+        .unwrap();
+        let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        // Two readers take turns, each holding a snapshot while the other starts its own.
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, writing) = (pool.clone(), writing.clone());
+                std::thread::spawn(move || {
+                    let conn = pool.connect().unwrap();
+                    while writing.load(Ordering::Relaxed) {
+                        conn.execute_batch("BEGIN; SELECT count(*) FROM t;")
+                            .unwrap();
+                        std::thread::sleep(Duration::from_millis(2));
+                        conn.execute_batch("COMMIT").unwrap();
+                    }
+                })
+            })
+            .collect();
+        // 40 MB of 4 KB rows, over 2 s at least.
+        let writer = pool.take().unwrap();
+        let row = vec![7u8; 4096];
+        for _ in 0..10_000 {
+            writer.execute("INSERT INTO t VALUES (?)", [&row]).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        writing.store(false, Ordering::Relaxed);
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        let log = std::fs::metadata(dir.join("db.sqlite-wal")).unwrap().len();
+        drop((writer, pool));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let limit = (RESTART_PAGES as u64 + 2_000) * 4_200;
+        assert!(log < limit, "the log grew to {log} bytes (limit {limit})");
     }
 
     /// A statement waiting for another connection's write lock gives up at its request's

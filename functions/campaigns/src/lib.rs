@@ -94,9 +94,6 @@ impl History {
     }
 }
 
-/// Posterior draws used to estimate a Thompson-sampling choice's probability.
-const THOMPSON_DRAWS: usize = 200;
-
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -197,9 +194,11 @@ fn list(db: &spin_sdk::sqlite::Connection) -> Response {
 }
 
 fn show(db: &spin_sdk::sqlite::Connection, id: &str) -> Response {
-    // What it has learned, up to now.
-    if let Ok(Some(c)) = store::get(db, id) {
-        if let Err(e) = store::fold(db, id, c.version, chrono::Utc::now().timestamp_millis()) {
+    // What it has learned, up to now: every campaign is folded (so all keep the same fold
+    // marks, and the next fold is one pass over the new rows).
+    if let Ok(all) = store::all(db) {
+        let campaigns: Vec<(String, i64)> = all.into_iter().map(|c| (c.id, c.version)).collect();
+        if let Err(e) = store::fold(db, &campaigns, chrono::Utc::now().timestamp_millis()) {
             return store_error(e);
         }
     }
@@ -258,23 +257,31 @@ struct DecideRequest {
     context: Context,
 }
 
-/// Where and when a shopper is.
+/// Where and when a shopper is (logged with each decision, without its unset fields).
 #[derive(Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct Context {
+    #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     locale: Option<String>,
     /// RFC 3339; default: now.
+    #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cart: Option<f64>,
     /// ISO 3166 country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<String>,
     /// The shop's segment of the shopper.
+    #[serde(skip_serializing_if = "Option::is_none")]
     segment: Option<String>,
 }
 
-/// The features of [`FEATURES`].
+/// The features of [`FEATURES`], to 4 decimals (what the policy sees is what is logged, in
+/// fewer bytes).
 fn features(context: &Context, known: bool, time: i64, history: &History) -> Vec<f64> {
     let device = context.device.as_deref().unwrap_or("");
     let hour = (time.rem_euclid(86_400)) as f64 / 3_600.0;
@@ -290,6 +297,7 @@ fn features(context: &Context, known: bool, time: i64, history: &History) -> Vec
     ]
     .into_iter()
     .chain(history.features())
+    .map(|x| (x * 1e4).round() / 1e4)
     .collect()
 }
 
@@ -469,8 +477,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         }
     }
     let context_text = serde_json::to_string(&request.context).unwrap_or_default();
-    // A fast generator for the posterior draws (thousands per request), seeded from the
-    // system's: the draws need no cryptographic strength.
+    // A fast generator, seeded from the system's: the draws need no cryptographic strength.
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     let mut decisions = Vec::new();
     let mut logged = Vec::new();
@@ -487,12 +494,8 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     // The shopper's strongest category affinities, read once if a campaign needs them.
     let mut interests: Option<Vec<String>> = None;
     let mut history: Option<History> = None;
-    // The campaign whose policy is the most out of date, if any is: this request folds it.
-    let stale: Option<(String, i64, i64)> = campaigns
-        .iter()
-        .filter(|c| now_ms - c.folded_at_ms >= store::FOLD_EVERY_MS)
-        .min_by_key(|c| c.folded_at_ms)
-        .map(|c| (c.id.clone(), c.version, c.folded_at_ms));
+    // Whether a campaign's policy is out of date: this request then folds those that are.
+    let stale = (campaigns.iter()).any(|c| now_ms - c.folded_at_ms >= store::FOLD_EVERY_MS);
     for campaign in campaigns {
         let d = &campaign.definition;
         let mut reason = not_shown(&campaign.id, d, &request, time, local_minute);
@@ -529,12 +532,16 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
         }
         let past = history.unwrap_or_default();
         let x = features(&request.context, request.shopper.is_some(), time, &past);
-        let p = campaign
-            .policy
-            .probabilities(&x, d.epsilon, THOMPSON_DRAWS, &mut rng);
+        // Thompson sampling's probabilities are estimated once per fold, not per decision.
+        let p = match &campaign.probabilities {
+            p if p.len() == d.arms.len() => p.clone(),
+            _ => (campaign.policy).probabilities(&x, d.epsilon, store::PROBABILITY_DRAWS, &mut rng),
+        };
         let arm = policy::draw(&p, &mut rng);
         let decision = store::Decision {
-            id: format!("dc-{:032x}", rng.random::<u128>()),
+            // The time first (48 bits of milliseconds, then 80 random bits): a request's
+            // decisions are added at the end of the index of ids, not in ten places of it.
+            id: format!("dc-{now_ms:012x}{:020x}", rng.random::<u128>() >> 48),
             campaign: campaign.id.clone(),
             version: campaign.version,
             shopper: request.shopper.clone(),
@@ -566,18 +573,12 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     if let Err(e) = store::log_decisions(db, &logged) {
         return store_error(e);
     }
-    if let Some((id, version, folded_at_ms)) = stale {
+    if stale {
         // Learning only lags when a fold fails: the rows stay for the next one. Of concurrent
-        // requests, only the one that claims the fold does it.
-        let folded =
-            store::claim_fold(db, &id, version, folded_at_ms, now_ms).and_then(|claimed| {
-                match claimed {
-                    true => store::fold(db, &id, version, now_ms),
-                    false => Ok(()),
-                }
-            });
+        // requests, only the one that claims a campaign folds it.
+        let folded = store::claim_stale(db, now_ms).and_then(|c| store::fold(db, &c, now_ms));
         if let Err(e) = folded {
-            eprintln!("campaign `{id}` not folded: {e}");
+            eprintln!("campaigns not folded: {e}");
         }
     }
     json_response(
