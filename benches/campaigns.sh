@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of campaign decisions and feedback (prints figures; not a test):
 #   - POST /api/campaigns/decide with 10 live campaigns (4 arms each; LinUCB, Thompson
-#     sampling and uniform policies), p50/p99 at c=1 and c=16;
+#     sampling and uniform policies), 5,000 shoppers on three devices with carts of 0–200,
+#     p50/p99 at c=1 and c=16;
 #   - POST /api/campaigns/feedback in batches of 500 conversions, 4 senders: events/s.
 #
 #   benches/campaigns.sh        # DURATION=5 by default
@@ -48,7 +49,9 @@ cat > "$WORK/decide.lua" <<'LUA'
 counter = 0
 request = function()
   counter = counter + 1
-  local body = string.format('{"shopper":"s%d","context":{"page":"home","device":"mobile","cart":42.5}}', counter % 5000)
+  local devices = {"mobile", "desktop", "tablet"}
+  local body = string.format('{"shopper":"s%d","context":{"page":"home","device":"%s","cart":%.2f}}',
+    counter % 5000, devices[counter % 3 + 1], (counter * 7919 % 20000) / 100)
   return wrk.format("POST", "/api/campaigns/decide", {["content-type"]="application/json"}, body)
 end
 LUA

@@ -107,29 +107,30 @@ impl Policy {
     /// Learns that `arm`, shown for context `x`, earned `reward` (1 a conversion, 0 none):
     /// [`Self::shown`], then [`Self::rewarded`].
     pub fn update(&mut self, arm: usize, x: &[f64], reward: f64) {
-        self.shown(arm, x);
+        self.shown(arm, x, 1);
         self.rewarded(arm, x, reward);
     }
 
-    /// Learns that `arm` was shown for context `x`: counted as earning nothing until
-    /// [`Self::rewarded`] says otherwise (feedback arrives later, or never).
-    pub fn shown(&mut self, arm: usize, x: &[f64]) {
+    /// Learns that `arm` was shown `times` times for context `x`: counted as earning nothing
+    /// until [`Self::rewarded`] says otherwise (feedback arrives later, or never).
+    pub fn shown(&mut self, arm: usize, x: &[f64], times: u64) {
+        let k = times as f64;
         match self {
             Self::Uniform { .. } => {}
-            Self::Thompson { beta, .. } => beta[arm] += 1.0,
+            Self::Thompson { beta, .. } => beta[arm] += k,
             Self::LinUcb {
                 a_inverse, dims, ..
             } => {
                 let n = *dims;
                 let ai = &mut a_inverse[arm];
-                // Sherman–Morrison: (A + x xᵀ)⁻¹ = A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1 + xᵀA⁻¹x).
+                // Sherman–Morrison: (A + k x xᵀ)⁻¹ = A⁻¹ − k (A⁻¹x)(A⁻¹x)ᵀ / (1 + k xᵀA⁻¹x).
                 let u: Vec<f64> = (0..n)
                     .map(|i| (0..n).map(|j| ai[i * n + j] * x[j]).sum())
                     .collect();
-                let denominator = 1.0 + x.iter().zip(&u).map(|(x, u)| x * u).sum::<f64>();
+                let denominator = 1.0 + k * x.iter().zip(&u).map(|(x, u)| x * u).sum::<f64>();
                 for i in 0..n {
                     for j in 0..n {
-                        ai[i * n + j] -= u[i] * u[j] / denominator;
+                        ai[i * n + j] -= k * u[i] * u[j] / denominator;
                     }
                 }
             }
@@ -305,6 +306,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_context_shown_k_times_at_once_is_learned_as_k_times_one_by_one() {
+        let (x, mut once, mut one_by_one) =
+            ([1.0, 0.3, -0.7], Policy::linucb(2, 3), Policy::linucb(2, 3));
+        once.shown(1, &x, 5);
+        (0..5).for_each(|_| one_by_one.shown(1, &x, 1));
+        let (Policy::LinUcb { a_inverse: a, .. }, Policy::LinUcb { a_inverse: b, .. }) =
+            (&once, &one_by_one)
+        else {
+            unreachable!()
+        };
+        assert!(a
+            .iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .all(|(a, b)| (a - b).abs() < 1e-12));
+        // Arm 1 learned (its A⁻¹ moved from the identity), arm 0 did not.
+        assert!(a[1][0] < 0.5, "{a:?}");
+        assert_eq!(a[0][0], 1.0);
     }
 
     #[test]

@@ -349,7 +349,7 @@ fn not_shown(
 }
 
 /// Whether the campaign's budget or its caps for `shopper` stop it: `budget` (impressions or
-/// discount spend, as of the last fold: it may overshoot by about a second of traffic) or
+/// discount spend, as of the last fold: it may overshoot by a tenth of a second of traffic) or
 /// `cap`.
 fn limited(
     db: &spin_sdk::sqlite::Connection,
