@@ -11,7 +11,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
-use vitrine_campaigns::experiments::{bootstrap, cuped, ratio, srm_p_value, welch, Comparison};
+use vitrine_campaigns::experiments::{
+    bootstrap, cuped, ratio, ratio_cuped, srm_p_value, welch, Comparison,
+};
 
 use crate::plot::{line_chart, Series};
 
@@ -219,7 +221,8 @@ impl Row {
 }
 
 /// The rows of `variant` against `control`. Per-shopper metrics use Welch (revenue: the
-/// bootstrap); conversion, orders and revenue also with CUPED on their pre-period values.
+/// bootstrap); conversion, orders and revenue also with CUPED on their pre-period values;
+/// events per session the delta method, also with CUPED on the pre-period's.
 fn compare(control: &[Unit], variant: &[Unit], args: &ReportArgs) -> Vec<Row> {
     type Metric = fn(&Activity) -> f64;
     let per_shopper: [(&str, Metric, bool); 4] = [
@@ -266,16 +269,24 @@ fn compare(control: &[Unit], variant: &[Unit], args: &ReportArgs) -> Vec<Row> {
             cuped: cuped_row.flatten(),
         });
     }
-    let pairs = |units: &[Unit]| -> Vec<(f64, f64)> {
+    // Events and sessions per shopper, after the exposure or before it (the CUPED covariate).
+    let pairs = |units: &[Unit], before: bool| -> Vec<(f64, f64)> {
         (units.iter())
-            .map(|u| (u.post.events, u.post.sessions.len() as f64))
+            .map(|u| if before { &u.pre } else { &u.post })
+            .map(|a| (a.events, a.sessions.len() as f64))
             .collect()
     };
+    let (after0, after1) = (pairs(control, false), pairs(variant, false));
     rows.push(Row {
         metric: "events per session",
         method: "delta method",
-        comparison: ratio(&pairs(control), &pairs(variant)),
-        cuped: None,
+        comparison: ratio(&after0, &after1),
+        cuped: ratio_cuped(
+            &after0,
+            &after1,
+            &pairs(control, true),
+            &pairs(variant, true),
+        ),
     });
     rows
 }

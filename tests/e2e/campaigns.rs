@@ -2,7 +2,7 @@
 //! propensities, feedback, and a policy that learns from it.
 
 use serde_json::{json, Value};
-use vitrine_tests::{post_json, shop_manifest, shopper_api, TestApp, ADMIN_TOKEN};
+use vitrine_tests::{get_json, post_json, shop_manifest, shopper_api, TestApp, ADMIN_TOKEN};
 
 async fn put_campaign(
     app: &TestApp,
@@ -566,6 +566,9 @@ async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()>
         put_campaign(&app, "ctx", ADMIN_TOKEN, &linucb).await?.0,
         200
     );
+    // The catalogue (seeded on first use) gives the products' prices.
+    let (status, product) = get_json(&format!("{}/api/products/p-00001", app.url)).await?;
+    assert_eq!(status, 200, "{product}");
     // Ann (consented) bought twice and looked three times yesterday.
     consent_to_personalization(&app, "ann").await?;
     let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
@@ -587,7 +590,8 @@ async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()>
         let (status, answer) = post_json(&decide, &body).await?;
         assert_eq!(status, 200, "{answer}");
     }
-    // The logged features: the context's 7, then recency, purchases and views.
+    // The logged features: the context's 7, then recency, purchases, views and the price
+    // level.
     let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
     let features = |shopper: &str| -> anyhow::Result<Vec<f64>> {
         let text: String = db.query_row(
@@ -598,11 +602,21 @@ async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()>
         Ok(serde_json::from_str(&text)?)
     };
     let ann = features("ann")?;
-    assert_eq!(ann.len(), 10, "{ann:?}");
-    let expected = [(-1.0f64 / 30.0).exp(), 3f64.ln() / 3.0, 4f64.ln() / 5.0];
+    assert_eq!(ann.len(), 11, "{ann:?}");
+    let cents: i64 = db.query_row(
+        "SELECT price_cents FROM products WHERE id = 'p-00001'",
+        [],
+        |r| r.get(0),
+    )?;
+    let expected = [
+        (-1.0f64 / 30.0).exp(),
+        3f64.ln() / 3.0,
+        4f64.ln() / 5.0,
+        (cents as f64 / 100.0).ln_1p() / 6.0,
+    ];
     for (got, want) in ann[7..].iter().zip(expected) {
-        assert!((got - want).abs() < 0.01, "{ann:?}");
+        assert!((got - want).abs() < 0.01, "{ann:?} {expected:?}");
     }
-    assert_eq!(features("")?[7..], [0.0, 0.0, 0.0]);
+    assert_eq!(features("")?[7..], [0.0, 0.0, 0.0, 0.0]);
     Ok(())
 }

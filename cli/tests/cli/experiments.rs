@@ -65,7 +65,7 @@ fn a_report_shows_uplift_with_intervals_and_refuses_a_winner_without_one() {
         // How active a shopper was before the experiment (0–3) predicts whether they buy.
         let activity = i % 4;
         for k in 0..activity {
-            events.push(json!({"id": format!("pre-{i}-{k}"), "type": "view", "shopper": shopper, "time": before, "product": "p-1"}));
+            events.push(json!({"id": format!("pre-{i}-{k}"), "type": "view", "shopper": shopper, "time": before, "product": "p-1", "session": format!("{shopper}-0")}));
         }
         let variant = ok(http_send(
             &addr,
@@ -165,9 +165,16 @@ fn a_report_shows_uplift_with_intervals_and_refuses_a_winner_without_one() {
         (revenue["estimate"]["absolute"]["value"].as_f64().unwrap() - 20.0 * 0.25).abs() < 1.5,
         "{revenue}"
     );
-    assert_eq!(
-        metric(&button, "events per session")["method"],
-        "delta method"
+    let per_session = metric(&button, "events per session");
+    assert_eq!(per_session["method"], "delta method");
+    // Events per pre-period session say who buys, so who has more events per session after.
+    assert!(
+        per_session["cuped"]["variance_reduction"].as_f64().unwrap() > 0.05,
+        "{per_session}"
+    );
+    assert!(
+        width(&per_session["cuped"]["estimate"]) < width(&per_session["estimate"]),
+        "{per_session}"
     );
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(

@@ -30,9 +30,9 @@ use definition::{Definition, PolicyKind};
 
 /// Features the contextual policy sees: from the context, a bias, the device (mobile,
 /// tablet), `ln(1 + cart) / 5`, the hour of day as a point on a circle and whether a shopper
-/// is known; from the shopper's history ([`History`]), recency, purchases and views. A
-/// campaign defined before the history features keeps its first 7.
-const FEATURES: usize = 10;
+/// is known; from the shopper's history ([`History`]), recency, purchases, views and the
+/// price level of the products. A campaign defined before keeps its first 7 or 10.
+const FEATURES: usize = 11;
 
 /// How far back a shopper's history counts, in seconds (90 days).
 const HISTORY_SECONDS: i64 = 90 * 86_400;
@@ -45,6 +45,10 @@ struct History {
     views: f64,
     /// Days since the last event; none without events.
     days_since_last: Option<f64>,
+    /// The mean catalogue price of the products of their events, in EUR (the single-number
+    /// form of the profile's price-band affinity); none without product events or without a
+    /// catalogue.
+    mean_price: Option<f64>,
 }
 
 impl History {
@@ -57,20 +61,37 @@ impl History {
         let Some(shopper) = shopper else {
             return Ok(Self::default());
         };
-        let rows = match db.execute(
-            "SELECT count(*) FILTER (WHERE kind = 'purchase'), count(*) FILTER (WHERE kind = 'view'),
-                    max(time)
-               FROM shopper_events WHERE shopper = ? AND time > ? AND time <= ?",
-            &[
-                spin_sdk::sqlite::Value::Text(shopper.into()),
-                spin_sdk::sqlite::Value::Integer(time - HISTORY_SECONDS),
-                spin_sdk::sqlite::Value::Integer(time),
-            ],
-        ) {
+        // With the catalogue's prices if the app has a catalogue.
+        let query = |prices: bool| {
+            let (price, join) = match prices {
+                true => (
+                    "avg(p.price_cents) / 100.0",
+                    "LEFT JOIN products p ON p.id = e.product",
+                ),
+                false => ("NULL", ""),
+            };
+            db.execute(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE e.kind = 'purchase'),
+                            count(*) FILTER (WHERE e.kind = 'view'), max(e.time), {price}
+                       FROM shopper_events e {join}
+                      WHERE e.shopper = ? AND e.time > ? AND e.time <= ?"
+                ),
+                &[
+                    spin_sdk::sqlite::Value::Text(shopper.into()),
+                    spin_sdk::sqlite::Value::Integer(time - HISTORY_SECONDS),
+                    spin_sdk::sqlite::Value::Integer(time),
+                ],
+            )
+        };
+        let missing = |e: &spin_sdk::sqlite::Error, table: &str| matches!(e, spin_sdk::sqlite::Error::Io(m) if m.contains(&format!("no such table: {table}")));
+        let rows = match query(true) {
+            Err(e) if missing(&e, "products") => query(false),
+            other => other,
+        };
+        let rows = match rows {
             Ok(rows) => rows,
-            Err(spin_sdk::sqlite::Error::Io(m)) if m.contains("no such table") => {
-                return Ok(Self::default())
-            }
+            Err(e) if missing(&e, "shopper_events") => return Ok(Self::default()),
             Err(e) => return Err(e),
         };
         let row = rows.rows.first();
@@ -80,16 +101,18 @@ impl History {
             purchases: number(0),
             views: number(1),
             days_since_last: last.map(|l| (time - l).max(0) as f64 / 86_400.0),
+            mean_price: row.and_then(|r| r.get::<f64>(3)),
         })
     }
 
     /// Recency `exp(−days / 30)` (0 without events), `ln(1 + purchases) / 3`,
-    /// `ln(1 + views) / 5`.
-    fn features(&self) -> [f64; 3] {
+    /// `ln(1 + views) / 5`, `ln(1 + mean price) / 6` (0 without one).
+    fn features(&self) -> [f64; 4] {
         [
             self.days_since_last.map_or(0.0, |d| (-d / 30.0).exp()),
             self.purchases.ln_1p() / 3.0,
             self.views.ln_1p() / 5.0,
+            self.mean_price.map_or(0.0, |p| p.max(0.0).ln_1p() / 6.0),
         ]
     }
 }
