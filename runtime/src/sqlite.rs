@@ -216,14 +216,26 @@ impl sqlite::HostConnection for SqliteView<'_> {
             return Ok(Err(Error::InvalidConnection));
         };
         // A read outside a transaction runs here if it is quick; anything else on the
-        // blocking pool. (An interrupted statement may end the transaction it is in.)
-        let read =
-            conn.is_autocommit() && (conn.prepare_cached(&statement)).is_ok_and(|s| s.readonly());
-        let quick = match read {
-            true => run_inline(&conn, self.deadline, |conn| {
-                execute(conn, &statement, parameters.clone())
-            }),
-            false => None,
+        // blocking pool. (An interrupted statement may end the transaction it is in.) A
+        // statement that does not compile (`no such table`, a syntax error) fails here, as it
+        // would there; unless the schema was locked, which the pool waits out.
+        let quick = match conn.prepare_cached(&statement) {
+            Ok(s) if s.readonly() && conn.is_autocommit() => {
+                drop(s);
+                run_inline(&conn, self.deadline, |conn| {
+                    execute(conn, &statement, parameters.clone())
+                })
+            }
+            Ok(_) => None,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                None
+            }
+            Err(e) => Some(Err(e)),
         };
         let (conn, result) = match quick {
             Some(result) => (conn, result),
