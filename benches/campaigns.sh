@@ -2,7 +2,7 @@
 # Benchmark of campaign decisions and feedback (prints figures; not a test):
 #   - POST /api/campaigns/decide with 10 live campaigns (4 arms each; LinUCB, Thompson
 #     sampling and uniform policies), 5,000 shoppers on three devices with carts of 0–200,
-#     p50/p99 at c=1 and c=16;
+#     p50/p99 at c=1 and c=16, in an app with the shop's catalogue;
 #   - POST /api/campaigns/feedback in batches of 500 conversions, 4 senders: events/s.
 #
 #   benches/campaigns.sh        # DURATION=5 by default
@@ -15,7 +15,7 @@ PORT=3311
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 echo "building vitrine (release) and the campaigns function"
 cargo build --release -p vitrine --quiet
-cargo build --target wasm32-wasip2 --profile wasm -p campaigns --quiet
+cargo build --target wasm32-wasip2 --profile wasm -p campaigns -p catalog --quiet
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cat > "$WORK/spin.toml" <<TOML
@@ -32,10 +32,18 @@ source = "$TARGET_DIR/wasm32-wasip2/wasm/campaigns.wasm"
 sqlite_databases = ["default"]
 [component.campaigns.variables]
 admin_token = "{{ admin_token }}"
+[[trigger.http]]
+route = "/api/products/..."
+component = "catalog"
+[component.catalog]
+source = "$TARGET_DIR/wasm32-wasip2/wasm/catalog.wasm"
+sqlite_databases = ["default"]
 TOML
 "$TARGET_DIR/release/vitrine" up --skip-build -f "$WORK/spin.toml" --listen 127.0.0.1:$PORT \
   --admin-listen off --state-dir "$WORK/state" 2>"$WORK/up.log" &
 for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$PORT/api/campaigns/decide" -d '{}' && break; sleep 0.05; done
+# The shop's catalogue (seeded on first use), whose prices the contextual policy reads.
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/api/products?limit=1"
 for i in $(seq 0 9); do
   policy=$(case $((i % 3)) in 0) echo linucb;; 1) echo thompson;; *) echo uniform;; esac)
   curl -sf -o /dev/null -X PUT "http://127.0.0.1:$PORT/api/admin/campaigns/c$i" -H "authorization: Bearer bench-token" -d "{
