@@ -107,6 +107,15 @@ impl SqlitePool {
     /// Opens (creating if needed) the database at `location`, running `init` on a first
     /// connection.
     pub fn open(location: &DatabaseLocation, init: &str) -> rusqlite::Result<Arc<Self>> {
+        Self::open_restarting_at(location, init, RESTART_PAGES)
+    }
+
+    /// [`Self::open`], with the checkpointer restarting the log at `restart_pages`.
+    fn open_restarting_at(
+        location: &DatabaseLocation,
+        init: &str,
+        restart_pages: i64,
+    ) -> rusqlite::Result<Arc<Self>> {
         let target = match location {
             DatabaseLocation::File(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -145,7 +154,7 @@ impl SqlitePool {
             let weak = Arc::downgrade(&pool);
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_while_open(&checkpointer, &weak))
+                .spawn(move || checkpoint_while_open(&checkpointer, &weak, restart_pages))
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         }
         Ok(pool)
@@ -232,20 +241,20 @@ impl SqlitePool {
 /// only copy the frames no reader still uses: under steady load, readers always overlap, the
 /// log never starts over, and every commit paid for a checkpoint (a benchmark's log reached
 /// 424 MB in a minute, and decisions ran 3× slower). Here a passive checkpoint copies what it
-/// can every [`CHECKPOINT_EVERY`]; once the log holds [`RESTART_PAGES`], a `RESTART`
+/// can every [`CHECKPOINT_EVERY`]; once the log holds `restart_pages`, a `RESTART`
 /// checkpoint waits (up to [`RESTART_WAIT`]) for the readers on it to finish, so that the
 /// next writer starts the log over.
-fn checkpoint_while_open(conn: &Connection, pool: &Weak<SqlitePool>) {
+fn checkpoint_while_open(conn: &Connection, pool: &Weak<SqlitePool>, restart_pages: i64) {
     while pool.strong_count() > 0 {
         std::thread::sleep(CHECKPOINT_EVERY);
-        if let Err(e) = checkpoint(conn) {
+        if let Err(e) = checkpoint(conn, restart_pages) {
             tracing::warn!("checkpoint of a SQLite database failed: {e}");
         }
     }
 }
 
 /// One checkpoint: passive, or a restart if the log is long.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+fn checkpoint(conn: &Connection, restart_pages: i64) -> rusqlite::Result<()> {
     let passive = || {
         let pages = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             row.get::<_, i64>(1)
@@ -255,7 +264,7 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
     };
     // Twice when the log is long: the second copies what was written during the first, so
     // that the restart, which holds writers back, has little left to copy and to flush.
-    if passive()? >= RESTART_PAGES && passive()? >= RESTART_PAGES {
+    if passive()? >= restart_pages && passive()? >= restart_pages {
         conn.execute_batch("PRAGMA wal_checkpoint(RESTART)")?;
     }
     Ok(())
@@ -440,9 +449,11 @@ mod tests {
     fn the_log_stays_short_under_overlapping_readers() {
         let dir = std::env::temp_dir().join(format!("vitrine-wal-{}", std::process::id()));
         let path = dir.join("db.sqlite");
-        let pool = SqlitePool::open(
+        // Restarts at 1,024 pages, so that the test writes ten times as many.
+        let pool = SqlitePool::open_restarting_at(
             &DatabaseLocation::File(path.clone()),
             "CREATE TABLE t (x BLOB);",
+            1_024,
         )
         .unwrap();
         let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -461,7 +472,7 @@ mod tests {
                 })
             })
             .collect();
-        // 40 MB of 4 KB rows, over 2 s at least.
+        // 10,000 rows of 4 KB, over 2 s at least.
         let writer = pool.take().unwrap();
         let row = vec![7u8; 4096];
         for _ in 0..10_000 {
@@ -473,7 +484,10 @@ mod tests {
         let log = std::fs::metadata(dir.join("db.sqlite-wal")).unwrap().len();
         drop((writer, pool));
         std::fs::remove_dir_all(&dir).unwrap();
-        let limit = (RESTART_PAGES as u64 + 2_000) * 4_200;
+        // Without the checkpointer the log holds every row (each a page and an overflow page:
+        // over 80 MB); with it, it starts over every few thousand pages. Half is the limit,
+        // room for turns a busy machine delays.
+        let limit = 10_000 * 4_096;
         assert!(log < limit, "the log grew to {log} bytes (limit {limit})");
     }
 
