@@ -261,7 +261,7 @@ fn read_db(db: &std::path::Path, campaign: &str, reward: &str) -> Result<Read> {
     };
     let mut query = db.prepare(&format!(
         "SELECT d.arm, d.propensity, d.features, {outcome} FROM campaign_decisions d
-          WHERE d.campaign = ? AND d.version = ? ORDER BY d.seq"
+          WHERE d.campaign = ? AND d.version = ? ORDER BY d.rowid"
     ))?;
     let mut rows = Vec::new();
     let mut missing_propensity = 0;

@@ -620,3 +620,71 @@ async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()>
     assert_eq!(features("")?[7..], [0.0, 0.0, 0.0, 0.0]);
     Ok(())
 }
+
+/// A database of the first version — no fold marks, policies stored as JSON and updated as
+/// each decision and conversion came — is migrated in place: what its policy learned stays,
+/// its rows are not learned again, and new ones are.
+#[tokio::test]
+async fn a_database_of_the_first_version_is_migrated() -> anyhow::Result<()> {
+    let app = TestApp::start(&shop_manifest("")).await?;
+    let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
+    let definition = json!({"name": "Winter sale", "channel": "banner", "policy": "thompson",
+        "arms": [{"id": "a", "offer": "5% off", "message": "{offer}"},
+                 {"id": "b", "offer": "free delivery", "message": "{offer}"}]});
+    db.execute_batch(
+        "CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY, definition TEXT NOT NULL, version INTEGER NOT NULL,
+            policy TEXT NOT NULL, updated_at INTEGER NOT NULL);
+         CREATE TABLE campaign_decisions (
+            id TEXT PRIMARY KEY, campaign TEXT NOT NULL, version INTEGER NOT NULL,
+            shopper TEXT, arm INTEGER NOT NULL, propensity REAL NOT NULL, policy TEXT NOT NULL,
+            features TEXT NOT NULL, context TEXT NOT NULL, time INTEGER NOT NULL);
+         CREATE TABLE campaign_feedback (
+            event_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL, event TEXT NOT NULL,
+            value REAL, time INTEGER NOT NULL);
+         INSERT INTO campaign_decisions VALUES
+            ('dc-old', 'winter', 1, 'ann', 0, 0.5, 'thompson', '[]', '{}', 1764800000);
+         INSERT INTO campaign_feedback VALUES ('e-old', 'dc-old', 'conversion', NULL, 1764800010);",
+    )?;
+    // Its one decision converted: α = 2 for arm a.
+    db.execute(
+        "INSERT INTO campaigns VALUES ('winter', ?, 1, ?, 1764800000)",
+        [
+            definition.to_string(),
+            r#"{"kind":"thompson","alpha":[2.0,1.0],"beta":[1.0,1.0]}"#.to_string(),
+        ],
+    )?;
+    let learned = |c: &Value| {
+        (
+            c["learned"][0]["conversions"].clone(),
+            c["impressions"].clone(),
+        )
+    };
+    let (status, shown) = show_campaign(&app, "winter").await?;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(learned(&shown), (json!(1.0), json!(1)), "{shown}");
+    // A new decision and its conversion are learned as usual.
+    let (status, decided) = post_json(
+        &format!("{}/api/campaigns/decide", app.url),
+        &json!({"shopper": "bob"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{decided}");
+    let decision = &decided["decisions"][0];
+    let (status, recorded) = post_json(
+        &format!("{}/api/campaigns/feedback", app.url),
+        &json!({"event_id": "e-new", "decision_id": decision["decision_id"], "event": "conversion"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{recorded}");
+    let (_, shown) = show_campaign(&app, "winter").await?;
+    let arm = usize::from(decision["arm"] != "a");
+    let conversions: Vec<f64> = (shown["learned"].as_array().unwrap().iter())
+        .map(|a| a["conversions"].as_f64().unwrap())
+        .collect();
+    let mut expected = vec![1.0, 0.0];
+    expected[arm] += 1.0;
+    assert_eq!(conversions, expected, "{shown}");
+    assert_eq!(shown["impressions"], 2, "{shown}");
+    Ok(())
+}

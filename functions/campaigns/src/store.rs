@@ -43,6 +43,18 @@ pub const SCHEMA: &[&str] = &[
     // reads the rows after its mark by rowid instead.
     "ALTER TABLE campaigns ADD COLUMN probabilities TEXT NOT NULL DEFAULT '[]'",
     "DROP INDEX IF EXISTS campaign_decisions_campaign",
+    // A database of the first version, before folds, whose policies learned from every row
+    // as it was written: its campaigns get fold marks past every row (-1 marks them until
+    // then), and their impressions counted.
+    "ALTER TABLE campaigns ADD COLUMN decisions_folded INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE campaigns ADD COLUMN feedback_folded INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE campaigns ADD COLUMN impressions INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE campaigns ADD COLUMN folded_at_ms INTEGER NOT NULL DEFAULT -1",
+    "UPDATE campaigns SET folded_at_ms = 0,
+        decisions_folded = (SELECT coalesce(max(rowid), 0) FROM campaign_decisions),
+        feedback_folded = (SELECT coalesce(max(rowid), 0) FROM campaign_feedback),
+        impressions = (SELECT count(*) FROM campaign_decisions d WHERE d.campaign = campaigns.id)
+     WHERE folded_at_ms = -1",
 ];
 
 /// How often a campaign's policy is brought up to date, at most.
@@ -166,10 +178,10 @@ pub fn put(
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         let rows = db.execute(
             "INSERT INTO campaigns (id, definition, version, policy, updated_at, probabilities,
-                decisions_folded, feedback_folded)
+                decisions_folded, feedback_folded, folded_at_ms)
              VALUES (?, ?, 1, ?, ?, ?,
                 (SELECT coalesce(max(rowid), 0) FROM campaign_decisions),
-                (SELECT coalesce(max(rowid), 0) FROM campaign_feedback))
+                (SELECT coalesce(max(rowid), 0) FROM campaign_feedback), 0)
              ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
                 version = campaigns.version + 1, policy = excluded.policy,
                 updated_at = excluded.updated_at, folded_at_ms = 0,
