@@ -2,8 +2,8 @@
 //!
 //! Decisions and feedback are only inserted (a decide request is one multi-row `INSERT`), so
 //! requests hold the database's write lock briefly. Policies learn by [`fold`]: the decisions
-//! and first conversions recorded since the last fold are read in one snapshot, in one pass
-//! for all campaigns, and applied to their states, which one transaction stores with the
+//! and first conversions recorded since the last fold, up to the last rows when it starts,
+//! are read in one pass for all campaigns, and applied to their states, which one statement stores with the
 //! moved fold marks. Folds run at most every [`FOLD_EVERY_MS`]: a decide request that finds
 //! a campaign stale claims every stale one ([`claim_stale`]) and folds them, and an admin
 //! read folds them all; so what a policy has learned lags by about a tenth of a second;
@@ -206,43 +206,52 @@ pub fn put(
 
 /// Brings the policies of `campaigns` (id and version; those of another version now are
 /// left alone) up to date: the decisions and the first conversions recorded since their
-/// last fold are applied to their states, read in one snapshot without the write lock
-/// (decisions keep being logged meanwhile), in one pass over the new rows for all of them;
-/// then one transaction stores each state and moves its fold marks past those rows — only
+/// last fold, up to the last rows when it starts, are applied to their states, read without
+/// the write lock (decisions keep being logged meanwhile), in one pass over the new rows for
+/// all of them;
+/// then one statement stores each state and moves its fold marks past those rows — only
 /// if its marks are still where they were read, so rows folded by a concurrent fold are
 /// never counted twice (that fold's work is kept, this one's dropped).
 pub fn fold(db: &Connection, campaigns: &[(String, i64)], now_ms: i64) -> Result<(), Error> {
     if campaigns.is_empty() {
         return Ok(());
     }
-    db.execute("BEGIN", &[])?;
-    let read = read_folds(db, campaigns);
-    let _ = db.execute("COMMIT", &[]);
-    let folds = read?;
-    vitrine_guest::sqlite::transaction(db, || {
-        for fold in &folds {
-            db.execute(
-                "UPDATE campaigns SET policy = ?, probabilities = ?, decisions_folded = ?,
-                    feedback_folded = ?, folded_at_ms = ?, impressions = impressions + ?,
-                    discount_spent = discount_spent + ?
-                 WHERE id = ? AND version = ? AND decisions_folded = ? AND feedback_folded = ?",
-                &[
-                    Value::Blob(fold.policy.to_bytes()),
-                    Value::Text(probabilities_json(&fold.policy, fold.epsilon)),
-                    Value::Integer(fold.marks_to.0),
-                    Value::Integer(fold.marks_to.1),
-                    Value::Integer(now_ms),
-                    Value::Integer(fold.new_impressions),
-                    Value::Real(fold.new_spend),
-                    Value::Text(fold.id.clone()),
-                    Value::Integer(fold.version),
-                    Value::Integer(fold.marks.0),
-                    Value::Integer(fold.marks.1),
-                ],
-            )?;
-        }
-        Ok(())
-    })
+    let folds = read_folds(db, campaigns)?;
+    if folds.is_empty() {
+        return Ok(());
+    }
+    // One statement for all the campaigns: the write lock is held for it alone (a transaction
+    // of one statement per campaign held it across as many calls, and decisions queued).
+    let mut params = Vec::with_capacity(folds.len() * 11);
+    for fold in &folds {
+        params.extend([
+            Value::Text(fold.id.clone()),
+            Value::Integer(fold.version),
+            Value::Integer(fold.marks.0),
+            Value::Integer(fold.marks.1),
+            Value::Blob(fold.policy.to_bytes()),
+            Value::Text(probabilities_json(&fold.policy, fold.epsilon)),
+            Value::Integer(fold.marks_to.0),
+            Value::Integer(fold.marks_to.1),
+            Value::Integer(fold.new_impressions),
+            Value::Real(fold.new_spend),
+            Value::Integer(now_ms),
+        ]);
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; folds.len()].join(", ");
+    db.execute(
+        &format!(
+            "UPDATE campaigns SET policy = u.column5, probabilities = u.column6,
+                decisions_folded = u.column7, feedback_folded = u.column8,
+                impressions = impressions + u.column9, discount_spent = discount_spent + u.column10,
+                folded_at_ms = u.column11
+             FROM (VALUES {rows}) AS u
+             WHERE campaigns.id = u.column1 AND campaigns.version = u.column2
+               AND campaigns.decisions_folded = u.column3 AND campaigns.feedback_folded = u.column4"
+        ),
+        &params,
+    )?;
+    Ok(())
 }
 
 /// Claims the folds of the campaigns last folded [`FOLD_EVERY_MS`] or more before `now_ms`:
@@ -260,7 +269,7 @@ pub fn claim_stale(db: &Connection, now_ms: i64) -> Result<Vec<(String, i64)>, E
         .collect())
 }
 
-/// A campaign's fold, computed from a snapshot: its new state, and its fold marks (decisions
+/// A campaign's fold, computed from the rows read: its new state, and its fold marks (decisions
 /// and feedback rowids) before and after.
 struct Fold {
     id: String,
@@ -276,6 +285,21 @@ struct Fold {
 
 /// Reads what `campaigns` have not folded yet and applies it to copies of their policies.
 fn read_folds(db: &Connection, campaigns: &[(String, i64)]) -> Result<Vec<Fold>, Error> {
+    // The last rows now: the fold reads the rows up to them. Every row up to a committed one is
+    // committed (rows get their rowids in the order their serialized writes commit), and
+    // AUTOINCREMENT never gives a rowid twice, so each statement below sees the same rows
+    // without one snapshot held across them all (which kept the log from starting over).
+    let last = db.execute(
+        "SELECT (SELECT coalesce(max(rowid), 0) FROM campaign_decisions),
+                (SELECT coalesce(max(rowid), 0) FROM campaign_feedback)",
+        &[],
+    )?;
+    let last = |i: usize| {
+        (last.rows.first())
+            .and_then(|r| r.get::<i64>(i))
+            .unwrap_or(0)
+    };
+    let (last_decision, last_feedback) = (last(0), last(1));
     let ids = serde_json::to_string(&campaigns.iter().map(|c| &c.0).collect::<Vec<_>>())
         .map_err(|e| Error::Io(e.to_string()))?;
     let states = db.execute(
@@ -316,67 +340,45 @@ fn read_folds(db: &Connection, campaigns: &[(String, i64)]) -> Result<Vec<Fold>,
     let features = |row: &spin_sdk::sqlite::Row<'_>| -> Vec<f64> {
         serde_json::from_str(&text(row, "features")).unwrap_or_default()
     };
-    // The decisions after the marks: every version's count (impressions) and, per arm, the
-    // folded version's, from which Thompson sampling learns. Campaigns folded together share
-    // their marks, so this is one pass over the new rows (by rowid); one per distinct mark
-    // otherwise (a campaign added since the last fold).
+    // The decisions after the marks, in one pass over the new rows (by rowid), grouped: every
+    // version's count (impressions); per arm, the folded version's, from which Thompson
+    // sampling learns; and for LinUCB per arm and features, applied at once (one update
+    // weighted by their count), so each distinct context crosses into the guest once.
+    // Campaigns folded together share their marks; one pass per distinct mark otherwise (a
+    // campaign added since the last fold).
+    let contextual: Vec<&str> = (folds.iter())
+        .filter(|f| matches!(f.policy, Policy::LinUcb { .. }))
+        .map(|f| f.id.as_str())
+        .collect();
+    let contextual = serde_json::to_string(&contextual).map_err(|e| Error::Io(e.to_string()))?;
     let mut marks: Vec<i64> = folds.iter().map(|f| f.marks.0).collect();
     marks.sort_unstable();
     marks.dedup();
     for mark in marks {
-        let counts = db.execute(
-            "SELECT campaign, version, arm, count(*) AS n FROM campaign_decisions
-             WHERE rowid > ? GROUP BY campaign, version, arm",
-            &[Value::Integer(mark)],
+        let groups = db.execute(
+            "SELECT campaign, version, arm, count(*) AS n,
+                    CASE WHEN campaign IN (SELECT value FROM json_each(?3)) THEN features END
+                        AS features
+             FROM campaign_decisions WHERE rowid > ?1 AND rowid <= ?2
+             GROUP BY campaign, version, arm, 5",
+            &[
+                Value::Integer(mark),
+                Value::Integer(last_decision),
+                Value::Text(contextual.clone()),
+            ],
         )?;
-        for row in counts.rows() {
+        for row in groups.rows() {
             let campaign = row.get::<&str>("campaign").unwrap_or_default();
             let Some(fold) = (folds.iter_mut()).find(|f| f.id == campaign && f.marks.0 == mark)
             else {
                 continue;
             };
-            let n = row.get::<i64>("n").unwrap_or(0);
+            let (arm, n) = (row.get::<i64>("arm").unwrap_or(0), row.get::<i64>("n"));
+            let n = n.unwrap_or(0);
             fold.new_impressions += n;
-            if row.get::<i64>("version") == Some(fold.version)
-                && matches!(fold.policy, Policy::Thompson { .. })
-            {
-                let arm = row.get::<i64>("arm").unwrap_or(0) as usize;
-                fold.policy.shown(arm, &[], n as u64);
-            }
-        }
-    }
-    // LinUCB learns from each decision's features; decisions with the same features at once
-    // (one update weighted by their count), so each distinct context crosses into the guest
-    // once.
-    let contextual: Vec<(String, i64)> = (folds.iter())
-        .filter(|f| matches!(f.policy, Policy::LinUcb { .. }))
-        .map(|f| (f.id.clone(), f.marks.0))
-        .collect();
-    let mut marks: Vec<i64> = contextual.iter().map(|c| c.1).collect();
-    marks.sort_unstable();
-    marks.dedup();
-    for mark in marks {
-        let ids: Vec<&str> = (contextual.iter())
-            .filter(|c| c.1 == mark)
-            .map(|c| c.0.as_str())
-            .collect();
-        let shown = db.execute(
-            "SELECT campaign, version, arm, features, count(*) AS n FROM campaign_decisions
-             WHERE rowid > ? AND campaign IN (SELECT value FROM json_each(?))
-             GROUP BY campaign, version, arm, features",
-            &[
-                Value::Integer(mark),
-                Value::Text(serde_json::to_string(&ids).unwrap_or_default()),
-            ],
-        )?;
-        for row in shown.rows() {
-            let campaign = row.get::<&str>("campaign");
-            if let Some(fold) = (folds.iter_mut()).find(|f| {
-                Some(f.id.as_str()) == campaign && Some(f.version) == row.get::<i64>("version")
-            }) {
-                let (arm, n) = (row.get::<i64>("arm").unwrap_or(0), row.get::<i64>("n"));
-                fold.policy
-                    .shown(arm as usize, &features(&row), n.unwrap_or(0) as u64);
+            if row.get::<i64>("version") == Some(fold.version) {
+                // Uniform learns nothing; Thompson sampling needs no features.
+                fold.policy.shown(arm as usize, &features(&row), n as u64);
             }
         }
     }
@@ -387,11 +389,11 @@ fn read_folds(db: &Connection, campaigns: &[(String, i64)]) -> Result<Vec<Fold>,
         "SELECT f.rowid AS seq, d.campaign AS campaign, d.version AS version, d.arm AS arm,
                 d.features AS features
          FROM campaign_feedback f CROSS JOIN campaign_decisions d ON d.id = f.decision_id
-         WHERE f.rowid > ? AND f.event = 'conversion'
+         WHERE f.rowid > ? AND f.rowid <= ? AND f.event = 'conversion'
            AND NOT EXISTS (SELECT 1 FROM campaign_feedback e
                            WHERE e.decision_id = f.decision_id AND e.event = 'conversion'
                              AND e.rowid < f.rowid)",
-        &[Value::Integer(from.1)],
+        &[Value::Integer(from.1), Value::Integer(last_feedback)],
     )?;
     for row in converted.rows() {
         let (campaign, seq) = (row.get::<&str>("campaign"), row.get::<i64>("seq"));
@@ -410,22 +412,10 @@ fn read_folds(db: &Connection, campaigns: &[(String, i64)]) -> Result<Vec<Fold>,
             fold.policy.rewarded(arm, &features(&row), 1.0);
         }
     }
-    // Every row up to now has been seen. A snapshot that holds a row holds every row before
-    // it: rows get their rowids in the order their (serialized) writes commit.
-    let last = db.execute(
-        "SELECT (SELECT coalesce(max(rowid), 0) FROM campaign_decisions) AS decisions,
-                (SELECT coalesce(max(rowid), 0) FROM campaign_feedback) AS feedback",
-        &[],
-    )?;
-    let last = |table: &str| {
-        (last.rows().next())
-            .and_then(|r| r.get::<i64>(table))
-            .unwrap_or(0)
-    };
     for fold in &mut folds {
         fold.marks_to = (
-            fold.marks.0.max(last("decisions")),
-            fold.marks.1.max(last("feedback")),
+            fold.marks.0.max(last_decision),
+            fold.marks.1.max(last_feedback),
         );
     }
     Ok(folds)
