@@ -21,7 +21,7 @@ mod store;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http::{Method, OutgoingResponse, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use vitrine_campaigns::policy::{self, Policy};
 use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
@@ -120,49 +120,86 @@ impl History {
 /// Largest request body.
 const MAX_BODY: usize = 64 * 1024;
 
+/// Answers, then — the answer sent — folds the stale campaigns if a decision found any, so
+/// that no decision waits for a fold ([`store::fold`]).
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.path().trim_end_matches('/').to_string();
-    if req.body().len() > MAX_BODY {
-        return Ok(error(413, format!("the body is over {MAX_BODY} bytes")));
-    }
+async fn handle(req: Request, response_out: ResponseOutparam) {
     let db = match spin_sdk::sqlite::Connection::open_default() {
         Ok(db) => db,
-        Err(e) => return Ok(error(503, format!("campaign store unavailable: {e}"))),
+        Err(e) => {
+            let unavailable = error(503, format!("campaign store unavailable: {e}"));
+            return send(response_out, unavailable).await;
+        }
     };
+    let (response, fold) = answer(&db, &req);
+    send(response_out, response).await;
+    if fold {
+        // Learning only lags when a fold fails: the rows stay for the next one. Of concurrent
+        // requests, only the one that claims a campaign folds it.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let folded = store::claim_stale(&db, now_ms).and_then(|c| store::fold(&db, &c, now_ms));
+        if let Err(e) = folded {
+            eprintln!("campaigns not folded: {e}");
+        }
+    }
+}
+
+/// Sends `response` (as `#[http_component]` does for a handler that returns one).
+async fn send(out: ResponseOutparam, mut response: Response) {
+    let body = std::mem::take(response.body_mut());
+    match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => {
+            if let Err(e) = out.set_with_body(outgoing, body).await {
+                eprintln!("campaigns: the answer was not sent: {e}");
+            }
+        }
+        Err(e) => eprintln!("campaigns: the answer was not sent: {e}"),
+    }
+}
+
+/// The answer to `req`, and whether a campaign's policy is due a fold.
+fn answer(db: &spin_sdk::sqlite::Connection, req: &Request) -> (Response, bool) {
+    let path = req.path().trim_end_matches('/').to_string();
+    if req.body().len() > MAX_BODY {
+        return (
+            error(413, format!("the body is over {MAX_BODY} bytes")),
+            false,
+        );
+    }
     let now = chrono::Utc::now().timestamp();
-    Ok(match path.as_str() {
+    let mut fold_due = false;
+    let response = match path.as_str() {
         "/api/campaigns/decide" => match req.method() {
-            Method::Post => decide(&db, req.body(), now),
+            Method::Post => decide(db, req.body(), now, &mut fold_due),
             m => not_allowed(m, "POST"),
         },
         "/api/campaigns/feedback" => match req.method() {
-            Method::Post => feedback(&db, req.body(), now),
+            Method::Post => feedback(db, req.body(), now),
             m => not_allowed(m, "POST"),
         },
-        "/api/admin/campaigns" => match bearer_authorized(&req, "admin_token") {
+        "/api/admin/campaigns" => match bearer_authorized(req, "admin_token") {
             Err(denied) => denied,
-            Ok(()) if *req.method() == Method::Get => list(&db),
+            Ok(()) if *req.method() == Method::Get => list(db),
             Ok(()) => not_allowed(req.method(), "GET"),
         },
         p if p.starts_with("/api/admin/campaigns/") => {
             let id = &p["/api/admin/campaigns/".len()..];
-            match bearer_authorized(&req, "admin_token") {
+            match bearer_authorized(req, "admin_token") {
                 Err(denied) => denied,
                 Ok(()) => match req.method() {
-                    Method::Get => show(&db, id),
-                    Method::Put => put(&db, id, req.body(), now),
+                    Method::Get => show(db, id),
+                    Method::Put => put(db, id, req.body(), now),
                     m => not_allowed(m, "GET, PUT"),
                 },
             }
         }
         p if p.starts_with("/api/admin/experiments/") => {
             let id = &p["/api/admin/experiments/".len()..];
-            match bearer_authorized(&req, "admin_token") {
+            match bearer_authorized(req, "admin_token") {
                 Err(denied) => denied,
                 Ok(()) => match req.method() {
-                    Method::Get => experiments::show(&db, id),
-                    Method::Put => experiments::put(&db, id, req.body(), now),
+                    Method::Get => experiments::show(db, id),
+                    Method::Put => experiments::put(db, id, req.body(), now),
                     m => not_allowed(m, "GET, PUT"),
                 },
             }
@@ -170,12 +207,13 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         p if p.starts_with("/api/experiments/") && p.ends_with("/assign") => {
             let id = &p["/api/experiments/".len()..p.len() - "/assign".len()];
             match req.method() {
-                Method::Post => experiments::assign(&db, id, req.body(), now),
+                Method::Post => experiments::assign(db, id, req.body(), now),
                 m => not_allowed(m, "POST"),
             }
         }
         other => error(404, format!("no such resource `{other}`")),
-    })
+    };
+    (response, fold_due)
 }
 
 fn store_error(e: spin_sdk::sqlite::Error) -> Response {
@@ -444,7 +482,14 @@ fn render(template: &str, shopper: Option<&str>, arm: &definition::Arm, campaign
         .replace("{campaign}", campaign)
 }
 
-fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response {
+/// `POST /api/campaigns/decide`; sets `fold_due` when the decisions are logged and a
+/// campaign's policy is due a fold.
+fn decide(
+    db: &spin_sdk::sqlite::Connection,
+    body: &[u8],
+    now: i64,
+    fold_due: &mut bool,
+) -> Response {
     let request: DecideRequest = match definition::parse_json(body, "") {
         Ok(r) => r,
         Err(message) => return error(400, format!("invalid decide request: {message}")),
@@ -517,7 +562,8 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     // The shopper's strongest category affinities, read once if a campaign needs them.
     let mut interests: Option<Vec<String>> = None;
     let mut history: Option<History> = None;
-    // Whether a campaign's policy is out of date: this request then folds those that are.
+    // Whether a campaign's policy is out of date: this request then folds those that are,
+    // once it has answered.
     let stale = (campaigns.iter()).any(|c| now_ms - c.folded_at_ms >= store::FOLD_EVERY_MS);
     for campaign in campaigns {
         let d = &campaign.definition;
@@ -596,14 +642,7 @@ fn decide(db: &spin_sdk::sqlite::Connection, body: &[u8], now: i64) -> Response 
     if let Err(e) = store::log_decisions(db, &logged) {
         return store_error(e);
     }
-    if stale {
-        // Learning only lags when a fold fails: the rows stay for the next one. Of concurrent
-        // requests, only the one that claims a campaign folds it.
-        let folded = store::claim_stale(db, now_ms).and_then(|c| store::fold(db, &c, now_ms));
-        if let Err(e) = folded {
-            eprintln!("campaigns not folded: {e}");
-        }
-    }
+    *fold_due = stale;
     json_response(
         200,
         json!({ "shopper": request.shopper, "decisions": decisions }),
