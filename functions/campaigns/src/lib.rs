@@ -84,7 +84,10 @@ impl History {
                 ],
             )
         };
-        let missing = |e: &spin_sdk::sqlite::Error, table: &str| matches!(e, spin_sdk::sqlite::Error::Io(m) if m.contains(&format!("no such table: {table}")));
+        let missing = |e: &spin_sdk::sqlite::Error, table: &str| match e {
+            spin_sdk::sqlite::Error::Io(m) => m.contains(&format!("no such table: {table}")),
+            _ => false,
+        };
         let rows = match query(true) {
             Err(e) if missing(&e, "products") => query(false),
             other => other,

@@ -3,12 +3,12 @@
 //! Decisions and feedback are only inserted (a decide request is one multi-row `INSERT`), so
 //! requests hold the database's write lock briefly. Policies learn by [`fold`]: the decisions
 //! and first conversions recorded since the last fold, up to the last rows when it starts,
-//! are read in one pass for all campaigns, and applied to their states, which one statement stores with the
-//! moved fold marks. Folds run at most every [`FOLD_EVERY_MS`]: a decide request that finds
-//! a campaign stale claims every stale one ([`claim_stale`]) and folds them, and an admin
-//! read folds them all; so what a policy has learned lags by about a tenth of a second;
-//! nothing recorded is lost (a crash before a fold leaves the rows for the next one), and
-//! concurrent instances fold the same rows once.
+//! are read in one pass for all campaigns and applied to their states, which one statement
+//! stores with the moved fold marks. Folds run at most every [`FOLD_EVERY_MS`]: a decide
+//! request that finds a campaign stale claims every stale one ([`claim_stale`]) and folds
+//! them once it has answered, and an admin read folds them all; so what a policy has learned
+//! lags by about a tenth of a second; nothing recorded is lost (a crash before a fold leaves
+//! the rows for the next one), and concurrent instances fold the same rows once.
 
 use spin_sdk::sqlite::{Connection, Error, Value};
 use vitrine_campaigns::policy::Policy;
@@ -39,13 +39,14 @@ pub const SCHEMA: &[&str] = &[
         value REAL, time INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS campaign_feedback_decision ON campaign_feedback (decision_id, event)",
     "CREATE INDEX IF NOT EXISTS campaign_decisions_shopper ON campaign_decisions (shopper)",
-    // Added after the table, as was dropping the index on `campaign`: a request's ten
-    // decisions changed ten places of it, a fourth of all the pages each request wrote. A fold
-    // reads the rows after its mark by rowid instead.
+    // Added after the table: the arm probabilities of a policy that needs no context.
     "ALTER TABLE campaigns ADD COLUMN probabilities TEXT NOT NULL DEFAULT '[]'",
     // The definition again, as postcard bytes: what a decision reads (ten campaigns' JSON
     // cost it about 5% of its CPU). NULL for campaigns stored before: their JSON is read.
     "ALTER TABLE campaigns ADD COLUMN compiled BLOB",
+    // Dropped: a request's ten decisions changed ten places of this index on `campaign`, a
+    // fourth of all the pages each request wrote. A fold reads the rows after its mark by
+    // rowid instead.
     "DROP INDEX IF EXISTS campaign_decisions_campaign",
     // A database of the first version, before folds, whose policies learned from every row
     // as it was written: its campaigns get fold marks past every row (-1 marks them until
