@@ -218,13 +218,13 @@ impl<'a> Assembler<'a> {
                     _ => 0.0,
                 };
                 let slots = slot_items(&by_slot, style, shape);
-                let mut used = BTreeSet::new();
+                let mut used = Vec::new();
                 for _ in 0..self.request.looks {
-                    let Some(mut look) = self.build(style, shape, &slots, &used) else {
+                    let Some((mut look, chosen)) = self.build(style, shape, &slots, &used) else {
                         break;
                     };
                     look.score += style_score + shape_bonus;
-                    used.extend(look.items.iter().map(|(_, i)| i.id.clone()));
+                    used.extend(chosen);
                     pool.push(look);
                 }
             }
@@ -233,21 +233,22 @@ impl<'a> Assembler<'a> {
     }
 
     /// One look of `style` and `shape` from the `slots`' items ([`slot_items`]),
-    /// greedily, avoiding `used` items.
-    fn build(
+    /// greedily, avoiding the `used` ones; with the items it chose. Items are compared by
+    /// address: each product is in the shortlist once, and every slot refers to it there.
+    fn build<'s>(
         &self,
         style: &'static str,
         shape: &[Slot],
-        slots: &[Vec<&(Item, f64)>],
-        used: &BTreeSet<String>,
-    ) -> Option<Look> {
-        let candidates: Vec<Vec<&(Item, f64)>> = slots
+        slots: &[Vec<&'s (Item, f64)>],
+        used: &[&'s (Item, f64)],
+    ) -> Option<(Look, Vec<&'s (Item, f64)>)> {
+        let candidates: Vec<Vec<&'s (Item, f64)>> = slots
             .iter()
             .map(|items| {
                 items
                     .iter()
                     .copied()
-                    .filter(|(item, _)| !used.contains(&item.id))
+                    .filter(|entry| !used.iter().any(|u| std::ptr::eq(*u, *entry)))
                     .collect()
             })
             .collect();
@@ -256,11 +257,12 @@ impl<'a> Assembler<'a> {
             .map(|c| c.iter().map(|(i, _)| i.price_cents).min())
             .collect::<Option<_>>()?;
         let mut items: Vec<(Slot, Item)> = Vec::new();
+        let mut chosen = Vec::new();
         let mut total = 0.0;
         for (n, slot) in shape.iter().enumerate() {
             let reserve: i64 = cheapest[n + 1..].iter().sum();
             let spent: i64 = items.iter().map(|(_, i)| i.price_cents).sum();
-            let (item, score) = candidates[n].iter().find(|(item, _)| {
+            let entry = *candidates[n].iter().find(|(item, _)| {
                 let fits_budget = self
                     .request
                     .budget_cents
@@ -272,15 +274,17 @@ impl<'a> Assembler<'a> {
                 let categories_differ = !items.iter().any(|(_, i)| i.category == item.category);
                 fits_budget && categories_differ && style::harmonious(colours.map(String::as_str))
             })?;
-            total += score;
-            items.push((*slot, item.clone()));
+            total += entry.1;
+            items.push((*slot, entry.0.clone()));
+            chosen.push(entry);
         }
         let score = total / shape.len() as f64;
-        Some(Look {
+        let look = Look {
             style,
             items,
             score,
-        })
+        };
+        Some((look, chosen))
     }
 
     /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`.
