@@ -628,9 +628,7 @@ async fn the_contextual_policy_sees_the_shoppers_history() -> anyhow::Result<()>
 async fn a_database_of_the_first_version_is_migrated() -> anyhow::Result<()> {
     let app = TestApp::start(&shop_manifest("")).await?;
     let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
-    let definition = json!({"name": "Winter sale", "channel": "banner", "policy": "thompson",
-        "arms": [{"id": "a", "offer": "5% off", "message": "{offer}"},
-                 {"id": "b", "offer": "free delivery", "message": "{offer}"}]});
+    let definition = for_everyone("thompson");
     db.execute_batch(
         "CREATE TABLE campaigns (
             id TEXT PRIMARY KEY, definition TEXT NOT NULL, version INTEGER NOT NULL,

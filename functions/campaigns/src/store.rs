@@ -132,7 +132,8 @@ fn stored_definition(row: &spin_sdk::sqlite::Row<'_>) -> Result<Definition, Erro
     }
 }
 
-/// The columns [`rows_to_campaigns`] reads (the definition's JSON only where it has no bytes).
+/// The columns [`rows_to_campaigns`] reads (the definition's JSON only where it has no bytes);
+/// a fold reads them too.
 const CAMPAIGN_COLUMNS: &str = "id, version, policy, folded_at_ms, impressions, discount_spent,
     probabilities, compiled, CASE WHEN compiled IS NULL THEN definition END AS definition";
 
@@ -318,8 +319,10 @@ fn read_folds(db: &Connection, campaigns: &[(String, i64)]) -> Result<Vec<Fold>,
     let ids = serde_json::to_string(&campaigns.iter().map(|c| &c.0).collect::<Vec<_>>())
         .map_err(|e| Error::Io(e.to_string()))?;
     let states = db.execute(
-        "SELECT id, version, policy, compiled, definition, decisions_folded, feedback_folded
-         FROM campaigns WHERE id IN (SELECT value FROM json_each(?))",
+        &format!(
+            "SELECT {CAMPAIGN_COLUMNS}, decisions_folded, feedback_folded
+             FROM campaigns WHERE id IN (SELECT value FROM json_each(?))"
+        ),
         &[Value::Text(ids)],
     )?;
     let mut folds = Vec::new();
