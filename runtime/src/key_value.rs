@@ -191,7 +191,8 @@ impl KeyValueView<'_> {
 }
 
 impl OpenStore {
-    /// Runs `f` on the store's SQLite file off the async threads, within `deadline`.
+    /// Runs `f`, a read, on the store's SQLite file off the async threads, within `deadline`
+    /// (writes go to the file's writer: [`SqlitePool::write`]).
     async fn sqlite<R: Send + 'static>(
         pool: &Arc<SqlitePool>,
         deadline: Instant,
@@ -220,8 +221,8 @@ impl OpenStore {
     async fn set(self, key: String, value: Vec<u8>, deadline: Instant) -> Result<(), Error> {
         let label = self.label;
         match self.store {
-            Store::Sqlite(pool) => {
-                Self::sqlite(&pool, deadline, move |c| {
+            Store::Sqlite(pool) => pool
+                .write(deadline, move |c| {
                     c.prepare_cached(
                         "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
@@ -230,7 +231,7 @@ impl OpenStore {
                     .map(drop)
                 })
                 .await
-            }
+                .map_err(other),
             Store::Redis(redis) => redis.set(&key, &value, deadline).await,
         }
     }
@@ -238,14 +239,14 @@ impl OpenStore {
     async fn delete(self, key: String, deadline: Instant) -> Result<(), Error> {
         let label = self.label;
         match self.store {
-            Store::Sqlite(pool) => {
-                Self::sqlite(&pool, deadline, move |c| {
+            Store::Sqlite(pool) => pool
+                .write(deadline, move |c| {
                     c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                         .execute((label, key))
                         .map(drop)
                 })
                 .await
-            }
+                .map_err(other),
             Store::Redis(redis) => redis.delete(&key, deadline).await,
         }
     }

@@ -27,6 +27,7 @@ pub mod routes;
 pub mod spin_app_dir;
 mod sqlite;
 mod sqlite_pool;
+mod sqlite_writer;
 pub mod traffic;
 mod traffic_admin;
 pub mod variables;

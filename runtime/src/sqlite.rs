@@ -170,6 +170,21 @@ fn execute(
     Ok(QueryResult { columns, rows: out })
 }
 
+/// A statement's error as the guest sees it.
+fn guest_error(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+            Error::DatabaseFull
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+        {
+            io_error("statement interrupted: the request's deadline passed")
+        }
+        e => io_error(e),
+    }
+}
+
 impl sqlite::Host for SqliteView<'_> {}
 
 impl sqlite::HostConnection for SqliteView<'_> {
@@ -215,16 +230,32 @@ impl sqlite::HostConnection for SqliteView<'_> {
         let Some(conn) = guest.conn.take() else {
             return Ok(Err(Error::InvalidConnection));
         };
-        // A read outside a transaction runs here if it is quick; anything else on the
+        let pool = guest.pool.clone();
+        // A read outside a transaction runs here if it is quick; a write outside a transaction
+        // on the database's writer thread; anything else, or a read that is not quick, on the
         // blocking pool. (An interrupted statement may end the transaction it is in.) A
         // statement that does not compile (`no such table`, a syntax error) fails here, as it
         // would there; unless the schema was locked, which the pool waits out.
-        let quick = match conn.prepare_cached(&statement) {
-            Ok(s) if s.readonly() && conn.is_autocommit() => {
-                drop(s);
-                run_inline(&conn, self.deadline, |conn| {
-                    execute(conn, &statement, parameters.clone())
-                })
+        let prepared = conn
+            .prepare_cached(&statement)
+            .map(|s| (s.readonly(), conn.is_autocommit()));
+        let quick = match prepared {
+            Ok((true, true)) => run_inline(&conn, self.deadline, |conn| {
+                execute(conn, &statement, parameters.clone())
+            }),
+            Ok((false, true)) => {
+                let written = pool
+                    .write_on(conn, self.deadline, move |conn| {
+                        execute(conn, &statement, parameters)
+                    })
+                    .await;
+                return match written {
+                    Ok((conn, result)) => {
+                        self.table.get_mut(&connection)?.conn = Some(conn);
+                        Ok(result.map_err(guest_error))
+                    }
+                    Err(e) => Ok(Err(guest_error(e))),
+                };
             }
             Ok(_) => None,
             Err(rusqlite::Error::SqliteFailure(f, _))
@@ -247,17 +278,7 @@ impl sqlite::HostConnection for SqliteView<'_> {
             }
         };
         self.table.get_mut(&connection)?.conn = Some(conn);
-        Ok(result.map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
-                Error::DatabaseFull
-            }
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::OperationInterrupted =>
-            {
-                io_error("statement interrupted: the request's deadline passed")
-            }
-            e => io_error(e),
-        }))
+        Ok(result.map_err(guest_error))
     }
 
     async fn drop(&mut self, connection: Resource<GuestConnection>) -> wasmtime::Result<()> {

@@ -1,7 +1,8 @@
 //! Embedded SQLite databases (files, or memory), with a small pool of open connections so a
-//! request does not pay for opening the file, a background checkpointer that keeps a file's
-//! write-ahead log short, and [`run_interruptible`], which keeps a statement from outliving
-//! the request that started it.
+//! request does not pay for opening the file, a writer thread that runs the writes outside
+//! transactions one after another ([`crate::sqlite_writer`]), a background checkpointer that keeps a
+//! file's write-ahead log short, and [`run_interruptible`], which keeps a statement from
+//! outliving the request that started it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, InterruptHandle};
+
+use crate::sqlite_writer::Writer;
 
 /// Connections kept open per database file.
 const IDLE_CONNECTIONS: usize = 16;
@@ -101,6 +104,8 @@ pub struct SqlitePool {
     in_memory: bool,
     /// Keeps an in-memory database alive while no other connection is open.
     keeper: Option<Mutex<Connection>>,
+    /// Runs the writes outside transactions (see [`Self::write`]).
+    writer: Writer,
 }
 
 impl SqlitePool {
@@ -135,11 +140,15 @@ impl SqlitePool {
                 MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed)
             ),
         };
+        let in_memory = *location == DatabaseLocation::Memory;
+        let writer =
+            Writer::start().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         let mut pool = Self {
             target,
             idle: Mutex::new(Vec::new()),
-            in_memory: *location == DatabaseLocation::Memory,
+            in_memory,
             keeper: None,
+            writer,
         };
         if pool.in_memory {
             pool.keeper = Some(Mutex::new(pool.connect()?));
@@ -161,30 +170,7 @@ impl SqlitePool {
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
-        static CONFIGURED: std::sync::Once = std::sync::Once::new();
-        CONFIGURED.call_once(|| {
-            // SQLite's memory statistics take one process-wide mutex on every allocation,
-            // which all connections contend for under load; nothing here reads them.
-            // SAFETY: `sqlite3_config` is called once, before this process opens its first
-            // connection here; if SQLite was already initialised it returns SQLITE_MISUSE and
-            // changes nothing.
-            unsafe {
-                rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
-            }
-        });
-        let conn = Connection::open(&self.target)?;
-        conn.busy_handler(Some(wait_for_lock))?;
-        // Files only: an in-memory database has no WAL, and asking for one waits for any
-        // writer's lock. A commit never checkpoints: the pool's checkpointer does, off the
-        // requests' path.
-        if !self.in_memory {
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
-            ))?;
-        }
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(conn)
+        connect(&self.target, self.in_memory)
     }
 
     /// Takes an idle connection, if there is one (never blocks on I/O).
@@ -211,6 +197,52 @@ impl SqlitePool {
         }
     }
 
+    /// Runs `f`, a write outside a transaction, on a pooled connection on the database's
+    /// writer thread (see [`Self::write_on`]).
+    pub async fn write<R: Send + 'static>(
+        self: &Arc<Self>,
+        deadline: Instant,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> rusqlite::Result<R> {
+        let conn = self.take_async().await?;
+        let (conn, result) = self.write_on(conn, deadline, f).await?;
+        self.put(conn);
+        result
+    }
+
+    /// Runs `f` with `conn` (outside a transaction) on the database's writer thread, after
+    /// the writes queued before it ([`crate::sqlite_writer`]); interrupted at `deadline` or
+    /// when the returned future is dropped, as [`run_interruptible`] is.
+    pub async fn write_on<R: Send + 'static>(
+        &self,
+        conn: Connection,
+        deadline: Instant,
+        f: impl FnOnce(&Connection) -> R + Send + 'static,
+    ) -> rusqlite::Result<(Connection, R)> {
+        let mut guard = InterruptOnDrop(Some(conn.get_interrupt_handle()));
+        let done = self.writer.run(bounded(conn, deadline, f)).await;
+        guard.0 = None;
+        done.ok_or_else(|| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the database's writer has stopped".into()),
+            )
+        })
+    }
+
+    /// An idle connection, or a new one opened off the async threads.
+    async fn take_async(self: &Arc<Self>) -> rusqlite::Result<Connection> {
+        match self.take_idle() {
+            Some(conn) => Ok(conn),
+            None => {
+                let pool = self.clone();
+                tokio::task::spawn_blocking(move || pool.take())
+                    .await
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?
+            }
+        }
+    }
+
     /// Runs `f` on a pooled connection on the blocking thread pool, interrupted at `deadline`
     /// or when the returned future is dropped (see [`run_interruptible`]).
     pub async fn with<R: Send + 'static>(
@@ -218,21 +250,42 @@ impl SqlitePool {
         deadline: Instant,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> rusqlite::Result<R> {
-        let conn = match self.take_idle() {
-            Some(conn) => conn,
-            None => {
-                let pool = self.clone();
-                tokio::task::spawn_blocking(move || pool.take())
-                    .await
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))??
-            }
-        };
+        let conn = self.take_async().await?;
         let (conn, result) = run_interruptible(conn, deadline, f)
             .await
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         self.put(conn);
         result
     }
+}
+
+/// Opens a connection to `target` (a path, or the URI of an in-memory database), configured
+/// for the pool.
+fn connect(target: &str, in_memory: bool) -> rusqlite::Result<Connection> {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        // SQLite's memory statistics take one process-wide mutex on every allocation,
+        // which all connections contend for under load; nothing here reads them.
+        // SAFETY: `sqlite3_config` is called once, before this process opens its first
+        // connection here; if SQLite was already initialised it returns SQLITE_MISUSE and
+        // changes nothing.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    });
+    let conn = Connection::open(target)?;
+    conn.busy_handler(Some(wait_for_lock))?;
+    // Files only: an in-memory database has no WAL, and asking for one waits for any
+    // writer's lock. A commit never checkpoints: the pool's checkpointer does, off the
+    // requests' path.
+    if !in_memory {
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
+        ))?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 /// The checkpointer of a file database, on its own connection, until the pool is dropped.
@@ -339,17 +392,26 @@ pub async fn run_interruptible<R: Send + 'static>(
     f: impl FnOnce(&Connection) -> R + Send + 'static,
 ) -> Result<(Connection, R), tokio::task::JoinError> {
     let mut guard = InterruptOnDrop(Some(conn.get_interrupt_handle()));
-    let done = tokio::task::spawn_blocking(move || {
+    let done = tokio::task::spawn_blocking(bounded(conn, deadline, f)).await;
+    guard.0 = None;
+    done
+}
+
+/// `f` with `conn`, bounded by `deadline`: SQLite's progress handler interrupts a statement
+/// then, and a wait for another connection's lock ends then ([`wait_for_lock`]).
+fn bounded<R>(
+    conn: Connection,
+    deadline: Instant,
+    f: impl FnOnce(&Connection) -> R,
+) -> impl FnOnce() -> (Connection, R) {
+    move || {
         conn.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline));
         DEADLINE.set(Some(deadline));
         let result = f(&conn);
         DEADLINE.set(None);
         conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
         (conn, result)
-    })
-    .await;
-    guard.0 = None;
-    done
+    }
 }
 
 /// Runs `f`, a read outside a transaction, on the calling thread: most reads take
@@ -362,17 +424,16 @@ pub fn run_inline<R>(
     deadline: Instant,
     f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> Option<rusqlite::Result<R>> {
-    let started = Instant::now();
+    let started = thread_cpu_time();
     let over_budget = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let over = over_budget.clone();
     conn.progress_handler(
         INLINE_STEPS,
         Some(move || {
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return true;
             }
-            let over = now.duration_since(started) > INLINE_BUDGET;
+            let over = thread_cpu_time().saturating_sub(started) > INLINE_BUDGET;
             over_budget.store(over, Ordering::Relaxed);
             over
         }),
@@ -391,6 +452,20 @@ pub fn run_inline<R>(
         }
         other => Some(other),
     }
+}
+
+/// The processor time this thread has used: a statement's share of the budget of
+/// [`run_inline`] does not grow while the thread waits for a processor.
+fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec`, which `t` is.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 #[cfg(test)]
@@ -489,6 +564,46 @@ mod tests {
         // room for turns a busy machine delays.
         let limit = 10_000 * 4_096;
         assert!(log < limit, "the log grew to {log} bytes (limit {limit})");
+    }
+
+    /// A write on the writer thread keeps its connection's state (`last_insert_rowid`); one
+    /// that runs past its deadline is interrupted, and the writes after it still run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_run_on_their_connection_and_end_at_the_deadline() {
+        let pool =
+            SqlitePool::open(&DatabaseLocation::Memory, "CREATE TABLE t (x INTEGER);").unwrap();
+        let later = Instant::now() + Duration::from_secs(30);
+        let insert = |c: &Connection| c.execute("INSERT INTO t VALUES (7)", []);
+        let (conn, inserted) = pool
+            .write_on(pool.take().unwrap(), later, insert)
+            .await
+            .unwrap();
+        assert_eq!(inserted.unwrap(), 1);
+        assert_eq!(conn.last_insert_rowid(), 1);
+        let slow = |c: &Connection| {
+            c.execute(
+                "INSERT INTO t WITH RECURSIVE n(i) AS
+                   (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1e9) SELECT i FROM n",
+                [],
+            )
+        };
+        let soon = Instant::now() + Duration::from_millis(100);
+        let (slow, next) = tokio::join!(
+            pool.write_on(conn, soon, slow),
+            pool.write_on(pool.take().unwrap(), later, insert),
+        );
+        let (_, slow) = slow.unwrap();
+        assert!(
+            matches!(&slow, Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::OperationInterrupted),
+            "{slow:?}"
+        );
+        let (conn, next) = next.unwrap();
+        assert_eq!(next.unwrap(), 1);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2, "the interrupted write left nothing");
     }
 
     /// A statement waiting for another connection's write lock gives up at its request's
