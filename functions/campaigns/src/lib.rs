@@ -538,10 +538,14 @@ fn decide(
         }) {
             Ok(Some(false)) => {
                 println!("campaigns: shopper `{shopper}` opted out of marketing: none shown");
-                let none: Vec<Value> = (campaigns.iter())
-                    .map(|c| json!({ "campaign": c.id, "arm": null, "reason": "consent" }))
+                let decisions = (campaigns.iter())
+                    .map(|c| Outcome::NotShown {
+                        arm: None,
+                        campaign: &c.id,
+                        reason: "consent",
+                    })
                     .collect();
-                return json_response(200, json!({ "shopper": shopper, "decisions": none }));
+                return decided(&request.shopper, decisions);
             }
             Ok(_) => {}
             Err(e) => return store_error(e),
@@ -568,7 +572,7 @@ fn decide(
     // Whether a campaign's policy is out of date: this request then folds those that are,
     // once it has answered.
     let stale = (campaigns.iter()).any(|c| now_ms - c.folded_at_ms >= store::FOLD_EVERY_MS);
-    for campaign in campaigns {
+    for campaign in &campaigns {
         let d = &campaign.definition;
         let mut reason = not_shown(&campaign.id, d, &request, time, local_minute);
         if reason.is_none() && !d.eligibility.categories.is_empty() {
@@ -584,14 +588,18 @@ fn decide(
             }
         }
         if reason.is_none() {
-            reason = match limited(db, &campaign, request.shopper.as_deref(), time) {
+            reason = match limited(db, campaign, request.shopper.as_deref(), time) {
                 Ok(None) if across == Some(0) => Some("cap"),
                 Ok(limit) => limit,
                 Err(e) => return store_error(e),
             };
         }
         if let Some(reason) = reason {
-            decisions.push(json!({ "campaign": campaign.id, "arm": null, "reason": reason }));
+            decisions.push(Outcome::NotShown {
+                arm: None,
+                campaign: &campaign.id,
+                reason,
+            });
             continue;
         }
         across = across.map(|left| left - 1);
@@ -628,17 +636,22 @@ fn decide(
             time,
         };
         let chosen = &d.arms[arm];
-        decisions.push(json!({
-            "campaign": campaign.id,
-            "arm": chosen.id,
-            "offer": chosen.offer,
-            "message": render(&chosen.message, request.shopper.as_deref(), chosen, &campaign.id),
-            "channel": d.channel,
-            "decision_id": decision.id,
-            "propensity": decision.propensity,
-            "policy": decision.policy,
-            "version": campaign.version,
-        }));
+        decisions.push(Outcome::Shown {
+            arm: &chosen.id,
+            campaign: &campaign.id,
+            channel: d.channel,
+            decision_id: decision.id.clone(),
+            message: render(
+                &chosen.message,
+                request.shopper.as_deref(),
+                chosen,
+                &campaign.id,
+            ),
+            offer: &chosen.offer,
+            policy: d.policy,
+            propensity: decision.propensity,
+            version: campaign.version,
+        });
         logged.push(decision);
     }
     // One statement for all the decisions; the policies learn from them at their next fold.
@@ -646,10 +659,45 @@ fn decide(
         return store_error(e);
     }
     *fold_due = stale;
-    json_response(
-        200,
-        json!({ "shopper": request.shopper, "decisions": decisions }),
-    )
+    decided(&request.shopper, decisions)
+}
+
+/// A campaign's part of a decide answer (fields in the order of their names, as JSON
+/// objects list them elsewhere).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Outcome<'a> {
+    /// An arm shown.
+    Shown {
+        arm: &'a str,
+        campaign: &'a str,
+        channel: definition::Channel,
+        decision_id: String,
+        message: String,
+        offer: &'a str,
+        policy: definition::PolicyKind,
+        propensity: f64,
+        version: i64,
+    },
+    /// Nothing shown (`arm` is null), and why.
+    NotShown {
+        arm: Option<&'a str>,
+        campaign: &'a str,
+        reason: &'static str,
+    },
+}
+
+/// The answer to a decide request.
+fn decided(shopper: &Option<String>, decisions: Vec<Outcome>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Decided<'a> {
+        decisions: Vec<Outcome<'a>>,
+        shopper: &'a Option<String>,
+    }
+    match serde_json::to_string(&Decided { decisions, shopper }) {
+        Ok(body) => vitrine_guest::http::json_text_response(200, body),
+        Err(e) => error(500, format!("the answer could not be written: {e}")),
+    }
 }
 
 /// `POST /api/campaigns/feedback`.
