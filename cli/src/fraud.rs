@@ -41,6 +41,24 @@ pub struct EvalArgs {
     /// Training epochs of the networks.
     #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// For data that labels only accounts: label each transfer between two accounts labelled
+    /// as laundering as laundering, and train on that.
+    #[arg(long)]
+    derive_transaction_labels: bool,
+}
+
+/// Reads labelled data for training, deriving transaction labels from account labels if
+/// `derive` (see [`vitrine_fraud::import::derive_transaction_labels`]).
+fn read_labelled(dir: &std::path::Path, derive: bool) -> Result<vitrine_fraud::import::Imported> {
+    let mut data = read_data(dir)?;
+    if derive {
+        let labelled = vitrine_fraud::import::derive_transaction_labels(
+            &mut data.transactions,
+            &data.accounts,
+        );
+        eprintln!("labelled {labelled} transfers between laundering accounts as laundering");
+    }
+    Ok(data)
 }
 
 /// Reads `accounts.csv` and `transactions.csv` from a folder in the documented format.
@@ -59,7 +77,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         "--train-share must be between 0 and 1, got {}",
         args.train_share
     );
-    let data = read_data(&args.data)?;
+    let data = read_labelled(&args.data, args.derive_transaction_labels)?;
     eprintln!(
         "computing features and the graph of {} transactions …",
         data.transactions.len()
@@ -134,11 +152,15 @@ pub struct TrainArgs {
     /// Training epochs.
     #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// For data that labels only accounts: label each transfer between two accounts labelled
+    /// as laundering as laundering, and train on that.
+    #[arg(long)]
+    derive_transaction_labels: bool,
 }
 
 fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let data = read_data(&args.data)?;
+    let data = read_labelled(&args.data, args.derive_transaction_labels)?;
     eprintln!(
         "computing features and the graph of {} transactions …",
         data.transactions.len()
@@ -169,6 +191,54 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// What state `score` starts from, in words; an error when the model's history does not
+/// belong with `transactions` (the same ids, earlier times: another bank).
+fn history_state(
+    scorer: &vitrine_fraud::scorer::Scorer,
+    transactions: &[vitrine_fraud::schema::Transaction],
+    history: bool,
+) -> Result<String> {
+    if !history {
+        return Ok(
+            "state: none; the graph holds the scored transactions alone \
+                   (--history starts from the model's training bank)"
+                .into(),
+        );
+    }
+    let accounts: std::collections::BTreeSet<&str> = transactions
+        .iter()
+        .flat_map(|t| [t.source.as_str(), t.target.as_str()])
+        .collect();
+    let known = accounts.iter().filter(|a| scorer.knows(a)).count();
+    let first = transactions
+        .iter()
+        .map(|t| Event::from_transaction(t).time)
+        .min();
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.to_rfc3339())
+    };
+    if let (Some(first), Some(last), true) = (first, scorer.latest(), known > 0) {
+        anyhow::ensure!(
+            first >= last,
+            "--history: {known} of the {} accounts in the data have ids the model's history \
+             holds, but the data starts at {}, before the history's last transaction ({}). \
+             That is another bank whose ids collide with the training bank's, not the same bank \
+             later: score without --history",
+            accounts.len(),
+            time(first),
+            time(last)
+        );
+    }
+    Ok(format!(
+        "state: the model's history, {} transactions of {} accounts up to {}; {known} of the \
+         {} accounts in the data appear in it",
+        scorer.transactions(),
+        scorer.accounts(),
+        scorer.latest().map_or_else(|| "-".into(), time),
+        accounts.len()
+    ))
+}
+
 #[derive(Args)]
 pub struct ScoreArgs {
     /// The model's folder in a repository (its newest version is used), e.g. `.vitrine/models/fraud-gnn`.
@@ -180,6 +250,12 @@ pub struct ScoreArgs {
     /// Output folder for `transaction_scores.csv` and `account_scores.csv`.
     #[arg(long)]
     out: PathBuf,
+    /// Start from the model's stored history (the transactions of the bank it was trained
+    /// on), for data that continues that bank: refused when the data's accounts have the
+    /// history's ids but its transactions start before the history ends. Without it the
+    /// graph holds the scored transactions alone.
+    #[arg(long)]
+    history: bool,
 }
 
 fn score(args: ScoreArgs) -> Result<()> {
@@ -188,14 +264,15 @@ fn score(args: ScoreArgs) -> Result<()> {
         "the model folder {} does not exist",
         args.model.display()
     );
-    let (version, mut scorer) = vitrine_worker::models::fraud_gnn::open_latest(&args.model, None)
-        .map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "model {} version {version}, graph of {} transactions from its training",
-        args.model.display(),
-        scorer.transactions()
-    );
+    let (version, mut scorer) =
+        vitrine_worker::models::fraud_gnn::open_latest(&args.model, args.history)
+            .map_err(anyhow::Error::msg)?;
     let data = read_data(&args.data)?;
+    eprintln!("model {} version {version}", args.model.display());
+    eprintln!(
+        "{}",
+        history_state(&scorer, &data.transactions, args.history)?
+    );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let path = args.out.join("transaction_scores.csv");

@@ -70,11 +70,18 @@ pub fn evaluate(
     let split = ((transactions.len() as f64) * train_share) as usize;
     let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
     let (validation, test) = (fit..split, split..transactions.len());
+    if !data.labels[..fit].iter().any(|l| l.fraud) {
+        return Err(crate::training::nothing_to_learn(&data, 0..fit));
+    }
     let labels: Vec<bool> = data.labels.iter().map(|l| l.fraud).collect();
     let rows = |r: &std::ops::Range<usize>| &labels[r.clone()];
+    // Fraud without a typology label (other people's data often has none) is one group.
     let typologies: Vec<&str> = transactions[test.clone()]
         .iter()
-        .map(|t| t.typology.as_str())
+        .map(|t| match t.typology.as_str() {
+            "" => "no typology label",
+            typology => typology,
+        })
         .collect();
     let laundering: BTreeMap<&str, bool> = accounts
         .iter()

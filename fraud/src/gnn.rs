@@ -24,7 +24,7 @@ use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use crate::features::{FEATURES, FEATURE_COUNT};
 use crate::graph::TemporalGraph;
 pub use crate::sampling::{Batch, EDGE_FEATURES, NODE_FEATURES};
-use crate::schema::TYPOLOGIES;
+use crate::schema::{TYPOLOGIES, UNKNOWN_TYPOLOGY};
 
 /// Architecture settings, stored with the weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,8 @@ struct Layer {
 /// The network and the tabular feature scaling it was trained with.
 pub struct FraudGnn {
     config: GnnConfig,
+    /// Which of [`TYPOLOGIES`] training saw: the only ones the typology head may name.
+    trained_typologies: Vec<bool>,
     mean: Tensor,
     std: Tensor,
     node_in: Linear,
@@ -151,6 +153,7 @@ impl FraudGnn {
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             config: config.clone(),
+            trained_typologies: vec![true; TYPOLOGIES.len()],
             mean: Tensor::from_slice(mean, (1, FEATURE_COUNT), &device)?,
             std: Tensor::from_slice(std, (1, FEATURE_COUNT), &device)?,
             node_in: linear(NODE_FEATURES, h, vb.pp("node_in"))?,
@@ -168,6 +171,12 @@ impl FraudGnn {
         &self.config
     }
 
+    /// Limits the typologies the model names to those training saw (`trained[i]` for
+    /// [`TYPOLOGIES`]`[i]`); with none, every typology is [`UNKNOWN_TYPOLOGY`].
+    pub(crate) fn set_trained_typologies(&mut self, trained: Vec<bool>) {
+        self.trained_typologies = trained;
+    }
+
     /// Writes weights, scaling and settings to one safetensors file.
     pub fn save(&self, varmap: &VarMap, path: &Path) -> Result<(), GnnError> {
         let mut tensors: HashMap<String, Tensor> = varmap
@@ -182,6 +191,13 @@ impl FraudGnn {
         tensors.insert(
             "config.hidden".into(),
             Tensor::new(&[self.config.hidden as u32], &self.device)?,
+        );
+        let trained: Vec<u32> = (self.trained_typologies.iter())
+            .map(|t| u32::from(*t))
+            .collect();
+        tensors.insert(
+            "config.trained_typologies".into(),
+            Tensor::from_vec(trained, TYPOLOGIES.len(), &self.device)?,
         );
         let fanouts: Vec<u32> = self.config.fanouts.iter().map(|f| *f as u32).collect();
         tensors.insert(
@@ -209,9 +225,16 @@ impl FraudGnn {
             .collect();
         let mean = get("scaling.mean")?.to_vec1::<f32>()?;
         let std = get("scaling.std")?.to_vec1::<f32>()?;
+        // Models from before the list was saved name every typology.
+        let trained = match tensors.get("config.trained_typologies") {
+            Some(t) => t.to_vec1::<u32>()?.into_iter().map(|t| t == 1).collect(),
+            None => vec![true; TYPOLOGIES.len()],
+        };
         let config = GnnConfig { hidden, fanouts };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        Self::build(&config, &mean, &std, vb)
+        let mut model = Self::build(&config, &mean, &std, vb)?;
+        model.trained_typologies = trained;
+        Ok(model)
     }
 
     /// Standardised tabular features of `batch`, `[batch, FEATURE_COUNT]`.
@@ -308,6 +331,14 @@ impl FraudGnn {
             .collect())
     }
 
+    /// The trained typology with the highest logit, or [`UNKNOWN_TYPOLOGY`].
+    fn likeliest_typology(&self, logits: &[f32]) -> &'static str {
+        (TYPOLOGIES.iter().zip(logits).zip(&self.trained_typologies))
+            .filter(|(_, trained)| **trained)
+            .max_by(|((_, a), _), ((_, b), _)| a.total_cmp(b))
+            .map_or(UNKNOWN_TYPOLOGY, |((name, _), _)| name)
+    }
+
     /// Scores every query in `batch`, with the typology and up to `reasons` reasons each.
     /// Reasons come from one backward pass: gradient × input of the fraud logit with respect
     /// to the standardised tabular features and to each neighbour's node features.
@@ -338,7 +369,7 @@ impl FraudGnn {
         let fraud = candle_nn::ops::sigmoid(&logits.fraud)?.to_vec1::<f32>()?;
         let source = candle_nn::ops::sigmoid(&logits.source_risk)?.to_vec1::<f32>()?;
         let target = candle_nn::ops::sigmoid(&logits.target_risk)?.to_vec1::<f32>()?;
-        let typology = logits.typology.argmax(1)?.to_vec1::<u32>()?;
+        let typology = logits.typology.to_vec2::<f32>()?;
         Ok((0..batch.len())
             .map(|i| {
                 let mut candidates: Vec<(String, f32)> = FEATURES
@@ -368,7 +399,7 @@ impl FraudGnn {
                     fraud: fraud[i],
                     source_risk: source[i],
                     target_risk: target[i],
-                    typology: TYPOLOGIES[typology[i] as usize],
+                    typology: self.likeliest_typology(&typology[i]),
                     reasons: candidates,
                 }
             })

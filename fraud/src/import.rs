@@ -50,6 +50,24 @@ pub struct RowError {
     pub problem: String,
 }
 
+/// Labels each unlabelled transfer between two accounts labelled as laundering as laundering
+/// (`is_fraud = 1`, typology kept): transaction training targets for data that labels only
+/// accounts. Returns how many were labelled.
+pub fn derive_transaction_labels(transactions: &mut [Transaction], accounts: &[Account]) -> usize {
+    let laundering: std::collections::HashSet<&str> = (accounts.iter())
+        .filter(|a| a.is_laundering == 1)
+        .map(|a| a.account_id.as_str())
+        .collect();
+    let mut labelled = 0;
+    for t in transactions.iter_mut().filter(|t| t.is_fraud == 0) {
+        if laundering.contains(t.source.as_str()) && laundering.contains(t.target.as_str()) {
+            t.is_fraud = 1;
+            labelled += 1;
+        }
+    }
+    labelled
+}
+
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -357,7 +375,11 @@ impl Table {
             .ok_or_else(|| ImportError::MissingColumn {
                 file: self.name.clone(),
                 column: self.column_name(ours),
-                hint: format!(" (map yours with --column {}.{ours}=<name>)", self.kind),
+                hint: format!(
+                    " (named otherwise in yours: `vitrine fraud import --column {}.{ours}=<name>` \
+                     converts the files to the documented format)",
+                    self.kind
+                ),
                 found: self.header.join(", "),
             })
     }

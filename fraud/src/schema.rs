@@ -100,6 +100,10 @@ pub struct Transaction {
     pub pattern_id: String,
 }
 
+/// The typology named for a transaction when the model was trained on none of the likely ones
+/// (data without typology labels).
+pub const UNKNOWN_TYPOLOGY: &str = "unknown";
+
 /// Every fraud and laundering typology the generator plants.
 pub const TYPOLOGIES: &[&str] = &[
     "card_testing",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::features::FeatureState;
 use crate::gnn::{Batch, FraudGnn, GnnError, Scored};
 use crate::graph::{Event, GraphError, TemporalGraph, Unsaved};
-use crate::schema::TYPOLOGIES;
+use crate::schema::{TYPOLOGIES, UNKNOWN_TYPOLOGY};
 
 /// Why scoring could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +186,23 @@ impl Scorer {
     pub fn transactions(&self) -> usize {
         self.graph.edge_count()
     }
+
+    /// Number of accounts and merchants in the graph.
+    pub fn accounts(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// Whether the graph holds account (or merchant) `id`.
+    pub fn knows(&self, id: &str) -> bool {
+        self.graph.node_id(id).is_some()
+    }
+
+    /// The time of the latest transaction in the graph (Unix seconds), if any.
+    pub fn latest(&self) -> Option<i64> {
+        (0..self.graph.edge_count() as u32)
+            .map(|e| self.graph.edge(e).time)
+            .max()
+    }
 }
 
 /// An outcome as the graph saves it (JSON).
@@ -215,7 +232,7 @@ fn decode(text: &str) -> Option<Scored> {
         fraud: saved.fraud,
         source_risk: saved.source_risk,
         target_risk: saved.target_risk,
-        typology: TYPOLOGIES.iter().find(|t| **t == saved.typology)?,
+        typology: (TYPOLOGIES.iter().chain([&UNKNOWN_TYPOLOGY])).find(|t| **t == saved.typology)?,
         reasons: saved.reasons,
     })
 }

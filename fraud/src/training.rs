@@ -134,13 +134,18 @@ pub fn train(
 ) -> Result<(FraudGnn, VarMap), GnnError> {
     let (mean, std) =
         crate::baseline::scaling(data.features[rows.clone()].as_flattened(), FEATURE_COUNT);
-    let (model, varmap) = FraudGnn::init(&options.config, &mean, &std, options.seed)?;
+    let (mut model, varmap) = FraudGnn::init(&options.config, &mean, &std, options.seed)?;
+    let mut trained = vec![false; TYPOLOGIES.len()];
+    for label in &data.labels[rows.clone()] {
+        if let (true, Some(t)) = (label.fraud, label.typology) {
+            trained[t] = true;
+        }
+    }
+    model.set_trained_typologies(trained);
     let (positives, negatives): (Vec<usize>, Vec<usize>) =
         rows.clone().partition(|r| data.labels[*r].fraud);
     if positives.is_empty() {
-        return Err(GnnError::Config(
-            "the training transactions hold no fraud: nothing to learn from".into(),
-        ));
+        return Err(nothing_to_learn(data, rows));
     }
     let per_epoch_negatives =
         (positives.len() * options.negatives_per_positive.max(1)).min(negatives.len());
@@ -184,6 +189,25 @@ pub fn train(
     shift_bias(&varmap, "fraud_out.bias", -odds.ln())?;
     shift_bias(&varmap, "risk_out.bias", -RISK_WEIGHT.ln())?;
     Ok((model, varmap))
+}
+
+/// The error of training rows without a fraudulent transaction, with what the data does hold.
+pub(crate) fn nothing_to_learn(data: &Prepared, rows: Range<usize>) -> GnnError {
+    let touching = data.labels[rows]
+        .iter()
+        .filter(|l| l.source_laundering || l.target_laundering)
+        .count();
+    let hint = match touching {
+        0 => String::new(),
+        n => format!(
+            "; {n} of them touch accounts labelled as laundering, but account labels alone \
+             are not learned from yet: --derive-transaction-labels labels each transfer between \
+             two laundering accounts as laundering"
+        ),
+    };
+    GnnError::Config(format!(
+        "the training transactions hold no fraud or laundering label (is_fraud = 1){hint}"
+    ))
 }
 
 /// Weight of laundering accounts in the risk loss.

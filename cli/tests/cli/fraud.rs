@@ -17,6 +17,13 @@ fn run(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Runs a command that must fail; its error output.
+fn fail(args: &[&str]) -> String {
+    let output = vitrine().args(args).output().unwrap();
+    assert!(!output.status.success(), "vitrine {args:?} succeeded");
+    String::from_utf8(output.stderr).unwrap()
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -88,6 +95,22 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
     ]);
     let transactions = csv_rows(&bank.join("transactions.csv"));
     let scored = csv_rows(&scores.join("transaction_scores.csv"));
+    // The model's training bank again, with its history: the same ids, earlier times.
+    let refused = fail(&[
+        "fraud",
+        "score",
+        "--model",
+        path(&a.join("fraud-gnn")),
+        "--data",
+        path(&bank),
+        "--out",
+        path(&dir.path().join("refused")),
+        "--history",
+    ]);
+    assert!(
+        refused.contains("another bank whose ids collide") && refused.contains("without --history"),
+        "{refused}"
+    );
     assert_eq!(
         scored[0][..5],
         [
@@ -147,4 +170,86 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
     child.wait().unwrap();
     // The worker kept its live graph in the state directory.
     assert!(state.join("graphs/fraud-gnn.sqlite").exists());
+}
+
+/// Data that labels only accounts (no transaction labels, no typologies): training says what
+/// is missing and which flag helps; with it, the model trains, and scoring (without the
+/// model's history unless asked) names no typology it never saw.
+#[test]
+fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = dir.path().join("bank");
+    run(&[
+        "fraud",
+        "generate",
+        "--accounts",
+        "300",
+        "--seed",
+        "5",
+        "--out",
+        path(&bank),
+    ]);
+    // Drop the transaction labels and typologies.
+    let file = bank.join("transactions.csv");
+    let mut reader = csv::Reader::from_path(&file).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (fraud, typology) = (column("is_fraud"), column("typology"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let mut writer = csv::Writer::from_path(&file).unwrap();
+    writer.write_record(&header).unwrap();
+    for row in &rows {
+        let fields = row.iter().enumerate().map(|(i, f)| match i {
+            i if i == fraud => "0",
+            i if i == typology => "",
+            _ => f,
+        });
+        writer.write_record(fields).unwrap();
+    }
+    writer.flush().unwrap();
+
+    let repo = dir.path().join("repo");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "fraud",
+            "train",
+            "--data",
+            path(&bank),
+            "--out",
+            path(&repo),
+            "--epochs",
+            "1",
+        ];
+        args.extend(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let args = train(&[]);
+    let refused = fail(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        refused.contains("no fraud or laundering label")
+            && refused.contains("--derive-transaction-labels"),
+        "{refused}"
+    );
+    let args = train(&["--derive-transaction-labels"]);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let scores = dir.path().join("scores");
+    let output = vitrine()
+        .args(["fraud", "score", "--model"])
+        .arg(repo.join("fraud-gnn"))
+        .arg("--data")
+        .arg(&bank)
+        .arg("--out")
+        .arg(&scores)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("state: none"), "{stderr}");
+    let scored = csv_rows(&scores.join("transaction_scores.csv"));
+    assert!(
+        scored[1..].iter().all(|r| r[4] == "unknown"),
+        "typologies named: {:?}",
+        &scored[1..4]
+    );
 }

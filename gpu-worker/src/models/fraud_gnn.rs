@@ -262,15 +262,16 @@ pub fn install(
     })
 }
 
-/// Opens the newest version of the fraud model in `model_dir` as a [`Scorer`] whose live graph
-/// is `live_graph` (in memory when `None`), started from the version's training history.
+/// Opens the newest version of the fraud model in `model_dir` as a [`Scorer`] with its graph
+/// in memory: started from the version's training history with `history`, else empty.
 /// Returns the version number with it.
-pub fn open_latest(
-    model_dir: &Path,
-    live_graph: Option<&Path>,
-) -> Result<(u64, Scorer), LoadError> {
+pub fn open_latest(model_dir: &Path, history: bool) -> Result<(u64, Scorer), LoadError> {
     let version = crate::repository::latest_version(model_dir).ok_or(LoadError::NoVersion)?;
-    let scorer = open_version(&model_dir.join(version.to_string()), live_graph)?;
+    let version_dir = model_dir.join(version.to_string());
+    let scorer = match history {
+        true => open_version(&version_dir, None)?,
+        false => Scorer::open(&version_dir.join(WEIGHTS_FILE), None, None)?,
+    };
     Ok((version, scorer))
 }
 
