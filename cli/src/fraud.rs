@@ -447,6 +447,12 @@ fn import(args: ImportArgs) -> Result<()> {
     imported
         .write_csv(&args.out)
         .with_context(|| format!("writing to {}", args.out.display()))?;
+    for column in &imported.leaking_attributes {
+        eprintln!(
+            "left out the accounts' column `{column}`: alone it separates the accounts labelled \
+             as laundering from the others (the label under another name, or derived from it)"
+        );
+    }
     for error in imported.skipped.iter().take(20) {
         eprintln!("skipped {error}");
     }

@@ -68,6 +68,32 @@ pub fn derive_transaction_labels(transactions: &mut [Transaction], accounts: &[A
     labelled
 }
 
+/// Moves the extra account columns that alone separate the laundering accounts from the others
+/// (ROC-AUC 1 or 0 over the labelled accounts: a label under another name, or derived from it)
+/// out of the attributes, into [`Imported::leaking_attributes`].
+fn drop_leaking_attributes(out: &mut Imported) {
+    let labels: Vec<bool> = out.accounts.iter().map(|a| a.is_laundering == 1).collect();
+    let positives = labels.iter().filter(|l| **l).count();
+    // Too few of either kind, and a column may separate them by chance.
+    if positives < 5 || labels.len() - positives < 5 {
+        return;
+    }
+    let leaks: Vec<usize> = (0..out.attribute_names.len())
+        .filter(|c| {
+            let values: Vec<f32> = out.attributes.iter().map(|a| a[*c] as f32).collect();
+            let auc = crate::metrics::roc_auc(&values, &labels);
+            auc == 1.0 || auc == 0.0
+        })
+        .collect();
+    for c in leaks.iter().rev() {
+        out.leaking_attributes
+            .insert(0, out.attribute_names.remove(*c));
+        out.attributes.iter_mut().for_each(|a| {
+            a.remove(*c);
+        });
+    }
+}
+
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -111,6 +137,9 @@ pub struct Imported {
     pub skipped: Vec<RowError>,
     /// Accounts added because transactions name them.
     pub added_accounts: usize,
+    /// Extra account columns left out because they give the label away: each alone separates
+    /// the accounts labelled as laundering from the others.
+    pub leaking_attributes: Vec<String>,
 }
 
 const ACCOUNT_COLUMNS: &[&str] = &[
@@ -215,6 +244,7 @@ pub fn import(
                 Err(e) => return Err(e.into()),
             }
         }
+        drop_leaking_attributes(&mut out);
     }
 
     let mut file = Table::open(transactions, "transactions", options)?;

@@ -153,3 +153,26 @@ fn generated_files_import_unchanged() {
     assert!(data.skipped.is_empty() && data.added_accounts == 0);
     assert!(data.attribute_names.is_empty());
 }
+
+/// An extra account column that alone separates the laundering accounts (the label under
+/// another name) is left out and reported; one that merely correlates is kept.
+#[test]
+fn a_column_that_gives_the_label_away_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("account_id,is_laundering,sar_filed,age_days\n");
+    for i in 0..20 {
+        let laundering = u8::from(i % 4 == 0);
+        // `sar_filed` is the label; `age_days` overlaps between the two kinds.
+        text += &format!("A{i},{laundering},{laundering},{}\n", 10 + (i * 37) % 50);
+    }
+    let accounts = write(dir.path(), "accounts.csv", &text);
+    let transactions = write(
+        dir.path(),
+        "transactions.csv",
+        "source,target,amount,timestamp\nA0,A1,10,2026-02-01T10:00:00Z\n",
+    );
+    let data = import(Some(&accounts), &transactions, &ImportOptions::default()).unwrap();
+    assert_eq!(data.leaking_attributes, ["sar_filed"]);
+    assert_eq!(data.attribute_names, ["age_days"]);
+    assert!(data.attributes.iter().take(20).all(|a| a.len() == 1));
+}
