@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use vitrine_fraud::graph::{Event, TemporalGraph};
+use vitrine_fraud::graph::{Before, Event, TemporalGraph};
 use vitrine_fraud::{generate, GenerateConfig};
 
 fn main() {
@@ -71,7 +71,7 @@ fn main() {
     for e in edges.iter().step_by((edges.len() / 20_000).max(1)) {
         let seed = graph.node_id(&e.source).unwrap();
         let started = Instant::now();
-        let sub = graph.sample(&[seed], e.time, &[10, 5]);
+        let sub = graph.sample(&[seed], Before::time(e.time), &[10, 5]);
         timings.push(started.elapsed().as_nanos() as u64);
         sizes += sub.edges.len();
     }

@@ -28,6 +28,38 @@ pub struct Edge {
     pub channel: u8,
 }
 
+/// What a query transaction may see of the graph: the edges earlier in time and, at the same
+/// time, those added before it — file order in training, arrival order when live. (Data with
+/// integer time steps has many transactions at one time; they see each other in that order.)
+/// Each node's edge lists are kept in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Before {
+    /// The query's time.
+    pub time: i64,
+    /// The query's edge id: same-time edges with a smaller id come before it.
+    pub edge: u32,
+}
+
+impl Before {
+    /// Strictly before `time`.
+    pub fn time(time: i64) -> Self {
+        Self { time, edge: 0 }
+    }
+
+    /// Everything up to `time` that the graph already holds (a query not added yet).
+    pub fn arrived(time: i64) -> Self {
+        Self {
+            time,
+            edge: u32::MAX,
+        }
+    }
+
+    /// Whether edge `id` of `edges` comes before.
+    fn sees(&self, edges: &[Edge], id: u32) -> bool {
+        (edges[id as usize].time, id) < (self.time, self.edge)
+    }
+}
+
 /// Channel codes of [`Edge::channel`].
 pub const CHANNELS: &[&str] = &[
     "card_present",
@@ -346,32 +378,32 @@ impl TemporalGraph {
         self.edges.len()
     }
 
-    /// The `limit` most recent edges of `node` strictly before `before`, outgoing then incoming.
-    pub fn recent_edges(&self, node: u32, before: i64, limit: usize) -> (&[u32], &[u32]) {
+    /// The `limit` most recent edges of `node` before `before`, outgoing then incoming.
+    pub fn recent_edges(&self, node: u32, before: Before, limit: usize) -> (&[u32], &[u32]) {
         (
             self.recent(&self.outgoing[node as usize], before, limit),
             self.recent(&self.incoming[node as usize], before, limit),
         )
     }
 
-    /// How many outgoing and incoming edges `node` had strictly before `before`.
-    pub fn degrees(&self, node: u32, before: i64) -> (usize, usize) {
-        let count = |list: &[u32]| list.partition_point(|e| self.edges[*e as usize].time < before);
+    /// How many outgoing and incoming edges `node` had before `before`.
+    pub fn degrees(&self, node: u32, before: Before) -> (usize, usize) {
+        let count = |list: &[u32]| list.partition_point(|e| before.sees(&self.edges, *e));
         (
             count(&self.outgoing[node as usize]),
             count(&self.incoming[node as usize]),
         )
     }
 
-    fn recent<'a>(&self, list: &'a [u32], before: i64, limit: usize) -> &'a [u32] {
-        let end = list.partition_point(|e| self.edges[*e as usize].time < before);
+    fn recent<'a>(&self, list: &'a [u32], before: Before, limit: usize) -> &'a [u32] {
+        let end = list.partition_point(|e| before.sees(&self.edges, *e));
         &list[end.saturating_sub(limit)..end]
     }
 
     /// Samples `fanouts.len()` hops around `seeds` as of `before`: at each hop every frontier
-    /// node contributes its `fanouts[hop]` most recent outgoing and incoming edges before that
-    /// time (never an edge from the future).
-    pub fn sample(&self, seeds: &[u32], before: i64, fanouts: &[usize]) -> Subgraph {
+    /// node contributes its `fanouts[hop]` most recent outgoing and incoming edges before it
+    /// (never an edge from the future).
+    pub fn sample(&self, seeds: &[u32], before: Before, fanouts: &[usize]) -> Subgraph {
         let mut sub = Subgraph::default();
         let mut index: HashMap<u32, usize> = HashMap::new();
         let mut add = |sub: &mut Subgraph, node: u32| -> (usize, bool) {

@@ -1,9 +1,9 @@
 //! Time-respecting neighbourhood sampling into batches: each query transaction brings the
-//! `k`-hop neighbourhood of its two ends in the [`TemporalGraph`] strictly before its time, as
+//! `k`-hop neighbourhood of its two ends in the [`TemporalGraph`] before it ([`Before`]), as
 //! node and edge features the GNN ([`crate::gnn`]) reads.
 
 use crate::features::FEATURE_COUNT;
-use crate::graph::{Event, TemporalGraph, CHANNELS};
+use crate::graph::{Before, Event, TemporalGraph, CHANNELS};
 
 /// Features of each node: is a merchant, log out-degree, log in-degree (as of the query time),
 /// is the query's source, is the query's target (ego markers).
@@ -42,12 +42,14 @@ impl Batch {
         self.source.is_empty()
     }
 
-    /// Adds `event` (with its tabular `features`) and its neighbourhood in `graph` strictly
-    /// before its time, `fanouts[hop]` edges per node, hop and direction.
+    /// Adds `event` (with its tabular `features`) and its neighbourhood in `graph` as of
+    /// `before` (its time, and its place among the transactions of that time), `fanouts[hop]`
+    /// edges per node, hop and direction.
     pub fn push(
         &mut self,
         graph: &TemporalGraph,
         event: &Event,
+        before: Before,
         features: &[f32; FEATURE_COUNT],
         fanouts: &[usize],
     ) {
@@ -61,14 +63,14 @@ impl Batch {
                 edges: Vec::new(),
             }
         } else {
-            graph.sample(&seeds, at, fanouts)
+            graph.sample(&seeds, before, fanouts)
         };
         let base = self.nodes.len() as u32;
         self.first_node.push(base);
         let is_source = |id: u32| (Some(id) == ends[0]) as u8 as f32;
         let is_target = |id: u32| (Some(id) == ends[1]) as u8 as f32;
         for id in &sub.nodes {
-            let (out, inc) = graph.degrees(*id, at);
+            let (out, inc) = graph.degrees(*id, before);
             self.node_x.extend([
                 graph.node_name(*id).starts_with('M') as u8 as f32,
                 (out as f32).ln_1p(),

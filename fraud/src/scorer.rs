@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::features::FeatureState;
 use crate::gnn::{Batch, FraudGnn, GnnError, Scored};
-use crate::graph::{Event, GraphError, TemporalGraph, Unsaved};
+use crate::graph::{Before, Event, GraphError, TemporalGraph, Unsaved};
 use crate::schema::{TYPOLOGIES, UNKNOWN_TYPOLOGY};
 
 /// Why scoring could not start or go on.
@@ -152,7 +152,8 @@ impl Scorer {
             }
             self.stale = true;
             let features = self.state.next(event);
-            batch.push(&self.graph, event, &features, &fanouts);
+            let before = Before::arrived(event.time);
+            batch.push(&self.graph, event, before, &features, &fanouts);
             self.graph.insert_unsaved(event);
             rows.push(Row::New(unsaved.len()));
             unsaved.push(Unsaved {

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::features::{FeatureState, FEATURE_COUNT};
 use crate::gnn::{Batch, FraudGnn, GnnConfig, GnnError};
-use crate::graph::{Event, TemporalGraph};
+use crate::graph::{Before, Event, TemporalGraph};
 use crate::schema::{Account, Transaction, TYPOLOGIES};
 
 /// Ground truth of one transaction.
@@ -83,9 +83,15 @@ impl Prepared {
     pub fn batch(&self, rows: &[usize], fanouts: &[usize]) -> Batch {
         let mut batch = Batch::new();
         for row in rows {
+            // Event `row` is edge `row` of the graph: it sees the same-time rows before it.
+            let before = Before {
+                time: self.events[*row].time,
+                edge: *row as u32,
+            };
             batch.push(
                 &self.graph,
                 &self.events[*row],
+                before,
                 &self.features[*row],
                 fanouts,
             );
