@@ -17,6 +17,29 @@ fn run(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// A generated bank of 300 accounts in `dir`.
+fn generate(dir: &Path, seed: u64) {
+    let seed = seed.to_string();
+    run(&[
+        "fraud",
+        "generate",
+        "--accounts",
+        "300",
+        "--seed",
+        &seed,
+        "--out",
+        path(dir),
+    ]);
+}
+
+/// `vitrine fraud score` with `model`, `data`, `out` and `extra` arguments.
+fn score(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut command = vitrine();
+    command.args(["fraud", "score", "--model"]).arg(model);
+    command.arg("--data").arg(data).arg("--out").arg(out);
+    command.args(extra).output().unwrap()
+}
+
 /// Runs a command that must fail; its error output.
 fn fail(args: &[&str]) -> String {
     let output = vitrine().args(args).output().unwrap();
@@ -41,16 +64,7 @@ fn csv_rows(file: &Path) -> Vec<Vec<String>> {
 fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
-    run(&[
-        "fraud",
-        "generate",
-        "--accounts",
-        "300",
-        "--seed",
-        "4",
-        "--out",
-        path(&bank),
-    ]);
+    generate(&bank, 4);
 
     // The same seed twice: the same weights, byte for byte; a second run is the next version.
     let (a, b) = (dir.path().join("repo-a"), dir.path().join("repo-b"));
@@ -83,30 +97,19 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
 
     // Scores: one row per transaction, probabilities, and one row per account seen.
     let scores = dir.path().join("scores");
-    run(&[
-        "fraud",
-        "score",
-        "--model",
-        path(&a.join("fraud-gnn")),
-        "--data",
-        path(&bank),
-        "--out",
-        path(&scores),
-    ]);
+    let output = score(&a.join("fraud-gnn"), &bank, &scores, &[]);
+    assert!(output.status.success());
     let transactions = csv_rows(&bank.join("transactions.csv"));
     let scored = csv_rows(&scores.join("transaction_scores.csv"));
     // The model's training bank again, with its history: the same ids, earlier times.
-    let refused = fail(&[
-        "fraud",
-        "score",
-        "--model",
-        path(&a.join("fraud-gnn")),
-        "--data",
-        path(&bank),
-        "--out",
-        path(&dir.path().join("refused")),
-        "--history",
-    ]);
+    let refused = score(
+        &a.join("fraud-gnn"),
+        &bank,
+        &dir.path().join("refused"),
+        &["--history"],
+    );
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr);
     assert!(
         refused.contains("another bank whose ids collide") && refused.contains("without --history"),
         "{refused}"
@@ -179,16 +182,7 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
 fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
-    run(&[
-        "fraud",
-        "generate",
-        "--accounts",
-        "300",
-        "--seed",
-        "5",
-        "--out",
-        path(&bank),
-    ]);
+    generate(&bank, 5);
     // Drop the transaction labels and typologies.
     let file = bank.join("transactions.csv");
     let mut reader = csv::Reader::from_path(&file).unwrap();
@@ -234,15 +228,7 @@ fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
     run(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     let scores = dir.path().join("scores");
-    let output = vitrine()
-        .args(["fraud", "score", "--model"])
-        .arg(repo.join("fraud-gnn"))
-        .arg("--data")
-        .arg(&bank)
-        .arg("--out")
-        .arg(&scores)
-        .output()
-        .unwrap();
+    let output = score(&repo.join("fraud-gnn"), &bank, &scores, &[]);
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("state: none"), "{stderr}");
