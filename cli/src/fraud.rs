@@ -16,8 +16,8 @@ pub enum FraudCommand {
     Generate(GenerateArgs),
     /// Check and convert your own accounts and transactions into the documented format.
     Import(ImportArgs),
-    /// Train the baseline, a tabular MLP and the GNN on the earliest transactions; score the
-    /// rest; print held-out metrics side by side.
+    /// Train logistic regression, boosted trees, a tabular MLP and the GNN on the earliest
+    /// transactions; score the rest; print held-out metrics side by side.
     Eval(EvalArgs),
     /// Train the fraud GNN on labelled files and install it in a worker's model repository.
     Train(TrainArgs),

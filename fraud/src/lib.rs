@@ -10,6 +10,7 @@
 //! - live scoring of one transaction at a time ([`scorer`]).
 
 pub mod baseline;
+pub mod boosted;
 pub mod eval;
 pub mod features;
 pub mod generate;

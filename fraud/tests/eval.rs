@@ -28,7 +28,11 @@ fn every_model_beats_chance_on_held_out_time() {
         report.test_positives
     );
     let prevalence = report.test_positives as f64 / report.test_rows as f64;
-    assert_eq!(report.models.len(), 3, "baseline, MLP and GNN");
+    assert_eq!(
+        report.models.len(),
+        4,
+        "baseline, boosted trees, MLP and GNN"
+    );
     for m in &report.models {
         assert!(
             m.pr_auc > 20.0 * prevalence,
@@ -100,4 +104,26 @@ fn gnn_training_is_reproducible_from_its_seed_and_survives_a_save() {
         files[0] != files[2],
         "a different seed must change the weights"
     );
+}
+
+/// The boosted trees learn the fraud in the training rows, and their aggregates see only what
+/// came before each row: scoring the first half alone, and as part of all rows, agrees.
+#[test]
+fn boosted_trees_learn_and_never_look_ahead() {
+    let bank = generate(&GenerateConfig::new(1000, 4), |_| {}).unwrap();
+    let data = Prepared::new(&bank.transactions, &bank.accounts);
+    let n = data.events.len();
+    let trees = vitrine_fraud::boosted::BoostedTrees::train(&data, 0..n * 7 / 10).unwrap();
+    let held_out = n * 7 / 10..n;
+    let scores = trees.score(&data, held_out.clone());
+    let labels: Vec<bool> = data.labels[held_out].iter().map(|l| l.fraud).collect();
+    let prevalence = labels.iter().filter(|l| **l).count() as f64 / labels.len() as f64;
+    let pr_auc = vitrine_fraud::metrics::pr_auc(&scores, &labels);
+    assert!(
+        pr_auc > 10.0 * prevalence,
+        "PR-AUC {pr_auc}, prevalence {prevalence}"
+    );
+    // The first rows score the same whether or not the later rows are in the graph.
+    let first = Prepared::new(&bank.transactions[..n / 2], &bank.accounts);
+    assert_eq!(trees.score(&first, 0..n / 2), trees.score(&data, 0..n / 2));
 }
