@@ -24,12 +24,18 @@ impl Writer {
         let (queue, jobs) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || jobs.into_iter().for_each(|job| job()))?;
+            .spawn(move || {
+                for job in jobs {
+                    // A job that panics fails its own request (its reply is dropped), not
+                    // the writes queued after it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })?;
         Ok(Self { queue })
     }
 
     /// Runs `job` on the writer thread after the writes queued before it; `None` if the
-    /// thread has stopped or `job` did not answer.
+    /// thread has stopped or `job` panicked.
     pub async fn run<R: Send + 'static>(
         &self,
         job: impl FnOnce() -> R + Send + 'static,
@@ -53,7 +59,7 @@ mod tests {
     use std::time::Duration;
 
     /// Jobs run one after another in the order they were sent; one whose sender is gone by
-    /// its turn does not run.
+    /// its turn does not run; one that panics does not stop the others.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_run_in_order_and_abandoned_ones_are_skipped() {
         let writer = Writer::start().unwrap();
@@ -79,5 +85,11 @@ mod tests {
         let (first, (), third) = tokio::join!(first, abandon, third);
         assert_eq!((first, third), (Some(0), Some(2)));
         assert_eq!(*ran.lock().unwrap(), [0, 2]);
+        // A job that panics answers nothing; the next one still runs.
+        assert_eq!(
+            writer.run(|| -> usize { panic!("a job failed") }).await,
+            None
+        );
+        assert_eq!(writer.run(job(3, Duration::ZERO)).await, Some(3));
     }
 }
