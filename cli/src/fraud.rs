@@ -29,11 +29,18 @@ pub enum FraudCommand {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Folder with `accounts.csv` and `transactions.csv` in the documented format.
-    #[arg(long)]
-    data: PathBuf,
-    /// Share of the transactions (earliest first) used for training.
-    #[arg(long, default_value_t = 0.7)]
+    /// Folder with `accounts.csv` and `transactions.csv` in the documented format: the models
+    /// train on its earliest transactions and are measured on the rest.
+    #[arg(long, required_unless_present = "train", conflicts_with = "train")]
+    data: Option<PathBuf>,
+    /// Train on this bank (a folder as for --data; its latest 20% choose the thresholds) …
+    #[arg(long, requires = "test")]
+    train: Option<PathBuf>,
+    /// … and measure on all of this one, which the models never saw.
+    #[arg(long, requires = "train")]
+    test: Option<PathBuf>,
+    /// Share of the transactions (earliest first) used for training, with --data.
+    #[arg(long, default_value_t = 0.7, conflicts_with = "train")]
     train_share: f64,
     /// Seed of the networks' weights and sampling.
     #[arg(long, default_value_t = 1)]
@@ -77,24 +84,47 @@ fn eval(args: EvalArgs) -> Result<()> {
         "--train-share must be between 0 and 1, got {}",
         args.train_share
     );
-    let data = read_labelled(&args.data, args.derive_transaction_labels)?;
-    eprintln!(
-        "computing features and the graph of {} transactions …",
-        data.transactions.len()
-    );
     let options = TrainOptions {
         epochs: args.epochs,
         ..TrainOptions::new(args.seed)
     };
-    let report = vitrine_fraud::eval::evaluate(
-        &data.accounts,
-        &data.transactions,
-        args.train_share,
-        &options,
-        |line| eprintln!("{line}"),
-    )?;
+    let derive = args.derive_transaction_labels;
+    let progress = |line: &str| eprintln!("{line}");
+    let (report, split) = match (&args.data, &args.train, &args.test) {
+        (Some(dir), _, _) => {
+            let data = read_labelled(dir, derive)?;
+            eprintln!(
+                "computing features and the graph of {} transactions …",
+                data.transactions.len()
+            );
+            let report = vitrine_fraud::eval::evaluate(
+                &data.accounts,
+                &data.transactions,
+                args.train_share,
+                &options,
+                progress,
+            )?;
+            (report, "time split")
+        }
+        (None, Some(train), Some(test)) => {
+            let (a, b) = (read_labelled(train, derive)?, read_labelled(test, derive)?);
+            eprintln!(
+                "computing features and the graphs of {} and {} transactions …",
+                a.transactions.len(),
+                b.transactions.len()
+            );
+            let report = vitrine_fraud::eval::evaluate_across(
+                (&a.accounts, &a.transactions),
+                (&b.accounts, &b.transactions),
+                &options,
+                progress,
+            )?;
+            (report, "across banks")
+        }
+        _ => anyhow::bail!("give --data DIR, or --train DIR and --test DIR"),
+    };
     println!(
-        "time split: {} transactions to fit, {} to choose thresholds, {} held out ({} fraud or laundering)",
+        "{split}: {} transactions to fit, {} to choose thresholds, {} held out ({} fraud or laundering)",
         report.fit_rows, report.validation_rows, report.test_rows, report.test_positives
     );
     println!(

@@ -1,6 +1,6 @@
-//! Held-out evaluation on a time split, every model on the same rows: fit on the earliest
-//! transactions, choose each model's threshold on the next slice (validation), and report on
-//! the rest: PR-AUC, ROC-AUC, F1 at the chosen threshold and recall per typology for
+//! Held-out evaluation, every model on the same rows: on a time split (fit on the earliest
+//! transactions, choose each model's threshold on the next slice, report on the rest) or
+//! across banks (fit on one, report on another). Reported: PR-AUC, ROC-AUC, F1 at the chosen threshold and recall per typology for
 //! transactions, and PR-AUC for laundering accounts.
 
 use std::collections::BTreeMap;
@@ -66,26 +66,108 @@ pub fn evaluate(
     transactions: &[Transaction],
     train_share: f64,
     gnn: &TrainOptions,
-    mut progress: impl FnMut(&str),
+    progress: impl FnMut(&str),
 ) -> Result<EvalReport, GnnError> {
     let data = Prepared::new(transactions, accounts);
     let split = ((transactions.len() as f64) * train_share) as usize;
     let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
-    let (validation, test) = (fit..split, split..transactions.len());
-    if !data.labels[..fit].iter().any(|l| l.fraud) {
-        return Err(crate::training::nothing_to_learn(&data, 0..fit));
+    let part = |rows| Part {
+        data: &data,
+        rows,
+        transactions,
+        accounts,
+    };
+    compare(
+        part(0..fit),
+        part(fit..split),
+        part(split..transactions.len()),
+        gnn,
+        progress,
+    )
+}
+
+/// Trains on one bank (its latest transactions kept to choose thresholds) and evaluates on
+/// all of another: whether the models generalize to data they were not fitted to. Each bank
+/// has its own graph and feature state.
+pub fn evaluate_across(
+    train: (&[Account], &[Transaction]),
+    test: (&[Account], &[Transaction]),
+    gnn: &TrainOptions,
+    progress: impl FnMut(&str),
+) -> Result<EvalReport, GnnError> {
+    let (fit_data, test_data) = (
+        Prepared::new(train.1, train.0),
+        Prepared::new(test.1, test.0),
+    );
+    let fit = ((train.1.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+    let fit_part = |rows| Part {
+        data: &fit_data,
+        rows,
+        transactions: train.1,
+        accounts: train.0,
+    };
+    let test_part = Part {
+        data: &test_data,
+        rows: 0..test.1.len(),
+        transactions: test.1,
+        accounts: test.0,
+    };
+    compare(
+        fit_part(0..fit),
+        fit_part(fit..train.1.len()),
+        test_part,
+        gnn,
+        progress,
+    )
+}
+
+/// Rows of one prepared bank, with the records they came from.
+struct Part<'a> {
+    data: &'a Prepared,
+    rows: std::ops::Range<usize>,
+    transactions: &'a [Transaction],
+    accounts: &'a [Account],
+}
+
+impl Part<'_> {
+    /// Whether each row is fraud.
+    fn labels(&self) -> Vec<bool> {
+        self.data.labels[self.rows.clone()]
+            .iter()
+            .map(|l| l.fraud)
+            .collect()
     }
-    let labels: Vec<bool> = data.labels.iter().map(|l| l.fraud).collect();
-    let rows = |r: &std::ops::Range<usize>| &labels[r.clone()];
+
+    /// The rows' tabular features, row-major.
+    fn features(&self) -> &[f32] {
+        self.data.features[self.rows.clone()].as_flattened()
+    }
+}
+
+/// Fits every model on `fit`, chooses thresholds on `validation`, reports on `test`.
+fn compare(
+    fit: Part,
+    validation: Part,
+    test: Part,
+    gnn: &TrainOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<EvalReport, GnnError> {
+    let fit_labels = fit.labels();
+    if !fit_labels.iter().any(|l| *l) {
+        return Err(crate::training::nothing_to_learn(fit.data, fit.rows));
+    }
+    let (validation_labels, test_labels) = (validation.labels(), test.labels());
+    let held_out = &test.transactions[test.rows.clone()];
     // Fraud without a typology label (other people's data often has none) is one group.
-    let typologies: Vec<&str> = transactions[test.clone()]
+    let typologies: Vec<&str> = held_out
         .iter()
         .map(|t| match t.typology.as_str() {
             "" => "no typology label",
             typology => typology,
         })
         .collect();
-    let laundering: BTreeMap<&str, bool> = accounts
+    let laundering: BTreeMap<&str, bool> = test
+        .accounts
         .iter()
         .map(|a| (a.account_id.as_str(), a.is_laundering == 1))
         .collect();
@@ -94,11 +176,11 @@ pub fn evaluate(
                   scores: &[f32],
                   end_risks: &[[f32; 2]],
                   seconds: f64| {
-        let (threshold, _) = best_f1_threshold(validation_scores, rows(&validation));
-        let y = rows(&test);
+        let (threshold, _) = best_f1_threshold(validation_scores, &validation_labels);
+        let y = &test_labels;
         let (precision, recall, f1) = f1_at(scores, y, threshold);
         let mut account_scores: BTreeMap<&str, f32> = BTreeMap::new();
-        for (t, risks) in transactions[test.clone()].iter().zip(end_risks) {
+        for (t, risks) in held_out.iter().zip(end_risks) {
             for (id, risk) in [(t.source.as_str(), risks[0]), (t.target.as_str(), risks[1])] {
                 if laundering.contains_key(id) {
                     let best = account_scores.entry(id).or_insert(0.0);
@@ -127,11 +209,9 @@ pub fn evaluate(
 
     progress("training the logistic-regression baseline");
     let started = std::time::Instant::now();
-    let flat = data.features.as_flattened();
-    let width = FEATURE_COUNT;
-    let baseline = LogisticRegression::train(&flat[..fit * width], rows(&(0..fit)), width)?;
-    let validation_scores = baseline.score(&flat[validation.start * width..validation.end * width]);
-    let scores = baseline.score(&flat[test.start * width..]);
+    let baseline = LogisticRegression::train(fit.features(), &fit_labels, FEATURE_COUNT)?;
+    let validation_scores = baseline.score(validation.features());
+    let scores = baseline.score(test.features());
     let ends: Vec<[f32; 2]> = scores.iter().map(|s| [*s, *s]).collect();
     models.push(report(
         "logistic regression (tabular)".into(),
@@ -143,9 +223,10 @@ pub fn evaluate(
 
     progress("training the boosted trees");
     let started = std::time::Instant::now();
-    let trees = BoostedTrees::train(&data, 0..fit).map_err(|e| GnnError::Config(e.to_string()))?;
-    let validation_scores = trees.score(&data, validation.clone());
-    let scores = trees.score(&data, test.clone());
+    let trees = BoostedTrees::train(fit.data, fit.rows.clone())
+        .map_err(|e| GnnError::Config(e.to_string()))?;
+    let validation_scores = trees.score(validation.data, validation.rows.clone());
+    let scores = trees.score(test.data, test.rows.clone());
     let ends: Vec<[f32; 2]> = scores.iter().map(|s| [*s, *s]).collect();
     models.push(report(
         "boosted trees (graph aggregates)".into(),
@@ -171,12 +252,13 @@ pub fn evaluate(
     ] {
         progress(&format!("training the {name}"));
         let started = std::time::Instant::now();
-        let (model, _) = train(&data, 0..fit, options, &mut progress)?;
-        let validation_scores: Vec<f32> = score_rows(&model, &data, validation.clone())?
-            .iter()
-            .map(|s| s[0])
-            .collect();
-        let scored = score_rows(&model, &data, test.clone())?;
+        let (model, _) = train(fit.data, fit.rows.clone(), options, &mut progress)?;
+        let validation_scores: Vec<f32> =
+            score_rows(&model, validation.data, validation.rows.clone())?
+                .iter()
+                .map(|s| s[0])
+                .collect();
+        let scored = score_rows(&model, test.data, test.rows.clone())?;
         let scores: Vec<f32> = scored.iter().map(|s| s[0]).collect();
         let ends: Vec<[f32; 2]> = scored.iter().map(|s| [s[1], s[2]]).collect();
         models.push(report(
@@ -189,10 +271,10 @@ pub fn evaluate(
     }
 
     Ok(EvalReport {
-        fit_rows: fit,
-        validation_rows: validation.len(),
-        test_rows: test.len(),
-        test_positives: rows(&test).iter().filter(|l| **l).count(),
+        fit_rows: fit.rows.len(),
+        validation_rows: validation.rows.len(),
+        test_rows: test.rows.len(),
+        test_positives: test_labels.iter().filter(|l| **l).count(),
         models,
     })
 }
