@@ -1,8 +1,8 @@
 //! Embedded SQLite databases (files, or memory), with a small pool of open connections so a
 //! request does not pay for opening the file, a writer thread that runs the writes outside
-//! transactions one after another ([`crate::sqlite_writer`]), a background checkpointer that keeps a
-//! file's write-ahead log short, and [`run_interruptible`], which keeps a statement from
-//! outliving the request that started it.
+//! transactions one after another ([`crate::sqlite_writer`]), a background checkpointer that
+//! keeps a file's write-ahead log short, and [`run_interruptible`], which keeps a statement
+//! from outliving the request that started it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,13 +140,12 @@ impl SqlitePool {
                 MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed)
             ),
         };
-        let in_memory = *location == DatabaseLocation::Memory;
         let writer =
             Writer::start().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         let mut pool = Self {
             target,
             idle: Mutex::new(Vec::new()),
-            in_memory,
+            in_memory: *location == DatabaseLocation::Memory,
             keeper: None,
             writer,
         };
@@ -170,7 +169,30 @@ impl SqlitePool {
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
-        connect(&self.target, self.in_memory)
+        static CONFIGURED: std::sync::Once = std::sync::Once::new();
+        CONFIGURED.call_once(|| {
+            // SQLite's memory statistics take one process-wide mutex on every allocation,
+            // which all connections contend for under load; nothing here reads them.
+            // SAFETY: `sqlite3_config` is called once, before this process opens its first
+            // connection here; if SQLite was already initialised it returns SQLITE_MISUSE and
+            // changes nothing.
+            unsafe {
+                rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+            }
+        });
+        let conn = Connection::open(&self.target)?;
+        conn.busy_handler(Some(wait_for_lock))?;
+        // Files only: an in-memory database has no WAL, and asking for one waits for any
+        // writer's lock. A commit never checkpoints: the pool's checkpointer does, off the
+        // requests' path.
+        if !self.in_memory {
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
+            ))?;
+        }
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
     }
 
     /// Takes an idle connection, if there is one (never blocks on I/O).
@@ -257,35 +279,6 @@ impl SqlitePool {
         self.put(conn);
         result
     }
-}
-
-/// Opens a connection to `target` (a path, or the URI of an in-memory database), configured
-/// for the pool.
-fn connect(target: &str, in_memory: bool) -> rusqlite::Result<Connection> {
-    static CONFIGURED: std::sync::Once = std::sync::Once::new();
-    CONFIGURED.call_once(|| {
-        // SQLite's memory statistics take one process-wide mutex on every allocation,
-        // which all connections contend for under load; nothing here reads them.
-        // SAFETY: `sqlite3_config` is called once, before this process opens its first
-        // connection here; if SQLite was already initialised it returns SQLITE_MISUSE and
-        // changes nothing.
-        unsafe {
-            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
-        }
-    });
-    let conn = Connection::open(target)?;
-    conn.busy_handler(Some(wait_for_lock))?;
-    // Files only: an in-memory database has no WAL, and asking for one waits for any
-    // writer's lock. A commit never checkpoints: the pool's checkpointer does, off the
-    // requests' path.
-    if !in_memory {
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
-        ))?;
-    }
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
 }
 
 /// The checkpointer of a file database, on its own connection, until the pool is dropped.
