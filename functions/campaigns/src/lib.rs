@@ -540,7 +540,7 @@ fn decide(
                 println!("campaigns: shopper `{shopper}` opted out of marketing: none shown");
                 let decisions = (campaigns.iter())
                     .map(|c| Outcome::NotShown {
-                        arm: None,
+                        arm: (),
                         campaign: &c.id,
                         reason: "consent",
                     })
@@ -596,7 +596,7 @@ fn decide(
         }
         if let Some(reason) = reason {
             decisions.push(Outcome::NotShown {
-                arm: None,
+                arm: (),
                 campaign: &campaign.id,
                 reason,
             });
@@ -679,9 +679,10 @@ enum Outcome<'a> {
         propensity: f64,
         version: i64,
     },
-    /// Nothing shown (`arm` is null), and why.
+    /// Nothing shown, and why.
     NotShown {
-        arm: Option<&'a str>,
+        /// Always null.
+        arm: (),
         campaign: &'a str,
         reason: &'static str,
     },

@@ -390,8 +390,8 @@ fn read_folds(db: &Connection, campaigns: &[(String, i64)]) -> Result<Vec<Fold>,
             else {
                 continue;
             };
-            let (arm, n) = (row.get::<i64>("arm").unwrap_or(0), row.get::<i64>("n"));
-            let n = n.unwrap_or(0);
+            let arm = row.get::<i64>("arm").unwrap_or(0);
+            let n = row.get::<i64>("n").unwrap_or(0);
             fold.new_impressions += n;
             if row.get::<i64>("version") == Some(fold.version) {
                 // Uniform learns nothing; Thompson sampling needs no features.
