@@ -10,7 +10,7 @@ use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 
 use crate::features::FEATURE_COUNT;
-use crate::graph::{Before, TemporalGraph};
+use crate::graph::TemporalGraph;
 use crate::training::Prepared;
 
 /// Names of the graph aggregates after the tabular features.
@@ -89,10 +89,7 @@ fn columns(data: &Prepared, rows: Range<usize>) -> Vec<f64> {
 /// [`GRAPH_AGGREGATES`] of row `row` (edge `row` of the graph), from what came before it.
 fn aggregates(graph: &TemporalGraph, data: &Prepared, row: usize) -> [f64; 3] {
     let event = &data.events[row];
-    let before = Before {
-        time: event.time,
-        edge: row as u32,
-    };
+    let before = data.before(row);
     let (Some(source), Some(target)) = (graph.node_id(&event.source), graph.node_id(&event.target))
     else {
         return [0.0; 3];

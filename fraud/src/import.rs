@@ -54,10 +54,7 @@ pub struct RowError {
 /// (`is_fraud = 1`, typology kept): transaction training targets for data that labels only
 /// accounts. Returns how many were labelled.
 pub fn derive_transaction_labels(transactions: &mut [Transaction], accounts: &[Account]) -> usize {
-    let laundering: std::collections::HashSet<&str> = (accounts.iter())
-        .filter(|a| a.is_laundering == 1)
-        .map(|a| a.account_id.as_str())
-        .collect();
+    let laundering = crate::schema::laundering_ids(accounts);
     let mut labelled = 0;
     for t in transactions.iter_mut().filter(|t| t.is_fraud == 0) {
         if laundering.contains(t.source.as_str()) && laundering.contains(t.target.as_str()) {

@@ -35,6 +35,14 @@ pub struct Account {
     pub typology: String,
 }
 
+/// The ids of the accounts labelled as laundering.
+pub fn laundering_ids(accounts: &[Account]) -> std::collections::HashSet<&str> {
+    (accounts.iter())
+        .filter(|a| a.is_laundering == 1)
+        .map(|a| a.account_id.as_str())
+        .collect()
+}
+
 /// A payment card (`cards.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Card {

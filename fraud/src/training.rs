@@ -50,11 +50,7 @@ pub struct Prepared {
 impl Prepared {
     /// Prepares `transactions` (in time order) with the laundering labels of `accounts`.
     pub fn new(transactions: &[Transaction], accounts: &[Account]) -> Self {
-        let laundering: std::collections::HashSet<&str> = accounts
-            .iter()
-            .filter(|a| a.is_laundering == 1)
-            .map(|a| a.account_id.as_str())
-            .collect();
+        let laundering = crate::schema::laundering_ids(accounts);
         let events: Vec<Event> = transactions.iter().map(Event::from_transaction).collect();
         let mut state = FeatureState::new();
         let features = events.iter().map(|e| state.next(e)).collect();
@@ -79,19 +75,23 @@ impl Prepared {
         }
     }
 
+    /// What row `row` may see of the graph: event `row` is edge `row`, so it sees the
+    /// same-time rows before it.
+    pub(crate) fn before(&self, row: usize) -> Before {
+        Before {
+            time: self.events[row].time,
+            edge: row as u32,
+        }
+    }
+
     /// The batch of `rows`, sampled with `fanouts`.
     pub fn batch(&self, rows: &[usize], fanouts: &[usize]) -> Batch {
         let mut batch = Batch::new();
         for row in rows {
-            // Event `row` is edge `row` of the graph: it sees the same-time rows before it.
-            let before = Before {
-                time: self.events[*row].time,
-                edge: *row as u32,
-            };
             batch.push(
                 &self.graph,
                 &self.events[*row],
-                before,
+                self.before(*row),
                 &self.features[*row],
                 fanouts,
             );
