@@ -256,33 +256,31 @@ impl<'a> Assembler<'a> {
             .iter()
             .map(|c| c.iter().map(|(i, _)| i.price_cents).min())
             .collect::<Option<_>>()?;
-        let mut items: Vec<(Slot, Item)> = Vec::new();
-        let mut chosen = Vec::new();
-        let mut total = 0.0;
-        for (n, slot) in shape.iter().enumerate() {
+        let mut chosen: Vec<&'s (Item, f64)> = Vec::new();
+        for n in 0..shape.len() {
             let reserve: i64 = cheapest[n + 1..].iter().sum();
-            let spent: i64 = items.iter().map(|(_, i)| i.price_cents).sum();
+            let spent: i64 = chosen.iter().map(|(i, _)| i.price_cents).sum();
             let entry = *candidates[n].iter().find(|(item, _)| {
                 let fits_budget = self
                     .request
                     .budget_cents
                     .is_none_or(|b| spent + item.price_cents + reserve <= b);
-                let colours = items
+                let colours = chosen
                     .iter()
-                    .flat_map(|(_, i)| &i.colours)
+                    .flat_map(|(i, _)| &i.colours)
                     .chain(&item.colours);
-                let categories_differ = !items.iter().any(|(_, i)| i.category == item.category);
+                let categories_differ = !chosen.iter().any(|(i, _)| i.category == item.category);
                 fits_budget && categories_differ && style::harmonious(colours.map(String::as_str))
             })?;
-            total += entry.1;
-            items.push((*slot, entry.0.clone()));
             chosen.push(entry);
         }
-        let score = total / shape.len() as f64;
+        let total: f64 = chosen.iter().map(|(_, score)| score).sum();
         let look = Look {
             style,
-            items,
-            score,
+            items: (shape.iter().zip(&chosen))
+                .map(|(slot, (item, _))| (*slot, item.clone()))
+                .collect(),
+            score: total / shape.len() as f64,
         };
         Some((look, chosen))
     }
