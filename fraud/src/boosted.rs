@@ -10,7 +10,6 @@ use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 
 use crate::features::FEATURE_COUNT;
-use crate::graph::TemporalGraph;
 use crate::training::Prepared;
 
 /// Names of the graph aggregates after the tabular features.
@@ -24,7 +23,7 @@ pub const GRAPH_AGGREGATES: &[&str] = &[
 ];
 
 /// Columns: the tabular features, then [`GRAPH_AGGREGATES`].
-const COLUMNS: usize = FEATURE_COUNT + 3;
+const COLUMNS: usize = FEATURE_COUNT + GRAPH_AGGREGATES.len();
 
 /// Edges per node looked at for the cycle aggregate.
 const CYCLE_FANOUT: usize = 20;
@@ -78,7 +77,7 @@ fn columns(data: &Prepared, rows: Range<usize>) -> Vec<f64> {
     let mut out = vec![0.0; n * COLUMNS];
     for (i, row) in rows.enumerate() {
         let tabular = data.features[row].iter().map(|v| f64::from(*v));
-        let aggregates = aggregates(&data.graph, data, row);
+        let aggregates = aggregates(data, row);
         for (c, value) in tabular.chain(aggregates).enumerate() {
             out[c * n + i] = value;
         }
@@ -87,7 +86,8 @@ fn columns(data: &Prepared, rows: Range<usize>) -> Vec<f64> {
 }
 
 /// [`GRAPH_AGGREGATES`] of row `row` (edge `row` of the graph), from what came before it.
-fn aggregates(graph: &TemporalGraph, data: &Prepared, row: usize) -> [f64; 3] {
+fn aggregates(data: &Prepared, row: usize) -> [f64; 3] {
+    let graph = &data.graph;
     let event = &data.events[row];
     let before = data.before(row);
     let (Some(source), Some(target)) = (graph.node_id(&event.source), graph.node_id(&event.target))
