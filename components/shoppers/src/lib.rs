@@ -1,8 +1,9 @@
 //! Shoppers in the `default` SQLite database, shared by the functions that read them: the
 //! event, consent and product popularity tables ([`with_tables`]), a shopper's consent
-//! ([`consent`]) and profile ([`profile`]). The events function writes them; its docs state
-//! the consent policy.
+//! ([`consent`]) and profile ([`profile`]), and what functions derive from a shopper's events
+//! ([`derived`]). The events function writes them; its docs state the consent policy.
 
+pub mod derived;
 pub mod profile;
 
 use spin_sdk::sqlite::{Connection, Error, Value as Sql};
@@ -53,6 +54,10 @@ const SCHEMA: &[&str] = &[
     // Added after the table: databases from before get it on first use.
     "ALTER TABLE shopper_consent ADD COLUMN marketing INTEGER",
     "CREATE TABLE IF NOT EXISTS product_popularity (product TEXT PRIMARY KEY, weight REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS shopper_derived (
+        shopper TEXT NOT NULL, purpose TEXT NOT NULL, key TEXT NOT NULL, created INTEGER NOT NULL,
+        body BLOB NOT NULL, PRIMARY KEY (shopper, purpose))",
+    "CREATE INDEX IF NOT EXISTS shopper_derived_created ON shopper_derived (created)",
 ];
 
 /// Filled in from the events when the popularity table is new (a database from before it).

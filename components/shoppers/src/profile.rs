@@ -8,10 +8,14 @@
 //!   and L2-normalised (absent until the catalogue's embeddings exist).
 //! - Sizes where known: the size (`context.size`) most often carted or bought per category.
 //!
-//! Nothing is stored: erasing the events erases the profile.
+//! Nothing is stored here: a function that keeps a profile between requests does so with
+//! [`crate::derived`], which erasing the shopper empties. Only the events up to `now` shape a
+//! profile, not `now` itself: decay scales every weight alike, so the shares and the taste
+//! direction stay the same as time passes.
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use spin_sdk::sqlite::{Connection, Error, Value as Sql};
 use vitrine_catalog::embeddings;
@@ -62,8 +66,11 @@ pub fn price_band(cents: i64) -> &'static str {
     }
 }
 
+/// Per dimension of [`DIMENSIONS`], every value with its affinity, highest first.
+pub type Affinities = BTreeMap<&'static str, Vec<(String, f64)>>;
+
 /// A shopper's taste as of one moment.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Profile {
     /// The shopper's id.
     pub shopper: String,
@@ -73,7 +80,8 @@ pub struct Profile {
     pub last_seen: Option<i64>,
     /// Per dimension of [`DIMENSIONS`], every value with its affinity (summing to 1), highest
     /// first.
-    pub affinities: BTreeMap<&'static str, Vec<(String, f64)>>,
+    #[serde(deserialize_with = "dimensions")]
+    pub affinities: Affinities,
     /// Decayed mean of the interacted products' embeddings, L2-normalised.
     pub taste: Option<Vec<f32>>,
     /// Products the taste embedding is made from.
@@ -247,6 +255,19 @@ pub fn build(db: &Connection, shopper: &str, now: i64) -> Result<Profile, Error>
         profile.taste_products = vectors.len();
     }
     Ok(profile)
+}
+
+/// Reads affinities back with their dimensions as the names in [`DIMENSIONS`].
+fn dimensions<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Affinities, D::Error> {
+    BTreeMap::<String, Vec<(String, f64)>>::deserialize(d)?
+        .into_iter()
+        .map(|(name, values)| match DIMENSIONS.iter().find(|d| **d == name) {
+            Some(dimension) => Ok((*dimension, values)),
+            None => Err(serde::de::Error::custom(format!("no dimension `{name}`"))),
+        })
+        .collect()
 }
 
 fn round(v: f64) -> f64 {

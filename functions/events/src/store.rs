@@ -203,9 +203,9 @@ pub fn events_of(db: &Connection, shopper: &str, limit: i64) -> Result<Vec<Value
         .collect())
 }
 
-/// Erases a shopper: every event, the consent record, the campaign decisions made for them
-/// with their feedback, and their experiment exposures (tables of `functions/campaigns`, when
-/// it has created them).
+/// Erases a shopper: every event, the consent record, what functions derived from their events
+/// (`vitrine_shoppers::derived`), the campaign decisions made for them with their feedback,
+/// and their experiment exposures (tables of `functions/campaigns`, when it has created them).
 /// Returns (events, campaign decisions) erased.
 pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
     let who = || [Sql::Text(shopper.into())];
@@ -218,6 +218,7 @@ pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
             .rows
             .len() as i64;
         db.execute("DELETE FROM shopper_consent WHERE shopper = ?", &who())?;
+        db.execute("DELETE FROM shopper_derived WHERE shopper = ?", &who())?;
         let campaigns = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_decisions'",
             &[],

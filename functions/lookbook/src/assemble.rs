@@ -48,6 +48,8 @@ pub struct Item {
     pub image: String,
     /// Its first-pass score: affinities, occasion, season, popularity ([`crate::shortlist`]).
     pub score: f64,
+    /// Its position in the candidates it was shortlisted from.
+    pub position: u32,
 }
 
 /// A place in an outfit and the categories that fill it.
@@ -131,28 +133,25 @@ pub struct Assembler<'a> {
     relative: Relative<'a>,
     /// The items with their score, best first.
     scored: Vec<(Item, f64)>,
-    vectors: HashMap<String, Vec<f32>>,
 }
 
 impl<'a> Assembler<'a> {
-    /// Scores `items` (from [`crate::shortlist`]) with the shopper's taste embedding, if the
-    /// profile has one. `vectors` holds the product embeddings known (possibly none).
+    /// Scores `items` (from [`crate::shortlist`]) with `closeness`: each one's cosine to the
+    /// shopper's taste embedding, where known ([`crate::taste`]).
     pub fn new(
         request: &'a LookbookRequest,
         profile: Option<&'a Profile>,
         items: Vec<Item>,
-        vectors: HashMap<String, Vec<f32>>,
+        closeness: Vec<Option<f32>>,
     ) -> Self {
         let profile = profile.filter(|p| p.events > 0);
         let relative = profile.map(Relative::of).unwrap_or_default();
-        let taste = profile.and_then(|p| p.taste.as_ref());
         let mut scored: Vec<(Item, f64)> = items
             .into_iter()
-            .map(|item| {
-                let closeness = match (taste, vectors.get(&item.id)) {
-                    (Some(taste), Some(v)) => {
-                        0.5 * f64::from(embeddings::similarity(taste, v)).max(0.0)
-                    }
+            .zip(closeness)
+            .map(|(item, closeness)| {
+                let closeness = match (profile, closeness) {
+                    (Some(_), Some(cosine)) => 0.5 * f64::from(cosine).max(0.0),
                     _ => 0.0,
                 };
                 let score = item.score + closeness;
@@ -164,7 +163,6 @@ impl<'a> Assembler<'a> {
             request,
             relative,
             scored,
-            vectors,
         }
     }
 
@@ -183,11 +181,6 @@ impl<'a> Assembler<'a> {
             _ => 0.0,
         };
         personal + occasion + prior
-    }
-
-    /// Adds product embeddings, for [`Self::pick`] to compare looks by.
-    pub fn add_vectors(&mut self, vectors: HashMap<String, Vec<f32>>) {
-        self.vectors.extend(vectors);
     }
 
     /// What [`Self::pick`] chooses from: up to `request.looks` looks of every style and shape,
@@ -285,9 +278,10 @@ impl<'a> Assembler<'a> {
         Some((look, chosen))
     }
 
-    /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`.
+    /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`,
+    /// comparing looks by their items' embeddings (`vectors`, by product id) where known.
     /// The lookbook: `request.looks` looks from `pool`, best and most varied first.
-    pub fn pick(&self, pool: Vec<Look>) -> Vec<Look> {
+    pub fn pick(&self, pool: Vec<Look>, vectors: &HashMap<String, Vec<f32>>) -> Vec<Look> {
         const LAMBDA: f64 = 0.7;
         let best = pool
             .iter()
@@ -299,7 +293,7 @@ impl<'a> Assembler<'a> {
         let mut pool: Vec<(Look, Likeness, f64)> = pool
             .into_iter()
             .map(|look| {
-                let likeness = self.likeness(&look);
+                let likeness = likeness(&look, vectors);
                 (look, likeness, 0.0)
             })
             .collect();
@@ -331,37 +325,37 @@ impl<'a> Assembler<'a> {
         }
         chosen
     }
+}
 
-    /// What similarity between looks is computed from: the look's traits (its style, shape,
-    /// colours and categories) and, when every item has an embedding, their mean (the dot
-    /// product of two such means is the mean cosine over all item pairs).
-    fn likeness(&self, look: &Look) -> Likeness {
-        let vectors: Option<Vec<&Vec<f32>>> = look
-            .items
-            .iter()
-            .map(|(_, i)| self.vectors.get(&i.id))
-            .collect();
-        let mean = vectors.filter(|v| !v.is_empty()).map(|vectors| {
-            let mut mean = vec![0f32; vectors[0].len()];
-            for v in &vectors {
-                mean.iter_mut()
-                    .zip(v.iter())
-                    .for_each(|(m, x)| *m += x / vectors.len() as f32);
-            }
-            mean
-        });
-        let shape = look.items.first().map_or("", |(slot, _)| slot.name);
-        let traits = [format!("style:{}", look.style), format!("shape:{shape}")]
-            .into_iter()
-            .chain(look.colours().into_iter().map(|c| format!("colour:{c}")))
-            .chain(
-                look.items
-                    .iter()
-                    .map(|(_, i)| format!("category:{}", i.category)),
-            )
-            .collect();
-        Likeness { mean, traits }
-    }
+/// What similarity between looks is computed from: the look's traits (its style, shape,
+/// colours and categories) and, when every item has an embedding, their mean (the dot
+/// product of two such means is the mean cosine over all item pairs).
+fn likeness(look: &Look, vectors: &HashMap<String, Vec<f32>>) -> Likeness {
+    let vectors: Option<Vec<&Vec<f32>>> = look
+        .items
+        .iter()
+        .map(|(_, i)| vectors.get(&i.id))
+        .collect();
+    let mean = vectors.filter(|v| !v.is_empty()).map(|vectors| {
+        let mut mean = vec![0f32; vectors[0].len()];
+        for v in &vectors {
+            mean.iter_mut()
+                .zip(v.iter())
+                .for_each(|(m, x)| *m += x / vectors.len() as f32);
+        }
+        mean
+    });
+    let shape = look.items.first().map_or("", |(slot, _)| slot.name);
+    let traits = [format!("style:{}", look.style), format!("shape:{shape}")]
+        .into_iter()
+        .chain(look.colours().into_iter().map(|c| format!("colour:{c}")))
+        .chain(
+            look.items
+                .iter()
+                .map(|(_, i)| format!("category:{}", i.category)),
+        )
+        .collect();
+    Likeness { mean, traits }
 }
 
 /// For each slot of `shape`, the items that may fill it in a look of `style`, best first
@@ -467,8 +461,9 @@ mod tests {
     fn assemble(r: &LookbookRequest, profile: Option<&Profile>) -> Vec<Look> {
         let candidates = Candidates::new(catalogue(), 1, 0);
         let items = crate::shortlist::shortlist(&candidates, r, profile, 12);
-        let assembler = Assembler::new(r, profile, items, HashMap::new());
-        assembler.pick(assembler.variants())
+        let closeness = vec![None; items.len()];
+        let assembler = Assembler::new(r, profile, items, closeness);
+        assembler.pick(assembler.variants(), &HashMap::new())
     }
 
     /// A small catalogue: every slot in minimalist black and in romantic red, pink and green.

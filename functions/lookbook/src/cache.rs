@@ -2,7 +2,7 @@
 //! asking again costs a lookup instead of an assembly.
 //!
 //! The key holds the request's parameters (with the season resolved), the shopper's consent,
-//! their events (count and newest) and the catalogue's revision (any write to a product or an
+//! the state of their events (counts and newest) and the catalogue's revision (any write to a product or an
 //! embedding): any of these changing misses at once. Shoppers without consent, or without a
 //! shopper id, get looks from the context alone and share answers. Only other shoppers' events
 //! (popularity) and the clock may be up to [`TTL_SECONDS`] stale. `as_of` answers are never
@@ -22,44 +22,26 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS lookbook_cache_created ON lookbook_cache (created)",
 ];
 
-/// The cache key of a request (a hash of everything its answer depends on, see the module).
-/// Without consent, looks depend on the context alone: such shoppers share one answer, whose
-/// `shopper` the caller sets.
+/// The cache key of a request (a hash of everything its answer depends on, see the module):
+/// `events` is the state of a consenting shopper's events (`vitrine_shoppers::derived::
+/// events_state`), `None` for anyone else. Without consent, looks depend on the context alone:
+/// such shoppers share one answer, whose `shopper` the caller sets.
 pub fn key(
-    db: &Connection,
     request: &LookbookRequest,
     consent: Consent,
     revision: i64,
-) -> Result<String, Error> {
-    let (request, events) = match (consent, &request.shopper) {
-        (Consent::Given, Some(shopper)) => (request.clone(), events(db, shopper)?),
-        _ => {
-            let anyone = LookbookRequest {
-                shopper: None,
-                ..request.clone()
-            };
-            (anyone, String::new())
-        }
+    events: Option<&str>,
+) -> String {
+    let request = match events {
+        Some(_) => request.clone(),
+        None => LookbookRequest {
+            shopper: None,
+            ..request.clone()
+        },
     };
+    let events = events.unwrap_or_default();
     let state = format!("{request:?}|{consent:?}|{revision}|{events}");
-    Ok(format!("{:016x}", vitrine_guest::fnv1a(state.as_bytes())))
-}
-
-/// A shopper's events in brief: how many, the newest, the last received.
-fn events(db: &Connection, shopper: &str) -> Result<String, Error> {
-    let rows = vitrine_shoppers::with_tables(db, |db| {
-        db.execute(
-            "SELECT count(*) || ':' || coalesce(max(time), 0) || ':' || coalesce(max(received), 0)
-             FROM shopper_events WHERE shopper = ?",
-            &[Value::Text(shopper.to_string())],
-        )
-    })?;
-    Ok(rows
-        .rows
-        .first()
-        .and_then(|r| r.get::<&str>(0))
-        .unwrap_or("")
-        .to_string())
+    format!("{:016x}", vitrine_guest::fnv1a(state.as_bytes()))
 }
 
 /// The answer stored under `key` less than [`TTL_SECONDS`] before `now`.

@@ -167,6 +167,7 @@ impl Candidates {
             material: self.word(p.material).to_string(),
             image: String::new(),
             score,
+            position: n as u32,
         }
     }
 }

@@ -16,6 +16,7 @@ mod describe;
 mod page;
 mod shortlist;
 mod style;
+mod taste;
 
 use std::collections::BTreeSet;
 
@@ -23,11 +24,12 @@ use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_component;
 use vitrine_guest::http::{error, json_response, not_allowed};
-use vitrine_shoppers::profile::{self, Profile};
+use vitrine_shoppers::profile::Profile;
 
 use assemble::{Assembler, Look};
 use context::LookbookRequest;
 use describe::Consent;
+use taste::Taste;
 
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
@@ -80,9 +82,22 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
             }
         }
     };
+    // The state of a consenting shopper's events, which their looks depend on.
+    let events = match (&request.shopper, consent) {
+        (Some(shopper), Consent::Given) => Some((
+            shopper,
+            vitrine_shoppers::derived::events_state(&db, shopper, now)?,
+        )),
+        _ => None,
+    };
     let cached = match request.as_of {
         Some(_) => None,
-        None => Some(cache::key(&db, request, consent, revision)?),
+        None => Some(cache::key(
+            request,
+            consent,
+            revision,
+            events.as_ref().map(|(_, e)| e.as_str()),
+        )),
     };
     // The cache only saves work: when it fails, the lookbook is assembled (and the failure
     // logged), never refused.
@@ -99,44 +114,43 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
             Err(e) => eprintln!("lookbook cache unreadable, assembling: {e}"),
         }
     }
-    let profile = match (&request.shopper, consent) {
-        (Some(shopper), Consent::Given) => Some(profile::build(&db, shopper, now)?),
-        _ => None,
+    let keep = request.as_of.is_none();
+    let mut taste = match &events {
+        Some((shopper, events)) => {
+            Some(Taste::load(&db, shopper, now, events, revision, keep, fresh)?)
+        }
+        None => None,
     };
+    let profile = taste.as_ref().map(|t| &t.profile);
     let candidates = candidates::load(&db, request, revision, now, fresh)?;
-    let shortlist =
-        shortlist::shortlist(&candidates, request, profile.as_ref(), shortlist::PER_GROUP);
-    // Embeddings score every shortlisted item against the taste embedding, if there is one;
-    // otherwise only the looks' items need theirs, to compare looks by.
-    let taste = profile.as_ref().is_some_and(|p| p.taste.is_some());
-    let ids: Vec<&str> = match taste {
-        true => shortlist.iter().map(|i| i.id.as_str()).collect(),
-        false => Vec::new(),
+    let shortlist = shortlist::shortlist(&candidates, request, profile, shortlist::PER_GROUP);
+    let closeness = match &mut taste {
+        Some(taste) => taste.closeness(&db, &shortlist)?,
+        None => vec![None; shortlist.len()],
     };
-    let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
-    let mut assembler = Assembler::new(request, profile.as_ref(), shortlist, vectors);
+    let profile = taste.as_ref().map(|t| &t.profile);
+    let assembler = Assembler::new(request, profile, shortlist, closeness);
     let variants = assembler.variants();
-    if !taste {
-        let ids: BTreeSet<&str> = variants
-            .iter()
-            .flat_map(|l| l.items.iter().map(|(_, i)| i.id.as_str()))
-            .collect();
-        let ids: Vec<&str> = ids.into_iter().collect();
-        assembler.add_vectors(vitrine_catalog::embeddings::of_products(&db, &ids)?);
-    }
-    let mut looks = assembler.pick(variants);
+    // The looks' items' embeddings, to compare looks by.
+    let ids: BTreeSet<&str> = variants
+        .iter()
+        .flat_map(|l| l.items.iter().map(|(_, i)| i.id.as_str()))
+        .collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
+    let mut looks = assembler.pick(variants, &vectors);
     candidates::details(&db, &mut looks)?;
     let mut answer = json!({
         "shopper": request.shopper,
-        "personalized": profile.as_ref().is_some_and(|p| p.events > 0),
+        "personalized": profile.is_some_and(|p| p.events > 0),
         "context": {
             "occasion": request.occasion,
             "season": request.season,
             "budget": request.budget_cents.map(|c| c as f64 / 100.0),
             "locale": request.locale,
         },
-        "profile_summary": profile.as_ref().map(Profile::summary),
-        "looks": looks.iter().map(|l| look_json(l, profile.as_ref(), request, consent)).collect::<Vec<_>>(),
+        "profile_summary": profile.map(Profile::summary),
+        "looks": looks.iter().map(|l| look_json(l, profile, request, consent)).collect::<Vec<_>>(),
     });
     if looks.len() < request.looks {
         answer["note"] = json!(match (looks.len(), request.budget_cents) {
@@ -158,6 +172,9 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
         if let Err(e) = cache::put(&db, key, &answer.to_string(), now) {
             eprintln!("lookbook cache not written: {e}");
         }
+    }
+    if let Some(Err(e)) = taste.as_ref().map(|t| t.keep(&db, now)) {
+        eprintln!("lookbook taste not kept: {e}");
     }
     Ok(answer)
 }
