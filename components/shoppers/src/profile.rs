@@ -258,15 +258,15 @@ pub fn build(db: &Connection, shopper: &str, now: i64) -> Result<Profile, Error>
 }
 
 /// Reads affinities back with their dimensions as the names in [`DIMENSIONS`].
-fn dimensions<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Affinities, D::Error> {
+fn dimensions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Affinities, D::Error> {
     BTreeMap::<String, Vec<(String, f64)>>::deserialize(d)?
         .into_iter()
-        .map(|(name, values)| match DIMENSIONS.iter().find(|d| **d == name) {
-            Some(dimension) => Ok((*dimension, values)),
-            None => Err(serde::de::Error::custom(format!("no dimension `{name}`"))),
-        })
+        .map(
+            |(name, values)| match DIMENSIONS.iter().find(|d| **d == name) {
+                Some(dimension) => Ok((*dimension, values)),
+                None => Err(serde::de::Error::custom(format!("no dimension `{name}`"))),
+            },
+        )
         .collect()
 }
 

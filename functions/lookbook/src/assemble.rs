@@ -331,11 +331,8 @@ impl<'a> Assembler<'a> {
 /// colours and categories) and, when every item has an embedding, their mean (the dot
 /// product of two such means is the mean cosine over all item pairs).
 fn likeness(look: &Look, vectors: &HashMap<String, Vec<f32>>) -> Likeness {
-    let vectors: Option<Vec<&Vec<f32>>> = look
-        .items
-        .iter()
-        .map(|(_, i)| vectors.get(&i.id))
-        .collect();
+    let vectors: Option<Vec<&Vec<f32>>> =
+        look.items.iter().map(|(_, i)| vectors.get(&i.id)).collect();
     let mean = vectors.filter(|v| !v.is_empty()).map(|vectors| {
         let mut mean = vec![0f32; vectors[0].len()];
         for v in &vectors {

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use spin_sdk::sqlite::{Connection, Error, Value};
@@ -24,11 +25,17 @@ use crate::style;
 
 /// Bumped when [`Candidates`] changes shape, so that a snapshot stored by an older build is
 /// read again instead of misread.
-const FORMAT: i64 = 1;
+const FORMAT: i64 = 2;
 
-const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS lookbook_candidates (
-    id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, revision INTEGER NOT NULL,
-    read_at INTEGER NOT NULL, body BLOB NOT NULL)"];
+/// Run when the table is missing or has other columns (a database from an earlier build): it
+/// only holds a snapshot that can be read again, so it is replaced.
+const SCHEMA: &[&str] = &[
+    "DROP TABLE IF EXISTS lookbook_candidates",
+    "CREATE TABLE lookbook_candidates (
+        id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL,
+        revision INTEGER NOT NULL, read_at INTEGER NOT NULL, text BLOB NOT NULL,
+        products BLOB NOT NULL, by_price BLOB NOT NULL, lists BLOB NOT NULL)",
+];
 
 /// A product as read from the catalogue, before its words are numbered.
 #[derive(Debug, Clone)]
@@ -53,26 +60,65 @@ pub struct Product {
     pub popularity: f64,
 }
 
-/// The candidate products with their words numbered.
-#[derive(Serialize, Deserialize)]
+/// The candidate products with their words numbered. Products hold no allocation of their own
+/// (their ids and word lists are spans of shared buffers) and are stored as they lie in memory
+/// ([`Pod`]), so that reading the snapshot copies a few buffers instead of decoding ~20 fields
+/// and allocating three buffers per product.
 pub struct Candidates {
+    /// The strings and the times.
+    text: Text,
+    /// The products, ordered by id.
+    pub products: Vec<Candidate>,
+    /// Positions in `products`, ordered by price, then id.
+    pub by_price: Vec<u32>,
+    /// The products' colour and style word numbers, one list after another.
+    lists: Vec<u32>,
+}
+
+/// What of [`Candidates`] is not plain numbers.
+#[derive(Serialize, Deserialize)]
+struct Text {
     /// The catalogue revision they were read at.
     revision: i64,
     /// When their popularity was read (Unix seconds).
     read_at: i64,
     /// Every distinct word of the products, once.
-    pub words: Vec<String>,
-    /// The products, ordered by id.
-    pub products: Vec<Candidate>,
-    /// Positions in `products`, ordered by price, then id.
-    pub by_price: Vec<u32>,
+    words: Vec<String>,
+    /// The products' ids, one after another.
+    ids: String,
 }
 
-/// One candidate product; its words are positions in [`Candidates::words`].
-#[derive(Serialize, Deserialize)]
+/// Where a product's id or word list lies in [`Candidates`]' shared buffers.
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+}
+
+/// One candidate product; its words are positions in [`Candidates::words`], its id and word
+/// lists are read through [`Candidates`].
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
 pub struct Candidate {
-    /// Product id.
-    pub id: String,
+    /// Price in cents (EUR).
+    pub price_cents: i64,
+    /// `ln(1 + reviews) + 2 ln(1 + event weight)`.
+    pub popularity: f64,
+    /// How well it suits each of [`SEASONS`] ([`style::season_fit`]; NaN: it does not).
+    seasons: [f64; 4],
+    /// Product id ([`Candidates::id`]).
+    id: Span,
+    /// Colours, main first ([`Candidates::colours`]).
+    colours: Span,
+    /// Style tags ([`Candidates::styles`]).
+    styles: Span,
     /// Category.
     pub category: u32,
     /// Item type.
@@ -83,16 +129,16 @@ pub struct Candidate {
     pub material: u32,
     /// Price band (`vitrine_shoppers::profile::price_band`).
     pub price_band: u32,
-    /// Price in cents (EUR).
-    pub price_cents: i64,
-    /// Colours, main first.
-    pub colours: Vec<u32>,
-    /// Style tags.
-    pub styles: Vec<u32>,
-    /// `ln(1 + reviews) + 2 ln(1 + event weight)`.
-    pub popularity: f64,
-    /// How well it suits each of [`SEASONS`] ([`style::season_fit`]).
-    pub seasons: [Option<f64>; 4],
+    /// Unused: makes the record's size a multiple of its alignment without hidden padding,
+    /// as [`Pod`] requires.
+    _reserved: u32,
+}
+
+impl Candidate {
+    /// How well it suits the season numbered `season` in [`SEASONS`], if at all.
+    pub fn season(&self, season: usize) -> Option<f64> {
+        Some(self.seasons[season]).filter(|fit| !fit.is_nan())
+    }
 }
 
 impl Candidates {
@@ -110,45 +156,83 @@ impl Candidates {
             numbers.insert(word.to_string(), n);
             n
         };
+        let mut ids = String::new();
+        let mut lists = Vec::new();
+        let span = |len: usize, at: usize| Span {
+            start: at as u32,
+            len: len as u32,
+        };
         let products: Vec<Candidate> = products
             .into_iter()
-            .map(|p| Candidate {
-                category: number(&p.category),
-                item_type: number(&p.item_type),
-                brand: number(&p.brand),
-                material: number(&p.material),
-                price_band: number(price_band(p.price_cents)),
-                price_cents: p.price_cents,
-                colours: p.colours.iter().map(|c| number(c)).collect(),
-                styles: p.styles.iter().map(|s| number(s)).collect(),
-                popularity: p.popularity,
-                seasons: SEASONS.map(|season| {
-                    style::season_fit(&p.category, &p.item_type, &p.material, season)
-                }),
-                id: p.id,
+            .map(|p| {
+                let id = span(p.id.len(), ids.len());
+                ids.push_str(&p.id);
+                let colours = span(p.colours.len(), lists.len());
+                lists.extend(p.colours.iter().map(|c| number(c)));
+                let styles = span(p.styles.len(), lists.len());
+                lists.extend(p.styles.iter().map(|s| number(s)));
+                Candidate {
+                    id,
+                    _reserved: 0,
+                    category: number(&p.category),
+                    item_type: number(&p.item_type),
+                    brand: number(&p.brand),
+                    material: number(&p.material),
+                    price_band: number(price_band(p.price_cents)),
+                    price_cents: p.price_cents,
+                    colours,
+                    styles,
+                    popularity: p.popularity,
+                    seasons: SEASONS.map(|season| {
+                        style::season_fit(&p.category, &p.item_type, &p.material, season)
+                            .unwrap_or(f64::NAN)
+                    }),
+                }
             })
             .collect();
         let mut by_price: Vec<u32> = (0..products.len() as u32).collect();
         by_price.sort_by_key(|n| (products[*n as usize].price_cents, *n));
         Candidates {
-            revision,
-            read_at,
-            words,
+            text: Text {
+                revision,
+                read_at,
+                words,
+                ids,
+            },
             products,
             by_price,
+            lists,
         }
+    }
+
+    /// Every distinct word of the products, once.
+    pub fn words(&self) -> &[String] {
+        &self.text.words
+    }
+
+    /// The id of `product`.
+    pub fn id(&self, product: &Candidate) -> &str {
+        &self.text.ids[product.id.range()]
+    }
+
+    /// The colours of `product`, main first.
+    pub fn colours(&self, product: &Candidate) -> &[u32] {
+        &self.lists[product.colours.range()]
+    }
+
+    /// The style tags of `product`.
+    pub fn styles(&self, product: &Candidate) -> &[u32] {
+        &self.lists[product.styles.range()]
     }
 
     /// The word numbered `n`.
     pub fn word(&self, n: u32) -> &str {
-        &self.words[n as usize]
+        &self.text.words[n as usize]
     }
 
     /// The position of the product `id`, if it is a candidate.
     pub fn position(&self, id: &str) -> Option<usize> {
-        self.products
-            .binary_search_by(|p| p.id.as_str().cmp(id))
-            .ok()
+        self.products.binary_search_by(|p| self.id(p).cmp(id)).ok()
     }
 
     /// The product at `n` as an [`Item`] with the first pass's `score`.
@@ -156,14 +240,14 @@ impl Candidates {
         let p = &self.products[n];
         let words = |ns: &[u32]| ns.iter().map(|w| self.word(*w).to_string()).collect();
         Item {
-            id: p.id.clone(),
+            id: self.id(p).to_string(),
             title: String::new(),
             category: self.word(p.category).to_string(),
             item_type: self.word(p.item_type).to_string(),
             brand: self.word(p.brand).to_string(),
             price_cents: p.price_cents,
-            colours: words(&p.colours),
-            styles: words(&p.styles),
+            colours: words(self.colours(p)),
+            styles: words(self.styles(p)),
             material: self.word(p.material).to_string(),
             image: String::new(),
             score,
@@ -205,7 +289,7 @@ pub fn load(
 fn stored(db: &Connection, revision: i64, now: i64) -> Result<Option<Candidates>, Error> {
     let rows = vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         db.execute(
-            "SELECT body FROM lookbook_candidates
+            "SELECT text, products, by_price, lists FROM lookbook_candidates
              WHERE format = ? AND revision = ? AND read_at > ?",
             &[
                 Value::Integer(FORMAT),
@@ -214,26 +298,70 @@ fn stored(db: &Connection, revision: i64, now: i64) -> Result<Option<Candidates>
             ],
         )
     })?;
-    let Some(body) = rows.rows.first().and_then(|r| r.get::<&[u8]>(0)) else {
+    let Some(row) = rows.rows.first() else {
         return Ok(None);
     };
-    postcard::from_bytes(body)
-        .map(Some)
-        .map_err(|e| Error::Io(format!("stored lookbook candidates are malformed: {e}")))
+    let blob = |n: usize| row.get::<&[u8]>(n).unwrap_or_default();
+    let malformed =
+        |what: &str| Error::Io(format!("stored lookbook candidates are malformed: {what}"));
+    let candidates = Candidates {
+        text: postcard::from_bytes(blob(0)).map_err(|e| malformed(&e.to_string()))?,
+        products: records(blob(1)).ok_or_else(|| malformed("products"))?,
+        by_price: records(blob(2)).ok_or_else(|| malformed("price order"))?,
+        lists: records(blob(3)).ok_or_else(|| malformed("word lists"))?,
+    };
+    // Spans and positions outside their buffers would panic later: refuse them here.
+    let words = candidates.text.words.len() as u32;
+    let sound = candidates.products.iter().all(|p| {
+        let within = |span: Span, len: usize| span.range().end <= len;
+        within(p.id, candidates.text.ids.len())
+            && candidates.text.ids.is_char_boundary(p.id.range().start)
+            && candidates.text.ids.is_char_boundary(p.id.range().end)
+            && within(p.colours, candidates.lists.len())
+            && within(p.styles, candidates.lists.len())
+            && [p.category, p.item_type, p.brand, p.material, p.price_band]
+                .iter()
+                .all(|w| *w < words)
+    }) && candidates.lists.iter().all(|w| *w < words)
+        && candidates.by_price.len() == candidates.products.len()
+        && candidates
+            .by_price
+            .iter()
+            .all(|n| (*n as usize) < candidates.products.len());
+    match sound {
+        true => Ok(Some(candidates)),
+        false => Err(malformed("a span or position out of range")),
+    }
+}
+
+/// `bytes` as records of `T`, copied out (a blob's bytes need not be aligned for them); `None`
+/// unless they hold a whole number of records.
+fn records<T: Pod>(bytes: &[u8]) -> Option<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    bytes.len().is_multiple_of(size).then(|| {
+        let mut records = vec![T::zeroed(); bytes.len() / size];
+        bytemuck::cast_slice_mut(&mut records).copy_from_slice(bytes);
+        records
+    })
 }
 
 fn store(db: &Connection, candidates: &Candidates) -> Result<(), Error> {
-    let body = postcard::to_allocvec(candidates)
+    let text = postcard::to_allocvec(&candidates.text)
         .map_err(|e| Error::Io(format!("lookbook candidates not encoded: {e}")))?;
+    let bytes = |records: &[u8]| Value::Blob(records.to_vec());
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         db.execute(
-            "INSERT OR REPLACE INTO lookbook_candidates (id, format, revision, read_at, body)
-             VALUES (1, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO lookbook_candidates
+                (id, format, revision, read_at, text, products, by_price, lists)
+             VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 Value::Integer(FORMAT),
-                Value::Integer(candidates.revision),
-                Value::Integer(candidates.read_at),
-                Value::Blob(body.clone()),
+                Value::Integer(candidates.text.revision),
+                Value::Integer(candidates.text.read_at),
+                Value::Blob(text.clone()),
+                bytes(bytemuck::cast_slice(&candidates.products)),
+                bytes(bytemuck::cast_slice(&candidates.by_price)),
+                bytes(bytemuck::cast_slice(&candidates.lists)),
             ],
         )
     })?;

@@ -116,9 +116,9 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
     }
     let keep = request.as_of.is_none();
     let mut taste = match &events {
-        Some((shopper, events)) => {
-            Some(Taste::load(&db, shopper, now, events, revision, keep, fresh)?)
-        }
+        Some((shopper, events)) => Some(Taste::load(
+            &db, shopper, now, events, revision, keep, fresh,
+        )?),
         None => None,
     };
     let profile = taste.as_ref().map(|t| &t.profile);

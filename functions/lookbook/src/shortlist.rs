@@ -37,15 +37,28 @@ pub const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
     ("brand", 0.10),
 ];
 
-/// The words of `product` in `dimension`.
-fn words_of<'a>(product: &'a Candidate, dimension: &str) -> &'a [u32] {
+/// The words of a product in one dimension.
+type WordsOf = for<'a> fn(&'a Candidates, &'a Candidate) -> &'a [u32];
+
+/// How a product's words in `dimension` are found.
+fn words_of(dimension: &str) -> WordsOf {
     match dimension {
-        "style" => &product.styles,
-        "colour" => &product.colours,
-        "category" => std::slice::from_ref(&product.category),
-        "price_band" => std::slice::from_ref(&product.price_band),
-        _ => std::slice::from_ref(&product.brand),
+        "style" => |c, p| c.styles(p),
+        "colour" => |c, p| c.colours(p),
+        "category" => |_, p| std::slice::from_ref(&p.category),
+        "price_band" => |_, p| std::slice::from_ref(&p.price_band),
+        _ => |_, p| std::slice::from_ref(&p.brand),
     }
+}
+
+/// One dimension of the shopper's affinities as the first pass uses it.
+struct Dimension {
+    words_of: WordsOf,
+    weight: f64,
+    /// The relative affinity of every word (0 for words of other dimensions).
+    per_word: Vec<f64>,
+    /// Whether words after a product's first count 0.3 (colours: the first is the one seen).
+    first_counts: bool,
 }
 
 /// Dense numbers for the word numbers `used` (out of `words`; `u32::MAX` for the others), and
@@ -73,13 +86,15 @@ pub fn shortlist(
 ) -> Vec<Item> {
     let profile = profile.filter(|p| p.events > 0);
     let relative = profile.map(Relative::of).unwrap_or_default();
-    let words = &candidates.words;
-    let dimensions: Vec<(&str, f64, Vec<f64>)> = DIMENSION_WEIGHTS
+    let words = candidates.words();
+    let dimensions: Vec<Dimension> = DIMENSION_WEIGHTS
         .iter()
         .filter(|_| profile.is_some())
-        .map(|(dimension, weight)| {
-            let per_word = words.iter().map(|w| relative.get(dimension, w)).collect();
-            (*dimension, *weight, per_word)
+        .map(|(dimension, weight)| Dimension {
+            words_of: words_of(dimension),
+            weight: *weight,
+            per_word: words.iter().map(|w| relative.get(dimension, w)).collect(),
+            first_counts: *dimension == "colour",
         })
         .collect();
     let occasion: Vec<bool> = words
@@ -114,7 +129,7 @@ pub fn shortlist(
         .filter(|(n, _)| !excluded[*n])
         .filter_map(|(n, p)| {
             let season = match season {
-                Some(s) => p.seasons[s],
+                Some(s) => p.season(s),
                 None => style::season_fit(
                     candidates.word(p.category),
                     candidates.word(p.item_type),
@@ -123,26 +138,27 @@ pub fn shortlist(
                 ),
             }?;
             let mut score = 0.4 * p.popularity / top;
-            if p.styles.iter().any(|s| occasion[*s as usize]) {
+            if candidates.styles(p).iter().any(|s| occasion[*s as usize]) {
                 score += 0.25;
             }
-            for (dimension, weight, per_word) in &dimensions {
-                // A product's first colour is the one seen: the others count 0.3.
-                let best = words_of(p, dimension)
-                    .iter()
-                    .enumerate()
-                    .map(|(k, w)| match (*dimension, k) {
-                        ("colour", 1..) => 0.3 * per_word[*w as usize],
-                        _ => per_word[*w as usize],
-                    })
-                    .fold(0.0, f64::max);
-                score += weight * best;
+            for d in &dimensions {
+                let mut best = 0.0;
+                for (k, w) in (d.words_of)(candidates, p).iter().enumerate() {
+                    let affinity = match (d.first_counts, k) {
+                        (true, 1..) => 0.3 * d.per_word[*w as usize],
+                        _ => d.per_word[*w as usize],
+                    };
+                    if affinity > best {
+                        best = affinity;
+                    }
+                }
+                score += d.weight * best;
             }
             Some((n, score + season))
         })
         .collect();
     // Ties break by id: positions are in id order.
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let mut keep = vec![false; products.len()];
     let mut present = vec![false; products.len()];
     scored.iter().for_each(|(n, _)| present[*n] = true);
@@ -155,7 +171,9 @@ pub fn shortlist(
     let by_score: Vec<usize> = scored.iter().map(|(n, _)| *n).collect();
     // The groups (category × style tag) numbered densely, so that they are counted in a table.
     let (categories, rows) = dense(products.iter().map(|p| p.category), words.len());
-    let style_words = products.iter().flat_map(|p| p.styles.iter().copied());
+    let style_words = products
+        .iter()
+        .flat_map(|p| candidates.styles(p).iter().copied());
     let (styles, columns) = dense(style_words, words.len());
     let group = |category: u32, style: u32| {
         categories[category as usize] as usize * columns + styles[style as usize] as usize
@@ -164,7 +182,7 @@ pub fn shortlist(
         let mut counts = vec![0usize; rows * columns];
         for n in order {
             let p = &products[n];
-            for style in &p.styles {
+            for style in candidates.styles(p) {
                 let count = &mut counts[group(p.category, *style)];
                 if *count < quota {
                     *count += 1;

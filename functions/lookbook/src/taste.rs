@@ -83,7 +83,11 @@ impl Taste {
     /// The cosine of each of `items` to the taste embedding (`None` without a taste embedding
     /// or for a product without an embedding), reading the embeddings of the products not
     /// compared before.
-    pub fn closeness(&mut self, db: &Connection, items: &[Item]) -> Result<Vec<Option<f32>>, Error> {
+    pub fn closeness(
+        &mut self,
+        db: &Connection,
+        items: &[Item],
+    ) -> Result<Vec<Option<f32>>, Error> {
         let Some(taste) = &self.profile.taste else {
             return Ok(vec![None; items.len()]);
         };
