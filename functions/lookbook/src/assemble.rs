@@ -362,6 +362,7 @@ fn slot_items<'a>(
     style: &str,
     shape: &[Slot],
 ) -> Vec<Vec<&'a (Item, f64)>> {
+    let fits = style::fitting(style);
     shape
         .iter()
         .enumerate()
@@ -374,7 +375,7 @@ fn slot_items<'a>(
                     if n == 0 {
                         item.styles.iter().any(|s| s == style)
                     } else {
-                        style::fits(style, &item.styles)
+                        fits(&item.styles)
                     }
                 })
                 .collect()

@@ -47,9 +47,17 @@ pub fn companions(style: &str) -> &'static [&'static str] {
 
 /// Whether an item tagged `styles` belongs in a look of `style`.
 pub fn fits(style: &str, styles: &[String]) -> bool {
-    styles
-        .iter()
-        .any(|s| s == style || companions(style).contains(&s.as_str()))
+    fitting(style)(styles)
+}
+
+/// [`fits`] for one `style`, its companions looked up once for the many items it is asked of.
+pub fn fitting(style: &str) -> impl Fn(&[String]) -> bool + '_ {
+    let companions = companions(style);
+    move |styles| {
+        styles
+            .iter()
+            .any(|s| s == style || companions.contains(&s.as_str()))
+    }
 }
 
 /// A colour's hue in degrees, `None` for a neutral; `Some(-1.0)` marks `multicolour`.
