@@ -233,6 +233,35 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
         }
     }
 
+    // Her profile is kept between requests (with the closeness of what was shortlisted), under
+    // the state of her events: another budget (no cached answer) gets what a fresh build gets,
+    // and a new event makes it built again.
+    let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
+    let kept = |db: &rusqlite::Connection| -> rusqlite::Result<Vec<String>> {
+        let mut keys = db.prepare("SELECT key FROM shopper_derived WHERE shopper = 'ann'")?;
+        let keys = keys.query_map([], |r| r.get(0))?;
+        keys.collect()
+    };
+    assert_eq!(kept(&db)?.len(), 1);
+    // (Never-binding budgets: the looks are the same whatever the budget, and each request
+    // misses the answer cache.)
+    let (_, from_kept) =
+        get_json(&format!("{}/api/lookbooks?{query}&budget=5000", app.url)).await?;
+    db.execute("DELETE FROM shopper_derived WHERE shopper = 'ann'", [])?;
+    let (_, rebuilt) = get_json(&format!("{}/api/lookbooks?{query}&budget=5001", app.url)).await?;
+    let ids = |book: &Value| looks(book).iter().map(product_ids).collect::<Vec<_>>();
+    assert_eq!(ids(&from_kept), ids(&rebuilt));
+    assert_eq!(ids(&from_kept), ids(&after));
+    let first_key = kept(&db)?;
+    assert_eq!(first_key.len(), 1);
+    let one_more = json!({ "id": "v-later", "type": "view", "shopper": "ann", "time": "2026-12-02T10:00:00Z", "product": picks[1] });
+    let (status, body) = post_json(&format!("{}/api/events", app.url), &one_more).await?;
+    assert_eq!(status, 200, "{body}");
+    let (_, _) = get_json(&format!("{}/api/lookbooks?{query}&budget=4000", app.url)).await?;
+    let second_key = kept(&db)?;
+    assert_eq!(second_key.len(), 1);
+    assert_ne!(first_key, second_key);
+
     // Popularity is kept as running totals at ingest; retried events must not count twice.
     // The live lookbook must equal the one summed from the stored events (`as_of`).
     let retry: Vec<Value> = events.iter().step_by(3).cloned().collect();
@@ -291,6 +320,10 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
     );
     let (_, erased) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
     assert_eq!(erased["personalized"], false);
+    assert!(
+        kept(&db)?.is_empty(),
+        "her kept profile outlived her erasure"
+    );
     Ok(())
 }
 
