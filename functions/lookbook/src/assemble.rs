@@ -23,29 +23,26 @@ use crate::context::LookbookRequest;
 use crate::shortlist::Relative;
 use crate::style;
 
-/// A catalogue product that may go into a look.
+/// A catalogue product that may go into a look, its words borrowed from the candidates it was
+/// shortlisted from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Item {
+pub struct Item<'c> {
     /// Product id.
-    pub id: String,
-    /// Product title.
-    pub title: String,
+    pub id: &'c str,
     /// Category (`dresses`, `shoes`, …).
-    pub category: String,
+    pub category: &'c str,
     /// Item type (`Midi Dress`, `Sneakers`, …).
-    pub item_type: String,
+    pub item_type: &'c str,
     /// Brand.
-    pub brand: String,
+    pub brand: &'c str,
     /// Price in cents (EUR).
     pub price_cents: i64,
     /// Colours, main first.
-    pub colours: Vec<String>,
+    pub colours: Vec<&'c str>,
     /// Style tags.
-    pub styles: Vec<String>,
+    pub styles: Vec<&'c str>,
     /// Material.
-    pub material: String,
-    /// Image URL.
-    pub image: String,
+    pub material: &'c str,
     /// Its first-pass score: affinities, occasion, season, popularity ([`crate::shortlist`]).
     pub score: f64,
     /// Its position in the candidates it was shortlisted from.
@@ -91,33 +88,33 @@ pub const SEPARATES: &[Slot] = &[TOP, BOTTOM, SHOES, ACCESSORY];
 /// A dress, shoes, and a bag or outerwear.
 pub const DRESSED: &[Slot] = &[DRESS, SHOES, FINISH];
 
-/// An outfit.
+/// An outfit, of items borrowed from the shortlist.
 #[derive(Debug, Clone)]
-pub struct Look {
+pub struct Look<'a> {
     /// The style it is built around.
     pub style: &'static str,
     /// Its slots, in order, each with its item.
-    pub items: Vec<(Slot, Item)>,
+    pub items: Vec<(Slot, &'a Item<'a>)>,
     /// Its score (mean item score plus the style's).
     pub score: f64,
 }
 
-impl Look {
+impl<'a> Look<'a> {
     /// Total price in cents.
     pub fn total_cents(&self) -> i64 {
         self.items.iter().map(|(_, i)| i.price_cents).sum()
     }
 
     /// Its colours, main colours first, each once.
-    pub fn colours(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
+    pub fn colours(&self) -> Vec<&'a str> {
+        let mut out: Vec<&'a str> = Vec::new();
         let mains = self.items.iter().filter_map(|(_, i)| i.colours.first());
         let rest = self
             .items
             .iter()
             .flat_map(|(_, i)| i.colours.iter().skip(1));
         for c in mains.chain(rest) {
-            if !out.contains(&c.as_str()) {
+            if !out.contains(c) {
                 out.push(c);
             }
         }
@@ -132,8 +129,11 @@ pub struct Assembler<'a> {
     /// The shopper's affinities relative to their top values (empty without a profile).
     relative: Relative<'a>,
     /// The items with their score, best first.
-    scored: Vec<(Item, f64)>,
+    scored: Vec<(Item<'a>, f64)>,
 }
+
+/// A shortlisted item with its score, as the assembler holds it.
+type Entry<'s> = &'s (Item<'s>, f64);
 
 impl<'a> Assembler<'a> {
     /// Scores `items` (from [`crate::shortlist`]) with `closeness`: each one's cosine to the
@@ -141,7 +141,7 @@ impl<'a> Assembler<'a> {
     pub fn new(
         request: &'a LookbookRequest,
         profile: Option<&'a Profile>,
-        items: Vec<Item>,
+        items: Vec<Item<'a>>,
         closeness: Vec<Option<f32>>,
     ) -> Self {
         let profile = profile.filter(|p| p.events > 0);
@@ -158,7 +158,7 @@ impl<'a> Assembler<'a> {
                 (item, score)
             })
             .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.id.cmp(&b.0.id)));
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.id.cmp(b.0.id)));
         Assembler {
             request,
             relative,
@@ -185,7 +185,7 @@ impl<'a> Assembler<'a> {
 
     /// What [`Self::pick`] chooses from: up to `request.looks` looks of every style and shape,
     /// scored.
-    pub fn variants(&self) -> Vec<Look> {
+    pub fn variants(&self) -> Vec<Look<'_>> {
         let mut styles: Vec<(&'static str, f64)> = style::LOOK_STYLES
             .iter()
             .map(|s| (*s, self.style_score(s)))
@@ -193,12 +193,12 @@ impl<'a> Assembler<'a> {
         styles.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let dressy = self.request.occasion().is_some_and(|o| o.dressy);
         // Each slot's items, best first.
-        let by_slot: HashMap<&str, Vec<&(Item, f64)>> = SEPARATES
+        let by_slot: HashMap<&str, Vec<Entry>> = SEPARATES
             .iter()
             .chain(DRESSED)
             .map(|slot| {
                 let items = self.scored.iter();
-                let fill = items.filter(|(i, _)| slot.categories.contains(&i.category.as_str()));
+                let fill = items.filter(|(i, _)| slot.categories.contains(&i.category));
                 (slot.name, fill.collect())
             })
             .collect();
@@ -232,28 +232,25 @@ impl<'a> Assembler<'a> {
         &self,
         style: &'static str,
         shape: &[Slot],
-        slots: &[Vec<&'s (Item, f64)>],
-        used: &[&'s (Item, f64)],
-    ) -> Option<(Look, Vec<&'s (Item, f64)>)> {
-        let candidates: Vec<Vec<&'s (Item, f64)>> = slots
+        slots: &[Vec<Entry<'s>>],
+        used: &[Entry<'s>],
+    ) -> Option<(Look<'s>, Vec<Entry<'s>>)> {
+        let free = |entry: &Entry<'s>| !used.iter().any(|u| std::ptr::eq(*u, *entry));
+        let cheapest: Vec<i64> = slots
             .iter()
             .map(|items| {
                 items
                     .iter()
-                    .copied()
-                    .filter(|entry| !used.iter().any(|u| std::ptr::eq(*u, *entry)))
-                    .collect()
+                    .filter(|e| free(e))
+                    .map(|(i, _)| i.price_cents)
+                    .min()
             })
-            .collect();
-        let cheapest: Vec<i64> = candidates
-            .iter()
-            .map(|c| c.iter().map(|(i, _)| i.price_cents).min())
             .collect::<Option<_>>()?;
-        let mut chosen: Vec<&'s (Item, f64)> = Vec::new();
+        let mut chosen: Vec<Entry<'s>> = Vec::new();
         for n in 0..shape.len() {
             let reserve: i64 = cheapest[n + 1..].iter().sum();
             let spent: i64 = chosen.iter().map(|(i, _)| i.price_cents).sum();
-            let entry = *candidates[n].iter().find(|(item, _)| {
+            let entry = *slots[n].iter().filter(|e| free(e)).find(|(item, _)| {
                 let fits_budget = self
                     .request
                     .budget_cents
@@ -263,7 +260,7 @@ impl<'a> Assembler<'a> {
                     .flat_map(|(i, _)| &i.colours)
                     .chain(&item.colours);
                 let categories_differ = !chosen.iter().any(|(i, _)| i.category == item.category);
-                fits_budget && categories_differ && style::harmonious(colours.map(String::as_str))
+                fits_budget && categories_differ && style::harmonious(colours.copied())
             })?;
             chosen.push(entry);
         }
@@ -271,7 +268,7 @@ impl<'a> Assembler<'a> {
         let look = Look {
             style,
             items: (shape.iter().zip(&chosen))
-                .map(|(slot, (item, _))| (*slot, item.clone()))
+                .map(|(slot, (item, _))| (*slot, item))
                 .collect(),
             score: total / shape.len() as f64,
         };
@@ -281,7 +278,11 @@ impl<'a> Assembler<'a> {
     /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`,
     /// comparing looks by their items' embeddings (`vectors`, by product id) where known.
     /// The lookbook: `request.looks` looks from `pool`, best and most varied first.
-    pub fn pick(&self, pool: Vec<Look>, vectors: &HashMap<String, Vec<f32>>) -> Vec<Look> {
+    pub fn pick<'s>(
+        &self,
+        pool: Vec<Look<'s>>,
+        vectors: &HashMap<String, Vec<f32>>,
+    ) -> Vec<Look<'s>> {
         const LAMBDA: f64 = 0.7;
         let best = pool
             .iter()
@@ -298,9 +299,9 @@ impl<'a> Assembler<'a> {
             })
             .collect();
         let mut chosen: Vec<Look> = Vec::new();
-        let mut taken: BTreeSet<String> = BTreeSet::new();
-        let free = |look: &Look, taken: &BTreeSet<String>| {
-            look.items.iter().all(|(_, i)| !taken.contains(&i.id))
+        let mut taken: BTreeSet<&str> = BTreeSet::new();
+        let free = |look: &Look, taken: &BTreeSet<&str>| {
+            look.items.iter().all(|(_, i)| !taken.contains(i.id))
         };
         while chosen.len() < self.request.looks {
             let next = pool
@@ -315,7 +316,7 @@ impl<'a> Assembler<'a> {
                 break;
             };
             let (look, likeness, _) = pool.swap_remove(n);
-            taken.extend(look.items.iter().map(|(_, i)| i.id.clone()));
+            taken.extend(look.items.iter().map(|(_, i)| i.id));
             for (other, other_likeness, nearest) in &mut pool {
                 if free(other, &taken) {
                     *nearest = nearest.max(other_likeness.similarity(&likeness));
@@ -330,9 +331,9 @@ impl<'a> Assembler<'a> {
 /// What similarity between looks is computed from: the look's traits (its style, shape,
 /// colours and categories) and, when every item has an embedding, their mean (the dot
 /// product of two such means is the mean cosine over all item pairs).
-fn likeness(look: &Look, vectors: &HashMap<String, Vec<f32>>) -> Likeness {
+fn likeness<'s>(look: &Look<'s>, vectors: &HashMap<String, Vec<f32>>) -> Likeness<'s> {
     let vectors: Option<Vec<&Vec<f32>>> =
-        look.items.iter().map(|(_, i)| vectors.get(&i.id)).collect();
+        look.items.iter().map(|(_, i)| vectors.get(i.id)).collect();
     let mean = vectors.filter(|v| !v.is_empty()).map(|vectors| {
         let mut mean = vec![0f32; vectors[0].len()];
         for v in &vectors {
@@ -343,13 +344,13 @@ fn likeness(look: &Look, vectors: &HashMap<String, Vec<f32>>) -> Likeness {
         mean
     });
     let shape = look.items.first().map_or("", |(slot, _)| slot.name);
-    let traits = [format!("style:{}", look.style), format!("shape:{shape}")]
+    let traits = [(Trait::Style, look.style), (Trait::Shape, shape)]
         .into_iter()
-        .chain(look.colours().into_iter().map(|c| format!("colour:{c}")))
+        .chain(look.colours().into_iter().map(|c| (Trait::Colour, c)))
         .chain(
             look.items
                 .iter()
-                .map(|(_, i)| format!("category:{}", i.category)),
+                .map(|(_, i)| (Trait::Category, i.category)),
         )
         .collect();
     Likeness { mean, traits }
@@ -357,11 +358,11 @@ fn likeness(look: &Look, vectors: &HashMap<String, Vec<f32>>) -> Likeness {
 
 /// For each slot of `shape`, the items that may fill it in a look of `style`, best first
 /// (`by_slot`: each slot's items, best first).
-fn slot_items<'a>(
-    by_slot: &HashMap<&str, Vec<&'a (Item, f64)>>,
+fn slot_items<'s>(
+    by_slot: &HashMap<&str, Vec<Entry<'s>>>,
     style: &str,
     shape: &[Slot],
-) -> Vec<Vec<&'a (Item, f64)>> {
+) -> Vec<Vec<Entry<'s>>> {
     let fits = style::fitting(style);
     shape
         .iter()
@@ -373,7 +374,7 @@ fn slot_items<'a>(
                 .filter(|(item, _)| {
                     // The first slot carries the look's style itself.
                     if n == 0 {
-                        item.styles.iter().any(|s| s == style)
+                        item.styles.contains(&style)
                     } else {
                         fits(&item.styles)
                     }
@@ -383,15 +384,24 @@ fn slot_items<'a>(
         .collect()
 }
 
-/// How a look is compared with others ([`Assembler::likeness`]).
-struct Likeness {
+/// What kind of trait a look has ([`Likeness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Trait {
+    Style,
+    Shape,
+    Colour,
+    Category,
+}
+
+/// How a look is compared with others ([`likeness`]).
+struct Likeness<'s> {
     /// The mean of its items' embeddings, if every item has one.
     mean: Option<Vec<f32>>,
     /// Its style, shape, colours and categories.
-    traits: BTreeSet<String>,
+    traits: BTreeSet<(Trait, &'s str)>,
 }
 
-impl Likeness {
+impl Likeness<'_> {
     /// The share of traits two looks have in common, averaged with the mean cosine of their
     /// items when both have embeddings (in 0..=1 for looks that are alike).
     fn similarity(&self, other: &Likeness) -> f64 {
@@ -412,7 +422,7 @@ pub fn valid(look: &Look, budget_cents: Option<i64>) -> bool {
     let filled = look
         .items
         .iter()
-        .all(|(s, i)| s.categories.contains(&i.category.as_str()));
+        .all(|(s, i)| s.categories.contains(&i.category));
     let coherent = look
         .items
         .iter()
@@ -420,13 +430,9 @@ pub fn valid(look: &Look, budget_cents: Option<i64>) -> bool {
     let colours = style::harmonious(
         look.items
             .iter()
-            .flat_map(|(_, i)| i.colours.iter().map(String::as_str)),
+            .flat_map(|(_, i)| i.colours.iter().copied()),
     );
-    let categories: BTreeSet<&str> = look
-        .items
-        .iter()
-        .map(|(_, i)| i.category.as_str())
-        .collect();
+    let categories: BTreeSet<&str> = look.items.iter().map(|(_, i)| i.category).collect();
     complete
         && filled
         && coherent
@@ -455,13 +461,26 @@ mod tests {
         }
     }
 
-    /// Shortlists [`catalogue`] and assembles its looks, without embeddings.
-    fn assemble(r: &LookbookRequest, profile: Option<&Profile>) -> Vec<Look> {
+    /// Shortlists [`catalogue`], assembles its looks without embeddings, and hands them to
+    /// `inspect` (they borrow from the shortlist).
+    fn assemble<T>(
+        r: &LookbookRequest,
+        profile: Option<&Profile>,
+        inspect: impl FnOnce(&[Look]) -> T,
+    ) -> T {
         let candidates = Candidates::new(catalogue(), 1, 0);
         let items = crate::shortlist::shortlist(&candidates, r, profile, 12);
         let closeness = vec![None; items.len()];
         let assembler = Assembler::new(r, profile, items, closeness);
-        assembler.pick(assembler.variants(), &HashMap::new())
+        inspect(&assembler.pick(assembler.variants(), &HashMap::new()))
+    }
+
+    /// The product ids of each look.
+    fn ids(looks: &[Look]) -> Vec<Vec<String>> {
+        looks
+            .iter()
+            .map(|l| l.items.iter().map(|(_, i)| i.id.to_string()).collect())
+            .collect()
     }
 
     /// A small catalogue: every slot in minimalist black and in romantic red, pink and green.
@@ -504,47 +523,37 @@ mod tests {
     #[test]
     fn looks_are_complete_valid_distinct_and_deterministic() {
         let r = request("looks=4");
-        let looks = assemble(&r, None);
-        assert_eq!(looks.len(), 4);
-        let mut seen = BTreeSet::new();
-        for look in &looks {
-            assert!(valid(look, None), "{look:?}");
-            for (_, i) in &look.items {
-                assert!(seen.insert(i.id.clone()), "{} twice", i.id);
+        let first = assemble(&r, None, |looks| {
+            assert_eq!(looks.len(), 4);
+            let mut seen = BTreeSet::new();
+            for look in looks {
+                assert!(valid(look, None), "{look:?}");
+                for (_, i) in &look.items {
+                    assert!(seen.insert(i.id), "{} twice", i.id);
+                }
+                // Red with green breaks the colour rule: no look holds both.
+                let colours = look.colours();
+                assert!(
+                    !(colours.contains(&"red") && colours.contains(&"green")),
+                    "{colours:?}"
+                );
             }
-        }
-        let again = assemble(&r, None);
-        let ids = |ls: &[Look]| {
-            ls.iter()
-                .map(|l| {
-                    l.items
-                        .iter()
-                        .map(|(_, i)| i.id.clone())
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&looks), ids(&again));
-        // Red with green breaks the colour rule: no look holds both.
-        for look in &looks {
-            let colours = look.colours();
-            assert!(
-                !(colours.contains(&"red") && colours.contains(&"green")),
-                "{colours:?}"
-            );
-        }
+            ids(looks)
+        });
+        assert_eq!(first, assemble(&r, None, ids));
     }
 
     #[test]
     fn the_budget_holds_and_an_impossible_one_gives_no_look() {
         let r = request("budget=110&looks=3");
-        let looks = assemble(&r, None);
-        assert!(!looks.is_empty());
-        assert!(looks
-            .iter()
-            .all(|l| l.total_cents() <= 11_000 && valid(l, Some(11_000))));
+        assemble(&r, None, |looks| {
+            assert!(!looks.is_empty());
+            assert!(looks
+                .iter()
+                .all(|l| l.total_cents() <= 11_000 && valid(l, Some(11_000))));
+        });
         let r = request("budget=20");
-        assert!(assemble(&r, None).is_empty());
+        assert!(assemble(&r, None, ids).is_empty());
     }
 
     #[test]
@@ -564,31 +573,25 @@ mod tests {
             ..Profile::default()
         };
         let r = request("looks=2");
-        let looks = assemble(&r, Some(&profile));
-        assert_eq!(looks[0].style, "minimalist");
+        let style = |looks: &[Look]| looks[0].style;
+        assert_eq!(assemble(&r, Some(&profile), style), "minimalist");
         let r = request("looks=2&occasion=date");
-        let looks = assemble(&r, None);
-        assert_eq!(looks[0].style, "romantic");
+        assert_eq!(assemble(&r, None, style), "romantic");
     }
 
     #[test]
     fn what_the_shopper_bought_is_not_offered_again() {
         let r = request("looks=3");
-        let ids = |looks: &[Look]| -> Vec<String> {
-            looks
-                .iter()
-                .flat_map(|l| l.items.iter().map(|(_, i)| i.id.clone()))
-                .collect()
-        };
+        let ids = |looks: &[Look]| -> Vec<String> { ids(looks).concat() };
         // The shopper bought two of the products anyone else is offered.
-        let offered = ids(&assemble(&r, None));
+        let offered = assemble(&r, None, ids);
         let bought = [offered[0].clone(), offered[offered.len() - 1].clone()];
         let profile = Profile {
             events: 1,
             purchased: bought.clone().into(),
             ..Profile::default()
         };
-        let theirs = ids(&assemble(&r, Some(&profile)));
+        let theirs = assemble(&r, Some(&profile), ids);
         assert!(!theirs.is_empty());
         assert!(
             theirs.iter().all(|id| !bought.contains(id)),

@@ -236,20 +236,18 @@ impl Candidates {
     }
 
     /// The product at `n` as an [`Item`] with the first pass's `score`.
-    pub fn item(&self, n: usize, score: f64) -> Item {
+    pub fn item(&self, n: usize, score: f64) -> Item<'_> {
         let p = &self.products[n];
-        let words = |ns: &[u32]| ns.iter().map(|w| self.word(*w).to_string()).collect();
+        let words = |ns: &[u32]| ns.iter().map(|w| self.word(*w)).collect();
         Item {
-            id: self.id(p).to_string(),
-            title: String::new(),
-            category: self.word(p.category).to_string(),
-            item_type: self.word(p.item_type).to_string(),
-            brand: self.word(p.brand).to_string(),
+            id: self.id(p),
+            category: self.word(p.category),
+            item_type: self.word(p.item_type),
+            brand: self.word(p.brand),
             price_cents: p.price_cents,
             colours: words(self.colours(p)),
             styles: words(self.styles(p)),
-            material: self.word(p.material).to_string(),
-            image: String::new(),
+            material: self.word(p.material),
             score,
             position: n as u32,
         }
@@ -451,30 +449,38 @@ fn read(db: &Connection, as_of: Option<i64>, revision: i64, now: i64) -> Result<
     Ok(Candidates::new(products, revision, now))
 }
 
-/// Fills in the titles and images of the looks' items.
-pub fn details(db: &Connection, looks: &mut [Look]) -> Result<(), Error> {
+/// The titles and images of the looks' items, by product id.
+pub fn details(db: &Connection, looks: &[Look]) -> Result<HashMap<String, Details>, Error> {
     let ids: Vec<Json> = looks
         .iter()
-        .flat_map(|l| l.items.iter().map(|(_, i)| Json::from(i.id.as_str())))
+        .flat_map(|l| l.items.iter().map(|(_, i)| Json::from(i.id)))
         .collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
     let rows = db.execute(
         "SELECT p.id, p.title, p.image FROM products p
          WHERE p.id IN (SELECT value FROM json_each(?))",
         &[Value::Text(Json::Array(ids).to_string())],
     )?;
-    let found: HashMap<&str, (&str, &str)> = rows
+    Ok(rows
         .rows
         .iter()
-        .filter_map(|r| Some((r.get::<&str>(0)?, (r.get::<&str>(1)?, r.get::<&str>(2)?))))
-        .collect();
-    for (_, item) in looks.iter_mut().flat_map(|l| l.items.iter_mut()) {
-        if let Some((title, image)) = found.get(item.id.as_str()) {
-            item.title = title.to_string();
-            item.image = image.to_string();
-        }
-    }
-    Ok(())
+        .filter_map(|r| {
+            let details = Details {
+                title: r.get::<&str>(1)?.to_string(),
+                image: r.get::<&str>(2)?.to_string(),
+            };
+            Some((r.get::<&str>(0)?.to_string(), details))
+        })
+        .collect())
+}
+
+/// What a look shows of a product besides its words.
+#[derive(Default)]
+pub struct Details {
+    /// Product title.
+    pub title: String,
+    /// Image URL.
+    pub image: String,
 }

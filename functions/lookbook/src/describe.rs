@@ -33,8 +33,8 @@ pub fn description(look: &Look) -> String {
     };
     let mut brands: Vec<&str> = Vec::new();
     for (_, i) in &look.items {
-        if !brands.contains(&i.brand.as_str()) {
-            brands.push(&i.brand);
+        if !brands.contains(&i.brand) {
+            brands.push(i.brand);
         }
     }
     let brands = match brands.as_slice() {
@@ -50,7 +50,7 @@ pub fn description(look: &Look) -> String {
 
 /// `a black linen shirt`, `white leather sneakers`.
 fn piece(item: &Item) -> String {
-    let colour = item.colours.first().map(String::as_str).unwrap_or("");
+    let colour = item.colours.first().copied().unwrap_or("");
     let what = format!(
         "{colour} {} {}",
         item.material,

@@ -18,7 +18,7 @@ mod shortlist;
 mod style;
 mod taste;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request};
@@ -27,6 +27,7 @@ use vitrine_guest::http::{error, json_response, not_allowed};
 use vitrine_shoppers::profile::Profile;
 
 use assemble::{Assembler, Look};
+use candidates::Details;
 use context::LookbookRequest;
 use describe::Consent;
 use taste::Taste;
@@ -134,12 +135,12 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
     // The looks' items' embeddings, to compare looks by.
     let ids: BTreeSet<&str> = variants
         .iter()
-        .flat_map(|l| l.items.iter().map(|(_, i)| i.id.as_str()))
+        .flat_map(|l| l.items.iter().map(|(_, i)| i.id))
         .collect();
     let ids: Vec<&str> = ids.into_iter().collect();
     let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
-    let mut looks = assembler.pick(variants, &vectors);
-    candidates::details(&db, &mut looks)?;
+    let looks = assembler.pick(variants, &vectors);
+    let details = candidates::details(&db, &looks)?;
     let mut answer = json!({
         "shopper": request.shopper,
         "personalized": profile.is_some_and(|p| p.events > 0),
@@ -150,7 +151,7 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
             "locale": request.locale,
         },
         "profile_summary": profile.map(Profile::summary),
-        "looks": looks.iter().map(|l| look_json(l, profile, request, consent)).collect::<Vec<_>>(),
+        "looks": looks.iter().map(|l| look_json(l, &details, profile, request, consent)).collect::<Vec<_>>(),
     });
     if looks.len() < request.looks {
         answer["note"] = json!(match (looks.len(), request.budget_cents) {
@@ -179,20 +180,25 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
     Ok(answer)
 }
 
+/// A look as the API shows it; `details`: the titles and images of its items.
 fn look_json(
     look: &Look,
+    details: &HashMap<String, Details>,
     profile: Option<&Profile>,
     request: &LookbookRequest,
     consent: Consent,
 ) -> Value {
+    let unknown = Details::default();
+    let details_of = |id: &str| details.get(id).unwrap_or(&unknown);
     let items: Vec<Value> = look
         .items
         .iter()
         .map(|(slot, i)| {
+            let details = details_of(i.id);
             json!({
-                "slot": slot.name, "id": i.id, "title": i.title, "brand": i.brand,
+                "slot": slot.name, "id": i.id, "title": details.title, "brand": i.brand,
                 "category": i.category, "colours": i.colours, "price": i.price_cents as f64 / 100.0,
-                "image": i.image, "url": format!("/api/products/{}", i.id),
+                "image": details.image, "url": format!("/api/products/{}", i.id),
             })
         })
         .collect();
@@ -204,7 +210,7 @@ fn look_json(
         "colours": look.colours(),
         "total": look.total_cents() as f64 / 100.0,
         "currency": "EUR",
-        "image": look.items.first().map(|(_, i)| &i.image),
+        "image": look.items.first().map(|(_, i)| &details_of(i.id).image),
         "why": describe::why(look, profile, request, consent),
         "rules_met": assemble::valid(look, request.budget_cents),
         "items": items,

@@ -78,12 +78,12 @@ fn dense(used: impl Iterator<Item = u32>, words: usize) -> (Vec<u32>, usize) {
 /// The best `per_group` products of every (category, style tag) by score, best first, as items
 /// carrying their score. The three cheapest of each group stay too, so that a tight budget
 /// still finds its looks.
-pub fn shortlist(
-    candidates: &Candidates,
+pub fn shortlist<'c>(
+    candidates: &'c Candidates,
     request: &LookbookRequest,
     profile: Option<&Profile>,
     per_group: usize,
-) -> Vec<Item> {
+) -> Vec<Item<'c>> {
     let profile = profile.filter(|p| p.events > 0);
     let relative = profile.map(Relative::of).unwrap_or_default();
     let words = candidates.words();
@@ -277,11 +277,11 @@ mod tests {
         };
         let request = LookbookRequest::parse("season=autumn", 10).unwrap();
         let items = shortlist(&candidates, &request, Some(&profile), 12);
-        let order: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let order: Vec<&str> = items.iter().map(|i| i.id).collect();
         assert_eq!(order, ["b", "a", "c"]);
         // Without a profile, ties keep id order.
         let items = shortlist(&candidates, &request, None, 12);
-        let order: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let order: Vec<&str> = items.iter().map(|i| i.id).collect();
         assert_eq!(order, ["a", "b", "c"]);
     }
 }

@@ -46,18 +46,14 @@ pub fn companions(style: &str) -> &'static [&'static str] {
 }
 
 /// Whether an item tagged `styles` belongs in a look of `style`.
-pub fn fits(style: &str, styles: &[String]) -> bool {
+pub fn fits(style: &str, styles: &[&str]) -> bool {
     fitting(style)(styles)
 }
 
 /// [`fits`] for one `style`, its companions looked up once for the many items it is asked of.
-pub fn fitting(style: &str) -> impl Fn(&[String]) -> bool + '_ {
+pub fn fitting(style: &str) -> impl Fn(&[&str]) -> bool + '_ {
     let companions = companions(style);
-    move |styles| {
-        styles
-            .iter()
-            .any(|s| s == style || companions.contains(&s.as_str()))
-    }
+    move |styles| styles.iter().any(|s| *s == style || companions.contains(s))
 }
 
 /// A colour's hue in degrees, `None` for a neutral; `Some(-1.0)` marks `multicolour`.
@@ -189,9 +185,8 @@ mod tests {
 
     #[test]
     fn style_rules() {
-        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(fits("minimalist", &tags(&["classic", "party"])));
-        assert!(!fits("minimalist", &tags(&["party", "edgy"])));
+        assert!(fits("minimalist", &["classic", "party"]));
+        assert!(!fits("minimalist", &["party", "edgy"]));
         assert!(LOOK_STYLES.iter().all(|s| !companions(s).is_empty()));
     }
 

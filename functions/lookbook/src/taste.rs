@@ -96,11 +96,11 @@ impl Taste {
             .filter(|i| !self.closeness.contains_key(&i.position))
             .collect();
         if !new.is_empty() {
-            let ids: Vec<&str> = new.iter().map(|i| i.id.as_str()).collect();
+            let ids: Vec<&str> = new.iter().map(|i| i.id).collect();
             let vectors = embeddings::of_products(db, &ids)?;
             for item in new {
                 let closeness = vectors
-                    .get(&item.id)
+                    .get(item.id)
                     .map(|v| embeddings::similarity(taste, v));
                 self.closeness.insert(item.position, closeness);
             }
