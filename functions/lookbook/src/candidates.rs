@@ -25,7 +25,7 @@ use crate::style;
 
 /// Bumped when [`Candidates`] changes shape, so that a snapshot stored by an older build is
 /// read again instead of misread.
-const FORMAT: i64 = 2;
+const FORMAT: i64 = 3;
 
 /// Run when the table is missing or has other columns (a database from an earlier build): it
 /// only holds a snapshot that can be read again, so it is replaced.
@@ -86,6 +86,14 @@ struct Text {
     words: Vec<String>,
     /// The products' ids, one after another.
     ids: String,
+    /// Dense numbers of the words used as categories, `u32::MAX` for the others.
+    category_rows: Vec<u32>,
+    /// Dense numbers of the words used as style tags, `u32::MAX` for the others.
+    style_columns: Vec<u32>,
+    /// How many distinct categories there are.
+    rows: usize,
+    /// How many distinct style tags there are.
+    columns: usize,
 }
 
 /// Where a product's id or word list lies in [`Candidates`]' shared buffers.
@@ -192,12 +200,19 @@ impl Candidates {
             .collect();
         let mut by_price: Vec<u32> = (0..products.len() as u32).collect();
         by_price.sort_by_key(|n| (products[*n as usize].price_cents, *n));
+        let (category_rows, rows) = dense(products.iter().map(|p| p.category), words.len());
+        let style_words = products.iter().flat_map(|p| &lists[p.styles.range()]);
+        let (style_columns, columns) = dense(style_words.copied(), words.len());
         Candidates {
             text: Text {
                 revision,
                 read_at,
                 words,
                 ids,
+                category_rows,
+                style_columns,
+                rows,
+                columns,
             },
             products,
             by_price,
@@ -208,6 +223,18 @@ impl Candidates {
     /// Every distinct word of the products, once.
     pub fn words(&self) -> &[String] {
         &self.text.words
+    }
+
+    /// How many (category, style tag) groups there may be ([`Self::group`]).
+    pub fn groups(&self) -> usize {
+        self.text.rows * self.text.columns
+    }
+
+    /// The number of the group (category, `style`) of `product`, below [`Self::groups`]: the
+    /// groups are numbered densely, so that they can be counted in a table.
+    pub fn group(&self, product: &Candidate, style: u32) -> usize {
+        let row = self.text.category_rows[product.category as usize] as usize;
+        row * self.text.columns + self.text.style_columns[style as usize] as usize
     }
 
     /// The id of `product`.
@@ -321,6 +348,14 @@ fn stored(db: &Connection, revision: i64, now: i64) -> Result<Option<Candidates>
                 .iter()
                 .all(|w| *w < words)
     }) && candidates.lists.iter().all(|w| *w < words)
+        && candidates.text.category_rows.len() == words as usize
+        && candidates.text.style_columns.len() == words as usize
+        && candidates.products.iter().all(|p| {
+            (candidates.text.category_rows[p.category as usize] as usize) < candidates.text.rows
+                && candidates.styles(p).iter().all(|s| {
+                    (candidates.text.style_columns[*s as usize] as usize) < candidates.text.columns
+                })
+        })
         && candidates.by_price.len() == candidates.products.len()
         && candidates
             .by_price
@@ -330,6 +365,20 @@ fn stored(db: &Connection, revision: i64, now: i64) -> Result<Option<Candidates>
         true => Ok(Some(candidates)),
         false => Err(malformed("a span or position out of range")),
     }
+}
+
+/// Dense numbers for the word numbers `used` (out of `words`; `u32::MAX` for the others), and
+/// how many there are.
+fn dense(used: impl Iterator<Item = u32>, words: usize) -> (Vec<u32>, usize) {
+    let mut numbers = vec![u32::MAX; words];
+    let mut next = 0;
+    for w in used {
+        if numbers[w as usize] == u32::MAX {
+            numbers[w as usize] = next;
+            next += 1;
+        }
+    }
+    (numbers, next as usize)
 }
 
 /// `bytes` as records of `T`, copied out (a blob's bytes need not be aligned for them); `None`

@@ -61,20 +61,6 @@ struct Dimension {
     first_counts: bool,
 }
 
-/// Dense numbers for the word numbers `used` (out of `words`; `u32::MAX` for the others), and
-/// how many there are.
-fn dense(used: impl Iterator<Item = u32>, words: usize) -> (Vec<u32>, usize) {
-    let mut numbers = vec![u32::MAX; words];
-    let mut next = 0;
-    for w in used {
-        if numbers[w as usize] == u32::MAX {
-            numbers[w as usize] = next;
-            next += 1;
-        }
-    }
-    (numbers, next as usize)
-}
-
 /// The best `per_group` products of every (category, style tag) by score, best first, as items
 /// carrying their score. The three cheapest of each group stay too, so that a tight budget
 /// still finds its looks.
@@ -117,12 +103,12 @@ pub fn shortlist<'c>(
     for (n, p) in products.iter().enumerate() {
         excluded[n] |= p.price_cents > budget;
     }
-    let top = products
-        .iter()
-        .filter(|p| p.price_cents <= budget)
-        .map(|p| p.popularity)
-        .fold(0.0, f64::max)
-        .max(1e-9);
+    let mut top = 1e-9;
+    for p in products.iter().filter(|p| p.price_cents <= budget) {
+        if p.popularity > top {
+            top = p.popularity;
+        }
+    }
     let mut scored: Vec<(usize, f64)> = products
         .iter()
         .enumerate()
@@ -169,21 +155,12 @@ pub fn shortlist<'c>(
         .filter(|n| present[*n])
         .collect();
     let by_score: Vec<usize> = scored.iter().map(|(n, _)| *n).collect();
-    // The groups (category × style tag) numbered densely, so that they are counted in a table.
-    let (categories, rows) = dense(products.iter().map(|p| p.category), words.len());
-    let style_words = products
-        .iter()
-        .flat_map(|p| candidates.styles(p).iter().copied());
-    let (styles, columns) = dense(style_words, words.len());
-    let group = |category: u32, style: u32| {
-        categories[category as usize] as usize * columns + styles[style as usize] as usize
-    };
     for (order, quota) in [(by_price, 3), (by_score, per_group)] {
-        let mut counts = vec![0usize; rows * columns];
+        let mut counts = vec![0usize; candidates.groups()];
         for n in order {
             let p = &products[n];
             for style in candidates.styles(p) {
-                let count = &mut counts[group(p.category, *style)];
+                let count = &mut counts[candidates.group(p, *style)];
                 if *count < quota {
                     *count += 1;
                     keep[n] = true;
