@@ -47,6 +47,10 @@ pub struct Item<'c> {
     pub score: f64,
     /// Its position in the candidates it was shortlisted from.
     pub position: u32,
+    /// The look styles it is tagged with (a bit per position in [`style::LOOK_STYLES`]).
+    pub carries: u32,
+    /// The look styles it belongs in ([`style::fits`]; bits as in `carries`).
+    pub fits: u32,
 }
 
 /// A place in an outfit and the categories that fill it.
@@ -186,9 +190,10 @@ impl<'a> Assembler<'a> {
     /// What [`Self::pick`] chooses from: up to `request.looks` looks of every style and shape,
     /// scored.
     pub fn variants(&self) -> Vec<Look<'_>> {
-        let mut styles: Vec<(&'static str, f64)> = style::LOOK_STYLES
+        let mut styles: Vec<(&'static str, f64, u32)> = style::LOOK_STYLES
             .iter()
-            .map(|s| (*s, self.style_score(s)))
+            .enumerate()
+            .map(|(n, s)| (*s, self.style_score(s), 1 << n))
             .collect();
         styles.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let dressy = self.request.occasion().is_some_and(|o| o.dressy);
@@ -203,14 +208,14 @@ impl<'a> Assembler<'a> {
             })
             .collect();
         let mut pool = Vec::new();
-        for (style, style_score) in &styles {
+        for (style, style_score, bit) in &styles {
             for shape in [SEPARATES, DRESSED] {
                 let shape_bonus = match (shape == DRESSED, dressy) {
                     (true, true) => 0.15,
                     (false, false) if self.request.occasion.is_some() => 0.1,
                     _ => 0.0,
                 };
-                let slots = slot_items(&by_slot, style, shape);
+                let slots = slot_items(&by_slot, *bit, shape);
                 let mut used = Vec::new();
                 for _ in 0..self.request.looks {
                     let Some((mut look, chosen)) = self.build(style, shape, &slots, &used) else {
@@ -356,14 +361,13 @@ fn likeness<'s>(look: &Look<'s>, vectors: &HashMap<String, Vec<f32>>) -> Likenes
     Likeness { mean, traits }
 }
 
-/// For each slot of `shape`, the items that may fill it in a look of `style`, best first
-/// (`by_slot`: each slot's items, best first).
+/// For each slot of `shape`, the items that may fill it in a look of the style whose bit is
+/// `style` ([`Item::carries`]), best first (`by_slot`: each slot's items, best first).
 fn slot_items<'s>(
     by_slot: &HashMap<&str, Vec<Entry<'s>>>,
-    style: &str,
+    style: u32,
     shape: &[Slot],
 ) -> Vec<Vec<Entry<'s>>> {
-    let fits = style::fitting(style);
     shape
         .iter()
         .enumerate()
@@ -373,11 +377,8 @@ fn slot_items<'s>(
                 .copied()
                 .filter(|(item, _)| {
                     // The first slot carries the look's style itself.
-                    if n == 0 {
-                        item.styles.contains(&style)
-                    } else {
-                        fits(&item.styles)
-                    }
+                    let bits = if n == 0 { item.carries } else { item.fits };
+                    bits & style != 0
                 })
                 .collect()
         })

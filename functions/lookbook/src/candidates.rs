@@ -25,7 +25,7 @@ use crate::style;
 
 /// Bumped when [`Candidates`] changes shape, so that a snapshot stored by an older build is
 /// read again instead of misread.
-const FORMAT: i64 = 3;
+const FORMAT: i64 = 4;
 
 /// Run when the table is missing or has other columns (a database from an earlier build): it
 /// only holds a snapshot that can be read again, so it is replaced.
@@ -94,6 +94,9 @@ struct Text {
     rows: usize,
     /// How many distinct style tags there are.
     columns: usize,
+    /// Per word, as a style tag: the look styles it is and those it belongs in
+    /// ([`style::bits`]).
+    style_bits: Vec<(u32, u32)>,
 }
 
 /// Where a product's id or word list lies in [`Candidates`]' shared buffers.
@@ -201,6 +204,7 @@ impl Candidates {
         let mut by_price: Vec<u32> = (0..products.len() as u32).collect();
         by_price.sort_by_key(|n| (products[*n as usize].price_cents, *n));
         let (category_rows, rows) = dense(products.iter().map(|p| p.category), words.len());
+        let style_bits = words.iter().map(|w| style::bits(w)).collect();
         let style_words = products.iter().flat_map(|p| &lists[p.styles.range()]);
         let (style_columns, columns) = dense(style_words.copied(), words.len());
         Candidates {
@@ -213,6 +217,7 @@ impl Candidates {
                 style_columns,
                 rows,
                 columns,
+                style_bits,
             },
             products,
             by_price,
@@ -266,6 +271,10 @@ impl Candidates {
     pub fn item(&self, n: usize, score: f64) -> Item<'_> {
         let p = &self.products[n];
         let words = |ns: &[u32]| ns.iter().map(|w| self.word(*w)).collect();
+        let (carries, fits) = self.styles(p).iter().fold((0, 0), |(c, f), w| {
+            let (is, belongs) = self.text.style_bits[*w as usize];
+            (c | is, f | belongs)
+        });
         Item {
             id: self.id(p),
             category: self.word(p.category),
@@ -277,6 +286,8 @@ impl Candidates {
             material: self.word(p.material),
             score,
             position: n as u32,
+            carries,
+            fits,
         }
     }
 }
@@ -350,6 +361,7 @@ fn stored(db: &Connection, revision: i64, now: i64) -> Result<Option<Candidates>
     }) && candidates.lists.iter().all(|w| *w < words)
         && candidates.text.category_rows.len() == words as usize
         && candidates.text.style_columns.len() == words as usize
+        && candidates.text.style_bits.len() == words as usize
         && candidates.products.iter().all(|p| {
             (candidates.text.category_rows[p.category as usize] as usize) < candidates.text.rows
                 && candidates.styles(p).iter().all(|s| {

@@ -45,15 +45,27 @@ pub fn companions(style: &str) -> &'static [&'static str] {
     }
 }
 
-/// Whether an item tagged `styles` belongs in a look of `style`.
-pub fn fits(style: &str, styles: &[&str]) -> bool {
-    fitting(style)(styles)
+/// For a style tag: the look styles it is (a bit per position in [`LOOK_STYLES`]; none if it is
+/// not a look style), and those an item with it belongs in ([`fits`]).
+pub fn bits(tag: &str) -> (u32, u32) {
+    LOOK_STYLES
+        .iter()
+        .enumerate()
+        .fold((0, 0), |(is, fits), (n, style)| {
+            let bit = 1 << n;
+            match (*style == tag, companions(style).contains(&tag)) {
+                (true, _) => (is | bit, fits | bit),
+                (false, true) => (is, fits | bit),
+                (false, false) => (is, fits),
+            }
+        })
 }
 
-/// [`fits`] for one `style`, its companions looked up once for the many items it is asked of.
-pub fn fitting(style: &str) -> impl Fn(&[&str]) -> bool + '_ {
-    let companions = companions(style);
-    move |styles| styles.iter().any(|s| *s == style || companions.contains(s))
+/// Whether an item tagged `styles` belongs in a look of `style`.
+pub fn fits(style: &str, styles: &[&str]) -> bool {
+    styles
+        .iter()
+        .any(|s| *s == style || companions(style).contains(s))
 }
 
 /// A colour's hue in degrees, `None` for a neutral; `Some(-1.0)` marks `multicolour`.
@@ -188,6 +200,19 @@ mod tests {
         assert!(fits("minimalist", &["classic", "party"]));
         assert!(!fits("minimalist", &["party", "edgy"]));
         assert!(LOOK_STYLES.iter().all(|s| !companions(s).is_empty()));
+        // The bits say what `fits` says, for every tag and look style.
+        for tag in LOOK_STYLES.iter().chain(&["sustainable", "unknown"]) {
+            let (is, belongs) = bits(tag);
+            for (n, style) in LOOK_STYLES.iter().enumerate() {
+                assert_eq!(is & 1 << n != 0, style == tag, "{tag} is {style}");
+                assert_eq!(
+                    belongs & 1 << n != 0,
+                    fits(style, &[tag]),
+                    "{tag} in {style}"
+                );
+            }
+        }
+        assert_eq!(bits("sustainable"), (0, 0));
     }
 
     #[test]
