@@ -349,7 +349,7 @@ fn likeness<'s>(look: &Look<'s>, vectors: &HashMap<String, Vec<f32>>) -> Likenes
         mean
     });
     let shape = look.items.first().map_or("", |(slot, _)| slot.name);
-    let traits = [(Trait::Style, look.style), (Trait::Shape, shape)]
+    let mut traits: Vec<(Trait, &str)> = [(Trait::Style, look.style), (Trait::Shape, shape)]
         .into_iter()
         .chain(look.colours().into_iter().map(|c| (Trait::Colour, c)))
         .chain(
@@ -358,6 +358,8 @@ fn likeness<'s>(look: &Look<'s>, vectors: &HashMap<String, Vec<f32>>) -> Likenes
                 .map(|(_, i)| (Trait::Category, i.category)),
         )
         .collect();
+    traits.sort_unstable();
+    traits.dedup();
     Likeness { mean, traits }
 }
 
@@ -398,16 +400,26 @@ enum Trait {
 struct Likeness<'s> {
     /// The mean of its items' embeddings, if every item has one.
     mean: Option<Vec<f32>>,
-    /// Its style, shape, colours and categories.
-    traits: BTreeSet<(Trait, &'s str)>,
+    /// Its style, shape, colours and categories, sorted, each once.
+    traits: Vec<(Trait, &'s str)>,
 }
 
 impl Likeness<'_> {
     /// The share of traits two looks have in common, averaged with the mean cosine of their
     /// items when both have embeddings (in 0..=1 for looks that are alike).
     fn similarity(&self, other: &Likeness) -> f64 {
+        // Both sorted: the traits in common counted in one merge.
         let (a, b) = (&self.traits, &other.traits);
-        let shared = a.intersection(b).count() as f64 / a.union(b).count().max(1) as f64;
+        let (mut i, mut j, mut common) = (0, 0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].cmp(&b[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => (i, j, common) = (i + 1, j + 1, common + 1),
+            }
+        }
+        let union = a.len() + b.len() - common;
+        let shared = common as f64 / union.max(1) as f64;
         match (&self.mean, &other.mean) {
             (Some(x), Some(y)) => 0.5 * shared + 0.5 * f64::from(embeddings::similarity(x, y)),
             _ => shared,

@@ -73,14 +73,30 @@ pub fn shortlist<'c>(
     let profile = profile.filter(|p| p.events > 0);
     let relative = profile.map(Relative::of).unwrap_or_default();
     let words = candidates.words();
+    let numbers: HashMap<&str, usize> = match profile {
+        Some(_) => words
+            .iter()
+            .enumerate()
+            .map(|(n, w)| (w.as_str(), n))
+            .collect(),
+        None => HashMap::new(),
+    };
     let dimensions: Vec<Dimension> = DIMENSION_WEIGHTS
         .iter()
         .filter(|_| profile.is_some())
-        .map(|(dimension, weight)| Dimension {
-            words_of: words_of(dimension),
-            weight: *weight,
-            per_word: words.iter().map(|w| relative.get(dimension, w)).collect(),
-            first_counts: *dimension == "colour",
+        .map(|(dimension, weight)| {
+            let mut per_word = vec![0.0; words.len()];
+            for (value, affinity) in relative.values(dimension) {
+                if let Some(n) = numbers.get(value) {
+                    per_word[*n] = affinity;
+                }
+            }
+            Dimension {
+                words_of: words_of(dimension),
+                weight: *weight,
+                per_word,
+                first_counts: *dimension == "colour",
+            }
         })
         .collect();
     let occasion: Vec<bool> = words
@@ -198,6 +214,14 @@ impl<'a> Relative<'a> {
                 })
                 .collect(),
         )
+    }
+
+    /// Every value of `dimension` the shopper has an affinity for, with its relative affinity.
+    pub fn values(&self, dimension: &str) -> impl Iterator<Item = (&'a str, f64)> + '_ {
+        self.0
+            .get(dimension)
+            .into_iter()
+            .flat_map(|values| values.iter().map(|(v, a)| (*v, *a)))
     }
 
     /// The relative affinity of `value` in `dimension` (0 when never seen).
