@@ -28,37 +28,90 @@ pub const PER_GROUP: usize = 12;
 
 /// Weights of the profile dimensions in a product's score, chosen by measurement on one
 /// simulation and checked on another (docs/lookbooks.md, "How the weights were chosen"):
-/// colour at 0.5 made lookbooks one-coloured.
-pub const DIMENSION_WEIGHTS: [(&str, f64); 5] = [
-    ("style", 0.5),
-    ("colour", 0.25),
-    ("category", 0.5),
-    ("price_band", 0.15),
-    ("brand", 0.10),
-];
+/// colour at 0.5 made lookbooks one-coloured. Added in this order: style, colour, category,
+/// price band, brand.
+pub const DIMENSION_WEIGHTS: Weights = Weights {
+    style: 0.5,
+    colour: 0.25,
+    category: 0.5,
+    price_band: 0.15,
+    brand: 0.10,
+};
 
-/// The words of a product in one dimension.
-type WordsOf = for<'a> fn(&'a Candidates, &'a Candidate) -> &'a [u32];
-
-/// How a product's words in `dimension` are found.
-fn words_of(dimension: &str) -> WordsOf {
-    match dimension {
-        "style" => |c, p| c.styles(p),
-        "colour" => |c, p| c.colours(p),
-        "category" => |_, p| std::slice::from_ref(&p.category),
-        "price_band" => |_, p| std::slice::from_ref(&p.price_band),
-        _ => |_, p| std::slice::from_ref(&p.brand),
-    }
+/// A weight per profile dimension.
+pub struct Weights {
+    /// Style tags.
+    pub style: f64,
+    /// Colours.
+    pub colour: f64,
+    /// Category.
+    pub category: f64,
+    /// Price band.
+    pub price_band: f64,
+    /// Brand.
+    pub brand: f64,
 }
 
-/// One dimension of the shopper's affinities as the first pass uses it.
-struct Dimension {
-    words_of: WordsOf,
-    weight: f64,
-    /// The relative affinity of every word (0 for words of other dimensions).
-    per_word: Vec<f64>,
-    /// Whether words after a product's first count 0.3 (colours: the first is the one seen).
-    first_counts: bool,
+/// The shopper's relative affinity for every word, per dimension (0 for words not of it).
+struct Affinities {
+    style: Vec<f64>,
+    colour: Vec<f64>,
+    category: Vec<f64>,
+    price_band: Vec<f64>,
+    brand: Vec<f64>,
+}
+
+impl Affinities {
+    /// The affinities of `relative` by word number of `words`.
+    fn of(relative: &Relative, words: &[String]) -> Self {
+        let numbers: HashMap<&str, usize> = words
+            .iter()
+            .enumerate()
+            .map(|(n, w)| (w.as_str(), n))
+            .collect();
+        let per_word = |dimension: &str| {
+            let mut per_word = vec![0.0; words.len()];
+            for (value, affinity) in relative.values(dimension) {
+                if let Some(n) = numbers.get(value) {
+                    per_word[*n] = affinity;
+                }
+            }
+            per_word
+        };
+        Affinities {
+            style: per_word("style"),
+            colour: per_word("colour"),
+            category: per_word("category"),
+            price_band: per_word("price_band"),
+            brand: per_word("brand"),
+        }
+    }
+
+    /// `score` plus the weighted affinities of `p`: the best of its styles, of its colours (the
+    /// first is the one seen: the others count 0.3), its category, price band and brand.
+    fn add(&self, candidates: &Candidates, p: &Candidate, mut score: f64) -> f64 {
+        let best = |table: &[f64], words: &[u32], others: f64| {
+            let mut best = 0.0;
+            for (k, w) in words.iter().enumerate() {
+                let affinity = match k {
+                    0 => table[*w as usize],
+                    _ => others * table[*w as usize],
+                };
+                if affinity > best {
+                    best = affinity;
+                }
+            }
+            best
+        };
+        let one = std::slice::from_ref;
+        let w = &DIMENSION_WEIGHTS;
+        score += w.style * best(&self.style, candidates.styles(p), 1.0);
+        score += w.colour * best(&self.colour, candidates.colours(p), 0.3);
+        score += w.category * best(&self.category, one(&p.category), 1.0);
+        score += w.price_band * best(&self.price_band, one(&p.price_band), 1.0);
+        score += w.brand * best(&self.brand, one(&p.brand), 1.0);
+        score
+    }
 }
 
 /// The best `per_group` products of every (category, style tag) by score, best first, as items
@@ -73,32 +126,7 @@ pub fn shortlist<'c>(
     let profile = profile.filter(|p| p.events > 0);
     let relative = profile.map(Relative::of).unwrap_or_default();
     let words = candidates.words();
-    let numbers: HashMap<&str, usize> = match profile {
-        Some(_) => words
-            .iter()
-            .enumerate()
-            .map(|(n, w)| (w.as_str(), n))
-            .collect(),
-        None => HashMap::new(),
-    };
-    let dimensions: Vec<Dimension> = DIMENSION_WEIGHTS
-        .iter()
-        .filter(|_| profile.is_some())
-        .map(|(dimension, weight)| {
-            let mut per_word = vec![0.0; words.len()];
-            for (value, affinity) in relative.values(dimension) {
-                if let Some(n) = numbers.get(value) {
-                    per_word[*n] = affinity;
-                }
-            }
-            Dimension {
-                words_of: words_of(dimension),
-                weight: *weight,
-                per_word,
-                first_counts: *dimension == "colour",
-            }
-        })
-        .collect();
+    let affinities = profile.map(|_| Affinities::of(&relative, words));
     let occasion: Vec<bool> = words
         .iter()
         .map(|w| {
@@ -143,18 +171,8 @@ pub fn shortlist<'c>(
             if candidates.styles(p).iter().any(|s| occasion[*s as usize]) {
                 score += 0.25;
             }
-            for d in &dimensions {
-                let mut best = 0.0;
-                for (k, w) in (d.words_of)(candidates, p).iter().enumerate() {
-                    let affinity = match (d.first_counts, k) {
-                        (true, 1..) => 0.3 * d.per_word[*w as usize],
-                        _ => d.per_word[*w as usize],
-                    };
-                    if affinity > best {
-                        best = affinity;
-                    }
-                }
-                score += d.weight * best;
+            if let Some(affinities) = &affinities {
+                score = affinities.add(candidates, p, score);
             }
             Some((n, score + season))
         })
