@@ -28,10 +28,11 @@ use crate::style;
 const FORMAT: i64 = 4;
 
 /// Run when the table is missing or has other columns (a database from an earlier build): it
-/// only holds a snapshot that can be read again, so it is replaced.
+/// only holds a snapshot that can be read again, so it is replaced. (Requests racing through
+/// this at once may drop each other's new table: they then read the catalogue, once.)
 const SCHEMA: &[&str] = &[
     "DROP TABLE IF EXISTS lookbook_candidates",
-    "CREATE TABLE lookbook_candidates (
+    "CREATE TABLE IF NOT EXISTS lookbook_candidates (
         id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL,
         revision INTEGER NOT NULL, read_at INTEGER NOT NULL, text BLOB NOT NULL,
         products BLOB NOT NULL, by_price BLOB NOT NULL, lists BLOB NOT NULL)",
