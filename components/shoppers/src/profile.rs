@@ -69,7 +69,9 @@ pub fn price_band(cents: i64) -> &'static str {
 /// Per dimension of [`DIMENSIONS`], every value with its affinity, highest first.
 pub type Affinities = BTreeMap<&'static str, Vec<(String, f64)>>;
 
-/// A shopper's taste as of one moment.
+/// A shopper's taste as of one moment. Functions keep it between requests ([`crate::derived`],
+/// postcard): a change to its fields must come with a new format number where it is kept
+/// (`functions/lookbook/src/taste.rs`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Profile {
     /// The shopper's id.

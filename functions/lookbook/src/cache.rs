@@ -2,8 +2,8 @@
 //! asking again costs a lookup instead of an assembly.
 //!
 //! The key holds the request's parameters (with the season resolved), the shopper's consent,
-//! the state of their events (counts and newest) and the catalogue's revision (any write to a product or an
-//! embedding): any of these changing misses at once. Shoppers without consent, or without a
+//! the state of their events (counts and newest) and the catalogue's revision (any write to a
+//! product or an embedding): any of these changing misses at once. Shoppers without consent, or without a
 //! shopper id, get looks from the context alone and share answers. Only other shoppers' events
 //! (popularity) and the clock may be up to [`TTL_SECONDS`] stale. `as_of` answers are never
 //! cached.

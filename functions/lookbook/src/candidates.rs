@@ -374,7 +374,9 @@ fn stored(db: &Connection, revision: i64) -> Result<Option<(Candidates, i64)>, E
     // Spans and positions outside their buffers would panic later: refuse them here.
     let words = candidates.text.words.len() as u32;
     let sound = candidates.products.iter().all(|p| {
-        let within = |span: Span, len: usize| span.range().end <= len;
+        // In 64 bits: a corrupt span must not wrap around and pass.
+        let within =
+            |span: Span, len: usize| u64::from(span.start) + u64::from(span.len) <= len as u64;
         within(p.id, candidates.text.ids.len())
             && candidates.text.ids.is_char_boundary(p.id.range().start)
             && candidates.text.ids.is_char_boundary(p.id.range().end)

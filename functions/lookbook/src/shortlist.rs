@@ -1,6 +1,6 @@
 //! The first pass over the candidates: every product scored for the shopper and the context,
 //! and the best of every (category, style tag) kept. Assembly ([`crate::assemble`]) adds the
-//! closeness to the taste embedding for these few hundred, whose embeddings it reads.
+//! closeness to the taste embedding for these few hundred ([`crate::taste`]).
 //!
 //! A product's score (higher is better):
 //! - the shopper's affinities, each relative to the shopper's top value of its dimension
