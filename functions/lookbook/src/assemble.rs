@@ -481,7 +481,7 @@ mod tests {
         profile: Option<&Profile>,
         inspect: impl FnOnce(&[Look]) -> T,
     ) -> T {
-        let candidates = Candidates::new(catalogue(), 1, 0);
+        let candidates = Candidates::new(catalogue());
         let items = crate::shortlist::shortlist(&candidates, r, profile, 12);
         let closeness = vec![None; items.len()];
         let assembler = Assembler::new(r, profile, items, closeness);

@@ -28,7 +28,7 @@ use crate::style;
 
 /// Bumped when [`Candidates`] changes shape, so that a snapshot stored by an older build is
 /// read again instead of misread.
-const FORMAT: i64 = 4;
+const FORMAT: i64 = 5;
 
 /// Run when the table is missing or has other columns (a database from an earlier build): it
 /// only holds a snapshot that can be read again, so it is replaced. (Requests racing through
@@ -82,10 +82,6 @@ pub struct Candidates {
 /// What of [`Candidates`] is not plain numbers.
 #[derive(Serialize, Deserialize)]
 struct Text {
-    /// The catalogue revision they were read at.
-    revision: i64,
-    /// When their popularity was read (Unix seconds).
-    read_at: i64,
     /// Every distinct word of the products, once.
     words: Vec<String>,
     /// The products' ids, one after another.
@@ -157,8 +153,8 @@ impl Candidate {
 }
 
 impl Candidates {
-    /// Numbers the words of `products`; `revision` and `read_at` say what they were read at.
-    pub fn new(mut products: Vec<Product>, revision: i64, read_at: i64) -> Self {
+    /// Numbers the words of `products`.
+    pub fn new(mut products: Vec<Product>) -> Self {
         products.sort_by(|a, b| a.id.cmp(&b.id));
         let mut words = Vec::new();
         let mut numbers: HashMap<String, u32> = HashMap::new();
@@ -213,8 +209,6 @@ impl Candidates {
         let (style_columns, columns) = dense(style_words.copied(), words.len());
         Candidates {
             text: Text {
-                revision,
-                read_at,
                 words,
                 ids,
                 category_rows,
@@ -307,7 +301,7 @@ pub fn load(
     fresh: bool,
 ) -> Result<Candidates, Error> {
     if request.as_of.is_some() {
-        return read(db, Some(now), revision, now);
+        return read(db, Some(now));
     }
     // The snapshot only saves work: when it cannot be used, the catalogue is read (and the
     // failure logged), never refused.
@@ -325,8 +319,8 @@ pub fn load(
             Err(e) => eprintln!("lookbook candidates unreadable, reading the catalogue: {e}"),
         }
     }
-    let candidates = read(db, None, revision, now)?;
-    if let Err(e) = store(db, &candidates) {
+    let candidates = read(db, None)?;
+    if let Err(e) = store(db, &candidates, revision, now) {
         eprintln!("lookbook candidates not stored: {e}");
     }
     Ok(candidates)
@@ -432,7 +426,13 @@ fn records<T: Pod>(bytes: &[u8]) -> Option<Vec<T>> {
     })
 }
 
-fn store(db: &Connection, candidates: &Candidates) -> Result<(), Error> {
+/// Stores `candidates` as the snapshot of `revision` with popularity read at `read_at`.
+fn store(
+    db: &Connection,
+    candidates: &Candidates,
+    revision: i64,
+    read_at: i64,
+) -> Result<(), Error> {
     let text = postcard::to_allocvec(&candidates.text)
         .map_err(|e| Error::Io(format!("lookbook candidates not encoded: {e}")))?;
     let bytes = |records: &[u8]| Value::Blob(records.to_vec());
@@ -443,8 +443,8 @@ fn store(db: &Connection, candidates: &Candidates) -> Result<(), Error> {
              VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 Value::Integer(FORMAT),
-                Value::Integer(candidates.text.revision),
-                Value::Integer(candidates.text.read_at),
+                Value::Integer(revision),
+                Value::Integer(read_at),
                 Value::Blob(text.clone()),
                 bytes(bytemuck::cast_slice(&candidates.products)),
                 bytes(bytemuck::cast_slice(&candidates.by_price)),
@@ -474,7 +474,7 @@ fn malformed(what: &str, e: serde_json::Error) -> Error {
 /// running totals, or summed from the events up to `as_of`. Thousands of products are read,
 /// so each query returns one JSON value built by SQLite (`json_group_array`) rather than a
 /// dozen values per product.
-fn read(db: &Connection, as_of: Option<i64>, revision: i64, now: i64) -> Result<Candidates, Error> {
+fn read(db: &Connection, as_of: Option<i64>) -> Result<Candidates, Error> {
     let products = single_text(
         db,
         "SELECT json_group_array(json_array(p.id, p.category, p.item_type, p.brand,
@@ -535,7 +535,7 @@ fn read(db: &Connection, as_of: Option<i64>, revision: i64, now: i64) -> Result<
             },
         )
         .collect();
-    Ok(Candidates::new(products, revision, now))
+    Ok(Candidates::new(products))
 }
 
 /// The titles and images of the looks' items, by product id.

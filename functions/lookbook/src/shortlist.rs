@@ -274,15 +274,11 @@ mod tests {
 
     #[test]
     fn affinities_rank_the_first_colour_above_the_others() {
-        let candidates = Candidates::new(
-            vec![
-                product("a", &["black", "red"], "classic"),
-                product("b", &["red", "black"], "classic"),
-                product("c", &["white"], "edgy"),
-            ],
-            1,
-            0,
-        );
+        let candidates = Candidates::new(vec![
+            product("a", &["black", "red"], "classic"),
+            product("b", &["red", "black"], "classic"),
+            product("c", &["white"], "edgy"),
+        ]);
         let profile = Profile {
             events: 5,
             affinities: BTreeMap::from([
