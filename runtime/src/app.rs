@@ -427,12 +427,14 @@ impl LoadedComponent {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         // Every epoch tick a running guest yields to the scheduler, so a busy guest never holds
-        // a worker thread from other requests; past the deadline it is interrupted.
+        // a worker thread from other tasks, and tells `cpu_gate` it is still computing; past
+        // the deadline it is interrupted.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
             } else {
+                crate::cpu_gate::epoch_yield();
                 UpdateDeadline::Yield(1)
             })
         });

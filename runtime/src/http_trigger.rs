@@ -26,6 +26,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::{App, LoadedComponent};
+use crate::cpu_gate::CpuGate;
 use crate::guest_log::MetricSink;
 use crate::metrics::{admin_response, Metrics};
 use crate::rollout::ReleaseStats;
@@ -45,6 +46,7 @@ pub struct Server {
     sticky: Arc<StickyKey>,
     stats: Arc<ReleaseStats>,
     metrics: Arc<Metrics>,
+    cpu: Arc<CpuGate>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     traffic_admin: Option<Arc<TrafficAdmin>>,
@@ -80,11 +82,15 @@ impl Server {
             label: label.to_string(),
             app: Arc::new(app),
         };
+        // One turn per worker thread, shared by every release this server runs.
+        let turns = tokio::runtime::Handle::current().metrics().num_workers();
+        let cpu = CpuGate::new(turns, metrics.guests_waiting());
         Ok(Self {
             traffic: Arc::new(Traffic::new(Split::single(release))),
             sticky: Arc::new(StickyKey::default()),
             stats: Arc::new(ReleaseStats::default()),
             metrics: Arc::new(metrics),
+            cpu,
             listener,
             admin,
             traffic_admin: None,
@@ -145,6 +151,7 @@ impl Server {
             sticky,
             stats,
             metrics,
+            cpu,
             listener,
             admin,
             traffic_admin,
@@ -179,6 +186,7 @@ impl Server {
                 traffic: traffic.clone(),
                 sticky: sticky.clone(),
                 stats: stats.clone(),
+                cpu: cpu.clone(),
             };
             let metrics = metrics.clone();
             let service = service_fn(move |req| {
@@ -287,6 +295,7 @@ struct Routing {
     traffic: Arc<Traffic>,
     sticky: Arc<StickyKey>,
     stats: Arc<ReleaseStats>,
+    cpu: Arc<CpuGate>,
 }
 
 async fn handle(
@@ -337,6 +346,7 @@ async fn handle(
                 request_id: &request_id,
                 metrics,
                 business_metrics: sink,
+                cpu: &routing.cpu,
             };
             let response = serve(component, pattern, matched, req, client, observed)
                 .instrument(span)
@@ -424,6 +434,7 @@ struct Observed<'a> {
     request_id: &'a Arc<str>,
     metrics: &'a Arc<Metrics>,
     business_metrics: MetricSink,
+    cpu: &'a Arc<CpuGate>,
 }
 
 /// Runs one request through a fresh instance of `component`.
@@ -439,6 +450,7 @@ async fn serve(
         request_id,
         metrics,
         business_metrics,
+        cpu,
     } = observed;
     let limits = component.limits;
     let declared_length = req
@@ -491,9 +503,10 @@ async fn serve(
     let pre = component.pre().clone();
     let id = component.id.clone();
     let instantiation_metrics = metrics.clone();
+    let cpu = cpu.clone();
     let task = tokio::spawn(
         async move {
-            let run = async {
+            let run = cpu.run(async {
                 let started = Instant::now();
                 let proxy = pre.instantiate_async(&mut store).await?;
                 instantiation_metrics.record_instantiation(&id, started.elapsed());
@@ -501,7 +514,7 @@ async fn serve(
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, out)
                     .await
-            };
+            });
             let result = tokio::time::timeout(limits.timeout, run).await;
             (result, store.data().memory_exceeded())
         }

@@ -10,6 +10,7 @@ mod app;
 mod bindings;
 mod capability;
 mod compose;
+mod cpu_gate;
 mod engine;
 mod guest_log;
 mod http_trigger;

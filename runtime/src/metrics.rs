@@ -40,6 +40,7 @@ pub struct Metrics {
     latency: Family<ReleaseLabels, Histogram>,
     instantiation: Family<ComponentLabel, Histogram>,
     in_flight: Gauge<i64, AtomicI64>,
+    guests_waiting: Gauge<i64, AtomicI64>,
     traffic_weight: Family<ReleaseLabel, Gauge<i64, AtomicI64>>,
     business_sum: Family<BusinessLabels, Counter<f64, AtomicU64>>,
     business_count: Family<BusinessLabels, Counter>,
@@ -78,6 +79,7 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let in_flight = Gauge::<i64, AtomicI64>::default();
+        let guests_waiting = Gauge::<i64, AtomicI64>::default();
         let traffic_weight = Family::<ReleaseLabel, Gauge<i64, AtomicI64>>::default();
         registry.register(
             "traffic_weight_percent",
@@ -104,6 +106,11 @@ impl Metrics {
             "Requests being handled now",
             in_flight.clone(),
         );
+        registry.register(
+            "guests_waiting_for_cpu",
+            "Requests whose guest waits for a turn on a processor (one turn per worker thread)",
+            guests_waiting.clone(),
+        );
         let business_sum = Family::<BusinessLabels, Counter<f64, AtomicU64>>::default();
         let business_count = Family::<BusinessLabels, Counter>::default();
         registry.register(
@@ -122,6 +129,7 @@ impl Metrics {
             latency,
             instantiation,
             in_flight,
+            guests_waiting,
             traffic_weight,
             business_sum,
             business_count,
@@ -197,6 +205,11 @@ impl Metrics {
                 release: release.to_string(),
             })
             .set(i64::from(weight));
+    }
+
+    /// The gauge of guests waiting for a turn on a processor (`crate::cpu_gate`).
+    pub fn guests_waiting(&self) -> Gauge<i64, AtomicI64> {
+        self.guests_waiting.clone()
     }
 
     /// Marks a request as in flight until the guard is dropped.

@@ -1,0 +1,322 @@
+//! Turns on the processors for guests: at most as many guests compute at once as the runtime
+//! has worker threads, and a free turn goes to the request that has waited longest.
+//!
+//! Without turns, every guest in flight shares the worker threads in 1 ms slices (the epoch
+//! tick) and each request takes about as long as all the others together; the unlucky ones,
+//! which also wait for I/O at the back of every queue, much longer. With turns, requests are
+//! served in the order they arrived:
+//! - a guest keeps its turn while it computes, for up to [`SLICE`] at a time (it still yields
+//!   to the worker thread's other tasks every epoch tick: connections, timers);
+//! - it gives the turn back while it waits for anything else (SQLite on the blocking pool or
+//!   the writer thread, outbound HTTP, inference) and, when the wait is over, queues with the
+//!   time it arrived, ahead of newer requests;
+//! - a guest that has computed for longer than [`GRACE`] queues as if it had arrived
+//!   [`PENALTY`] times its extra processor time later: a long computation neither holds
+//!   newer requests back nor is starved by them.
+//!
+//! A request's deadline covers the time it waits for a turn.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::gauge::Gauge;
+
+/// How long a guest may compute before it lets an older request have its turn.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// Processor time a guest may use and still queue in the order it arrived.
+const GRACE: Duration = Duration::from_millis(50);
+
+/// How much later than it arrived a guest queues, per unit of processor time it used beyond
+/// [`GRACE`].
+const PENALTY: u32 = 16;
+
+thread_local! {
+    /// Whether the guest being polled on this thread yielded for its epoch tick (it is still
+    /// computing), rather than to wait for something.
+    static EPOCH_YIELD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records that the guest polled on this thread yields because its epoch tick came (called
+/// from the store's epoch callback).
+pub fn epoch_yield() {
+    EPOCH_YIELD.set(true);
+}
+
+/// A place in the queue: when the request counts as having arrived, then arrival order.
+type Place = (Duration, u64);
+
+/// The turns of one server, shared by every request it runs.
+pub struct CpuGate {
+    origin: Instant,
+    arrivals: AtomicU64,
+    queue: Mutex<Queue>,
+    waiting: Gauge<i64, AtomicI64>,
+}
+
+struct Queue {
+    free: usize,
+    waiting: BTreeMap<Place, Waker>,
+}
+
+impl Queue {
+    /// Wakes the waiters who may take the free turns (the first `free` in line).
+    fn wake_next(&self) {
+        for waker in self.waiting.values().take(self.free) {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+impl CpuGate {
+    /// `turns` guests compute at once; `waiting` shows how many wait for a turn.
+    pub fn new(turns: usize, waiting: Gauge<i64, AtomicI64>) -> Arc<Self> {
+        Arc::new(Self {
+            origin: Instant::now(),
+            arrivals: AtomicU64::new(0),
+            queue: Mutex::new(Queue {
+                free: turns.max(1),
+                waiting: BTreeMap::new(),
+            }),
+            waiting,
+        })
+    }
+
+    /// Runs `guest` (a request's instantiation and call) in turns.
+    pub fn run<F: Future>(self: &Arc<Self>, guest: F) -> Turns<F> {
+        let now = Instant::now();
+        Turns {
+            gate: self.clone(),
+            guest: Box::pin(guest),
+            place: (
+                now.duration_since(self.origin),
+                self.arrivals.fetch_add(1, Ordering::Relaxed),
+            ),
+            arrived: now,
+            turn: Turn::Waiting { queued: false },
+            computed: Duration::ZERO,
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+enum Turn {
+    /// Waiting for a turn; `queued`: its waker is in the queue.
+    Waiting { queued: bool },
+    /// Computing since `since`.
+    Holding { since: Instant },
+}
+
+/// A guest's future, polled only while it holds a turn ([`CpuGate::run`]).
+pub struct Turns<F> {
+    gate: Arc<CpuGate>,
+    guest: Pin<Box<F>>,
+    place: Place,
+    arrived: Instant,
+    turn: Turn,
+    /// Processor time used so far (time spent in polls).
+    computed: Duration,
+}
+
+impl<F> Turns<F> {
+    /// Takes a free turn if no one who has waited longer wants it; else queues.
+    fn take_turn(&mut self, cx: &Context<'_>) -> bool {
+        let mut queue = self.gate.queue();
+        let first = queue.waiting.keys().next().is_none_or(|p| *p >= self.place);
+        let queued = matches!(self.turn, Turn::Waiting { queued: true });
+        if queue.free > 0 && first {
+            queue.free -= 1;
+            if queued {
+                queue.waiting.remove(&self.place);
+                self.gate.waiting.dec();
+            }
+            self.turn = Turn::Holding {
+                since: Instant::now(),
+            };
+            return true;
+        }
+        if !queued {
+            self.gate.waiting.inc();
+        }
+        queue.waiting.insert(self.place, cx.waker().clone());
+        self.turn = Turn::Waiting { queued: true };
+        false
+    }
+
+    /// Gives the turn back and wakes whoever may take it.
+    fn give_back(&mut self) {
+        self.turn = Turn::Waiting { queued: false };
+        let extra = self.computed.saturating_sub(GRACE);
+        self.place.0 = self.arrived.duration_since(self.gate.origin) + extra * PENALTY;
+        let mut queue = self.gate.queue();
+        queue.free += 1;
+        queue.wake_next();
+    }
+}
+
+impl<F: Future> Future for Turns<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // `Turns` is `Unpin`: the guest's future is boxed.
+        let this = self.get_mut();
+        if matches!(this.turn, Turn::Waiting { .. }) && !this.take_turn(cx) {
+            return Poll::Pending;
+        }
+        EPOCH_YIELD.set(false);
+        let started = Instant::now();
+        let polled = this.guest.as_mut().poll(cx);
+        this.computed += started.elapsed();
+        let Turn::Holding { since } = this.turn else {
+            unreachable!("the guest is polled only while it holds a turn");
+        };
+        if polled.is_ready() || !(EPOCH_YIELD.take() && since.elapsed() < SLICE) {
+            this.give_back();
+        }
+        polled
+    }
+}
+
+impl<F> Drop for Turns<F> {
+    fn drop(&mut self) {
+        match self.turn {
+            Turn::Holding { .. } => self.give_back(),
+            Turn::Waiting { queued: true } => {
+                let mut queue = self.gate.queue();
+                queue.waiting.remove(&self.place);
+                self.gate.waiting.dec();
+                // It may have been woken to take a free turn: the next in line takes it.
+                queue.wake_next();
+            }
+            Turn::Waiting { queued: false } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest that computes for `work` in 1 ms steps, each ending with an epoch yield.
+    async fn compute(work: Duration) {
+        for _ in 0..work.as_millis() {
+            let step = Instant::now();
+            while step.elapsed() < Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+            epoch_yield();
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn requests_finish_in_the_order_they_arrived() {
+        let gate = CpuGate::new(1, Gauge::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..3)
+            .map(|n| {
+                let (gate, order) = (gate.clone(), order.clone());
+                tokio::spawn(gate.run(async move {
+                    order.lock().unwrap().push(format!("{n} starts"));
+                    compute(Duration::from_millis(3)).await;
+                    order.lock().unwrap().push(format!("{n} ends"));
+                }))
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // Sharing the thread in 1 ms slices, all would start before the first ends.
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["0 starts", "0 ends", "1 starts", "1 ends", "2 starts", "2 ends"]
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_guest_lets_others_compute_and_keeps_its_place() {
+        let gate = CpuGate::new(1, Gauge::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = {
+            let (gate, order) = (gate.clone(), order.clone());
+            tokio::spawn(gate.run(async move {
+                order.lock().unwrap().push("first starts");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                order.lock().unwrap().push("first resumes");
+                compute(Duration::from_millis(2)).await;
+                order.lock().unwrap().push("first ends");
+            }))
+        };
+        tokio::task::yield_now().await;
+        let others: Vec<_> = ["second", "third"]
+            .into_iter()
+            .map(|name| {
+                let (gate, order) = (gate.clone(), order.clone());
+                tokio::spawn(gate.run(async move {
+                    order.lock().unwrap().push(name);
+                    compute(Duration::from_millis(15)).await;
+                    order.lock().unwrap().push(name);
+                }))
+            })
+            .collect();
+        first.await.unwrap();
+        for other in others {
+            other.await.unwrap();
+        }
+        // The first request slept without its turn (the second computed meanwhile), and took
+        // the next one, at the end of the second's slice, ahead of the third.
+        assert_eq!(
+            *order.lock().unwrap(),
+            [
+                "first starts",
+                "second",
+                "first resumes",
+                "first ends",
+                "second",
+                "third",
+                "third"
+            ],
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_long_computation_does_not_hold_back_newer_requests() {
+        let gate = CpuGate::new(1, Gauge::default());
+        let long = tokio::spawn(gate.run(compute(Duration::from_millis(300))));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        gate.run(compute(Duration::from_millis(2))).await;
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(40), "{waited:?}");
+        assert!(!long.is_finished());
+        long.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_dropped_while_waiting_passes_the_turn_on() {
+        let waiting = Gauge::<i64, AtomicI64>::default();
+        let gate = CpuGate::new(1, waiting.clone());
+        let holder = tokio::spawn(gate.run(compute(Duration::from_millis(5))));
+        tokio::task::yield_now().await;
+        let dropped = tokio::spawn(gate.run(compute(Duration::from_millis(5))));
+        let last = tokio::spawn(gate.run(compute(Duration::from_millis(1))));
+        tokio::task::yield_now().await;
+        assert_eq!(waiting.get(), 2);
+        dropped.abort();
+        holder.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), last)
+            .await
+            .expect("the request after the dropped one got a turn")
+            .unwrap();
+        assert_eq!(waiting.get(), 0);
+    }
+}
