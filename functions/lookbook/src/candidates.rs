@@ -28,7 +28,7 @@ use crate::style;
 
 /// Bumped when [`Candidates`] changes shape, so that a snapshot stored by an older build is
 /// read again instead of misread.
-const FORMAT: i64 = 5;
+const FORMAT: i64 = 6;
 
 /// Run when the table is missing or has other columns (a database from an earlier build): it
 /// only holds a snapshot that can be read again, so it is replaced. (Requests racing through
@@ -122,8 +122,6 @@ pub struct Candidate {
     pub price_cents: i64,
     /// `ln(1 + reviews) + 2 ln(1 + event weight)`.
     pub popularity: f64,
-    /// How well it suits each of [`SEASONS`] ([`style::season_fit`]; NaN: it does not).
-    seasons: [f64; 4],
     /// Product id ([`Candidates::id`]).
     id: Span,
     /// Colours, main first ([`Candidates::colours`]).
@@ -140,16 +138,23 @@ pub struct Candidate {
     pub material: u32,
     /// Price band (`vitrine_shoppers::profile::price_band`).
     pub price_band: u32,
-    /// Unused: makes the record's size a multiple of its alignment without hidden padding,
-    /// as [`Pod`] requires.
-    _reserved: u32,
+    /// How well it suits each of [`SEASONS`], in tenths ([`style::season_fit`]; -1: it does
+    /// not).
+    seasons: [i8; 4],
 }
 
 impl Candidate {
     /// How well it suits the season numbered `season` in [`SEASONS`], if at all.
     pub fn season(&self, season: usize) -> Option<f64> {
-        Some(self.seasons[season]).filter(|fit| !fit.is_nan())
+        let tenths = self.seasons[season];
+        (tenths >= 0).then(|| f64::from(tenths) / 10.0)
     }
+}
+
+/// A season fit in tenths, as a [`Candidate`] keeps it; `-1` for `None`. Fits are 0, 0.1 and
+/// 0.2 ([`style::season_fit`]), which come back exactly.
+fn season_tenths(fit: Option<f64>) -> i8 {
+    fit.map_or(-1, |fit| (fit * 10.0).round() as i8)
 }
 
 impl Candidates {
@@ -184,7 +189,6 @@ impl Candidates {
                 lists.extend(p.styles.iter().map(|s| number(s)));
                 Candidate {
                     id,
-                    _reserved: 0,
                     category: number(&p.category),
                     item_type: number(&p.item_type),
                     brand: number(&p.brand),
@@ -195,8 +199,12 @@ impl Candidates {
                     styles,
                     popularity: p.popularity,
                     seasons: SEASONS.map(|season| {
-                        style::season_fit(&p.category, &p.item_type, &p.material, season)
-                            .unwrap_or(f64::NAN)
+                        season_tenths(style::season_fit(
+                            &p.category,
+                            &p.item_type,
+                            &p.material,
+                            season,
+                        ))
                     }),
                 }
             })
@@ -572,4 +580,37 @@ pub struct Details {
     pub title: String,
     /// Image URL.
     pub image: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn season_fits_come_back_exactly() {
+        let kinds = [
+            ("coats", "Wool Coat", "wool"),
+            ("dresses", "Sundress", "linen"),
+            ("tops", "Shirt", "cotton"),
+            ("shoes", "Sneakers", "canvas"),
+            ("jackets", "Jacket", "leather"),
+            ("swimwear", "Bikini", "nylon"),
+        ];
+        let mut fits = std::collections::BTreeSet::new();
+        for (category, item_type, material) in kinds {
+            for season in SEASONS {
+                let fit = style::season_fit(category, item_type, material, season);
+                let mut candidate = Candidate::zeroed();
+                candidate.seasons[1] = season_tenths(fit);
+                assert_eq!(
+                    candidate.season(1),
+                    fit,
+                    "{category} {item_type} in {season}"
+                );
+                fits.insert(format!("{fit:?}"));
+            }
+        }
+        // Every kind of fit was tried.
+        assert_eq!(fits.len(), 4, "{fits:?}");
+    }
 }
