@@ -10,7 +10,8 @@
 //!    fill). Further variants exclude items already used.
 //! 3. Looks are picked by maximal marginal relevance: score against similarity to the looks
 //!    already picked (shared style, shape, colours and categories, averaged with the mean
-//!    cosine of their items' embeddings when they have them), no product twice.
+//!    cosine of their items' embeddings when they have them), no product twice. Embeddings
+//!    are fetched only for the looks that might still be picked.
 //!
 //! Everything is deterministic: ties break by product id.
 
@@ -281,73 +282,135 @@ impl<'a> Assembler<'a> {
     }
 
     /// Maximal marginal relevance over `pool`: `LAMBDA · score − (1 − LAMBDA) · similarity`,
-    /// comparing looks by their items' embeddings (`vectors`, by product id) where known.
-    /// The lookbook: `request.looks` looks from `pool`, best and most varied first.
-    pub fn pick<'s>(
+    /// comparing looks by their items' embeddings where known. The lookbook: `request.looks`
+    /// looks from `pool`, best and most varied first.
+    ///
+    /// `vectors` fetches embeddings by product id (leaving out products without one). It is
+    /// asked only for the looks that might still be picked: a look's value only falls as looks
+    /// are picked, so a look whose value before the latest comparisons is below the best found
+    /// cannot win, and is neither compared nor fetched for. The result is the one comparing
+    /// every look would give.
+    pub fn pick<'s, E>(
         &self,
         pool: Vec<Look<'s>>,
-        vectors: &HashMap<String, Vec<f32>>,
-    ) -> Vec<Look<'s>> {
+        mut vectors: impl FnMut(&[&str]) -> Result<HashMap<String, Vec<f32>>, E>,
+    ) -> Result<Vec<Look<'s>>, E> {
         const LAMBDA: f64 = 0.7;
+        /// Looks whose items are fetched together when one of them needs its embeddings.
+        const FETCH_LOOKS: usize = 8;
         let best = pool
             .iter()
             .map(|l| l.score)
             .fold(f64::MIN, f64::max)
             .max(1e-9);
-        // Each candidate with its greatest similarity to the looks chosen so far, kept up to
-        // date as looks are chosen.
-        let mut pool: Vec<(Look, Likeness, f64)> = pool
-            .into_iter()
-            .map(|look| {
-                let likeness = likeness(&look, vectors);
-                (look, likeness, 0.0)
-            })
-            .collect();
-        let mut chosen: Vec<Look> = Vec::new();
+        let mut pool: Vec<Candidate> = pool.into_iter().map(Candidate::new).collect();
+        let mut chosen: Vec<Candidate> = Vec::new();
+        let mut fetched = Fetched::default();
         let mut taken: BTreeSet<&str> = BTreeSet::new();
         let free = |look: &Look, taken: &BTreeSet<&str>| {
             look.items.iter().all(|(_, i)| !taken.contains(i.id))
         };
+        // A candidate's value, exact once it has been compared with every chosen look; before,
+        // an upper bound.
+        let value = |c: &Candidate| LAMBDA * c.look.score / best - (1.0 - LAMBDA) * c.nearest;
         while chosen.len() < self.request.looks {
-            let next = pool
-                .iter()
-                .enumerate()
-                .filter(|(_, (look, _, _))| free(look, &taken))
-                .map(|(n, (look, _, nearest))| {
-                    (n, LAMBDA * look.score / best - (1.0 - LAMBDA) * nearest)
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+            // Free candidates by bound, best first (ties: the earlier in the pool).
+            let mut order: Vec<usize> = (0..pool.len())
+                .filter(|n| free(&pool[*n].look, &taken))
+                .collect();
+            order.sort_by(|a, b| value(&pool[*b]).total_cmp(&value(&pool[*a])).then(a.cmp(b)));
+            let mut next: Option<(usize, f64)> = None;
+            for (rank, &n) in order.iter().enumerate() {
+                if let Some((m, v)) = next {
+                    let bound = value(&pool[n]);
+                    if bound < v || (bound == v && n > m) {
+                        break;
+                    }
+                }
+                if pool[n].compared < chosen.len() {
+                    let looks = order[rank..].iter().take(FETCH_LOOKS).map(|n| &pool[*n]);
+                    fetched.fetch(looks.chain(&chosen), &mut vectors)?;
+                    for c in chosen.iter_mut() {
+                        c.likeness.mean(&c.look, &fetched);
+                    }
+                    let candidate = &mut pool[n];
+                    candidate.likeness.mean(&candidate.look, &fetched);
+                    for c in &chosen[candidate.compared..] {
+                        let similarity = candidate.likeness.similarity(&c.likeness);
+                        candidate.nearest = candidate.nearest.max(similarity);
+                    }
+                    candidate.compared = chosen.len();
+                }
+                let v = value(&pool[n]);
+                if next.is_none_or(|(m, best)| v > best || (v == best && n < m)) {
+                    next = Some((n, v));
+                }
+            }
             let Some((n, _)) = next else {
                 break;
             };
-            let (look, likeness, _) = pool.swap_remove(n);
-            taken.extend(look.items.iter().map(|(_, i)| i.id));
-            for (other, other_likeness, nearest) in &mut pool {
-                if free(other, &taken) {
-                    *nearest = nearest.max(other_likeness.similarity(&likeness));
-                }
-            }
-            chosen.push(look);
+            let picked = pool.swap_remove(n);
+            taken.extend(picked.look.items.iter().map(|(_, i)| i.id));
+            chosen.push(picked);
         }
-        chosen
+        Ok(chosen.into_iter().map(|c| c.look).collect())
+    }
+}
+
+/// A look in [`Assembler::pick`], with how alike it is to the looks chosen so far.
+struct Candidate<'s> {
+    look: Look<'s>,
+    likeness: Likeness<'s>,
+    /// Its greatest similarity to the first `compared` chosen looks (at least 0).
+    nearest: f64,
+    compared: usize,
+}
+
+impl<'s> Candidate<'s> {
+    fn new(look: Look<'s>) -> Self {
+        Candidate {
+            likeness: likeness(&look),
+            look,
+            nearest: 0.0,
+            compared: 0,
+        }
+    }
+}
+
+/// The embeddings fetched so far in [`Assembler::pick`], and which products were asked for.
+#[derive(Default)]
+struct Fetched {
+    vectors: HashMap<String, Vec<f32>>,
+    asked: BTreeSet<String>,
+}
+
+impl Fetched {
+    /// Fetches, in one call, the embeddings of the items of `looks` not asked for before.
+    fn fetch<'a, 's: 'a, E>(
+        &mut self,
+        looks: impl Iterator<Item = &'a Candidate<'s>>,
+        vectors: &mut impl FnMut(&[&str]) -> Result<HashMap<String, Vec<f32>>, E>,
+    ) -> Result<(), E> {
+        let mut ids: Vec<&str> = looks
+            .filter(|c| c.likeness.mean.is_none())
+            .flat_map(|c| c.look.items.iter().map(|(_, i)| i.id))
+            .filter(|id| !self.asked.contains(*id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.vectors.extend(vectors(&ids)?);
+        self.asked.extend(ids.iter().map(|id| id.to_string()));
+        Ok(())
     }
 }
 
 /// What similarity between looks is computed from: the look's traits (its style, shape,
-/// colours and categories) and, when every item has an embedding, their mean (the dot
-/// product of two such means is the mean cosine over all item pairs).
-fn likeness<'s>(look: &Look<'s>, vectors: &HashMap<String, Vec<f32>>) -> Likeness<'s> {
-    let vectors: Option<Vec<&Vec<f32>>> =
-        look.items.iter().map(|(_, i)| vectors.get(i.id)).collect();
-    let mean = vectors.filter(|v| !v.is_empty()).map(|vectors| {
-        let mut mean = vec![0f32; vectors[0].len()];
-        for v in &vectors {
-            mean.iter_mut()
-                .zip(v.iter())
-                .for_each(|(m, x)| *m += x / vectors.len() as f32);
-        }
-        mean
-    });
+/// colours and categories); its items' mean embedding is added once fetched
+/// ([`Likeness::mean`]).
+fn likeness<'s>(look: &Look<'s>) -> Likeness<'s> {
     let shape = look.items.first().map_or("", |(slot, _)| slot.name);
     let mut traits: Vec<(Trait, &str)> = [(Trait::Style, look.style), (Trait::Shape, shape)]
         .into_iter()
@@ -360,7 +423,7 @@ fn likeness<'s>(look: &Look<'s>, vectors: &HashMap<String, Vec<f32>>) -> Likenes
         .collect();
     traits.sort_unstable();
     traits.dedup();
-    Likeness { mean, traits }
+    Likeness { mean: None, traits }
 }
 
 /// For each slot of `shape`, the items that may fill it in a look of the style whose bit is
@@ -398,13 +461,35 @@ enum Trait {
 
 /// How a look is compared with others ([`likeness`]).
 struct Likeness<'s> {
-    /// The mean of its items' embeddings, if every item has one.
-    mean: Option<Vec<f32>>,
+    /// Once its items' embeddings were fetched: their mean, if every item has one (the dot
+    /// product of two such means is the mean cosine over all item pairs).
+    mean: Option<Option<Vec<f32>>>,
     /// Its style, shape, colours and categories, sorted, each once.
     traits: Vec<(Trait, &'s str)>,
 }
 
 impl Likeness<'_> {
+    /// Computes the mean of `look`'s embeddings, if they were fetched and it is not known yet.
+    fn mean(&mut self, look: &Look, fetched: &Fetched) {
+        if self.mean.is_some() || !look.items.iter().all(|(_, i)| fetched.asked.contains(i.id)) {
+            return;
+        }
+        let vectors: Option<Vec<&Vec<f32>>> = look
+            .items
+            .iter()
+            .map(|(_, i)| fetched.vectors.get(i.id))
+            .collect();
+        self.mean = Some(vectors.filter(|v| !v.is_empty()).map(|vectors| {
+            let mut mean = vec![0f32; vectors[0].len()];
+            for v in &vectors {
+                mean.iter_mut()
+                    .zip(v.iter())
+                    .for_each(|(m, x)| *m += x / vectors.len() as f32);
+            }
+            mean
+        }));
+    }
+
     /// The share of traits two looks have in common, averaged with the mean cosine of their
     /// items when both have embeddings (in 0..=1 for looks that are alike).
     fn similarity(&self, other: &Likeness) -> f64 {
@@ -421,7 +506,9 @@ impl Likeness<'_> {
         let union = a.len() + b.len() - common;
         let shared = common as f64 / union.max(1) as f64;
         match (&self.mean, &other.mean) {
-            (Some(x), Some(y)) => 0.5 * shared + 0.5 * f64::from(embeddings::similarity(x, y)),
+            (Some(Some(x)), Some(Some(y))) => {
+                0.5 * shared + 0.5 * f64::from(embeddings::similarity(x, y))
+            }
             _ => shared,
         }
     }
@@ -485,7 +572,11 @@ mod tests {
         let items = crate::shortlist::shortlist(&candidates, r, profile, 12);
         let closeness = vec![None; items.len()];
         let assembler = Assembler::new(r, profile, items, closeness);
-        inspect(&assembler.pick(assembler.variants(), &HashMap::new()))
+        inspect(
+            &assembler
+                .pick(assembler.variants(), |_| Ok::<_, ()>(HashMap::new()))
+                .unwrap(),
+        )
     }
 
     /// The product ids of each look.
@@ -531,6 +622,114 @@ mod tests {
 
     fn request(query: &str) -> LookbookRequest {
         LookbookRequest::parse(query, 6).unwrap()
+    }
+
+    /// The lookbook of maximal marginal relevance computed the plain way: every look compared
+    /// with every pick.
+    fn pick_comparing_all<'s>(
+        looks: usize,
+        pool: Vec<Look<'s>>,
+        vectors: &HashMap<String, Vec<f32>>,
+    ) -> Vec<Look<'s>> {
+        let fetched = Fetched {
+            vectors: vectors.clone(),
+            asked: vectors.keys().cloned().collect(),
+        };
+        let best = pool
+            .iter()
+            .map(|l| l.score)
+            .fold(f64::MIN, f64::max)
+            .max(1e-9);
+        let mut pool: Vec<(Look, Likeness, f64)> = pool
+            .into_iter()
+            .map(|look| {
+                let mut likeness = likeness(&look);
+                likeness.mean(&look, &fetched);
+                (look, likeness, 0.0)
+            })
+            .collect();
+        let mut chosen: Vec<Look> = Vec::new();
+        let mut taken: BTreeSet<&str> = BTreeSet::new();
+        while chosen.len() < looks {
+            let next = pool
+                .iter()
+                .enumerate()
+                .filter(|(_, (l, _, _))| l.items.iter().all(|(_, i)| !taken.contains(i.id)))
+                .map(|(n, (l, _, nearest))| (n, 0.7 * l.score / best - 0.3 * nearest))
+                .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
+            let Some((n, _)) = next else { break };
+            let (look, picked, _) = pool.swap_remove(n);
+            taken.extend(look.items.iter().map(|(_, i)| i.id));
+            for (_, likeness, nearest) in &mut pool {
+                *nearest = nearest.max(likeness.similarity(&picked));
+            }
+            chosen.push(look);
+        }
+        chosen
+    }
+
+    #[test]
+    fn picking_lazily_gives_what_comparing_every_look_gives() {
+        let catalogue: Vec<Product> = (0..4)
+            .flat_map(|copy| {
+                catalogue().into_iter().map(move |mut p| {
+                    p.id = format!("{}-{copy}", p.id);
+                    p.price_cents += 100 * copy;
+                    p.popularity = 0.2 * copy as f64;
+                    p
+                })
+            })
+            .collect();
+        let candidates = Candidates::new(catalogue.clone());
+        let mut fewer = false;
+        for seed in 0..5u64 {
+            // Pseudo-random unit vectors; a few products have none.
+            let vectors: HashMap<String, Vec<f32>> = catalogue
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| (*n as u64 + seed) % 11 != 0)
+                .map(|(n, p)| {
+                    let mut state = seed * 1_000_003 + n as u64 + 1;
+                    let v: Vec<f32> = (0..8)
+                        .map(|_| {
+                            state = state
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                        })
+                        .collect();
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    (p.id.clone(), v.into_iter().map(|x| x / norm).collect())
+                })
+                .collect();
+            for looks in [1, 3, 6] {
+                let r = request(&format!("looks={looks}"));
+                let items = crate::shortlist::shortlist(&candidates, &r, None, 12);
+                let assembler = Assembler::new(&r, None, items.clone(), vec![None; items.len()]);
+                let mut asked = BTreeSet::new();
+                let lazily = assembler
+                    .pick(assembler.variants(), |ids| {
+                        asked.extend(ids.iter().map(|id| id.to_string()));
+                        Ok::<_, ()>(
+                            ids.iter()
+                                .filter_map(|id| Some((id.to_string(), vectors.get(*id)?.clone())))
+                                .collect(),
+                        )
+                    })
+                    .unwrap();
+                let plainly = pick_comparing_all(looks, assembler.variants(), &vectors);
+                assert_eq!(ids(&lazily), ids(&plainly), "seed {seed}, {looks} looks");
+                let all: BTreeSet<&str> = assembler
+                    .variants()
+                    .iter()
+                    .flat_map(|l| l.items.iter().map(|(_, i)| i.id))
+                    .collect();
+                assert!(asked.iter().all(|id| all.contains(id.as_str())));
+                fewer |= looks > 1 && asked.len() < all.len();
+            }
+        }
+        // Some lookbooks were picked without fetching every item's embedding.
+        assert!(fewer);
     }
 
     #[test]

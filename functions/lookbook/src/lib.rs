@@ -18,7 +18,7 @@ mod shortlist;
 mod style;
 mod taste;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request};
@@ -132,14 +132,9 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
     let profile = taste.as_ref().map(|t| &t.profile);
     let assembler = Assembler::new(request, profile, shortlist, closeness);
     let variants = assembler.variants();
-    // The looks' items' embeddings, to compare looks by.
-    let ids: BTreeSet<&str> = variants
-        .iter()
-        .flat_map(|l| l.items.iter().map(|(_, i)| i.id))
-        .collect();
-    let ids: Vec<&str> = ids.into_iter().collect();
-    let vectors = vitrine_catalog::embeddings::of_products(&db, &ids)?;
-    let looks = assembler.pick(variants, &vectors);
+    let looks = assembler.pick(variants, |ids| {
+        vitrine_catalog::embeddings::of_products(&db, ids)
+    })?;
     let details = candidates::details(&db, &looks)?;
     let mut answer = json!({
         "shopper": request.shopper,
