@@ -687,7 +687,7 @@ mod tests {
             let vectors: HashMap<String, Vec<f32>> = catalogue
                 .iter()
                 .enumerate()
-                .filter(|(n, _)| (*n as u64 + seed) % 11 != 0)
+                .filter(|(n, _)| !(*n as u64 + seed).is_multiple_of(11))
                 .map(|(n, p)| {
                     let mut state = seed * 1_000_003 + n as u64 + 1;
                     let v: Vec<f32> = (0..8)
