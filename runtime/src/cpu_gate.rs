@@ -5,6 +5,8 @@
 //! tick) and each request takes about as long as all the others together; the unlucky ones,
 //! which also wait for I/O at the back of every queue, much longer. With turns, requests are
 //! served in the order they arrived:
+//! - a guest needs no turn for its first [`FREE`] of processor time (most requests end
+//!   within it);
 //! - a guest keeps its turn while it computes, for up to [`SLICE`] at a time (it still yields
 //!   to the worker thread's other tasks every epoch tick: connections, timers);
 //! - it gives the turn back while it waits for anything else (SQLite on the blocking pool or
@@ -29,6 +31,10 @@ use prometheus_client::metrics::gauge::Gauge;
 
 /// How long a guest may compute before it lets an older request have its turn.
 const SLICE: Duration = Duration::from_millis(10);
+
+/// Processor time a guest may use before it needs a turn: most requests need less, and for
+/// them taking turns would cost more (waking, handing over) than it saves.
+const FREE: Duration = Duration::from_millis(1);
 
 /// Processor time a guest may use and still queue in the order it arrived.
 const GRACE: Duration = Duration::from_millis(50);
@@ -169,18 +175,18 @@ impl<F: Future> Future for Turns<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // `Turns` is `Unpin`: the guest's future is boxed.
         let this = self.get_mut();
-        if matches!(this.turn, Turn::Waiting { .. }) && !this.take_turn(cx) {
+        let waiting = matches!(this.turn, Turn::Waiting { .. });
+        if waiting && this.computed >= FREE && !this.take_turn(cx) {
             return Poll::Pending;
         }
         EPOCH_YIELD.set(false);
         let started = Instant::now();
         let polled = this.guest.as_mut().poll(cx);
         this.computed += started.elapsed();
-        let Turn::Holding { since } = this.turn else {
-            unreachable!("the guest is polled only while it holds a turn");
-        };
-        if polled.is_ready() || !(EPOCH_YIELD.take() && since.elapsed() < SLICE) {
-            this.give_back();
+        if let Turn::Holding { since } = this.turn {
+            if polled.is_ready() || !(EPOCH_YIELD.take() && since.elapsed() < SLICE) {
+                this.give_back();
+            }
         }
         polled
     }
@@ -205,6 +211,7 @@ impl<F> Drop for Turns<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     /// A guest that computes for `work` in 1 ms steps, each ending with an epoch yield.
     async fn compute(work: Duration) {
@@ -218,20 +225,39 @@ mod tests {
         }
     }
 
+    /// The guests below first compute for their free time, so that what follows needs turns.
+    async fn past_free() {
+        compute(FREE).await;
+    }
+
+    /// Lets the other tasks run until `done`.
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..100_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never happened");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn requests_finish_in_the_order_they_arrived() {
-        let gate = CpuGate::new(1, Gauge::default());
+        let waiting = Gauge::<i64, AtomicI64>::default();
+        let gate = CpuGate::new(1, waiting.clone());
         let order = Arc::new(Mutex::new(Vec::new()));
-        let tasks: Vec<_> = (0..3)
-            .map(|n| {
-                let (gate, order) = (gate.clone(), order.clone());
-                tokio::spawn(gate.run(async move {
-                    order.lock().unwrap().push(format!("{n} starts"));
-                    compute(Duration::from_millis(3)).await;
-                    order.lock().unwrap().push(format!("{n} ends"));
-                }))
-            })
-            .collect();
+        let mut tasks = Vec::new();
+        for n in 0..3 {
+            let (gate, log) = (gate.clone(), order.clone());
+            tasks.push(tokio::spawn(gate.run(async move {
+                past_free().await;
+                log.lock().unwrap().push(format!("{n} starts"));
+                compute(Duration::from_millis(5)).await;
+                log.lock().unwrap().push(format!("{n} ends"));
+            })));
+            // One after the other: the first computing, the others waiting for a turn.
+            until(|| !order.lock().unwrap().is_empty() && waiting.get() == n).await;
+        }
         for task in tasks {
             task.await.unwrap();
         }
@@ -243,31 +269,65 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_waiting_guest_lets_others_compute_and_keeps_its_place() {
+    async fn a_short_request_needs_no_turn() {
         let gate = CpuGate::new(1, Gauge::default());
+        let steps = Arc::new(AtomicUsize::new(0));
+        let long = {
+            let steps = steps.clone();
+            tokio::spawn(gate.run(async move {
+                past_free().await;
+                for _ in 0..30 {
+                    compute(Duration::from_millis(1)).await;
+                    steps.fetch_add(1, Ordering::Relaxed);
+                }
+            }))
+        };
+        while steps.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        gate.run(async {
+            let started = Instant::now();
+            while started.elapsed() < FREE / 4 {
+                std::hint::spin_loop();
+            }
+        })
+        .await;
+        // It did not wait for the end of the long one's slice (10 steps).
+        let waited = steps.load(Ordering::Relaxed);
+        assert!(waited < 5, "{waited} steps");
+        long.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_guest_lets_others_compute_and_keeps_its_place() {
+        let waiting = Gauge::<i64, AtomicI64>::default();
+        let gate = CpuGate::new(1, waiting.clone());
         let order = Arc::new(Mutex::new(Vec::new()));
         let first = {
             let (gate, order) = (gate.clone(), order.clone());
             tokio::spawn(gate.run(async move {
+                past_free().await;
                 order.lock().unwrap().push("first starts");
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::time::sleep(Duration::from_millis(4)).await;
                 order.lock().unwrap().push("first resumes");
                 compute(Duration::from_millis(2)).await;
                 order.lock().unwrap().push("first ends");
             }))
         };
-        tokio::task::yield_now().await;
-        let others: Vec<_> = ["second", "third"]
-            .into_iter()
-            .map(|name| {
-                let (gate, order) = (gate.clone(), order.clone());
-                tokio::spawn(gate.run(async move {
-                    order.lock().unwrap().push(name);
-                    compute(Duration::from_millis(15)).await;
-                    order.lock().unwrap().push(name);
-                }))
-            })
-            .collect();
+        until(|| order.lock().unwrap().len() == 1).await;
+        let mut others = Vec::new();
+        for name in ["second", "third"] {
+            let (gate, log) = (gate.clone(), order.clone());
+            others.push(tokio::spawn(gate.run(async move {
+                past_free().await;
+                log.lock().unwrap().push(name);
+                compute(Duration::from_millis(15)).await;
+                log.lock().unwrap().push(name);
+            })));
+            // The second computing; then the third waiting.
+            until(|| order.lock().unwrap().len() == 2 && waiting.get() == (name == "third") as i64)
+                .await;
+        }
         first.await.unwrap();
         for other in others {
             other.await.unwrap();
@@ -294,7 +354,7 @@ mod tests {
         let long = tokio::spawn(gate.run(compute(Duration::from_millis(300))));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let started = Instant::now();
-        gate.run(compute(Duration::from_millis(2))).await;
+        gate.run(compute(Duration::from_millis(3))).await;
         let waited = started.elapsed();
         assert!(waited < Duration::from_millis(40), "{waited:?}");
         assert!(!long.is_finished());
@@ -305,12 +365,10 @@ mod tests {
     async fn a_request_dropped_while_waiting_passes_the_turn_on() {
         let waiting = Gauge::<i64, AtomicI64>::default();
         let gate = CpuGate::new(1, waiting.clone());
-        let holder = tokio::spawn(gate.run(compute(Duration::from_millis(5))));
-        tokio::task::yield_now().await;
+        let holder = tokio::spawn(gate.run(compute(Duration::from_millis(20))));
         let dropped = tokio::spawn(gate.run(compute(Duration::from_millis(5))));
-        let last = tokio::spawn(gate.run(compute(Duration::from_millis(1))));
-        tokio::task::yield_now().await;
-        assert_eq!(waiting.get(), 2);
+        let last = tokio::spawn(gate.run(compute(Duration::from_millis(3))));
+        until(|| waiting.get() == 2).await;
         dropped.abort();
         holder.await.unwrap();
         tokio::time::timeout(Duration::from_secs(1), last)
