@@ -3,6 +3,7 @@
 #
 #   benches/http.sh                     # median of 3 runs of 10 s per measurement
 #   DURATION=5 REPEATS=1 benches/http.sh
+#   COMPARE=0 benches/http.sh          # vitrine only: no wasmtime serve (nor its install)
 #
 # Measures, on loopback with wrk (load generator on the same cores):
 #   - a trivial component (tests/guests/hello), GET /api/products and GET /api/lookbooks on `vitrine up`,
@@ -10,7 +11,8 @@
 #   - the same trivial component on `wasmtime serve` (wasmtime-cli 48.0.8) in three
 #     configurations (plain, pooling allocator, pooling with memory kept resident);
 #   - process start -> first response with a warm compile cache.
-# Needs: wrk (apt), wasmtime-cli 48.0.8 (installed into target/bench-tools if missing).
+# Needs: wrk (apt), wasmtime-cli 48.0.8 (installed into target/bench-tools if missing, unless
+# COMPARE=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,8 +24,9 @@ VITRINE_PORT=3101
 WASMTIME_PORT=3102
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
+COMPARE=${COMPARE:-1}
 WASMTIME=$(command -v wasmtime || true)
-if [[ -z "$WASMTIME" || "$("$WASMTIME" --version)" != *"48.0.8"* ]]; then
+if [[ "$COMPARE" != 0 && ( -z "$WASMTIME" || "$("$WASMTIME" --version)" != *"48.0.8"* ) ]]; then
   WASMTIME=$TOOLS/bin/wasmtime
   if [[ ! -x "$WASMTIME" ]]; then
     echo "installing wasmtime-cli 48.0.8 into $TOOLS (takes a while)"
@@ -143,6 +146,11 @@ run_wrk "vitrine lookbooks uncached" "http://127.0.0.1:$VITRINE_PORT" 16 benches
 run_wrk "vitrine lookbooks personal" "http://127.0.0.1:$VITRINE_PORT" 1 benches/lookbook-personal.lua
 run_wrk "vitrine lookbooks personal" "http://127.0.0.1:$VITRINE_PORT" 16 benches/lookbook-personal.lua
 kill -TERM $VPID; wait $VPID || true
+
+if [[ "$COMPARE" == 0 ]]; then
+  echo; echo "(COMPARE=0: no wasmtime serve, no warm start, no targets)"
+  exit 0
+fi
 
 echo
 echo "== wasmtime serve 48.0.8: plain, pooling allocator, pooling with memory kept resident =="

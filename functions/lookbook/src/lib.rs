@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_component;
-use vitrine_guest::http::{error, json_response, not_allowed};
+use vitrine_guest::http::{error, json_text_response, not_allowed};
 use vitrine_shoppers::profile::Profile;
 
 use assemble::{Assembler, Look};
@@ -61,14 +61,21 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Err(e) => return Ok(error(500, format!("lookbook failed: {e}"))),
     };
     Ok(match page {
-        true => page::render(&lookbook),
-        false => json_response(200, lookbook),
+        true => page::render(&lookbook.value),
+        false => json_text_response(200, lookbook.text),
     })
+}
+
+/// A lookbook as the API answers it, and its JSON text (serialized once, for the answer cache
+/// and the response).
+struct Answer {
+    value: Value,
+    text: String,
 }
 
 /// The lookbook for a request, as the API answers it; `fresh`: from the current data, not
 /// from cached answers or candidates.
-fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::sqlite::Error> {
+fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Answer, spin_sdk::sqlite::Error> {
     let db = vitrine_catalog::open()?;
     let now = request
         .as_of
@@ -105,10 +112,15 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
     if let Some(key) = cached.as_ref().filter(|_| !fresh) {
         match cache::get(&db, key, now) {
             Ok(Some(body)) => {
-                if let Ok(mut answer) = serde_json::from_str::<Value>(&body) {
+                if let Ok(mut value) = serde_json::from_str::<Value>(&body) {
                     // Shoppers without a profile share answers ([`cache::key`]).
-                    answer["shopper"] = json!(request.shopper);
-                    return Ok(answer);
+                    let shopper = json!(request.shopper);
+                    if value["shopper"] == shopper {
+                        return Ok(Answer { value, text: body });
+                    }
+                    value["shopper"] = shopper;
+                    let text = value.to_string();
+                    return Ok(Answer { value, text });
                 }
             }
             Ok(None) => {}
@@ -164,15 +176,19 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Value, spin_sdk::s
             ),
         });
     }
+    let text = answer.to_string();
     if let Some(key) = &cached {
-        if let Err(e) = cache::put(&db, key, &answer.to_string(), now) {
+        if let Err(e) = cache::put(&db, key, &text, now) {
             eprintln!("lookbook cache not written: {e}");
         }
     }
     if let Some(Err(e)) = taste.as_ref().map(|t| t.keep(&db, now)) {
         eprintln!("lookbook taste not kept: {e}");
     }
-    Ok(answer)
+    Ok(Answer {
+        value: answer,
+        text,
+    })
 }
 
 /// A look as the API shows it; `details`: the titles and images of its items.
