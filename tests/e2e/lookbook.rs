@@ -313,10 +313,30 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
     );
     assert_eq!(carol["looks"], bob["looks"]);
 
+    // Her answers are kept under her id (shared ones under none), and erased with her.
+    let answers = |db: &rusqlite::Connection, who: &str| -> rusqlite::Result<i64> {
+        db.query_row(
+            "SELECT count(*) FROM lookbook_answers WHERE shopper IS ?",
+            [(!who.is_empty()).then_some(who)],
+            |r| r.get(0),
+        )
+    };
+    assert!(
+        answers(&db, "ann")? >= 3,
+        "her answers are not kept under her id"
+    );
+    assert!(answers(&db, "")? >= 1);
+    assert_eq!(answers(&db, "carol")?, 0);
+
     // Erasure takes the personalization away again.
     assert_eq!(
         shopper(&app, reqwest::Method::DELETE, "ann", None).await?,
         200
+    );
+    assert_eq!(
+        answers(&db, "ann")?,
+        0,
+        "her cached answers outlived her erasure"
     );
     let (_, erased) = get_json(&format!("{}/api/lookbooks?{query}", app.url)).await?;
     assert_eq!(erased["personalized"], false);

@@ -204,8 +204,9 @@ pub fn events_of(db: &Connection, shopper: &str, limit: i64) -> Result<Vec<Value
 }
 
 /// Erases a shopper: every event, the consent record, what functions derived from their events
-/// (`vitrine_shoppers::derived`), the campaign decisions made for them with their feedback,
-/// and their experiment exposures (tables of `functions/campaigns`, when it has created them).
+/// (`vitrine_shoppers::derived`), the lookbook answers kept for them (`functions/lookbook`),
+/// the campaign decisions made for them with their feedback, and their experiment exposures
+/// (tables of `functions/campaigns`; each only when its function has created it).
 /// Returns (events, campaign decisions) erased.
 pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
     let who = || [Sql::Text(shopper.into())];
@@ -219,6 +220,13 @@ pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
             .len() as i64;
         db.execute("DELETE FROM shopper_consent WHERE shopper = ?", &who())?;
         db.execute("DELETE FROM shopper_derived WHERE shopper = ?", &who())?;
+        let answers = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lookbook_answers'",
+            &[],
+        )?;
+        if !answers.rows.is_empty() {
+            db.execute("DELETE FROM lookbook_answers WHERE shopper = ?", &who())?;
+        }
         let campaigns = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_decisions'",
             &[],

@@ -6,7 +6,8 @@
 //! product or an embedding): any of these changing misses at once. Shoppers without consent, or without a
 //! shopper id, get looks from the context alone and share answers. Only other shoppers' events
 //! (popularity) and the clock may be up to [`TTL_SECONDS`] stale. `as_of` answers are never
-//! cached.
+//! cached. A consenting shopper's answers are stored with their id, so that erasing the shopper
+//! deletes them (`functions/events`).
 
 use spin_sdk::sqlite::{Connection, Error, Value};
 
@@ -16,10 +17,15 @@ use crate::describe::Consent;
 /// How long an answer is served again, in seconds.
 pub const TTL_SECONDS: i64 = 60;
 
+/// The table of answers, `lookbook_answers`; it replaced `lookbook_cache`, whose answers did
+/// not name their shopper.
 const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS lookbook_cache (
-        key TEXT PRIMARY KEY, created INTEGER NOT NULL, body TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS lookbook_cache_created ON lookbook_cache (created)",
+    "DROP TABLE IF EXISTS lookbook_cache",
+    "CREATE TABLE IF NOT EXISTS lookbook_answers (
+        key TEXT PRIMARY KEY, created INTEGER NOT NULL, shopper TEXT, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS lookbook_answers_created ON lookbook_answers (created)",
+    "CREATE INDEX IF NOT EXISTS lookbook_answers_shopper ON lookbook_answers (shopper)
+        WHERE shopper IS NOT NULL",
 ];
 
 /// The cache key of a request (a hash of everything its answer depends on, see the module):
@@ -48,7 +54,7 @@ pub fn key(
 pub fn get(db: &Connection, key: &str, now: i64) -> Result<Option<String>, Error> {
     let rows = vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         db.execute(
-            "SELECT body FROM lookbook_cache WHERE key = ? AND created > ?",
+            "SELECT body FROM lookbook_answers WHERE key = ? AND created > ?",
             &[Value::Text(key.into()), Value::Integer(now - TTL_SECONDS)],
         )
     })?;
@@ -59,15 +65,24 @@ pub fn get(db: &Connection, key: &str, now: i64) -> Result<Option<String>, Error
         .map(str::to_string))
 }
 
-/// Stores an answer; one put in 16 (by key) also drops the expired answers, which are never
-/// served meanwhile ([`get`]).
-pub fn put(db: &Connection, key: &str, body: &str, now: i64) -> Result<(), Error> {
+/// Stores an answer, for `shopper` if it holds their personal looks (`None`: a shared one);
+/// one put in 16 (by key) also drops the expired answers, which are never served meanwhile
+/// ([`get`]).
+pub fn put(
+    db: &Connection,
+    key: &str,
+    shopper: Option<&str>,
+    body: &str,
+    now: i64,
+) -> Result<(), Error> {
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         db.execute(
-            "INSERT OR REPLACE INTO lookbook_cache (key, created, body) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO lookbook_answers (key, created, shopper, body)
+             VALUES (?, ?, ?, ?)",
             &[
                 Value::Text(key.into()),
                 Value::Integer(now),
+                shopper.map_or(Value::Null, |s| Value::Text(s.into())),
                 Value::Text(body.into()),
             ],
         )?;
@@ -75,7 +90,7 @@ pub fn put(db: &Connection, key: &str, body: &str, now: i64) -> Result<(), Error
             return Ok(());
         }
         db.execute(
-            "DELETE FROM lookbook_cache WHERE created <= ?",
+            "DELETE FROM lookbook_answers WHERE created <= ?",
             &[Value::Integer(now - TTL_SECONDS)],
         )
         .map(drop)

@@ -178,7 +178,8 @@ fn lookbook(request: &LookbookRequest, fresh: bool) -> Result<Answer, spin_sdk::
     }
     let text = answer.to_string();
     if let Some(key) = &cached {
-        if let Err(e) = cache::put(&db, key, &text, now) {
+        let shopper = events.as_ref().map(|(shopper, _)| shopper.as_str());
+        if let Err(e) = cache::put(&db, key, shopper, &text, now) {
             eprintln!("lookbook cache not written: {e}");
         }
     }
