@@ -210,6 +210,14 @@ pub fn events_of(db: &Connection, shopper: &str, limit: i64) -> Result<Vec<Value
 /// Returns (events, campaign decisions) erased.
 pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
     let who = || [Sql::Text(shopper.into())];
+    // Tables other functions create on first use.
+    let exists = |table: &str| -> Result<bool, Error> {
+        let found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            &[Sql::Text(table.into())],
+        )?;
+        Ok(!found.rows.is_empty())
+    };
     vitrine_guest::sqlite::transaction(db, || {
         let erased = db
             .execute(
@@ -220,19 +228,11 @@ pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
             .len() as i64;
         db.execute("DELETE FROM shopper_consent WHERE shopper = ?", &who())?;
         db.execute("DELETE FROM shopper_derived WHERE shopper = ?", &who())?;
-        let answers = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lookbook_answers'",
-            &[],
-        )?;
-        if !answers.rows.is_empty() {
+        if exists("lookbook_answers")? {
             db.execute("DELETE FROM lookbook_answers WHERE shopper = ?", &who())?;
         }
-        let campaigns = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'campaign_decisions'",
-            &[],
-        )?;
         let mut decisions = 0;
-        if !campaigns.rows.is_empty() {
+        if exists("campaign_decisions")? {
             db.execute(
                 "DELETE FROM campaign_feedback WHERE decision_id IN
                     (SELECT id FROM campaign_decisions WHERE shopper = ?)",
@@ -246,11 +246,7 @@ pub fn erase(db: &Connection, shopper: &str) -> Result<(i64, i64), Error> {
                 .rows
                 .len() as i64;
         }
-        let experiments = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiment_exposures'",
-            &[],
-        )?;
-        if !experiments.rows.is_empty() {
+        if exists("experiment_exposures")? {
             db.execute("DELETE FROM experiment_exposures WHERE shopper = ?", &who())?;
         }
         Ok((erased, decisions))
