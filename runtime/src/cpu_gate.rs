@@ -122,7 +122,8 @@ enum Turn {
     Holding { since: Instant },
 }
 
-/// A guest's future, polled only while it holds a turn ([`CpuGate::run`]).
+/// A guest's future, polled while it holds a turn or has not used its free time yet
+/// ([`CpuGate::run`]).
 pub struct Turns<F> {
     gate: Arc<CpuGate>,
     guest: Pin<Box<F>>,
