@@ -144,6 +144,11 @@ async fn metrics_and_health_are_served_on_the_admin_listener() -> anyhow::Result
         metrics.contains("vitrine_http_requests_in_flight"),
         "{metrics}"
     );
+    // Nothing is left waiting for a turn on a processor once the request is answered.
+    assert!(
+        metrics.contains("vitrine_guests_waiting_for_cpu 0\n"),
+        "{metrics}"
+    );
     Ok(())
 }
 
