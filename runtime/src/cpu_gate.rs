@@ -7,8 +7,9 @@
 //! served in the order they arrived:
 //! - a guest needs no turn for its first [`FREE`] of processor time (most requests end
 //!   within it);
-//! - a guest keeps its turn while it computes, for up to [`SLICE`] at a time (it still yields
-//!   to the worker thread's other tasks every epoch tick: connections, timers);
+//! - a guest keeps its turn while it computes (it still yields to the worker thread's other
+//!   tasks every epoch tick: connections, timers); every [`SLICE`] it lets a request with an
+//!   earlier place have it;
 //! - it gives the turn back while it waits for anything else (SQLite on the blocking pool or
 //!   the writer thread, outbound HTTP, inference) and, when the wait is over, queues with the
 //!   time it arrived, ahead of newer requests;
@@ -53,6 +54,21 @@ thread_local! {
 /// from the store's epoch callback).
 pub fn epoch_yield() {
     EPOCH_YIELD.set(true);
+}
+
+/// The processor time this thread has used (what a guest's poll computed, or a SQLite
+/// statement's share of its inline budget, without the time the thread waited for a
+/// processor).
+pub(crate) fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec`, which `t` is.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// A place in the queue: when the request counts as having arrived, then arrival order.
@@ -130,7 +146,7 @@ pub struct Turns<F> {
     place: Place,
     arrived: Instant,
     turn: Turn,
-    /// Processor time used so far (time spent in polls).
+    /// Processor time its polls used so far.
     computed: Duration,
 }
 
@@ -159,11 +175,34 @@ impl<F> Turns<F> {
         false
     }
 
+    /// Moves its place back by [`PENALTY`] times its processor time beyond [`GRACE`].
+    fn replace(&mut self) {
+        let extra = self.computed.saturating_sub(GRACE);
+        self.place.0 = self.arrived.duration_since(self.gate.origin) + extra * PENALTY;
+    }
+
+    /// At the end of a slice: keeps the turn for another unless someone with an earlier
+    /// place waits.
+    fn end_slice(&mut self) {
+        self.replace();
+        let earlier = {
+            let queue = self.gate.queue();
+            queue.waiting.keys().next().is_some_and(|p| *p < self.place)
+        };
+        match earlier {
+            true => self.give_back(),
+            false => {
+                self.turn = Turn::Holding {
+                    since: Instant::now(),
+                }
+            }
+        }
+    }
+
     /// Gives the turn back and wakes whoever may take it.
     fn give_back(&mut self) {
         self.turn = Turn::Waiting { queued: false };
-        let extra = self.computed.saturating_sub(GRACE);
-        self.place.0 = self.arrived.duration_since(self.gate.origin) + extra * PENALTY;
+        self.replace();
         let mut queue = self.gate.queue();
         queue.free += 1;
         queue.wake_next();
@@ -181,12 +220,14 @@ impl<F: Future> Future for Turns<F> {
             return Poll::Pending;
         }
         EPOCH_YIELD.set(false);
-        let started = Instant::now();
+        let started = thread_cpu_time();
         let polled = this.guest.as_mut().poll(cx);
-        this.computed += started.elapsed();
+        this.computed += thread_cpu_time().saturating_sub(started);
         if let Turn::Holding { since } = this.turn {
-            if polled.is_ready() || !(EPOCH_YIELD.take() && since.elapsed() < SLICE) {
+            if polled.is_ready() || !EPOCH_YIELD.take() {
                 this.give_back();
+            } else if since.elapsed() >= SLICE {
+                this.end_slice();
             }
         }
         polled
@@ -214,11 +255,12 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    /// A guest that computes for `work` in 1 ms steps, each ending with an epoch yield.
+    /// A guest that computes for `work` of processor time in 1 ms steps, each ending with an
+    /// epoch yield.
     async fn compute(work: Duration) {
         for _ in 0..work.as_millis() {
-            let step = Instant::now();
-            while step.elapsed() < Duration::from_millis(1) {
+            let step = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(step) < Duration::from_millis(1) {
                 std::hint::spin_loop();
             }
             epoch_yield();
@@ -304,12 +346,14 @@ mod tests {
         let waiting = Gauge::<i64, AtomicI64>::default();
         let gate = CpuGate::new(1, waiting.clone());
         let order = Arc::new(Mutex::new(Vec::new()));
+        let (answer, answered) = tokio::sync::oneshot::channel::<()>();
         let first = {
             let (gate, order) = (gate.clone(), order.clone());
             tokio::spawn(gate.run(async move {
                 past_free().await;
                 order.lock().unwrap().push("first starts");
-                tokio::time::sleep(Duration::from_millis(4)).await;
+                // Waits for an answer (as for I/O), without its turn.
+                answered.await.unwrap();
                 order.lock().unwrap().push("first resumes");
                 compute(Duration::from_millis(2)).await;
                 order.lock().unwrap().push("first ends");
@@ -322,19 +366,22 @@ mod tests {
             others.push(tokio::spawn(gate.run(async move {
                 past_free().await;
                 log.lock().unwrap().push(name);
-                compute(Duration::from_millis(15)).await;
+                // Two slices, well within the grace (even on a loaded machine, where a step
+                // takes longer): it keeps its place ahead of the third.
+                compute(Duration::from_millis(20)).await;
                 log.lock().unwrap().push(name);
             })));
             // The second computing; then the third waiting.
             until(|| order.lock().unwrap().len() == 2 && waiting.get() == (name == "third") as i64)
                 .await;
         }
+        answer.send(()).unwrap();
         first.await.unwrap();
         for other in others {
             other.await.unwrap();
         }
-        // The first request slept without its turn (the second computed meanwhile), and took
-        // the next one, at the end of the second's slice, ahead of the third.
+        // The first request waited without its turn (the second computed meanwhile), and took
+        // the next one, at the end of one of the second's slices, ahead of the third.
         assert_eq!(
             *order.lock().unwrap(),
             [
@@ -352,13 +399,26 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_long_computation_does_not_hold_back_newer_requests() {
         let gate = CpuGate::new(1, Gauge::default());
-        let long = tokio::spawn(gate.run(compute(Duration::from_millis(300))));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = Instant::now();
+        let steps = Arc::new(AtomicUsize::new(0));
+        let long = {
+            let steps = steps.clone();
+            tokio::spawn(gate.run(async move {
+                for _ in 0..300 {
+                    compute(Duration::from_millis(1)).await;
+                    steps.fetch_add(1, Ordering::Relaxed);
+                }
+            }))
+        };
+        // Past its grace (50 ms of processor time).
+        until(|| steps.load(Ordering::Relaxed) >= 70).await;
+        let before = steps.load(Ordering::Relaxed);
         gate.run(compute(Duration::from_millis(3))).await;
-        let waited = started.elapsed();
-        assert!(waited < Duration::from_millis(40), "{waited:?}");
-        assert!(!long.is_finished());
+        // Arriving later, it still went before the long one's remaining 230 steps.
+        let meanwhile = steps.load(Ordering::Relaxed) - before;
+        assert!(
+            meanwhile < 30,
+            "the long one computed {meanwhile} steps meanwhile"
+        );
         long.await.unwrap();
     }
 

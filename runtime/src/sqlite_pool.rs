@@ -417,7 +417,7 @@ pub fn run_inline<R>(
     deadline: Instant,
     f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> Option<rusqlite::Result<R>> {
-    let started = thread_cpu_time();
+    let started = crate::cpu_gate::thread_cpu_time();
     let over_budget = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let over = over_budget.clone();
     conn.progress_handler(
@@ -426,7 +426,7 @@ pub fn run_inline<R>(
             if Instant::now() >= deadline {
                 return true;
             }
-            let over = thread_cpu_time().saturating_sub(started) > INLINE_BUDGET;
+            let over = crate::cpu_gate::thread_cpu_time().saturating_sub(started) > INLINE_BUDGET;
             over_budget.store(over, Ordering::Relaxed);
             over
         }),
@@ -445,20 +445,6 @@ pub fn run_inline<R>(
         }
         other => Some(other),
     }
-}
-
-/// The processor time this thread has used: a statement's share of the budget of
-/// [`run_inline`] does not grow while the thread waits for a processor.
-fn thread_cpu_time() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `clock_gettime` writes one `timespec`, which `t` is.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 #[cfg(test)]
