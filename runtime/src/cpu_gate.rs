@@ -273,6 +273,23 @@ mod tests {
         compute(FREE).await;
     }
 
+    /// A guest that computes `steps` steps of 1 ms after its free time, counting them.
+    fn counting(
+        gate: &Arc<CpuGate>,
+        steps: usize,
+    ) -> (tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
+        let done = Arc::new(AtomicUsize::new(0));
+        let counter = done.clone();
+        let task = tokio::spawn(gate.run(async move {
+            past_free().await;
+            for _ in 0..steps {
+                compute(Duration::from_millis(1)).await;
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        (task, done)
+    }
+
     /// Lets the other tasks run until `done`.
     async fn until(done: impl Fn() -> bool) {
         for _ in 0..100_000 {
@@ -314,17 +331,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_short_request_needs_no_turn() {
         let gate = CpuGate::new(1, Gauge::default());
-        let steps = Arc::new(AtomicUsize::new(0));
-        let long = {
-            let steps = steps.clone();
-            tokio::spawn(gate.run(async move {
-                past_free().await;
-                for _ in 0..30 {
-                    compute(Duration::from_millis(1)).await;
-                    steps.fetch_add(1, Ordering::Relaxed);
-                }
-            }))
-        };
+        let (long, steps) = counting(&gate, 30);
         while steps.load(Ordering::Relaxed) == 0 {
             tokio::task::yield_now().await;
         }
@@ -399,16 +406,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_long_computation_does_not_hold_back_newer_requests() {
         let gate = CpuGate::new(1, Gauge::default());
-        let steps = Arc::new(AtomicUsize::new(0));
-        let long = {
-            let steps = steps.clone();
-            tokio::spawn(gate.run(async move {
-                for _ in 0..300 {
-                    compute(Duration::from_millis(1)).await;
-                    steps.fetch_add(1, Ordering::Relaxed);
-                }
-            }))
-        };
+        let (long, steps) = counting(&gate, 300);
         // Past its grace (50 ms of processor time).
         until(|| steps.load(Ordering::Relaxed) >= 70).await;
         let before = steps.load(Ordering::Relaxed);
