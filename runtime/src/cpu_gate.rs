@@ -176,7 +176,7 @@ impl<F> Turns<F> {
     }
 
     /// Moves its place back by [`PENALTY`] times its processor time beyond [`GRACE`].
-    fn replace(&mut self) {
+    fn update_place(&mut self) {
         let extra = self.computed.saturating_sub(GRACE);
         self.place.0 = self.arrived.duration_since(self.gate.origin) + extra * PENALTY;
     }
@@ -184,7 +184,7 @@ impl<F> Turns<F> {
     /// At the end of a slice: keeps the turn for another unless someone with an earlier
     /// place waits.
     fn end_slice(&mut self) {
-        self.replace();
+        self.update_place();
         let earlier = {
             let queue = self.gate.queue();
             queue.waiting.keys().next().is_some_and(|p| *p < self.place)
@@ -202,7 +202,7 @@ impl<F> Turns<F> {
     /// Gives the turn back and wakes whoever may take it.
     fn give_back(&mut self) {
         self.turn = Turn::Waiting { queued: false };
-        self.replace();
+        self.update_place();
         let mut queue = self.gate.queue();
         queue.free += 1;
         queue.wake_next();
