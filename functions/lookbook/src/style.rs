@@ -51,13 +51,16 @@ pub fn bits(tag: &str) -> (u32, u32) {
     LOOK_STYLES
         .iter()
         .enumerate()
-        .fold((0, 0), |(is, fits), (n, style)| {
+        .fold((0, 0), |(is, belongs), (n, style)| {
             let bit = 1 << n;
-            match (*style == tag, companions(style).contains(&tag)) {
-                (true, _) => (is | bit, fits | bit),
-                (false, true) => (is, fits | bit),
-                (false, false) => (is, fits),
-            }
+            (
+                if *style == tag { is | bit } else { is },
+                if fits(style, &[tag]) {
+                    belongs | bit
+                } else {
+                    belongs
+                },
+            )
         })
 }
 
