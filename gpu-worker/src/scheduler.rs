@@ -353,7 +353,13 @@ impl Queue {
         'levels: for level in &mut self.levels {
             while let Some(job) = level.front() {
                 let expired = job.deadline.is_some_and(|d| d <= now);
-                if !expired && !batch.is_empty() && (max_rows == 0 || rows + job.rows > max_rows) {
+                // Only jobs whose inputs have the same shape (variable-size dimensions) can
+                // be concatenated; a different one waits for the next batch, keeping its place.
+                let apart = |first: &Job| {
+                    (max_rows == 0 || rows + job.rows > max_rows)
+                        || !same_row_shapes(&first.inputs, &job.inputs)
+                };
+                if !expired && batch.first().is_some_and(apart) {
                     break 'levels;
                 }
                 // A job whose deadline passed, or whose caller gave up, is not started.
@@ -369,6 +375,13 @@ impl Queue {
         self.len -= batch.len() + dead.len();
         (batch, dead)
     }
+}
+
+/// Whether two jobs' inputs have the same shapes apart from the batch dimension.
+fn same_row_shapes(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(a, b)| a.shape.get(1..) == b.shape.get(1..))
 }
 
 /// Concatenates the jobs' inputs on the batch dimension.

@@ -24,9 +24,13 @@ pub fn build(
     config: &ModelConfig,
     vb: VarBuilder,
 ) -> std::result::Result<Box<dyn Network>, LoadError> {
-    let input = &config.inputs[0].dims;
-    let classes = *config.outputs[0]
-        .dims
+    let fixed = |spec: &crate::config::TensorSpec| {
+        spec.fixed_dims().ok_or_else(|| {
+            LoadError::Mismatch(format!("'{}': classifiers need fixed dims", spec.name))
+        })
+    };
+    let input = fixed(&config.inputs[0])?;
+    let classes = *fixed(&config.outputs[0])?
         .last()
         .ok_or_else(|| LoadError::Mismatch("output dims are empty".into()))?;
     let weights = |source| LoadError::Network {

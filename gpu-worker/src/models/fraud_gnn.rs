@@ -42,7 +42,7 @@ fn expected(id_rows: usize) -> ([TensorSpec; 2], [TensorSpec; 2]) {
     let spec = |name: &str, datatype, dims: &[usize]| TensorSpec {
         name: name.into(),
         datatype,
-        dims: dims.to_vec(),
+        dims: dims.iter().map(|d| *d as i64).collect(),
     };
     (
         [

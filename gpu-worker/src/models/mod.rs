@@ -1,11 +1,13 @@
 //! Model code, one module per architecture: the classifiers ([`classifier`]: an MLP and a CNN,
 //! plain candle structs built from a `VarBuilder` so the names in a `model.safetensors` file
 //! match the code), [`fraud_gnn`], the fraud GNN with its live graph, and [`text_embed`],
-//! sentence embeddings from a BERT encoder. [`ARCHITECTURES`] is
+//! sentence embeddings from a BERT encoder, and [`enhance`], Real-ESRGAN's super-resolution
+//! networks. [`ARCHITECTURES`] is
 //! the one table the backend loads from: a new model is a module plus a line there.
 
 pub mod classifier;
 mod cnn;
+pub mod enhance;
 pub mod fraud_gnn;
 mod mlp;
 pub mod text_embed;
@@ -68,6 +70,16 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         name: "sentence-bert",
         load: text_embed::load,
+        stateful: false,
+    },
+    Architecture {
+        name: "srvgg",
+        load: enhance::load_srvgg,
+        stateful: false,
+    },
+    Architecture {
+        name: "rrdbnet",
+        load: enhance::load_rrdbnet,
         stateful: false,
     },
 ];

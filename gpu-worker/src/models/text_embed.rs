@@ -73,7 +73,7 @@ pub fn load(
         .map_err(file_error(&bert_path))?;
     let hidden = bert.hidden_size;
     let fits = matches!(&config.inputs[..], [i] if i.name == "text" && i.datatype == DataType::Bytes && i.dims == [1])
-        && matches!(&config.outputs[..], [o] if o.datatype == DataType::F32 && o.dims == [hidden])
+        && matches!(&config.outputs[..], [o] if o.datatype == DataType::F32 && o.dims == [hidden as i64])
         && config.max_batch_size > 0;
     if !fits {
         return Err(LoadError::Mismatch(format!(

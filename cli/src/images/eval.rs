@@ -1,0 +1,155 @@
+//! `vitrine images eval`: each photograph is cut to a multiple of the model's scale, reduced by
+//! that scale with bicubic filtering, and brought back to its size three ways — bicubic,
+//! Lanczos-3 and the model. Each is compared with the original (PSNR and SSIM on BT.601 luma,
+//! a 2-pixel border left out), as super-resolution papers report.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use image::imageops::FilterType;
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::client::Enhancer;
+use super::{photos, quality};
+
+/// Pixels left out on each side when measuring.
+const BORDER: u32 = 2;
+/// Photographs larger than this on a side are cut to their centre.
+const LARGEST_SIDE: u32 = 512;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The enhancement model.
+    #[arg(long, default_value = "image-enhance-x2")]
+    model: String,
+    /// A running worker to use (e.g. http://127.0.0.1:8000); default: one started here on --models.
+    #[arg(long)]
+    worker: Option<String>,
+    /// Model repository for the worker started here.
+    #[arg(long, default_value = ".vitrine/models")]
+    models: PathBuf,
+    /// Measure on these image files instead of the packaged photographs.
+    #[arg(long, num_args = 1..)]
+    photos: Vec<PathBuf>,
+    /// Where the packaged photographs are kept after the first fetch.
+    #[arg(long, default_value = ".vitrine")]
+    state_dir: PathBuf,
+}
+
+/// One way of bringing a photograph back to size, measured.
+#[derive(Default, Clone, Copy)]
+struct Score {
+    psnr: f64,
+    ssim: f64,
+}
+
+impl Score {
+    fn of(original: &RgbImage, restored: &RgbImage) -> Self {
+        Self {
+            psnr: quality::psnr(original, restored, BORDER),
+            ssim: quality::ssim(original, restored, BORDER),
+        }
+    }
+}
+
+/// Prints the table of PSNR and SSIM for every photograph and their means.
+pub async fn run(args: EvalArgs) -> Result<()> {
+    let paths = if args.photos.is_empty() {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("fetching photographs: {msg} {bytes}/{total_bytes}")
+                .expect("valid template"),
+        );
+        let paths = photos::fetch(&args.state_dir, |project, done, total| {
+            bar.set_message(project.to_string());
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+        paths
+    } else {
+        args.photos.clone()
+    };
+    let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model).await?;
+    let s = enhancer.scale;
+    let bar = ProgressBar::new(paths.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} photographs, {elapsed} ({msg})")
+            .expect("valid template"),
+    );
+    let mut rows = Vec::new();
+    for path in &paths {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        bar.set_message(name.clone());
+        let photo = image::open(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .to_rgb8();
+        let original = centre(&photo, s);
+        let (w, h) = original.dimensions();
+        let small = image::imageops::resize(&original, w / s, h / s, FilterType::CatmullRom);
+        let bicubic = image::imageops::resize(&small, w, h, FilterType::CatmullRom);
+        let lanczos = image::imageops::resize(&small, w, h, FilterType::Lanczos3);
+        let enhanced = enhancer.enhance(&small, None).await?;
+        anyhow::ensure!(
+            enhanced.dimensions() == (w, h),
+            "{} made {}x{} of {}x{}",
+            enhancer.model,
+            enhanced.width(),
+            enhanced.height(),
+            w / s,
+            h / s
+        );
+        rows.push((
+            name,
+            (w, h),
+            [&bicubic, &lanczos, &enhanced].map(|r| Score::of(&original, r)),
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    print_table(&enhancer.model, s, &rows);
+    Ok(())
+}
+
+/// The photograph cut to at most [`LARGEST_SIDE`] around its centre, each side a multiple of
+/// `scale`.
+fn centre(photo: &RgbImage, scale: u32) -> RgbImage {
+    let side = |n: u32| n.min(LARGEST_SIDE) / scale * scale;
+    let (w, h) = (side(photo.width()), side(photo.height()));
+    let (x, y) = ((photo.width() - w) / 2, (photo.height() - h) / 2);
+    image::imageops::crop_imm(photo, x, y, w, h).to_image()
+}
+
+fn print_table(model: &str, scale: u32, rows: &[(String, (u32, u32), [Score; 3])]) {
+    println!(
+        "x{scale}: photographs reduced {scale}x (bicubic), then restored; PSNR dB / SSIM on luma, {BORDER}-pixel border left out"
+    );
+    println!(
+        "{:<22} {:>9}  {:>15}  {:>15}  {:>15}",
+        "photograph", "size", "bicubic", "lanczos3", model
+    );
+    let mut mean = [Score::default(); 3];
+    for (name, (w, h), scores) in rows {
+        print!("{name:<22} {:>9}", format!("{w}x{h}"));
+        for (m, s) in mean.iter_mut().zip(scores) {
+            print!("  {:>6.2} / {:.4}", s.psnr, s.ssim);
+            m.psnr += s.psnr / rows.len() as f64;
+            m.ssim += s.ssim / rows.len() as f64;
+        }
+        println!();
+    }
+    print!("{:<22} {:>9}", "mean", "");
+    for m in &mean {
+        print!("  {:>6.2} / {:.4}", m.psnr, m.ssim);
+    }
+    println!();
+    println!(
+        "{model} vs bicubic: {:+.2} dB PSNR, {:+.4} SSIM; vs lanczos3: {:+.2} dB",
+        mean[2].psnr - mean[0].psnr,
+        mean[2].ssim - mean[0].ssim,
+        mean[2].psnr - mean[1].psnr
+    );
+}

