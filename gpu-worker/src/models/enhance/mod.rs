@@ -12,9 +12,10 @@
 //! is half its network's `upscale` reduces the network's output with ncnn's bicubic ×½, as
 //! Real-ESRGAN's ncnn ×2 model does.
 
+pub mod fit;
 pub mod ncnn;
 mod rrdbnet;
-mod srvgg;
+pub mod srvgg;
 mod tiles;
 
 use std::collections::HashMap;
@@ -33,8 +34,42 @@ use crate::tensor::{DataType, Tensor};
 use ncnn::{NcnnError, WeightLayer};
 use tiles::{Axis, Canvas};
 
-/// The `config.toml` of `image-enhance-x2`: realesr-animevideov3 reduced to ×2.
-pub const X2_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3 (compact network), x4 reduced to x2 (docs/images.md).
+/// The `config.toml` of `image-enhance-x2`, the default: realesr-animevideov3's trunk with a ×2
+/// head fitted to photographs ([`fit`]).
+pub const X2_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3's trunk with a x2 head fitted to photographs (docs/images.md).
+backend = "candle"
+architecture = "srvgg"
+max_batch_size = 4
+
+[[input]]
+name = "image"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[[output]]
+name = "enhanced"
+datatype = "UINT8"
+dims = [-1, -1, 3]
+
+[dynamic_batching]
+max_queue_delay_microseconds = 2000
+priority_levels = 2
+default_priority_level = 1
+
+[parameters]
+features = 64
+convs = 16
+upscale = 2
+outscale = 2
+tile = 128
+tile_overlap = 16
+tiles_per_pass = 4
+max_pixels = 1048576
+"#;
+
+/// The `config.toml` of `image-enhance-x2-anime`: realesr-animevideov3 reduced to ×2, as
+/// Real-ESRGAN's ncnn ×2 model does.
+pub const X2_ANIME_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3 (compact network), x4 reduced to x2, as its ncnn x2 model (docs/images.md).
 backend = "candle"
 architecture = "srvgg"
 max_batch_size = 4

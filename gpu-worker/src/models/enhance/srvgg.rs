@@ -19,7 +19,8 @@ pub struct Shape {
 
 /// `SRVGGNetCompact` with its weights.
 pub struct Srvgg {
-    body: Vec<(Conv2d, Option<PReLU>)>,
+    trunk: Vec<(Conv2d, PReLU)>,
+    last: Conv2d,
     upscale: usize,
 }
 
@@ -31,34 +32,41 @@ impl Srvgg {
             ..Default::default()
         };
         let vb = vb.pp("body");
-        let mut body = Vec::with_capacity(shape.convs + 2);
+        let mut trunk = Vec::with_capacity(shape.convs + 1);
         let mut input = 3;
         for i in 0..=shape.convs {
             let conv = conv2d(input, shape.features, 3, same, vb.pp(2 * i))?;
-            let act = prelu(Some(shape.features), vb.pp(2 * i + 1))?;
-            body.push((conv, Some(act)));
+            trunk.push((conv, prelu(Some(shape.features), vb.pp(2 * i + 1))?));
             input = shape.features;
         }
         let out = 3 * shape.upscale * shape.upscale;
-        let last = conv2d(input, out, 3, same, vb.pp(2 * (shape.convs + 1)))?;
-        body.push((last, None));
+        let last = conv2d(input, out, 3, same, vb.pp(last_layer(shape)))?;
         Ok(Self {
-            body,
+            trunk,
+            last,
             upscale: shape.upscale,
         })
     }
+
+    /// The features the last convolution reads: `[n, features, h, w]`.
+    pub fn features(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut h = xs.clone();
+        for (conv, act) in &self.trunk {
+            h = act.forward(&conv.forward(&h)?)?;
+        }
+        Ok(h)
+    }
+}
+
+/// The index of the last convolution in `body`.
+pub fn last_layer(shape: Shape) -> usize {
+    2 * (shape.convs + 1)
 }
 
 impl Module for Srvgg {
     /// `[n, 3, h, w]` in 0..1 to `[n, 3, h·s, w·s]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut h = xs.clone();
-        for (conv, act) in &self.body {
-            h = conv.forward(&h)?;
-            if let Some(act) = act {
-                h = act.forward(&h)?;
-            }
-        }
+        let h = self.last.forward(&self.features(xs)?)?;
         let h = candle_nn::ops::pixel_shuffle(&h, self.upscale)?;
         let (_, _, height, width) = xs.dims4()?;
         let base = xs.upsample_nearest2d(height * self.upscale, width * self.upscale)?;
