@@ -226,3 +226,104 @@ async fn oversized_and_malformed_images_are_refused() {
     );
     assert_eq!(metadata["outputs"][0]["datatype"], "UINT8", "{metadata}");
 }
+
+/// A synthetic picture `2·w × 2·h` (soft gradients, edges and stripes, different per seed),
+/// and the same reduced ×2 by averaging each 2×2 block.
+fn picture(seed: usize, w: usize, h: usize) -> (Vec<u8>, Vec<u8>) {
+    let large: Vec<u8> = (0..4 * w * h)
+        .flat_map(|i| {
+            let (x, y) = ((i % (2 * w)) as f64, (i / (2 * w)) as f64);
+            let s = seed as f64;
+            let stripes = ((x * (0.3 + 0.05 * s) + y * 0.2).sin() * 60.0) as i32;
+            let edge = if x + y * (0.5 + 0.1 * s) > 2.0 * w as f64 {
+                70
+            } else {
+                0
+            };
+            let base = 90 + (x * 0.4) as i32 + edge;
+            [base + stripes, base - stripes / 2, 200 - base / 2].map(|v| v.clamp(0, 255) as u8)
+        })
+        .collect();
+    let small = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            let large = &large;
+            (0..3).map(move |c| {
+                let at = |dy: usize, dx: usize| {
+                    large[((2 * y + dy) * 2 * w + 2 * x + dx) * 3 + c] as u32
+                };
+                ((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1) + 2) / 4) as u8
+            })
+        })
+        .collect();
+    (large, small)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fitted_x2_head_serves_what_its_fit_promised_and_beats_nearest_on_new_pictures() {
+    use vitrine_worker::models::enhance::fit::{install_x2, Pair, MODEL};
+    let (w, h) = (48, 40);
+    let training: Vec<_> = (0..3).map(|seed| picture(seed, w, h)).collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let pairs = training.iter().map(|(large, small)| Pair {
+        small,
+        width: w,
+        height: h,
+        large,
+    });
+    let mut seen = 0;
+    let (dir, report) = install_x2(
+        scratch.path(),
+        &repository().join("image-enhance-x4/1"),
+        pairs,
+        |done| seen = done,
+    )
+    .unwrap();
+    assert_eq!(seen, 3);
+    assert_eq!(report.pixels, 3 * w * h);
+    assert!(dir.ends_with(format!("{MODEL}/1")), "{}", dir.display());
+    assert!(
+        report.fitted_mse < 0.5 * report.nearest_mse,
+        "the head should halve the error of nearest-neighbour: {report:?}"
+    );
+
+    // Served, the model's error on its training pictures is the one the fit computed (up to
+    // 8-bit rounding): the weights went where the fit meant them.
+    let (url, _worker) = serve(scratch.path()).await;
+    let mse = |got: &[u8], want: &[u8]| {
+        got.iter()
+            .zip(want)
+            .map(|(a, b)| ((*a as f64 - *b as f64) / 255.0).powi(2))
+            .sum::<f64>()
+            / got.len() as f64
+    };
+    let mut served = 0.0;
+    for (large, small) in &training {
+        let (status, answer) = enhance(&url, MODEL, [1, h, w, 3], small).await;
+        assert_eq!(status, 200, "{answer}");
+        served += mse(&pixels(&answer, [1, 2 * h, 2 * w, 3]), large) / 3.0;
+    }
+    let ratio = served / report.fitted_mse;
+    eprintln!("fit {report:?}; served mse {served:.3e} ({ratio:.3}x)");
+    assert!(
+        (0.9..1.1).contains(&ratio),
+        "served {served} vs fitted {report:?}"
+    );
+
+    // On a picture it was not fitted on, it still beats nearest-neighbour enlargement.
+    let (large, small) = picture(7, w, h);
+    let (status, answer) = enhance(&url, MODEL, [1, h, w, 3], &small).await;
+    assert_eq!(status, 200, "{answer}");
+    let nearest: Vec<u8> = (0..4 * w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % (2 * w) / 2, i / (2 * w) / 2);
+            small[(y * w + x) * 3..(y * w + x) * 3 + 3].to_vec()
+        })
+        .collect();
+    let (fitted, plain) = (
+        mse(&pixels(&answer, [1, 2 * h, 2 * w, 3]), &large),
+        mse(&nearest, &large),
+    );
+    eprintln!("held out: fitted {fitted:.3e}, nearest {plain:.3e}");
+    assert!(fitted < 0.8 * plain, "{fitted} vs {plain}");
+}

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use image::imageops::FilterType;
 use image::RgbImage;
@@ -36,7 +36,14 @@ pub struct EvalArgs {
     /// Where the packaged photographs are kept after the first fetch.
     #[arg(long, default_value = ".vitrine")]
     state_dir: PathBuf,
+    /// Write a comparison per photograph into this folder: a crop of its centre restored by
+    /// bicubic, by the model, and the original, side by side (`<photograph>-<model>.png`).
+    #[arg(long)]
+    save: Option<PathBuf>,
 }
+
+/// Side of the square crops in a saved comparison.
+const CROP: u32 = 192;
 
 /// One way of bringing a photograph back to size, measured.
 #[derive(Default, Clone, Copy)]
@@ -99,6 +106,14 @@ pub async fn run(args: EvalArgs) -> Result<()> {
             w / s,
             h / s
         );
+        if let Some(dir) = &args.save {
+            std::fs::create_dir_all(dir)?;
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            let file = dir.join(format!("{stem}-{}.png", enhancer.model));
+            side_by_side(&[&bicubic, &enhanced, &original])
+                .save(&file)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+        }
         rows.push((
             name,
             (w, h),
@@ -109,6 +124,22 @@ pub async fn run(args: EvalArgs) -> Result<()> {
     bar.finish_and_clear();
     print_table(&enhancer.model, s, &rows);
     Ok(())
+}
+
+/// The centre crops of same-sized images, left to right, 4 pixels apart on white.
+fn side_by_side(images: &[&RgbImage]) -> RgbImage {
+    let (w, h) = images[0].dimensions();
+    let side = CROP.min(w).min(h);
+    let (x, y) = ((w - side) / 2, (h - side) / 2);
+    let gap = 4;
+    let count = images.len() as u32;
+    let mut out =
+        RgbImage::from_pixel(count * side + (count - 1) * gap, side, image::Rgb([255; 3]));
+    for (i, image) in images.iter().enumerate() {
+        let crop = image::imageops::crop_imm(*image, x, y, side, side).to_image();
+        image::imageops::replace(&mut out, &crop, i64::from(i as u32 * (side + gap)), 0);
+    }
+    out
 }
 
 fn print_table(model: &str, scale: u32, rows: &[(String, (u32, u32), [Score; 3])]) {

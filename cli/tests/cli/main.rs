@@ -5,5 +5,6 @@ mod catalog;
 mod commands;
 mod experiments;
 mod fraud;
+mod images;
 mod lookbook;
 mod pool;
