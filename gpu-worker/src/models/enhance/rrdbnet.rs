@@ -5,7 +5,9 @@
 //! `conv_last`).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::conv::Conv3x3;
 
 /// RRDBNet's size.
 #[derive(Debug, Clone, Copy)]
@@ -21,14 +23,6 @@ pub struct Shape {
 /// The factor RRDBNet upscales by (two ×2 upsamplings).
 pub const UPSCALE: usize = 4;
 
-const SAME: Conv2dConfig = Conv2dConfig {
-    padding: 1,
-    stride: 1,
-    dilation: 1,
-    groups: 1,
-    cudnn_fwd_algo: None,
-};
-
 fn lrelu(xs: &Tensor) -> Result<Tensor> {
     candle_nn::ops::leaky_relu(xs, 0.2)
 }
@@ -36,7 +30,7 @@ fn lrelu(xs: &Tensor) -> Result<Tensor> {
 /// A residual dense block: five convolutions, each seeing the block input and every earlier
 /// output; the result is scaled by 0.2 and added to the input.
 struct DenseBlock {
-    convs: Vec<Conv2d>,
+    convs: Vec<Conv3x3>,
 }
 
 impl DenseBlock {
@@ -45,7 +39,7 @@ impl DenseBlock {
             .map(|i| {
                 let out = if i == 4 { shape.features } else { shape.grow };
                 let input = shape.features + i * shape.grow;
-                conv2d(input, out, 3, SAME, vb.pp(format!("conv{}", i + 1)))
+                Conv3x3::new(input, out, vb.pp(format!("conv{}", i + 1)))
             })
             .collect::<Result<_>>()?;
         Ok(Self { convs })
@@ -85,12 +79,12 @@ impl ResidualBlock {
 
 /// RRDBNet with its weights.
 pub struct RrdbNet {
-    first: Conv2d,
+    first: Conv3x3,
     body: Vec<ResidualBlock>,
-    body_last: Conv2d,
-    up: [Conv2d; 2],
-    hr: Conv2d,
-    last: Conv2d,
+    body_last: Conv3x3,
+    up: [Conv3x3; 2],
+    hr: Conv3x3,
+    last: Conv3x3,
 }
 
 impl RrdbNet {
@@ -101,15 +95,15 @@ impl RrdbNet {
             .map(|b| ResidualBlock::new(shape, vb.pp("body").pp(b)))
             .collect::<Result<_>>()?;
         Ok(Self {
-            first: conv2d(3, f, 3, SAME, vb.pp("conv_first"))?,
+            first: Conv3x3::new(3, f, vb.pp("conv_first"))?,
             body,
-            body_last: conv2d(f, f, 3, SAME, vb.pp("conv_body"))?,
+            body_last: Conv3x3::new(f, f, vb.pp("conv_body"))?,
             up: [
-                conv2d(f, f, 3, SAME, vb.pp("conv_up1"))?,
-                conv2d(f, f, 3, SAME, vb.pp("conv_up2"))?,
+                Conv3x3::new(f, f, vb.pp("conv_up1"))?,
+                Conv3x3::new(f, f, vb.pp("conv_up2"))?,
             ],
-            hr: conv2d(f, f, 3, SAME, vb.pp("conv_hr"))?,
-            last: conv2d(f, 3, 3, SAME, vb.pp("conv_last"))?,
+            hr: Conv3x3::new(f, f, vb.pp("conv_hr"))?,
+            last: Conv3x3::new(f, 3, vb.pp("conv_last"))?,
         })
     }
 }

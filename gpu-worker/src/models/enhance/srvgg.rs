@@ -4,7 +4,9 @@
 //! the order of its `nn.ModuleList` (convolution, PReLU, …, last convolution).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, prelu, Conv2d, Conv2dConfig, PReLU, VarBuilder};
+use candle_nn::{prelu, PReLU, VarBuilder};
+
+use super::conv::Conv3x3;
 
 /// The compact network's size.
 #[derive(Debug, Clone, Copy)]
@@ -19,28 +21,24 @@ pub struct Shape {
 
 /// `SRVGGNetCompact` with its weights.
 pub struct Srvgg {
-    trunk: Vec<(Conv2d, PReLU)>,
-    last: Conv2d,
+    trunk: Vec<(Conv3x3, PReLU)>,
+    last: Conv3x3,
     upscale: usize,
 }
 
 impl Srvgg {
     /// Builds the network from weights named as Real-ESRGAN names them.
     pub fn new(shape: Shape, vb: VarBuilder) -> Result<Self> {
-        let same = Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
         let vb = vb.pp("body");
         let mut trunk = Vec::with_capacity(shape.convs + 1);
         let mut input = 3;
         for i in 0..=shape.convs {
-            let conv = conv2d(input, shape.features, 3, same, vb.pp(2 * i))?;
+            let conv = Conv3x3::new(input, shape.features, vb.pp(2 * i))?;
             trunk.push((conv, prelu(Some(shape.features), vb.pp(2 * i + 1))?));
             input = shape.features;
         }
         let out = 3 * shape.upscale * shape.upscale;
-        let last = conv2d(input, out, 3, same, vb.pp(last_layer(shape)))?;
+        let last = Conv3x3::new(input, out, vb.pp(last_layer(shape)))?;
         Ok(Self {
             trunk,
             last,

@@ -13,7 +13,9 @@ pub struct Axis {
 }
 
 impl Axis {
-    /// Tiles of `tile` covering `size`, neighbours sharing at least `2 * overlap`.
+    /// As few tiles of at most `tile` as cover `size` with neighbours sharing at least
+    /// `2 * overlap`, all of one length and evenly spaced (so no tile computes much more
+    /// than its share).
     pub fn plan(size: usize, tile: usize, overlap: usize) -> Self {
         if size <= tile {
             return Self {
@@ -22,15 +24,12 @@ impl Axis {
             };
         }
         let step = tile.saturating_sub(2 * overlap).max(1);
-        let mut starts: Vec<usize> = (0..)
-            .map(|i| i * step)
-            .take_while(|s| s + tile < size)
+        let count = size.saturating_sub(2 * overlap).div_ceil(step).max(2);
+        let length = (size + (count - 1) * 2 * overlap).div_ceil(count).min(size);
+        let starts = (0..count)
+            .map(|i| i * (size - length) / (count - 1))
             .collect();
-        starts.push(size - tile);
-        Self {
-            length: tile,
-            starts,
-        }
+        Self { length, starts }
     }
 
     /// Blending weights along one tile of this axis at output scale `scale`: 1 in the middle,
@@ -119,26 +118,51 @@ mod tests {
                 starts: vec![0]
             }
         );
-        let axis = Axis::plan(300, 128, 16);
-        assert_eq!(axis.length, 128);
-        assert_eq!(axis.starts, [0, 96, 172]);
-        for pair in axis.starts.windows(2) {
-            assert!(pair[0] + 128 >= pair[1] + 32, "{pair:?} overlap too little");
+        assert_eq!(
+            Axis::plan(300, 128, 16),
+            Axis {
+                length: 122,
+                starts: vec![0, 89, 178]
+            }
+        );
+        assert_eq!(
+            Axis::plan(129, 128, 16),
+            Axis {
+                length: 81,
+                starts: vec![0, 48]
+            }
+        );
+        for size in 129..1200 {
+            for (tile, overlap) in [(128, 16), (272, 16), (20, 6), (96, 0)] {
+                let axis = Axis::plan(size, tile, overlap);
+                assert!(axis.length <= tile, "{size}: {axis:?}");
+                assert_eq!(axis.starts[0], 0);
+                assert_eq!(axis.starts.last().unwrap() + axis.length, size, "{axis:?}");
+                for pair in axis.starts.windows(2) {
+                    assert!(
+                        pair[0] + axis.length >= pair[1] + 2 * overlap,
+                        "{size} {tile}: {axis:?}"
+                    );
+                }
+                // One tile fewer could not cover the axis with that overlap.
+                let fewer = axis.starts.len() - 1;
+                assert!(
+                    fewer == 0 || fewer * tile < size + (fewer - 1) * 2 * overlap,
+                    "{size} {tile}: {axis:?}"
+                );
+            }
         }
-        assert_eq!(axis.starts.last().unwrap() + 128, 300);
-        // Exactly one tile's worth of step past the first tile.
-        assert_eq!(Axis::plan(129, 128, 16).starts, [0, 1]);
     }
 
     #[test]
     fn weights_fall_only_towards_inner_edges_and_always_sum_positive() {
         let axis = Axis::plan(300, 128, 16);
         let first = axis.weights(0, 2, 16);
-        assert_eq!(first.len(), 256);
+        assert_eq!(first.len(), 244);
         assert_eq!(first[0], 1.0, "the image edge keeps full weight");
-        assert!(first[255] < 0.05, "the inner edge fades out");
+        assert!(first[243] < 0.05, "the inner edge fades out");
         let middle = axis.weights(1, 2, 16);
-        assert!(middle[0] < 0.05 && middle[255] < 0.05 && middle[128] == 1.0);
+        assert!(middle[0] < 0.05 && middle[243] < 0.05 && middle[122] == 1.0);
         // Every output position is covered with some weight.
         let mut total = vec![0.0f32; 600];
         for (i, start) in axis.starts.iter().enumerate() {
