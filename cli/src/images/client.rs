@@ -45,6 +45,20 @@ impl Enhancer {
         Ok(enhancer)
     }
 
+    /// The model's served version, from its metadata.
+    pub async fn version(&self) -> Result<String> {
+        let url = self.infer_url.trim_end_matches("/infer");
+        let metadata: serde_json::Value =
+            crate::http::send(self.http.get(url), &format!("GET {url}"))
+                .await?
+                .json()
+                .await?;
+        metadata["versions"][0]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("{url} names no version: {metadata}"))
+    }
+
     /// The image enhanced; `priority` is the protocol's request priority (1 is the highest).
     pub async fn enhance(&self, image: &RgbImage, priority: Option<u32>) -> Result<RgbImage> {
         let (w, h) = image.dimensions();

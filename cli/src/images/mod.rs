@@ -1,5 +1,6 @@
 //! `vitrine images`: the image-enhancement models — installed from the Python package index
-//! (`install-models`) and measured on real photographs (`eval`). See docs/images.md.
+//! (`install-models`), measured on real photographs (`eval`) and for speed (`bench`) — and
+//! the regeneration of whole image libraries with them (`regenerate`). See docs/images.md.
 
 mod bench;
 mod client;
@@ -7,6 +8,7 @@ mod eval;
 mod photo_head;
 mod photos;
 mod quality;
+mod regenerate;
 
 use std::path::PathBuf;
 
@@ -28,6 +30,9 @@ pub enum ImagesCommand {
     Eval(eval::EvalArgs),
     /// Speed of the enhancement models: images/s and megapixels/s per CPU core.
     Bench(bench::BenchArgs),
+    /// Enhance every image of a folder or object store into another, resumably (a rerun
+    /// after a crash redoes nothing and skips nothing), at bulk priority.
+    Regenerate(regenerate::RegenerateArgs),
 }
 
 #[derive(Args)]
@@ -50,6 +55,9 @@ pub fn run(command: ImagesCommand) -> Result<()> {
         ImagesCommand::InstallModels(args) => install(args),
         ImagesCommand::Eval(args) => tokio::runtime::Runtime::new()?.block_on(eval::run(args)),
         ImagesCommand::Bench(args) => tokio::runtime::Runtime::new()?.block_on(bench::run(args)),
+        ImagesCommand::Regenerate(args) => {
+            tokio::runtime::Runtime::new()?.block_on(regenerate::run(args))
+        }
     }
 }
 

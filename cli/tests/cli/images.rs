@@ -93,3 +93,237 @@ fn install_models_then_eval_beats_bicubic_by_a_decibel() {
         "{stderr}"
     );
 }
+
+/// A small `srvgg` ×2 model with deterministic pseudo-random weights (same network as the
+/// real ones, 16 features and 4 convolutions): fast enough for tests, slow enough that a
+/// regeneration of a few dozen images can be interrupted.
+fn small_model(repository: &std::path::Path) {
+    let (features, convs) = (16usize, 4usize);
+    let mut shapes: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut input = 3;
+    for i in 0..=convs {
+        shapes.push((
+            format!("body.{}.weight", 2 * i),
+            vec![features, input, 3, 3],
+        ));
+        shapes.push((format!("body.{}.bias", 2 * i), vec![features]));
+        shapes.push((format!("body.{}.weight", 2 * i + 1), vec![features]));
+        input = features;
+    }
+    let last = 2 * (convs + 1);
+    shapes.push((format!("body.{last}.weight"), vec![12, features, 3, 3]));
+    shapes.push((format!("body.{last}.bias"), vec![12]));
+    // safetensors: an 8-byte header length, the JSON header, then the data.
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = Vec::new();
+    let mut seed = 7u64;
+    for (name, shape) in &shapes {
+        let count: usize = shape.iter().product();
+        let start = data.len();
+        for _ in 0..count {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let value = ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1;
+            data.extend(value.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend(header);
+    file.extend(data);
+    let dir = repository.join("small-x2");
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::write(dir.join("1/model.safetensors"), file).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "architecture = \"srvgg\"\nmax_batch_size = 4\n\
+             [[input]]\nname = \"image\"\ndatatype = \"UINT8\"\ndims = [-1, -1, 3]\n\
+             [[output]]\nname = \"enhanced\"\ndatatype = \"UINT8\"\ndims = [-1, -1, 3]\n\
+             [dynamic_batching]\npriority_levels = 2\n\
+             [parameters]\nfeatures = {features}\nconvs = {convs}\nupscale = 2\noutscale = 2\n\
+             tile = 272\ntile_overlap = 16\ntiles_per_pass = 1\nmax_pixels = 1048576\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// A picture `w × h` that differs with `seed`.
+fn picture(seed: u32, w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let v = (x * (3 + seed % 5) + y * 7 + seed * 13) % 256;
+        image::Rgb([v as u8, (255 - v) as u8, ((x * y + seed) % 256) as u8])
+    })
+}
+
+/// The PNGs under `dir` (recursively) with their modification times.
+fn outputs(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, std::time::SystemTime> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "png") {
+                found.insert(path.clone(), entry.metadata().unwrap().modified().unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// The number after `label` in a report line.
+fn count(report: &str, label: &str) -> usize {
+    report
+        .split(label)
+        .nth(1)
+        .and_then(|rest| {
+            rest.trim_start()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' in {report}"))
+}
+
+#[test]
+fn regenerate_resumes_after_kill_9_without_redoing_or_skipping_and_reports_bad_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (models, source, dest, state) = (
+        dir.path().join("models"),
+        dir.path().join("source"),
+        dir.path().join("dest"),
+        dir.path().join("state"),
+    );
+    small_model(&models);
+    // 36 good images in two folders (PNG and JPEG), one with transparency, one 16-bit grey,
+    // a corrupt and a truncated image, and a file that is not an image.
+    for i in 0..36u32 {
+        let folder = source.join(if i % 2 == 0 { "tops" } else { "shoes/2026" });
+        std::fs::create_dir_all(&folder).unwrap();
+        let (name, format) = if i % 3 == 0 {
+            (format!("p-{i:03}.jpg"), image::ImageFormat::Jpeg)
+        } else {
+            (format!("p-{i:03}.png"), image::ImageFormat::Png)
+        };
+        picture(i, 120, 96)
+            .save_with_format(folder.join(name), format)
+            .unwrap();
+    }
+    let rgba = image::RgbaImage::from_fn(40, 30, |x, _| image::Rgba([200, 10, 10, (x * 6) as u8]));
+    rgba.save(source.join("transparent.png")).unwrap();
+    let grey16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(30, 20, |x, y| {
+        image::Luma([(x * 2000 + y * 100) as u16])
+    });
+    grey16.save(source.join("grey16.png")).unwrap();
+    std::fs::write(
+        source.join("corrupt.jpg"),
+        b"\xff\xd8\xff\xe0 this is not a jpeg",
+    )
+    .unwrap();
+    let mut whole = Vec::new();
+    picture(99, 64, 64)
+        .write_to(
+            &mut std::io::Cursor::new(&mut whole),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    std::fs::write(source.join("truncated.png"), &whole[..whole.len() / 2]).unwrap();
+    std::fs::write(source.join("notes.txt"), "not an image").unwrap();
+    let good = 38;
+
+    let regenerate = || {
+        let mut cmd = vitrine();
+        cmd.args([
+            "images",
+            "regenerate",
+            "--model",
+            "small-x2",
+            "--concurrency",
+            "2",
+            "--source",
+        ])
+        .arg(&source)
+        .arg("--dest")
+        .arg(&dest)
+        .arg("--models")
+        .arg(&models)
+        .arg("--state-dir")
+        .arg(&state);
+        cmd
+    };
+
+    // First run, killed with SIGKILL once a few outputs are stored.
+    let mut child = regenerate()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while outputs(&dest).len() < 6 {
+        assert!(std::time::Instant::now() < deadline, "no outputs appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the first run ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = outputs(&dest);
+    assert!(
+        before.len() < good,
+        "the first run finished before the kill: {}",
+        before.len()
+    );
+
+    // Second run: finishes the rest, recomputes nothing stored, reports the bad images.
+    let out = regenerate().output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "two images fail: {report}");
+    assert_eq!(count(&report, "already done"), before.len(), "{report}");
+    assert_eq!(count(&report, "enhanced"), good - before.len(), "{report}");
+    assert_eq!(count(&report, "not images"), 1, "{report}");
+    assert_eq!(count(&report, "; failed"), 2, "{report}");
+    assert!(report.contains("failed corrupt.jpg: "), "{report}");
+    assert!(report.contains("failed truncated.png: "), "{report}");
+    let after = outputs(&dest);
+    assert_eq!(after.len(), good, "{report}");
+    for (path, modified) in &before {
+        assert_eq!(
+            after.get(path),
+            Some(modified),
+            "{} was written again",
+            path.display()
+        );
+    }
+    // Every output is twice its source, transparency kept, at the source's path.
+    let output = image::open(dest.join("shoes/2026/p-003.png")).unwrap();
+    assert_eq!((output.width(), output.height()), (240, 192));
+    let output = image::open(dest.join("transparent.png")).unwrap();
+    assert!(output.color().has_alpha());
+    let alpha = output.to_rgba8();
+    assert!(alpha.get_pixel(2, 10)[3] < 30 && alpha.get_pixel(75, 10)[3] > 200);
+    assert_eq!(image::open(dest.join("grey16.png")).unwrap().width(), 60);
+
+    // Third run: everything is journalled; only the bad images are tried again.
+    let out = regenerate().output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(count(&report, "enhanced"), 0, "{report}");
+    assert_eq!(count(&report, "already done"), good, "{report}");
+    // Without the journal, the outputs' provenance tells what is done.
+    std::fs::remove_dir_all(&state).unwrap();
+    let out = regenerate().output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(count(&report, "enhanced"), 0, "{report}");
+    assert_eq!(count(&report, "already done"), good, "{report}");
+    assert_eq!(outputs(&dest), after, "outputs rewritten without a journal");
+}
