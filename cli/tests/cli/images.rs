@@ -327,3 +327,107 @@ fn regenerate_resumes_after_kill_9_without_redoing_or_skipping_and_reports_bad_i
     assert_eq!(count(&report, "already done"), good, "{report}");
     assert_eq!(outputs(&dest), after, "outputs rewritten without a journal");
 }
+
+/// An S3-compatible server (`s3s-fs`, from crates.io; `.ci/run` installs it) on a loopback
+/// port, serving the buckets under `root`; stopped on drop.
+struct S3Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl S3Server {
+    fn start(root: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--access-key", "vitrine", "--secret-key", "vitrine-secret"])
+            .arg(root)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs on PATH (cargo install s3s-fs@0.14.1 --features binary --locked)");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let url = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("server is running at ")
+                    .nth(1)
+                    .map(|u| u.trim().to_string())
+            })
+            .expect("s3s-fs printed its address");
+        Self { child, url }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn regenerate_reads_and_writes_an_s3_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (models, root, state) = (
+        dir.path().join("models"),
+        dir.path().join("s3"),
+        dir.path().join("state"),
+    );
+    small_model(&models);
+    // The bucket "catalogue" with originals under a prefix, and an object outside it.
+    let originals = root.join("catalogue/originals/dresses");
+    std::fs::create_dir_all(&originals).unwrap();
+    for i in 0..5u32 {
+        picture(i, 64, 48)
+            .save(originals.join(format!("d-{i}.png")))
+            .unwrap();
+    }
+    picture(9, 64, 48)
+        .save(root.join("catalogue/elsewhere.png"))
+        .unwrap();
+    let server = S3Server::start(&root);
+
+    let regenerate = || {
+        let mut cmd = vitrine();
+        cmd.args(["images", "regenerate", "--model", "small-x2"])
+            .args([
+                "--source",
+                "s3://catalogue/originals",
+                "--dest",
+                "s3://catalogue/enhanced",
+            ])
+            .arg("--models")
+            .arg(&models)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("AWS_ENDPOINT", &server.url)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "vitrine")
+            .env("AWS_SECRET_ACCESS_KEY", "vitrine-secret")
+            .env("AWS_REGION", "us-east-1");
+        cmd.output().unwrap()
+    };
+    let out = regenerate();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&report, "enhanced"), 5, "{report}");
+    // Written through the S3 API, at the sources' paths under the destination prefix.
+    let written = outputs(&root.join("catalogue/enhanced"));
+    assert_eq!(written.len(), 5, "{written:?}");
+    let output = image::open(root.join("catalogue/enhanced/dresses/d-3.png")).unwrap();
+    assert_eq!((output.width(), output.height()), (128, 96));
+    assert!(!root.join("catalogue/enhanced/elsewhere.png").exists());
+    // A rerun finds them done.
+    let out = regenerate();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(count(&report, "already done"), 5, "{report}");
+    assert_eq!(count(&report, "enhanced"), 0, "{report}");
+}
