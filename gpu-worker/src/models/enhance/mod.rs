@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Module, Tensor as CandleTensor};
+use candle_core::{Device, Module, Tensor as CandleTensor};
 use candle_nn::VarBuilder;
 
 use super::LoadContext;
@@ -35,136 +35,70 @@ use crate::tensor::{DataType, Tensor};
 use ncnn::{NcnnError, WeightLayer};
 use tiles::{Axis, Canvas};
 
+/// A `config.toml` of an enhancement model: its comment, architecture, batch size and
+/// queue delay, and its `[parameters]` lines.
+macro_rules! config {
+    ($comment:literal, $architecture:literal, $batch:literal, $delay:literal, $parameters:literal) => {
+        concat!(
+            "# ",
+            $comment,
+            " (docs/images.md).\n",
+            "backend = \"candle\"\narchitecture = \"",
+            $architecture,
+            "\"\n",
+            "max_batch_size = ",
+            $batch,
+            "\n\n",
+            "[[input]]\nname = \"image\"\ndatatype = \"UINT8\"\ndims = [-1, -1, 3]\n\n",
+            "[[output]]\nname = \"enhanced\"\ndatatype = \"UINT8\"\ndims = [-1, -1, 3]\n\n",
+            "[dynamic_batching]\nmax_queue_delay_microseconds = ",
+            $delay,
+            "\n",
+            "priority_levels = 2\ndefault_priority_level = 1\n\n",
+            "[parameters]\n",
+            $parameters,
+            "tile_overlap = 16\ntiles_per_pass = 1\n"
+        )
+    };
+}
+
 /// The `config.toml` of `image-enhance-x2`, the default: realesr-animevideov3's trunk with a ×2
 /// head fitted to photographs ([`fit`]).
-pub const X2_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3's trunk with a x2 head fitted to photographs (docs/images.md).
-backend = "candle"
-architecture = "srvgg"
-max_batch_size = 4
-
-[[input]]
-name = "image"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[[output]]
-name = "enhanced"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[dynamic_batching]
-max_queue_delay_microseconds = 2000
-priority_levels = 2
-default_priority_level = 1
-
-[parameters]
-features = 64
-convs = 16
-upscale = 2
-outscale = 2
-tile = 272
-tile_overlap = 16
-tiles_per_pass = 1
-max_pixels = 1048576
-"#;
+pub const X2_CONFIG: &str = config!(
+    "Real-ESRGAN realesr-animevideov3's trunk with a x2 head fitted to photographs",
+    "srvgg",
+    4,
+    2000,
+    "features = 64\nconvs = 16\nupscale = 2\noutscale = 2\ntile = 272\nmax_pixels = 1048576\n"
+);
 
 /// The `config.toml` of `image-enhance-x2-anime`: realesr-animevideov3 reduced to ×2, as
 /// Real-ESRGAN's ncnn ×2 model does.
-pub const X2_ANIME_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3 (compact network), x4 reduced to x2, as its ncnn x2 model (docs/images.md).
-backend = "candle"
-architecture = "srvgg"
-max_batch_size = 4
-
-[[input]]
-name = "image"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[[output]]
-name = "enhanced"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[dynamic_batching]
-max_queue_delay_microseconds = 2000
-priority_levels = 2
-default_priority_level = 1
-
-[parameters]
-features = 64
-convs = 16
-upscale = 4
-outscale = 2
-tile = 272
-tile_overlap = 16
-tiles_per_pass = 1
-max_pixels = 1048576
-"#;
+pub const X2_ANIME_CONFIG: &str = config!(
+    "Real-ESRGAN realesr-animevideov3 (compact network), x4 reduced to x2 as its ncnn x2 model",
+    "srvgg",
+    4,
+    2000,
+    "features = 64\nconvs = 16\nupscale = 4\noutscale = 2\ntile = 272\nmax_pixels = 1048576\n"
+);
 
 /// The `config.toml` of `image-enhance-x4`: realesr-animevideov3 at ×4.
-pub const X4_CONFIG: &str = r#"# Real-ESRGAN realesr-animevideov3 (compact network), x4 (docs/images.md).
-backend = "candle"
-architecture = "srvgg"
-max_batch_size = 4
-
-[[input]]
-name = "image"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[[output]]
-name = "enhanced"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[dynamic_batching]
-max_queue_delay_microseconds = 2000
-priority_levels = 2
-default_priority_level = 1
-
-[parameters]
-features = 64
-convs = 16
-upscale = 4
-outscale = 4
-tile = 272
-tile_overlap = 16
-tiles_per_pass = 1
-max_pixels = 1048576
-"#;
+pub const X4_CONFIG: &str = config!(
+    "Real-ESRGAN realesr-animevideov3 (compact network), x4",
+    "srvgg",
+    4,
+    2000,
+    "features = 64\nconvs = 16\nupscale = 4\noutscale = 4\ntile = 272\nmax_pixels = 1048576\n"
+);
 
 /// The `config.toml` of `image-enhance-x4plus`: RealESRGAN_x4plus (RRDBNet), ×4.
-pub const X4PLUS_CONFIG: &str = r#"# Real-ESRGAN RealESRGAN_x4plus (RRDBNet), x4: slow on a CPU (docs/images.md).
-backend = "candle"
-architecture = "rrdbnet"
-max_batch_size = 1
-
-[[input]]
-name = "image"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[[output]]
-name = "enhanced"
-datatype = "UINT8"
-dims = [-1, -1, 3]
-
-[dynamic_batching]
-max_queue_delay_microseconds = 0
-priority_levels = 2
-default_priority_level = 1
-
-[parameters]
-features = 64
-grow = 32
-blocks = 23
-upscale = 4
-outscale = 4
-tile = 128
-tile_overlap = 16
-tiles_per_pass = 1
-max_pixels = 262144
-"#;
+pub const X4PLUS_CONFIG: &str = config!(
+    "Real-ESRGAN RealESRGAN_x4plus (RRDBNet), x4: slow on a CPU",
+    "rrdbnet",
+    1,
+    0,
+    "features = 64\ngrow = 32\nblocks = 23\nupscale = 4\noutscale = 4\ntile = 128\nmax_pixels = 262144\n"
+);
 
 /// The networks a Real-ESRGAN ncnn model may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,15 +302,7 @@ fn load(
             "tile must be even and at least 8, and more than twice tile_overlap".into(),
         ));
     }
-    let weights = version_dir.join(WEIGHTS_FILE);
-    // SAFETY: the weights file is memory-mapped read-only; the repository never rewrites a
-    // version folder in place (new versions are renamed in beside it).
-    let vb =
-        unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, context.device) }
-            .map_err(|source| LoadError::Weights {
-                path: weights.clone(),
-                source,
-            })?;
+    let vb = super::mapped_weights(context, version_dir)?;
     let net = build(vb).map_err(|source| LoadError::Network {
         architecture: config.architecture.clone(),
         source,
