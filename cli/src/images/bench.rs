@@ -31,7 +31,14 @@ pub struct BenchArgs {
     /// Where the packaged photographs are kept after the first fetch.
     #[arg(long, default_value = ".vitrine")]
     state_dir: PathBuf,
+    /// Also measure interactive latency (64×64 images at the default priority, one at a time)
+    /// alone and while a backfill sends `--size` images at bulk priority to the same model.
+    #[arg(long)]
+    backfill: bool,
 }
+
+/// Interactive requests per latency measurement.
+const INTERACTIVE_REQUESTS: usize = 20;
 
 /// Prints one line of figures per model.
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -68,5 +75,45 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             output_mpx / seconds / cores as f64
         );
     }
+    if args.backfill {
+        let model = &args.models[0];
+        let enhancer = std::sync::Arc::new(
+            Enhancer::connect(args.worker.as_deref(), &args.models_dir, model).await?,
+        );
+        let small = image::imageops::thumbnail(&photo, 64, 64);
+        let alone = latencies(&enhancer, &small).await?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let backfill = {
+            let (enhancer, stop, photo) = (enhancer.clone(), stop.clone(), photo.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    enhancer
+                        .enhance(&photo, Some(super::regenerate::BULK_PRIORITY))
+                        .await?;
+                }
+                anyhow::Ok(())
+            })
+        };
+        let busy = latencies(&enhancer, &small).await?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        backfill.await??;
+        println!(
+            "{model}, 64x64 at interactive priority, {INTERACTIVE_REQUESTS} one at a time: alone p50 {:.3} s p99 {:.3} s; beside a {}x{} bulk backfill p50 {:.3} s p99 {:.3} s",
+            alone.0, alone.1, args.size, args.size, busy.0, busy.1
+        );
+    }
     Ok(())
+}
+
+/// (p50, p99) seconds of [`INTERACTIVE_REQUESTS`] requests sent one after another.
+async fn latencies(enhancer: &Enhancer, image: &image::RgbImage) -> Result<(f64, f64)> {
+    let mut seconds = Vec::with_capacity(INTERACTIVE_REQUESTS);
+    for _ in 0..INTERACTIVE_REQUESTS {
+        let started = Instant::now();
+        enhancer.enhance(image, None).await?;
+        seconds.push(started.elapsed().as_secs_f64());
+    }
+    seconds.sort_by(f64::total_cmp);
+    let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99)))
 }

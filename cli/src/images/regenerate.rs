@@ -37,7 +37,7 @@ pub const PROVENANCE: &str = "vitrine-source";
 /// Sources larger than this are reported, not read.
 const MAX_SOURCE_BYTES: u64 = 64 << 20;
 /// The protocol priority of regeneration requests (the models' second, lower level).
-const BULK_PRIORITY: u32 = 2;
+pub const BULK_PRIORITY: u32 = 2;
 /// File extensions taken as images; other objects are counted and left alone.
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
@@ -53,8 +53,9 @@ pub struct RegenerateArgs {
     /// The enhancement model.
     #[arg(long, default_value = "image-enhance-x2")]
     model: String,
-    /// Images in flight at once.
-    #[arg(long, default_value_t = 2)]
+    /// Images in flight at once. Keep it below the model's instance count (2 for the built-in
+    /// models) so that interactive requests find a free instance.
+    #[arg(long, default_value_t = 1)]
     concurrency: usize,
     /// A running worker to use; default: one started here on --models.
     #[arg(long)]

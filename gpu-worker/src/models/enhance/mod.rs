@@ -35,10 +35,11 @@ use crate::tensor::{DataType, Tensor};
 use ncnn::{NcnnError, WeightLayer};
 use tiles::{Axis, Canvas};
 
-/// A `config.toml` of an enhancement model: its comment, architecture, batch size and
-/// queue delay, and its `[parameters]` lines.
+/// A `config.toml` of an enhancement model: its comment, architecture, batch size, queue
+/// delay and instances, and its `[parameters]` lines. Two instances let an interactive request
+/// compute beside a bulk one instead of waiting for it (docs/images.md).
 macro_rules! config {
-    ($comment:literal, $architecture:literal, $batch:literal, $delay:literal, $parameters:literal) => {
+    ($comment:literal, $architecture:literal, $batch:literal, $delay:literal, $instances:literal, $parameters:literal) => {
         concat!(
             "# ",
             $comment,
@@ -55,6 +56,9 @@ macro_rules! config {
             $delay,
             "\n",
             "priority_levels = 2\ndefault_priority_level = 1\n\n",
+            "[instance_group]\ncount = ",
+            $instances,
+            "\n\n",
             "[parameters]\n",
             $parameters,
             "tile_overlap = 16\ntiles_per_pass = 1\n"
@@ -69,6 +73,7 @@ pub const X2_CONFIG: &str = config!(
     "srvgg",
     4,
     2000,
+    2,
     "features = 64\nconvs = 16\nupscale = 2\noutscale = 2\ntile = 272\nmax_pixels = 1048576\n"
 );
 
@@ -79,6 +84,7 @@ pub const X2_ANIME_CONFIG: &str = config!(
     "srvgg",
     4,
     2000,
+    2,
     "features = 64\nconvs = 16\nupscale = 4\noutscale = 2\ntile = 272\nmax_pixels = 1048576\n"
 );
 
@@ -88,6 +94,7 @@ pub const X4_CONFIG: &str = config!(
     "srvgg",
     4,
     2000,
+    2,
     "features = 64\nconvs = 16\nupscale = 4\noutscale = 4\ntile = 272\nmax_pixels = 1048576\n"
 );
 
@@ -97,6 +104,7 @@ pub const X4PLUS_CONFIG: &str = config!(
     "rrdbnet",
     1,
     0,
+    1,
     "features = 64\ngrow = 32\nblocks = 23\nupscale = 4\noutscale = 4\ntile = 128\nmax_pixels = 262144\n"
 );
 
@@ -442,5 +450,34 @@ impl ModelInstance for Enhancer {
             vec![n, h * s, w * s, 3],
             out,
         )?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_configurations_parse_with_two_priority_levels() {
+        for (text, instances) in [
+            (X2_CONFIG, 2),
+            (X2_ANIME_CONFIG, 2),
+            (X4_CONFIG, 2),
+            (X4PLUS_CONFIG, 1),
+        ] {
+            let config = ModelConfig::parse(text).unwrap();
+            assert_eq!(config.instance_group.count, instances, "{text}");
+            assert_eq!(config.batching().priority_levels, 2, "{text}");
+            assert_eq!(config.inputs[0].dims, [-1, -1, 3]);
+            for name in [
+                "tile",
+                "tile_overlap",
+                "tiles_per_pass",
+                "max_pixels",
+                "outscale",
+            ] {
+                config.usize_param(name).unwrap();
+            }
+        }
     }
 }
