@@ -74,15 +74,18 @@ struct Location {
     prefix: Path,
 }
 
-/// Opens a folder (created if missing) or an object-store URL.
-fn open(location: &str) -> Result<Location> {
+/// Opens a folder (created if missing when `create`) or an object-store URL.
+fn open(location: &str, create: bool) -> Result<Location> {
     let url = match url::Url::parse(location) {
         Ok(url) if url.scheme().len() > 1 => url,
         // A plain path (or a Windows drive letter): a folder.
         _ => {
-            std::fs::create_dir_all(location)
-                .with_context(|| format!("cannot create the folder {location}"))?;
-            let dir = std::fs::canonicalize(location)?;
+            if create {
+                std::fs::create_dir_all(location)
+                    .with_context(|| format!("cannot create the folder {location}"))?;
+            }
+            let dir = std::fs::canonicalize(location)
+                .with_context(|| format!("no folder {location}"))?;
             url::Url::from_directory_path(&dir)
                 .map_err(|()| anyhow::anyhow!("{} is not an absolute folder", dir.display()))?
         }
@@ -93,7 +96,10 @@ fn open(location: &str) -> Result<Location> {
             let dir = url
                 .to_file_path()
                 .map_err(|()| anyhow::anyhow!("{location} is not a local path"))?;
-            std::fs::create_dir_all(&dir)?;
+            if create {
+                std::fs::create_dir_all(&dir)?;
+            }
+            anyhow::ensure!(dir.is_dir(), "no folder {}", dir.display());
             let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(bad)?;
             (Arc::new(store), Path::default())
         }
@@ -353,8 +359,8 @@ fn encode(image: &DynamicImage, icc: Option<&[u8]>, provenance: &str) -> Result<
 
 /// Runs a regeneration and prints its report.
 pub async fn run(args: RegenerateArgs) -> Result<()> {
-    let source = open(&args.source)?;
-    let dest = open(&args.dest)?;
+    let source = open(&args.source, false)?;
+    let dest = open(&args.dest, true)?;
     let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model).await?;
     let version = enhancer.version().await?;
     let digest = Sha256::digest(format!(
