@@ -26,6 +26,18 @@ pub trait ModelInstance: Send + Sync {
     /// Computes outputs (in config order) from inputs (in config order), batch dimension first.
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError>;
 
+    /// As [`ModelInstance::compute`], for a computation long enough to stop part-way: `stop()`
+    /// turns true once no result of the batch is wanted (each request's caller has gone or its
+    /// deadline has passed), and the model may then return [`InferError::Abandoned`] at its
+    /// next step. The default computes to the end.
+    fn compute_until(
+        &self,
+        inputs: &[Tensor],
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Tensor>, InferError> {
+        self.compute(inputs)
+    }
+
     /// Checks one request's inputs (already matching the config's names, types and shapes)
     /// before it joins a batch; the default accepts them.
     fn check(&self, _inputs: &[Tensor]) -> Result<(), InferError> {

@@ -21,6 +21,11 @@ pub enum InferError {
     /// The backend failed while computing (HTTP 500).
     #[error("{0}")]
     Compute(String),
+    /// A computation stopped part-way because none of its results was wanted any more; the
+    /// scheduler answers its callers with [`InferError::Timeout`] (HTTP 499 if ever sent:
+    /// nginx's "client closed request").
+    #[error("{0}")]
+    Abandoned(String),
 }
 
 impl InferError {
@@ -33,6 +38,7 @@ impl InferError {
             InferError::QueueFull(_) => 429,
             InferError::Timeout(_) => 504,
             InferError::Compute(_) => 500,
+            InferError::Abandoned(_) => 499,
         }
     }
 
@@ -45,6 +51,7 @@ impl InferError {
             InferError::QueueFull(_) => "queue_full",
             InferError::Timeout(_) => "timeout",
             InferError::Compute(_) => "compute",
+            InferError::Abandoned(_) => "cancelled",
         }
     }
 }

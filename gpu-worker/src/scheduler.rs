@@ -175,14 +175,16 @@ impl Drop for Scheduler {
     }
 }
 
-/// Where a job is: queued, taken into a batch, or cancelled by its caller. The scheduler and
-/// the caller race for the change from queued; whoever wins decides.
+/// Where a job is: queued, taken into a batch, cancelled by its caller, or abandoned by its
+/// caller while computing. The scheduler and the caller race for the change from queued;
+/// whoever wins decides.
 #[derive(Default)]
 struct JobState(AtomicU8);
 
 const QUEUED: u8 = 0;
 const STARTED: u8 = 1;
 const CANCELLED: u8 = 2;
+const ABANDONED: u8 = 3;
 
 impl JobState {
     /// Marks the job taken for computation; false if its caller cancelled it first.
@@ -199,13 +201,28 @@ impl JobState {
             .is_ok()
             || self.0.load(Ordering::Acquire) == CANCELLED
     }
+
+    /// The caller has gone: a queued job is cancelled, a computing one marked abandoned.
+    fn leave(&self) {
+        if !self.cancel() {
+            let _ =
+                self.0
+                    .compare_exchange(STARTED, ABANDONED, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// Whether the caller went away while the job was computing.
+    fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDONED
+    }
 }
 
+/// Dropped with the caller's future: the job is cancelled if queued, abandoned if computing.
 struct CancelOnDrop(Arc<JobState>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.0.leave();
     }
 }
 
@@ -287,10 +304,18 @@ impl Shared {
                 .record_queue_time(&self.model, started - job.enqueued);
         }
         let rows: usize = batch.iter().map(|j| j.rows).sum();
+        // A computation that can stop part-way stops once none of its results is wanted: each
+        // job's caller has gone or its deadline has passed.
+        let stop = || {
+            let now = Instant::now();
+            batch
+                .iter()
+                .all(|j| j.state.abandoned() || j.deadline.is_some_and(|d| d <= now))
+        };
         let result = if batch.len() == 1 {
-            instance.compute(&batch[0].inputs)
+            instance.compute_until(&batch[0].inputs, &stop)
         } else {
-            concat(&batch).and_then(|inputs| instance.compute(&inputs))
+            concat(&batch).and_then(|inputs| instance.compute_until(&inputs, &stop))
         };
         self.metrics
             .record_batch(&self.model, rows, batch.len(), started.elapsed());
@@ -303,6 +328,21 @@ impl Shared {
                 for job in batch {
                     let _ = job.reply.send(split(&outputs, offset, job.rows, rows));
                     offset += job.rows;
+                }
+            }
+            Err(InferError::Abandoned(reason)) => {
+                tracing::info!(model = %self.model, reason, "computation stopped: no result wanted");
+                for job in batch {
+                    if job.state.abandoned() {
+                        self.metrics.record_error(&self.model, "cancelled");
+                        continue;
+                    }
+                    self.metrics.record_error(&self.model, "timeout");
+                    let timeout = job.timeout.unwrap_or_default().as_micros();
+                    let _ = job.reply.send(Err(InferError::Timeout(format!(
+                        "request to model '{}' passed its deadline ({timeout} µs) while computing: {reason}",
+                        self.model
+                    ))));
                 }
             }
             Err(err) => {

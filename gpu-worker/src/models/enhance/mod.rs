@@ -392,6 +392,15 @@ impl ModelInstance for Enhancer {
     }
 
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
+        self.compute_until(inputs, &|| false)
+    }
+
+    /// Checks `stop` before each pass of tiles.
+    fn compute_until(
+        &self,
+        inputs: &[Tensor],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Tensor>, InferError> {
         let (n, h, w) = Self::image_size(&inputs[0]);
         let s = self.settings.outscale;
         let (tile, overlap) = (self.settings.tile, self.settings.overlap);
@@ -413,7 +422,12 @@ impl ModelInstance for Enhancer {
         let mut out = Vec::with_capacity(n * h * s * w * s * 3);
         let mut open: Vec<(usize, usize, Canvas)> = Vec::new();
         let plane = 3 * th * s * tw * s;
-        for pass in work.chunks(self.settings.tiles_per_pass) {
+        for (done, pass) in work.chunks(self.settings.tiles_per_pass).enumerate() {
+            if stop() {
+                return Err(InferError::Abandoned(format!(
+                    "stopped after {done} passes of tiles: every caller has gone"
+                )));
+            }
             let mut tiles = Vec::with_capacity(pass.len() * 3 * th * tw);
             for &(i, y, x) in pass {
                 let (top, left) = (rows.starts[y], cols.starts[x]);
