@@ -9,6 +9,9 @@ use image::RgbImage;
 use vitrine_oip::binary::{self, Tensor};
 use vitrine_oip::DataType;
 
+/// Times a request that got no answer is sent again (after 1, 2, 4 and 8 s).
+const SEND_RETRIES: u32 = 4;
+
 /// A model of a worker, ready to enhance images.
 pub struct Enhancer {
     http: reqwest::Client,
@@ -73,14 +76,26 @@ impl Enhancer {
             parameters.insert("priority".into(), priority.into());
         }
         let (body, header_length) = binary::encode_request(&[input], parameters);
-        let response = self
-            .http
-            .post(&self.infer_url)
-            .header(binary::HEADER_LENGTH, header_length)
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {}", self.infer_url))?;
+        // A worker that crashed and is restarting (its pool restarts it) drops or refuses
+        // connections for a few seconds: inference has no side effects, so the request is
+        // sent again then (never after an answer, even an error).
+        let mut attempt = 0;
+        let response = loop {
+            let sent = self
+                .http
+                .post(&self.infer_url)
+                .header(binary::HEADER_LENGTH, header_length)
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Err(_) if attempt < SEND_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                other => break other.with_context(|| format!("POST {}", self.infer_url))?,
+            }
+        };
         let status = response.status();
         let header = response
             .headers()
