@@ -72,6 +72,8 @@ pub struct RegenerateArgs {
 struct Location {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
+    /// Where it is, as a URL ending in `/` (a folder's canonical path), for comparing places.
+    place: String,
 }
 
 /// Opens a folder (created if missing when `create`) or an object-store URL.
@@ -128,7 +130,15 @@ fn open(location: &str, create: bool) -> Result<Location> {
             bail!("{location}: unsupported scheme '{other}' (a folder, s3://, gs:// or az://)")
         }
     };
-    Ok(Location { store, prefix })
+    let mut place = url.to_string();
+    if !place.ends_with('/') {
+        place.push('/');
+    }
+    Ok(Location {
+        store,
+        prefix,
+        place,
+    })
 }
 
 /// What happened to one object.
@@ -360,7 +370,19 @@ fn encode(image: &DynamicImage, icc: Option<&[u8]>, provenance: &str) -> Result<
 /// Runs a regeneration and prints its report.
 pub async fn run(args: RegenerateArgs) -> Result<()> {
     let source = open(&args.source, false)?;
+    let dest_existed = FsPath::new(&args.dest).exists();
     let dest = open(&args.dest, true)?;
+    if dest.place.starts_with(&source.place) {
+        if !dest_existed {
+            // The empty folder `open` just made.
+            let _ = std::fs::remove_dir(&args.dest);
+        }
+        bail!(
+            "the destination {} is inside the source {}: its outputs would be listed and enhanced again",
+            args.dest,
+            args.source
+        );
+    }
     let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model).await?;
     let version = enhancer.version().await?;
     let digest = Sha256::digest(format!(

@@ -326,6 +326,24 @@ fn regenerate_resumes_after_kill_9_without_redoing_or_skipping_and_reports_bad_i
     assert_eq!(count(&report, "enhanced"), 0, "{report}");
     assert_eq!(count(&report, "already done"), good, "{report}");
     assert_eq!(outputs(&dest), after, "outputs rewritten without a journal");
+
+    // A destination inside the source would have its outputs enhanced again: refused.
+    let inside = source.join("enhanced");
+    let out = vitrine()
+        .args(["images", "regenerate", "--model", "small-x2", "--source"])
+        .arg(&source)
+        .arg("--dest")
+        .arg(&inside)
+        .arg("--models")
+        .arg(&models)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is inside the source"),
+        "{stderr}"
+    );
+    assert!(!inside.exists());
 }
 
 /// An S3-compatible server (`s3s-fs`, from crates.io; `.ci/run` installs it) on a loopback
