@@ -41,6 +41,25 @@ fn repository() -> PathBuf {
         .clone()
 }
 
+/// A copy of `image-enhance-x4` named `name` in `repository`, its configuration changed by
+/// `replacements` (each must apply).
+fn x4_variant(repository: &Path, name: &str, replacements: &[(&str, &str)]) {
+    let source = self::repository().join("image-enhance-x4");
+    let dir = repository.join(name);
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    let mut config = std::fs::read_to_string(source.join("config.toml")).unwrap();
+    for (from, to) in replacements {
+        assert!(config.contains(from), "{from} is not in the x4 config");
+        config = config.replace(from, to);
+    }
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    std::fs::copy(
+        source.join("1/model.safetensors"),
+        dir.join("1/model.safetensors"),
+    )
+    .unwrap();
+}
+
 async fn serve(models: &Path) -> (String, Arc<Worker>) {
     common::serve(models, None, Duration::from_secs(3600)).await
 }
@@ -123,20 +142,19 @@ async fn tiles_blend_into_the_whole_image_and_sizes_batch_apart() {
     // A copy of the x4 model working in 20-pixel tiles (overlap 6): the 40x32 image becomes
     // 4x3 tiles whose blend must stay close to the untiled reference, with no visible seam.
     let scratch = tempfile::tempdir().unwrap();
-    let tiled = scratch.path().join("tiled");
-    std::fs::create_dir_all(tiled.join("1")).unwrap();
-    let source = repository().join("image-enhance-x4");
-    let config = std::fs::read_to_string(source.join("config.toml")).unwrap();
-    let config = config
-        .replace("tile = 272", "tile = 20")
-        .replace("tile_overlap = 16", "tile_overlap = 6");
-    std::fs::write(tiled.join("config.toml"), config).unwrap();
-    std::fs::copy(
-        source.join("1/model.safetensors"),
-        tiled.join("1/model.safetensors"),
+    x4_variant(
+        scratch.path(),
+        "tiled",
+        &[
+            ("tile = 272", "tile = 20"),
+            ("tile_overlap = 16", "tile_overlap = 6"),
+        ],
+    );
+    std::os::unix::fs::symlink(
+        repository().join("image-enhance-x4"),
+        scratch.path().join("image-enhance-x4"),
     )
     .unwrap();
-    std::os::unix::fs::symlink(source, scratch.path().join("image-enhance-x4")).unwrap();
     let (url, _worker) = serve(scratch.path()).await;
 
     let (h, w, input) = fixture("realesrgan_compact_in.png");
@@ -338,20 +356,15 @@ async fn a_computation_past_its_deadline_stops_at_its_next_tile() {
     // One instance of the x4 model in 64-pixel tiles: a 640x640 image is 169 passes, seconds
     // of work.
     let scratch = tempfile::tempdir().unwrap();
-    let one = scratch.path().join("one");
-    std::fs::create_dir_all(one.join("1")).unwrap();
-    let source = repository().join("image-enhance-x4");
-    let config = std::fs::read_to_string(source.join("config.toml"))
-        .unwrap()
-        .replace("tile = 272", "tile = 64")
-        .replace("tile_overlap = 16", "tile_overlap = 8")
-        .replace("count = 2", "count = 1");
-    std::fs::write(one.join("config.toml"), config).unwrap();
-    std::fs::copy(
-        source.join("1/model.safetensors"),
-        one.join("1/model.safetensors"),
-    )
-    .unwrap();
+    x4_variant(
+        scratch.path(),
+        "one",
+        &[
+            ("tile = 272", "tile = 64"),
+            ("tile_overlap = 16", "tile_overlap = 8"),
+            ("count = 2", "count = 1"),
+        ],
+    );
     let (url, _worker) = serve(scratch.path()).await;
 
     // Half a second allowed (the protocol's `timeout`, in microseconds): a 504 soon after.
