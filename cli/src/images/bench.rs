@@ -42,7 +42,7 @@ const INTERACTIVE_REQUESTS: usize = 20;
 
 /// Prints one line of figures per model.
 pub async fn run(args: BenchArgs) -> Result<()> {
-    let path = photos::fetch(&args.state_dir, &["astronaut.png"], |_, _, _| {})?.remove(0);
+    let path = photos::fetch(&args.state_dir, &["astronaut.png"])?.remove(0);
     let photo = image::imageops::resize(
         &photos::open_centre(&path, u32::MAX, 1)?,
         args.size,

@@ -76,6 +76,8 @@ impl Enhancer {
             parameters.insert("priority".into(), priority.into());
         }
         let (body, header_length) = binary::encode_request(&[input], parameters);
+        // Shared, not copied, by each attempt below.
+        let body = bytes::Bytes::from(body);
         // A worker that crashed and is restarting (its pool restarts it) drops or refuses
         // connections for a few seconds: inference has no side effects, so the request is
         // sent again then (never after an answer, even an error).

@@ -64,17 +64,7 @@ impl Score {
 /// Prints the table of PSNR and SSIM for every photograph and their means.
 pub async fn run(args: EvalArgs) -> Result<()> {
     let paths = if args.photos.is_empty() {
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("fetching photographs: {msg} {bytes}/{total_bytes}")
-                .expect("valid template"),
-        );
-        let paths = photos::fetch(&args.state_dir, photos::EVAL, |project, done, total| {
-            bar.set_message(project.to_string());
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
-        paths
+        photos::fetch(&args.state_dir, photos::EVAL)?
     } else {
         args.photos.clone()
     };

@@ -20,16 +20,7 @@ pub fn install(repository: &Path, cache: &Path) -> Result<PathBuf> {
     let x4 = repository.join("image-enhance-x4");
     let version = vitrine_worker::repository::latest_version(&x4)
         .with_context(|| format!("{} has no version to take the trunk from", x4.display()))?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("fetching photographs: {msg} {bytes}/{total_bytes}")
-            .expect("valid template"),
-    );
-    let paths = photos::fetch(cache, photos::TRAINING, |project, done, total| {
-        bar.set_message(project.to_string());
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
-    bar.finish_and_clear();
+    let paths = photos::fetch(cache, photos::TRAINING)?;
     let mut originals = Vec::with_capacity(paths.len());
     for path in &paths {
         let photo = photos::open_centre(path, LARGEST_SIDE, 2)?;

