@@ -348,56 +348,150 @@ async fn a_shoppers_events_move_their_looks() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn product_pictures_are_drawn_cached_and_sized() -> anyhow::Result<()> {
+async fn product_pictures_are_drawn_kept_and_sized() -> anyhow::Result<()> {
     let app = TestApp::start(&app_manifest()).await?;
     let client = reqwest::Client::new();
     let url = format!("{}/images/products/p-00001", app.url);
     let response = client.get(&url).send().await?;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
     assert!(response.headers()["cache-control"]
         .to_str()?
         .contains("max-age"));
     let etag = response.headers()["etag"].clone();
-    let svg = response.text().await?;
-    assert!(
-        svg.starts_with("<svg") && svg.contains("width=\"400\""),
-        "{svg}"
-    );
-    let (_, product) = get_json(&format!("{}/api/products/p-00001", app.url)).await?;
-    assert_eq!(product["image"], "/images/products/p-00001");
+    let jpeg = response.bytes().await?;
+    let picture = image::load_from_memory(&jpeg)?.to_rgb8();
+    assert_eq!(picture.dimensions(), (400, 400));
+    // A product on a plain background: a good part of the picture is neither the
+    // background's colour nor one flat colour.
+    let corner = picture.get_pixel(3, 3).0;
+    let far = |p: &[u8; 3], q: [u8; 3]| {
+        p.iter()
+            .zip(q)
+            .map(|(a, b)| a.abs_diff(b) as u32)
+            .sum::<u32>()
+            > 40
+    };
+    let product = picture.pixels().filter(|p| far(&p.0, corner)).count();
+    assert!(product > 400 * 400 / 10, "{product} product pixels");
+    let (_, listed) = get_json(&format!("{}/api/products/p-00001", app.url)).await?;
+    assert_eq!(listed["image"], "/images/products/p-00001");
 
+    // Made once, then kept.
+    let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
+    let kept = || -> rusqlite::Result<i64> {
+        db.query_row(
+            "SELECT count(*) FROM product_renders WHERE product = 'p-00001'",
+            [],
+            |r| r.get(0),
+        )
+    };
+    assert_eq!(kept()?, 1);
+    let again = client.get(&url).send().await?;
+    assert_eq!(again.headers()["etag"], etag);
+    assert_eq!(again.bytes().await?, jpeg);
+    assert_eq!(kept()?, 1);
     let cached = client
         .get(&url)
         .header("if-none-match", etag.clone())
         .send()
         .await?;
     assert_eq!(cached.status(), 304);
+
     let small = client.get(format!("{url}?w=64")).send().await?;
     assert_ne!(small.headers()["etag"], etag);
-    assert!(small.text().await?.contains("width=\"64\""));
+    let small = image::load_from_memory(&small.bytes().await?)?;
+    assert_eq!((small.width(), small.height()), (64, 64));
+    let png = client.get(format!("{url}?w=128&format=png")).send().await?;
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(image::load_from_memory(&png.bytes().await?)?.width(), 128);
+    let svg = client.get(format!("{url}?format=svg")).send().await?;
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await?.contains("width=\"400\""));
+    assert_eq!(kept()?, 3, "the SVG is not kept, each raster is");
     let other = client
         .get(format!("{}/images/products/p-00002", app.url))
         .send()
         .await?
-        .text()
+        .bytes()
         .await?;
-    assert_ne!(other, svg);
+    assert_ne!(other, jpeg);
 
-    for (path, status) in [
-        ("/images/products/p-99999", 404),
-        ("/images/products/p-00001?w=0", 400),
-        ("/images/products/p-00001?w=big", 400),
-        ("/images/products/p-00001?h=10", 400),
+    for (path, status, says) in [
+        ("/images/products/p-99999", 404, "no product `p-99999`"),
+        (
+            "/images/products/p-00001?w=0",
+            400,
+            "64, 128, 256, 400, 512, 800, 1024",
+        ),
+        ("/images/products/p-00001?w=big", 400, "not 'big'"),
+        ("/images/products/p-00001?w=300", 400, "w must be one of"),
+        ("/images/products/p-00001?format=gif", 400, "format must be"),
+        (
+            "/images/products/p-00001?h=10",
+            400,
+            "unknown parameter 'h'",
+        ),
     ] {
         let response = client.get(format!("{}{path}", app.url)).send().await?;
         assert_eq!(response.status(), status, "{path}");
+        let text = response.text().await?;
+        assert!(text.contains(says), "{path}: {text}");
     }
     let head = client.head(&url).send().await?;
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["etag"], etag);
+    assert_eq!(head.headers()["content-type"], "image/jpeg");
     let post = client.post(&url).send().await?;
     assert_eq!(post.status(), 405);
+
+    // The shop's own picture (transparent PNG, 300×200) replaces the drawing; thumbnails of
+    // it keep its proportions and transparency.
+    let mut own = image::RgbaImage::from_pixel(300, 200, image::Rgba([200, 30, 60, 255]));
+    own.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+    let mut upload = Vec::new();
+    image::DynamicImage::ImageRgba8(own).write_to(
+        &mut std::io::Cursor::new(&mut upload),
+        image::ImageFormat::Png,
+    )?;
+    let put = |body: Vec<u8>| {
+        client
+            .put(&url)
+            .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+            .header("content-type", "image/png")
+            .body(body)
+            .send()
+    };
+    assert_eq!(put(upload.clone()).await?.status(), 200);
+    assert_eq!(kept()?, 0, "renders of the drawing are dropped");
+    let served = client.get(&url).send().await?;
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await?, upload);
+    let thumb = client.get(format!("{url}?w=128")).send().await?;
+    assert_eq!(thumb.headers()["content-type"], "image/png");
+    let thumb = image::load_from_memory(&thumb.bytes().await?)?.to_rgba8();
+    assert_eq!(thumb.dimensions(), (128, 86));
+    assert_eq!(thumb.get_pixel(64, 43).0, [200, 30, 60, 255]);
+    let as_jpeg = client.get(format!("{url}?format=jpeg")).send().await?;
+    assert_eq!(as_jpeg.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        image::load_from_memory(&as_jpeg.bytes().await?)?.width(),
+        300
+    );
+    let no_svg = client.get(format!("{url}?format=svg")).send().await?;
+    assert_eq!(no_svg.status(), 400);
+    let broken = put(upload[..upload.len() / 2].to_vec()).await?;
+    assert_eq!(broken.status(), 400);
+    assert!(broken.text().await?.contains("does not decode"));
+    let removed = client
+        .delete(&url)
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .send()
+        .await?;
+    assert_eq!(removed.status(), 200);
+    let back = client.get(&url).send().await?;
+    assert_eq!(back.headers()["content-type"], "image/jpeg");
+    assert_eq!(back.bytes().await?, jpeg, "the same drawing again");
     Ok(())
 }
 

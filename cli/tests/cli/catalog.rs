@@ -134,7 +134,9 @@ async fn import_checks_every_row_then_maps_stores_and_replaces() -> anyhow::Resu
     // Pictures: the file the `image` column names, else `<id>.<ext>`; refused ones are named.
     let pictures = dir.path().join("pictures");
     std::fs::create_dir(&pictures)?;
-    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-a-full-image".to_vec();
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([20, 40, 160]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     std::fs::write(pictures.join("jumper-front.png"), &png)?;
     std::fs::write(pictures.join("B-1.gif"), b"this is no gif")?;
     let with_pictures = dir.path().join("pictures.jsonl");
@@ -165,7 +167,7 @@ async fn import_checks_every_row_then_maps_stores_and_replaces() -> anyhow::Resu
     let (_, jumper) = get_json(&format!("{}/api/products/A-2", app.url)).await?;
     assert_eq!(jumper["image"], "/images/products/A-2");
     let drawn = reqwest::get(format!("{}/images/products/C-1", app.url)).await?;
-    assert_eq!(drawn.headers()["content-type"], "image/svg+xml");
+    assert_eq!(drawn.headers()["content-type"], "image/jpeg");
 
     // The endpoint itself wants the token.
     let denied = reqwest::Client::new()

@@ -91,7 +91,9 @@ fn silhouette(category: &str, item: &str) -> (String, String) {
                 "M150 150 Q200 160 250 150".into(),
             );
         }
-        "tops" | "activewear" if has("Top") || has("T-Shirt") || has("Polo") => {
+        "tops" | "activewear" | "swimwear"
+            if has("Top") || has("T-Shirt") || has("Polo") || has("Rash Guard") =>
+        {
             let hem = if has("Crop") { 232 } else { 322 };
             return (
                 format!(
@@ -115,6 +117,20 @@ fn silhouette(category: &str, item: &str) -> (String, String) {
                 "M174 92 Q200 116 226 92 M134 306 L266 306 M98 286 L128 282 M302 286 L272 282"
             },
         ),
+        "jackets" | "coats" | "activewear" if category != "activewear" || has("Jacket") => {
+            let hem = if category == "coats" { 350 } else { 296 };
+            return (
+                format!(
+                    "M132 80 L178 66 L200 150 L222 66 L268 80 L304 140 L322 300 L292 306 L272 180 \
+                     L272 {hem} L128 {hem} L128 180 L108 306 L78 300 L96 140 Z"
+                ),
+                format!(
+                    "M178 66 L186 168 L200 150 L214 168 L222 66 M200 150 L200 {hem} M150 {} L180 {}",
+                    hem - 70,
+                    hem - 70
+                ),
+            );
+        }
         "jeans" | "trousers" | "activewear" | "swimwear" => {
             let hem = if has("Shorts") { 196 } else { 338 };
             let (outer, inner) = if has("Wide") || has("Bootcut") { (280, 212) } else if has("Skinny") || has("Leggings") { (262, 206) } else { (274, 216) };
@@ -140,20 +156,6 @@ fn silhouette(category: &str, item: &str) -> (String, String) {
                 } else {
                     "M156 118 L244 118".into()
                 },
-            );
-        }
-        "jackets" | "coats" => {
-            let hem = if category == "coats" { 350 } else { 296 };
-            return (
-                format!(
-                    "M132 80 L178 66 L200 150 L222 66 L268 80 L304 140 L322 300 L292 306 L272 180 \
-                     L272 {hem} L128 {hem} L128 180 L108 306 L78 300 L96 140 Z"
-                ),
-                format!(
-                    "M178 66 L186 168 L200 150 L214 168 L222 66 M200 150 L200 {hem} M150 {} L180 {}",
-                    hem - 70,
-                    hem - 70
-                ),
             );
         }
         "shoes" if has("Boots") => (
@@ -258,6 +260,35 @@ pub fn svg(p: &Product, size: u32) -> String {
     } else {
         mix(main, 0, 0.55)
     }));
+    // Weave grain: fractal noise stretched along the material's threads (frequency across,
+    // along, strength); smooth fibres get none.
+    let grain = if ["denim", "chambray", "twill"]
+        .iter()
+        .any(|m| material.contains(m))
+    {
+        Some(("0.9 0.22", 0.55))
+    } else if [
+        "wool", "cashmere", "knit", "ribbed", "merino", "mohair", "tweed", "flannel",
+    ]
+    .iter()
+    .any(|m| material.contains(m))
+    {
+        Some(("0.35 0.9", 0.5))
+    } else if ["linen", "canvas", "raffia"]
+        .iter()
+        .any(|m| material.contains(m))
+    {
+        Some(("0.12 1.1", 0.45))
+    } else if ["leather", "suede"].iter().any(|m| material.contains(m)) {
+        Some(("0.09", 0.35))
+    } else if ["silk", "satin", "metal", "gold", "silver"]
+        .iter()
+        .any(|m| material.contains(m))
+    {
+        None
+    } else {
+        Some(("0.8", 0.3))
+    };
     let texture = if ["denim", "chambray", "twill"]
         .iter()
         .any(|m| material.contains(m))
@@ -292,8 +323,17 @@ pub fn svg(p: &Product, size: u32) -> String {
     } else {
         (
             format!(
-                "<path d=\"{shape}\" fill=\"{fill}\"/><path d=\"{shape}\" fill=\"{texture}\"/>\
-                 <path d=\"{shape}\" fill=\"url(#shade)\"/>"
+                "<path d=\"{shape}\" fill=\"#000\" opacity=\".22\" filter=\"url(#soft)\" transform=\"translate(6 10)\"/>\
+                 <path d=\"{shape}\" fill=\"{fill}\"/><path d=\"{shape}\" fill=\"{texture}\"/>{}\
+                 <path d=\"{shape}\" fill=\"url(#shade)\"/>",
+                grain.map_or(String::new(), |(frequency, strength)| format!(
+                    "<clipPath id=\"cut\"><path d=\"{shape}\"/></clipPath>\
+                     <filter id=\"grain\" x=\"0\" y=\"0\" width=\"400\" height=\"400\" filterUnits=\"userSpaceOnUse\">\
+                     <feTurbulence type=\"fractalNoise\" baseFrequency=\"{frequency}\" numOctaves=\"2\" seed=\"{}\"/>\
+                     <feColorMatrix values=\"1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 0 0 0 0 1\"/></filter>\
+                     <rect width=\"400\" height=\"400\" clip-path=\"url(#cut)\" filter=\"url(#grain)\" opacity=\"{strength}\" style=\"mix-blend-mode:overlay\"/>",
+                    seed % 1000
+                ))
             ),
             format!(
                 "<path d=\"{details}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" stroke-linecap=\"round\" stroke-linejoin=\"round\"/>\
@@ -309,7 +349,7 @@ pub fn svg(p: &Product, size: u32) -> String {
 <title>{}</title><defs>\
 <radialGradient id=\"bg\" cx=\"50%\" cy=\"40%\" r=\"75%\"><stop offset=\"0\" stop-color=\"#fbfaf7\"/><stop offset=\"1\" stop-color=\"{tint}\"/></radialGradient>\
 <linearGradient id=\"shade\" x1=\"0\" x2=\"1\"><stop offset=\"0\" stop-color=\"#fff\" stop-opacity=\".22\"/><stop offset=\".45\" stop-color=\"#fff\" stop-opacity=\"0\"/><stop offset=\"1\" stop-color=\"#000\" stop-opacity=\".22\"/></linearGradient>\
-<filter id=\"blur\"><feGaussianBlur stdDeviation=\"9\"/></filter>\
+<filter id=\"blur\"><feGaussianBlur stdDeviation=\"9\"/></filter><filter id=\"soft\"><feGaussianBlur stdDeviation=\"7\"/></filter>\
 <pattern id=\"stripes\" width=\"26\" height=\"26\" patternUnits=\"userSpaceOnUse\"><rect width=\"26\" height=\"26\" fill=\"{m}\"/><rect width=\"26\" height=\"9\" fill=\"{accent}\"/></pattern>\
 <pattern id=\"floral\" width=\"44\" height=\"44\" patternUnits=\"userSpaceOnUse\"><rect width=\"44\" height=\"44\" fill=\"{m}\"/>\
 <g fill=\"{floral_petal}\"><circle cx=\"11\" cy=\"7\" r=\"4\"/><circle cx=\"15\" cy=\"11\" r=\"4\"/><circle cx=\"11\" cy=\"15\" r=\"4\"/><circle cx=\"7\" cy=\"11\" r=\"4\"/>\
@@ -430,5 +470,27 @@ mod tests {
             400,
         );
         assert!(tricky.contains("<title>A &lt;b&gt;&amp;&lt;/b&gt;</title>"));
+    }
+
+    #[test]
+    fn materials_have_their_grain_and_items_their_shape() {
+        let blue = vec!["blue".to_string()];
+        let with = |item: &'static str, category: &'static str, material: &'static str| {
+            svg(
+                &Product {
+                    material,
+                    ..product("p-9", category, item, item, &blue)
+                },
+                400,
+            )
+        };
+        let jeans = with("Straight Jeans", "jeans", "denim");
+        assert!(jeans.contains("feTurbulence") && jeans.contains("baseFrequency=\"0.9 0.22\""));
+        let knit = with("Jumper", "knitwear", "merino wool");
+        assert!(knit.contains("baseFrequency=\"0.35 0.9\""));
+        assert!(!with("Slip Dress", "dresses", "silk").contains("feTurbulence"));
+        let jacket = silhouette("jackets", "Bomber Jacket").0;
+        assert!(with("Track Jacket", "activewear", "jersey").contains(&jacket));
+        assert!(!with("Leggings", "activewear", "jersey").contains(&jacket));
     }
 }

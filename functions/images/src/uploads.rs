@@ -46,6 +46,11 @@ pub fn put(
     if !bytes.starts_with(magic) || !webp {
         return Err(UploadError::Invalid(format!("the body is not {kind} data")));
     }
+    if let Err(e) = crate::raster::check(bytes) {
+        return Err(UploadError::Invalid(format!(
+            "the {kind} picture does not decode: {e}"
+        )));
+    }
     vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
         db.execute(
             "INSERT OR REPLACE INTO product_images (product, content_type, bytes) VALUES (?, ?, ?)",
