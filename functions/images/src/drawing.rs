@@ -21,7 +21,7 @@ pub struct Product<'a> {
 }
 
 /// sRGB of a catalogue colour name.
-fn rgb(colour: &str) -> (u8, u8, u8) {
+pub fn rgb(colour: &str) -> (u8, u8, u8) {
     match colour {
         "black" => (0x23, 0x23, 0x26),
         "white" => (0xf7, 0xf7, 0xf4),
@@ -229,8 +229,18 @@ fn silhouette(category: &str, item: &str) -> (String, String) {
     (shape.to_string(), details.to_string())
 }
 
-/// The SVG of a product, `size` pixels square.
+/// The SVG of a product, `size` pixels square, on its studio background.
 pub fn svg(p: &Product, size: u32) -> String {
+    drawing(p, size, true)
+}
+
+/// The SVG of a product alone, on transparency (no background, no floor shadow): a piece
+/// for composed pictures.
+pub fn cutout(p: &Product, size: u32) -> String {
+    drawing(p, size, false)
+}
+
+fn drawing(p: &Product, size: u32, studio: bool) -> String {
     let seed = vitrine_guest::fnv1a(p.id.as_bytes());
     let main = rgb(p.colours.first().map(String::as_str).unwrap_or("beige"));
     let second = p.colours.get(1).map(|c| rgb(c));
@@ -323,9 +333,14 @@ pub fn svg(p: &Product, size: u32) -> String {
     } else {
         (
             format!(
-                "<path d=\"{shape}\" fill=\"#000\" opacity=\".22\" filter=\"url(#soft)\" transform=\"translate(6 10)\"/>\
-                 <path d=\"{shape}\" fill=\"{fill}\"/><path d=\"{shape}\" fill=\"{texture}\"/>{}\
+                "{}<path d=\"{shape}\" fill=\"{fill}\"/><path d=\"{shape}\" fill=\"{texture}\"/>{}\
                  <path d=\"{shape}\" fill=\"url(#shade)\"/>",
+                // A soft shadow of the piece on the backdrop (a composition casts its own).
+                if studio {
+                    format!("<path d=\"{shape}\" fill=\"#000\" opacity=\".22\" filter=\"url(#soft)\" transform=\"translate(6 10)\"/>")
+                } else {
+                    String::new()
+                },
                 grain.map_or(String::new(), |(frequency, strength)| format!(
                     "<clipPath id=\"cut\"><path d=\"{shape}\"/></clipPath>\
                      <filter id=\"grain\" x=\"0\" y=\"0\" width=\"400\" height=\"400\" filterUnits=\"userSpaceOnUse\">\
@@ -361,11 +376,16 @@ pub fn svg(p: &Product, size: u32) -> String {
 <pattern id=\"twill\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\"><path d=\"M0 8 L8 0\" stroke=\"#fff\" stroke-opacity=\".16\" stroke-width=\"2\"/></pattern>\
 <pattern id=\"ribs\" width=\"7\" height=\"7\" patternUnits=\"userSpaceOnUse\"><rect width=\"3\" height=\"7\" fill=\"#000\" opacity=\".09\"/></pattern>\
 <pattern id=\"slub\" width=\"23\" height=\"17\" patternUnits=\"userSpaceOnUse\"><path d=\"M0 5 L9 5 M12 12 L23 12 M4 15 L8 15\" stroke=\"#fff\" stroke-opacity=\".2\" stroke-width=\"1.5\"/></pattern>\
-</defs><rect width=\"400\" height=\"400\" fill=\"url(#bg)\"/>\
-<ellipse cx=\"200\" cy=\"362\" rx=\"130\" ry=\"14\" fill=\"#000\" opacity=\".16\" filter=\"url(#blur)\"/>\
+</defs>{backdrop}\
 <g transform=\"rotate({tilt} 200 200) translate(200 205) scale({scale:.2}) translate(-200 -205)\">{body}{strokes}</g></svg>",
         escape(p.title),
         m = hex(main),
+        backdrop = if studio {
+            "<rect width=\"400\" height=\"400\" fill=\"url(#bg)\"/>\
+             <ellipse cx=\"200\" cy=\"362\" rx=\"130\" ry=\"14\" fill=\"#000\" opacity=\".16\" filter=\"url(#blur)\"/>"
+        } else {
+            ""
+        },
     )
 }
 

@@ -10,8 +10,11 @@
 //!   making anything. `HEAD` answers the headers alone.
 //! - `PUT /images/products/{id}` (admin token) with a JPEG, PNG, WebP or GIF body and its
 //!   `content-type` stores the shop's picture ([`uploads`]); `DELETE` removes it.
+//! - `GET /images/looks/{look}?item=ID&item=ID…` → a lookbook look's hero picture, composed
+//!   by the worker's `lookbook-render` ([`looks`]).
 
 mod drawing;
+mod looks;
 mod raster;
 mod renders;
 mod uploads;
@@ -90,11 +93,15 @@ enum Recipe {
     Render(String, u32, Encoding),
     /// An upload shrunk to a width (never enlarged) and encoded, kept under a variant name.
     Convert(Vec<u8>, Option<u32>, Encoding),
+    /// A look composed by the worker ([`looks`]), kept under the look's id.
+    Look(looks::Look),
 }
 
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    // The route is `/images/products/...`: the path info is the product id.
+    // The routes are `/images/products/...` and `/images/looks/...`: the path info is the
+    // product's or the look's id.
+    let look = req.path().starts_with("/images/looks/");
     let id = header(&req, "spin-path-info")
         .unwrap_or("")
         .trim_matches('/')
@@ -109,21 +116,26 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let head = match req.method() {
         Method::Get => false,
         Method::Head => true,
-        Method::Put | Method::Delete => {
+        Method::Put | Method::Delete if !look => {
             return Ok(match bearer_authorized(&req, "admin_token") {
                 Err(denied) => denied,
                 Ok(()) => change(&db, &req, &id),
             })
         }
+        other if look => return Ok(not_allowed(other, "GET, HEAD")),
         other => return Ok(not_allowed(other, "GET, HEAD, PUT, DELETE")),
     };
-    let wanted = match Wanted::parse(req.query()) {
-        Ok(wanted) => wanted,
-        Err(message) => return Ok(error(400, message)),
+    let picture = if look {
+        looks::picture(&db, &id, req.query())
+    } else {
+        match Wanted::parse(req.query()) {
+            Ok(wanted) => picture(&db, &id, &wanted)
+                .and_then(|p| p.ok_or_else(|| error(404, format!("no product `{id}`")))),
+            Err(message) => Err(error(400, message)),
+        }
     };
-    let picture = match picture(&db, &id, &wanted) {
-        Ok(Some(picture)) => picture,
-        Ok(None) => return Ok(error(404, format!("no product `{id}`"))),
+    let picture = match picture {
+        Ok(picture) => picture,
         Err(response) => return Ok(response),
     };
     let fresh = header(&req, "if-none-match").is_some_and(|tags| {
@@ -238,18 +250,25 @@ fn made(db: &Connection, id: &str, picture: &Picture) -> Result<Vec<u8>, Respons
             width.map_or("full".into(), |w| w.to_string()),
             encoding.content_type()
         ),
+        Recipe::Look(_) => "look/jpeg".into(),
     };
     match renders::get(db, id, &variant, &picture.etag) {
         Ok(Some(bytes)) => return Ok(bytes),
         Ok(None) => {}
         Err(e) => return Err(error(500, format!("kept pictures: {e}"))),
     }
+    let cannot = |e| (500, format!("cannot make the picture of `{id}`: {e}"));
     let bytes = match &picture.recipe {
-        Recipe::Render(svg, size, encoding) => raster::render(svg, *size, *encoding),
-        Recipe::Convert(bytes, width, encoding) => raster::convert(bytes, *width, *encoding),
+        Recipe::Render(svg, size, encoding) => {
+            raster::render(svg, *size, *encoding).map_err(cannot)
+        }
+        Recipe::Convert(bytes, width, encoding) => {
+            raster::convert(bytes, *width, *encoding).map_err(cannot)
+        }
+        Recipe::Look(look) => looks::compose(look),
         Recipe::Ready(_) => unreachable!("answered above"),
     }
-    .map_err(|e| error(500, format!("cannot make the picture of `{id}`: {e}")))?;
+    .map_err(|(status, message)| error(status, message))?;
     if let Err(e) = renders::put(db, id, &variant, &picture.etag, &bytes) {
         // Served all the same; made again next time.
         eprintln!("keeping the picture of `{id}` ({variant}) failed: {e}");

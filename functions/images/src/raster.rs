@@ -1,5 +1,7 @@
-//! Pixels: drawings rasterized ([`render`]: resvg, then JPEG or PNG) and the shop's own
-//! pictures checked ([`check`]), shrunk to thumbnails and re-encoded ([`convert`]).
+//! Pixels: drawings rasterized ([`render`]: resvg, then JPEG or PNG; [`render_rgba`] for
+//! composing) and the shop's own
+//! pictures checked ([`check`]), shrunk to thumbnails and re-encoded ([`convert`]) or fitted
+//! into a square ([`fitted_rgba`]).
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -34,8 +36,34 @@ impl Encoding {
     }
 }
 
-/// The SVG `svg` rasterized at `size`×`size` pixels (its own width and height are ignored).
+/// The SVG `svg` rasterized at `size`×`size` pixels (its own width and height are ignored) on
+/// an opaque background, encoded.
 pub fn render(svg: &str, size: u32, encoding: Encoding) -> Result<Vec<u8>, String> {
+    // Drawings have an opaque background: straight RGB is the premultiplied RGB.
+    let rgb = rasterize(svg, size)?
+        .pixels()
+        .iter()
+        .flat_map(|p| {
+            let c = p.demultiply();
+            [c.red(), c.green(), c.blue()]
+        })
+        .collect();
+    encode_rgb(rgb, size, size, encoding)
+}
+
+/// The SVG `svg` rasterized at `size`×`size` pixels as straight RGBA bytes.
+pub fn render_rgba(svg: &str, size: u32) -> Result<Vec<u8>, String> {
+    Ok(rasterize(svg, size)?
+        .pixels()
+        .iter()
+        .flat_map(|p| {
+            let c = p.demultiply();
+            [c.red(), c.green(), c.blue(), c.alpha()]
+        })
+        .collect())
+}
+
+fn rasterize(svg: &str, size: u32) -> Result<resvg::tiny_skia::Pixmap, String> {
     let tree = resvg::usvg::Tree::from_str(svg, &resvg::usvg::Options::default())
         .map_err(|e| format!("drawing: {e}"))?;
     let mut pixmap =
@@ -46,19 +74,41 @@ pub fn render(svg: &str, size: u32, encoding: Encoding) -> Result<Vec<u8>, Strin
         resvg::tiny_skia::Transform::from_scale(scale, scale),
         &mut pixmap.as_mut(),
     );
-    // Drawings have an opaque background: straight RGB is the premultiplied RGB.
-    let rgb: Vec<u8> = pixmap
-        .pixels()
-        .iter()
-        .flat_map(|p| {
-            let c = p.demultiply();
-            [c.red(), c.green(), c.blue()]
-        })
-        .collect();
-    encode(
-        &DynamicImage::ImageRgb8(RgbImage::from_raw(size, size, rgb).expect("size² pixels")),
-        encoding,
-    )
+    Ok(pixmap)
+}
+
+/// The picture `bytes` fitted into a `side`×`side` square (shrunk or enlarged, proportions
+/// kept, centred on transparency), as straight RGBA bytes.
+pub fn fitted_rgba(bytes: &[u8], side: u32) -> Result<Vec<u8>, String> {
+    let picture = decode(bytes)?;
+    let scale = side as f32 / picture.width().max(picture.height()) as f32;
+    let (w, h) = (
+        ((picture.width() as f32 * scale).round() as u32).clamp(1, side),
+        ((picture.height() as f32 * scale).round() as u32).clamp(1, side),
+    );
+    let fitted = picture
+        .resize_exact(w, h, FilterType::CatmullRom)
+        .to_rgba8();
+    let mut square = image::RgbaImage::new(side, side);
+    image::imageops::overlay(
+        &mut square,
+        &fitted,
+        i64::from((side - w) / 2),
+        i64::from((side - h) / 2),
+    );
+    Ok(square.into_raw())
+}
+
+/// Encodes `width`×`height` RGB bytes.
+pub fn encode_rgb(
+    rgb: Vec<u8>,
+    width: u32,
+    height: u32,
+    encoding: Encoding,
+) -> Result<Vec<u8>, String> {
+    let picture =
+        RgbImage::from_raw(width, height, rgb).ok_or("encoding: not width×height×3 bytes")?;
+    encode(&DynamicImage::ImageRgb8(picture), encoding)
 }
 
 /// Checks that `bytes` decode as a picture of at most [`MAX_SIDE`] pixels a side.
@@ -183,6 +233,26 @@ mod tests {
                 .get_pixel(8, 8)
                 .0[3],
             0
+        );
+    }
+
+    #[test]
+    fn pieces_are_fitted_into_a_transparent_square() {
+        let tall = DynamicImage::ImageRgb8(RgbImage::from_pixel(50, 100, image::Rgb([250, 0, 0])));
+        let rgba = fitted_rgba(&encode(&tall, Encoding::Png).unwrap(), 64).unwrap();
+        assert_eq!(rgba.len(), 64 * 64 * 4);
+        let at = |x: usize, y: usize| &rgba[(y * 64 + x) * 4..][..4];
+        assert_eq!(at(32, 32), [250, 0, 0, 255]);
+        assert_eq!(at(2, 32)[3], 0, "left of a tall picture is transparent");
+        let cut = render_rgba(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\">\
+             <rect x=\"5\" width=\"5\" height=\"10\" fill=\"#0f0\"/></svg>",
+            20,
+        )
+        .unwrap();
+        assert_eq!(
+            (&cut[..4], &cut[(5 * 20 + 15) * 4..][..4]),
+            (&[0, 0, 0, 0][..], &[0, 255, 0, 255][..])
         );
     }
 

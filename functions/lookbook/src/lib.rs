@@ -214,8 +214,14 @@ fn look_json(
             })
         })
         .collect();
+    let id = look_id(look);
+    let mut hero = form_urlencoded::Serializer::new(String::new());
+    for (_, i) in &look.items {
+        hero.append_pair("item", i.id);
+    }
     json!({
-        "id": look_id(look),
+        "hero_image": format!("/images/looks/{id}?{}", hero.finish()),
+        "id": id,
         "title": describe::title(look, request),
         "description": describe::description(look),
         "style": look.style,
@@ -229,7 +235,8 @@ fn look_json(
     })
 }
 
-/// A look's stable id: FNV-1a of its product ids, in order, each ended by a NUL.
+/// A look's stable id: FNV-1a of its product ids, in order, each ended by a NUL (the pictures
+/// function checks a hero picture's items against it: functions/images/src/looks.rs).
 fn look_id(look: &Look) -> String {
     let ids: String = look
         .items

@@ -1,14 +1,15 @@
 //! Model code, one module per architecture: the classifiers ([`classifier`]: an MLP and a CNN,
 //! plain candle structs built from a `VarBuilder` so the names in a `model.safetensors` file
 //! match the code), [`fraud_gnn`], the fraud GNN with its live graph, and [`text_embed`],
-//! sentence embeddings from a BERT encoder, and [`enhance`], Real-ESRGAN's super-resolution
-//! networks. [`ARCHITECTURES`] is
+//! sentence embeddings from a BERT encoder, [`enhance`], Real-ESRGAN's super-resolution
+//! networks, and [`look_render`], the compositor of lookbook hero pictures. [`ARCHITECTURES`] is
 //! the one table the backend loads from: a new model is a module plus a line there.
 
 pub mod classifier;
 mod cnn;
 pub mod enhance;
 pub mod fraud_gnn;
+pub mod look_render;
 mod mlp;
 pub mod text_embed;
 
@@ -101,6 +102,11 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         name: "rrdbnet",
         load: enhance::load_rrdbnet,
+        stateful: false,
+    },
+    Architecture {
+        name: "look-render",
+        load: look_render::load,
         stateful: false,
     },
 ];
