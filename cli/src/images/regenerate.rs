@@ -310,35 +310,45 @@ impl Run {
             .any(|t| t.keyword == PROVENANCE && t.text == provenance))
     }
 
-    /// The picture enhanced: colour through the model, alpha (if any) resized with Lanczos-3.
     async fn enhance_picture(&self, picture: &Picture) -> Result<DynamicImage> {
-        let rgb = picture.image.to_rgb8();
-        let enhanced = self.enhancer.enhance(&rgb, Some(BULK_PRIORITY)).await?;
-        if !picture.image.color().has_alpha() {
-            return Ok(DynamicImage::ImageRgb8(enhanced));
-        }
-        let rgba = picture.image.to_rgba8();
-        let alpha = image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
-            image::Luma([rgba.get_pixel(x, y)[3]])
-        });
-        let (w, h) = enhanced.dimensions();
-        let alpha = image::imageops::resize(&alpha, w, h, image::imageops::FilterType::Lanczos3);
-        let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
-            let [r, g, b] = enhanced.get_pixel(x, y).0;
-            image::Rgba([r, g, b, alpha.get_pixel(x, y)[0]])
-        });
-        Ok(DynamicImage::ImageRgba8(rgba))
+        enhance(&self.enhancer, picture, BULK_PRIORITY).await
     }
+}
+
+/// `picture` enhanced at `priority`: colour through the model, alpha (if any) resized with
+/// Lanczos-3.
+pub(super) async fn enhance(
+    enhancer: &super::client::Enhancer,
+    picture: &Picture,
+    priority: u32,
+) -> Result<DynamicImage> {
+    let rgb = picture.image.to_rgb8();
+    let enhanced = enhancer.enhance(&rgb, Some(priority)).await?;
+    if !picture.image.color().has_alpha() {
+        return Ok(DynamicImage::ImageRgb8(enhanced));
+    }
+    let rgba = picture.image.to_rgba8();
+    let alpha = image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        image::Luma([rgba.get_pixel(x, y)[3]])
+    });
+    let (w, h) = enhanced.dimensions();
+    let alpha = image::imageops::resize(&alpha, w, h, image::imageops::FilterType::Lanczos3);
+    let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
+        let [r, g, b] = enhanced.get_pixel(x, y).0;
+        image::Rgba([r, g, b, alpha.get_pixel(x, y)[0]])
+    });
+    Ok(DynamicImage::ImageRgba8(rgba))
 }
 
 /// A decoded source: the pixels turned upright by their EXIF orientation, and the colour
 /// profile to carry over.
-struct Picture {
-    image: DynamicImage,
-    icc: Option<Vec<u8>>,
+pub(super) struct Picture {
+    pub(super) image: DynamicImage,
+    pub(super) icc: Option<Vec<u8>>,
 }
 
-fn decode(bytes: &[u8]) -> Result<Picture> {
+/// Decodes a picture, turned upright by its EXIF orientation.
+pub(super) fn decode(bytes: &[u8]) -> Result<Picture> {
     let reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .context("cannot read the image")?;
@@ -351,7 +361,11 @@ fn decode(bytes: &[u8]) -> Result<Picture> {
 }
 
 /// 8-bit PNG of `image` with its colour profile and the provenance record.
-fn encode(image: &DynamicImage, icc: Option<&[u8]>, provenance: &str) -> Result<Vec<u8>> {
+pub(super) fn encode(
+    image: &DynamicImage,
+    icc: Option<&[u8]>,
+    provenance: &str,
+) -> Result<Vec<u8>> {
     let (color, pixels) = match image {
         DynamicImage::ImageRgba8(rgba) => (png::ColorType::Rgba, rgba.as_raw().as_slice()),
         DynamicImage::ImageRgb8(rgb) => (png::ColorType::Rgb, rgb.as_raw().as_slice()),

@@ -449,3 +449,243 @@ fn regenerate_reads_and_writes_an_s3_bucket() {
     assert_eq!(count(&report, "already done"), 5, "{report}");
     assert_eq!(count(&report, "enhanced"), 0, "{report}");
 }
+
+/// Posts a catalogue event signed with the test secret; the status and JSON answer.
+async fn deliver(
+    app: &vitrine_tests::TestApp,
+    id: &str,
+    event: &str,
+    product: &str,
+) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({"type": event, "timestamp": "2026-12-05T00:00:00Z", "data": {"id": product}})
+        .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signature = vitrine_webhooks::sign(
+        vitrine_tests::CATALOG_WEBHOOK_SECRET,
+        id,
+        now,
+        body.as_bytes(),
+    )
+    .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/catalog", app.url))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// The catalogue webhook's jobs in `state`, with the counts per state.
+async fn jobs(app: &vitrine_tests::TestApp, state: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/api/admin/image-jobs?state={state}", app.url))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `vitrine images work --drain` on the small model: success, standard output.
+async fn work(app: &vitrine_tests::TestApp, models: &std::path::Path) -> (bool, String) {
+    let mut cmd = vitrine();
+    cmd.args([
+        "images", "work", "--drain", "--model", "small-x2", "--url", &app.url,
+    ])
+    .arg("--models")
+    .arg(models)
+    .env("VITRINE_ADMIN_TOKEN", vitrine_tests::ADMIN_TOKEN);
+    let (ok, stdout, stderr) = crate::commands::output(cmd).await;
+    (ok, format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn catalogue_events_queue_jobs_that_workers_enhance_once_and_dead_letter_poison(
+) -> anyhow::Result<()> {
+    let app = vitrine_tests::TestApp::start(&vitrine_tests::shop_manifest("")).await?;
+    let models = tempfile::tempdir()?;
+    small_model(models.path());
+    let client = reqwest::Client::new();
+    let product = |id: &str| format!("{}/images/products/{id}", app.url);
+    // The shop's own pictures: an opaque photograph and a transparent PNG.
+    let mut uploads = Vec::new();
+    for (id, rgba) in [("p-00001", false), ("p-00002", true)] {
+        let mut bytes = Vec::new();
+        let image = if rgba {
+            let mut p = image::RgbaImage::from_fn(30, 20, |x, y| {
+                image::Rgba([x as u8 * 8, y as u8 * 12, 90, 255])
+            });
+            p.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+            image::DynamicImage::ImageRgba8(p)
+        } else {
+            image::DynamicImage::ImageRgb8(picture(3, 32, 24))
+        };
+        image.write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )?;
+        let put = client
+            .put(product(id))
+            .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+            .header("content-type", "image/png")
+            .body(bytes.clone())
+            .send()
+            .await?;
+        assert_eq!(put.status(), 200);
+        uploads.push(bytes);
+    }
+
+    // Deliveries: queued once each; bad ones refused before anything is queued.
+    assert_eq!(
+        deliver(&app, "msg_1", "product.image_changed", "p-00001")
+            .await
+            .0,
+        202
+    );
+    let (status, again) = deliver(&app, "msg_1", "product.image_changed", "p-00001").await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (200, &serde_json::json!(true))
+    );
+    assert_eq!(
+        deliver(&app, "msg_2", "product.created", "p-00002").await.0,
+        202
+    );
+    assert_eq!(
+        deliver(&app, "msg_3", "product.updated", "p-00003").await.0,
+        202
+    );
+    assert_eq!(
+        deliver(&app, "msg_4", "product.updated", "p-99999").await.0,
+        202
+    );
+    let (status, refused) = deliver(&app, "msg_5", "product.deleted", "p-00001").await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("product.image_changed"),
+        "{refused}"
+    );
+    let forged = client
+        .post(format!("{}/webhooks/catalog", app.url))
+        .header("webhook-id", "msg_6")
+        .header("webhook-timestamp", "1")
+        .header("webhook-signature", "v1,AAAA")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(forged.status(), 401);
+    assert_eq!(jobs(&app, "queued").await["counts"]["queued"], 4);
+
+    // A job claimed by a worker that then died comes back once its lease runs out.
+    let claimed = client
+        .post(format!("{}/api/admin/image-jobs/claim?lease=5", app.url))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .send()
+        .await?;
+    assert_eq!(claimed.status(), 200);
+    let lost = claimed.json::<serde_json::Value>().await?["id"].clone();
+    assert_eq!(lost, "msg_1");
+
+    let (ok, log) = work(&app, models.path()).await;
+    assert!(ok, "{log}");
+    assert!(log.contains("msg_2: p-00002 enhanced"), "{log}");
+    assert!(log.contains("msg_3: p-00003 has a drawn picture"), "{log}");
+    assert!(!log.contains("msg_1"), "msg_1 is still leased: {log}");
+    // The unknown product fails both allowed attempts and lands in the dead-letter list.
+    let dead = jobs(&app, "dead").await;
+    assert_eq!(dead["jobs"][0]["id"], "msg_4", "{dead}");
+    assert!(
+        dead["jobs"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no product `p-99999`"),
+        "{dead}"
+    );
+    assert_eq!(dead["jobs"][0]["attempts"], 2);
+
+    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    let (ok, log) = work(&app, models.path()).await;
+    assert!(ok && log.contains("msg_1: p-00001 enhanced"), "{log}");
+    let counts = jobs(&app, "done").await["counts"].clone();
+    assert_eq!(
+        counts,
+        serde_json::json!({"queued": 0, "working": 0, "done": 3, "dead": 1})
+    );
+
+    // The product's picture is now the enhanced one, twice the size; the original is kept.
+    let served = client.get(product("p-00001")).send().await?;
+    assert_eq!(served.headers()["content-type"], "image/jpeg");
+    let enhanced = image::load_from_memory(&served.bytes().await?)?;
+    assert_eq!((enhanced.width(), enhanced.height()), (64, 48));
+    let original = client
+        .get(format!("{}/original", product("p-00001")))
+        .send()
+        .await?;
+    let source = original.headers()["etag"].to_str()?.to_string();
+    assert_eq!(original.bytes().await?, uploads[0]);
+    let record = client
+        .get(format!("{}/enhanced", product("p-00001")))
+        .send()
+        .await?;
+    assert_eq!(record.headers()["x-vitrine-source"].to_str()?, source);
+    assert!(record.headers()["x-vitrine-model"]
+        .to_str()?
+        .starts_with("small-x2/"));
+    let transparent = client.get(product("p-00002")).send().await?;
+    assert_eq!(transparent.headers()["content-type"], "image/png");
+    let transparent = image::load_from_memory(&transparent.bytes().await?)?.to_rgba8();
+    assert_eq!(transparent.dimensions(), (60, 40));
+    assert!(
+        transparent.get_pixel(0, 0)[3] < 128,
+        "the transparent corner stays transparent"
+    );
+
+    // The same picture again (a new delivery): nothing is enhanced twice.
+    assert_eq!(
+        deliver(&app, "msg_7", "product.updated", "p-00001").await.0,
+        202
+    );
+    let (ok, log) = work(&app, models.path()).await;
+    assert!(
+        ok && log.contains("msg_7: p-00001 already enhanced"),
+        "{log}"
+    );
+
+    // An enhanced picture made from an older picture is refused; a dead job can be retried.
+    let stale = client
+        .put(format!("{}/enhanced", product("p-00001")))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .header("content-type", "image/png")
+        .header("x-vitrine-source", "\"0000000000000000\"")
+        .header("x-vitrine-model", "x/1")
+        .body(uploads[0].clone())
+        .send()
+        .await?;
+    assert_eq!(stale.status(), 409);
+    let retried = client
+        .post(format!("{}/api/admin/image-jobs/msg_4/retry", app.url))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .send()
+        .await?;
+    assert_eq!(retried.status(), 200);
+    assert_eq!(jobs(&app, "queued").await["jobs"][0]["id"], "msg_4");
+    let unauthorized = client
+        .get(format!("{}/api/admin/image-jobs", app.url))
+        .send()
+        .await?;
+    assert_eq!(unauthorized.status(), 401);
+    Ok(())
+}

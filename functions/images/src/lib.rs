@@ -10,10 +10,14 @@
 //!   making anything. `HEAD` answers the headers alone.
 //! - `PUT /images/products/{id}` (admin token) with a JPEG, PNG, WebP or GIF body and its
 //!   `content-type` stores the shop's picture ([`uploads`]); `DELETE` removes it.
+//! - `/images/products/{id}/original` and `…/enhanced`: the shop's picture as uploaded, and
+//!   its enhanced version, which is served instead while it was made from that picture
+//!   ([`enhanced`]).
 //! - `GET /images/looks/{look}?item=ID&item=ID…` → a lookbook look's hero picture, composed
 //!   by the worker's `lookbook-render` ([`looks`]).
 
 mod drawing;
+mod enhanced;
 mod looks;
 mod raster;
 mod renders;
@@ -106,6 +110,10 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         .unwrap_or("")
         .trim_matches('/')
         .to_string();
+    let (id, part) = match id.split_once('/') {
+        Some((id, part)) if !look => (id.to_string(), Some(part.to_string())),
+        _ => (id, None),
+    };
     if id.is_empty() || id.contains('/') {
         return Ok(error(404, format!("no such image `{}`", req.path())));
     }
@@ -113,6 +121,9 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Ok(db) => db,
         Err(e) => return Ok(error(503, format!("catalogue unavailable: {e}"))),
     };
+    if let Some(part) = part {
+        return Ok(enhanced::handle(&db, &req, &id, &part));
+    }
     let head = match req.method() {
         Method::Get => false,
         Method::Head => true,
@@ -170,17 +181,16 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 
 /// What `wanted` of product `id` is, before it is made; `None` if there is no such product.
 fn picture(db: &Connection, id: &str, wanted: &Wanted) -> Result<Option<Picture>, Response> {
-    let tag = |parts: &[&[u8]]| {
-        let mut all = Vec::new();
-        for part in parts {
-            all.extend_from_slice(part);
-            all.push(0);
-        }
-        format!("\"{:016x}\"", vitrine_guest::fnv1a(&all))
-    };
     if let Some((content_type, bytes)) =
         uploads::get(db, id).map_err(|e| error(500, format!("pictures: {e}")))?
     {
+        // Its enhanced version instead, while it was made from this picture.
+        let (content_type, bytes) = match uploads::get_enhanced(db, id)
+            .map_err(|e| error(500, format!("pictures: {e}")))?
+        {
+            Some(e) if e.source == tag(&[&bytes]) => (e.content_type, e.bytes),
+            _ => (content_type, bytes),
+        };
         let encoding = match wanted.format {
             Some(None) => {
                 return Err(error(
@@ -236,6 +246,16 @@ fn picture(db: &Connection, id: &str, wanted: &Wanted) -> Result<Option<Picture>
             recipe: Recipe::Render(svg, size, encoding),
         },
     }))
+}
+
+/// An `ETag`: FNV-1a of `parts`, each ended by a NUL.
+fn tag(parts: &[&[u8]]) -> String {
+    let mut all = Vec::new();
+    for part in parts {
+        all.extend_from_slice(part);
+        all.push(0);
+    }
+    format!("\"{:016x}\"", vitrine_guest::fnv1a(&all))
 }
 
 /// The bytes of `picture` of product `id`: at hand, kept, or made now and kept.
