@@ -259,6 +259,8 @@ fn up(args: UpArgs) -> Result<()> {
         ..RuntimeConfig::default()
     };
     let app = App::load(&manifest, &config)?;
+    // For the background work that calls the app's admin endpoints.
+    let admin_token = config.variables.get("admin_token").cloned();
     let label = args
         .release
         .clone()
@@ -297,6 +299,9 @@ fn up(args: UpArgs) -> Result<()> {
             tracing::info!("metrics on http://{admin}/metrics, health on http://{admin}/healthz");
         }
         catalog::backfill_in_background(&manifest, addr);
+        if let Some(worker) = nn_pool.as_ref().and_then(|p| p.urls().into_iter().next()) {
+            images::work_in_background(&manifest, addr, worker, admin_token);
+        }
         server.run(shutdown).await?;
         Ok(())
     });

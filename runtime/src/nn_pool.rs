@@ -212,6 +212,11 @@ impl WorkerPool {
         })
     }
 
+    /// The workers' base URLs (`http://host:port`), in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.endpoints.iter().map(|e| e.base.clone()).collect()
+    }
+
     /// Adds models the application needs: [`Self::readiness`] asks that each has a worker.
     pub fn require<'a>(&self, models: impl IntoIterator<Item = &'a String>) {
         self.required

@@ -19,6 +19,8 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrine_worker::pypi::{self, IMAGE_MODELS};
 
+pub use work::in_background as work_in_background;
+
 /// The `vitrine images` subcommands.
 #[derive(Subcommand)]
 pub enum ImagesCommand {

@@ -19,6 +19,10 @@ use serde_json::{json, Value};
 use super::client::Enhancer;
 use super::regenerate::{self, BULK_PRIORITY};
 
+/// Lease of the jobs `vitrine up` works in the background (seconds): a job of a process that
+/// was killed is worked again this long after.
+const BACKGROUND_LEASE: u64 = 120;
+
 #[derive(Args)]
 pub struct WorkArgs {
     /// The application's URL.
@@ -98,25 +102,97 @@ impl App {
 /// Works jobs until stopped (or, with `--drain`, until none is ready); prints a line per job.
 pub async fn run(args: WorkArgs) -> Result<()> {
     let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model).await?;
-    let model = format!("{}/{}", enhancer.model, enhancer.version().await?);
     let app = App {
         http: reqwest::Client::new(),
         url: args.url.trim_end_matches('/').to_string(),
         token: args.token.clone(),
     };
-    let (mut enhanced, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+    let counts = work_jobs(&app, &enhancer, args.lease, args.drain, |line| {
+        println!("{line}")
+    })
+    .await?;
+    println!(
+        "{} enhanced, {} with nothing to do, {} failed",
+        counts[0], counts[1], counts[2]
+    );
+    Ok(())
+}
+
+/// When the application has the picture-job queue (`/api/admin/image-jobs/...`), works its
+/// jobs in the background through `addr` with `image-enhance-x2` of the worker at `worker`,
+/// logging a line per job; waits for the model until it is installed.
+/// `admin_token` is the app's token when given on the command line (`--variable`).
+pub fn in_background(
+    manifest: &vitrine_runtime::Manifest,
+    addr: std::net::SocketAddr,
+    worker: String,
+    admin_token: Option<String>,
+) {
+    let queued = manifest.triggers.iter().any(|t| {
+        t.route
+            .as_ref()
+            .is_some_and(|r| r.as_str().starts_with("/api/admin/image-jobs"))
+    });
+    // As the app resolves it: command line, then environment, then the manifest's default.
+    let token = admin_token
+        .or_else(|| std::env::var("SPIN_VARIABLE_ADMIN_TOKEN").ok())
+        .or_else(|| manifest.variables.get("admin_token")?.default.clone());
+    let (true, Some(token)) = (queued, token) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let model = "image-enhance-x2";
+        let mut told = false;
+        let enhancer = loop {
+            match Enhancer::connect(Some(&worker), std::path::Path::new(""), model).await {
+                Ok(enhancer) => break enhancer,
+                Err(e) if !told => {
+                    told = true;
+                    tracing::info!("picture jobs wait for {model} ({e:#}); install it with `vitrine images install-models`");
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        };
+        let app = App {
+            http: reqwest::Client::new(),
+            url: format!("http://{addr}"),
+            token,
+        };
+        tracing::info!("working picture jobs with {model}");
+        if let Err(e) = work_jobs(&app, &enhancer, BACKGROUND_LEASE, false, |line| {
+            tracing::info!("picture job {line}")
+        })
+        .await
+        {
+            tracing::warn!("picture jobs stopped: {e:#} (run `vitrine images work`)");
+        }
+    });
+}
+
+/// Works jobs until stopped (with `drain`, until none is ready), telling `report` a line per
+/// job; how many were enhanced, had nothing to do, failed.
+async fn work_jobs(
+    app: &App,
+    enhancer: &Enhancer,
+    lease: u64,
+    drain: bool,
+    report: impl Fn(&str),
+) -> Result<[u64; 3]> {
+    let model = format!("{}/{}", enhancer.model, enhancer.version().await?);
+    let mut counts = [0u64; 3];
     loop {
-        let job = match app.claim(args.lease).await {
+        let job = match app.claim(lease).await {
             Ok(Some(job)) => job,
-            Ok(None) if args.drain => break,
+            Ok(None) if drain => break,
             Ok(None) => {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
             // The app restarting: try again shortly (claimed jobs come back when their
             // lease runs out).
-            Err(e) if !args.drain => {
-                eprintln!("{e:#}; retrying in 5 s");
+            Err(e) if !drain => {
+                report(&format!("{e:#}; retrying in 5 s"));
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 continue;
             }
@@ -124,38 +200,38 @@ pub async fn run(args: WorkArgs) -> Result<()> {
         };
         let id = job["id"].as_str().unwrap_or_default().to_string();
         let product = job["product"].as_str().unwrap_or_default().to_string();
-        let outcome = work(&app, &enhancer, &model, &product).await;
-        let report = match &outcome {
+        let outcome = work(app, enhancer, &model, &product).await;
+        let told = match &outcome {
             Ok(_) => app.finish(&id, None).await,
             Err(e) => app.finish(&id, Some(&format!("{e:#}"))).await,
         };
-        match outcome {
-            Ok(Outcome::Enhanced) => {
-                enhanced += 1;
-                println!("{id}: {product} enhanced with {model}");
-            }
-            Ok(Outcome::AlreadyEnhanced) => {
-                skipped += 1;
-                println!("{id}: {product} already enhanced from its current picture");
-            }
-            Ok(Outcome::Drawn) => {
-                skipped += 1;
-                println!("{id}: {product} has a drawn picture: nothing to enhance");
-            }
-            Err(e) => {
-                failed += 1;
-                println!(
+        let (slot, line) = match outcome {
+            Ok(Outcome::Enhanced) => (0, format!("{id}: {product} enhanced with {model}")),
+            Ok(Outcome::AlreadyEnhanced) => (
+                1,
+                format!("{id}: {product} already enhanced from its current picture"),
+            ),
+            Ok(Outcome::Drawn) => (
+                1,
+                format!("{id}: {product} has a drawn picture: nothing to enhance"),
+            ),
+            Err(e) => (
+                2,
+                format!(
                     "{id}: {product} failed (attempt {}): {e:#}",
                     job["attempts"]
-                );
-            }
-        }
-        if let Err(e) = report {
-            eprintln!("{id}: reporting the outcome failed ({e:#}): the job comes back when its lease runs out");
+                ),
+            ),
+        };
+        counts[slot] += 1;
+        report(&line);
+        if let Err(e) = told {
+            report(&format!(
+                "{id}: reporting the outcome failed ({e:#}): the job comes back when its lease runs out"
+            ));
         }
     }
-    println!("{enhanced} enhanced, {skipped} with nothing to do, {failed} failed");
-    Ok(())
+    Ok(counts)
 }
 
 /// Enhances `product`'s own picture unless already done from it with `model`.
