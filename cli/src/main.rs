@@ -261,6 +261,7 @@ fn up(args: UpArgs) -> Result<()> {
     let app = App::load(&manifest, &config)?;
     // For the background work that calls the app's admin endpoints.
     let admin_token = config.variables.get("admin_token").cloned();
+    let image_jobs_nats = runtime_config.image_jobs.map(|c| c.nats);
     let label = args
         .release
         .clone()
@@ -300,7 +301,7 @@ fn up(args: UpArgs) -> Result<()> {
         }
         catalog::backfill_in_background(&manifest, addr);
         if let Some(worker) = nn_pool.as_ref().and_then(|p| p.urls().into_iter().next()) {
-            images::work_in_background(&manifest, addr, worker, admin_token);
+            images::work_in_background(&manifest, addr, worker, admin_token, image_jobs_nats);
         }
         server.run(shutdown).await?;
         Ok(())

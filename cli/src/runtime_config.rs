@@ -2,7 +2,8 @@
 //! app's, in Spin's format. Where key-value stores live (`[key_value_store.<label>]`, `type =
 //! "spin"` with an optional `path`, or `type = "redis"` with a `url`), where SQLite databases
 //! live (`[sqlite_database.<label>]`, `type = "spin"` with an optional `path`), and, our own,
-//! where `wasi:nn` inference goes (`[wasi_nn]`). As in Spin, a `spin` store without a `path`
+//! where `wasi:nn` inference goes (`[wasi_nn]`) and where picture-enhancement jobs are queued
+//! (`[image_jobs]`, `nats = "nats://…"`: a NATS JetStream stream). As in Spin, a `spin` store without a `path`
 //! is in memory, a relative key-value `path` is relative to this file's directory and a
 //! relative database `path` to the current directory. Anything else is an error naming it.
 
@@ -22,6 +23,17 @@ pub struct RuntimeConfigFile {
     pub key_value_stores: BTreeMap<String, StoreBackend>,
     /// SQLite databases by label.
     pub sqlite_databases: BTreeMap<String, DatabaseLocation>,
+    /// The `[image_jobs]` table, if any.
+    pub image_jobs: Option<ImageJobsConfig>,
+}
+
+/// The `[image_jobs]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageJobsConfig {
+    /// A NATS server with JetStream (`nats://host:port`): the catalogue webhook's picture
+    /// jobs are relayed there and worked from there (docs/images.md).
+    pub nats: String,
 }
 
 /// The `[wasi_nn]` table.
@@ -44,6 +56,7 @@ struct Raw {
     #[serde(default)]
     sqlite_database: BTreeMap<String, Typed>,
     wasi_nn: Option<NnConfig>,
+    image_jobs: Option<ImageJobsConfig>,
 }
 
 /// A `[<table>.<label>]` entry: its `type`, and the rest for that type to read.
@@ -78,7 +91,7 @@ impl RuntimeConfigFile {
         let dir = path.parent().unwrap_or(Path::new(""));
         Self::parse(&text, &cwd.join(dir), &cwd).with_context(|| {
             format!(
-                "invalid runtime config {} (supported: [key_value_store.<label>] of type \"spin\" or \"redis\", [sqlite_database.<label>] of type \"spin\", [wasi_nn])",
+                "invalid runtime config {} (supported: [key_value_store.<label>] of type \"spin\" or \"redis\", [sqlite_database.<label>] of type \"spin\", [wasi_nn], [image_jobs])",
                 path.display()
             )
         })
@@ -108,6 +121,7 @@ impl RuntimeConfigFile {
         let raw: Raw = toml::from_str(text)?;
         let mut config = RuntimeConfigFile {
             wasi_nn: raw.wasi_nn,
+            image_jobs: raw.image_jobs,
             ..Self::default()
         };
         for (label, entry) in raw.key_value_store {

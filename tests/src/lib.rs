@@ -500,7 +500,7 @@ admin_token = "{{{{ admin_token }}}}"
 /// Builds the command line of a [`LoopbackService`] for its port and scratch folder.
 type ServiceCommand = Box<dyn Fn(u16, &Path) -> Result<Command> + Send + Sync>;
 
-/// A service from a Debian package (`redis-server`, `mosquitto`) on a free loopback port,
+/// A service from a Debian package (`redis-server`, `mosquitto`, `nats-server`) on a free loopback port,
 /// stopped when dropped.
 pub struct LoopbackService {
     /// Its port on 127.0.0.1.
@@ -534,6 +534,18 @@ impl LoopbackService {
             )?;
             let mut command = Command::new("mosquitto");
             command.arg("-c").arg(config);
+            Ok(command)
+        })
+    }
+
+    /// A `nats-server` with JetStream, storing its streams in its scratch folder (kept across
+    /// [`Self::restart`]).
+    pub fn nats() -> Result<Self> {
+        Self::start("nats-server", |port, dir| {
+            let mut command = Command::new("nats-server");
+            command
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .arg(dir);
             Ok(command)
         })
     }

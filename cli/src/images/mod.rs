@@ -6,6 +6,7 @@
 mod bench;
 mod client;
 mod eval;
+mod jetstream;
 mod photo_head;
 mod photos;
 mod quality;
@@ -40,6 +41,9 @@ pub enum ImagesCommand {
     /// Work the catalogue webhook's picture-enhancement jobs: claim a job from the app,
     /// enhance the product's own picture at bulk priority, store it beside the original.
     Work(work::WorkArgs),
+    /// Move the catalogue webhook's picture jobs from the app into a NATS JetStream stream,
+    /// where `images work --nats` workers on any machine take them.
+    Relay(work::RelayArgs),
 }
 
 #[derive(Args)]
@@ -66,6 +70,7 @@ pub fn run(command: ImagesCommand) -> Result<()> {
             tokio::runtime::Runtime::new()?.block_on(regenerate::run(args))
         }
         ImagesCommand::Work(args) => tokio::runtime::Runtime::new()?.block_on(work::run(args)),
+        ImagesCommand::Relay(args) => tokio::runtime::Runtime::new()?.block_on(work::relay(args)),
     }
 }
 

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::client::Enhancer;
+use super::jetstream::{Pulled, Stream};
 use super::regenerate::{self, BULK_PRIORITY};
 
 /// Lease of the jobs `vitrine up` works in the background (seconds): a job of a process that
@@ -46,6 +47,58 @@ pub struct WorkArgs {
     /// Stop once no job is ready, instead of waiting for more.
     #[arg(long)]
     drain: bool,
+    /// Work the jobs from this NATS server's JetStream stream (`nats://host:port`) instead of
+    /// claiming them from the app (`vitrine images relay` moves them there).
+    #[arg(long)]
+    nats: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RelayArgs {
+    /// The application's URL.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Bearer token of the app's admin endpoints.
+    #[arg(long, env = "VITRINE_ADMIN_TOKEN", default_value = "dev-admin-token")]
+    token: String,
+    /// The NATS server (`nats://host:port`, JetStream enabled).
+    #[arg(long)]
+    nats: String,
+    /// Seconds a message may go unacknowledged before it is delivered again (the workers'
+    /// lease; set when the consumer is created).
+    #[arg(long, default_value_t = 300)]
+    lease: u64,
+    /// Stop once no job is ready, instead of waiting for more.
+    #[arg(long)]
+    drain: bool,
+}
+
+/// Moves the app's ready jobs into the JetStream stream until stopped (or, with `--drain`,
+/// until none is ready).
+pub async fn relay(args: RelayArgs) -> Result<()> {
+    let app = App {
+        http: reqwest::Client::new(),
+        url: args.url.trim_end_matches('/').to_string(),
+        token: args.token.clone(),
+    };
+    let stream = Stream::connect(&args.nats, Duration::from_secs(args.lease)).await?;
+    let mut total = 0;
+    loop {
+        let moved = stream.relay(&app, args.lease).await?;
+        total += moved;
+        if moved > 0 {
+            println!("{moved} jobs moved to JetStream ({total} in all)");
+        } else if args.drain {
+            break;
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    println!(
+        "{total} jobs moved to the stream {}",
+        super::jetstream::STREAM
+    );
+    Ok(())
 }
 
 /// What became of one job.
@@ -56,7 +109,7 @@ enum Outcome {
 }
 
 /// The app's admin API and pictures.
-struct App {
+pub struct App {
     http: reqwest::Client,
     url: String,
     token: String,
@@ -70,7 +123,7 @@ impl App {
     }
 
     /// Claims the next ready job.
-    async fn claim(&self, lease: u64) -> Result<Option<Value>> {
+    pub async fn claim(&self, lease: u64) -> Result<Option<Value>> {
         let response = self
             .post(&format!("/api/admin/image-jobs/claim?lease={lease}"))
             .send()
@@ -83,8 +136,25 @@ impl App {
         }
     }
 
-    /// Reports a job done, or failed with `error`.
-    async fn finish(&self, id: &str, error: Option<&str>) -> Result<()> {
+    /// Marks a claimed job as handed to the JetStream stream.
+    pub async fn published(&self, id: &str) -> Result<()> {
+        let response = self
+            .post(&format!("/api/admin/image-jobs/{id}/published"))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "marking job {id} published: {}: {}",
+                response.status(),
+                response.text().await?
+            );
+        }
+        Ok(())
+    }
+
+    /// Reports a job done, or failed with `error`: the job as the app now has it, or the
+    /// app's HTTP error.
+    async fn finish(&self, id: &str, error: Option<&str>) -> Result<Result<Value, (u16, String)>> {
         let request = match error {
             None => self.post(&format!("/api/admin/image-jobs/{id}/done")),
             Some(e) => self
@@ -92,10 +162,46 @@ impl App {
                 .json(&json!({ "error": e })),
         };
         let response = request.send().await?;
-        if !response.status().is_success() {
-            bail!("{}: {}", response.status(), response.text().await?);
+        let status = response.status();
+        if !status.is_success() {
+            return Ok(Err((status.as_u16(), response.text().await?)));
         }
-        Ok(())
+        Ok(Ok(response.json().await?))
+    }
+}
+
+/// Where jobs come from.
+enum Queue {
+    /// Claimed from the app.
+    App,
+    /// Pulled from NATS JetStream; with `relay`, the app's ready jobs are moved there first.
+    Stream { stream: Box<Stream>, relay: bool },
+}
+
+/// A job to work, with its stream message when it came from one.
+struct Job {
+    job: Value,
+    pulled: Option<Pulled>,
+}
+
+impl Queue {
+    /// The next job; `None` when none is ready within a moment.
+    async fn next(&self, app: &App, lease: u64) -> Result<Option<Job>> {
+        match self {
+            Queue::App => Ok(app.claim(lease).await?.map(|job| Job { job, pulled: None })),
+            Queue::Stream { stream, relay } => {
+                if *relay {
+                    stream.relay(app, lease).await?;
+                }
+                Ok(stream
+                    .next(Duration::from_secs(1))
+                    .await?
+                    .map(|pulled| Job {
+                        job: pulled.job.clone(),
+                        pulled: Some(pulled),
+                    }))
+            }
+        }
     }
 }
 
@@ -107,7 +213,14 @@ pub async fn run(args: WorkArgs) -> Result<()> {
         url: args.url.trim_end_matches('/').to_string(),
         token: args.token.clone(),
     };
-    let counts = work_jobs(&app, &enhancer, args.lease, args.drain, |line| {
+    let queue = match &args.nats {
+        None => Queue::App,
+        Some(url) => Queue::Stream {
+            stream: Box::new(Stream::connect(url, Duration::from_secs(args.lease)).await?),
+            relay: false,
+        },
+    };
+    let counts = work_jobs(&app, &queue, &enhancer, args.lease, args.drain, |line| {
         println!("{line}")
     })
     .await?;
@@ -121,12 +234,14 @@ pub async fn run(args: WorkArgs) -> Result<()> {
 /// When the application has the picture-job queue (`/api/admin/image-jobs/...`), works its
 /// jobs in the background through `addr` with `image-enhance-x2` of the worker at `worker`,
 /// logging a line per job; waits for the model until it is installed.
-/// `admin_token` is the app's token when given on the command line (`--variable`).
+/// `admin_token` is the app's token when given on the command line (`--variable`); with
+/// `nats`, the jobs go through that server's JetStream (this process relays and works them).
 pub fn in_background(
     manifest: &vitrine_runtime::Manifest,
     addr: std::net::SocketAddr,
     worker: String,
     admin_token: Option<String>,
+    nats: Option<String>,
 ) {
     let queued = manifest.triggers.iter().any(|t| {
         t.route
@@ -159,8 +274,21 @@ pub fn in_background(
             url: format!("http://{addr}"),
             token,
         };
+        let queue = match nats {
+            None => Queue::App,
+            Some(url) => match Stream::connect(&url, Duration::from_secs(BACKGROUND_LEASE)).await {
+                Ok(stream) => Queue::Stream {
+                    stream: Box::new(stream),
+                    relay: true,
+                },
+                Err(e) => {
+                    tracing::warn!("picture jobs stay queued: {e:#}");
+                    return;
+                }
+            },
+        };
         tracing::info!("working picture jobs with {model}");
-        if let Err(e) = work_jobs(&app, &enhancer, BACKGROUND_LEASE, false, |line| {
+        if let Err(e) = work_jobs(&app, &queue, &enhancer, BACKGROUND_LEASE, false, |line| {
             tracing::info!("picture job {line}")
         })
         .await
@@ -174,6 +302,7 @@ pub fn in_background(
 /// job; how many were enhanced, had nothing to do, failed.
 async fn work_jobs(
     app: &App,
+    queue: &Queue,
     enhancer: &Enhancer,
     lease: u64,
     drain: bool,
@@ -182,11 +311,13 @@ async fn work_jobs(
     let model = format!("{}/{}", enhancer.model, enhancer.version().await?);
     let mut counts = [0u64; 3];
     loop {
-        let job = match app.claim(lease).await {
+        let Job { job, pulled } = match queue.next(app, lease).await {
             Ok(Some(job)) => job,
             Ok(None) if drain => break,
             Ok(None) => {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                if matches!(queue, Queue::App) {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
                 continue;
             }
             // The app restarting: try again shortly (claimed jobs come back when their
@@ -225,10 +356,19 @@ async fn work_jobs(
         };
         counts[slot] += 1;
         report(&line);
-        if let Err(e) = told {
-            report(&format!(
-                "{id}: reporting the outcome failed ({e:#}): the job comes back when its lease runs out"
-            ));
+        match &told {
+            Err(e) => report(&format!(
+                "{id}: reporting the outcome failed ({e:#}): the job comes back"
+            )),
+            Ok(Err((status, message))) => report(&format!(
+                "{id}: the app refused the outcome: {status} {message}"
+            )),
+            Ok(Ok(_)) => {}
+        }
+        if let Some(pulled) = pulled {
+            if let Err(e) = pulled.settle(&told).await {
+                report(&format!("{id}: {e:#}: the stream delivers it again"));
+            }
         }
     }
     Ok(counts)

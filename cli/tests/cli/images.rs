@@ -496,14 +496,19 @@ async fn jobs(app: &vitrine_tests::TestApp, state: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// `vitrine images work --drain` on the small model: success, standard output.
-async fn work(app: &vitrine_tests::TestApp, models: &std::path::Path) -> (bool, String) {
+/// `vitrine images work --drain` on the small model, with `extra` arguments: success, output.
+async fn work(
+    app: &vitrine_tests::TestApp,
+    models: &std::path::Path,
+    extra: &[&str],
+) -> (bool, String) {
     let mut cmd = vitrine();
     cmd.args([
         "images", "work", "--drain", "--model", "small-x2", "--url", &app.url,
     ])
     .arg("--models")
     .arg(models)
+    .args(extra)
     .env("VITRINE_ADMIN_TOKEN", vitrine_tests::ADMIN_TOKEN);
     let (ok, stdout, stderr) = crate::commands::output(cmd).await;
     (ok, format!("{stdout}{stderr}"))
@@ -599,7 +604,7 @@ async fn catalogue_events_queue_jobs_that_workers_enhance_once_and_dead_letter_p
     let lost = claimed.json::<serde_json::Value>().await?["id"].clone();
     assert_eq!(lost, "msg_1");
 
-    let (ok, log) = work(&app, models.path()).await;
+    let (ok, log) = work(&app, models.path(), &[]).await;
     assert!(ok, "{log}");
     assert!(log.contains("msg_2: p-00002 enhanced"), "{log}");
     assert!(log.contains("msg_3: p-00003 has a drawn picture"), "{log}");
@@ -617,12 +622,12 @@ async fn catalogue_events_queue_jobs_that_workers_enhance_once_and_dead_letter_p
     assert_eq!(dead["jobs"][0]["attempts"], 2);
 
     tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
-    let (ok, log) = work(&app, models.path()).await;
+    let (ok, log) = work(&app, models.path(), &[]).await;
     assert!(ok && log.contains("msg_1: p-00001 enhanced"), "{log}");
     let counts = jobs(&app, "done").await["counts"].clone();
     assert_eq!(
         counts,
-        serde_json::json!({"queued": 0, "working": 0, "done": 3, "dead": 1})
+        serde_json::json!({"queued": 0, "working": 0, "published": 0, "done": 3, "dead": 1})
     );
 
     // The product's picture is now the enhanced one, twice the size; the original is kept.
@@ -658,7 +663,7 @@ async fn catalogue_events_queue_jobs_that_workers_enhance_once_and_dead_letter_p
         deliver(&app, "msg_7", "product.updated", "p-00001").await.0,
         202
     );
-    let (ok, log) = work(&app, models.path()).await;
+    let (ok, log) = work(&app, models.path(), &[]).await;
     assert!(
         ok && log.contains("msg_7: p-00001 already enhanced"),
         "{log}"
@@ -687,5 +692,99 @@ async fn catalogue_events_queue_jobs_that_workers_enhance_once_and_dead_letter_p
         .send()
         .await?;
     assert_eq!(unauthorized.status(), 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn catalogue_jobs_go_through_nats_jetstream_and_survive_its_kill_9() -> anyhow::Result<()> {
+    let mut nats = vitrine_tests::LoopbackService::nats()?;
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let app = vitrine_tests::TestApp::start(&vitrine_tests::shop_manifest("")).await?;
+    let models = tempfile::tempdir()?;
+    small_model(models.path());
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(picture(5, 40, 30)).write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("{}/images/products/p-00001", app.url))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .header("content-type", "image/png")
+        .body(bytes)
+        .send()
+        .await?;
+    assert_eq!(put.status(), 200);
+    for (id, product) in [("n_1", "p-00001"), ("n_2", "p-00003"), ("n_3", "p-99999")] {
+        assert_eq!(deliver(&app, id, "product.updated", product).await.0, 202);
+    }
+    let relay = || {
+        let mut cmd = vitrine();
+        cmd.args([
+            "images", "relay", "--drain", "--url", &app.url, "--nats", &url,
+        ])
+        .env("VITRINE_ADMIN_TOKEN", vitrine_tests::ADMIN_TOKEN);
+        crate::commands::output(cmd)
+    };
+    let (ok, out, err) = relay().await;
+    assert!(
+        ok && out.contains("3 jobs moved to the stream VITRINE_IMAGE_JOBS"),
+        "{out}{err}"
+    );
+    assert_eq!(jobs(&app, "published").await["counts"]["published"], 3);
+
+    // The server dies with the jobs in its stream, and comes back: none is lost.
+    nats.kill();
+    nats.restart()?;
+    let (ok, log) = work(&app, models.path(), &["--nats", &url]).await;
+    assert!(ok, "{log}");
+    assert!(log.contains("n_1: p-00001 enhanced"), "{log}");
+    assert!(log.contains("n_2: p-00003 has a drawn picture"), "{log}");
+    let dead = jobs(&app, "dead").await;
+    let expected =
+        serde_json::json!({"queued": 0, "working": 0, "published": 0, "done": 2, "dead": 1});
+    assert_eq!(dead["counts"], expected, "{dead}");
+    assert!(dead["jobs"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("no product `p-99999`"));
+    let enhanced = client
+        .get(format!("{}/images/products/p-00001", app.url))
+        .send()
+        .await?;
+    assert_eq!(
+        image::load_from_memory(&enhanced.bytes().await?)?.width(),
+        80
+    );
+
+    // The stream took the three jobs and keeps none (work-queue retention).
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await?);
+    let info = js
+        .get_stream("VITRINE_IMAGE_JOBS")
+        .await?
+        .info()
+        .await?
+        .state
+        .clone();
+    assert_eq!((info.last_sequence, info.messages), (3, 0));
+
+    // A dead job retried goes through the stream again (a new message, not a duplicate).
+    let retried = client
+        .post(format!("{}/api/admin/image-jobs/n_3/retry", app.url))
+        .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+        .send()
+        .await?;
+    assert_eq!(retried.status(), 200);
+    let (ok, out, _) = relay().await;
+    assert!(ok && out.contains("1 jobs moved"), "{out}");
+    let info = js
+        .get_stream("VITRINE_IMAGE_JOBS")
+        .await?
+        .info()
+        .await?
+        .state
+        .clone();
+    assert_eq!(info.last_sequence, 4);
     Ok(())
 }

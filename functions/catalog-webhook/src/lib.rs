@@ -6,10 +6,11 @@
 //!   (its `webhook-id`) queues one job, durably, before the `202`; a delivery again is `200`
 //!   with `"duplicate": true`. A bad signature is `401`, a bad event `400`, nothing queued.
 //! - `/api/admin/image-jobs/...` (admin bearer token), for the workers and for people:
-//!   `GET` lists jobs (`?state=queued|working|done|dead&limit=N`: `dead` is the dead-letter
+//!   `GET` lists jobs (`?state=queued|working|published|done|dead&limit=N`: `dead` is the dead-letter
 //!   list) with counts per state; `POST …/claim[?lease=S]` claims the next job (`204` when
 //!   none is ready); `POST …/{id}/done`; `POST …/{id}/failed` with `{"error": "…"}`;
-//!   `POST …/{id}/retry` puts a dead job back in the queue.
+//!   `POST …/{id}/retry` puts a dead job back in the queue; `POST …/{id}/published` marks a
+//!   claimed job as handed to NATS JetStream (by `vitrine images work --relay`).
 //!
 //! Variables: `catalog_webhook_secrets` (one or more `whsec_…`), `admin_token`,
 //! `timestamp_tolerance_seconds`, `image_job_attempts` (before the dead-letter list, default
@@ -69,13 +70,21 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             Ok(message) => finish(&db, id, Some(&message)),
             Err(message) => error(400, message),
         },
+        (Method::Post, [id, "published"]) => match queue::publish(&db, id, now()) {
+            Ok(Some(Ok(job))) => json_response(200, job),
+            Ok(Some(Err(state))) => error(409, format!("job `{id}` is {state}, not claimed")),
+            Ok(None) => error(404, format!("no job `{id}`")),
+            Err(e) => error(503, format!("job queue unavailable: {e}")),
+        },
         (Method::Post, [id, "retry"]) => match queue::retry(&db, id, now()) {
             Ok(Some(Ok(job))) => json_response(200, job),
             Ok(Some(Err(state))) => error(409, format!("job `{id}` is {state}, not dead")),
             Ok(None) => error(404, format!("no job `{id}`")),
             Err(e) => error(503, format!("job queue unavailable: {e}")),
         },
-        (_, ["claim"] | [_, "done" | "failed" | "retry"]) => not_allowed(req.method(), "POST"),
+        (_, ["claim"] | [_, "done" | "failed" | "retry" | "published"]) => {
+            not_allowed(req.method(), "POST")
+        }
         _ => error(404, format!("no route {path}")),
     })
 }

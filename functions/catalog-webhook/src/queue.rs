@@ -1,7 +1,9 @@
 //! The picture-enhancement job queue, a table of the `default` database: one job per
 //! delivered event, `queued` → `working` (claimed by a worker for a lease) → `done`; a failed
 //! attempt goes back to `queued` after a delay that doubles each time, and after the last
-//! allowed attempt to `dead`, the dead-letter list ([`Retries`]). A claim whose lease ran out (its worker died) is claimed again, so
+//! allowed attempt to `dead`, the dead-letter list ([`Retries`]). When jobs are worked from
+//! NATS JetStream, a relay claims them and marks them `published` once the stream has them;
+//! their outcomes come back here as from any worker. A claim whose lease ran out (its worker died) is claimed again, so
 //! every job is worked at least once; workers make their work idempotent.
 
 use serde_json::{json, Value};
@@ -25,8 +27,9 @@ pub struct Retries {
     pub delay: i64,
 }
 
-/// The job states, as stored and listed.
-pub const STATES: [&str; 4] = ["queued", "working", "done", "dead"];
+/// The job states, as stored and listed (`published`: handed to a NATS JetStream stream,
+/// whose consumers report the outcome).
+pub const STATES: [&str; 5] = ["queued", "working", "published", "done", "dead"];
 
 const COLUMNS: &str =
     "id, product, event, state, attempts, not_before, lease_until, last_error, created, updated";
@@ -119,25 +122,34 @@ pub fn finish(
             };
             let state = row.get::<&str>(0).unwrap_or_default().to_string();
             let attempts = row.get::<i64>(1).unwrap_or_default();
-            if state != "working" {
+            if state != "working" && state != "published" {
                 return Ok(Finished::NotWorking(state));
             }
+            // A published job counts its attempts as their outcomes arrive (its stream
+            // delivers it again after the delay given here).
+            let attempts = attempts + i64::from(state == "published" && error.is_some());
+            let retry = if state == "published" {
+                "published"
+            } else {
+                "queued"
+            };
             let (state, not_before) = match error {
                 None => ("done", now),
                 Some(_) if attempts >= retries.attempts => ("dead", now),
                 Some(_) => (
-                    "queued",
+                    retry,
                     now + retries.delay * (1i64 << (attempts - 1).clamp(0, 16)),
                 ),
             };
             let rows = db.execute(
                 &format!(
-                    "UPDATE image_jobs SET state = ?, not_before = ?, lease_until = NULL,
-                       last_error = coalesce(?, last_error), updated = ?
+                    "UPDATE image_jobs SET state = ?, attempts = ?, not_before = ?,
+                       lease_until = NULL, last_error = coalesce(?, last_error), updated = ?
                      WHERE id = ? RETURNING {COLUMNS}"
                 ),
                 &[
                     Sql::Text(state.into()),
+                    Sql::Integer(attempts),
                     Sql::Integer(not_before),
                     error.map_or(Sql::Null, |e| Sql::Text(e.into())),
                     Sql::Integer(now),
@@ -150,6 +162,41 @@ pub fn finish(
                 .map_or(Finished::Unknown, |row| Finished::Now(job(row))))
         })
     })
+}
+
+/// Marks a claimed job as handed to a stream (its attempts start from zero there); `None`
+/// if no job has this id, `Some(Err(state))` if it was not claimed.
+pub fn publish(
+    db: &Connection,
+    id: &str,
+    now: i64,
+) -> Result<Option<Result<Value, String>>, Error> {
+    with_schema(db, SCHEMA, |db| {
+        let rows = db.execute(
+            &format!(
+                "UPDATE image_jobs SET state = 'published', attempts = 0, lease_until = NULL,
+                   updated = ?1
+                 WHERE id = ?2 AND state IN ('working', 'published') RETURNING {COLUMNS}"
+            ),
+            &[Sql::Integer(now), Sql::Text(id.into())],
+        )?;
+        if let Some(row) = rows.rows.first() {
+            return Ok(Some(Ok(job(row))));
+        }
+        state_of(db, id)
+    })
+}
+
+/// The state of job `id` as an error, `None` if there is no such job.
+fn state_of(db: &Connection, id: &str) -> Result<Option<Result<Value, String>>, Error> {
+    let rows = db.execute(
+        "SELECT state FROM image_jobs WHERE id = ?",
+        &[Sql::Text(id.into())],
+    )?;
+    Ok(rows
+        .rows
+        .first()
+        .map(|row| Err(row.get::<&str>(0).unwrap_or_default().to_string())))
 }
 
 /// Puts a dead job back in the queue with its attempts reset; `None` if no job has this id,
@@ -166,14 +213,7 @@ pub fn retry(db: &Connection, id: &str, now: i64) -> Result<Option<Result<Value,
         if let Some(row) = rows.rows.first() {
             return Ok(Some(Ok(job(row))));
         }
-        let rows = db.execute(
-            "SELECT state FROM image_jobs WHERE id = ?",
-            &[Sql::Text(id.into())],
-        )?;
-        Ok(rows
-            .rows
-            .first()
-            .map(|row| Err(row.get::<&str>(0).unwrap_or_default().to_string())))
+        state_of(db, id)
     })
 }
 
