@@ -43,7 +43,33 @@ pub trait ModelInstance: Send + Sync {
     fn check(&self, _inputs: &[Tensor]) -> Result<(), InferError> {
         Ok(())
     }
+
+    /// The request parameters (string-valued) this model takes besides the protocol's own,
+    /// e.g. the enhancement models' `beautify`; a batch only holds requests that agree on them.
+    /// The default takes none.
+    fn options(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Checks one request's options (those of [`ModelInstance::options`] it sets).
+    fn check_options(&self, _options: &Options) -> Result<(), InferError> {
+        Ok(())
+    }
+
+    /// As [`ModelInstance::compute_until`], for a batch whose requests set `options`. The
+    /// default ignores them.
+    fn compute_with(
+        &self,
+        inputs: &[Tensor],
+        _options: &Options,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Tensor>, InferError> {
+        self.compute_until(inputs, stop)
+    }
 }
+
+/// A request's model-specific parameters, by name (see [`ModelInstance::options`]).
+pub type Options = std::collections::BTreeMap<String, String>;
 
 /// The file holding a model version's weights.
 pub const WEIGHTS_FILE: &str = "model.safetensors";

@@ -28,6 +28,8 @@ pub struct InferRequest {
     pub priority: u32,
     /// Queue timeout, if the request sets one.
     pub timeout: Option<Duration>,
+    /// The request's parameters, as sent (models take some: [`crate::backend::Options`]).
+    pub parameters: Parameters,
 }
 
 /// Decodes a request body (JSON, or JSON followed by binary tensors when `header_length` is set)
@@ -56,6 +58,7 @@ pub fn decode_request(
         outputs,
         priority,
         timeout,
+        parameters: request.parameters,
     })
 }
 

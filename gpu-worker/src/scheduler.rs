@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::backend::ModelInstance;
+use crate::backend::{ModelInstance, Options};
 use crate::config::{DynamicBatching, ModelConfig};
 use crate::error::InferError;
 use crate::metrics::Metrics;
@@ -26,6 +26,9 @@ pub struct Request {
     pub priority: u32,
     /// Time the request may wait in the queue; `None` takes the model's default.
     pub timeout: Option<Duration>,
+    /// The request's parameters: those the model takes ([`ModelInstance::options`]) are
+    /// passed to it; the others are the protocol's.
+    pub parameters: vitrine_oip::messages::Parameters,
 }
 
 /// The queue and instance threads of one loaded model.
@@ -52,6 +55,7 @@ struct Queue {
 
 struct Job {
     inputs: Vec<Tensor>,
+    options: Options,
     rows: usize,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
@@ -123,6 +127,16 @@ impl Scheduler {
         };
         // Refuse a bad request here, alone, rather than fail the batch it would join.
         self.instance.check(&request.inputs)?;
+        let mut options = Options::new();
+        for name in self.instance.options() {
+            if let Some(value) = request.parameters.get(*name) {
+                let text = value.as_str().ok_or_else(|| {
+                    InferError::Invalid(format!("parameter '{name}' must be a string"))
+                })?;
+                options.insert(name.to_string(), text.to_string());
+            }
+        }
+        self.instance.check_options(&options)?;
         let (reply, answer) = oneshot::channel();
         let state = Arc::new(JobState::default());
         {
@@ -135,6 +149,7 @@ impl Scheduler {
             }
             queue.levels[level as usize - 1].push_back(Job {
                 inputs: request.inputs,
+                options,
                 rows,
                 timeout,
                 deadline,
@@ -312,10 +327,12 @@ impl Shared {
                 .iter()
                 .all(|j| j.state.abandoned() || j.deadline.is_some_and(|d| d <= now))
         };
+        // The jobs of a batch agree on their options (see `take`).
+        let options = &batch[0].options;
         let result = if batch.len() == 1 {
-            instance.compute_until(&batch[0].inputs, &stop)
+            instance.compute_with(&batch[0].inputs, options, &stop)
         } else {
-            concat(&batch).and_then(|inputs| instance.compute_until(&inputs, &stop))
+            concat(&batch).and_then(|inputs| instance.compute_with(&inputs, options, &stop))
         };
         self.metrics
             .record_batch(&self.model, rows, batch.len(), started.elapsed());
@@ -393,11 +410,13 @@ impl Queue {
         'levels: for level in &mut self.levels {
             while let Some(job) = level.front() {
                 let expired = job.deadline.is_some_and(|d| d <= now);
-                // Only jobs whose inputs have the same shape (variable-size dimensions) can
-                // be concatenated; a different one waits for the next batch, keeping its place.
+                // Only jobs whose inputs have the same shape (variable-size dimensions) and
+                // that ask for the same options can be computed together; a different one
+                // waits for the next batch, keeping its place.
                 let apart = |first: &Job| {
                     (max_rows == 0 || rows + job.rows > max_rows)
                         || !same_row_shapes(&first.inputs, &job.inputs)
+                        || first.options != job.options
                 };
                 if !expired && batch.first().is_some_and(apart) {
                     break 'levels;

@@ -202,6 +202,7 @@ async fn run_inference(
                 inputs: std::mem::take(&mut request.inputs),
                 priority: request.priority,
                 timeout: request.timeout,
+                parameters: std::mem::take(&mut request.parameters),
             })
             .await?;
         protocol::encode_response(&model.name, model.version, &request, outputs)

@@ -414,3 +414,59 @@ async fn a_computation_past_its_deadline_stops_at_its_next_tile() {
         .find(|l| l.contains("model=\"one\"") && l.contains("kind=\"timeout\""));
     assert!(timeouts.is_some_and(|l| l.ends_with(" 1")), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beautify_steps_are_request_parameters() {
+    let (url, _worker) = serve(&repository()).await;
+    let post = |parameters: Value, pixels: Vec<u8>| {
+        let url = url.clone();
+        async move {
+            let body = json!({ "parameters": parameters, "inputs": [{ "name": "image", "shape": [1, 16, 16, 3], "datatype": "UINT8", "data": pixels }] });
+            let response = reqwest::Client::new()
+                .post(format!("{url}/v2/models/image-enhance-x2-anime/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    // A grey scene under a blue cast.
+    let tinted: Vec<u8> = (0..256)
+        .flat_map(|i| {
+            let v = 70 + (i % 16) as u8 * 4;
+            [v, v, v + 50]
+        })
+        .collect();
+    let cast = |rgb: &[u8]| {
+        let channel = |c: usize| rgb.chunks_exact(3).map(|p| f64::from(p[c])).sum::<f64>();
+        (channel(2) - channel(0)) / (rgb.len() / 3) as f64
+    };
+    let (status, plain) = post(json!({}), tinted.clone()).await;
+    assert_eq!(status, 200, "{plain}");
+    let (status, balanced) = post(json!({"beautify": "white_balance"}), tinted.clone()).await;
+    assert_eq!(status, 200, "{balanced}");
+    let (plain, balanced) = (
+        pixels(&plain, [1, 32, 32, 3]),
+        pixels(&balanced, [1, 32, 32, 3]),
+    );
+    assert!(cast(&plain) > 40.0, "{}", cast(&plain));
+    assert!(cast(&balanced).abs() < 6.0, "{}", cast(&balanced));
+    for (parameters, says) in [
+        (
+            json!({"beautify": "sharpen"}),
+            "unknown beautify step 'sharpen'",
+        ),
+        (
+            json!({"beautify": 3}),
+            "parameter 'beautify' must be a string",
+        ),
+    ] {
+        let (status, answer) = post(parameters, tinted.clone()).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+}

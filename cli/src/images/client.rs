@@ -20,6 +20,8 @@ pub struct Enhancer {
     pub model: String,
     /// How many times larger the model makes an image.
     pub scale: u32,
+    /// The model's `beautify` steps asked for with each image (`white_balance,exposure`).
+    beautify: Option<String>,
 }
 
 impl Enhancer {
@@ -35,6 +37,7 @@ impl Enhancer {
             infer_url: format!("{url}/v2/models/{model}/infer"),
             model: model.to_string(),
             scale: 1,
+            beautify: None,
         };
         let probe = enhancer.enhance(&RgbImage::new(8, 8), None).await?;
         enhancer.scale = probe.width() / 8;
@@ -48,7 +51,18 @@ impl Enhancer {
         Ok(enhancer)
     }
 
-    /// The model's served version, from its metadata.
+    /// Asks for the model's `beautify` steps (denoise, white_balance, exposure;
+    /// comma-separated) with each image; checked by the model at once.
+    pub async fn beautify(mut self, steps: Option<String>) -> Result<Self> {
+        self.beautify = steps;
+        if self.beautify.is_some() {
+            self.enhance(&RgbImage::new(8, 8), None).await?;
+        }
+        Ok(self)
+    }
+
+    /// The model's served version, from its metadata, and the beautify steps asked for
+    /// (`1`, `1+white_balance`): what makes the same input give the same output.
     pub async fn version(&self) -> Result<String> {
         let url = self.infer_url.trim_end_matches("/infer");
         let metadata: serde_json::Value =
@@ -56,10 +70,13 @@ impl Enhancer {
                 .await?
                 .json()
                 .await?;
-        metadata["versions"][0]
+        let version = metadata["versions"][0]
             .as_str()
-            .map(str::to_string)
-            .with_context(|| format!("{url} names no version: {metadata}"))
+            .with_context(|| format!("{url} names no version: {metadata}"))?;
+        Ok(match &self.beautify {
+            Some(steps) => format!("{version}+{steps}"),
+            None => version.to_string(),
+        })
     }
 
     /// The image enhanced; `priority` is the protocol's request priority (1 is the highest).
@@ -74,6 +91,9 @@ impl Enhancer {
         let mut parameters = vitrine_oip::messages::Parameters::new();
         if let Some(priority) = priority {
             parameters.insert("priority".into(), priority.into());
+        }
+        if let Some(steps) = &self.beautify {
+            parameters.insert("beautify".into(), steps.clone().into());
         }
         let (body, header_length) = binary::encode_request(&[input], parameters);
         // Shared, not copied, by each attempt below.

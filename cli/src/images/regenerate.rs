@@ -60,6 +60,10 @@ pub struct RegenerateArgs {
     /// A running worker to use; default: one started here on --models.
     #[arg(long)]
     worker: Option<String>,
+    /// The model's beautify steps before enhancing, comma-separated: denoise, white_balance,
+    /// exposure (docs/images.md).
+    #[arg(long)]
+    beautify: Option<String>,
     /// Model repository for the worker started here.
     #[arg(long, default_value = ".vitrine/models")]
     models: PathBuf,
@@ -400,7 +404,10 @@ pub async fn run(args: RegenerateArgs) -> Result<()> {
             args.source
         );
     }
-    let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model).await?;
+    let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model)
+        .await?
+        .beautify(args.beautify.clone())
+        .await?;
     let version = enhancer.version().await?;
     let digest = Sha256::digest(format!(
         "{}\n{}\n{}/{version}",

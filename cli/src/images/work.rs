@@ -38,6 +38,10 @@ pub struct WorkArgs {
     /// A running inference worker's URL; default: start one here on `--models`.
     #[arg(long)]
     worker: Option<String>,
+    /// The model's beautify steps before enhancing, comma-separated: denoise, white_balance,
+    /// exposure (docs/images.md).
+    #[arg(long)]
+    beautify: Option<String>,
     /// Model repository of the worker started here.
     #[arg(long, default_value = ".vitrine/models")]
     models: PathBuf,
@@ -207,7 +211,10 @@ impl Queue {
 
 /// Works jobs until stopped (or, with `--drain`, until none is ready); prints a line per job.
 pub async fn run(args: WorkArgs) -> Result<()> {
-    let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model).await?;
+    let enhancer = Enhancer::connect(args.worker.as_deref(), &args.models, &args.model)
+        .await?
+        .beautify(args.beautify.clone())
+        .await?;
     let app = App {
         http: reqwest::Client::new(),
         url: args.url.trim_end_matches('/').to_string(),

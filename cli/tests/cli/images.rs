@@ -668,6 +668,21 @@ async fn catalogue_events_queue_jobs_that_workers_enhance_once_and_dead_letter_p
         ok && log.contains("msg_7: p-00001 already enhanced"),
         "{log}"
     );
+    // Beautify steps make another recipe: enhanced again, the steps in the model's record.
+    assert_eq!(
+        deliver(&app, "msg_8", "product.updated", "p-00001").await.0,
+        202
+    );
+    let (ok, log) = work(&app, models.path(), &["--beautify", "exposure"]).await;
+    assert!(
+        ok && log.contains("msg_8: p-00001 enhanced with small-x2/1+exposure"),
+        "{log}"
+    );
+    let (ok, log) = work(&app, models.path(), &["--beautify", "sharpen"]).await;
+    assert!(
+        !ok && log.contains("unknown beautify step 'sharpen'"),
+        "{log}"
+    );
 
     // An enhanced picture made from an older picture is refused; a dead job can be retried.
     let stale = client

@@ -7,11 +7,15 @@
 //! - input `image`, UINT8 `[-1, -1, 3]`: rows of RGB pixels (at most `max_pixels` per image);
 //! - output `enhanced`, UINT8 `[-1, -1, 3]`: the image `outscale` times larger.
 //!
+//! A request may ask for [`beautify`] steps (denoise, white balance, exposure) first, with the
+//! request parameter `beautify`.
+//!
 //! Images of any size go through the network in overlapping tiles of one size, batched
 //! `tiles_per_pass` at a time and blended without seams ([`tiles`]). A model whose `outscale`
 //! is half its network's `upscale` reduces the network's output with ncnn's bicubic ×½, as
 //! Real-ESRGAN's ncnn ×2 model does.
 
+pub mod beautify;
 mod conv;
 pub mod fit;
 pub mod ncnn;
@@ -27,7 +31,7 @@ use candle_core::{Device, Module, Tensor as CandleTensor};
 use candle_nn::VarBuilder;
 
 use super::LoadContext;
-use crate::backend::{ModelInstance, WEIGHTS_FILE};
+use crate::backend::{ModelInstance, Options, WEIGHTS_FILE};
 use crate::config::ModelConfig;
 use crate::error::{InferError, LoadError};
 use crate::pypi::UnpackError;
@@ -393,6 +397,38 @@ impl ModelInstance for Enhancer {
 
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
         self.compute_until(inputs, &|| false)
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["beautify"]
+    }
+
+    fn check_options(&self, options: &Options) -> Result<(), InferError> {
+        options
+            .get("beautify")
+            .map_or(Ok(()), |steps| beautify::parse(steps).map(drop))
+    }
+
+    /// Applies the `beautify` steps to each image, then enhances.
+    fn compute_with(
+        &self,
+        inputs: &[Tensor],
+        options: &Options,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Tensor>, InferError> {
+        let steps = match options.get("beautify") {
+            Some(steps) => beautify::parse(steps)?,
+            None => Vec::new(),
+        };
+        if steps.is_empty() {
+            return self.compute_until(inputs, stop);
+        }
+        let (_, h, w) = Self::image_size(&inputs[0]);
+        let mut images = inputs[0].clone();
+        for image in images.data.chunks_exact_mut(h * w * 3) {
+            beautify::apply(&steps, image, w, h);
+        }
+        self.compute_until(std::slice::from_ref(&images), stop)
     }
 
     /// Checks `stop` before each pass of tiles.
