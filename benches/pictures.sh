@@ -37,7 +37,7 @@ for w in 64 128 256 400 512 800 1024; do
 done
 
 echo "look hero pictures"
-heroes=$(curl -s "$URL/api/lookbooks?occasion=party&season=winter&looks=$LOOKS&budget=$((200 + RANDOM % 800))" \
+heroes=$(curl -s "$URL/api/lookbooks?occasion=evening&season=winter&looks=$LOOKS&budget=$((200 + RANDOM % 800))" \
   | python3 -c 'import json, sys; print("\n".join(l["hero_image"] for l in json.load(sys.stdin)["looks"]))')
 first=""; again=""
 for hero in $heroes; do
