@@ -1,9 +1,11 @@
 //! What every Vitrine edge function shares, so they all behave alike: the HTTP answers
 //! ([`http`]: JSON bodies, JSON errors, 405 with `allow`, the admin bearer check) and the
-//! lazily created SQLite tables ([`sqlite`]), and a stable hash for ids and ETags ([`fnv1a`]).
+//! lazily created SQLite tables ([`sqlite`]), signed webhook deliveries ([`webhook`]), and a
+//! stable hash for ids and ETags ([`fnv1a`]).
 
 pub mod http;
 pub mod sqlite;
+pub mod webhook;
 
 /// FNV-1a (64-bit) of `bytes`: a stable, dependency-free hash for ids, cache keys and ETags
 /// (not for anything an attacker may choose to collide).

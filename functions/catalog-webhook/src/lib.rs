@@ -22,7 +22,7 @@ mod queue;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use vitrine_guest::http::{bearer_authorized, error, header, json_response, not_allowed};
+use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
 
 /// The product events a job is queued for.
 const EVENTS: [&str; 3] = [
@@ -91,32 +91,15 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 
 /// `POST /webhooks/catalog`.
 fn event(req: &Request) -> Response {
-    let secrets = match spin_sdk::variables::get("catalog_webhook_secrets")
-        .map_err(|_| "variable catalog_webhook_secrets is not set".to_string())
-        .and_then(|text| vitrine_webhooks::Secrets::parse(&text).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
-        // The message names the secret's position, never its value.
-        Err(message) => return error(500, message),
-    };
     let tolerance = spin_sdk::variables::get("timestamp_tolerance_seconds")
         .ok()
         .and_then(|t| t.trim().parse::<i64>().ok())
         .unwrap_or(300);
-    let webhook_id = header(req, "webhook-id");
-    if let Err(e) = secrets.verify(
-        webhook_id,
-        header(req, "webhook-timestamp"),
-        header(req, "webhook-signature"),
-        req.body(),
-        now(),
-        tolerance,
-    ) {
-        let mut response = error(401, e.to_string());
-        response.set_header("www-authenticate", "Standard-Webhooks");
-        return response;
-    }
-    let id = webhook_id.unwrap_or_default();
+    let id = match vitrine_guest::webhook::verify(req, "catalog_webhook_secrets", tolerance) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let id = id.as_str();
     if id.len() > 128
         || !id
             .chars()

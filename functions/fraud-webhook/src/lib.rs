@@ -4,7 +4,7 @@
 //!   `wasi:nn` and answered with `approve`, `review` or `decline`, the score, the thresholds and
 //!   the reasons. The decision is recorded: a repeated delivery (same `webhook-id`) or the same
 //!   transaction again gets the recorded decision back without being scored twice.
-//!   Signatures are checked by [`vitrine_webhooks`].
+//!   Signatures are checked by [`vitrine_guest::webhook`].
 //! - `GET /api/aml/alerts[?limit=N&min_risk=R]`: accounts whose laundering risk reached the AML
 //!   threshold, riskiest first, with the detected pattern. Compliance data: only for a caller
 //!   with `authorization: Bearer <admin_token>` (401 otherwise), so flagged accounts are never
@@ -21,7 +21,7 @@ mod store;
 use serde_json::{json, Value};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use vitrine_guest::http::{bearer_authorized, error, header, json_response, not_allowed};
+use vitrine_guest::http::{bearer_authorized, error, json_response, not_allowed};
 use vitrine_nn::{ErrorCode, Model, Tensor, TensorType};
 
 use payload::Transaction;
@@ -88,28 +88,12 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 }
 
 fn transaction(req: &Request, settings: &Settings) -> Response {
-    let secrets = match spin_sdk::variables::get("webhook_secrets")
-        .map_err(|_| "variable webhook_secrets is not set".to_string())
-        .and_then(|text| vitrine_webhooks::Secrets::parse(&text).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
-        // The message names the secret's position, never its value.
-        Err(message) => return error(500, message),
-    };
-    let webhook_id = header(req, "webhook-id");
-    if let Err(e) = secrets.verify(
-        webhook_id,
-        header(req, "webhook-timestamp"),
-        header(req, "webhook-signature"),
-        req.body(),
-        store::now(),
-        settings.tolerance,
-    ) {
-        let mut response = error(401, e.to_string());
-        response.set_header("www-authenticate", "Standard-Webhooks");
-        return response;
-    }
-    let webhook_id = webhook_id.unwrap_or_default();
+    let webhook_id =
+        match vitrine_guest::webhook::verify(req, "webhook_secrets", settings.tolerance) {
+            Ok(id) => id,
+            Err(response) => return response,
+        };
+    let webhook_id = webhook_id.as_str();
     let tx = match payload::parse(req.body(), store::now(), settings.max_amount) {
         Ok(tx) => tx,
         Err(message) => return error(400, message),

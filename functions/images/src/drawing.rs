@@ -20,6 +20,54 @@ pub struct Product<'a> {
     pub material: &'a str,
 }
 
+/// A product's attributes as stored in the catalogue: what its drawing is made from.
+pub struct Attributes {
+    id: String,
+    title: String,
+    category: String,
+    item_type: String,
+    /// Colours, main first.
+    pub colours: Vec<String>,
+    material: String,
+}
+
+impl Attributes {
+    /// The attributes of product `id`, `None` if there is no such product.
+    pub fn load(
+        db: &spin_sdk::sqlite::Connection,
+        id: &str,
+    ) -> Result<Option<Self>, spin_sdk::sqlite::Error> {
+        let rows = db.execute(
+            "SELECT title, category, item_type, colours, material FROM products WHERE id = ?",
+            &[spin_sdk::sqlite::Value::Text(id.to_string())],
+        )?;
+        let Some(row) = rows.rows.first() else {
+            return Ok(None);
+        };
+        let text = |i| row.get::<&str>(i).unwrap_or_default().to_string();
+        Ok(Some(Attributes {
+            id: id.to_string(),
+            title: text(0),
+            category: text(1),
+            item_type: text(2),
+            colours: serde_json::from_str(&text(3)).unwrap_or_default(),
+            material: text(4),
+        }))
+    }
+
+    /// The product to draw.
+    pub fn product(&self) -> Product<'_> {
+        Product {
+            id: &self.id,
+            title: &self.title,
+            category: &self.category,
+            item_type: &self.item_type,
+            colours: &self.colours,
+            material: &self.material,
+        }
+    }
+}
+
 /// sRGB of a catalogue colour name.
 pub fn rgb(colour: &str) -> (u8, u8, u8) {
     match colour {

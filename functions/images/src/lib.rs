@@ -302,26 +302,7 @@ fn drawn(
     id: &str,
     size: u32,
 ) -> Result<Option<String>, spin_sdk::sqlite::Error> {
-    let rows = db.execute(
-        "SELECT title, category, item_type, colours, material FROM products WHERE id = ?",
-        &[Value::Text(id.to_string())],
-    )?;
-    let Some(row) = rows.rows.first() else {
-        return Ok(None);
-    };
-    let text = |i| row.get::<&str>(i).unwrap_or_default();
-    let colours: Vec<String> = serde_json::from_str(text(3)).unwrap_or_default();
-    Ok(Some(drawing::svg(
-        &drawing::Product {
-            id,
-            title: text(0),
-            category: text(1),
-            item_type: text(2),
-            colours: &colours,
-            material: text(4),
-        },
-        size,
-    )))
+    Ok(drawing::Attributes::load(db, id)?.map(|a| drawing::svg(&a.product(), size)))
 }
 
 /// `PUT` (store the body as the product's picture) or `DELETE` (back to the drawing).

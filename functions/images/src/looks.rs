@@ -6,7 +6,7 @@
 //! ([`crate::renders`]) under a key naming every piece's picture, so a changed product makes
 //! a new one.
 
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
 use vitrine_guest::http::error;
 use vitrine_nn::{ErrorCode, Model, Tensor};
 
@@ -106,32 +106,16 @@ pub fn picture(
 }
 
 fn item(db: &Connection, id: &str) -> Result<Option<Item>, spin_sdk::sqlite::Error> {
-    let rows = db.execute(
-        "SELECT title, category, item_type, colours, material FROM products WHERE id = ?",
-        &[Value::Text(id.to_string())],
-    )?;
-    let Some(row) = rows.rows.first() else {
+    let Some(attributes) = drawing::Attributes::load(db, id)? else {
         return Ok(None);
     };
-    let text = |i| row.get::<&str>(i).unwrap_or_default();
-    let colours: Vec<String> = serde_json::from_str(text(3)).unwrap_or_default();
     let piece = match uploads::get(db, id)? {
         Some((_, bytes)) => Piece::Upload(bytes),
-        None => Piece::Drawing(drawing::cutout(
-            &drawing::Product {
-                id,
-                title: text(0),
-                category: text(1),
-                item_type: text(2),
-                colours: &colours,
-                material: text(4),
-            },
-            PIECE,
-        )),
+        None => Piece::Drawing(drawing::cutout(&attributes.product(), PIECE)),
     };
     Ok(Some(Item {
         id: id.to_string(),
-        colours,
+        colours: attributes.colours,
         piece,
     }))
 }
