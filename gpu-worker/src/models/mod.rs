@@ -2,11 +2,13 @@
 //! plain candle structs built from a `VarBuilder` so the names in a `model.safetensors` file
 //! match the code), [`fraud_gnn`], the fraud GNN with its live graph, and [`text_embed`],
 //! sentence embeddings from a BERT encoder, [`enhance`], Real-ESRGAN's super-resolution
-//! networks, and [`look_render`], the compositor of lookbook hero pictures. [`ARCHITECTURES`] is
+//! networks, [`look_render`], the compositor of lookbook hero pictures, and [`diffusion`], a
+//! Stable Diffusion 1.x-family generator for user-supplied weights. [`ARCHITECTURES`] is
 //! the one table the backend loads from: a new model is a module plus a line there.
 
 pub mod classifier;
 mod cnn;
+pub mod diffusion;
 pub mod enhance;
 pub mod fraud_gnn;
 pub mod look_render;
@@ -102,6 +104,11 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         name: "rrdbnet",
         load: enhance::load_rrdbnet,
+        stateful: false,
+    },
+    Architecture {
+        name: "stable-diffusion",
+        load: diffusion::load,
         stateful: false,
     },
     Architecture {
