@@ -587,6 +587,60 @@ async fn looks_get_hero_pictures_composed_by_the_worker() -> anyhow::Result<()> 
     let put = client.put(&url).send().await?;
     assert_eq!(put.status(), 405);
 
+    // A shop picture for the first piece makes a new picture of the look, and so does its
+    // enhanced version once stored (the look uses it).
+    let first_url = format!("{}/images/products/{first}", app.url);
+    let tag =
+        |response: &reqwest::Response| response.headers()["etag"].to_str().unwrap().to_string();
+    let before = tag(&client.head(&url).send().await?);
+    let mut shop = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        60,
+        40,
+        image::Rgb([20, 90, 200]),
+    ))
+    .write_to(
+        &mut std::io::Cursor::new(&mut shop),
+        image::ImageFormat::Png,
+    )?;
+    let mut enhanced = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        120,
+        80,
+        image::Rgb([20, 90, 200]),
+    ))
+    .write_to(
+        &mut std::io::Cursor::new(&mut enhanced),
+        image::ImageFormat::Png,
+    )?;
+    let put = |url: String, body: Vec<u8>, source: Option<String>| {
+        let mut request = client
+            .put(url)
+            .bearer_auth(vitrine_tests::ADMIN_TOKEN)
+            .header("content-type", "image/png")
+            .body(body);
+        if let Some(source) = source {
+            request = request
+                .header("x-vitrine-source", source)
+                .header("x-vitrine-model", "test/1");
+        }
+        request.send()
+    };
+    assert_eq!(put(first_url.clone(), shop, None).await?.status(), 200);
+    let with_shop = client.get(&url).send().await?;
+    assert_eq!(with_shop.status(), 200);
+    let with_shop = tag(&with_shop);
+    assert_ne!(with_shop, before);
+    let source = tag(&client.get(format!("{first_url}/original")).send().await?);
+    let stored = put(format!("{first_url}/enhanced"), enhanced, Some(source)).await?;
+    assert_eq!(stored.status(), 200);
+    assert_ne!(
+        tag(&client.head(&url).send().await?),
+        with_shop,
+        "the enhanced piece"
+    );
+    assert_eq!(client.get(&url).send().await?.status(), 200);
+
     // Without a worker, a look not yet kept is 503 naming the model; kept ones still serve.
     drop(worker);
     let other = looks(&book)[1]["hero_image"].as_str().unwrap().to_string();

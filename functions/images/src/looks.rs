@@ -1,6 +1,7 @@
 //! Lookbook hero pictures: `GET /images/looks/{look}?item=ID&item=ID…` (the lookbook's JSON
 //! gives each look this URL as `hero_image`). The look's products, as pieces on transparency
-//! (drawings without their backdrop; the shop's own pictures fitted into a square), and its
+//! (drawings without their backdrop, at the size they are shown; the shop's own pictures, in
+//! their enhanced version once the picture-job workers made it, fitted into a square), and its
 //! palette go to the worker's `lookbook-render` through `wasi:nn`, which lays them flat on a
 //! background in the palette; the answer is JPEG, 1024 pixels square, made once and kept
 //! ([`crate::renders`]) under a key naming every piece's picture, so a changed product makes
@@ -110,7 +111,11 @@ fn item(db: &Connection, id: &str) -> Result<Option<Item>, spin_sdk::sqlite::Err
         return Ok(None);
     };
     let piece = match uploads::get(db, id)? {
-        Some((_, bytes)) => Piece::Upload(bytes),
+        // The shop's picture, enhanced when its enhanced version is current.
+        Some((_, bytes)) => Piece::Upload(match uploads::get_enhanced(db, id)? {
+            Some(e) if e.source == crate::tag(&[&bytes]) => e.bytes,
+            _ => bytes,
+        }),
         None => Piece::Drawing(drawing::cutout(&attributes.product(), PIECE)),
     };
     Ok(Some(Item {
