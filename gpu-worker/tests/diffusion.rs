@@ -161,3 +161,32 @@ async fn a_model_without_its_tokenizer_does_not_load_and_says_why() {
         "{entry}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_past_its_deadline_stops_between_steps() {
+    let repository = tempfile::tempdir().unwrap();
+    tiny_model(repository.path());
+    let settings_path = repository.path().join("tiny-sd/1").join(SETTINGS_FILE);
+    let mut settings: Settings =
+        serde_json::from_str(&std::fs::read_to_string(&settings_path).unwrap()).unwrap();
+    settings.steps = 200;
+    std::fs::write(&settings_path, serde_json::to_string(&settings).unwrap()).unwrap();
+    let (url, _worker) = common::serve(repository.path(), None, Duration::from_secs(3600)).await;
+    let body = json!({"parameters": {"timeout": 300_000}, "inputs": [
+        {"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["red dress"]},
+        {"name": "seed", "datatype": "INT64", "shape": [1], "data": [1]}]});
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v2/models/tiny-sd/infer"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504, "{}", response.text().await.unwrap());
+    // 200 steps take tens of seconds; the answer comes within a step or two of the deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

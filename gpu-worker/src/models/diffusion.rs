@@ -7,6 +7,8 @@
 //! - input `seed`, INT64 `[1]`: the starting noise (same prompt and seed, same picture);
 //! - output `image`, UINT8 `[height, width, 3]`.
 //!
+//! Generation stops between denoising steps once no caller waits (deadline passed or gone).
+//!
 //! A version folder holds `diffusion.json` ([`Settings`]: sizes of the three networks, picture
 //! size, steps, guidance), `text_encoder.safetensors`, `unet.safetensors`, `vae.safetensors`
 //! (diffusers' tensor names) and `tokenizer.json` (a Hugging Face tokenizer).
@@ -266,8 +268,15 @@ impl Diffusion {
         self.networks.text.forward_with_mask(&ids, usize::MAX)
     }
 
-    /// The picture for `prompt` (and the empty prompt, for guidance), as `[h, w, 3]` bytes.
-    fn generate(&self, prompt: &[u32], empty: &[u32], seed: u64) -> candle_core::Result<Vec<u8>> {
+    /// The picture for `prompt` (and the empty prompt, for guidance), as `[h, w, 3]` bytes;
+    /// `None` if `stop()` turned true before a denoising step.
+    fn generate(
+        &self,
+        prompt: &[u32],
+        empty: &[u32],
+        seed: u64,
+        stop: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Option<Vec<u8>>> {
         let s = &self.settings;
         let guided = s.guidance_scale != 1.0;
         let text = self.encode(prompt)?;
@@ -282,6 +291,9 @@ impl Diffusion {
         let noise = CandleTensor::from_vec(normal(seed, count), shape, &self.device)?;
         let mut latents = (noise * scheduler.init_noise_sigma())?;
         for timestep in scheduler.timesteps().to_vec() {
+            if stop() {
+                return Ok(None);
+            }
             let input = if guided {
                 CandleTensor::cat(&[&latents, &latents], 0)?
             } else {
@@ -305,11 +317,8 @@ impl Diffusion {
         let image = ((image / 2.0)? + 0.5)?.clamp(0f32, 1f32)?;
         let image = (image * 255.0)?.round()?.to_dtype(DType::U8)?;
         // [1, 3, h, w] → [h, w, 3]
-        image
-            .squeeze(0)?
-            .permute((1, 2, 0))?
-            .flatten_all()?
-            .to_vec1::<u8>()
+        let pixels = image.squeeze(0)?.permute((1, 2, 0))?.flatten_all()?;
+        Ok(Some(pixels.to_vec1::<u8>()?))
     }
 }
 
@@ -326,12 +335,22 @@ impl ModelInstance for Diffusion {
     }
 
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
+        self.compute_until(inputs, &|| false)
+    }
+
+    /// Checks `stop` before each denoising step.
+    fn compute_until(
+        &self,
+        inputs: &[Tensor],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Tensor>, InferError> {
         let prompt = prompt(&inputs[0])?;
         let seed = i64::from_le_bytes(inputs[1].data[..8].try_into().expect("INT64 [1]"));
         let (tokens, empty) = (self.tokens(&prompt)?, self.tokens("")?);
         let pixels = self
-            .generate(&tokens, &empty, seed as u64)
-            .map_err(|e| InferError::Compute(format!("generating: {e}")))?;
+            .generate(&tokens, &empty, seed as u64, stop)
+            .map_err(|e| InferError::Compute(format!("generating: {e}")))?
+            .ok_or_else(|| InferError::Abandoned("no caller waits for the picture".into()))?;
         let s = &self.settings;
         Ok(vec![Tensor::new(
             self.output.clone(),
