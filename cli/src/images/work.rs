@@ -24,6 +24,7 @@ use super::regenerate::{self, BULK_PRIORITY};
 /// was killed is worked again this long after.
 const BACKGROUND_LEASE: u64 = 120;
 
+/// The options of `vitrine images work`.
 #[derive(Args)]
 pub struct WorkArgs {
     /// The application's URL.
@@ -57,6 +58,7 @@ pub struct WorkArgs {
     nats: Option<String>,
 }
 
+/// The options of `vitrine images relay`.
 #[derive(Args)]
 pub struct RelayArgs {
     /// The application's URL.
