@@ -177,15 +177,7 @@ pub fn load(
     config: &ModelConfig,
     version_dir: &Path,
 ) -> Result<Arc<dyn ModelInstance>, LoadError> {
-    let file_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source: Box<dyn std::error::Error + Send + Sync>| LoadError::File { path, source }
-    };
-    let settings_path = version_dir.join(SETTINGS_FILE);
-    let settings: Settings = std::fs::read_to_string(&settings_path)
-        .map_err(Into::into)
-        .and_then(|text| serde_json::from_str(&text).map_err(Into::into))
-        .map_err(file_error(&settings_path))?;
+    let settings: Settings = super::read_json(&version_dir.join(SETTINGS_FILE))?;
     let (h, w) = (settings.height as i64, settings.width as i64);
     let fits = config.max_batch_size == 0
         && matches!(&config.inputs[..], [p, s]
@@ -203,7 +195,8 @@ pub fn load(
         )));
     }
     let tokenizer_path = version_dir.join(TOKENIZER_FILE);
-    let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(file_error(&tokenizer_path))?;
+    let tokenizer =
+        Tokenizer::from_file(&tokenizer_path).map_err(super::file_error(&tokenizer_path))?;
     let weights = WEIGHT_FILES.map(|name| version_dir.join(name));
     // SAFETY: weight files are memory-mapped read-only; the repository never rewrites a
     // version folder in place.

@@ -59,6 +59,22 @@ fn mapped_weights(
     })
 }
 
+/// A load error naming the file `path` of a version folder.
+fn file_error(path: &Path) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> LoadError + '_ {
+    move |source| LoadError::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A JSON file of a version folder (a model's own configuration).
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    std::fs::read_to_string(path)
+        .map_err(Into::into)
+        .and_then(|text| serde_json::from_str(&text).map_err(Into::into))
+        .map_err(file_error(path))
+}
+
 /// Loads one version folder of a model of some architecture, or says why it cannot.
 pub type Loader =
     fn(&LoadContext<'_>, &ModelConfig, &Path) -> Result<Arc<dyn ModelInstance>, LoadError>;

@@ -61,15 +61,7 @@ pub fn load(
     config: &ModelConfig,
     version_dir: &Path,
 ) -> Result<Arc<dyn ModelInstance>, LoadError> {
-    let file_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source: Box<dyn std::error::Error + Send + Sync>| LoadError::File { path, source }
-    };
-    let bert_path = version_dir.join(BERT_CONFIG_FILE);
-    let bert: BertConfig = std::fs::read_to_string(&bert_path)
-        .map_err(Into::into)
-        .and_then(|text| serde_json::from_str(&text).map_err(Into::into))
-        .map_err(file_error(&bert_path))?;
+    let bert: BertConfig = super::read_json(&version_dir.join(BERT_CONFIG_FILE))?;
     let hidden = bert.hidden_size;
     let fits = matches!(&config.inputs[..], [i] if i.name == "text" && i.datatype == DataType::Bytes && i.dims == [1])
         && matches!(&config.outputs[..], [o] if o.datatype == DataType::F32 && o.dims == [hidden as i64])
@@ -81,13 +73,13 @@ pub fn load(
     }
     let tokenizer_path = version_dir.join(TOKENIZER_FILE);
     let mut tokenizer =
-        Tokenizer::from_file(&tokenizer_path).map_err(file_error(&tokenizer_path))?;
+        Tokenizer::from_file(&tokenizer_path).map_err(super::file_error(&tokenizer_path))?;
     tokenizer
         .with_truncation(Some(TruncationParams {
             max_length: MAX_TOKENS,
             ..Default::default()
         }))
-        .map_err(file_error(&tokenizer_path))?;
+        .map_err(super::file_error(&tokenizer_path))?;
     tokenizer.with_padding(Some(PaddingParams {
         strategy: PaddingStrategy::BatchLongest,
         ..Default::default()
