@@ -6,28 +6,53 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vitrine_worker::backend::{Backend, ModelInstance};
+use vitrine_worker::backend::{Backend, ModelInstance, Options};
 use vitrine_worker::config::ModelConfig;
 use vitrine_worker::metrics::Metrics;
 use vitrine_worker::repository::Repository;
 use vitrine_worker::tensor::Tensor;
 use vitrine_worker::{InferError, LoadError, Worker};
 
-/// Doubles its input after sleeping; records the first value of every batch it computes.
+/// Doubles its input after sleeping (or multiplies it by the request option `scale`); records
+/// the first value of every batch it computes, and the batch's scale.
 struct Doubler {
     delay: Duration,
     batches: Arc<Mutex<Vec<(usize, f32)>>>,
+    scales: Arc<Mutex<Vec<String>>>,
 }
 
 impl ModelInstance for Doubler {
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
+        self.compute_with(inputs, &Options::new(), &|| false)
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["scale"]
+    }
+
+    fn check_options(&self, options: &Options) -> Result<(), InferError> {
+        match options.get("scale").map(|s| s.parse::<f32>()) {
+            Some(Err(_)) => Err(InferError::Invalid("scale must be a number".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn compute_with(
+        &self,
+        inputs: &[Tensor],
+        options: &Options,
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<Tensor>, InferError> {
         std::thread::sleep(self.delay);
         let x = inputs[0].to_f32();
         self.batches
             .lock()
             .unwrap()
             .push((inputs[0].shape[0], x[0]));
-        let y: Vec<f32> = x.iter().map(|v| v * 2.0).collect();
+        let scale = options.get("scale").cloned().unwrap_or_else(|| "2".into());
+        let factor: f32 = scale.parse().unwrap();
+        self.scales.lock().unwrap().push(scale);
+        let y: Vec<f32> = x.iter().map(|v| v * factor).collect();
         Ok(vec![Tensor::from_f32("y", inputs[0].shape.clone(), &y)?])
     }
 }
@@ -43,6 +68,7 @@ impl Backend for TestBackend {
 struct Server {
     url: String,
     batches: Arc<Mutex<Vec<(usize, f32)>>>,
+    scales: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
 }
 
@@ -51,9 +77,11 @@ async fn serve(config: &str, delay: Duration) -> (Server, tempfile::TempDir) {
     std::fs::create_dir_all(dir.path().join("double/1")).unwrap();
     std::fs::write(dir.path().join("double/config.toml"), config).unwrap();
     let batches = Arc::new(Mutex::new(Vec::new()));
+    let scales = Arc::new(Mutex::new(Vec::new()));
     let backend = Arc::new(TestBackend(Arc::new(Doubler {
         delay,
         batches: batches.clone(),
+        scales: scales.clone(),
     })));
     let metrics = Arc::new(Metrics::default());
     let repository = Arc::new(Repository::open(dir.path(), backend, metrics.clone()).unwrap());
@@ -81,6 +109,7 @@ async fn serve(config: &str, delay: Duration) -> (Server, tempfile::TempDir) {
         Server {
             url,
             batches,
+            scales,
             client: reqwest::Client::new(),
         },
         dir,
@@ -174,6 +203,56 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
         batches.len() <= 12,
         "48 concurrent requests should share batches, got {} batches",
         batches.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_asking_for_different_options_never_share_a_batch() {
+    let batching =
+        "[dynamic_batching]\nmax_queue_delay_microseconds = 20000\npreferred_batch_size = [16]";
+    let (s, _dir) = serve(&config(16, batching), Duration::from_millis(5)).await;
+    let s = Arc::new(s);
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let s = s.clone();
+            let scale = if i % 2 == 0 { "3" } else { "5" };
+            tokio::spawn(async move {
+                (
+                    scale,
+                    i,
+                    s.infer(i as f32, 1, json!({ "scale": scale })).await,
+                )
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (scale, i, (status, answer)) = task.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let factor: f64 = scale.parse().unwrap();
+        assert_eq!(
+            answer["outputs"][0]["data"][0].as_f64().unwrap(),
+            factor * i as f64,
+            "request {i} computed with another request's scale"
+        );
+    }
+    let batches = s.batches.lock().unwrap().clone();
+    assert!(
+        batches.len() < 24,
+        "requests still share batches: {batches:?}"
+    );
+    assert_eq!(batches.iter().map(|b| b.0).sum::<usize>(), 24);
+    let (status, refused) = s.infer(1.0, 1, json!({ "scale": "big" })).await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, refused) = s.infer(1.0, 1, json!({ "scale": 4 })).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("'scale' must be a string"));
+    assert_eq!(
+        s.scales.lock().unwrap().len(),
+        batches.len(),
+        "refused ones never computed"
     );
 }
 
