@@ -82,11 +82,7 @@ pub struct RelayArgs {
 /// Moves the app's ready jobs into the JetStream stream until stopped (or, with `--drain`,
 /// until none is ready).
 pub async fn relay(args: RelayArgs) -> Result<()> {
-    let app = App {
-        http: reqwest::Client::new(),
-        url: args.url.trim_end_matches('/').to_string(),
-        token: args.token.clone(),
-    };
+    let app = App::new(&args.url, args.token.clone());
     let stream = Stream::connect(&args.nats, Duration::from_secs(args.lease)).await?;
     let mut total = 0;
     loop {
@@ -122,6 +118,15 @@ pub struct App {
 }
 
 impl App {
+    /// The app at `url` (`http://host:port`), called with the admin `token`.
+    fn new(url: &str, token: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}{path}", self.url))
@@ -217,11 +222,7 @@ pub async fn run(args: WorkArgs) -> Result<()> {
         .await?
         .beautify(args.beautify.clone())
         .await?;
-    let app = App {
-        http: reqwest::Client::new(),
-        url: args.url.trim_end_matches('/').to_string(),
-        token: args.token.clone(),
-    };
+    let app = App::new(&args.url, args.token.clone());
     let queue = match &args.nats {
         None => Queue::App,
         Some(url) => Queue::Stream {
@@ -278,11 +279,7 @@ pub fn in_background(
             }
             tokio::time::sleep(Duration::from_secs(30)).await;
         };
-        let app = App {
-            http: reqwest::Client::new(),
-            url: format!("http://{addr}"),
-            token,
-        };
+        let app = App::new(&format!("http://{addr}"), token);
         let queue = match nats {
             None => Queue::App,
             Some(url) => match Stream::connect(&url, Duration::from_secs(BACKGROUND_LEASE)).await {

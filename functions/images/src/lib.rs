@@ -182,15 +182,8 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 /// What `wanted` of product `id` is, before it is made; `None` if there is no such product.
 fn picture(db: &Connection, id: &str, wanted: &Wanted) -> Result<Option<Picture>, Response> {
     if let Some((content_type, bytes)) =
-        uploads::get(db, id).map_err(|e| error(500, format!("pictures: {e}")))?
+        uploads::current(db, id).map_err(|e| error(500, format!("pictures: {e}")))?
     {
-        // Its enhanced version instead, while it was made from this picture.
-        let (content_type, bytes) = match uploads::get_enhanced(db, id)
-            .map_err(|e| error(500, format!("pictures: {e}")))?
-        {
-            Some(e) if e.source == tag(&[&bytes]) => (e.content_type, e.bytes),
-            _ => (content_type, bytes),
-        };
         let encoding = match wanted.format {
             Some(None) => {
                 return Err(error(

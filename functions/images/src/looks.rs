@@ -110,12 +110,8 @@ fn item(db: &Connection, id: &str) -> Result<Option<Item>, spin_sdk::sqlite::Err
     let Some(attributes) = drawing::Attributes::load(db, id)? else {
         return Ok(None);
     };
-    let piece = match uploads::get(db, id)? {
-        // The shop's picture, enhanced when its enhanced version is current.
-        Some((_, bytes)) => Piece::Upload(match uploads::get_enhanced(db, id)? {
-            Some(e) if e.source == crate::tag(&[&bytes]) => e.bytes,
-            _ => bytes,
-        }),
+    let piece = match uploads::current(db, id)? {
+        Some((_, bytes)) => Piece::Upload(bytes),
         None => Piece::Drawing(drawing::cutout(&attributes.product(), PIECE)),
     };
     Ok(Some(Item {

@@ -93,6 +93,18 @@ pub fn get(db: &Connection, product: &str) -> Result<Option<(String, Vec<u8>)>, 
         .and_then(|r| Some((r.get::<&str>(0)?.to_string(), r.get::<&[u8]>(1)?.to_vec()))))
 }
 
+/// The picture of `product` as served: its enhanced version while that was made from the
+/// stored picture, else the stored picture (content type and bytes); `None` without one.
+pub fn current(db: &Connection, product: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+    let Some((content_type, bytes)) = get(db, product)? else {
+        return Ok(None);
+    };
+    Ok(Some(match get_enhanced(db, product)? {
+        Some(e) if e.source == crate::tag(&[&bytes]) => (e.content_type, e.bytes),
+        _ => (content_type, bytes),
+    }))
+}
+
 /// Removes the stored picture of `product` and its enhanced version; whether there was one.
 pub fn delete(db: &Connection, product: &str) -> Result<bool, Error> {
     let rows = vitrine_guest::sqlite::with_schema(db, SCHEMA, |db| {
