@@ -16,8 +16,8 @@ pub enum FraudCommand {
     Generate(GenerateArgs),
     /// Check and convert your own accounts and transactions into the documented format.
     Import(ImportArgs),
-    /// Train logistic regression, boosted trees, a tabular MLP and the GNN on the earliest
-    /// transactions; score the rest; print held-out metrics side by side.
+    /// Train logistic regression, boosted trees, an MLP and a GNN at transaction level and at
+    /// account level; print held-out metrics side by side.
     Eval(EvalArgs),
     /// Train the fraud GNN on labelled files and install it in a worker's model repository.
     Train(TrainArgs),
@@ -45,11 +45,15 @@ pub struct EvalArgs {
     /// Seed of the networks' weights and sampling.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Training epochs of the networks.
+    /// Training epochs of the transaction networks.
     #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// Full-batch training steps of the account networks (the weights of the step with the
+    /// best validation PR-AUC are kept).
+    #[arg(long, default_value_t = 300)]
+    account_steps: usize,
     /// For data that labels only accounts: label each transfer between two accounts labelled
-    /// as laundering as laundering, and train on that.
+    /// as laundering as laundering, and train the transaction models on that.
     #[arg(long)]
     derive_transaction_labels: bool,
 }
@@ -84,9 +88,15 @@ fn eval(args: EvalArgs) -> Result<()> {
         "--train-share must be between 0 and 1, got {}",
         args.train_share
     );
-    let options = TrainOptions {
-        epochs: args.epochs,
-        ..TrainOptions::new(args.seed)
+    let options = vitrine_fraud::eval::EvalOptions {
+        transactions: TrainOptions {
+            epochs: args.epochs,
+            ..TrainOptions::new(args.seed)
+        },
+        accounts: vitrine_fraud::account_gnn::AccountOptions {
+            epochs: args.account_steps,
+            ..vitrine_fraud::account_gnn::AccountOptions::new(args.seed)
+        },
     };
     let derive = args.derive_transaction_labels;
     let progress = |line: &str| eprintln!("{line}");
@@ -104,7 +114,7 @@ fn eval(args: EvalArgs) -> Result<()> {
                 &options,
                 progress,
             )?;
-            (report, "time split")
+            (report, "within one bank")
         }
         (None, Some(train), Some(test)) => {
             let (a, b) = (read_labelled(train, derive)?, read_labelled(test, derive)?);
@@ -123,46 +133,78 @@ fn eval(args: EvalArgs) -> Result<()> {
         }
         _ => anyhow::bail!("give --data DIR, or --train DIR and --test DIR"),
     };
-    println!(
-        "{split}: {} transactions to fit, {} to choose thresholds, {} held out ({} fraud or laundering)",
-        report.fit_rows, report.validation_rows, report.test_rows, report.test_positives
-    );
-    println!(
-        "{:<32} {:>7} {:>7} {:>6} {:>9} {:>7} {:>9} {:>14} {:>8}",
-        "model",
-        "PR-AUC",
-        "ROC-AUC",
-        "F1",
-        "precision",
-        "recall",
-        "threshold",
-        "account PR-AUC",
-        "seconds"
-    );
-    for m in &report.models {
-        println!(
-            "{:<32} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>14.3} {:>8.1}",
-            m.model,
-            m.pr_auc,
-            m.roc_auc,
-            m.f1,
-            m.precision,
-            m.recall,
-            m.threshold,
-            m.account_pr_auc,
-            m.seconds
-        );
+    for why in &report.skipped {
+        println!("{why}\n");
     }
-    println!("\nrecall per typology at each model's threshold (caught / held-out):");
-    for m in &report.models {
-        let cells: Vec<String> = m
-            .recall_by_typology
-            .iter()
-            .map(|(t, (hit, all))| format!("{t} {hit}/{all}"))
-            .collect();
-        println!("  {}: {}", m.model, cells.join(", "));
+    if let Some(t) = &report.transactions {
+        println!(
+            "transactions, {split}: {} to fit, {} to choose thresholds, {} held out ({} fraud or laundering)",
+            t.fit_rows, t.validation_rows, t.test_rows, t.test_positives
+        );
+        println!(
+            "{:<40} {:>7} {:>7} {:>6} {:>9} {:>7} {:>9} {:>14} {:>8}",
+            "model",
+            "PR-AUC",
+            "ROC-AUC",
+            "F1",
+            "precision",
+            "recall",
+            "threshold",
+            "account PR-AUC",
+            "seconds"
+        );
+        for m in &t.models {
+            println!(
+                "{:<40} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>14.3} {:>8.1}",
+                m.model,
+                m.pr_auc,
+                m.roc_auc,
+                m.f1,
+                m.precision,
+                m.recall,
+                m.threshold,
+                m.account_pr_auc,
+                m.seconds
+            );
+        }
+        println!("\nrecall per typology at each model's threshold (caught / held-out):");
+        for m in &t.models {
+            println!("  {}: {}", m.model, typology_cells(&m.recall_by_typology));
+        }
+    }
+    if let Some(a) = &report.accounts {
+        if report.transactions.is_some() {
+            println!();
+        }
+        println!(
+            "accounts, {split}: {} to fit, {} to choose thresholds, {} held out ({} laundering)",
+            a.fit_accounts, a.validation_accounts, a.test_accounts, a.test_positives
+        );
+        println!(
+            "{:<40} {:>7} {:>7} {:>6} {:>9} {:>7} {:>9} {:>8}",
+            "model", "PR-AUC", "ROC-AUC", "F1", "precision", "recall", "threshold", "seconds"
+        );
+        for m in &a.models {
+            println!(
+                "{:<40} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>8.1}",
+                m.model, m.pr_auc, m.roc_auc, m.f1, m.precision, m.recall, m.threshold, m.seconds
+            );
+        }
+        println!("\nlaundering accounts caught per typology at each model's threshold:");
+        for m in &a.models {
+            println!("  {}: {}", m.model, typology_cells(&m.recall_by_typology));
+        }
     }
     Ok(())
+}
+
+/// `typology caught/total, …`.
+fn typology_cells(recall: &BTreeMap<String, (usize, usize)>) -> String {
+    let cells: Vec<String> = recall
+        .iter()
+        .map(|(t, (hit, all))| format!("{t} {hit}/{all}"))
+        .collect();
+    cells.join(", ")
 }
 
 #[derive(Args)]

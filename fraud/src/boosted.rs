@@ -39,13 +39,20 @@ pub struct BoostedTrees(GradientBooster);
 impl BoostedTrees {
     /// Fits the trees to `rows` of `data`.
     pub fn train(data: &Prepared, rows: Range<usize>) -> Result<Self, BoostedError> {
-        let labels: Vec<f64> = data.labels[rows.clone()]
-            .iter()
-            .map(|l| f64::from(u8::from(l.fraud)))
-            .collect();
-        let columns = columns(data, rows);
-        let x = Matrix::new(&columns, labels.len(), COLUMNS);
-        let weights = vec![1.0; labels.len()];
+        let labels: Vec<bool> = data.labels[rows.clone()].iter().map(|l| l.fraud).collect();
+        Self::fit(&columns(data, rows), COLUMNS, &labels)
+    }
+
+    /// Fraud probabilities of `rows` of `data`.
+    pub fn score(&self, data: &Prepared, rows: Range<usize>) -> Vec<f32> {
+        self.predict(&columns(data, rows), COLUMNS)
+    }
+
+    /// Fits the trees to a column-major matrix of `width` columns, one row per label.
+    pub fn fit(columns: &[f64], width: usize, labels: &[bool]) -> Result<Self, BoostedError> {
+        let y: Vec<f64> = labels.iter().map(|l| f64::from(u8::from(*l))).collect();
+        let x = Matrix::new(columns, y.len(), width);
+        let weights = vec![1.0; y.len()];
         let mut booster = GradientBooster::default()
             .set_objective_type(ObjectiveType::LogLoss)
             .set_iterations(200)
@@ -53,16 +60,15 @@ impl BoostedTrees {
             .set_max_depth(6)
             .set_seed(0);
         booster
-            .fit(&x, &labels, &weights, None)
+            .fit(&x, &y, &weights, None)
             .map_err(|e| BoostedError(e.to_string()))?;
         Ok(Self(booster))
     }
 
-    /// Fraud probabilities of `rows` of `data`.
-    pub fn score(&self, data: &Prepared, rows: Range<usize>) -> Vec<f32> {
-        let n = rows.len();
-        let columns = columns(data, rows);
-        let logits = self.0.predict(&Matrix::new(&columns, n, COLUMNS), true);
+    /// Probabilities of the rows of a column-major matrix of `width` columns.
+    pub fn predict(&self, columns: &[f64], width: usize) -> Vec<f32> {
+        let n = columns.len() / width.max(1);
+        let logits = self.0.predict(&Matrix::new(columns, n, width), true);
         logits
             .iter()
             .map(|z| (1.0 / (1.0 + (-z).exp())) as f32)

@@ -1,10 +1,22 @@
-//! Held-out evaluation, every model on the same rows: on a time split (fit on the earliest
-//! transactions, choose each model's threshold on the next slice, report on the rest) or
-//! across banks (fit on one, report on another). Reported: PR-AUC, ROC-AUC, F1 at the chosen threshold and recall per typology for
-//! transactions, and PR-AUC for laundering accounts.
+//! Held-out evaluation, every model on the same rows, at two levels:
+//!
+//! - transactions (fraud and laundering labels of transfers): on a time split (fit on the
+//!   earliest transactions, choose each model's threshold on the next slice, report on the
+//!   rest) or across banks (fit on one, report on another);
+//! - accounts (laundering labels of accounts, node classification over the bank's
+//!   heterogeneous graph, [`crate::accounts`]): within a bank on disjoint sets of accounts, or
+//!   across banks.
+//!
+//! Reported: PR-AUC, ROC-AUC, F1 at the chosen threshold and recall per typology.
 
 use std::collections::BTreeMap;
 
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::account_gnn::{AccountGnn, AccountOptions};
+use crate::accounts::{AccountGraph, ACCOUNT_FEATURES};
 use crate::baseline::LogisticRegression;
 use crate::boosted::BoostedTrees;
 use crate::features::FEATURE_COUNT;
@@ -42,9 +54,9 @@ pub struct ModelReport {
     pub seconds: f64,
 }
 
-/// The evaluation of every model on one split.
+/// The evaluation of every transaction model on one split.
 #[derive(Debug, Clone)]
-pub struct EvalReport {
+pub struct TransactionEval {
     /// Transactions used for fitting.
     pub fit_rows: usize,
     /// Transactions used to choose thresholds.
@@ -59,14 +71,75 @@ pub struct EvalReport {
     pub models: Vec<ModelReport>,
 }
 
-/// Trains on the first `train_share` of the transactions (by time) and evaluates on the rest.
-/// `gnn` sets the GNN's training; `progress` gets a line per step.
+/// One account model's held-out results.
+#[derive(Debug, Clone)]
+pub struct AccountReport {
+    /// Model name.
+    pub model: String,
+    /// PR-AUC of laundering accounts.
+    pub pr_auc: f64,
+    /// ROC-AUC.
+    pub roc_auc: f64,
+    /// F1 at `threshold`.
+    pub f1: f64,
+    /// Precision at `threshold`.
+    pub precision: f64,
+    /// Recall at `threshold`.
+    pub recall: f64,
+    /// Threshold chosen on the validation accounts.
+    pub threshold: f32,
+    /// (caught, total) laundering accounts per typology label.
+    pub recall_by_typology: BTreeMap<String, (usize, usize)>,
+    /// Seconds spent training and scoring.
+    pub seconds: f64,
+}
+
+/// The evaluation of every account model.
+#[derive(Debug, Clone)]
+pub struct AccountEval {
+    /// Accounts used for fitting.
+    pub fit_accounts: usize,
+    /// Accounts used to choose thresholds.
+    pub validation_accounts: usize,
+    /// Held-out accounts.
+    pub test_accounts: usize,
+    /// Laundering accounts among them.
+    pub test_positives: usize,
+    /// Logistic regression, boosted trees (account features and neighbour means), MLP and
+    /// GNN over the account graph.
+    pub models: Vec<AccountReport>,
+}
+
+/// The evaluation at both levels; a level the labels do not allow is skipped, with why.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    /// Transaction level, when the training transactions carry fraud labels.
+    pub transactions: Option<TransactionEval>,
+    /// Account level, when training accounts are labelled as laundering.
+    pub accounts: Option<AccountEval>,
+    /// Why a level was skipped.
+    pub skipped: Vec<String>,
+}
+
+/// How the models are trained.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The transaction GNN and MLP.
+    pub transactions: TrainOptions,
+    /// The account GNN and MLP; its seed also splits the accounts of one bank.
+    pub accounts: AccountOptions,
+}
+
+/// Within one bank. Transactions: trains on the first `train_share` (by time) and evaluates
+/// on the rest. Accounts: a seeded `train_share` of the active accounts for training (its last
+/// fifth to choose thresholds), the rest held out, all in the bank's one graph.
+/// `progress` gets a line per step.
 pub fn evaluate(
     accounts: &[Account],
     transactions: &[Transaction],
     train_share: f64,
-    gnn: &TrainOptions,
-    progress: impl FnMut(&str),
+    options: &EvalOptions,
+    mut progress: impl FnMut(&str),
 ) -> Result<EvalReport, GnnError> {
     let data = Prepared::new(transactions, accounts);
     let split = ((transactions.len() as f64) * train_share) as usize;
@@ -77,23 +150,43 @@ pub fn evaluate(
         transactions,
         accounts,
     };
-    compare(
-        part(0..fit),
-        part(fit..split),
-        part(split..transactions.len()),
-        gnn,
-        progress,
-    )
+    let mut skipped = Vec::new();
+    let transaction_level = level(
+        compare(
+            part(0..fit),
+            part(fit..split),
+            part(split..transactions.len()),
+            &options.transactions,
+            &mut progress,
+        ),
+        &mut skipped,
+    )?;
+    progress("building the account graph");
+    let graph = AccountGraph::new(transactions, accounts);
+    let mut active = graph.active_accounts();
+    active.shuffle(&mut ChaCha8Rng::seed_from_u64(options.accounts.seed));
+    let split = ((active.len() as f64) * train_share) as usize;
+    let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+    let account_level = level(
+        compare_accounts(
+            (&graph, &active[..fit], &active[fit..split]),
+            (&graph, &active[split..]),
+            &options.accounts,
+            &mut progress,
+        ),
+        &mut skipped,
+    )?;
+    report(transaction_level, account_level, skipped)
 }
 
-/// Trains on one bank (its latest transactions kept to choose thresholds) and evaluates on
-/// all of another: whether the models generalize to data they were not fitted to. Each bank
-/// has its own graph and feature state.
+/// Trains on one bank (its latest transactions, and a seeded fifth of its accounts, kept to
+/// choose thresholds) and evaluates on all of another: whether the models generalize to data
+/// they were not fitted to. Each bank has its own graphs and feature state.
 pub fn evaluate_across(
     train: (&[Account], &[Transaction]),
     test: (&[Account], &[Transaction]),
-    gnn: &TrainOptions,
-    progress: impl FnMut(&str),
+    options: &EvalOptions,
+    mut progress: impl FnMut(&str),
 ) -> Result<EvalReport, GnnError> {
     let (fit_data, test_data) = (
         Prepared::new(train.1, train.0),
@@ -112,13 +205,80 @@ pub fn evaluate_across(
         transactions: test.1,
         accounts: test.0,
     };
-    compare(
-        fit_part(0..fit),
-        fit_part(fit..train.1.len()),
-        test_part,
-        gnn,
-        progress,
-    )
+    let mut skipped = Vec::new();
+    let transaction_level = level(
+        compare(
+            fit_part(0..fit),
+            fit_part(fit..train.1.len()),
+            test_part,
+            &options.transactions,
+            &mut progress,
+        ),
+        &mut skipped,
+    )?;
+    progress("building the account graphs");
+    let (fit_graph, test_graph) = (
+        AccountGraph::new(train.1, train.0),
+        AccountGraph::new(test.1, test.0),
+    );
+    let mut active = fit_graph.active_accounts();
+    active.shuffle(&mut ChaCha8Rng::seed_from_u64(options.accounts.seed));
+    let fit = ((active.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+    let account_level = level(
+        compare_accounts(
+            (&fit_graph, &active[..fit], &active[fit..]),
+            (&test_graph, &test_graph.active_accounts()),
+            &options.accounts,
+            &mut progress,
+        ),
+        &mut skipped,
+    )?;
+    report(transaction_level, account_level, skipped)
+}
+
+/// A level's result, `None` (its reason in `skipped`) when its labels are missing.
+fn level<T>(
+    result: Result<T, Missing>,
+    skipped: &mut Vec<String>,
+) -> Result<Option<T>, GnnError> {
+    match result {
+        Ok(t) => Ok(Some(t)),
+        Err(Missing::Labels(why)) => {
+            skipped.push(why);
+            Ok(None)
+        }
+        Err(Missing::Failed(e)) => Err(e),
+    }
+}
+
+/// The report, or the reasons when neither level could be evaluated.
+fn report(
+    transactions: Option<TransactionEval>,
+    accounts: Option<AccountEval>,
+    skipped: Vec<String>,
+) -> Result<EvalReport, GnnError> {
+    if transactions.is_none() && accounts.is_none() {
+        return Err(GnnError::Config(skipped.join("; ")));
+    }
+    Ok(EvalReport {
+        transactions,
+        accounts,
+        skipped,
+    })
+}
+
+/// Why a level was not evaluated.
+enum Missing {
+    /// Its labels are missing from the training data (the reason).
+    Labels(String),
+    /// Training or scoring failed.
+    Failed(GnnError),
+}
+
+impl<E: Into<GnnError>> From<E> for Missing {
+    fn from(e: E) -> Self {
+        Missing::Failed(e.into())
+    }
 }
 
 /// Rows of one prepared bank, with the records they came from.
@@ -144,17 +304,19 @@ impl Part<'_> {
     }
 }
 
-/// Fits every model on `fit`, chooses thresholds on `validation`, reports on `test`.
+/// Fits every transaction model on `fit`, chooses thresholds on `validation`, reports on
+/// `test`.
 fn compare(
     fit: Part,
     validation: Part,
     test: Part,
     gnn: &TrainOptions,
     mut progress: impl FnMut(&str),
-) -> Result<EvalReport, GnnError> {
+) -> Result<TransactionEval, Missing> {
     let fit_labels = fit.labels();
     if !fit_labels.iter().any(|l| *l) {
-        return Err(crate::training::nothing_to_learn(fit.data, fit.rows));
+        let why = crate::training::nothing_to_learn(fit.data, fit.rows);
+        return Err(Missing::Labels(format!("transaction level skipped: {why}")));
     }
     let (validation_labels, test_labels) = (validation.labels(), test.labels());
     let held_out = &test.transactions[test.rows.clone()];
@@ -270,10 +432,137 @@ fn compare(
         ));
     }
 
-    Ok(EvalReport {
+    Ok(TransactionEval {
         fit_rows: fit.rows.len(),
         validation_rows: validation.rows.len(),
         test_rows: test.rows.len(),
+        test_positives: test_labels.iter().filter(|l| **l).count(),
+        models,
+    })
+}
+
+/// Fits every account model on accounts `fit.1` of graph `fit.0` (choosing thresholds on
+/// `fit.2`) and reports on accounts `test.1` of graph `test.0`.
+fn compare_accounts(
+    fit: (&AccountGraph, &[usize], &[usize]),
+    test: (&AccountGraph, &[usize]),
+    options: &AccountOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<AccountEval, Missing> {
+    let (graph, fit_rows, validation_rows) = fit;
+    let labels = |graph: &AccountGraph, rows: &[usize]| -> Vec<bool> {
+        rows.iter().map(|i| graph.laundering[*i]).collect()
+    };
+    let fit_labels = labels(graph, fit_rows);
+    if !fit_labels.iter().any(|l| *l) {
+        return Err(Missing::Labels(
+            "account level skipped: no training account is labelled as laundering \
+             (is_laundering = 1 in accounts.csv)"
+                .into(),
+        ));
+    }
+    let (validation_labels, test_labels) =
+        (labels(graph, validation_rows), labels(test.0, test.1));
+    let groups: Vec<&str> = (test.1.iter())
+        .map(|i| match test.0.typologies[*i].as_str() {
+            "" => "no typology label",
+            typology => typology,
+        })
+        .collect();
+    let report = |model: &str, validation_scores: &[f32], scores: &[f32], seconds: f64| {
+        let (threshold, _) = best_f1_threshold(validation_scores, &validation_labels);
+        let (precision, recall, f1) = f1_at(scores, &test_labels, threshold);
+        AccountReport {
+            model: model.into(),
+            pr_auc: pr_auc(scores, &test_labels),
+            roc_auc: roc_auc(scores, &test_labels),
+            f1,
+            precision,
+            recall,
+            threshold,
+            recall_by_typology: recall_by_group(scores, &test_labels, &groups, threshold),
+            seconds,
+        }
+    };
+    let pick = |scores: &[f32], rows: &[usize]| -> Vec<f32> {
+        rows.iter().map(|i| scores[*i]).collect()
+    };
+    let mut models = Vec::new();
+
+    progress("accounts: training the logistic-regression baseline");
+    let started = std::time::Instant::now();
+    let tabular = |graph: &AccountGraph, rows: &[usize]| -> Vec<f32> {
+        (rows.iter())
+            .flat_map(|i| graph.account_features(*i).to_vec())
+            .collect()
+    };
+    let lr = LogisticRegression::train(
+        &tabular(graph, fit_rows),
+        &fit_labels,
+        ACCOUNT_FEATURES.len(),
+    )?;
+    models.push(report(
+        "logistic regression (account features)",
+        &lr.score(&tabular(graph, validation_rows)),
+        &lr.score(&tabular(test.0, test.1)),
+        started.elapsed().as_secs_f64(),
+    ));
+
+    progress("accounts: training the boosted trees");
+    let started = std::time::Instant::now();
+    let width = 2 * ACCOUNT_FEATURES.len();
+    let (fit_means, test_means) = (graph.neighbour_means(), test.0.neighbour_means());
+    // Column-major: each account's features, then the mean features of its counterparts.
+    let matrix = |graph: &AccountGraph, means: &[f32], rows: &[usize]| -> Vec<f64> {
+        let f = ACCOUNT_FEATURES.len();
+        let mut out = vec![0.0; rows.len() * width];
+        for (r, i) in rows.iter().enumerate() {
+            let own = graph.account_features(*i).iter();
+            for (c, v) in own.chain(&means[i * f..(i + 1) * f]).enumerate() {
+                out[c * rows.len() + r] = f64::from(*v);
+            }
+        }
+        out
+    };
+    let trees = BoostedTrees::fit(&matrix(graph, &fit_means, fit_rows), width, &fit_labels)
+        .map_err(|e| GnnError::Config(e.to_string()))?;
+    models.push(report(
+        "boosted trees (+ neighbour means)",
+        &trees.predict(&matrix(graph, &fit_means, validation_rows), width),
+        &trees.predict(&matrix(test.0, &test_means, test.1), width),
+        started.elapsed().as_secs_f64(),
+    ));
+
+    let mlp = AccountOptions {
+        layers: 0,
+        ..options.clone()
+    };
+    for (name, options) in [
+        ("MLP (account features)".to_string(), &mlp),
+        (
+            format!("GNN ({} layers, heterogeneous)", options.layers),
+            options,
+        ),
+    ] {
+        progress(&format!("accounts: training the {name}"));
+        let started = std::time::Instant::now();
+        let model = AccountGnn::train(graph, fit_rows, validation_rows, options, &mut progress)?;
+        let own = model.score(graph)?;
+        let scores = match std::ptr::eq(graph, test.0) {
+            true => pick(&own, test.1),
+            false => pick(&model.score(test.0)?, test.1),
+        };
+        models.push(report(
+            &name,
+            &pick(&own, validation_rows),
+            &scores,
+            started.elapsed().as_secs_f64(),
+        ));
+    }
+    Ok(AccountEval {
+        fit_accounts: fit_rows.len(),
+        validation_accounts: validation_rows.len(),
+        test_accounts: test.1.len(),
         test_positives: test_labels.iter().filter(|l| **l).count(),
         models,
     })

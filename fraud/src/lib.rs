@@ -9,6 +9,8 @@
 //!   ([`gnn`]) and its training ([`training`]), measured by [`eval`] and [`metrics`];
 //! - live scoring of one transaction at a time ([`scorer`]).
 
+pub mod account_gnn;
+pub mod accounts;
 pub mod baseline;
 pub mod boosted;
 pub mod eval;

@@ -1,0 +1,308 @@
+//! The account-level AML model: node classification over the heterogeneous graph of
+//! [`crate::accounts`], trained on account labels directly, full-batch.
+//!
+//! Each node kind has its own input layer. Every layer sends messages along each relation of
+//! [`RELATIONS`] in both directions (account → counterpart and back), with relation- and
+//! direction-specific weights that read the sender's state and the edge's
+//! [`PAIR_FEATURES`] (R-GCN with edge attributes). Messages are aggregated per node by their
+//! mean and standard deviation, with each relation's log degree beside them (after PNA's
+//! multiple aggregators and degree scalers); a node's new state is a linear map of its own state
+//! and all of that, through ReLU. The head reads an account's final state beside its
+//! standardised [`ACCOUNT_FEATURES`]. With no layer it is an MLP over the account features.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+
+use crate::accounts::{AccountGraph, ACCOUNT_FEATURES, OTHER_FEATURES, PAIR_FEATURES, RELATIONS};
+use crate::gnn::GnnError;
+use crate::metrics::pr_auc;
+use crate::training::{binary_loss, seeded_init, Init};
+
+/// Architecture and training settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountOptions {
+    /// Width of node states.
+    pub hidden: usize,
+    /// Message-passing layers (0: an MLP over the account features).
+    pub layers: usize,
+    /// Seed of the initial weights.
+    pub seed: u64,
+    /// Full-batch optimiser steps at most; the weights kept are those of the step with the best
+    /// validation PR-AUC.
+    pub epochs: usize,
+    /// AdamW learning rate.
+    pub learning_rate: f64,
+}
+
+impl AccountOptions {
+    /// The defaults with `seed`: width 32, two layers, 300 steps.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            hidden: 32,
+            layers: 2,
+            seed,
+            epochs: 300,
+            learning_rate: 0.01,
+        }
+    }
+}
+
+/// Validation PR-AUC is checked every this many steps.
+const CHECK_EVERY: usize = 5;
+
+/// Messages per layer: each relation, along and against.
+const MESSAGES: usize = 2 * RELATIONS.len();
+
+struct Layer {
+    messages: Vec<Linear>,
+    update: Linear,
+}
+
+/// The trained account model with its feature scaling.
+pub struct AccountGnn {
+    hidden: usize,
+    mean: Tensor,
+    std: Tensor,
+    node_in: Vec<Linear>,
+    layers: Vec<Layer>,
+    head: Linear,
+    out: Linear,
+}
+
+/// One relation's edges as tensors.
+struct RelationTensors {
+    source: Tensor,
+    target: Tensor,
+    x: Tensor,
+    /// 1 / in-degree and 1 / out-degree of each node in this relation, `[nodes, 1]`.
+    inverse: [Tensor; 2],
+}
+
+/// A graph's tensors, built once per graph.
+struct GraphTensors {
+    features: Vec<Tensor>,
+    relations: Vec<Option<RelationTensors>>,
+    /// ln(1 + degree) of each node per relation and direction, `[nodes, MESSAGES]`.
+    log_degree: Tensor,
+    nodes: usize,
+}
+
+impl AccountGnn {
+    fn build(options: &AccountOptions, mean: &[f32], std: &[f32], vb: VarBuilder) -> Result<Self, GnnError> {
+        let h = options.hidden;
+        if h == 0 {
+            return Err(GnnError::Config("hidden must be positive".into()));
+        }
+        let f = ACCOUNT_FEATURES.len();
+        let device = vb.device().clone();
+        let widths = [f, OTHER_FEATURES.len(), OTHER_FEATURES.len(), OTHER_FEATURES.len()];
+        let node_in = (widths.iter().enumerate())
+            .map(|(k, w)| linear(*w, h, vb.pp(format!("node_in{k}"))))
+            .collect::<candle_core::Result<_>>()?;
+        let layers = (0..options.layers)
+            .map(|i| {
+                let vb = vb.pp(format!("layer{i}"));
+                Ok(Layer {
+                    messages: (0..MESSAGES)
+                        .map(|m| linear(h + PAIR_FEATURES.len(), h, vb.pp(format!("message{m}"))))
+                        .collect::<candle_core::Result<_>>()?,
+                    update: linear(h * (1 + 2 * MESSAGES) + MESSAGES, h, vb.pp("update"))?,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            hidden: h,
+            mean: Tensor::from_slice(mean, (1, f), &device)?,
+            std: Tensor::from_slice(std, (1, f), &device)?,
+            node_in,
+            layers,
+            head: linear(h + f, h, vb.pp("head"))?,
+            out: linear(h, 1, vb.pp("out"))?,
+        })
+    }
+
+    /// Trains on the accounts `fit` of `graph` (indices into [`AccountGraph::accounts`]) and
+    /// keeps the weights that rank the `validation` accounts best. `progress` gets a line per
+    /// check.
+    pub fn train(
+        graph: &AccountGraph,
+        fit: &[usize],
+        validation: &[usize],
+        options: &AccountOptions,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Self, GnnError> {
+        let labels: Vec<bool> = fit.iter().map(|i| graph.laundering[*i]).collect();
+        let positives = labels.iter().filter(|l| **l).count();
+        if positives == 0 {
+            return Err(GnnError::Config(
+                "no training account is labelled as laundering (is_laundering = 1)".into(),
+            ));
+        }
+        let f = ACCOUNT_FEATURES.len();
+        let rows: Vec<f32> = fit.iter().flat_map(|i| graph.account_features(*i).to_vec()).collect();
+        let (mean, std) = crate::baseline::scaling(&rows, f);
+        let device = Device::Cpu;
+        let varmap = VarMap::new();
+        let model = Self::build(
+            options,
+            &mean,
+            &std,
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        )?;
+        seeded_init(&varmap, options.seed, Init::LinearUniform)?;
+        let tensors = model.tensors(graph)?;
+        let fit_index = Tensor::from_vec(
+            fit.iter().map(|r| *r as u32).collect::<Vec<_>>(),
+            fit.len(),
+            &device,
+        )?;
+        let validation_labels: Vec<bool> = validation.iter().map(|i| graph.laundering[*i]).collect();
+        let weight = ((labels.len() - positives) as f64 / positives as f64).clamp(1.0, 50.0);
+        let mut optimizer = AdamW::new(
+            varmap.all_vars(),
+            ParamsAdamW {
+                lr: options.learning_rate,
+                weight_decay: 1e-4,
+                ..Default::default()
+            },
+        )?;
+        let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+        for step in 1..=options.epochs {
+            let logits = model.forward(&tensors)?.index_select(&fit_index, 0)?;
+            let loss = binary_loss(&logits, &labels, weight)?;
+            optimizer.backward_step(&loss)?;
+            if step % CHECK_EVERY == 0 || step == options.epochs {
+                let scores = model.forward(&tensors)?.to_vec1::<f32>()?;
+                let picked: Vec<f32> = validation.iter().map(|i| scores[*i]).collect();
+                let quality = pr_auc(&picked, &validation_labels);
+                if best.as_ref().is_none_or(|(b, _, _)| quality > *b) {
+                    best = Some((quality, step, snapshot(&varmap)?));
+                }
+                if step % (CHECK_EVERY * 20) == 0 {
+                    progress(&format!(
+                        "step {step}/{}: loss {:.4}, validation PR-AUC {quality:.3}",
+                        options.epochs,
+                        loss.to_scalar::<f32>()?
+                    ));
+                }
+            }
+        }
+        if let Some((quality, step, weights)) = best {
+            progress(&format!("kept the weights of step {step} (validation PR-AUC {quality:.3})"));
+            let vars = varmap.data().lock().expect("varmap lock");
+            for (name, tensor) in weights {
+                vars[&name].set(&tensor)?;
+            }
+        }
+        Ok(model)
+    }
+
+    /// Laundering probability of every account of `graph` (order of
+    /// [`AccountGraph::accounts`]). Before calibration: read it as a ranking.
+    pub fn score(&self, graph: &AccountGraph) -> Result<Vec<f32>, GnnError> {
+        let logits = self.forward(&self.tensors(graph)?)?;
+        Ok(candle_nn::ops::sigmoid(&logits)?.to_vec1::<f32>()?)
+    }
+
+    fn tensors(&self, graph: &AccountGraph) -> candle_core::Result<GraphTensors> {
+        let device = &Device::Cpu;
+        let nodes = graph.node_count();
+        let mut features = Vec::with_capacity(4);
+        for (k, x) in graph.features.iter().enumerate() {
+            let width = match k {
+                0 => ACCOUNT_FEATURES.len(),
+                _ => OTHER_FEATURES.len(),
+            };
+            let t = Tensor::from_slice(x, (graph.counts[k], width), device)?;
+            features.push(match k {
+                0 => t.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?,
+                _ => t,
+            });
+        }
+        let mut log_degree = vec![0f32; nodes * MESSAGES];
+        let mut relations = Vec::with_capacity(RELATIONS.len());
+        for (r, relation) in graph.relations.iter().enumerate() {
+            let edges = relation.source.len();
+            let mut degree = [vec![0f32; nodes], vec![0f32; nodes]];
+            for (s, t) in relation.source.iter().zip(&relation.target) {
+                degree[0][*t as usize] += 1.0;
+                degree[1][*s as usize] += 1.0;
+            }
+            for (d, counts) in degree.iter().enumerate() {
+                for (node, c) in counts.iter().enumerate() {
+                    log_degree[node * MESSAGES + 2 * r + d] = c.ln_1p();
+                }
+            }
+            if edges == 0 {
+                relations.push(None);
+                continue;
+            }
+            let inverse = degree.map(|counts| {
+                let inv: Vec<f32> = counts.iter().map(|c| 1.0 / c.max(1.0)).collect();
+                Tensor::from_vec(inv, (nodes, 1), device)
+            });
+            let [to_target, to_source] = inverse;
+            relations.push(Some(RelationTensors {
+                source: Tensor::from_slice(&relation.source, edges, device)?,
+                target: Tensor::from_slice(&relation.target, edges, device)?,
+                x: Tensor::from_slice(&relation.x, (edges, PAIR_FEATURES.len()), device)?,
+                inverse: [to_target?, to_source?],
+            }));
+        }
+        Ok(GraphTensors {
+            features,
+            relations,
+            log_degree: Tensor::from_vec(log_degree, (nodes, MESSAGES), device)?,
+            nodes,
+        })
+    }
+
+    /// Laundering logits of every account, `[accounts]`.
+    fn forward(&self, g: &GraphTensors) -> candle_core::Result<Tensor> {
+        let starts: Vec<Tensor> = (self.node_in.iter().zip(&g.features))
+            .map(|(layer, x)| layer.forward(x)?.relu())
+            .collect::<candle_core::Result<_>>()?;
+        let mut h = Tensor::cat(&starts, 0)?;
+        let zeros = Tensor::zeros((g.nodes, self.hidden), DType::F32, h.device())?;
+        for layer in &self.layers {
+            let mut parts = vec![h.clone()];
+            for (r, relation) in g.relations.iter().enumerate() {
+                for direction in 0..2 {
+                    let Some(rel) = relation else {
+                        parts.extend([zeros.clone(), zeros.clone()]);
+                        continue;
+                    };
+                    // Along: the account's state reaches its counterpart; against: the reverse.
+                    let (from, to) = match direction {
+                        0 => (&rel.source, &rel.target),
+                        _ => (&rel.target, &rel.source),
+                    };
+                    let message = layer.messages[2 * r + direction]
+                        .forward(&Tensor::cat(&[&h.index_select(from, 0)?, &rel.x], 1)?)?
+                        .relu()?;
+                    let inverse = &rel.inverse[direction];
+                    let mean = zeros.index_add(to, &message, 0)?.broadcast_mul(inverse)?;
+                    let square = zeros.index_add(to, &message.sqr()?, 0)?.broadcast_mul(inverse)?;
+                    let std = ((square - mean.sqr()?)?.relu()? + 1e-5)?.sqrt()?;
+                    parts.extend([mean, std]);
+                }
+            }
+            parts.push(g.log_degree.clone());
+            h = layer.update.forward(&Tensor::cat(&parts, 1)?)?.relu()?;
+        }
+        let accounts = g.features[0].dims()[0];
+        let z = self
+            .head
+            .forward(&Tensor::cat(&[&h.narrow(0, 0, accounts)?, &g.features[0]], 1)?)?
+            .relu()?;
+        self.out.forward(&z)?.squeeze(1)
+    }
+}
+
+/// A copy of every variable's current value.
+fn snapshot(varmap: &VarMap) -> candle_core::Result<Vec<(String, Tensor)>> {
+    let vars = varmap.data().lock().expect("varmap lock");
+    vars.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
+}
