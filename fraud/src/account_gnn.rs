@@ -48,13 +48,17 @@ impl AccountOptions {
 }
 
 /// Validation PR-AUC is checked every this many steps.
-const CHECK_EVERY: usize = 5;
+const CHECK_EVERY: usize = 10;
 
 /// Messages per layer: each relation, along and against.
 const MESSAGES: usize = 2 * RELATIONS.len();
 
+/// One layer: per relation and direction, a message from the sender's state (with bias) plus
+/// one from the edge's features (`W·[state, edge] = W_s·state + W_e·edge`, computed per node
+/// and per edge instead of on a concatenation per edge).
 struct Layer {
-    messages: Vec<Linear>,
+    from_state: Vec<Linear>,
+    from_edge: Vec<Linear>,
     update: Linear,
 }
 
@@ -103,8 +107,19 @@ impl AccountGnn {
             .map(|i| {
                 let vb = vb.pp(format!("layer{i}"));
                 Ok(Layer {
-                    messages: (0..MESSAGES)
-                        .map(|m| linear(h + PAIR_FEATURES.len(), h, vb.pp(format!("message{m}"))))
+                    from_state: (0..MESSAGES)
+                        .map(|m| linear(h, h, vb.pp(format!("state{m}"))))
+                        .collect::<candle_core::Result<_>>()?,
+                    from_edge: (0..MESSAGES)
+                        .map(|m| {
+                            let vb = vb.pp(format!("edge{m}"));
+                            let w = vb.get_with_hints(
+                                (h, PAIR_FEATURES.len()),
+                                "weight",
+                                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+                            )?;
+                            Ok(Linear::new(w, None))
+                        })
                         .collect::<candle_core::Result<_>>()?,
                     update: linear(h * (1 + 2 * MESSAGES) + MESSAGES, h, vb.pp("update"))?,
                 })
@@ -277,9 +292,10 @@ impl AccountGnn {
                         0 => (&rel.source, &rel.target),
                         _ => (&rel.target, &rel.source),
                     };
-                    let message = layer.messages[2 * r + direction]
-                        .forward(&Tensor::cat(&[&h.index_select(from, 0)?, &rel.x], 1)?)?
-                        .relu()?;
+                    let m = 2 * r + direction;
+                    let message = (layer.from_state[m].forward(&h)?.index_select(from, 0)?
+                        + layer.from_edge[m].forward(&rel.x)?)?
+                    .relu()?;
                     let inverse = &rel.inverse[direction];
                     let mean = zeros.index_add(to, &message, 0)?.broadcast_mul(inverse)?;
                     let square = zeros.index_add(to, &message.sqr()?, 0)?.broadcast_mul(inverse)?;

@@ -12,7 +12,7 @@
 //! The graph holds every transaction it was built from: the account task scores accounts as of
 //! the end of the data.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::graph::{channel_code, Event, CHANNELS};
 use crate::schema::{Account, Transaction};
@@ -282,7 +282,7 @@ impl AccountGraph {
         let sharers: HashMap<u32, usize> = (others[2].iter())
             .map(|(device, (users, _, _))| (*device, users.len()))
             .collect();
-        let payees: Vec<HashSet<u32>> = (activity.iter())
+        let payees: Vec<BTreeSet<u32>> = (activity.iter())
             .map(|a| a.transfers_out.iter().map(|x| x.2).collect())
             .collect();
         let mut features = Vec::with_capacity(n * ACCOUNT_FEATURES.len());
@@ -385,15 +385,15 @@ impl AccountGraph {
 fn account_features(
     id: u32,
     a: &Activity,
-    payees: &[HashSet<u32>],
+    payees: &[BTreeSet<u32>],
     sharers: &HashMap<u32, usize>,
 ) -> [f32; 24] {
     let ins = &a.transfers_in;
     let outs = &a.transfers_out;
     let payers: HashSet<u32> = ins.iter().map(|x| x.2).collect();
     let own_payees = &payees[id as usize];
-    let both = payers.intersection(own_payees).count();
-    let either = payers.union(own_payees).count();
+    let both = own_payees.iter().filter(|p| payers.contains(p)).count();
+    let either = payers.len() + own_payees.len() - both;
     let amount_in: f64 = ins.iter().map(|x| x.1).sum();
     let amount_out: f64 = outs.iter().map(|x| x.1).sum();
     let transfers = ins.len() + outs.len();
@@ -473,8 +473,9 @@ fn account_features(
 }
 
 /// Whether `id` lies on a directed transfer cycle of three or four distinct accounts
-/// (`payers`: the accounts that transferred to it). Two-account cycles are `reciprocity`.
-fn on_cycle(id: u32, payees: &[HashSet<u32>], payers: &HashSet<u32>) -> bool {
+/// (`payers`: the accounts that transferred to it). Two-account cycles are `reciprocity`. Each
+/// step follows at most [`CYCLE_FANOUT`] payees (the lowest node ids: deterministic).
+fn on_cycle(id: u32, payees: &[BTreeSet<u32>], payers: &HashSet<u32>) -> bool {
     let next = |node: u32| payees[node as usize].iter().take(CYCLE_FANOUT).copied();
     next(id).filter(|b| *b != id).any(|b| {
         next(b).filter(|c| *c != id && *c != b).any(|c| {
@@ -515,14 +516,14 @@ mod tests {
     #[test]
     fn patterns_show_in_the_features() {
         // A → B → C → A within hours, amounts just under 10,000; D pays a merchant and gets a
-        // reply transfer from A two days later, at midnight.
+        // transfer from A two days later, at midnight, and pays it back at 7:00.
         let txs = [
             tx("A", "B", "2026-01-01T10:00:00Z", 9_500.0),
             tx("B", "C", "2026-01-01T12:00:00Z", 9_300.0),
             tx("C", "A", "2026-01-01T15:00:00Z", 9_100.0),
             tx("D", "M1", "2026-01-02T01:00:00Z", 20.0),
             tx("A", "D", "2026-01-03T00:00:00Z", 100.0),
-            tx("D", "A", "2026-01-03T05:00:00Z", 50.0),
+            tx("D", "A", "2026-01-03T07:00:00Z", 50.0),
         ];
         let graph = AccountGraph::new(&txs, &[]);
         assert_eq!(graph.counts, [4, 1, 1, 0]);

@@ -450,6 +450,11 @@ fn compare_accounts(
     mut progress: impl FnMut(&str),
 ) -> Result<AccountEval, Missing> {
     let (graph, fit_rows, validation_rows) = fit;
+    progress(&format!(
+        "account graph: {} nodes, {} edges",
+        graph.node_count(),
+        graph.edge_count()
+    ));
     let labels = |graph: &AccountGraph, rows: &[usize]| -> Vec<bool> {
         rows.iter().map(|i| graph.laundering[*i]).collect()
     };

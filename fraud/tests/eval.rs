@@ -1,16 +1,54 @@
 //! The held-out evaluation: every model beats chance on a generated bank, features never look
 //! ahead, and training is reproducible from its seed.
 
+use std::collections::HashSet;
+
+use vitrine_fraud::account_gnn::AccountOptions;
+use vitrine_fraud::schema::Transaction;
 use vitrine_fraud::baseline::LogisticRegression;
-use vitrine_fraud::eval::evaluate;
+use vitrine_fraud::eval::{evaluate, AccountEval, EvalOptions};
 use vitrine_fraud::features::{transaction_features, FEATURES};
 use vitrine_fraud::training::{score_rows, train, Prepared, TrainOptions};
 use vitrine_fraud::{generate, GenerateConfig};
 
-fn quick(seed: u64) -> TrainOptions {
-    TrainOptions {
-        epochs: 6,
-        ..TrainOptions::new(seed)
+fn quick(seed: u64) -> EvalOptions {
+    EvalOptions {
+        transactions: TrainOptions {
+            epochs: 6,
+            ..TrainOptions::new(seed)
+        },
+        accounts: AccountOptions {
+            epochs: 60,
+            ..AccountOptions::new(seed)
+        },
+    }
+}
+
+/// The accounts that took part in a transaction.
+fn active_accounts(transactions: &[Transaction]) -> HashSet<&str> {
+    (transactions.iter())
+        .flat_map(|t| [t.source.as_str(), t.target.as_str()])
+        .filter(|id| !id.starts_with('M'))
+        .collect()
+}
+
+/// Every account model ranks the held-out laundering accounts well above their prevalence,
+/// and the recall per typology adds up.
+fn accounts_beat_chance(report: &AccountEval, factor: f64) {
+    assert_eq!(report.models.len(), 4, "baseline, boosted trees, MLP and GNN");
+    assert!(report.test_positives >= 10, "{} held out", report.test_positives);
+    let prevalence = report.test_positives as f64 / report.test_accounts as f64;
+    for m in &report.models {
+        assert!(
+            m.pr_auc > factor * prevalence,
+            "{}: account PR-AUC {} vs prevalence {prevalence}",
+            m.model,
+            m.pr_auc
+        );
+        let caught: usize = m.recall_by_typology.values().map(|(hit, _)| hit).sum();
+        let total: usize = m.recall_by_typology.values().map(|(_, all)| all).sum();
+        assert_eq!(total, report.test_positives);
+        assert!((m.recall - caught as f64 / total as f64).abs() < 1e-9);
     }
 }
 
@@ -18,6 +56,16 @@ fn quick(seed: u64) -> TrainOptions {
 fn every_model_beats_chance_on_held_out_time() {
     let bank = generate(&GenerateConfig::new(3000, 11), |_| {}).unwrap();
     let report = evaluate(&bank.accounts, &bank.transactions, 0.7, &quick(1), |_| {}).unwrap();
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let accounts = report.accounts.unwrap();
+    // Held out and fitted: the accounts that took part in a transaction, each once.
+    let active = active_accounts(&bank.transactions);
+    assert_eq!(
+        accounts.fit_accounts + accounts.validation_accounts + accounts.test_accounts,
+        active.len()
+    );
+    accounts_beat_chance(&accounts, 5.0);
+    let report = report.transactions.unwrap();
     assert_eq!(
         report.fit_rows + report.validation_rows + report.test_rows,
         bank.transactions.len()
@@ -134,10 +182,8 @@ fn boosted_trees_learn_and_never_look_ahead() {
 fn models_trained_on_one_bank_are_measured_on_another() {
     let a = generate(&GenerateConfig::new(1500, 21), |_| {}).unwrap();
     let b = generate(&GenerateConfig::new(1500, 22), |_| {}).unwrap();
-    let options = TrainOptions {
-        epochs: 3,
-        ..TrainOptions::new(1)
-    };
+    let mut options = quick(1);
+    options.transactions.epochs = 3;
     let report = vitrine_fraud::eval::evaluate_across(
         (&a.accounts, &a.transactions),
         (&b.accounts, &b.transactions),
@@ -145,6 +191,15 @@ fn models_trained_on_one_bank_are_measured_on_another() {
         |_| {},
     )
     .unwrap();
+    let accounts = report.accounts.unwrap();
+    let active = active_accounts(&b.transactions);
+    assert_eq!(accounts.test_accounts, active.len());
+    let laundering = (b.accounts.iter())
+        .filter(|a| a.is_laundering == 1 && active.contains(a.account_id.as_str()))
+        .count();
+    assert_eq!(accounts.test_positives, laundering);
+    accounts_beat_chance(&accounts, 5.0);
+    let report = report.transactions.unwrap();
     assert_eq!(
         report.fit_rows + report.validation_rows,
         a.transactions.len()
