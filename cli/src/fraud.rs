@@ -434,6 +434,12 @@ pub struct GenerateArgs {
     /// Days of activity, from 2026-01-01.
     #[arg(long, default_value_t = 90)]
     days: u32,
+    /// How launderers and customers behave: `structuring` (amounts just under 10,000, small
+    /// quick patterns) or `blended` (everyday amounts, larger slower patterns, legitimate
+    /// cycles and fan-in, 10% of laundering accounts unlabelled). Train on one, test on the
+    /// other.
+    #[arg(long, default_value = "structuring", value_parser = ["structuring", "blended"])]
+    profile: String,
     /// Output folder (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -446,6 +452,7 @@ pub fn run(command: FraudCommand) -> Result<()> {
             let started = Instant::now();
             let config = GenerateConfig {
                 days: args.days,
+                profile: vitrine_fraud::Profile::parse(&args.profile)?,
                 ..GenerateConfig::new(args.accounts, args.seed)
             };
             let dataset = vitrine_fraud::generate(&config, |line| eprintln!("{line}"))?;

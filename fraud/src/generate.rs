@@ -18,6 +18,39 @@ use rand_distr::{Distribution, LogNormal, Poisson};
 
 use crate::schema::{Account, Card, Customer, Device, Merchant, Transaction};
 
+/// How the bank's launderers and its normal customers behave: a configuration to train on and
+/// another to test on, so that a model is measured on behaviour it was not fitted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Laundering transfers of 8,000–9,900 (structuring under a 10,000 reporting threshold),
+    /// patterns of a few accounts over hours to two days, every laundering account labelled.
+    #[default]
+    Structuring,
+    /// Laundering that blends in: amounts drawn like everyday transfers (median ~600, wide),
+    /// sent by bank transfer or mobile app alike, patterns about twice as large and spread
+    /// over up to five days; normal customers also form circles that pay each other round
+    /// (legitimate cycles and reciprocity), collectors that many pay monthly (legitimate
+    /// fan-in) and one-off transfers between people; one laundering account in ten is left
+    /// unlabelled (missed by investigators: label noise).
+    Blended,
+}
+
+impl Profile {
+    /// The profile called `name`.
+    pub fn parse(name: &str) -> Result<Self, GenerateError> {
+        match name {
+            "structuring" => Ok(Profile::Structuring),
+            "blended" => Ok(Profile::Blended),
+            other => Err(GenerateError::Config(format!(
+                "unknown profile `{other}`: use structuring or blended"
+            ))),
+        }
+    }
+}
+
+/// Share of laundering accounts left unlabelled by [`Profile::Blended`].
+const BLENDED_LABEL_NOISE: f64 = 0.1;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenerateConfig {
@@ -29,6 +62,8 @@ pub struct GenerateConfig {
     pub days: u32,
     /// First day of activity (UTC midnight).
     pub start: DateTime<Utc>,
+    /// How launderers and normal customers behave.
+    pub profile: Profile,
 }
 
 impl GenerateConfig {
@@ -39,6 +74,7 @@ impl GenerateConfig {
             seed,
             days: 90,
             start: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            profile: Profile::Structuring,
         }
     }
 }
@@ -131,6 +167,7 @@ struct Bank {
     account_cards: Vec<Vec<usize>>,
     txs: Vec<Tx>,
     patterns: usize,
+    profile: Profile,
 }
 
 /// Generates a bank, calling `progress` with a line per stage.
@@ -159,6 +196,9 @@ pub fn generate(
         bank.merchants.len()
     ));
     bank.normal_activity(config.days);
+    if config.profile == Profile::Blended {
+        bank.lookalikes(config.days);
+    }
     progress(&format!(
         "{} normal transactions over {} days",
         bank.txs.len(),
@@ -187,6 +227,10 @@ pub fn generate(
         bank.txs.len() - before,
         bank.patterns
     ));
+    if config.profile == Profile::Blended {
+        let missed = bank.unlabel(BLENDED_LABEL_NOISE);
+        progress(&format!("{missed} laundering accounts left unlabelled"));
+    }
     Ok(bank.finish(config.start))
 }
 
@@ -210,6 +254,7 @@ impl Bank {
             account_cards: Vec::new(),
             txs: Vec::new(),
             patterns: 0,
+            profile: config.profile,
         };
         let countries =
             WeightedIndex::new(COUNTRIES.iter().map(|c| c.1)).expect("weights are positive");
@@ -748,8 +793,86 @@ impl Bank {
         }
     }
 
-    /// One instance of an AML typology among existing accounts, over a few days, with amounts
-    /// kept under the 10,000 reporting threshold.
+    /// A pattern size from `low` up to `high` (exclusive); about twice as large with
+    /// [`Profile::Blended`].
+    fn size(&mut self, low: usize, high: usize) -> usize {
+        match self.profile {
+            Profile::Structuring => self.rng.random_range(low..high),
+            Profile::Blended => self.rng.random_range(low + 1..2 * high - 1),
+        }
+    }
+
+    /// The first (or, for unordered patterns, each) amount of a laundering pattern.
+    fn laundering_amount(&mut self) -> f64 {
+        match self.profile {
+            Profile::Structuring => self.rng.random_range(8_000.0..9_900.0),
+            Profile::Blended => self.amount(6.4, 0.9),
+        }
+    }
+
+    /// Legitimate look-alikes of laundering shapes ([`Profile::Blended`]): circles of 3–6
+    /// friends who pay each other round every couple of weeks (cycles, reciprocity),
+    /// collectors (a club, a landlord) that 10–30 accounts pay every month (fan-in), and
+    /// one-off transfers between people (a used car, a deposit returned).
+    fn lookalikes(&mut self, days: u32) {
+        let n = self.accounts.len();
+        for _ in 0..(n / 60).max(1) {
+            let size = self.rng.random_range(3..7);
+            let circle: Vec<usize> = (0..size).map(|_| self.rng.random_range(0..n)).collect();
+            let mut day = self.rng.random_range(0..14);
+            while day < days as i64 {
+                for i in 0..size {
+                    let (from, to) = (circle[i], circle[(i + 1) % size]);
+                    if from != to {
+                        let at = day * 86_400 + self.time_of_day();
+                        let amount = self.amount(4.0, 0.6);
+                        let device = self.device_of(from);
+                        self.transfer(at, from, to, amount, "mobile", device, None);
+                    }
+                }
+                day += self.rng.random_range(10..20);
+            }
+        }
+        for _ in 0..(n / 200).max(1) {
+            let collector = self.rng.random_range(0..n);
+            let members = self.rng.random_range(10..31);
+            let fee = self.amount(4.5, 0.4);
+            for _ in 0..members {
+                let member = self.rng.random_range(0..n);
+                if member != collector {
+                    let day = self.rng.random_range(1..6);
+                    self.monthly(days, day, member, collector, fee, "transfer", None);
+                }
+            }
+        }
+        for _ in 0..n / 2 {
+            let (from, to) = (self.rng.random_range(0..n), self.rng.random_range(0..n));
+            if from != to {
+                let at = self.rng.random_range(0..self.seconds);
+                let amount = self.amount(6.0, 1.0);
+                let channel = ["transfer", "mobile"][self.rng.random_range(0..2)];
+                let device = self.device_of(from);
+                self.transfer(at, from, to, amount, channel, device, None);
+            }
+        }
+    }
+
+    /// Clears the laundering label of a `share` of the laundering accounts (not their
+    /// transactions' labels): cases investigators missed. Returns how many.
+    fn unlabel(&mut self, share: f64) -> usize {
+        let mut missed = 0;
+        for a in 0..self.accounts.len() {
+            if self.accounts[a].is_laundering == 1 && self.rng.random_bool(share) {
+                self.accounts[a].is_laundering = 0;
+                self.accounts[a].typology.clear();
+                missed += 1;
+            }
+        }
+        missed
+    }
+
+    /// One instance of an AML typology among existing accounts, over a few days: with
+    /// [`Profile::Structuring`], amounts kept under the 10,000 reporting threshold.
     fn laundering(&mut self, typology: &'static str) {
         let pattern = self.new_pattern();
         let n = self.accounts.len();
@@ -766,7 +889,7 @@ impl Bank {
         let mut edges: Vec<(usize, usize)> = Vec::new();
         match typology {
             "fan_in" | "fan_out" => {
-                let k = self.rng.random_range(5..16);
+                let k = self.size(5, 16);
                 let group = pick(self, k + 1);
                 for leaf in &group[1..] {
                     edges.push(if typology == "fan_in" {
@@ -777,14 +900,14 @@ impl Bank {
                 }
             }
             "cycle" => {
-                let k = self.rng.random_range(3..9);
+                let k = self.size(3, 9);
                 let group = pick(self, k);
                 for i in 0..k {
                     edges.push((group[i], group[(i + 1) % k]));
                 }
             }
             "scatter_gather" => {
-                let m = self.rng.random_range(3..9);
+                let m = self.size(3, 9);
                 let group = pick(self, m + 2);
                 for mid in &group[2..] {
                     edges.push((group[0], *mid));
@@ -792,7 +915,7 @@ impl Bank {
                 }
             }
             "gather_scatter" => {
-                let m = self.rng.random_range(3..7);
+                let m = self.size(3, 7);
                 let group = pick(self, 2 * m + 1);
                 for i in 0..m {
                     edges.push((group[1 + i], group[0]));
@@ -800,7 +923,7 @@ impl Bank {
                 }
             }
             "bipartite" => {
-                let (l, r) = (self.rng.random_range(3..7), self.rng.random_range(3..7));
+                let (l, r) = (self.size(3, 7), self.size(3, 7));
                 let group = pick(self, l + r);
                 for i in 0..l {
                     for j in 0..r {
@@ -812,11 +935,7 @@ impl Bank {
             }
             _ => {
                 // stack: three layers, each node paying several nodes of the next layer.
-                let widths = [
-                    self.rng.random_range(2..5),
-                    self.rng.random_range(2..5),
-                    self.rng.random_range(2..5),
-                ];
+                let widths = [self.size(2, 5), self.size(2, 5), self.size(2, 5)];
                 let group = pick(self, widths.iter().sum());
                 let (a, rest) = group.split_at(widths[0]);
                 let (b, c) = rest.split_at(widths[1]);
@@ -829,32 +948,38 @@ impl Bank {
                 }
             }
         }
-        let mut at = self.random_time(12);
+        let blended = self.profile == Profile::Blended;
+        let mut at = self.random_time(if blended { 40 } else { 12 });
         let ordered = matches!(
             typology,
             "cycle" | "scatter_gather" | "gather_scatter" | "stack"
         );
-        let mut amount: f64 = self.rng.random_range(8_000.0..9_900.0);
+        let mut amount = self.laundering_amount();
         for (i, (from, to)) in edges.iter().enumerate() {
-            at += if ordered {
-                self.rng.random_range(3600..2 * 86_400)
-            } else {
-                self.rng.random_range(600..86_400)
+            at += match (ordered, blended) {
+                (true, false) => self.rng.random_range(3600..2 * 86_400),
+                (false, false) => self.rng.random_range(600..86_400),
+                (true, true) => self.rng.random_range(6 * 3600..5 * 86_400),
+                (false, true) => self.rng.random_range(3600..4 * 86_400),
             };
             if ordered && i > 0 {
                 amount *= self.rng.random_range(0.93..0.99);
             } else if !ordered {
-                amount = self.rng.random_range(8_000.0..9_900.0);
+                amount = self.laundering_amount();
             }
             self.mark(*from, typology);
             self.mark(*to, typology);
             let device = self.device_of(*from);
+            let channel = match blended {
+                true => ["transfer", "mobile"][self.rng.random_range(0..2)],
+                false => "transfer",
+            };
             self.transfer(
                 at.min(self.seconds - 1),
                 *from,
                 *to,
                 (amount * 100.0).round() / 100.0,
-                "transfer",
+                channel,
                 device,
                 Some((typology, pattern)),
             );

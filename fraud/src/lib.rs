@@ -27,7 +27,7 @@ pub mod training;
 
 use std::path::Path;
 
-pub use generate::{generate, Dataset, GenerateConfig, GenerateError};
+pub use generate::{generate, Dataset, GenerateConfig, GenerateError, Profile};
 
 /// Why files could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -206,9 +206,10 @@ pub(crate) fn nothing_to_learn(data: &Prepared, rows: Range<usize>) -> GnnError 
     let hint = match touching {
         0 => String::new(),
         n => format!(
-            "; {n} of them touch accounts labelled as laundering, but account labels alone \
-             are not learned from yet: --derive-transaction-labels labels each transfer between \
-             two laundering accounts as laundering"
+            "; {n} of them touch accounts labelled as laundering: the account models of \
+             `vitrine fraud eval` learn from those labels, and --derive-transaction-labels \
+             labels each transfer between two laundering accounts as laundering for the \
+             transaction models"
         ),
     };
     GnnError::Config(format!(

@@ -218,3 +218,30 @@ fn models_trained_on_one_bank_are_measured_on_another() {
         );
     }
 }
+
+/// Data that labels only accounts (many AML data sets) is evaluated at account level; the
+/// transaction level is skipped with why, and data with no label at all is refused.
+#[test]
+fn account_labels_alone_are_enough_for_the_account_level() {
+    let mut bank = generate(&GenerateConfig::new(1500, 23), |_| {}).unwrap();
+    for t in &mut bank.transactions {
+        (t.is_fraud, t.typology) = (0, String::new());
+    }
+    let report = evaluate(&bank.accounts, &bank.transactions, 0.7, &quick(1), |_| {}).unwrap();
+    assert!(report.transactions.is_none());
+    assert_eq!(report.skipped.len(), 1);
+    assert!(
+        report.skipped[0].contains("transaction level skipped")
+            && report.skipped[0].contains("--derive-transaction-labels"),
+        "{}",
+        report.skipped[0]
+    );
+    accounts_beat_chance(&report.accounts.unwrap(), 3.0);
+    for a in &mut bank.accounts {
+        a.is_laundering = 0;
+    }
+    let Err(e) = evaluate(&bank.accounts, &bank.transactions, 0.7, &quick(1), |_| {}) else {
+        panic!("nothing to learn from");
+    };
+    assert!(e.to_string().contains("account level skipped"), "{e}");
+}

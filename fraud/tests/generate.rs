@@ -183,6 +183,7 @@ fn csv_files_hold_every_record_with_a_header() {
 
 #[test]
 fn impossible_settings_are_refused() {
+    assert!(vitrine_fraud::Profile::parse("lumpy").unwrap_err().to_string().contains("structuring or blended"));
     let err = generate(&GenerateConfig::new(10, 1), |_| {}).unwrap_err();
     assert!(err.to_string().contains("at least 100"), "{err}");
     let short = GenerateConfig {
@@ -193,4 +194,70 @@ fn impossible_settings_are_refused() {
         .unwrap_err()
         .to_string()
         .contains("--days"));
+}
+
+/// The blended profile is another bank: laundering at everyday amounts and by app as well as
+/// by transfer, legitimate look-alikes of its shapes, and laundering accounts left unlabelled.
+#[test]
+fn the_blended_profile_hides_laundering_among_look_alikes() {
+    let config = GenerateConfig {
+        profile: vitrine_fraud::Profile::Blended,
+        ..GenerateConfig::new(3000, 8)
+    };
+    let blended = generate(&config, |_| {}).unwrap();
+    let structuring = bank(3000, 8);
+    let laundering_amounts = |bank: &Dataset| -> Vec<f64> {
+        let mut amounts: Vec<f64> = (bank.transactions.iter())
+            .filter(|t| t.is_fraud == 1 && !t.pattern_id.is_empty())
+            .filter(|t| !matches!(t.typology.as_str(), "card_testing" | "account_takeover" | "mule_ring"))
+            .map(|t| t.amount)
+            .collect();
+        amounts.sort_by(f64::total_cmp);
+        amounts
+    };
+    let (s, b) = (laundering_amounts(&structuring), laundering_amounts(&blended));
+    assert!(s[s.len() - 1] < 9_900.0 && s[s.len() / 2] > 5_000.0, "structuring under 9,900");
+    let median = b[b.len() / 2];
+    assert!((200.0..2_000.0).contains(&median), "blended median {median}");
+    let channels: std::collections::HashSet<&str> = (blended.transactions.iter())
+        .filter(|t| t.typology == "cycle")
+        .map(|t| t.channel.as_str())
+        .collect();
+    assert!(channels.contains("mobile") && channels.contains("transfer"), "{channels:?}");
+    // Label noise: accounts that send laundering transfers but are not labelled.
+    let labelled = vitrine_fraud::schema::laundering_ids(&blended.accounts);
+    let unlabelled_senders: std::collections::HashSet<&str> = (blended.transactions.iter())
+        .filter(|t| t.typology == "fan_out" || t.typology == "stack")
+        .map(|t| t.source.as_str())
+        .filter(|s| !labelled.contains(s))
+        .collect();
+    assert!(!unlabelled_senders.is_empty(), "some laundering accounts are unlabelled");
+    // Legitimate reciprocity: unlabelled pairs paying each other both ways by app.
+    let mobile: std::collections::HashSet<(&str, &str)> = (blended.transactions.iter())
+        .filter(|t| t.is_fraud == 0 && t.channel == "mobile" && t.target.starts_with('A'))
+        .map(|t| (t.source.as_str(), t.target.as_str()))
+        .collect();
+    let circles = |bank: &Dataset| {
+        let edges: std::collections::HashSet<(&str, &str)> = (bank.transactions.iter())
+            .filter(|t| t.is_fraud == 0 && t.target.starts_with('A'))
+            .map(|t| (t.source.as_str(), t.target.as_str()))
+            .collect();
+        // Directed 3-cycles among normal transfers, counted per edge.
+        edges
+            .iter()
+            .filter(|(a, b)| {
+                edges
+                    .iter()
+                    .any(|(x, c)| x == b && edges.contains(&(*c, *a)) && c != a)
+            })
+            .count()
+    };
+    assert!(mobile.len() > 1000);
+    assert!(
+        // The same seed gives the same normal activity; the circles come on top of it.
+        circles(&blended) > circles(&structuring) + 30,
+        "legitimate cycles: blended {}, structuring {}",
+        circles(&blended),
+        circles(&structuring)
+    );
 }
