@@ -37,6 +37,12 @@ impl Batch {
         self.source.len()
     }
 
+    /// Number of nodes over all queries' neighbourhoods (a node sampled by two queries counts
+    /// twice).
+    pub fn graph_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Whether the batch holds no query.
     pub fn is_empty(&self) -> bool {
         self.source.is_empty()
