@@ -33,9 +33,11 @@ pub struct EvalArgs {
     /// train on its earliest transactions and are measured on the rest.
     #[arg(long, required_unless_present = "train", conflicts_with = "train")]
     data: Option<PathBuf>,
-    /// Train on this bank (a folder as for --data; its latest 20% choose the thresholds) …
+    /// Train on this bank (a folder as for --data; its latest 20% of transactions and a fifth
+    /// of its accounts choose the thresholds); repeat to train on several banks at once,
+    /// kept apart (their ids are suffixed `~1`, `~2`, …) …
     #[arg(long, requires = "test")]
-    train: Option<PathBuf>,
+    train: Vec<PathBuf>,
     /// … and measure on all of this one, which the models never saw.
     #[arg(long, requires = "train")]
     test: Option<PathBuf>,
@@ -70,6 +72,45 @@ fn read_labelled(dir: &std::path::Path, derive: bool) -> Result<vitrine_fraud::i
         eprintln!("labelled {labelled} transfers between laundering accounts as laundering");
     }
     Ok(data)
+}
+
+/// Several banks as one whose parts never meet: each bank's ids gain the suffix `~N` (its
+/// position, from 1), which keeps their kind prefixes; transactions in time order. One bank is
+/// returned as it is.
+fn disjoint_union(mut banks: Vec<vitrine_fraud::import::Imported>) -> vitrine_fraud::import::Imported {
+    if banks.len() == 1 {
+        return banks.remove(0);
+    }
+    let mut union = vitrine_fraud::import::Imported::default();
+    for (n, bank) in banks.into_iter().enumerate() {
+        let tag = |id: &mut String| {
+            if !id.is_empty() {
+                id.push_str(&format!("~{}", n + 1));
+            }
+        };
+        for mut a in bank.accounts {
+            tag(&mut a.account_id);
+            tag(&mut a.customer_id);
+            union.accounts.push(a);
+        }
+        for mut t in bank.transactions {
+            for id in [
+                &mut t.transaction_id,
+                &mut t.source,
+                &mut t.target,
+                &mut t.card_id,
+                &mut t.device_id,
+                &mut t.pattern_id,
+            ] {
+                tag(id);
+            }
+            union.transactions.push(t);
+        }
+    }
+    union
+        .transactions
+        .sort_by_cached_key(|t| Event::from_transaction(t).time);
+    union
 }
 
 /// Reads `accounts.csv` and `transactions.csv` from a folder in the documented format.
@@ -116,8 +157,11 @@ fn eval(args: EvalArgs) -> Result<()> {
             )?;
             (report, "within one bank")
         }
-        (None, Some(train), Some(test)) => {
-            let (a, b) = (read_labelled(train, derive)?, read_labelled(test, derive)?);
+        (None, train, Some(test)) if !train.is_empty() => {
+            let banks = (train.iter())
+                .map(|dir| read_labelled(dir, derive))
+                .collect::<Result<Vec<_>>>()?;
+            let (a, b) = (disjoint_union(banks), read_labelled(test, derive)?);
             eprintln!(
                 "computing features and the graphs of {} and {} transactions …",
                 a.transactions.len(),
