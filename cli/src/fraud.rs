@@ -77,7 +77,9 @@ fn read_labelled(dir: &std::path::Path, derive: bool) -> Result<vitrine_fraud::i
 /// Several banks as one whose parts never meet: each bank's ids gain the suffix `~N` (its
 /// position, from 1), which keeps their kind prefixes; transactions in time order. One bank is
 /// returned as it is.
-fn disjoint_union(mut banks: Vec<vitrine_fraud::import::Imported>) -> vitrine_fraud::import::Imported {
+fn disjoint_union(
+    mut banks: Vec<vitrine_fraud::import::Imported>,
+) -> vitrine_fraud::import::Imported {
     if banks.len() == 1 {
         return banks.remove(0);
     }

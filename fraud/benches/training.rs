@@ -55,7 +55,11 @@ fn main() {
     let started = Instant::now();
     train(&data, 0..n * 7 / 10, &options, |line| {
         if let Some(count) = line.split(" over ").nth(1) {
-            samples += count.split(' ').next().and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+            samples += count
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse::<usize>().ok())
+                .unwrap_or(0);
         }
     })
     .expect("training");

@@ -92,14 +92,24 @@ struct GraphTensors {
 }
 
 impl AccountGnn {
-    fn build(options: &AccountOptions, mean: &[f32], std: &[f32], vb: VarBuilder) -> Result<Self, GnnError> {
+    fn build(
+        options: &AccountOptions,
+        mean: &[f32],
+        std: &[f32],
+        vb: VarBuilder,
+    ) -> Result<Self, GnnError> {
         let h = options.hidden;
         if h == 0 {
             return Err(GnnError::Config("hidden must be positive".into()));
         }
         let f = ACCOUNT_FEATURES.len();
         let device = vb.device().clone();
-        let widths = [f, OTHER_FEATURES.len(), OTHER_FEATURES.len(), OTHER_FEATURES.len()];
+        let widths = [
+            f,
+            OTHER_FEATURES.len(),
+            OTHER_FEATURES.len(),
+            OTHER_FEATURES.len(),
+        ];
         let node_in = (widths.iter().enumerate())
             .map(|(k, w)| linear(*w, h, vb.pp(format!("node_in{k}"))))
             .collect::<candle_core::Result<_>>()?;
@@ -154,7 +164,10 @@ impl AccountGnn {
             ));
         }
         let f = ACCOUNT_FEATURES.len();
-        let rows: Vec<f32> = fit.iter().flat_map(|i| graph.account_features(*i).to_vec()).collect();
+        let rows: Vec<f32> = fit
+            .iter()
+            .flat_map(|i| graph.account_features(*i).to_vec())
+            .collect();
         let (mean, std) = crate::baseline::scaling(&rows, f);
         let device = Device::Cpu;
         let varmap = VarMap::new();
@@ -171,7 +184,8 @@ impl AccountGnn {
             fit.len(),
             &device,
         )?;
-        let validation_labels: Vec<bool> = validation.iter().map(|i| graph.laundering[*i]).collect();
+        let validation_labels: Vec<bool> =
+            validation.iter().map(|i| graph.laundering[*i]).collect();
         let weight = ((labels.len() - positives) as f64 / positives as f64).clamp(1.0, 50.0);
         let mut optimizer = AdamW::new(
             varmap.all_vars(),
@@ -181,7 +195,7 @@ impl AccountGnn {
                 ..Default::default()
             },
         )?;
-        let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+        let mut best: Option<(f64, usize, Snapshot)> = None;
         for step in 1..=options.epochs {
             let logits = model.forward(&tensors)?.index_select(&fit_index, 0)?;
             let loss = binary_loss(&logits, &labels, weight)?;
@@ -203,7 +217,9 @@ impl AccountGnn {
             }
         }
         if let Some((quality, step, weights)) = best {
-            progress(&format!("kept the weights of step {step} (validation PR-AUC {quality:.3})"));
+            progress(&format!(
+                "kept the weights of step {step} (validation PR-AUC {quality:.3})"
+            ));
             let vars = varmap.data().lock().expect("varmap lock");
             for (name, tensor) in weights {
                 vars[&name].set(&tensor)?;
@@ -298,7 +314,9 @@ impl AccountGnn {
                     .relu()?;
                     let inverse = &rel.inverse[direction];
                     let mean = zeros.index_add(to, &message, 0)?.broadcast_mul(inverse)?;
-                    let square = zeros.index_add(to, &message.sqr()?, 0)?.broadcast_mul(inverse)?;
+                    let square = zeros
+                        .index_add(to, &message.sqr()?, 0)?
+                        .broadcast_mul(inverse)?;
                     let std = ((square - mean.sqr()?)?.relu()? + 1e-5)?.sqrt()?;
                     parts.extend([mean, std]);
                 }
@@ -309,14 +327,20 @@ impl AccountGnn {
         let accounts = g.features[0].dims()[0];
         let z = self
             .head
-            .forward(&Tensor::cat(&[&h.narrow(0, 0, accounts)?, &g.features[0]], 1)?)?
+            .forward(&Tensor::cat(
+                &[&h.narrow(0, 0, accounts)?, &g.features[0]],
+                1,
+            )?)?
             .relu()?;
         self.out.forward(&z)?.squeeze(1)
     }
 }
 
+/// Every variable's value at one step, by name.
+type Snapshot = Vec<(String, Tensor)>;
+
 /// A copy of every variable's current value.
-fn snapshot(varmap: &VarMap) -> candle_core::Result<Vec<(String, Tensor)>> {
+fn snapshot(varmap: &VarMap) -> candle_core::Result<Snapshot> {
     let vars = varmap.data().lock().expect("varmap lock");
     vars.iter()
         .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))

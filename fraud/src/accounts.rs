@@ -172,6 +172,22 @@ impl Ids {
     }
 }
 
+/// How a merchant, device or card was used: by which accounts, how often, how much.
+#[derive(Default, Clone)]
+struct Usage {
+    accounts: HashSet<u32>,
+    count: f64,
+    amount: f64,
+}
+
+impl Usage {
+    fn add(&mut self, account: u32, amount: f64) {
+        self.accounts.insert(account);
+        self.count += 1.0;
+        self.amount += amount;
+    }
+}
+
 /// What one account did, in time order.
 #[derive(Default, Clone)]
 struct Activity {
@@ -198,7 +214,7 @@ impl AccountGraph {
         }
         let mut pairs: [HashMap<(u32, u32), Pair>; 4] = Default::default();
         let mut activity: Vec<Activity> = vec![Activity::default(); accounts.len()];
-        let mut others: [HashMap<u32, (HashSet<u32>, f64, f64)>; 4] = Default::default();
+        let mut others: [HashMap<u32, Usage>; 4] = Default::default();
         let times: Vec<i64> = (transactions.iter())
             .map(|t| Event::from_transaction(t).time)
             .collect();
@@ -227,9 +243,10 @@ impl AccountGraph {
                         .entry((source, node))
                         .or_default()
                         .add(time, amount, channel);
-                    let other = others[relation].entry(node).or_default();
-                    other.0.insert(source);
-                    (other.1, other.2) = (other.1 + 1.0, other.2 + amount);
+                    others[relation]
+                        .entry(node)
+                        .or_default()
+                        .add(source, amount);
                     let set = match relation {
                         2 => &mut activity[source as usize].devices,
                         _ => &mut activity[source as usize].cards,
@@ -243,16 +260,17 @@ impl AccountGraph {
             s.night += usize::from(time_of_day && hour < 6);
             if merchant {
                 s.payments += 1;
-                let other = others[1].entry(target).or_default();
-                other.0.insert(source);
-                (other.1, other.2) = (other.1 + 1.0, other.2 + amount);
+                others[1].entry(target).or_default().add(source, amount);
             } else {
                 s.transfers_out.push((time, amount, target));
                 let d = &mut activity[target as usize];
                 d.transfers_in.push((time, amount, source));
                 d.salary_in += usize::from(CHANNELS[usize::from(channel)] == "salary");
             }
-            for end in [source as usize, target as usize].iter().take(1 + !merchant as usize) {
+            for end in [source as usize, target as usize]
+                .iter()
+                .take(1 + !merchant as usize)
+            {
                 let a = &mut activity[*end];
                 a.first = Some(a.first.map_or(time, |f| f.min(time)));
                 a.last = a.last.max(time);
@@ -265,7 +283,7 @@ impl AccountGraph {
             a.transfers_out.sort_by_key(|x| x.0);
         }
         let sharers: HashMap<u32, usize> = (others[2].iter())
-            .map(|(device, (users, _, _))| (*device, users.len()))
+            .map(|(device, usage)| (*device, usage.accounts.len()))
             .collect();
         let payees: Vec<BTreeSet<u32>> = (activity.iter())
             .map(|a| a.transfers_out.iter().map(|x| x.2).collect())
@@ -278,11 +296,11 @@ impl AccountGraph {
         let mut node_features: [Vec<f32>; 4] = [features, Vec::new(), Vec::new(), Vec::new()];
         for kind in 1..4 {
             for node in 0..counts[kind] as u32 {
-                let (users, count, amount) = others[kind].get(&node).cloned().unwrap_or_default();
+                let usage = others[kind].get(&node).cloned().unwrap_or_default();
                 node_features[kind].extend([
-                    (users.len() as f32).ln_1p(),
-                    (count as f32).ln_1p(),
-                    ((amount / count.max(1.0)) as f32).ln_1p(),
+                    (usage.accounts.len() as f32).ln_1p(),
+                    (usage.count as f32).ln_1p(),
+                    ((usage.amount / usage.count.max(1.0)) as f32).ln_1p(),
                 ]);
             }
         }
@@ -319,7 +337,9 @@ impl AccountGraph {
 
     /// Indices of the accounts that took part in a transaction.
     pub fn active_accounts(&self) -> Vec<usize> {
-        (0..self.accounts.len()).filter(|i| self.active[*i]).collect()
+        (0..self.accounts.len())
+            .filter(|i| self.active[*i])
+            .collect()
     }
 
     /// Number of nodes of all kinds.
@@ -411,10 +431,8 @@ fn account_features(
         .max()
         .unwrap_or(0);
     let mean_out = amount_out / outs.len().max(1) as f64;
-    let var_out = (outs.iter())
-        .map(|x| (x.1 - mean_out).powi(2))
-        .sum::<f64>()
-        / outs.len().max(1) as f64;
+    let var_out =
+        (outs.iter()).map(|x| (x.1 - mean_out).powi(2)).sum::<f64>() / outs.len().max(1) as f64;
     let cv = match mean_out > 0.0 {
         true => (var_out.sqrt() / mean_out).min(5.0),
         false => 0.0,
@@ -473,7 +491,12 @@ mod tests {
             target: target.into(),
             amount,
             currency: "EUR".into(),
-            channel: if target.starts_with('M') { "online" } else { "transfer" }.into(),
+            channel: if target.starts_with('M') {
+                "online"
+            } else {
+                "transfer"
+            }
+            .into(),
             merchant_category: String::new(),
             card_id: String::new(),
             device_id: "D1".into(),

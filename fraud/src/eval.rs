@@ -237,10 +237,7 @@ pub fn evaluate_across(
 }
 
 /// A level's result, `None` (its reason in `skipped`) when its labels are missing.
-fn level<T>(
-    result: Result<T, Missing>,
-    skipped: &mut Vec<String>,
-) -> Result<Option<T>, GnnError> {
+fn level<T>(result: Result<T, Missing>, skipped: &mut Vec<String>) -> Result<Option<T>, GnnError> {
     match result {
         Ok(t) => Ok(Some(t)),
         Err(Missing::Labels(why)) => {
@@ -466,8 +463,7 @@ fn compare_accounts(
                 .into(),
         ));
     }
-    let (validation_labels, test_labels) =
-        (labels(graph, validation_rows), labels(test.0, test.1));
+    let (validation_labels, test_labels) = (labels(graph, validation_rows), labels(test.0, test.1));
     let groups: Vec<&str> = (test.1.iter())
         .map(|i| match test.0.typologies[*i].as_str() {
             "" => "no typology label",
@@ -489,9 +485,8 @@ fn compare_accounts(
             seconds,
         }
     };
-    let pick = |scores: &[f32], rows: &[usize]| -> Vec<f32> {
-        rows.iter().map(|i| scores[*i]).collect()
-    };
+    let pick =
+        |scores: &[f32], rows: &[usize]| -> Vec<f32> { rows.iter().map(|i| scores[*i]).collect() };
     let mut models = Vec::new();
 
     progress("accounts: training the logistic-regression baseline");

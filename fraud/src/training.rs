@@ -229,7 +229,11 @@ fn shift_bias(varmap: &VarMap, name: &str, by: f64) -> candle_core::Result<()> {
 }
 
 /// Weighted binary cross-entropy of logits `z` against 0/1 `labels`, mean over the batch.
-pub(crate) fn binary_loss(z: &Tensor, labels: &[bool], positive_weight: f64) -> candle_core::Result<Tensor> {
+pub(crate) fn binary_loss(
+    z: &Tensor,
+    labels: &[bool],
+    positive_weight: f64,
+) -> candle_core::Result<Tensor> {
     let y: Vec<f32> = labels.iter().map(|l| *l as u8 as f32).collect();
     let w: Vec<f32> = labels
         .iter()

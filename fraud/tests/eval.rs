@@ -4,14 +4,15 @@
 use std::collections::HashSet;
 
 use vitrine_fraud::account_gnn::AccountOptions;
-use vitrine_fraud::schema::Transaction;
 use vitrine_fraud::baseline::LogisticRegression;
 use vitrine_fraud::eval::{evaluate, AccountEval, EvalOptions};
 use vitrine_fraud::features::{transaction_features, FEATURES};
+use vitrine_fraud::schema::Transaction;
 use vitrine_fraud::training::{score_rows, train, Prepared, TrainOptions};
 use vitrine_fraud::{generate, GenerateConfig};
 
 fn quick(seed: u64) -> EvalOptions {
+    one_candle_thread();
     EvalOptions {
         transactions: TrainOptions {
             epochs: 6,
@@ -21,6 +22,15 @@ fn quick(seed: u64) -> EvalOptions {
             epochs: 60,
             ..AccountOptions::new(seed)
         },
+    }
+}
+
+/// Runs candle on one thread per test. The tests of this file run side by side on the 2 cores,
+/// and candle's pool of spinning workers, shared by all of them, made them 3× slower (see
+/// docs/benchmarks.md, contention). Its size is read once, before the first operation.
+fn one_candle_thread() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 
@@ -35,8 +45,16 @@ fn active_accounts(transactions: &[Transaction]) -> HashSet<&str> {
 /// Every account model ranks the held-out laundering accounts well above their prevalence,
 /// and the recall per typology adds up.
 fn accounts_beat_chance(report: &AccountEval, factor: f64) {
-    assert_eq!(report.models.len(), 4, "baseline, boosted trees, MLP and GNN");
-    assert!(report.test_positives >= 10, "{} held out", report.test_positives);
+    assert_eq!(
+        report.models.len(),
+        4,
+        "baseline, boosted trees, MLP and GNN"
+    );
+    assert!(
+        report.test_positives >= 10,
+        "{} held out",
+        report.test_positives
+    );
     let prevalence = report.test_positives as f64 / report.test_accounts as f64;
     for m in &report.models {
         assert!(
@@ -105,6 +123,7 @@ fn every_model_beats_chance_on_held_out_time() {
 
 #[test]
 fn features_never_look_ahead_and_the_baseline_is_reproducible() {
+    one_candle_thread();
     let bank = generate(&GenerateConfig::new(400, 2), |_| {}).unwrap();
     let all = transaction_features(&bank.transactions);
     // A prefix of the history gives the same features for the prefix: nothing from the future.
@@ -119,6 +138,7 @@ fn features_never_look_ahead_and_the_baseline_is_reproducible() {
 
 #[test]
 fn gnn_training_is_reproducible_from_its_seed_and_survives_a_save() {
+    one_candle_thread();
     let bank = generate(&GenerateConfig::new(800, 5), |_| {}).unwrap();
     let data = Prepared::new(&bank.transactions, &bank.accounts);
     let rows = 0..data.events.len() * 7 / 10;

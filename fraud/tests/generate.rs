@@ -183,7 +183,10 @@ fn csv_files_hold_every_record_with_a_header() {
 
 #[test]
 fn impossible_settings_are_refused() {
-    assert!(vitrine_fraud::Profile::parse("lumpy").unwrap_err().to_string().contains("structuring or blended"));
+    assert!(vitrine_fraud::Profile::parse("lumpy")
+        .unwrap_err()
+        .to_string()
+        .contains("structuring or blended"));
     let err = generate(&GenerateConfig::new(10, 1), |_| {}).unwrap_err();
     assert!(err.to_string().contains("at least 100"), "{err}");
     let short = GenerateConfig {
@@ -209,21 +212,38 @@ fn the_blended_profile_hides_laundering_among_look_alikes() {
     let laundering_amounts = |bank: &Dataset| -> Vec<f64> {
         let mut amounts: Vec<f64> = (bank.transactions.iter())
             .filter(|t| t.is_fraud == 1 && !t.pattern_id.is_empty())
-            .filter(|t| !matches!(t.typology.as_str(), "card_testing" | "account_takeover" | "mule_ring"))
+            .filter(|t| {
+                !matches!(
+                    t.typology.as_str(),
+                    "card_testing" | "account_takeover" | "mule_ring"
+                )
+            })
             .map(|t| t.amount)
             .collect();
         amounts.sort_by(f64::total_cmp);
         amounts
     };
-    let (s, b) = (laundering_amounts(&structuring), laundering_amounts(&blended));
-    assert!(s[s.len() - 1] < 9_900.0 && s[s.len() / 2] > 5_000.0, "structuring under 9,900");
+    let (s, b) = (
+        laundering_amounts(&structuring),
+        laundering_amounts(&blended),
+    );
+    assert!(
+        s[s.len() - 1] < 9_900.0 && s[s.len() / 2] > 5_000.0,
+        "structuring under 9,900"
+    );
     let median = b[b.len() / 2];
-    assert!((200.0..2_000.0).contains(&median), "blended median {median}");
+    assert!(
+        (200.0..2_000.0).contains(&median),
+        "blended median {median}"
+    );
     let channels: std::collections::HashSet<&str> = (blended.transactions.iter())
         .filter(|t| t.typology == "cycle")
         .map(|t| t.channel.as_str())
         .collect();
-    assert!(channels.contains("mobile") && channels.contains("transfer"), "{channels:?}");
+    assert!(
+        channels.contains("mobile") && channels.contains("transfer"),
+        "{channels:?}"
+    );
     // Label noise: accounts that send laundering transfers but are not labelled.
     let labelled = vitrine_fraud::schema::laundering_ids(&blended.accounts);
     let unlabelled_senders: std::collections::HashSet<&str> = (blended.transactions.iter())
@@ -231,7 +251,10 @@ fn the_blended_profile_hides_laundering_among_look_alikes() {
         .map(|t| t.source.as_str())
         .filter(|s| !labelled.contains(s))
         .collect();
-    assert!(!unlabelled_senders.is_empty(), "some laundering accounts are unlabelled");
+    assert!(
+        !unlabelled_senders.is_empty(),
+        "some laundering accounts are unlabelled"
+    );
     // Legitimate reciprocity: unlabelled pairs paying each other both ways by app.
     let mobile: std::collections::HashSet<(&str, &str)> = (blended.transactions.iter())
         .filter(|t| t.is_fraud == 0 && t.channel == "mobile" && t.target.starts_with('A'))

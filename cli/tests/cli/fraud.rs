@@ -239,3 +239,76 @@ fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
         &scored[1..4]
     );
 }
+
+/// `vitrine fraud eval` across banks prints both levels, trains on two banks given as
+/// repeated `--train` (kept apart), holds out every active account of the third, and refuses
+/// an unknown generator profile.
+#[test]
+fn eval_across_banks_prints_transaction_and_account_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    generate(&a, 31);
+    generate(&b, 32);
+    run(&[
+        "fraud",
+        "generate",
+        "--accounts",
+        "300",
+        "--seed",
+        "33",
+        "--profile",
+        "blended",
+        "--out",
+        path(&c),
+    ]);
+    let out = run(&[
+        "fraud",
+        "eval",
+        "--train",
+        path(&a),
+        "--train",
+        path(&b),
+        "--test",
+        path(&c),
+        "--epochs",
+        "1",
+        "--account-steps",
+        "20",
+    ]);
+    let active: std::collections::HashSet<String> = csv_rows(&c.join("transactions.csv"))[1..]
+        .iter()
+        .flat_map(|r| [r[2].clone(), r[3].clone()])
+        .filter(|id| !id.starts_with('M'))
+        .collect();
+    assert!(out.contains("transactions, across banks"), "{out}");
+    assert!(
+        out.contains("accounts, across banks")
+            && out.contains(&format!("{} held out", active.len())),
+        "{} active accounts in the test bank:\n{out}",
+        active.len()
+    );
+    for model in [
+        "logistic regression (account features)",
+        "boosted trees (+ neighbour means)",
+        "MLP (account features)",
+        "GNN (2 layers, heterogeneous)",
+    ] {
+        assert!(out.contains(model), "{model}: {out}");
+    }
+    // Two banks of about 300 accounts each train: more than one bank's worth of accounts.
+    let fit: usize = out
+        .lines()
+        .find(|l| l.starts_with("accounts, across banks"))
+        .and_then(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap();
+    assert!(fit > 300, "{fit} accounts to fit from two banks");
+    let refused = fail(&["fraud", "generate", "--profile", "lumpy", "--out", path(&a)]);
+    assert!(
+        refused.contains("structuring") && refused.contains("blended"),
+        "{refused}"
+    );
+}
