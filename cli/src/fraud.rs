@@ -203,19 +203,23 @@ fn eval(args: EvalArgs) -> Result<()> {
             println!(
                 "{:<40} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>14.3} {:>8.1}",
                 m.model,
-                m.pr_auc,
-                m.roc_auc,
-                m.f1,
-                m.precision,
-                m.recall,
-                m.threshold,
+                m.quality.pr_auc,
+                m.quality.roc_auc,
+                m.quality.f1,
+                m.quality.precision,
+                m.quality.recall,
+                m.quality.threshold,
                 m.account_pr_auc,
                 m.seconds
             );
         }
         println!("\nrecall per typology at each model's threshold (caught / held-out):");
         for m in &t.models {
-            println!("  {}: {}", m.model, typology_cells(&m.recall_by_typology));
+            println!(
+                "  {}: {}",
+                m.model,
+                typology_cells(&m.quality.recall_by_typology)
+            );
         }
     }
     if let Some(a) = &report.accounts {
@@ -233,12 +237,23 @@ fn eval(args: EvalArgs) -> Result<()> {
         for m in &a.models {
             println!(
                 "{:<40} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>8.1}",
-                m.model, m.pr_auc, m.roc_auc, m.f1, m.precision, m.recall, m.threshold, m.seconds
+                m.model,
+                m.quality.pr_auc,
+                m.quality.roc_auc,
+                m.quality.f1,
+                m.quality.precision,
+                m.quality.recall,
+                m.quality.threshold,
+                m.seconds
             );
         }
         println!("\nlaundering accounts caught per typology at each model's threshold:");
         for m in &a.models {
-            println!("  {}: {}", m.model, typology_cells(&m.recall_by_typology));
+            println!(
+                "  {}: {}",
+                m.model,
+                typology_cells(&m.quality.recall_by_typology)
+            );
         }
     }
     Ok(())

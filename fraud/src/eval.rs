@@ -28,14 +28,12 @@ use crate::training::{score_rows, train, Prepared, TrainOptions};
 /// Share of the training part (its latest transactions) kept aside to choose thresholds.
 const VALIDATION_SHARE: f64 = 0.2;
 
-/// One model's held-out results.
+/// How well one model's scores rank and separate the held-out items.
 #[derive(Debug, Clone)]
-pub struct ModelReport {
-    /// Model name.
-    pub model: String,
-    /// Transaction-level PR-AUC.
+pub struct Quality {
+    /// PR-AUC (average precision).
     pub pr_auc: f64,
-    /// Transaction-level ROC-AUC.
+    /// ROC-AUC.
     pub roc_auc: f64,
     /// F1 at `threshold`.
     pub f1: f64,
@@ -43,10 +41,38 @@ pub struct ModelReport {
     pub precision: f64,
     /// Recall at `threshold`.
     pub recall: f64,
-    /// Threshold chosen on the validation slice.
+    /// Threshold chosen on the validation items (best F1 there).
     pub threshold: f32,
-    /// (caught, total) fraud transactions per typology.
+    /// (caught, total) positives per typology.
     pub recall_by_typology: BTreeMap<String, (usize, usize)>,
+}
+
+impl Quality {
+    /// The threshold with the best F1 on `validation` (scores, labels), and everything else
+    /// measured on `test`, whose positives are grouped by `groups`.
+    fn measure(validation: (&[f32], &[bool]), test: (&[f32], &[bool]), groups: &[&str]) -> Self {
+        let (threshold, _) = best_f1_threshold(validation.0, validation.1);
+        let (scores, labels) = test;
+        let (precision, recall, f1) = f1_at(scores, labels, threshold);
+        Self {
+            pr_auc: pr_auc(scores, labels),
+            roc_auc: roc_auc(scores, labels),
+            f1,
+            precision,
+            recall,
+            threshold,
+            recall_by_typology: recall_by_group(scores, labels, groups, threshold),
+        }
+    }
+}
+
+/// One transaction model's held-out results.
+#[derive(Debug, Clone)]
+pub struct ModelReport {
+    /// Model name.
+    pub model: String,
+    /// Transaction level.
+    pub quality: Quality,
     /// Account-level PR-AUC (an account's score: its highest risk over its held-out
     /// transactions).
     pub account_pr_auc: f64,
@@ -76,20 +102,8 @@ pub struct TransactionEval {
 pub struct AccountReport {
     /// Model name.
     pub model: String,
-    /// PR-AUC of laundering accounts.
-    pub pr_auc: f64,
-    /// ROC-AUC.
-    pub roc_auc: f64,
-    /// F1 at `threshold`.
-    pub f1: f64,
-    /// Precision at `threshold`.
-    pub precision: f64,
-    /// Recall at `threshold`.
-    pub recall: f64,
-    /// Threshold chosen on the validation accounts.
-    pub threshold: f32,
-    /// (caught, total) laundering accounts per typology label.
-    pub recall_by_typology: BTreeMap<String, (usize, usize)>,
+    /// Laundering accounts, grouped by their typology label.
+    pub quality: Quality,
     /// Seconds spent training and scoring.
     pub seconds: f64,
 }
@@ -335,9 +349,6 @@ fn compare(
                   scores: &[f32],
                   end_risks: &[[f32; 2]],
                   seconds: f64| {
-        let (threshold, _) = best_f1_threshold(validation_scores, &validation_labels);
-        let y = &test_labels;
-        let (precision, recall, f1) = f1_at(scores, y, threshold);
         let mut account_scores: BTreeMap<&str, f32> = BTreeMap::new();
         for (t, risks) in held_out.iter().zip(end_risks) {
             for (id, risk) in [(t.source.as_str(), risks[0]), (t.target.as_str(), risks[1])] {
@@ -353,13 +364,11 @@ fn compare(
             .unzip();
         ModelReport {
             model,
-            pr_auc: pr_auc(scores, y),
-            roc_auc: roc_auc(scores, y),
-            f1,
-            precision,
-            recall,
-            threshold,
-            recall_by_typology: recall_by_group(scores, y, &typologies, threshold),
+            quality: Quality::measure(
+                (validation_scores, &validation_labels),
+                (scores, &test_labels),
+                &typologies,
+            ),
             account_pr_auc: pr_auc(&a_scores, &a_labels),
             seconds,
         }
@@ -470,21 +479,16 @@ fn compare_accounts(
             typology => typology,
         })
         .collect();
-    let report = |model: &str, validation_scores: &[f32], scores: &[f32], seconds: f64| {
-        let (threshold, _) = best_f1_threshold(validation_scores, &validation_labels);
-        let (precision, recall, f1) = f1_at(scores, &test_labels, threshold);
-        AccountReport {
+    let report =
+        |model: &str, validation_scores: &[f32], scores: &[f32], seconds: f64| AccountReport {
             model: model.into(),
-            pr_auc: pr_auc(scores, &test_labels),
-            roc_auc: roc_auc(scores, &test_labels),
-            f1,
-            precision,
-            recall,
-            threshold,
-            recall_by_typology: recall_by_group(scores, &test_labels, &groups, threshold),
+            quality: Quality::measure(
+                (validation_scores, &validation_labels),
+                (scores, &test_labels),
+                &groups,
+            ),
             seconds,
-        }
-    };
+        };
     let pick =
         |scores: &[f32], rows: &[usize]| -> Vec<f32> { rows.iter().map(|i| scores[*i]).collect() };
     let mut models = Vec::new();

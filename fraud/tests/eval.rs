@@ -58,15 +58,25 @@ fn accounts_beat_chance(report: &AccountEval, factor: f64) {
     let prevalence = report.test_positives as f64 / report.test_accounts as f64;
     for m in &report.models {
         assert!(
-            m.pr_auc > factor * prevalence,
+            m.quality.pr_auc > factor * prevalence,
             "{}: account PR-AUC {} vs prevalence {prevalence}",
             m.model,
-            m.pr_auc
+            m.quality.pr_auc
         );
-        let caught: usize = m.recall_by_typology.values().map(|(hit, _)| hit).sum();
-        let total: usize = m.recall_by_typology.values().map(|(_, all)| all).sum();
+        let caught: usize = m
+            .quality
+            .recall_by_typology
+            .values()
+            .map(|(hit, _)| hit)
+            .sum();
+        let total: usize = m
+            .quality
+            .recall_by_typology
+            .values()
+            .map(|(_, all)| all)
+            .sum();
         assert_eq!(total, report.test_positives);
-        assert!((m.recall - caught as f64 / total as f64).abs() < 1e-9);
+        assert!((m.quality.recall - caught as f64 / total as f64).abs() < 1e-9);
     }
 }
 
@@ -101,22 +111,37 @@ fn every_model_beats_chance_on_held_out_time() {
     );
     for m in &report.models {
         assert!(
-            m.pr_auc > 20.0 * prevalence,
+            m.quality.pr_auc > 20.0 * prevalence,
             "{}: PR-AUC {} vs prevalence {prevalence}",
             m.model,
-            m.pr_auc
+            m.quality.pr_auc
         );
-        assert!(m.roc_auc > 0.9, "{}: ROC-AUC {}", m.model, m.roc_auc);
         assert!(
-            m.f1 > 0.1 && m.threshold.is_finite(),
+            m.quality.roc_auc > 0.9,
+            "{}: ROC-AUC {}",
+            m.model,
+            m.quality.roc_auc
+        );
+        assert!(
+            m.quality.f1 > 0.1 && m.quality.threshold.is_finite(),
             "{}: F1 {}",
             m.model,
-            m.f1
+            m.quality.f1
         );
-        let caught: usize = m.recall_by_typology.values().map(|(hit, _)| hit).sum();
-        let total: usize = m.recall_by_typology.values().map(|(_, all)| all).sum();
+        let caught: usize = m
+            .quality
+            .recall_by_typology
+            .values()
+            .map(|(hit, _)| hit)
+            .sum();
+        let total: usize = m
+            .quality
+            .recall_by_typology
+            .values()
+            .map(|(_, all)| all)
+            .sum();
         assert_eq!(total, report.test_positives);
-        assert!((m.recall - caught as f64 / total as f64).abs() < 1e-9);
+        assert!((m.quality.recall - caught as f64 / total as f64).abs() < 1e-9);
         assert!(m.account_pr_auc > 0.0 && m.account_pr_auc <= 1.0);
     }
 }
@@ -231,10 +256,10 @@ fn models_trained_on_one_bank_are_measured_on_another() {
     assert_eq!(report.models.len(), 4);
     for m in &report.models {
         assert!(
-            m.pr_auc > 5.0 * prevalence,
+            m.quality.pr_auc > 5.0 * prevalence,
             "{}: PR-AUC {} vs prevalence {prevalence}",
             m.model,
-            m.pr_auc
+            m.quality.pr_auc
         );
     }
 }

@@ -17,19 +17,13 @@ fn run(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A generated bank of 300 accounts in `dir`.
-fn generate(dir: &Path, seed: u64) {
+/// A generated bank of 300 accounts in `dir`, with `extra` arguments.
+fn generate(dir: &Path, seed: u64, extra: &[&str]) {
     let seed = seed.to_string();
-    run(&[
-        "fraud",
-        "generate",
-        "--accounts",
-        "300",
-        "--seed",
-        &seed,
-        "--out",
-        path(dir),
-    ]);
+    let mut args = vec!["fraud", "generate", "--accounts", "300", "--seed", &seed];
+    args.extend(extra);
+    args.extend(["--out", path(dir)]);
+    run(&args);
 }
 
 /// `vitrine fraud score` with `model`, `data`, `out` and `extra` arguments.
@@ -64,7 +58,7 @@ fn csv_rows(file: &Path) -> Vec<Vec<String>> {
 fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
-    generate(&bank, 4);
+    generate(&bank, 4, &[]);
 
     // The same seed twice: the same weights, byte for byte; a second run is the next version.
     let (a, b) = (dir.path().join("repo-a"), dir.path().join("repo-b"));
@@ -182,7 +176,7 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
 fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
-    generate(&bank, 5);
+    generate(&bank, 5, &[]);
     // Drop the transaction labels and typologies.
     let file = bank.join("transactions.csv");
     let mut reader = csv::Reader::from_path(&file).unwrap();
@@ -251,20 +245,9 @@ fn eval_across_banks_prints_transaction_and_account_levels() {
         dir.path().join("b"),
         dir.path().join("c"),
     );
-    generate(&a, 31);
-    generate(&b, 32);
-    run(&[
-        "fraud",
-        "generate",
-        "--accounts",
-        "300",
-        "--seed",
-        "33",
-        "--profile",
-        "blended",
-        "--out",
-        path(&c),
-    ]);
+    generate(&a, 31, &[]);
+    generate(&b, 32, &[]);
+    generate(&c, 33, &["--profile", "blended"]);
     let out = run(&[
         "fraud",
         "eval",
