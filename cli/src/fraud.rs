@@ -50,6 +50,10 @@ pub struct EvalArgs {
     /// Training epochs of the transaction networks.
     #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// Which models to evaluate: `transactions` (fraud and laundering transfers), `accounts`
+    /// (laundering accounts) or `both`.
+    #[arg(long, default_value = "both", value_parser = ["transactions", "accounts", "both"])]
+    level: String,
     /// Full-batch training steps of the account networks (the weights of the step with the
     /// best validation PR-AUC are kept).
     #[arg(long, default_value_t = 300)]
@@ -132,14 +136,16 @@ fn eval(args: EvalArgs) -> Result<()> {
         args.train_share
     );
     let options = vitrine_fraud::eval::EvalOptions {
-        transactions: TrainOptions {
+        transactions: (args.level != "accounts").then(|| TrainOptions {
             epochs: args.epochs,
             ..TrainOptions::new(args.seed)
-        },
-        accounts: vitrine_fraud::account_gnn::AccountOptions {
-            epochs: args.account_steps,
-            ..vitrine_fraud::account_gnn::AccountOptions::new(args.seed)
-        },
+        }),
+        accounts: (args.level != "transactions").then(|| {
+            vitrine_fraud::account_gnn::AccountOptions {
+                epochs: args.account_steps,
+                ..vitrine_fraud::account_gnn::AccountOptions::new(args.seed)
+            }
+        }),
     };
     let derive = args.derive_transaction_labels;
     let progress = |line: &str| eprintln!("{line}");

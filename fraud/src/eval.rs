@@ -138,10 +138,11 @@ pub struct EvalReport {
 /// How the models are trained.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
-    /// The transaction GNN and MLP.
-    pub transactions: TrainOptions,
-    /// The account GNN and MLP; its seed also splits the accounts of one bank.
-    pub accounts: AccountOptions,
+    /// The transaction GNN and MLP; `None` leaves the transaction level out.
+    pub transactions: Option<TrainOptions>,
+    /// The account GNN and MLP (its seed also splits the accounts of one bank); `None` leaves
+    /// the account level out.
+    pub accounts: Option<AccountOptions>,
 }
 
 /// Within one bank. Transactions: trains on the first `train_share` (by time) and evaluates
@@ -155,41 +156,47 @@ pub fn evaluate(
     options: &EvalOptions,
     mut progress: impl FnMut(&str),
 ) -> Result<EvalReport, GnnError> {
-    let data = Prepared::new(transactions, accounts);
-    let split = ((transactions.len() as f64) * train_share) as usize;
-    let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
-    let part = |rows| Part {
-        data: &data,
-        rows,
-        transactions,
-        accounts,
-    };
     let mut skipped = Vec::new();
-    let transaction_level = level(
-        compare(
-            part(0..fit),
-            part(fit..split),
-            part(split..transactions.len()),
-            &options.transactions,
-            &mut progress,
-        ),
-        &mut skipped,
-    )?;
-    progress("building the account graph");
-    let graph = AccountGraph::new(transactions, accounts);
-    let mut active = graph.active_accounts();
-    active.shuffle(&mut ChaCha8Rng::seed_from_u64(options.accounts.seed));
-    let split = ((active.len() as f64) * train_share) as usize;
-    let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
-    let account_level = level(
-        compare_accounts(
-            (&graph, &active[..fit], &active[fit..split]),
-            (&graph, &active[split..]),
-            &options.accounts,
-            &mut progress,
-        ),
-        &mut skipped,
-    )?;
+    let mut transaction_level = None;
+    if let Some(gnn) = &options.transactions {
+        let data = Prepared::new(transactions, accounts);
+        let split = ((transactions.len() as f64) * train_share) as usize;
+        let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+        let part = |rows| Part {
+            data: &data,
+            rows,
+            transactions,
+            accounts,
+        };
+        transaction_level = level(
+            compare(
+                part(0..fit),
+                part(fit..split),
+                part(split..transactions.len()),
+                gnn,
+                &mut progress,
+            ),
+            &mut skipped,
+        )?;
+    }
+    let mut account_level = None;
+    if let Some(account_options) = &options.accounts {
+        progress("building the account graph");
+        let graph = AccountGraph::new(transactions, accounts);
+        let mut active = graph.active_accounts();
+        active.shuffle(&mut ChaCha8Rng::seed_from_u64(account_options.seed));
+        let split = ((active.len() as f64) * train_share) as usize;
+        let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+        account_level = level(
+            compare_accounts(
+                (&graph, &active[..fit], &active[fit..split]),
+                (&graph, &active[split..]),
+                account_options,
+                &mut progress,
+            ),
+            &mut skipped,
+        )?;
+    }
     report(transaction_level, account_level, skipped)
 }
 
@@ -202,51 +209,57 @@ pub fn evaluate_across(
     options: &EvalOptions,
     mut progress: impl FnMut(&str),
 ) -> Result<EvalReport, GnnError> {
-    let (fit_data, test_data) = (
-        Prepared::new(train.1, train.0),
-        Prepared::new(test.1, test.0),
-    );
-    let fit = ((train.1.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
-    let fit_part = |rows| Part {
-        data: &fit_data,
-        rows,
-        transactions: train.1,
-        accounts: train.0,
-    };
-    let test_part = Part {
-        data: &test_data,
-        rows: 0..test.1.len(),
-        transactions: test.1,
-        accounts: test.0,
-    };
     let mut skipped = Vec::new();
-    let transaction_level = level(
-        compare(
-            fit_part(0..fit),
-            fit_part(fit..train.1.len()),
-            test_part,
-            &options.transactions,
-            &mut progress,
-        ),
-        &mut skipped,
-    )?;
-    progress("building the account graphs");
-    let (fit_graph, test_graph) = (
-        AccountGraph::new(train.1, train.0),
-        AccountGraph::new(test.1, test.0),
-    );
-    let mut active = fit_graph.active_accounts();
-    active.shuffle(&mut ChaCha8Rng::seed_from_u64(options.accounts.seed));
-    let fit = ((active.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
-    let account_level = level(
-        compare_accounts(
-            (&fit_graph, &active[..fit], &active[fit..]),
-            (&test_graph, &test_graph.active_accounts()),
-            &options.accounts,
-            &mut progress,
-        ),
-        &mut skipped,
-    )?;
+    let mut transaction_level = None;
+    if let Some(gnn) = &options.transactions {
+        let (fit_data, test_data) = (
+            Prepared::new(train.1, train.0),
+            Prepared::new(test.1, test.0),
+        );
+        let fit = ((train.1.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+        let fit_part = |rows| Part {
+            data: &fit_data,
+            rows,
+            transactions: train.1,
+            accounts: train.0,
+        };
+        let test_part = Part {
+            data: &test_data,
+            rows: 0..test.1.len(),
+            transactions: test.1,
+            accounts: test.0,
+        };
+        transaction_level = level(
+            compare(
+                fit_part(0..fit),
+                fit_part(fit..train.1.len()),
+                test_part,
+                gnn,
+                &mut progress,
+            ),
+            &mut skipped,
+        )?;
+    }
+    let mut account_level = None;
+    if let Some(account_options) = &options.accounts {
+        progress("building the account graphs");
+        let (fit_graph, test_graph) = (
+            AccountGraph::new(train.1, train.0),
+            AccountGraph::new(test.1, test.0),
+        );
+        let mut active = fit_graph.active_accounts();
+        active.shuffle(&mut ChaCha8Rng::seed_from_u64(account_options.seed));
+        let fit = ((active.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+        account_level = level(
+            compare_accounts(
+                (&fit_graph, &active[..fit], &active[fit..]),
+                (&test_graph, &test_graph.active_accounts()),
+                account_options,
+                &mut progress,
+            ),
+            &mut skipped,
+        )?;
+    }
     report(transaction_level, account_level, skipped)
 }
 

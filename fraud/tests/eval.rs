@@ -14,14 +14,14 @@ use vitrine_fraud::{generate, GenerateConfig};
 fn quick(seed: u64) -> EvalOptions {
     one_candle_thread();
     EvalOptions {
-        transactions: TrainOptions {
+        transactions: Some(TrainOptions {
             epochs: 6,
             ..TrainOptions::new(seed)
-        },
-        accounts: AccountOptions {
+        }),
+        accounts: Some(AccountOptions {
             epochs: 60,
             ..AccountOptions::new(seed)
-        },
+        }),
     }
 }
 
@@ -228,7 +228,9 @@ fn models_trained_on_one_bank_are_measured_on_another() {
     let a = generate(&GenerateConfig::new(1500, 21), |_| {}).unwrap();
     let b = generate(&GenerateConfig::new(1500, 22), |_| {}).unwrap();
     let mut options = quick(1);
-    options.transactions.epochs = 3;
+    if let Some(t) = &mut options.transactions {
+        t.epochs = 3;
+    }
     let report = vitrine_fraud::eval::evaluate_across(
         (&a.accounts, &a.transactions),
         (&b.accounts, &b.transactions),

@@ -289,6 +289,21 @@ fn eval_across_banks_prints_transaction_and_account_levels() {
         .and_then(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
         .unwrap();
     assert!(fit > 300, "{fit} accounts to fit from two banks");
+    let accounts_only = run(&[
+        "fraud",
+        "eval",
+        "--data",
+        path(&c),
+        "--level",
+        "accounts",
+        "--account-steps",
+        "10",
+    ]);
+    assert!(
+        accounts_only.contains("accounts, within one bank")
+            && !accounts_only.contains("transactions,"),
+        "{accounts_only}"
+    );
     let refused = fail(&["fraud", "generate", "--profile", "lumpy", "--out", path(&a)]);
     assert!(
         refused.contains("structuring") && refused.contains("blended"),
