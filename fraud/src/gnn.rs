@@ -280,20 +280,64 @@ impl FraudGnn {
                 inverse_degree(&batch.edge_src)?,
             );
             let zeros = Tensor::zeros((n, self.config.hidden), DType::F32, d)?;
-            for layer in &self.layers {
+            // The heads read only the queries' two end nodes, so the last layer needs only the
+            // messages into and out of them: the edges touching an end, in their order (the
+            // sums, and so the scores, are the same as over all edges).
+            let mut is_end = vec![false; n];
+            for i in batch.source.iter().chain(&batch.target) {
+                is_end[*i as usize] = true;
+            }
+            let touching = |ends: &[u32]| -> candle_core::Result<Tensor> {
+                let kept: Vec<u32> = (0..edges as u32)
+                    .filter(|e| is_end[ends[*e as usize] as usize])
+                    .collect();
+                Tensor::from_vec(kept.clone(), kept.len(), d)
+            };
+            let last = [touching(&batch.edge_dst)?, touching(&batch.edge_src)?];
+            for (i, layer) in self.layers.iter().enumerate() {
                 // Along each edge: the payer's state reaches the payee; against it: the reverse.
-                let along = layer
-                    .along
-                    .forward(&Tensor::cat(&[&h.index_select(&src, 0)?, &edge_x], 1)?)?
-                    .relu()?;
-                let against = layer
-                    .against
-                    .forward(&Tensor::cat(&[&h.index_select(&dst, 0)?, &edge_x], 1)?)?
-                    .relu()?;
-                let incoming = zeros.index_add(&dst, &along, 0)?.broadcast_mul(&inv_in)?;
-                let outgoing = zeros
-                    .index_add(&src, &against, 0)?
-                    .broadcast_mul(&inv_out)?;
+                let [(along_from, along_to, along_x), (against_from, against_to, against_x)] =
+                    match i + 1 == self.layers.len() {
+                        false => [
+                            (src.clone(), dst.clone(), edge_x.clone()),
+                            (dst.clone(), src.clone(), edge_x.clone()),
+                        ],
+                        true => [
+                            (
+                                src.index_select(&last[0], 0)?,
+                                dst.index_select(&last[0], 0)?,
+                                edge_x.index_select(&last[0], 0)?,
+                            ),
+                            (
+                                dst.index_select(&last[1], 0)?,
+                                src.index_select(&last[1], 0)?,
+                                edge_x.index_select(&last[1], 0)?,
+                            ),
+                        ],
+                    };
+                // Mean of ReLU(linear([sender state, edge features])) per receiving node.
+                let mean = |linear: &Linear,
+                            from: &Tensor,
+                            to: &Tensor,
+                            x: &Tensor,
+                            inverse: &Tensor|
+                 -> candle_core::Result<Tensor> {
+                    if to.dims()[0] == 0 {
+                        return Ok(zeros.clone());
+                    }
+                    let message = linear
+                        .forward(&Tensor::cat(&[&h.index_select(from, 0)?, x], 1)?)?
+                        .relu()?;
+                    zeros.index_add(to, &message, 0)?.broadcast_mul(inverse)
+                };
+                let incoming = mean(&layer.along, &along_from, &along_to, &along_x, &inv_in)?;
+                let outgoing = mean(
+                    &layer.against,
+                    &against_from,
+                    &against_to,
+                    &against_x,
+                    &inv_out,
+                )?;
                 h = ((layer.update.forward(&h)? + incoming)? + outgoing)?.relu()?;
             }
         }
