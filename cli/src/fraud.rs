@@ -135,6 +135,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         "--train-share must be between 0 and 1, got {}",
         args.train_share
     );
+    anyhow::ensure!(args.account_steps > 0, "--account-steps must be at least 1");
     let options = vitrine_fraud::eval::EvalOptions {
         transactions: (args.level != "accounts").then(|| TrainOptions {
             epochs: args.epochs,

@@ -156,6 +156,11 @@ impl AccountGnn {
         options: &AccountOptions,
         mut progress: impl FnMut(&str),
     ) -> Result<Self, GnnError> {
+        if options.epochs == 0 {
+            return Err(GnnError::Config(
+                "the account model needs at least one training step".into(),
+            ));
+        }
         let labels: Vec<bool> = fit.iter().map(|i| graph.laundering[*i]).collect();
         let positives = labels.iter().filter(|l| **l).count();
         if positives == 0 {

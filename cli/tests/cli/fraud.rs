@@ -309,4 +309,9 @@ fn eval_across_banks_prints_transaction_and_account_levels() {
         refused.contains("structuring") && refused.contains("blended"),
         "{refused}"
     );
+    let refused = fail(&["fraud", "eval", "--data", path(&c), "--account-steps", "0"]);
+    assert!(
+        refused.contains("--account-steps must be at least 1"),
+        "{refused}"
+    );
 }
