@@ -208,14 +208,9 @@ fn eval(args: EvalArgs) -> Result<()> {
         );
         for m in &t.models {
             println!(
-                "{:<40} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>14.3} {:>8.1}",
+                "{:<40} {} {:>14.3} {:>8.1}",
                 m.model,
-                m.quality.pr_auc,
-                m.quality.roc_auc,
-                m.quality.f1,
-                m.quality.precision,
-                m.quality.recall,
-                m.quality.threshold,
+                quality_cells(&m.quality),
                 m.account_pr_auc,
                 m.seconds
             );
@@ -243,14 +238,9 @@ fn eval(args: EvalArgs) -> Result<()> {
         );
         for m in &a.models {
             println!(
-                "{:<40} {:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3} {:>8.1}",
+                "{:<40} {} {:>8.1}",
                 m.model,
-                m.quality.pr_auc,
-                m.quality.roc_auc,
-                m.quality.f1,
-                m.quality.precision,
-                m.quality.recall,
-                m.quality.threshold,
+                quality_cells(&m.quality),
                 m.seconds
             );
         }
@@ -264,6 +254,14 @@ fn eval(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// PR-AUC, ROC-AUC, F1, precision, recall and threshold, in the tables' columns.
+fn quality_cells(q: &vitrine_fraud::eval::Quality) -> String {
+    format!(
+        "{:>7.3} {:>7.3} {:>6.3} {:>9.3} {:>7.3} {:>9.3}",
+        q.pr_auc, q.roc_auc, q.f1, q.precision, q.recall, q.threshold
+    )
 }
 
 /// `typology caught/total, …`.

@@ -204,6 +204,14 @@ struct Activity {
     last: i64,
 }
 
+impl Activity {
+    /// Widens the account's active period to include `time`.
+    fn seen(&mut self, time: i64) {
+        self.first = Some(self.first.map_or(time, |f| f.min(time)));
+        self.last = self.last.max(time);
+    }
+}
+
 impl AccountGraph {
     /// The graph of `transactions` (any order) with the labels of `accounts`; accounts that
     /// appear only in transactions are added unlabelled.
@@ -256,6 +264,7 @@ impl AccountGraph {
             }
             let hour = time.rem_euclid(DAY) / 3_600;
             let s = &mut activity[source as usize];
+            s.seen(time);
             s.outgoing += 1;
             s.night += usize::from(time_of_day && hour < 6);
             if merchant {
@@ -264,16 +273,9 @@ impl AccountGraph {
             } else {
                 s.transfers_out.push((time, amount, target));
                 let d = &mut activity[target as usize];
+                d.seen(time);
                 d.transfers_in.push((time, amount, source));
                 d.salary_in += usize::from(CHANNELS[usize::from(channel)] == "salary");
-            }
-            for end in [source as usize, target as usize]
-                .iter()
-                .take(1 + !merchant as usize)
-            {
-                let a = &mut activity[*end];
-                a.first = Some(a.first.map_or(time, |f| f.min(time)));
-                a.last = a.last.max(time);
             }
         }
         let n = ids[0].1.len();

@@ -183,14 +183,11 @@ pub fn evaluate(
     if let Some(account_options) = &options.accounts {
         progress("building the account graph");
         let graph = AccountGraph::new(transactions, accounts);
-        let mut active = graph.active_accounts();
-        active.shuffle(&mut ChaCha8Rng::seed_from_u64(account_options.seed));
-        let split = ((active.len() as f64) * train_share) as usize;
-        let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+        let [fit, validation, held_out] = split_accounts(&graph, account_options.seed, train_share);
         account_level = level(
             compare_accounts(
-                (&graph, &active[..fit], &active[fit..split]),
-                (&graph, &active[split..]),
+                (&graph, &fit, &validation),
+                (&graph, &held_out),
                 account_options,
                 &mut progress,
             ),
@@ -247,12 +244,10 @@ pub fn evaluate_across(
             AccountGraph::new(train.1, train.0),
             AccountGraph::new(test.1, test.0),
         );
-        let mut active = fit_graph.active_accounts();
-        active.shuffle(&mut ChaCha8Rng::seed_from_u64(account_options.seed));
-        let fit = ((active.len() as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+        let [fit, validation, _] = split_accounts(&fit_graph, account_options.seed, 1.0);
         account_level = level(
             compare_accounts(
-                (&fit_graph, &active[..fit], &active[fit..]),
+                (&fit_graph, &fit, &validation),
                 (&test_graph, &test_graph.active_accounts()),
                 account_options,
                 &mut progress,
@@ -261,6 +256,19 @@ pub fn evaluate_across(
         )?;
     }
     report(transaction_level, account_level, skipped)
+}
+
+/// The active accounts of `graph` in a `seed`ed order, split into training (the first
+/// `train_share`, less its last [`VALIDATION_SHARE`]), validation (that last share) and the
+/// rest, held out.
+fn split_accounts(graph: &AccountGraph, seed: u64, train_share: f64) -> [Vec<usize>; 3] {
+    let mut active = graph.active_accounts();
+    active.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let split = ((active.len() as f64) * train_share) as usize;
+    let fit = ((split as f64) * (1.0 - VALIDATION_SHARE)) as usize;
+    let held_out = active.split_off(split);
+    let validation = active.split_off(fit);
+    [active, validation, held_out]
 }
 
 /// A level's result, `None` (its reason in `skipped`) when its labels are missing.

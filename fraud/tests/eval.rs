@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use vitrine_fraud::account_gnn::AccountOptions;
 use vitrine_fraud::baseline::LogisticRegression;
-use vitrine_fraud::eval::{evaluate, AccountEval, EvalOptions};
+use vitrine_fraud::eval::{evaluate, AccountEval, EvalOptions, Quality};
 use vitrine_fraud::features::{transaction_features, FEATURES};
 use vitrine_fraud::schema::Transaction;
 use vitrine_fraud::training::{score_rows, train, Prepared, TrainOptions};
@@ -32,6 +32,23 @@ fn one_candle_thread() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
+}
+
+/// The recall per typology covers every held-out positive, and the caught ones give the
+/// recall.
+fn recall_adds_up(quality: &Quality, positives: usize) {
+    let caught: usize = quality
+        .recall_by_typology
+        .values()
+        .map(|(hit, _)| hit)
+        .sum();
+    let total: usize = quality
+        .recall_by_typology
+        .values()
+        .map(|(_, all)| all)
+        .sum();
+    assert_eq!(total, positives);
+    assert!((quality.recall - caught as f64 / total as f64).abs() < 1e-9);
 }
 
 /// The accounts that took part in a transaction.
@@ -63,20 +80,7 @@ fn accounts_beat_chance(report: &AccountEval, factor: f64) {
             m.model,
             m.quality.pr_auc
         );
-        let caught: usize = m
-            .quality
-            .recall_by_typology
-            .values()
-            .map(|(hit, _)| hit)
-            .sum();
-        let total: usize = m
-            .quality
-            .recall_by_typology
-            .values()
-            .map(|(_, all)| all)
-            .sum();
-        assert_eq!(total, report.test_positives);
-        assert!((m.quality.recall - caught as f64 / total as f64).abs() < 1e-9);
+        recall_adds_up(&m.quality, report.test_positives);
     }
 }
 
@@ -128,20 +132,7 @@ fn every_model_beats_chance_on_held_out_time() {
             m.model,
             m.quality.f1
         );
-        let caught: usize = m
-            .quality
-            .recall_by_typology
-            .values()
-            .map(|(hit, _)| hit)
-            .sum();
-        let total: usize = m
-            .quality
-            .recall_by_typology
-            .values()
-            .map(|(_, all)| all)
-            .sum();
-        assert_eq!(total, report.test_positives);
-        assert!((m.quality.recall - caught as f64 / total as f64).abs() < 1e-9);
+        recall_adds_up(&m.quality, report.test_positives);
         assert!(m.account_pr_auc > 0.0 && m.account_pr_auc <= 1.0);
     }
 }
