@@ -278,51 +278,138 @@ pub struct TrainArgs {
     /// Folder with labelled `accounts.csv` and `transactions.csv` in the documented format.
     #[arg(long)]
     data: PathBuf,
-    /// Model repository to install the model into (its next version).
+    /// Model repository to install the models into (their next version).
     #[arg(long, default_value = ".vitrine/models")]
     out: PathBuf,
     /// Model name in the repository.
     #[arg(long, default_value = "fraud-gnn")]
     name: String,
-    /// Seed of the weights and sampling: the same data and seed give the same model.
+    /// Seed of the weights and sampling: the same data and seed give the same models.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Training epochs.
+    /// Training epochs of the transaction model.
     #[arg(long, default_value_t = 12)]
     epochs: usize,
+    /// Which models to train: `transactions` (the fraud GNN the webhook scores with, from
+    /// transaction labels), `accounts` (the account-level AML model, from account labels) or
+    /// `both` (each one whose labels the data holds).
+    #[arg(long, default_value = "both", value_parser = ["transactions", "accounts", "both"])]
+    level: String,
+    /// Full-batch training steps of the account model (the weights of the step with the best
+    /// validation PR-AUC are kept).
+    #[arg(long, default_value_t = 300)]
+    account_steps: usize,
     /// For data that labels only accounts: label each transfer between two accounts labelled
-    /// as laundering as laundering, and train on that.
+    /// as laundering as laundering, and train the transaction model on that.
     #[arg(long)]
     derive_transaction_labels: bool,
 }
 
+/// Which models `train` fits on `data` for `level`: (transactions, accounts), with a line for
+/// each one skipped for want of labels; an error when none is left or an asked-for one
+/// cannot be trained.
+fn levels_to_train(
+    data: &vitrine_fraud::import::Imported,
+    level: &str,
+) -> Result<(bool, bool, Vec<String>)> {
+    let fraud = data.transactions.iter().any(|t| t.is_fraud == 1);
+    let laundering = data.accounts.iter().any(|a| a.is_laundering == 1);
+    let no_fraud = "no transaction is labelled as fraud or laundering (is_fraud = 1); \
+                    --derive-transaction-labels derives them from account labels";
+    let no_laundering = "no account is labelled as laundering (is_laundering = 1)";
+    match level {
+        "transactions" => anyhow::ensure!(fraud, "--level transactions: {no_fraud}"),
+        "accounts" => anyhow::ensure!(laundering, "--level accounts: {no_laundering}"),
+        _ => anyhow::ensure!(
+            fraud || laundering,
+            "nothing to learn from: {no_fraud}, and {no_laundering}"
+        ),
+    }
+    let transactions = level != "accounts" && fraud;
+    let accounts = level != "transactions" && laundering;
+    let mut skipped = Vec::new();
+    if level == "both" && !fraud {
+        skipped.push(format!("transaction model skipped: {no_fraud}"));
+    }
+    if level == "both" && !laundering {
+        skipped.push(format!("account model skipped: {no_laundering}"));
+    }
+    Ok((transactions, accounts, skipped))
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
+    anyhow::ensure!(args.account_steps > 0, "--account-steps must be at least 1");
     let data = read_labelled(&args.data, args.derive_transaction_labels)?;
-    eprintln!(
-        "computing features and the graph of {} transactions …",
-        data.transactions.len()
+    let (transactions, accounts, skipped) = levels_to_train(&data, &args.level)?;
+    let model_dir = args.out.join(&args.name);
+    anyhow::ensure!(
+        transactions || !vitrine_worker::models::fraud_gnn::serves_transactions(&model_dir),
+        "{} serves a transaction model to the worker, and a version with the account model \
+         alone would stop its live scoring: give the account model a name of its own \
+         (e.g. --name fraud-accounts)",
+        model_dir.display()
     );
-    let prepared = Prepared::new(&data.transactions, &data.accounts);
-    let options = TrainOptions {
-        epochs: args.epochs,
-        ..TrainOptions::new(args.seed)
+    for line in &skipped {
+        eprintln!("{line}");
+    }
+    let transaction_model = match transactions {
+        true => {
+            eprintln!(
+                "computing features and the graph of {} transactions …",
+                data.transactions.len()
+            );
+            let prepared = Prepared::new(&data.transactions, &data.accounts);
+            let options = TrainOptions {
+                epochs: args.epochs,
+                ..TrainOptions::new(args.seed)
+            };
+            let rows = 0..prepared.events.len();
+            let progress = |line: &str| eprintln!("{line}");
+            Some(vitrine_fraud::training::train(
+                &prepared, rows, &options, progress,
+            )?)
+        }
+        false => None,
     };
-    let (model, varmap) =
-        vitrine_fraud::training::train(&prepared, 0..prepared.events.len(), &options, |line| {
-            eprintln!("{line}")
-        })?;
+    let account_model = match accounts {
+        true => {
+            eprintln!("training the account model on the account labels …");
+            let options = vitrine_fraud::account_gnn::AccountOptions {
+                epochs: args.account_steps,
+                ..vitrine_fraud::account_gnn::AccountOptions::new(args.seed)
+            };
+            Some(vitrine_fraud::account_gnn::AccountGnn::train_bank(
+                &data.transactions,
+                &data.accounts,
+                &options,
+                |line| eprintln!("{line}"),
+            )?)
+        }
+        false => None,
+    };
+    let history: Vec<Event> = data
+        .transactions
+        .iter()
+        .map(Event::from_transaction)
+        .collect();
     let version = vitrine_worker::models::fraud_gnn::install(
         &args.out,
         &args.name,
-        &model,
-        &varmap,
-        &prepared.events,
+        transaction_model.as_ref().map(|(m, v)| (m, v)),
+        account_model.as_ref(),
+        &history,
     )?;
+    let trained: Vec<&str> = [(transactions, "transaction"), (accounts, "account")]
+        .into_iter()
+        .filter_map(|(t, what)| t.then_some(what))
+        .collect();
     println!(
-        "trained {} on {} transactions in {:.1} s; installed as {}",
+        "trained the {} model{} of {} on {} transactions in {:.1} s; installed as {}",
+        trained.join(" and "),
+        if trained.len() > 1 { "s" } else { "" },
         args.name,
-        prepared.events.len(),
+        history.len(),
         started.elapsed().as_secs_f32(),
         version.display()
     );
@@ -332,30 +419,33 @@ fn train(args: TrainArgs) -> Result<()> {
 /// What state `score` starts from, in words; an error when the model's history does not
 /// belong with `transactions` (the same ids, earlier times: another bank).
 fn history_state(
-    scorer: &vitrine_fraud::scorer::Scorer,
+    history: Option<&[Event]>,
     transactions: &[vitrine_fraud::schema::Transaction],
-    history: bool,
 ) -> Result<String> {
-    if !history {
+    let Some(history) = history else {
         return Ok(
             "state: none; the graph holds the scored transactions alone \
                    (--history starts from the model's training bank)"
                 .into(),
         );
-    }
+    };
+    let seen: std::collections::HashSet<&str> = (history.iter())
+        .flat_map(|e| [e.source.as_str(), e.target.as_str()])
+        .collect();
     let accounts: std::collections::BTreeSet<&str> = transactions
         .iter()
         .flat_map(|t| [t.source.as_str(), t.target.as_str()])
         .collect();
-    let known = accounts.iter().filter(|a| scorer.knows(a)).count();
+    let known = accounts.iter().filter(|a| seen.contains(*a)).count();
     let first = transactions
         .iter()
         .map(|t| Event::from_transaction(t).time)
         .min();
+    let latest = history.iter().map(|e| e.time).max();
     let time = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.to_rfc3339())
     };
-    if let (Some(first), Some(last), true) = (first, scorer.latest(), known > 0) {
+    if let (Some(first), Some(last), true) = (first, latest, known > 0) {
         anyhow::ensure!(
             first >= last,
             "--history: {known} of the {} accounts in the data have ids the model's history \
@@ -370,11 +460,45 @@ fn history_state(
     Ok(format!(
         "state: the model's history, {} transactions of {} accounts up to {}; {known} of the \
          {} accounts in the data appear in it",
-        scorer.transactions(),
-        scorer.accounts(),
-        scorer.latest().map_or_else(|| "-".into(), time),
+        history.len(),
+        seen.len(),
+        latest.map_or_else(|| "-".into(), time),
         accounts.len()
     ))
+}
+
+/// The history's events as transaction records, for the account graph (no card ids: the
+/// history does not keep them).
+fn history_transactions(history: &[Event]) -> Vec<vitrine_fraud::schema::Transaction> {
+    (history.iter().enumerate())
+        .map(|(i, e)| vitrine_fraud::schema::Transaction {
+            transaction_id: format!("history-{i}"),
+            timestamp: chrono::DateTime::from_timestamp(e.time, 0)
+                .unwrap_or_default()
+                .to_rfc3339(),
+            source: e.source.clone(),
+            target: e.target.clone(),
+            amount: e.amount,
+            currency: String::new(),
+            channel: vitrine_fraud::graph::CHANNELS[usize::from(e.channel)].to_string(),
+            merchant_category: String::new(),
+            card_id: String::new(),
+            device_id: e.device.clone(),
+            is_fraud: 0,
+            typology: String::new(),
+            pattern_id: String::new(),
+        })
+        .collect()
+}
+
+/// One row of `account_scores.csv`: cells stay empty for a model the version lacks.
+#[derive(Default)]
+struct AccountRow {
+    transactions: usize,
+    /// The transaction model's highest risk for the account, and that transaction's typology.
+    risk: Option<(f32, &'static str)>,
+    /// The account model's laundering probability.
+    laundering: Option<f32>,
 }
 
 #[derive(Args)]
@@ -402,18 +526,115 @@ fn score(args: ScoreArgs) -> Result<()> {
         "the model folder {} does not exist",
         args.model.display()
     );
-    let (version, mut scorer) =
-        vitrine_worker::models::fraud_gnn::open_latest(&args.model, args.history)
-            .map_err(anyhow::Error::msg)?;
+    let opened = vitrine_worker::models::fraud_gnn::open_latest(&args.model, args.history)
+        .map_err(anyhow::Error::msg)?;
     let data = read_data(&args.data)?;
-    eprintln!("model {} version {version}", args.model.display());
+    let held: Vec<&str> = [
+        (opened.transactions.is_some(), "the transaction model"),
+        (opened.accounts.is_some(), "the account model"),
+    ]
+    .into_iter()
+    .filter_map(|(has, what)| has.then_some(what))
+    .collect();
+    eprintln!(
+        "model {} version {}: {}",
+        args.model.display(),
+        opened.version,
+        held.join(" and ")
+    );
+    anyhow::ensure!(
+        !args.history || opened.history.is_some(),
+        "--history: version {} stores no history",
+        opened.version
+    );
     eprintln!(
         "{}",
-        history_state(&scorer, &data.transactions, args.history)?
+        history_state(opened.history.as_deref(), &data.transactions)?
     );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let path = args.out.join("transaction_scores.csv");
+    let mut accounts: BTreeMap<String, AccountRow> = BTreeMap::new();
+    for t in &data.transactions {
+        for id in [&t.source, &t.target] {
+            if !id.starts_with('M') {
+                accounts.entry(id.clone()).or_default().transactions += 1;
+            }
+        }
+    }
+    let started = Instant::now();
+    if let Some(scorer) = opened.transactions {
+        score_transactions(scorer, &data.transactions, &args.out, &mut accounts)?;
+    }
+    if let Some(model) = &opened.accounts {
+        eprintln!("scoring the accounts with the account model …");
+        let mut all = history_transactions(opened.history.as_deref().unwrap_or_default());
+        all.extend(data.transactions.iter().cloned());
+        let graph = vitrine_fraud::accounts::AccountGraph::new(&all, &data.accounts);
+        for (id, p) in graph.accounts.iter().zip(model.score(&graph)?) {
+            if let Some(row) = accounts.get_mut(id) {
+                row.laundering = Some(p);
+            }
+        }
+    }
+    let path = args.out.join("account_scores.csv");
+    let mut out = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.write_record([
+        "account_id",
+        "risk",
+        "transactions",
+        "pattern",
+        "laundering_risk",
+        "laundering",
+    ])?;
+    let threshold = opened.accounts.as_ref().map(|m| m.threshold());
+    let mut flagged_accounts = 0;
+    for (id, row) in &accounts {
+        let (risk, pattern) = match row.risk {
+            Some((risk, pattern)) => (format!("{risk:.6}"), pattern.to_string()),
+            None => Default::default(),
+        };
+        let (laundering_risk, flagged) = match (row.laundering, threshold) {
+            (Some(p), Some(t)) => {
+                flagged_accounts += usize::from(p >= t);
+                (format!("{p:.6}"), u8::from(p >= t).to_string())
+            }
+            _ => Default::default(),
+        };
+        out.write_record([
+            id,
+            &risk,
+            &row.transactions.to_string(),
+            &pattern,
+            &laundering_risk,
+            &flagged,
+        ])?;
+    }
+    out.flush()?;
+    println!(
+        "scored {} transactions and {} accounts into {} in {:.1} s",
+        data.transactions.len(),
+        accounts.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f32()
+    );
+    if let Some(threshold) = threshold {
+        println!(
+            "the account model flags {flagged_accounts} of them as laundering (probability from {threshold:.3})"
+        );
+    }
+    Ok(())
+}
+
+/// Scores `transactions` in order into `out/transaction_scores.csv`, keeping each account's
+/// highest risk in `accounts`.
+fn score_transactions(
+    mut scorer: vitrine_fraud::scorer::Scorer,
+    transactions: &[vitrine_fraud::schema::Transaction],
+    out: &std::path::Path,
+    accounts: &mut BTreeMap<String, AccountRow>,
+) -> Result<()> {
+    let path = out.join("transaction_scores.csv");
     let mut out = csv::Writer::from_path(&path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     out.write_record([
@@ -424,9 +645,8 @@ fn score(args: ScoreArgs) -> Result<()> {
         "typology",
         "reasons",
     ])?;
-    let mut accounts: BTreeMap<String, (f32, usize, &'static str)> = BTreeMap::new();
     let started = Instant::now();
-    for (i, chunk) in data.transactions.chunks(256).enumerate() {
+    for (i, chunk) in transactions.chunks(256).enumerate() {
         let events: Vec<(Option<String>, Event)> = chunk
             .iter()
             .map(|t| (None, Event::from_transaction(t)))
@@ -446,13 +666,10 @@ fn score(args: ScoreArgs) -> Result<()> {
                 reasons.join("; "),
             ])?;
             for (id, risk) in [(&t.source, s.source_risk), (&t.target, s.target_risk)] {
-                if id.starts_with('M') {
-                    continue;
-                }
-                let entry = accounts.entry(id.clone()).or_insert((0.0, 0, ""));
-                entry.1 += 1;
-                if risk > entry.0 {
-                    *entry = (risk, entry.1, s.typology);
+                if let Some(row) = accounts.get_mut(id) {
+                    if row.risk.is_none_or(|(r, _)| risk > r) {
+                        row.risk = Some((risk, s.typology));
+                    }
                 }
             }
         }
@@ -460,32 +677,12 @@ fn score(args: ScoreArgs) -> Result<()> {
             eprintln!(
                 "scored {} of {} transactions ({:.0}/s)",
                 (i + 1) * 256,
-                data.transactions.len(),
+                transactions.len(),
                 ((i + 1) * 256) as f64 / started.elapsed().as_secs_f64()
             );
         }
     }
     out.flush()?;
-    let path = args.out.join("account_scores.csv");
-    let mut out = csv::Writer::from_path(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    out.write_record(["account_id", "risk", "transactions", "pattern"])?;
-    for (id, (risk, count, pattern)) in &accounts {
-        out.write_record([
-            id.clone(),
-            format!("{risk:.6}"),
-            count.to_string(),
-            pattern.to_string(),
-        ])?;
-    }
-    out.flush()?;
-    println!(
-        "scored {} transactions and {} accounts into {} in {:.1} s",
-        data.transactions.len(),
-        accounts.len(),
-        args.out.display(),
-        started.elapsed().as_secs_f32()
-    );
     Ok(())
 }
 

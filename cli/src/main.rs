@@ -167,6 +167,9 @@ fn main() -> Result<()> {
     // Before any thread starts: candle's thread count, fixed once (see the function's docs).
     vitrine_worker::backend::init_cpu_threads();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Fraud(_)) {
+        vitrine_fraud::training::one_element_wise_thread();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()

@@ -1,8 +1,8 @@
 //! Speed of the transaction GNN: batch building (time-respecting 2-hop sampling), training
 //! samples per second and batch scoring transactions per second, on a generated bank.
 //! `cargo bench -p vitrine-fraud --bench training` (env `ACCOUNTS`, default 5000; `EPOCHS`,
-//! default 2; `CANDLE_NUM_THREADS`, default: the cores). Under `cargo test` it makes a small
-//! smoke run.
+//! default 2; `BATCH`, default 256; `CANDLE_NUM_THREADS`, default 1 as in `vitrine fraud`).
+//! Under `cargo test` it makes a small smoke run.
 
 use std::time::Instant;
 
@@ -14,6 +14,8 @@ use vitrine_fraud::{generate, GenerateConfig};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // As `vitrine fraud` runs candle, unless set.
+    vitrine_fraud::training::one_element_wise_thread();
     // `cargo bench` passes `--bench`; `cargo test --all-targets` does not.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let setting = |name: &str, default: usize| -> usize {
@@ -36,6 +38,7 @@ fn main() {
     );
     let options = TrainOptions {
         epochs,
+        batch_size: setting("BATCH", TrainOptions::new(1).batch_size),
         ..TrainOptions::new(1)
     };
     let fanouts = &options.config.fanouts;

@@ -261,7 +261,7 @@ pub fn evaluate_across(
 /// The active accounts of `graph` in a `seed`ed order, split into training (the first
 /// `train_share`, less its last [`VALIDATION_SHARE`]), validation (that last share) and the
 /// rest, held out.
-fn split_accounts(graph: &AccountGraph, seed: u64, train_share: f64) -> [Vec<usize>; 3] {
+pub(crate) fn split_accounts(graph: &AccountGraph, seed: u64, train_share: f64) -> [Vec<usize>; 3] {
     let mut active = graph.active_accounts();
     active.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let split = ((active.len() as f64) * train_share) as usize;

@@ -9,13 +9,15 @@
 //! neighbourhood of its source and target strictly before its time. Nodes (accounts and
 //! merchants) start from [`NODE_FEATURES`]; edges carry [`EDGE_FEATURES`]. Every layer sends
 //! messages along each edge (source → target) and against it (target → source) with separate
-//! weights, averages them per node and updates the node. The heads read the two end nodes plus
+//! weights, averages them per node and updates the node; a layer computes new states only for
+//! the nodes a later layer or the heads read (within one edge fewer of an end per layer left,
+//! the batch's `Layout`), which gives the same scores as updating every node, with
+//! about a third of the arithmetic for two layers. The heads read the two end nodes plus
 //! the standardised tabular features and give:
 //! - the transaction's fraud logit (edge classification),
 //! - each end account's laundering risk (node classification),
 //! - the most likely typology of a fraudulent transaction.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, Var};
@@ -179,15 +181,7 @@ impl FraudGnn {
 
     /// Writes weights, scaling and settings to one safetensors file.
     pub fn save(&self, varmap: &VarMap, path: &Path) -> Result<(), GnnError> {
-        let mut tensors: HashMap<String, Tensor> = varmap
-            .data()
-            .lock()
-            .expect("varmap lock")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect();
-        tensors.insert("scaling.mean".into(), self.mean.flatten_all()?);
-        tensors.insert("scaling.std".into(), self.std.flatten_all()?);
+        let mut tensors = crate::training::weights_and_scaling(varmap, &self.mean, &self.std)?;
         tensors.insert(
             "config.hidden".into(),
             Tensor::new(&[self.config.hidden as u32], &self.device)?,
@@ -261,11 +255,15 @@ impl FraudGnn {
     ) -> candle_core::Result<Logits> {
         let d = &self.device;
         let n = batch.nodes.len();
-        let mut h = self.node_in.forward(node_x)?.relu()?;
-        let edges = batch.edge_src.len();
-        if edges > 0 && !self.layers.is_empty() {
-            let src = Tensor::from_slice(&batch.edge_src, edges, d)?;
-            let dst = Tensor::from_slice(&batch.edge_dst, edges, d)?;
+        let depth = self.layers.len();
+        let layout = batch.by_distance(depth);
+        let order = Tensor::from_slice(&layout.order, n, d)?;
+        let mut h = self
+            .node_in
+            .forward(&node_x.index_select(&order, 0)?)?
+            .relu()?;
+        let edges = layout.edge_src.len();
+        if edges > 0 && depth > 0 {
             let edge_x = Tensor::from_slice(&batch.edge_x, (edges, EDGE_FEATURES), d)?;
             let inverse_degree = |index: &[u32]| {
                 let mut counts = vec![0f32; n];
@@ -276,73 +274,48 @@ impl FraudGnn {
                 Tensor::from_vec(inv, (n, 1), d)
             };
             let (inv_in, inv_out) = (
-                inverse_degree(&batch.edge_dst)?,
-                inverse_degree(&batch.edge_src)?,
+                inverse_degree(&layout.edge_dst)?,
+                inverse_degree(&layout.edge_src)?,
             );
-            let zeros = Tensor::zeros((n, self.config.hidden), DType::F32, d)?;
-            // The heads read only the queries' two end nodes, so the last layer needs only the
-            // messages into and out of them: the edges touching an end, in their order (the
-            // sums, and so the scores, are the same as over all edges).
-            let mut is_end = vec![false; n];
-            for i in batch.source.iter().chain(&batch.target) {
-                is_end[*i as usize] = true;
-            }
-            let touching = |ends: &[u32]| -> candle_core::Result<Tensor> {
-                let kept: Vec<u32> = (0..edges as u32)
-                    .filter(|e| is_end[ends[*e as usize] as usize])
-                    .collect();
-                Tensor::from_vec(kept.clone(), kept.len(), d)
-            };
-            let last = [touching(&batch.edge_dst)?, touching(&batch.edge_src)?];
             for (i, layer) in self.layers.iter().enumerate() {
-                // Along each edge: the payer's state reaches the payee; against it: the reverse.
-                let [(along_from, along_to, along_x), (against_from, against_to, against_x)] =
-                    match i + 1 == self.layers.len() {
-                        false => [
-                            (src.clone(), dst.clone(), edge_x.clone()),
-                            (dst.clone(), src.clone(), edge_x.clone()),
-                        ],
-                        true => [
-                            (
-                                src.index_select(&last[0], 0)?,
-                                dst.index_select(&last[0], 0)?,
-                                edge_x.index_select(&last[0], 0)?,
-                            ),
-                            (
-                                dst.index_select(&last[1], 0)?,
-                                src.index_select(&last[1], 0)?,
-                                edge_x.index_select(&last[1], 0)?,
-                            ),
-                        ],
-                    };
-                // Mean of ReLU(linear([sender state, edge features])) per receiving node.
+                // New states only for the nodes a later layer or the heads read: the first
+                // `keep` (see `Layout`); the others are left out of `h` from here on.
+                let keep = layout.within[depth - 1 - i];
+                let zeros = Tensor::zeros((keep, self.config.hidden), DType::F32, d)?;
+                // Mean of ReLU(linear([sender state, edge features])) over the edges into
+                // each kept node, in the batch's edge order (so the same sums as over all).
                 let mean = |linear: &Linear,
-                            from: &Tensor,
-                            to: &Tensor,
-                            x: &Tensor,
+                            from: &[u32],
+                            to: &[u32],
                             inverse: &Tensor|
                  -> candle_core::Result<Tensor> {
-                    if to.dims()[0] == 0 {
+                    let kept: Vec<u32> = (0..edges as u32)
+                        .filter(|e| to[*e as usize] < keep as u32)
+                        .collect();
+                    if kept.is_empty() {
                         return Ok(zeros.clone());
                     }
-                    let message = linear
-                        .forward(&Tensor::cat(&[&h.index_select(from, 0)?, x], 1)?)?
-                        .relu()?;
-                    zeros.index_add(to, &message, 0)?.broadcast_mul(inverse)
+                    let pick = |index: &[u32]| -> Vec<u32> {
+                        kept.iter().map(|e| index[*e as usize]).collect()
+                    };
+                    let (from, to) = (pick(from), pick(to));
+                    let m = kept.len();
+                    let x = edge_x.index_select(&Tensor::from_vec(kept, m, d)?, 0)?;
+                    let sender = h.index_select(&Tensor::from_vec(from, m, d)?, 0)?;
+                    let message = linear.forward(&Tensor::cat(&[&sender, &x], 1)?)?.relu()?;
+                    zeros
+                        .index_add(&Tensor::from_vec(to, m, d)?, &message, 0)?
+                        .broadcast_mul(&inverse.narrow(0, 0, keep)?)
                 };
-                let incoming = mean(&layer.along, &along_from, &along_to, &along_x, &inv_in)?;
-                let outgoing = mean(
-                    &layer.against,
-                    &against_from,
-                    &against_to,
-                    &against_x,
-                    &inv_out,
-                )?;
-                h = ((layer.update.forward(&h)? + incoming)? + outgoing)?.relu()?;
+                // Along each edge: the payer's state reaches the payee; against it: the reverse.
+                let incoming = mean(&layer.along, &layout.edge_src, &layout.edge_dst, &inv_in)?;
+                let outgoing = mean(&layer.against, &layout.edge_dst, &layout.edge_src, &inv_out)?;
+                let own = layer.update.forward(&h.narrow(0, 0, keep)?)?;
+                h = ((own + incoming)? + outgoing)?.relu()?;
             }
         }
-        let source = Tensor::from_slice(&batch.source, batch.len(), d)?;
-        let target = Tensor::from_slice(&batch.target, batch.len(), d)?;
+        let source = Tensor::from_slice(&layout.source, batch.len(), d)?;
+        let target = Tensor::from_slice(&layout.target, batch.len(), d)?;
         let (h_source, h_target) = (h.index_select(&source, 0)?, h.index_select(&target, 0)?);
         let z = self
             .head

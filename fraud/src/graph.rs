@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -52,11 +53,6 @@ impl Before {
             time,
             edge: u32::MAX,
         }
-    }
-
-    /// Whether edge `id` of `edges` comes before.
-    fn sees(&self, edges: &[Edge], id: u32) -> bool {
-        (edges[id as usize].time, id) < (self.time, self.edge)
     }
 }
 
@@ -157,14 +153,47 @@ pub struct Subgraph {
     pub edges: Vec<(usize, usize, u32)>,
 }
 
+/// One node's edges in one direction, in time order (at one time, in the order added), with
+/// their times beside them so that finding what a query sees reads one contiguous array.
+#[derive(Default)]
+struct EdgeList {
+    ids: Vec<u32>,
+    times: Vec<i64>,
+}
+
+impl EdgeList {
+    /// Adds edge `id` at `time`, after every edge of that time or earlier (transactions may
+    /// arrive slightly out of order).
+    fn insert(&mut self, id: u32, time: i64) {
+        let at = self.times.partition_point(|t| *t <= time);
+        self.ids.insert(at, id);
+        self.times.insert(at, time);
+    }
+
+    /// How many edges `before` sees: those of earlier times, and at its time those with a
+    /// smaller id.
+    fn seen(&self, before: Before) -> usize {
+        let from = self.times.partition_point(|t| *t < before.time);
+        let to = from + self.times[from..].partition_point(|t| *t == before.time);
+        from + self.ids[from..to].partition_point(|e| *e < before.edge)
+    }
+
+    /// The `limit` most recent edges `before` sees.
+    fn recent(&self, before: Before, limit: usize) -> &[u32] {
+        let end = self.seen(before);
+        &self.ids[end.saturating_sub(limit)..end]
+    }
+}
+
 /// The in-memory graph, optionally backed by a SQLite file.
 pub struct TemporalGraph {
     ids: HashMap<String, u32>,
     names: Vec<String>,
     edges: Vec<Edge>,
-    outgoing: Vec<Vec<u32>>,
-    incoming: Vec<Vec<u32>>,
-    store: Option<Connection>,
+    outgoing: Vec<EdgeList>,
+    incoming: Vec<EdgeList>,
+    /// The SQLite file, behind a mutex so that a graph can be sampled from several threads.
+    store: Option<Mutex<Connection>>,
     /// Outcomes of keyed transactions when there is no store (the store keeps its own).
     outcomes: HashMap<String, String>,
 }
@@ -229,7 +258,7 @@ impl TemporalGraph {
                 replay(&event);
             }
         }
-        graph.store = Some(conn);
+        graph.store = Some(Mutex::new(conn));
         Ok(graph)
     }
 
@@ -238,6 +267,7 @@ impl TemporalGraph {
     pub fn read(path: &Path, replay: impl FnMut(&Event)) -> Result<Self, GraphError> {
         let mut graph = Self::open(path, replay)?;
         if let Some(conn) = graph.store.take() {
+            let conn = conn.into_inner().unwrap_or_else(PoisonError::into_inner);
             let mut rows = conn.prepare(
                 "SELECT key, outcome FROM edges WHERE key IS NOT NULL AND outcome IS NOT NULL",
             )?;
@@ -248,10 +278,15 @@ impl TemporalGraph {
         Ok(graph)
     }
 
+    /// The SQLite file, if the graph has one.
+    fn store(&mut self) -> Option<&mut Connection> {
+        (self.store.as_mut()).map(|m| m.get_mut().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Adds a transaction (and its nodes), persisting it first when the graph has a store.
     /// Returns the edge id.
     pub fn add(&mut self, event: &Event) -> Result<u32, GraphError> {
-        if let Some(conn) = &self.store {
+        if let Some(conn) = self.store() {
             conn.prepare_cached(INSERT)?
                 .execute(event.params(None, None))?;
         }
@@ -261,7 +296,7 @@ impl TemporalGraph {
     /// The outcome recorded with the transaction of `key`, if one was saved with that key.
     pub(crate) fn outcome(&self, key: &str) -> Result<Option<String>, GraphError> {
         match &self.store {
-            Some(conn) => Ok(conn
+            Some(conn) => Ok((conn.lock().unwrap_or_else(PoisonError::into_inner))
                 .prepare_cached("SELECT outcome FROM edges WHERE key = ?1")?
                 .query_row([key], |row| row.get::<_, Option<String>>(0))
                 .optional()?
@@ -279,7 +314,7 @@ impl TemporalGraph {
     /// Persists transactions added with [`TemporalGraph::insert_unsaved`], in the order they
     /// were added, in one store transaction: all of them or none.
     pub(crate) fn save(&mut self, added: &[Unsaved<'_>]) -> Result<(), GraphError> {
-        match &mut self.store {
+        match self.store() {
             Some(conn) => {
                 let tx = conn.transaction()?;
                 {
@@ -303,7 +338,7 @@ impl TemporalGraph {
 
     /// Adds many transactions in one store transaction.
     pub fn add_all(&mut self, events: &[Event]) -> Result<(), GraphError> {
-        if let Some(conn) = &mut self.store {
+        if let Some(conn) = self.store() {
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(INSERT)?;
@@ -326,8 +361,8 @@ impl TemporalGraph {
         let id = self.names.len() as u32;
         self.ids.insert(name.to_string(), id);
         self.names.push(name.to_string());
-        self.outgoing.push(Vec::new());
-        self.incoming.push(Vec::new());
+        self.outgoing.push(EdgeList::default());
+        self.incoming.push(EdgeList::default());
         id
     }
 
@@ -341,15 +376,8 @@ impl TemporalGraph {
             amount: event.amount as f32,
             channel: event.channel,
         });
-        let edges = &self.edges;
-        // Keep each list in time order even when transactions arrive slightly out of order.
-        for list in [
-            &mut self.outgoing[s as usize],
-            &mut self.incoming[t as usize],
-        ] {
-            let at = list.partition_point(|e| edges[*e as usize].time <= time);
-            list.insert(at, id);
-        }
+        self.outgoing[s as usize].insert(id, time);
+        self.incoming[t as usize].insert(id, time);
         id
     }
 
@@ -381,23 +409,17 @@ impl TemporalGraph {
     /// The `limit` most recent edges of `node` before `before`, outgoing then incoming.
     pub fn recent_edges(&self, node: u32, before: Before, limit: usize) -> (&[u32], &[u32]) {
         (
-            self.recent(&self.outgoing[node as usize], before, limit),
-            self.recent(&self.incoming[node as usize], before, limit),
+            self.outgoing[node as usize].recent(before, limit),
+            self.incoming[node as usize].recent(before, limit),
         )
     }
 
     /// How many outgoing and incoming edges `node` had before `before`.
     pub fn degrees(&self, node: u32, before: Before) -> (usize, usize) {
-        let count = |list: &[u32]| list.partition_point(|e| before.sees(&self.edges, *e));
         (
-            count(&self.outgoing[node as usize]),
-            count(&self.incoming[node as usize]),
+            self.outgoing[node as usize].seen(before),
+            self.incoming[node as usize].seen(before),
         )
-    }
-
-    fn recent<'a>(&self, list: &'a [u32], before: Before, limit: usize) -> &'a [u32] {
-        let end = list.partition_point(|e| before.sees(&self.edges, *e));
-        &list[end.saturating_sub(limit)..end]
     }
 
     /// Samples `fanouts.len()` hops around `seeds` as of `before`: at each hop every frontier
@@ -453,7 +475,11 @@ impl TemporalGraph {
             .outgoing
             .iter()
             .chain(&self.incoming)
-            .map(|l| l.capacity() * size_of::<u32>() + size_of::<Vec<u32>>())
+            .map(|l| {
+                l.ids.capacity() * size_of::<u32>()
+                    + l.times.capacity() * size_of::<i64>()
+                    + size_of::<EdgeList>()
+            })
             .sum();
         let names: usize = self
             .names

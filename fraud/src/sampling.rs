@@ -125,9 +125,149 @@ impl Batch {
         }
     }
 
+    /// The batch's nodes ordered by their distance (in sampled edges, either direction) from
+    /// the nearest query end, for a network of `layers` message-passing layers.
+    pub(crate) fn by_distance(&self, layers: usize) -> Layout {
+        let n = self.nodes.len();
+        let mut start = vec![0usize; n + 1];
+        for (s, t) in self.edge_src.iter().zip(&self.edge_dst) {
+            start[*s as usize + 1] += 1;
+            start[*t as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut neighbours = vec![0u32; start[n]];
+        for (s, t) in self.edge_src.iter().zip(&self.edge_dst) {
+            for (a, b) in [(s, t), (t, s)] {
+                neighbours[fill[*a as usize]] = *b;
+                fill[*a as usize] += 1;
+            }
+        }
+        let mut distance = vec![layers; n];
+        let mut frontier: Vec<u32> = Vec::new();
+        for end in self.source.iter().chain(&self.target) {
+            if distance[*end as usize] != 0 {
+                distance[*end as usize] = 0;
+                frontier.push(*end);
+            }
+        }
+        for hop in 1..layers {
+            let mut next = Vec::new();
+            for node in frontier {
+                let node = node as usize;
+                for b in &neighbours[start[node]..start[node + 1]] {
+                    if distance[*b as usize] > hop {
+                        distance[*b as usize] = hop;
+                        next.push(*b);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by_key(|i| distance[*i as usize]);
+        let mut position = vec![0u32; n];
+        for (new, old) in order.iter().enumerate() {
+            position[*old as usize] = new as u32;
+        }
+        let within = (0..=layers)
+            .map(|d| distance.iter().filter(|x| **x <= d).count())
+            .collect();
+        let at = |index: &[u32]| index.iter().map(|i| position[*i as usize]).collect();
+        Layout {
+            order,
+            within,
+            edge_src: at(&self.edge_src),
+            edge_dst: at(&self.edge_dst),
+            source: at(&self.source),
+            target: at(&self.target),
+        }
+    }
+
     /// The graph node behind node `index` of the batch (`None` for an end seen for the first
     /// time).
     pub(crate) fn graph_node(&self, index: usize) -> Option<u32> {
         self.nodes[index]
+    }
+}
+
+/// A batch's nodes reordered so that each message-passing layer updates a prefix: layer `i` of
+/// `L` needs new states only for the nodes within `L - 1 - i` edges of a query end (the heads
+/// read the ends), and messages from one edge further. Indices below are new positions.
+pub(crate) struct Layout {
+    /// The batch's node at each new position.
+    pub order: Vec<u32>,
+    /// `within[d]`: how many nodes lie within `d` edges of an end (`d` up to `L`, which counts
+    /// every node).
+    pub within: Vec<usize>,
+    /// Each edge's source and target, in the batch's edge order.
+    pub edge_src: Vec<u32>,
+    pub edge_dst: Vec<u32>,
+    /// Each query's source and target end.
+    pub source: Vec<u32>,
+    pub target: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(source: &str, target: &str, time: i64) -> Event {
+        Event {
+            source: source.into(),
+            target: target.into(),
+            time,
+            amount: 10.0,
+            channel: 0,
+            device: String::new(),
+        }
+    }
+
+    /// A chain A1 → A2 → A3 → A4 and a query from A1 to a new account: two layers need new
+    /// states for A1 (the end) and A2 (one edge away) only, and read A3 as a sender.
+    #[test]
+    fn nodes_are_ordered_by_their_distance_from_the_query_ends() {
+        let mut graph = TemporalGraph::new();
+        let chain = [("A3", "A4", 1), ("A2", "A3", 2), ("A1", "A2", 3)];
+        for (s, t, time) in chain {
+            graph.add(&event(s, t, time)).unwrap();
+        }
+        let mut batch = Batch::new();
+        let query = event("A1", "A9", 10);
+        let fanouts = [5, 5];
+        batch.push(
+            &graph,
+            &query,
+            Before::arrived(10),
+            &[0.0; FEATURE_COUNT],
+            &fanouts,
+        );
+        let layout = batch.by_distance(2);
+        let name = |position: u32| {
+            let node = batch.nodes[layout.order[position as usize] as usize];
+            node.map_or("new", |id| graph.node_name(id))
+        };
+        // The ends (A1 and the new A9), then A2, then the rest (A3).
+        assert_eq!(layout.within, [2, 3, 4]);
+        assert_eq!(name(layout.source[0]), "A1");
+        assert_eq!(name(layout.target[0]), "new");
+        assert_eq!(name(2), "A2");
+        assert_eq!(name(3), "A3");
+        let mut sorted = layout.order.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2, 3]);
+        // Every edge joins positions in neighbouring (or the same) prefixes.
+        for (s, t) in layout.edge_src.iter().zip(&layout.edge_dst) {
+            let band = |p: u32| {
+                layout
+                    .within
+                    .iter()
+                    .position(|w| (p as usize) < *w)
+                    .unwrap()
+            };
+            assert!(band(*s).abs_diff(band(*t)) <= 1);
+        }
     }
 }

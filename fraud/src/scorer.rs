@@ -187,23 +187,6 @@ impl Scorer {
     pub fn transactions(&self) -> usize {
         self.graph.edge_count()
     }
-
-    /// Number of accounts and merchants in the graph.
-    pub fn accounts(&self) -> usize {
-        self.graph.node_count()
-    }
-
-    /// Whether the graph holds account (or merchant) `id`.
-    pub fn knows(&self, id: &str) -> bool {
-        self.graph.node_id(id).is_some()
-    }
-
-    /// The time of the latest transaction in the graph (Unix seconds), if any.
-    pub fn latest(&self) -> Option<i64> {
-        (0..self.graph.edge_count() as u32)
-            .map(|e| self.graph.edge(e).time)
-            .max()
-    }
 }
 
 /// An outcome as the graph saves it (JSON).

@@ -3,16 +3,22 @@
 
 use std::collections::HashSet;
 
-use vitrine_fraud::account_gnn::AccountOptions;
+use vitrine_fraud::account_gnn::{AccountGnn, AccountOptions};
+use vitrine_fraud::accounts::AccountGraph;
 use vitrine_fraud::baseline::LogisticRegression;
 use vitrine_fraud::eval::{evaluate, AccountEval, EvalOptions, Quality};
 use vitrine_fraud::features::{transaction_features, FEATURES};
+use vitrine_fraud::metrics::pr_auc;
 use vitrine_fraud::schema::Transaction;
+// Every test runs candle's element-wise operations on one thread: the tests of this file run
+// side by side on the 2 cores, and candle's pool of spinning workers, shared by all of them,
+// made them 3× slower (see docs/benchmarks.md, contention).
+use vitrine_fraud::training::one_element_wise_thread;
 use vitrine_fraud::training::{score_rows, train, Prepared, TrainOptions};
 use vitrine_fraud::{generate, GenerateConfig};
 
 fn quick(seed: u64) -> EvalOptions {
-    one_candle_thread();
+    one_element_wise_thread();
     EvalOptions {
         transactions: Some(TrainOptions {
             epochs: 6,
@@ -22,15 +28,6 @@ fn quick(seed: u64) -> EvalOptions {
             epochs: 60,
             ..AccountOptions::new(seed)
         }),
-    }
-}
-
-/// Runs candle on one thread per test. The tests of this file run side by side on the 2 cores,
-/// and candle's pool of spinning workers, shared by all of them, made them 3× slower (see
-/// docs/benchmarks.md, contention). Its size is read once, before the first operation.
-fn one_candle_thread() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 
@@ -139,7 +136,7 @@ fn every_model_beats_chance_on_held_out_time() {
 
 #[test]
 fn features_never_look_ahead_and_the_baseline_is_reproducible() {
-    one_candle_thread();
+    one_element_wise_thread();
     let bank = generate(&GenerateConfig::new(400, 2), |_| {}).unwrap();
     let all = transaction_features(&bank.transactions);
     // A prefix of the history gives the same features for the prefix: nothing from the future.
@@ -154,7 +151,7 @@ fn features_never_look_ahead_and_the_baseline_is_reproducible() {
 
 #[test]
 fn gnn_training_is_reproducible_from_its_seed_and_survives_a_save() {
-    one_candle_thread();
+    one_element_wise_thread();
     let bank = generate(&GenerateConfig::new(800, 5), |_| {}).unwrap();
     let data = Prepared::new(&bank.transactions, &bank.accounts);
     let rows = 0..data.events.len() * 7 / 10;
@@ -282,4 +279,53 @@ fn account_labels_alone_are_enough_for_the_account_level() {
         panic!("nothing to learn from");
     };
     assert!(e.to_string().contains("account level skipped"), "{e}");
+}
+
+/// The account model trained on a whole bank ranks its laundering accounts, keeps a threshold
+/// chosen on its validation accounts, and scores the same after a save; a file of another
+/// shape is refused by name.
+#[test]
+fn the_account_model_trains_on_a_bank_and_survives_a_save() {
+    one_element_wise_thread();
+    let bank = generate(&GenerateConfig::new(1500, 23), |_| {}).unwrap();
+    let options = AccountOptions {
+        epochs: 60,
+        ..AccountOptions::new(3)
+    };
+    let model =
+        AccountGnn::train_bank(&bank.transactions, &bank.accounts, &options, |_| {}).unwrap();
+    assert!(model.threshold() > 0.0 && model.threshold() < 1.0);
+    let graph = AccountGraph::new(&bank.transactions, &bank.accounts);
+    let scores = model.score(&graph).unwrap();
+    let active = graph.active_accounts();
+    let picked: Vec<f32> = active.iter().map(|i| scores[*i]).collect();
+    let labels: Vec<bool> = active.iter().map(|i| graph.laundering[*i]).collect();
+    let prevalence = labels.iter().filter(|l| **l).count() as f64 / labels.len() as f64;
+    assert!(pr_auc(&picked, &labels) > 5.0 * prevalence);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.safetensors");
+    model.save(&path).unwrap();
+    let loaded = AccountGnn::load(&path).unwrap();
+    assert_eq!(loaded.threshold(), model.threshold());
+    assert_eq!(loaded.score(&graph).unwrap(), scores);
+
+    // The transaction model's file is not an account model.
+    let data = Prepared::new(&bank.transactions, &bank.accounts);
+    let (gnn, varmap) = train(
+        &data,
+        0..data.events.len() / 2,
+        &TrainOptions {
+            epochs: 1,
+            ..TrainOptions::new(1)
+        },
+        |_| {},
+    )
+    .unwrap();
+    let other = dir.path().join("weights.safetensors");
+    gnn.save(&varmap, &other).unwrap();
+    let Err(e) = AccountGnn::load(&other) else {
+        panic!("a transaction model loaded as an account model");
+    };
+    assert!(e.to_string().contains("config.shape"), "{e}");
 }

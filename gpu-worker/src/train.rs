@@ -256,7 +256,13 @@ fn write_fraud_model(
         train_rows: cut,
         seconds: started.elapsed().as_secs_f32(),
     };
-    crate::models::fraud_gnn::install(dir, "fraud-gnn", &model, &varmap, &data.events[..cut])?;
+    crate::models::fraud_gnn::install(
+        dir,
+        "fraud-gnn",
+        Some((&model, &varmap)),
+        None,
+        &data.events[..cut],
+    )?;
     Ok(report)
 }
 

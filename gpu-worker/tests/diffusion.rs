@@ -140,14 +140,7 @@ async fn a_model_without_its_tokenizer_does_not_load_and_says_why() {
     tiny_model(repository.path());
     std::fs::remove_file(repository.path().join("tiny-sd/1").join(TOKENIZER_FILE)).unwrap();
     let (url, _worker) = common::serve(repository.path(), None, Duration::from_secs(3600)).await;
-    let index: Value = reqwest::Client::new()
-        .post(format!("{url}/v2/repository/index"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index = common::repository_index(&url).await;
     let entry = index
         .as_array()
         .unwrap()

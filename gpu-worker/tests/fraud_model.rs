@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use vitrine_fraud::account_gnn::{AccountGnn, AccountOptions};
 use vitrine_fraud::graph::Event;
 use vitrine_fraud::training::{train, Prepared, TrainOptions};
 use vitrine_fraud::{generate, GenerateConfig};
@@ -24,7 +25,14 @@ fn trained_repository(root: &Path) -> Vec<Event> {
         ..TrainOptions::new(3)
     };
     let (model, varmap) = train(&data, 0..half, &options, |_| {}).unwrap();
-    install(root, "fraud-gnn", &model, &varmap, &data.events[..half]).unwrap();
+    install(
+        root,
+        "fraud-gnn",
+        Some((&model, &varmap)),
+        None,
+        &data.events[..half],
+    )
+    .unwrap();
     data.events[half..].to_vec()
 }
 
@@ -229,4 +237,41 @@ async fn a_model_installed_before_transaction_ids_still_serves() {
     assert_eq!(scores(&answer).len(), 6);
     let (status, _) = infer(&url, &request(&live[..2])).await;
     assert_eq!(status, 400, "four id rows against a three-row model");
+}
+
+/// A version holding only the account-level model is not served (the webhook needs the
+/// transaction model): the model is unavailable and the repository index says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_with_the_account_model_alone_is_unavailable_with_the_reason() {
+    let models = tempfile::tempdir().unwrap();
+    let bank = generate(&GenerateConfig::new(300, 4), |_| {}).unwrap();
+    let options = AccountOptions {
+        epochs: 2,
+        ..AccountOptions::new(1)
+    };
+    let accounts =
+        AccountGnn::train_bank(&bank.transactions, &bank.accounts, &options, |_| {}).unwrap();
+    let events: Vec<Event> = bank
+        .transactions
+        .iter()
+        .map(Event::from_transaction)
+        .collect();
+    install(models.path(), "fraud-gnn", None, Some(&accounts), &events).unwrap();
+    let (url, _worker) = serve(models.path(), None).await;
+    let index = common::repository_index(&url).await;
+    let entry = &index[0];
+    assert_eq!(entry["name"], "fraud-gnn");
+    assert_eq!(entry["state"], "UNAVAILABLE", "{entry}");
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("only the account-level model") && reason.contains("transaction model"),
+        "{reason}"
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v2/models/fraud-gnn/infer"))
+        .json(&request(&events[..1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
 }

@@ -244,14 +244,7 @@ async fn a_config_that_does_not_fit_the_weights_says_why() {
     )
     .unwrap();
     let (url, _worker) = serve(models.path()).await;
-    let index: Value = reqwest::Client::new()
-        .post(format!("{url}/v2/repository/index"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index = common::repository_index(&url).await;
     let entry = &index[0];
     assert_eq!(entry["state"], "UNAVAILABLE", "{index}");
     assert!(

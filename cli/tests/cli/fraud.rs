@@ -7,6 +7,16 @@ use crate::commands::{http_post, up_with, vitrine};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// The header of `account_scores.csv`.
+const ACCOUNT_COLUMNS: [&str; 6] = [
+    "account_id",
+    "risk",
+    "transactions",
+    "pattern",
+    "laundering_risk",
+    "laundering",
+];
+
 fn run(args: &[&str]) -> String {
     let output = vitrine().args(args).output().unwrap();
     assert!(
@@ -74,17 +84,25 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
             "9",
             "--epochs",
             "1",
+            "--account-steps",
+            "20",
         ]);
-        assert!(out.contains("installed as"), "{out}");
+        assert!(
+            out.contains("trained the transaction and account models")
+                && out.contains("installed as"),
+            "{out}"
+        );
     }
-    let weights = |repo: &Path, v: u32| {
-        std::fs::read(repo.join(format!("fraud-gnn/{v}/model.safetensors"))).unwrap()
-    };
-    assert!(
-        weights(&a, 1) == weights(&b, 1),
-        "same seed, different weights"
-    );
-    assert!(weights(&a, 2) == weights(&a, 1));
+    for file in ["model.safetensors", "accounts.safetensors"] {
+        let weights = |repo: &Path, v: u32| {
+            std::fs::read(repo.join(format!("fraud-gnn/{v}/{file}"))).unwrap()
+        };
+        assert!(
+            weights(&a, 1) == weights(&b, 1),
+            "same seed, different weights in {file}"
+        );
+        assert!(weights(&a, 2) == weights(&a, 1));
+    }
     assert!(
         a.join("fraud-gnn/config.toml").exists() && a.join("fraud-gnn/1/history.sqlite").exists()
     );
@@ -125,11 +143,16 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
     }
     assert_eq!(scored[1][0], transactions[1][0]);
     let accounts = csv_rows(&scores.join("account_scores.csv"));
-    assert_eq!(
-        accounts[0],
-        ["account_id", "risk", "transactions", "pattern"]
-    );
+    assert_eq!(accounts[0], ACCOUNT_COLUMNS);
     assert!(accounts.len() > 100 && accounts[1..].iter().all(|r| r[0].starts_with('A')));
+    // Both models answer for every account: the transaction model's highest risk, the
+    // account model's probability and whether it reaches the model's threshold.
+    for row in &accounts[1..] {
+        let risk: f64 = row[1].parse().unwrap();
+        let laundering: f64 = row[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&risk) && (0.0..=1.0).contains(&laundering));
+        assert!(row[5] == "0" || row[5] == "1", "{row:?}");
+    }
 
     // Replay the end of the bank to a served webhook, signed with the configured secret.
     let manifest = dir.path().join("spin.toml");
@@ -169,11 +192,13 @@ fn train_is_reproducible_score_writes_csv_and_replay_gets_decisions() {
     assert!(state.join("graphs/fraud-gnn.sqlite").exists());
 }
 
-/// Data that labels only accounts (no transaction labels, no typologies): training says what
-/// is missing and which flag helps; with it, the model trains, and scoring (without the
-/// model's history unless asked) names no typology it never saw.
+/// Data that labels only accounts (no transaction labels, no typologies): training fits the
+/// account model alone and scoring answers per account; the transaction model is refused
+/// naming the flag that helps, and trains with it; scoring (without the model's history
+/// unless asked) names no typology it never saw; a served transaction model is not replaced
+/// by an account model alone.
 #[test]
-fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
+fn account_only_labels_train_the_account_model_or_derived_transaction_labels() {
     let dir = tempfile::tempdir().unwrap();
     let bank = dir.path().join("bank");
     generate(&bank, 5, &[]);
@@ -207,19 +232,72 @@ fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
             path(&repo),
             "--epochs",
             "1",
+            "--account-steps",
+            "30",
         ];
         args.extend(extra);
-        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+        let output = vitrine().args(&args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            output.status.success(),
+            text(&output.stdout),
+            text(&output.stderr),
+        )
     };
-    let args = train(&[]);
-    let refused = fail(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, out, err) = train(&[]);
     assert!(
-        refused.contains("no fraud or laundering label")
+        ok && out.contains("trained the account model of fraud-gnn"),
+        "{out}{err}"
+    );
+    assert!(err.contains("transaction model skipped"), "{err}");
+    assert!(!repo.join("fraud-gnn/1/model.safetensors").exists());
+
+    let scores = dir.path().join("account-scores");
+    let output = score(&repo.join("fraud-gnn"), &bank, &scores, &[]);
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let flagged: usize = (printed.split("the account model flags ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no flag count in {printed}"));
+    assert!(!scores.join("transaction_scores.csv").exists());
+    let accounts = csv_rows(&scores.join("account_scores.csv"));
+    assert_eq!(accounts[0], ACCOUNT_COLUMNS);
+    let rows = csv_rows(&bank.join("accounts.csv"));
+    let flag = rows[0].iter().position(|c| c == "is_laundering").unwrap();
+    let laundering: std::collections::HashSet<&String> = (rows[1..].iter())
+        .filter(|r| r[flag] == "1")
+        .map(|r| &r[0])
+        .collect();
+    assert!(!laundering.is_empty());
+    // No transaction model: its cells are empty. The laundering accounts rank above the rest
+    // on average.
+    let mut sums = [(0.0, 0); 2];
+    for row in &accounts[1..] {
+        assert!(row[1].is_empty() && row[3].is_empty(), "{row:?}");
+        let p: f64 = row[4].parse().unwrap();
+        let sum = &mut sums[usize::from(laundering.contains(&row[0]))];
+        *sum = (sum.0 + p, sum.1 + 1);
+    }
+    assert!(
+        sums[1].0 / sums[1].1 as f64 > sums[0].0 / sums[0].1 as f64,
+        "{sums:?}"
+    );
+    assert_eq!(
+        accounts[1..].iter().filter(|r| r[5] == "1").count(),
+        flagged
+    );
+
+    let (ok, _, refused) = train(&["--level", "transactions"]);
+    assert!(
+        !ok && refused.contains("no transaction is labelled")
             && refused.contains("--derive-transaction-labels"),
         "{refused}"
     );
-    let args = train(&["--derive-transaction-labels"]);
-    run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, out, err) = train(&["--derive-transaction-labels"]);
+    assert!(
+        ok && out.contains("transaction and account models"),
+        "{out}{err}"
+    );
 
     let scores = dir.path().join("scores");
     let output = score(&repo.join("fraud-gnn"), &bank, &scores, &[]);
@@ -232,6 +310,12 @@ fn account_only_labels_train_with_derived_labels_and_name_no_typology() {
         "typologies named: {:?}",
         &scored[1..4]
     );
+
+    // The folder now serves a transaction model: an account model alone goes elsewhere.
+    let (ok, _, refused) = train(&["--level", "accounts"]);
+    assert!(!ok && refused.contains("--name"), "{refused}");
+    let (ok, out, err) = train(&["--level", "accounts", "--name", "fraud-accounts"]);
+    assert!(ok && out.contains("fraud-accounts/1"), "{out}{err}");
 }
 
 /// `vitrine fraud eval` across banks prints both levels, trains on two banks given as

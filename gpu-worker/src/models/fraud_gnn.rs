@@ -12,10 +12,15 @@
 //! - output `scores`, FP32 `[3]`: fraud probability, source risk, target risk;
 //! - output `explanation`, UINT8 `[6, 64]`: line 0 the likely typology, then up to five
 //!   reasons such as `feature src_new_device +1.82` or `neighbour A000123 +0.40`, zero-padded.
+//!
+//! A version may also hold the account-level AML model (`accounts.safetensors`), used by
+//! `vitrine fraud score`; a version with only that one is not served (the webhook needs the
+//! transaction model) and says so.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use vitrine_fraud::account_gnn::AccountGnn;
 use vitrine_fraud::graph::{Event, CHANNELS};
 use vitrine_fraud::scorer::Scorer;
 
@@ -31,6 +36,8 @@ pub const TEXT_BYTES: usize = 64;
 pub const EXPLANATION_LINES: usize = 6;
 /// The graph history written by training, in a version folder.
 const HISTORY_FILE: &str = "history.sqlite";
+/// The account-level AML model, in a version folder (when trained).
+const ACCOUNTS_FILE: &str = "accounts.safetensors";
 
 /// Rows of `ids`: source, target, device, transaction id.
 const ID_ROWS: usize = 4;
@@ -84,6 +91,14 @@ pub fn load(
             "fraud-gnn needs max_batch_size > 0, inputs {inputs:?} and outputs {outputs:?} (see docs/fraud.md)"
         )));
     };
+    if !version_dir.join(WEIGHTS_FILE).exists() && version_dir.join(ACCOUNTS_FILE).exists() {
+        return Err(LoadError::Mismatch(format!(
+            "{} holds only the account-level model ({ACCOUNTS_FILE}, for `vitrine fraud score`); \
+             live scoring needs the transaction model ({WEIGHTS_FILE}): train one with \
+             transaction labels or --derive-transaction-labels",
+            version_dir.display()
+        )));
+    }
     let scorer = open_version(version_dir, live_graph.as_deref())?;
     Ok(Arc::new(FraudGnnModel {
         scorer: Mutex::new(scorer),
@@ -240,19 +255,24 @@ max_queue_delay_microseconds = 500
 max_queue_size = 1024
 "#;
 
-/// Installs a trained model as the next version of `<repository>/<name>`
-/// ([`crate::repository::install_version`]), with `history` (the transactions it was trained
-/// on, in order) as the graph a new live graph starts from. Returns the version folder.
+/// Installs trained models as the next version of `<repository>/<name>`
+/// ([`crate::repository::install_version`]): the transaction model with its variables and the
+/// account-level model, either or both, with `history` (the transactions they were trained on,
+/// in order) as the graph a new live graph starts from. Returns the version folder.
 pub fn install(
     repository: &Path,
     name: &str,
-    model: &vitrine_fraud::gnn::FraudGnn,
-    varmap: &candle_nn::VarMap,
+    transactions: Option<(&vitrine_fraud::gnn::FraudGnn, &candle_nn::VarMap)>,
+    accounts: Option<&AccountGnn>,
     history: &[Event],
 ) -> Result<PathBuf, crate::repository::InstallError> {
     crate::repository::install_version(repository, name, CONFIG, |staging| {
-        let weights = staging.join(WEIGHTS_FILE);
-        model.save(varmap, &weights)?;
+        if let Some((model, varmap)) = transactions {
+            model.save(varmap, &staging.join(WEIGHTS_FILE))?;
+        }
+        if let Some(model) = accounts {
+            model.save(&staging.join(ACCOUNTS_FILE))?;
+        }
         let history_path = staging.join(HISTORY_FILE);
         let mut graph = vitrine_fraud::graph::TemporalGraph::open(&history_path, |_| {})?;
         for chunk in history.chunks(10_000) {
@@ -262,17 +282,69 @@ pub fn install(
     })
 }
 
-/// Opens the newest version of the fraud model in `model_dir` as a [`Scorer`] with its graph
-/// in memory: started from the version's training history with `history`, else empty.
-/// Returns the version number with it.
-pub fn open_latest(model_dir: &Path, history: bool) -> Result<(u64, Scorer), LoadError> {
+/// Whether the newest version in `model_dir` holds a transaction model (what the worker
+/// serves).
+pub fn serves_transactions(model_dir: &Path) -> bool {
+    crate::repository::latest_version(model_dir)
+        .is_some_and(|v| model_dir.join(v.to_string()).join(WEIGHTS_FILE).exists())
+}
+
+/// The newest version of a fraud model folder, opened for batch scoring.
+pub struct Opened {
+    /// The version number.
+    pub version: u64,
+    /// The transaction model with its graph in memory (started from the version's training
+    /// history when asked), if the version has one.
+    pub transactions: Option<Scorer>,
+    /// The account-level model, if the version has one.
+    pub accounts: Option<AccountGnn>,
+    /// The version's training history in order, when asked for and stored.
+    pub history: Option<Vec<Event>>,
+}
+
+/// Opens the newest version of the fraud model in `model_dir`; with `history`, its
+/// transaction model's graph starts from the version's training history, which is returned too.
+pub fn open_latest(model_dir: &Path, history: bool) -> Result<Opened, LoadError> {
     let version = crate::repository::latest_version(model_dir).ok_or(LoadError::NoVersion)?;
     let version_dir = model_dir.join(version.to_string());
-    let scorer = match history {
-        true => open_version(&version_dir, None)?,
-        false => Scorer::open(&version_dir.join(WEIGHTS_FILE), None, None)?,
+    let weights = version_dir.join(WEIGHTS_FILE);
+    let accounts_path = version_dir.join(ACCOUNTS_FILE);
+    let history_path = version_dir.join(HISTORY_FILE);
+    let transactions = match (weights.exists(), history) {
+        (false, _) => None,
+        (true, true) => Some(open_version(&version_dir, None)?),
+        (true, false) => Some(Scorer::open(&weights, None, None)?),
     };
-    Ok((version, scorer))
+    let accounts = match accounts_path.exists() {
+        true => Some(
+            AccountGnn::load(&accounts_path).map_err(|e| LoadError::File {
+                path: accounts_path,
+                source: Box::new(e),
+            })?,
+        ),
+        false => None,
+    };
+    if transactions.is_none() && accounts.is_none() {
+        return Err(LoadError::Mismatch(format!(
+            "{} holds neither {WEIGHTS_FILE} nor {ACCOUNTS_FILE}",
+            version_dir.display()
+        )));
+    }
+    let history = match history && history_path.exists() {
+        true => {
+            let mut events = Vec::new();
+            vitrine_fraud::graph::TemporalGraph::read(&history_path, |e| events.push(e.clone()))
+                .map_err(vitrine_fraud::scorer::ScorerError::from)?;
+            Some(events)
+        }
+        false => None,
+    };
+    Ok(Opened {
+        version,
+        transactions,
+        accounts,
+        history,
+    })
 }
 
 /// Opens one version folder of the fraud model: its weights and its training history.

