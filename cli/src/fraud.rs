@@ -372,6 +372,11 @@ fn train(args: TrainArgs) -> Result<()> {
         }
         false => None,
     };
+    let history: Vec<Event> = data
+        .transactions
+        .iter()
+        .map(Event::from_transaction)
+        .collect();
     let account_model = match accounts {
         true => {
             eprintln!("training the account model on the account labels …");
@@ -379,20 +384,17 @@ fn train(args: TrainArgs) -> Result<()> {
                 epochs: args.account_steps,
                 ..vitrine_fraud::account_gnn::AccountOptions::new(args.seed)
             };
+            // From what the worker's live graph keeps, so that it scores the same inputs.
+            let graph =
+                vitrine_fraud::accounts::AccountGraph::from_events(&history, &data.accounts);
             Some(vitrine_fraud::account_gnn::AccountGnn::train_bank(
-                &data.transactions,
-                &data.accounts,
+                &graph,
                 &options,
                 |line| eprintln!("{line}"),
             )?)
         }
         false => None,
     };
-    let history: Vec<Event> = data
-        .transactions
-        .iter()
-        .map(Event::from_transaction)
-        .collect();
     let version = vitrine_worker::models::fraud_gnn::install(
         &args.out,
         &args.name,
@@ -465,30 +467,6 @@ fn history_state(
         latest.map_or_else(|| "-".into(), time),
         accounts.len()
     ))
-}
-
-/// The history's events as transaction records, for the account graph (no card ids: the
-/// history does not keep them).
-fn history_transactions(history: &[Event]) -> Vec<vitrine_fraud::schema::Transaction> {
-    (history.iter().enumerate())
-        .map(|(i, e)| vitrine_fraud::schema::Transaction {
-            transaction_id: format!("history-{i}"),
-            timestamp: chrono::DateTime::from_timestamp(e.time, 0)
-                .unwrap_or_default()
-                .to_rfc3339(),
-            source: e.source.clone(),
-            target: e.target.clone(),
-            amount: e.amount,
-            currency: String::new(),
-            channel: vitrine_fraud::graph::CHANNELS[usize::from(e.channel)].to_string(),
-            merchant_category: String::new(),
-            card_id: String::new(),
-            device_id: e.device.clone(),
-            is_fraud: 0,
-            typology: String::new(),
-            pattern_id: String::new(),
-        })
-        .collect()
 }
 
 /// One row of `account_scores.csv`: cells stay empty for a model the version lacks.
@@ -567,9 +545,9 @@ fn score(args: ScoreArgs) -> Result<()> {
     }
     if let Some(model) = &opened.accounts {
         eprintln!("scoring the accounts with the account model …");
-        let mut all = history_transactions(opened.history.as_deref().unwrap_or_default());
-        all.extend(data.transactions.iter().cloned());
-        let graph = vitrine_fraud::accounts::AccountGraph::new(&all, &data.accounts);
+        let mut all = opened.history.clone().unwrap_or_default();
+        all.extend(data.transactions.iter().map(Event::from_transaction));
+        let graph = vitrine_fraud::accounts::AccountGraph::from_events(&all, &data.accounts);
         for (id, p) in graph.accounts.iter().zip(model.score(&graph)?) {
             if let Some(row) = accounts.get_mut(id) {
                 row.laundering = Some(p);

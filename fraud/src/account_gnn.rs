@@ -17,8 +17,7 @@ use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMa
 
 use crate::accounts::{AccountGraph, ACCOUNT_FEATURES, OTHER_FEATURES, PAIR_FEATURES, RELATIONS};
 use crate::gnn::GnnError;
-use crate::metrics::{best_f1_threshold, pr_auc};
-use crate::schema::{Account, Transaction};
+use crate::metrics::{best_f1_threshold, platt_scaling, pr_auc};
 use crate::training::{binary_loss, seeded_init, weights_and_scaling, Init};
 
 /// Architecture and training settings.
@@ -65,10 +64,12 @@ struct Layer {
     update: Linear,
 }
 
-/// The trained account model with its feature scaling and decision threshold.
+/// The trained account model with its feature scaling, calibration and decision threshold.
 pub struct AccountGnn {
     varmap: VarMap,
     hidden: usize,
+    /// Platt scaling `(a, b)`: the probability is σ(a·logit + b).
+    calibration: (f32, f32),
     threshold: f32,
     mean: Tensor,
     std: Tensor,
@@ -147,6 +148,7 @@ impl AccountGnn {
         Ok(Self {
             varmap,
             hidden: h,
+            calibration: (1.0, 0.0),
             threshold: 0.5,
             mean: Tensor::from_slice(mean, (1, f), &device)?,
             std: Tensor::from_slice(std, (1, f), &device)?,
@@ -158,8 +160,9 @@ impl AccountGnn {
     }
 
     /// Trains on the accounts `fit` of `graph` (indices into [`AccountGraph::accounts`]) and
-    /// keeps the weights that rank the `validation` accounts best. `progress` gets a line per
-    /// check.
+    /// keeps the weights that rank the `validation` accounts best; calibrates the probabilities
+    /// and chooses the threshold on the `validation` accounts too (training weighs laundering
+    /// accounts up, so raw outputs overstate the risk). `progress` gets a line per check.
     pub fn train(
         graph: &AccountGraph,
         fit: &[usize],
@@ -236,25 +239,26 @@ impl AccountGnn {
                 vars[&name].set(&tensor)?;
             }
         }
-        let scores = model.score(graph)?;
-        let picked: Vec<f32> = validation.iter().map(|i| scores[*i]).collect();
+        let logits = model.forward(&tensors)?.to_vec1::<f32>()?;
+        let picked: Vec<f32> = validation.iter().map(|i| logits[*i]).collect();
+        model.calibration = platt_scaling(&picked, &validation_labels);
         if validation_labels.contains(&true) {
-            model.threshold = best_f1_threshold(&picked, &validation_labels).0;
+            let calibrated: Vec<f32> = picked.iter().map(|z| model.probability(*z)).collect();
+            model.threshold = best_f1_threshold(&calibrated, &validation_labels).0;
         }
         Ok(model)
     }
 
-    /// Trains on a whole bank: its active accounts in a `seed`ed order, the last fifth kept
-    /// to choose the weights and the threshold (as `vitrine fraud eval --train` does).
+    /// Trains on a whole bank's `graph`: its active accounts in a `seed`ed order, the last
+    /// fifth kept to choose the weights, the calibration and the threshold (as
+    /// `vitrine fraud eval --train` does).
     pub fn train_bank(
-        transactions: &[Transaction],
-        accounts: &[Account],
+        graph: &AccountGraph,
         options: &AccountOptions,
         progress: impl FnMut(&str),
     ) -> Result<Self, GnnError> {
-        let graph = AccountGraph::new(transactions, accounts);
-        let [fit, validation, _] = crate::eval::split_accounts(&graph, options.seed, 1.0);
-        Self::train(&graph, &fit, &validation, options, progress)
+        let [fit, validation, _] = crate::eval::split_accounts(graph, options.seed, 1.0);
+        Self::train(graph, &fit, &validation, options, progress)
     }
 
     /// The probability from which an account is flagged: the best F1 on the validation
@@ -263,7 +267,7 @@ impl AccountGnn {
         self.threshold
     }
 
-    /// Writes weights, scaling, threshold and settings to one safetensors file.
+    /// Writes weights, scaling, calibration, threshold and settings to one safetensors file.
     pub fn save(&self, path: &Path) -> Result<(), GnnError> {
         let device = Device::Cpu;
         let mut tensors = weights_and_scaling(&self.varmap, &self.mean, &self.std)?;
@@ -273,6 +277,8 @@ impl AccountGnn {
             "config.threshold".into(),
             Tensor::new(&[self.threshold], &device)?,
         );
+        let (a, b) = self.calibration;
+        tensors.insert("config.calibration".into(), Tensor::new(&[a, b], &device)?);
         candle_core::safetensors::save(&tensors, path)?;
         Ok(())
     }
@@ -300,8 +306,16 @@ impl AccountGnn {
         let mean = take("scaling.mean")?.to_vec1::<f32>()?;
         let std = take("scaling.std")?.to_vec1::<f32>()?;
         let threshold = take("config.threshold")?.to_vec1::<f32>()?[0];
+        let calibration = take("config.calibration")?.to_vec1::<f32>()?;
+        let [a, b] = calibration[..] else {
+            return Err(GnnError::Config(format!(
+                "{}: config.calibration must hold 2 numbers",
+                path.display()
+            )));
+        };
         let mut model = Self::build(&options, &mean, &std)?;
         model.threshold = threshold;
+        model.calibration = (a, b);
         for (name, var) in model.varmap.data().lock().expect("varmap lock").iter() {
             var.set(&take(name)?)?;
         }
@@ -309,10 +323,16 @@ impl AccountGnn {
     }
 
     /// Laundering probability of every account of `graph` (order of
-    /// [`AccountGraph::accounts`]). Before calibration: read it as a ranking.
+    /// [`AccountGraph::accounts`]), calibrated on the validation accounts of training.
     pub fn score(&self, graph: &AccountGraph) -> Result<Vec<f32>, GnnError> {
-        let logits = self.forward(&self.tensors(graph)?)?;
-        Ok(candle_nn::ops::sigmoid(&logits)?.to_vec1::<f32>()?)
+        let logits = self.forward(&self.tensors(graph)?)?.to_vec1::<f32>()?;
+        Ok(logits.into_iter().map(|z| self.probability(z)).collect())
+    }
+
+    /// The calibrated probability of a logit.
+    fn probability(&self, logit: f32) -> f32 {
+        let (a, b) = self.calibration;
+        1.0 / (1.0 + (-(a * logit + b)).exp())
     }
 
     fn tensors(&self, graph: &AccountGraph) -> candle_core::Result<GraphTensors> {

@@ -337,6 +337,32 @@ impl AccountGraph {
         }
     }
 
+    /// The graph of `events` with the labels of `accounts`: what the live transaction graph
+    /// keeps (no cards, currencies or merchant categories), so a model trained on it sees the
+    /// same inputs when it scores the worker's live graph.
+    pub fn from_events(events: &[Event], accounts: &[Account]) -> Self {
+        let transactions: Vec<Transaction> = (events.iter().enumerate())
+            .map(|(i, e)| Transaction {
+                transaction_id: i.to_string(),
+                timestamp: chrono::DateTime::from_timestamp(e.time, 0)
+                    .unwrap_or_default()
+                    .to_rfc3339(),
+                source: e.source.clone(),
+                target: e.target.clone(),
+                amount: e.amount,
+                channel: CHANNELS[usize::from(e.channel)].to_string(),
+                currency: String::new(),
+                merchant_category: String::new(),
+                card_id: String::new(),
+                device_id: e.device.clone(),
+                is_fraud: 0,
+                typology: String::new(),
+                pattern_id: String::new(),
+            })
+            .collect();
+        Self::new(&transactions, accounts)
+    }
+
     /// Indices of the accounts that took part in a transaction.
     pub fn active_accounts(&self) -> Vec<usize> {
         (0..self.accounts.len())

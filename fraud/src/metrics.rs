@@ -105,6 +105,68 @@ pub fn best_f1_threshold(scores: &[f32], labels: &[bool]) -> (f32, f64) {
     (best, best_f1)
 }
 
+/// Platt scaling: the `(a, b)` for which σ(a·logit + b) best matches `labels` in log loss,
+/// with Platt's smoothed targets ((positives + 1) / (positives + 2) and 1 / (negatives + 2)),
+/// so that a cleanly separated set does not push the slope to infinity. Newton's method from
+/// the identity `(1, 0)`, which is also the answer when a class is missing or the fit would
+/// invert the ranking.
+pub fn platt_scaling(logits: &[f32], labels: &[bool]) -> (f32, f32) {
+    let positives = labels.iter().filter(|l| **l).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return (1.0, 0.0);
+    }
+    let (high, low) = (
+        (positives + 1.0) / (positives + 2.0),
+        1.0 / (negatives + 2.0),
+    );
+    let loss = |a: f64, b: f64| -> f64 {
+        (logits.iter().zip(labels))
+            .map(|(z, l)| {
+                let t = if *l { high } else { low };
+                let x = a * f64::from(*z) + b;
+                // log(1 + e^x) - t·x, computed without overflow.
+                x.max(0.0) + (-x.abs()).exp().ln_1p() - t * x
+            })
+            .sum()
+    };
+    let (mut a, mut b) = (1.0f64, 0.0f64);
+    let mut current = loss(a, b);
+    for _ in 0..100 {
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-12, 0.0, 1e-12);
+        for (z, l) in logits.iter().zip(labels) {
+            let z = f64::from(*z);
+            let p = 1.0 / (1.0 + (-(a * z + b)).exp());
+            let d = p - if *l { high } else { low };
+            let w = p * (1.0 - p);
+            (ga, gb) = (ga + d * z, gb + d);
+            (haa, hab, hbb) = (haa + w * z * z, hab + w * z, hbb + w);
+        }
+        let det = haa * hbb - hab * hab;
+        if det <= 0.0 {
+            break;
+        }
+        let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
+        // Halve the step until the loss does not rise (Newton can overshoot far from the
+        // optimum).
+        let mut step = 1.0;
+        while step > 1e-6 && loss(a - step * da, b - step * db) > current {
+            step /= 2.0;
+        }
+        (a, b) = (a - step * da, b - step * db);
+        let next = loss(a, b);
+        let done = current - next < 1e-10;
+        current = next;
+        if done {
+            break;
+        }
+    }
+    match a.is_finite() && b.is_finite() && a > 0.0 {
+        true => (a as f32, b as f32),
+        false => (1.0, 0.0),
+    }
+}
+
 /// Recall per group among the positives: `groups[i]` names the group of item `i`.
 pub fn recall_by_group(
     scores: &[f32],
@@ -161,5 +223,35 @@ mod tests {
         let recall = recall_by_group(&scores, &labels, &groups, 0.8);
         assert_eq!(recall["cycle"], (1, 1));
         assert_eq!(recall["fan_in"], (0, 1));
+    }
+
+    #[test]
+    fn platt_scaling_recovers_the_calibration_of_shifted_logits() {
+        // Labels drawn with probability σ(0.5·z − 2): the fit must find about (0.5, −2).
+        let mut state = 7u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut logits, mut labels) = (Vec::new(), Vec::new());
+        for _ in 0..20_000 {
+            let z = uniform() * 16.0 - 8.0;
+            let p = 1.0 / (1.0 + (-(0.5 * z - 2.0)).exp());
+            logits.push(z as f32);
+            labels.push(uniform() < p);
+        }
+        let (a, b) = platt_scaling(&logits, &labels);
+        assert!((a - 0.5).abs() < 0.05 && (b + 2.0).abs() < 0.15, "{a} {b}");
+        // One class only, or a ranking that the fit would invert: the identity.
+        assert_eq!(platt_scaling(&[1.0, 2.0], &[true, true]), (1.0, 0.0));
+        assert_eq!(
+            platt_scaling(&[3.0, 2.0, -1.0, -2.0], &[false, false, true, true]),
+            (1.0, 0.0)
+        );
+        // Perfectly separated: a finite slope thanks to the smoothed targets.
+        let (a, _) = platt_scaling(&[-4.0, -3.0, 3.0, 4.0], &[false, false, true, true]);
+        assert!(a.is_finite() && a > 0.0);
     }
 }

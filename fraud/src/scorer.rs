@@ -122,6 +122,18 @@ impl Scorer {
         events: &[(Option<String>, Event)],
         reasons: usize,
     ) -> Result<Vec<Scored>, ScorerError> {
+        self.score_reporting(events, reasons, |_| {})
+    }
+
+    /// [`Scorer::score`], handing each event that entered the graph (not those whose key was
+    /// scored before) to `added`, in order, once the batch is saved: for state kept beside the
+    /// graph.
+    pub fn score_reporting(
+        &mut self,
+        events: &[(Option<String>, Event)],
+        reasons: usize,
+        mut added: impl FnMut(&Event),
+    ) -> Result<Vec<Scored>, ScorerError> {
         if self.stale {
             let files = &self.files;
             *self = Self::open(
@@ -171,6 +183,9 @@ impl Scorer {
         }
         self.graph.save(&unsaved)?;
         self.stale = false;
+        for u in &unsaved {
+            added(u.event);
+        }
         let mut out: Vec<Scored> = Vec::with_capacity(rows.len());
         for row in rows {
             let s = match row {

@@ -5,8 +5,9 @@
 //!   Each intent is a mixture of Gaussian clusters, so no linear rule separates them.
 //! - `shapes-cnn` (convolutional): 28×28 grey images → circle, square, triangle or cross, at
 //!   random positions and sizes with pixel noise.
-//! - `fraud-gnn` (graph): the fraud GNN of `vitrine-fraud`, trained on the first 80% of a
-//!   generated bank, whose transactions are also the graph it starts from.
+//! - `fraud-gnn` (graph): the fraud GNN of `vitrine-fraud` and its account-level AML model,
+//!   trained on the first 80% of a generated bank, whose transactions are also the graph it
+//!   starts from.
 
 use std::path::Path;
 use std::time::Instant;
@@ -190,7 +191,7 @@ pub fn write_builtin_repository(
         })?;
         reports.push(report);
     }
-    reports.push(write_fraud_model(dir, seed, &mut progress)?);
+    reports.extend(write_fraud_model(dir, seed, &mut progress)?);
     for (name, config) in BUILTIN {
         // Written beside, then renamed: a watching worker never reads half a config.
         let path = dir.join(name).join("config.toml");
@@ -222,13 +223,18 @@ pub fn fraud_bank(seed: u64) -> Result<vitrine_fraud::Dataset, TrainError> {
     .map_err(TrainError::from)
 }
 
-/// Trains `fraud-gnn` on the history of [`fraud_bank`] and installs it under `dir`; its
-/// held-out PR-AUC is measured on the rest of the bank.
+/// Full-batch steps of the built-in account model (fewer than `vitrine fraud train`'s 300:
+/// the bank is small, and `vitrine up` trains it on first start).
+const BUILTIN_ACCOUNT_STEPS: usize = 150;
+
+/// Trains `fraud-gnn`'s two models on the history of [`fraud_bank`] and installs them under
+/// `dir`. The transaction model's held-out PR-AUC is measured on the rest of the bank, the
+/// account model's on the accounts of another bank of the same size (the next seed).
 fn write_fraud_model(
     dir: &Path,
     seed: u64,
     progress: &mut impl FnMut(&str),
-) -> Result<TrainReport, TrainError> {
+) -> Result<[TrainReport; 2], TrainError> {
     use vitrine_fraud::training::{score_rows, train, Prepared, TrainOptions};
     progress(&format!(
         "training fraud-gnn on a generated bank of {FRAUD_BANK_ACCOUNTS} accounts (seed {seed})"
@@ -256,14 +262,59 @@ fn write_fraud_model(
         train_rows: cut,
         seconds: started.elapsed().as_secs_f32(),
     };
+    let accounts = write_account_model(&bank, &data.events[..cut], seed, progress)?;
     crate::models::fraud_gnn::install(
         dir,
         "fraud-gnn",
         Some((&model, &varmap)),
-        None,
+        Some(&accounts.0),
         &data.events[..cut],
     )?;
-    Ok(report)
+    Ok([report, accounts.1])
+}
+
+/// Trains the account model of the built-in `fraud-gnn` on the accounts of `bank` as
+/// `history` shows them (what the worker's live graph starts from).
+fn write_account_model(
+    bank: &vitrine_fraud::Dataset,
+    history: &[vitrine_fraud::graph::Event],
+    seed: u64,
+    progress: &mut impl FnMut(&str),
+) -> Result<(vitrine_fraud::account_gnn::AccountGnn, TrainReport), TrainError> {
+    use vitrine_fraud::account_gnn::{AccountGnn, AccountOptions};
+    use vitrine_fraud::accounts::AccountGraph;
+    progress("training fraud-gnn's account model");
+    let started = Instant::now();
+    let graph = AccountGraph::from_events(history, &bank.accounts);
+    let options = AccountOptions {
+        epochs: BUILTIN_ACCOUNT_STEPS,
+        ..AccountOptions::new(seed)
+    };
+    let model = AccountGnn::train_bank(&graph, &options, |line| progress(line))?;
+    let pr_auc = |graph: &AccountGraph| -> Result<f32, TrainError> {
+        let active = graph.active_accounts();
+        let scores = model.score(graph)?;
+        let picked: Vec<f32> = active.iter().map(|i| scores[*i]).collect();
+        let labels: Vec<bool> = active.iter().map(|i| graph.laundering[*i]).collect();
+        Ok(vitrine_fraud::metrics::pr_auc(&picked, &labels) as f32)
+    };
+    let other = fraud_bank(seed + 1)?;
+    let other_events: Vec<vitrine_fraud::graph::Event> = (other.transactions.iter())
+        .map(vitrine_fraud::graph::Event::from_transaction)
+        .collect();
+    let report = TrainReport {
+        model: "fraud-gnn (accounts)".into(),
+        metric: "account PR-AUC",
+        train_score: pr_auc(&graph)?,
+        test_score: pr_auc(&AccountGraph::from_events(&other_events, &other.accounts))?,
+        train_rows: graph.active_accounts().len(),
+        seconds: started.elapsed().as_secs_f32(),
+    };
+    progress(&format!(
+        "fraud-gnn's account model: account PR-AUC {:.3} on another bank ({:.3} on its own), {:.1} s",
+        report.test_score, report.train_score, report.seconds
+    ));
+    Ok((model, report))
 }
 
 type Dataset = (Tensor, Tensor);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vitrine_fraud::account_gnn::{AccountGnn, AccountOptions};
+use vitrine_fraud::accounts::AccountGraph;
 use vitrine_fraud::graph::Event;
 use vitrine_fraud::training::{train, Prepared, TrainOptions};
 use vitrine_fraud::{generate, GenerateConfig};
@@ -249,13 +250,13 @@ async fn a_version_with_the_account_model_alone_is_unavailable_with_the_reason()
         epochs: 2,
         ..AccountOptions::new(1)
     };
-    let accounts =
-        AccountGnn::train_bank(&bank.transactions, &bank.accounts, &options, |_| {}).unwrap();
     let events: Vec<Event> = bank
         .transactions
         .iter()
         .map(Event::from_transaction)
         .collect();
+    let graph = AccountGraph::from_events(&events, &bank.accounts);
+    let accounts = AccountGnn::train_bank(&graph, &options, |_| {}).unwrap();
     install(models.path(), "fraud-gnn", None, Some(&accounts), &events).unwrap();
     let (url, _worker) = serve(models.path(), None).await;
     let index = common::repository_index(&url).await;
@@ -274,4 +275,139 @@ async fn a_version_with_the_account_model_alone_is_unavailable_with_the_reason()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 503);
+}
+
+/// Scores `events` in requests the model's batch size takes.
+async fn infer_in_batches(url: &str, events: &[Event]) {
+    for chunk in events.chunks(64) {
+        let (status, answer) = infer(url, &request(chunk)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+/// With an account model in the version, the risks the worker answers are that model's
+/// laundering probabilities over its live graph: as loaded, after a restart (which rescores
+/// everything the state directory kept), and after the background rescoring has caught up
+/// with new transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_model_gives_the_risks_over_the_live_graph() {
+    let models = tempfile::tempdir().unwrap();
+    let bank = generate(&GenerateConfig::new(300, 4), |_| {}).unwrap();
+    let data = Prepared::new(&bank.transactions, &bank.accounts);
+    let half = data.events.len() / 2;
+    let options = TrainOptions {
+        epochs: 1,
+        ..TrainOptions::new(3)
+    };
+    let (model, varmap) = train(&data, 0..half, &options, |_| {}).unwrap();
+    let (history, live) = data.events.split_at(half);
+    let graph = AccountGraph::from_events(history, &bank.accounts);
+    let account_options = AccountOptions {
+        epochs: 20,
+        ..AccountOptions::new(1)
+    };
+    let accounts = AccountGnn::train_bank(&graph, &account_options, |_| {}).unwrap();
+    install(
+        models.path(),
+        "fraud-gnn",
+        Some((&model, &varmap)),
+        Some(&accounts),
+        history,
+    )
+    .unwrap();
+    let config = models.path().join("fraud-gnn/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("account_refresh_seconds = 10"));
+    let set_refresh = |seconds: &str| {
+        let new = text.replace(
+            "account_refresh_seconds = 10",
+            &format!("account_refresh_seconds = {seconds}"),
+        );
+        std::fs::write(&config, new).unwrap();
+    };
+    // The account model's probability for `account` over the history and `sent`.
+    let expected = |sent: &[Event], account: &str| -> f64 {
+        let all: Vec<Event> = history.iter().chain(sent).cloned().collect();
+        let graph = AccountGraph::from_events(&all, &[]);
+        let at = graph.accounts.iter().position(|a| a == account).unwrap();
+        f64::from(accounts.score(&graph).unwrap()[at])
+    };
+    let source_risk = |answer: &Value| scores(answer)[1];
+    // The first transfer between two accounts from `from` on.
+    let transfer = |from: usize| {
+        from + live[from..]
+            .iter()
+            .position(|e| !e.target.starts_with('M') && e.source != e.target)
+            .unwrap()
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-5;
+    let mut sent: Vec<Event> = Vec::new();
+
+    // As loaded: the history's accounts; no rescoring within the test (an hour apart).
+    set_refresh("3600");
+    let state = tempfile::tempdir().unwrap();
+    let first = transfer(0);
+    {
+        let (url, _worker) = serve(models.path(), Some(state.path())).await;
+        let (status, answer) = infer(&url, &request(&live[first..first + 1])).await;
+        assert_eq!(status, 200, "{answer}");
+        let risk = source_risk(&answer);
+        assert!(close(risk, expected(&sent, &live[first].source)), "{risk}");
+        let target = scores(&answer)[2];
+        assert!(
+            close(target, expected(&sent, &live[first].target)),
+            "{target}"
+        );
+        sent.push(live[first].clone());
+        let rest: Vec<Event> = (live[..100].iter().enumerate())
+            .filter(|(i, _)| *i != first)
+            .map(|(_, e)| e.clone())
+            .collect();
+        infer_in_batches(&url, &rest).await;
+        sent.extend(rest);
+    }
+    // After a restart: everything kept in the state directory, rescored when loaded.
+    let next = transfer(100);
+    {
+        let (url, _worker) = serve(models.path(), Some(state.path())).await;
+        let (status, answer) = infer(&url, &request(&live[next..next + 1])).await;
+        assert_eq!(status, 200, "{answer}");
+        let risk = source_risk(&answer);
+        let now = expected(&sent, &live[next].source);
+        assert!(close(risk, now), "{risk} against {now}");
+        sent.push(live[next].clone());
+    }
+    // Rescored in the background once transactions arrive (at most every 0.2 s here).
+    set_refresh("0.2");
+    let (url, _worker) = serve(models.path(), Some(state.path())).await;
+    let more: Vec<Event> = (live[100..250].iter().enumerate())
+        .filter(|(i, _)| 100 + *i != next)
+        .map(|(_, e)| e.clone())
+        .collect();
+    // A transfer whose source took part in the new transactions.
+    let last = (250..live.len())
+        .find(|i| {
+            let e = &live[*i];
+            !e.target.starts_with('M')
+                && more
+                    .iter()
+                    .any(|m| m.source == e.source || m.target == e.source)
+        })
+        .unwrap();
+    let before = expected(&sent, &live[last].source);
+    infer_in_batches(&url, &more).await;
+    sent.extend(more);
+    let after = expected(&sent, &live[last].source);
+    assert!(
+        !close(before, after),
+        "the new transactions must change the account's risk"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, answer) = infer(&url, &request(&live[last..last + 1])).await;
+    assert_eq!(status, 200, "{answer}");
+    let risk = source_risk(&answer);
+    assert!(
+        close(risk, after),
+        "{risk}: rescored {after}, as loaded {before}"
+    );
 }

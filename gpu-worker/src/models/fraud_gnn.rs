@@ -9,18 +9,26 @@
 //!   before transaction ids declare `[3, 64]` (no id) and still load;
 //! - input `event`, FP64 `[3]`: Unix time in seconds, amount, channel code (index in
 //!   `vitrine_fraud::graph::CHANNELS`);
-//! - output `scores`, FP32 `[3]`: fraud probability, source risk, target risk;
+//! - output `scores`, FP32 `[3]`: fraud probability, source risk, target risk (an account's
+//!   laundering risk: from the account-level AML model when the version has one and has
+//!   scored the account, otherwise from the transaction model's risk head);
 //! - output `explanation`, UINT8 `[6, 64]`: line 0 the likely typology, then up to five
 //!   reasons such as `feature src_new_device +1.82` or `neighbour A000123 +0.40`, zero-padded.
 //!
-//! A version may also hold the account-level AML model (`accounts.safetensors`), used by
-//! `vitrine fraud score`; a version with only that one is not served (the webhook needs the
-//! transaction model) and says so.
+//! A version may also hold the account-level AML model (`accounts.safetensors`). The worker
+//! then scores every account of its live graph with it when it loads, and again in the
+//! background as transactions arrive (at most every `account_refresh_seconds`, a parameter of
+//! `config.toml`, default 10, and at most a tenth of the time); the risks it answers come from
+//! the latest such scoring. A version with only the account model is not served (the webhook
+//! needs the transaction model) and says so.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use vitrine_fraud::account_gnn::AccountGnn;
+use vitrine_fraud::accounts::AccountGraph;
 use vitrine_fraud::graph::{Event, CHANNELS};
 use vitrine_fraud::scorer::Scorer;
 
@@ -100,16 +108,121 @@ pub fn load(
         )));
     }
     let scorer = open_version(version_dir, live_graph.as_deref())?;
+    let accounts_path = version_dir.join(ACCOUNTS_FILE);
+    let accounts = match accounts_path.exists() {
+        true => {
+            let model = AccountGnn::load(&accounts_path).map_err(|e| LoadError::File {
+                path: accounts_path.clone(),
+                source: Box::new(e),
+            })?;
+            // The graph as the scorer opened it: the live file, or the training history.
+            let history = version_dir.join(HISTORY_FILE);
+            let graph_file = live_graph.as_deref().unwrap_or(&history);
+            let mut events = Vec::new();
+            if graph_file.exists() {
+                vitrine_fraud::graph::TemporalGraph::read(graph_file, |e| events.push(e.clone()))
+                    .map_err(vitrine_fraud::scorer::ScorerError::from)?;
+            }
+            let every = match config.parameters.get(REFRESH_PARAMETER) {
+                None => DEFAULT_REFRESH,
+                Some(v) => v
+                    .as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        LoadError::Mismatch(format!(
+                            "parameter '{REFRESH_PARAMETER}' must be a non-negative number of seconds"
+                        ))
+                    })?,
+            };
+            let live = Arc::new(LiveAccounts {
+                model,
+                events: Mutex::new(events),
+                risks: RwLock::new(Arc::new(HashMap::new())),
+            });
+            live.refresh().map_err(|e| LoadError::File {
+                path: accounts_path,
+                source: Box::new(e),
+            })?;
+            LiveAccounts::keep_fresh(Arc::downgrade(&live), context.model.to_string(), every);
+            Some(live)
+        }
+        false => None,
+    };
     Ok(Arc::new(FraudGnnModel {
         scorer: Mutex::new(scorer),
         id_rows,
+        accounts,
     }))
 }
+
+/// The `config.toml` parameter: the least time between two scorings of the accounts.
+const REFRESH_PARAMETER: &str = "account_refresh_seconds";
+/// Its default.
+const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
 
 struct FraudGnnModel {
     scorer: Mutex<Scorer>,
     /// Rows of the `ids` input: [`ID_ROWS`], or [`LEGACY_ID_ROWS`] without transaction ids.
     id_rows: usize,
+    /// The account-level model over the live graph, when the version has one.
+    accounts: Option<Arc<LiveAccounts>>,
+}
+
+/// The account-level model's view of the live graph.
+struct LiveAccounts {
+    model: AccountGnn,
+    /// Every transaction of the live graph, in order (batches appended once saved).
+    events: Mutex<Vec<Event>>,
+    /// Laundering probability of each account, from the latest scoring.
+    risks: RwLock<Arc<HashMap<String, f32>>>,
+}
+
+impl LiveAccounts {
+    /// Scores every account of the graph as it is now; returns how many transactions it held.
+    fn refresh(&self) -> Result<usize, vitrine_fraud::gnn::GnnError> {
+        // A copy, so that scoring batches can go on adding to the graph meanwhile.
+        let events = self.events.lock().expect("events lock").clone();
+        let graph = AccountGraph::from_events(&events, &[]);
+        let risks: HashMap<String, f32> = graph
+            .accounts
+            .iter()
+            .cloned()
+            .zip(self.model.score(&graph)?)
+            .collect();
+        *self.risks.write().expect("risks lock") = Arc::new(risks);
+        Ok(events.len())
+    }
+
+    /// Rescores the accounts in a background thread while `live` is in use: when the graph
+    /// has grown, at most every `every` and at most a tenth of the time.
+    fn keep_fresh(live: Weak<Self>, model: String, every: Duration) {
+        let spawned = std::thread::Builder::new()
+            .name("fraud-accounts".into())
+            .spawn(move || {
+                let mut scored = live.upgrade().map_or(0, |l| l.events.lock().expect("events lock").len());
+                let mut wait = every;
+                loop {
+                    std::thread::sleep(wait.max(Duration::from_millis(100)));
+                    let Some(live) = live.upgrade() else {
+                        return;
+                    };
+                    if live.events.lock().expect("events lock").len() == scored {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    match live.refresh() {
+                        Ok(transactions) => scored = transactions,
+                        Err(e) => tracing::warn!(model = %model, error = %e, "scoring the accounts failed; the previous risks stay"),
+                    }
+                    wait = every.max(started.elapsed() * 10);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the account scoring thread; risks stay as loaded");
+        }
+    }
 }
 
 fn text(bytes: &[u8], row: usize, what: &str) -> Result<String, InferError> {
@@ -189,12 +302,21 @@ impl ModelInstance for FraudGnnModel {
 
     fn compute(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, InferError> {
         let events = events(&inputs[0], &inputs[1], self.id_rows)?;
-        let scored = self
+        let mut added = Vec::new();
+        let mut scored = self
             .scorer
             .lock()
             .map_err(|_| InferError::Compute("the fraud model failed earlier".into()))?
-            .score(&events, EXPLANATION_LINES - 1)
+            .score_reporting(&events, EXPLANATION_LINES - 1, |e| added.push(e.clone()))
             .map_err(|e| InferError::Compute(format!("scoring failed: {e}")))?;
+        if let Some(live) = &self.accounts {
+            live.events.lock().expect("events lock").extend(added);
+            let risks = live.risks.read().expect("risks lock").clone();
+            for (s, (_, e)) in scored.iter_mut().zip(&events) {
+                s.source_risk = risks.get(&e.source).copied().unwrap_or(s.source_risk);
+                s.target_risk = risks.get(&e.target).copied().unwrap_or(s.target_risk);
+            }
+        }
         let rows = scored.len();
         let scores: Vec<f32> = scored
             .iter()
@@ -253,6 +375,9 @@ dims = [6, 64]
 [dynamic_batching]
 max_queue_delay_microseconds = 500
 max_queue_size = 1024
+
+[parameters]
+account_refresh_seconds = 10   # least time between two scorings of the accounts
 "#;
 
 /// Installs trained models as the next version of `<repository>/<name>`
