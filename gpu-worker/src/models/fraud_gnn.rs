@@ -108,48 +108,7 @@ pub fn load(
         )));
     }
     let scorer = open_version(version_dir, live_graph.as_deref())?;
-    let accounts_path = version_dir.join(ACCOUNTS_FILE);
-    let accounts = match accounts_path.exists() {
-        true => {
-            let model = AccountGnn::load(&accounts_path).map_err(|e| LoadError::File {
-                path: accounts_path.clone(),
-                source: Box::new(e),
-            })?;
-            // The graph as the scorer opened it: the live file, or the training history.
-            let history = version_dir.join(HISTORY_FILE);
-            let graph_file = live_graph.as_deref().unwrap_or(&history);
-            let mut events = Vec::new();
-            if graph_file.exists() {
-                vitrine_fraud::graph::TemporalGraph::read(graph_file, |e| events.push(e.clone()))
-                    .map_err(vitrine_fraud::scorer::ScorerError::from)?;
-            }
-            let every = match config.parameters.get(REFRESH_PARAMETER) {
-                None => DEFAULT_REFRESH,
-                Some(v) => v
-                    .as_float()
-                    .or_else(|| v.as_integer().map(|i| i as f64))
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| {
-                        LoadError::Mismatch(format!(
-                            "parameter '{REFRESH_PARAMETER}' must be a non-negative number of seconds"
-                        ))
-                    })?,
-            };
-            let live = Arc::new(LiveAccounts {
-                model,
-                events: Mutex::new(events),
-                risks: RwLock::new(Arc::new(HashMap::new())),
-            });
-            live.refresh().map_err(|e| LoadError::File {
-                path: accounts_path,
-                source: Box::new(e),
-            })?;
-            LiveAccounts::keep_fresh(Arc::downgrade(&live), context.model.to_string(), every);
-            Some(live)
-        }
-        false => None,
-    };
+    let accounts = LiveAccounts::open(version_dir, live_graph.as_deref(), config, context.model)?;
     Ok(Arc::new(FraudGnnModel {
         scorer: Mutex::new(scorer),
         id_rows,
@@ -180,6 +139,51 @@ struct LiveAccounts {
 }
 
 impl LiveAccounts {
+    /// The account model of `version_dir`, if it has one, over the graph the scorer opened
+    /// (the `live_graph` file, or the version's history), its accounts scored and kept fresh.
+    fn open(
+        version_dir: &Path,
+        live_graph: Option<&Path>,
+        config: &ModelConfig,
+        name: &str,
+    ) -> Result<Option<Arc<Self>>, LoadError> {
+        let path = version_dir.join(ACCOUNTS_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let failed = |e: vitrine_fraud::gnn::GnnError| LoadError::File {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        let model = AccountGnn::load(&path).map_err(failed)?;
+        let every = match config.parameters.get(REFRESH_PARAMETER) {
+            None => DEFAULT_REFRESH,
+            Some(v) => (v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    LoadError::Mismatch(format!(
+                        "parameter '{REFRESH_PARAMETER}' must be a non-negative number of seconds"
+                    ))
+                })?,
+        };
+        let history = version_dir.join(HISTORY_FILE);
+        let graph_file = live_graph.unwrap_or(&history);
+        let mut events = Vec::new();
+        if graph_file.exists() {
+            vitrine_fraud::graph::TemporalGraph::read(graph_file, |e| events.push(e.clone()))
+                .map_err(vitrine_fraud::scorer::ScorerError::from)?;
+        }
+        let live = Arc::new(Self {
+            model,
+            events: Mutex::new(events),
+            risks: RwLock::new(Arc::new(HashMap::new())),
+        });
+        live.refresh().map_err(failed)?;
+        Self::keep_fresh(Arc::downgrade(&live), name.to_string(), every);
+        Ok(Some(live))
+    }
+
     /// Scores every account of the graph as it is now; returns how many transactions it held.
     fn refresh(&self) -> Result<usize, vitrine_fraud::gnn::GnnError> {
         // A copy, so that scoring batches can go on adding to the graph meanwhile.
