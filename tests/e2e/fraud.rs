@@ -377,8 +377,9 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
     );
     assert!(!answer["reasons"].as_array().unwrap().is_empty());
 
-    // AML alerts: accounts over the threshold, riskiest first, each with a pattern.
-    let (status, alerts) = get_alerts(&app.url, "?limit=20").await?;
+    // AML alerts: accounts over the threshold, riskiest first, mostly laundering accounts
+    // (the built-in account model's risks), a pattern only where a transaction was flagged.
+    let (status, alerts) = get_alerts(&app.url, "?limit=1000").await?;
     assert_eq!(status, 200, "{alerts}");
     let list = alerts["alerts"].as_array().unwrap();
     assert!(
@@ -388,9 +389,20 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
     );
     let risks: Vec<f64> = list.iter().map(|a| a["risk"].as_f64().unwrap()).collect();
     assert!(risks.windows(2).all(|w| w[0] >= w[1]) && risks.iter().all(|r| *r >= 0.7));
-    assert!(list
+    let laundering: HashSet<String> = vitrine_worker::train::fraud_bank(7)?
+        .accounts
+        .into_iter()
+        .filter(|a| a.is_laundering == 1)
+        .map(|a| a.account_id)
+        .collect();
+    let true_alerts = list
         .iter()
-        .all(|a| a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
+        .filter(|a| laundering.contains(a["account_id"].as_str().unwrap()))
+        .count();
+    eprintln!("{true_alerts} of {} alerts are laundering accounts", list.len());
+    assert!(true_alerts * 5 >= list.len() * 4, "{alerts}");
+    assert!(list.iter().all(|a| a["pattern"].is_null()
+        || a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
     let (status, _) = get_alerts(&app.url, "?limit=0").await?;
     assert_eq!(status, 400);
 

@@ -185,6 +185,9 @@ pub fn record(
             "INSERT INTO fraud_decisions (transaction_id, fingerprint, decision, created_at) VALUES (?, ?, ?, ?)",
             &[text(&tx.id), text(&tx.fingerprint()), text(&decision.to_string()), Sql::Integer(at)],
         )?;
+        // The typology only of a flagged transaction: an approved one's typology head names
+        // the likeliest fraud were it fraud, which says nothing about the account.
+        let pattern = decision["pattern"].as_str().unwrap_or_default();
         // Merchants (ids starting with M, see docs/fraud-data.md) get no AML alert.
         for (account, risk) in [
             (&tx.source, scored.source_risk),
@@ -197,12 +200,13 @@ pub fn record(
                 "INSERT INTO aml_alerts (account_id, risk, pattern, transactions, last_transaction_id, updated_at)
                  VALUES (?, ?, ?, 1, ?, ?)
                  ON CONFLICT(account_id) DO UPDATE SET
-                    pattern = CASE WHEN excluded.risk >= risk THEN excluded.pattern ELSE pattern END,
+                    pattern = CASE WHEN excluded.pattern != '' AND (excluded.risk >= risk OR pattern = '')
+                        THEN excluded.pattern ELSE pattern END,
                     risk = MAX(risk, excluded.risk),
                     transactions = transactions + 1,
                     last_transaction_id = excluded.last_transaction_id,
                     updated_at = excluded.updated_at",
-                &[text(account), Sql::Real(risk), text(&scored.typology), text(&tx.id), Sql::Integer(at)],
+                &[text(account), Sql::Real(risk), text(pattern), text(&tx.id), Sql::Integer(at)],
             )?;
         }
         Ok((decision.clone(), true))
@@ -222,7 +226,7 @@ pub fn alerts(db: &Connection, min_risk: f64, limit: usize) -> Result<Vec<Value>
             json!({
                 "account_id": row.get::<&str>("account_id"),
                 "risk": row.get::<f64>("risk").map(|r| (r * 1e6).round() / 1e6),
-                "pattern": row.get::<&str>("pattern"),
+                "pattern": row.get::<&str>("pattern").filter(|p| !p.is_empty()),
                 "flagged_transactions": row.get::<i64>("transactions"),
                 "last_transaction_id": row.get::<&str>("last_transaction_id"),
                 "updated_at": row.get::<i64>("updated_at"),

@@ -186,6 +186,7 @@ impl LiveAccounts {
 
     /// Scores every account of the graph as it is now; returns how many transactions it held.
     fn refresh(&self) -> Result<usize, vitrine_fraud::gnn::GnnError> {
+        let started = Instant::now();
         // A copy, so that scoring batches can go on adding to the graph meanwhile.
         let events = self.events.lock().expect("events lock").clone();
         let graph = AccountGraph::from_events(&events, &[]);
@@ -195,6 +196,12 @@ impl LiveAccounts {
             .cloned()
             .zip(self.model.score(&graph)?)
             .collect();
+        tracing::debug!(
+            accounts = risks.len(),
+            transactions = events.len(),
+            seconds = started.elapsed().as_secs_f32(),
+            "accounts scored"
+        );
         *self.risks.write().expect("risks lock") = Arc::new(risks);
         Ok(events.len())
     }
