@@ -16,8 +16,19 @@ use vitrine_fraud::{generate, GenerateConfig};
 use vitrine_worker::models::fraud_gnn::{install, TEXT_BYTES};
 use vitrine_worker::Worker;
 
-/// A small model trained on the first half of a generated bank; returns the bank's events.
+/// A small model trained on the first half of a generated bank; returns the other half.
 fn trained_repository(root: &Path) -> Vec<Event> {
+    let (mut events, half, _) = trained_models(root, None);
+    events.split_off(half)
+}
+
+/// A small model trained on the first half of a generated bank, with an account model trained
+/// for `account_steps` on that half's accounts when given. Returns the bank's events, where the
+/// second half starts, and the account model.
+fn trained_models(
+    root: &Path,
+    account_steps: Option<usize>,
+) -> (Vec<Event>, usize, Option<AccountGnn>) {
     let bank = generate(&GenerateConfig::new(300, 4), |_| {}).unwrap();
     let data = Prepared::new(&bank.transactions, &bank.accounts);
     let half = data.events.len() / 2;
@@ -26,15 +37,23 @@ fn trained_repository(root: &Path) -> Vec<Event> {
         ..TrainOptions::new(3)
     };
     let (model, varmap) = train(&data, 0..half, &options, |_| {}).unwrap();
+    let accounts = account_steps.map(|epochs| {
+        let graph = AccountGraph::from_events(&data.events[..half], &bank.accounts);
+        let options = AccountOptions {
+            epochs,
+            ..AccountOptions::new(1)
+        };
+        AccountGnn::train_bank(&graph, &options, |_| {}).unwrap()
+    });
     install(
         root,
         "fraud-gnn",
         Some((&model, &varmap)),
-        None,
+        accounts.as_ref(),
         &data.events[..half],
     )
     .unwrap();
-    data.events[half..].to_vec()
+    (data.events, half, accounts)
 }
 
 async fn serve(models: &Path, state: Option<&Path>) -> (String, Arc<Worker>) {
@@ -292,29 +311,9 @@ async fn infer_in_batches(url: &str, events: &[Event]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_model_gives_the_risks_over_the_live_graph() {
     let models = tempfile::tempdir().unwrap();
-    let bank = generate(&GenerateConfig::new(300, 4), |_| {}).unwrap();
-    let data = Prepared::new(&bank.transactions, &bank.accounts);
-    let half = data.events.len() / 2;
-    let options = TrainOptions {
-        epochs: 1,
-        ..TrainOptions::new(3)
-    };
-    let (model, varmap) = train(&data, 0..half, &options, |_| {}).unwrap();
-    let (history, live) = data.events.split_at(half);
-    let graph = AccountGraph::from_events(history, &bank.accounts);
-    let account_options = AccountOptions {
-        epochs: 20,
-        ..AccountOptions::new(1)
-    };
-    let accounts = AccountGnn::train_bank(&graph, &account_options, |_| {}).unwrap();
-    install(
-        models.path(),
-        "fraud-gnn",
-        Some((&model, &varmap)),
-        Some(&accounts),
-        history,
-    )
-    .unwrap();
+    let (events, half, accounts) = trained_models(models.path(), Some(20));
+    let accounts = accounts.unwrap();
+    let (history, live) = events.split_at(half);
     let config = models.path().join("fraud-gnn/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("account_refresh_seconds = 10"));
@@ -410,4 +409,12 @@ async fn the_account_model_gives_the_risks_over_the_live_graph() {
         close(risk, after),
         "{risk}: rescored {after}, as loaded {before}"
     );
+
+    // A refresh interval that is not a number of seconds: unavailable, and the index says why.
+    set_refresh("-1");
+    let (url, _worker) = serve(models.path(), Some(state.path())).await;
+    let index = common::repository_index(&url).await;
+    assert_eq!(index[0]["state"], "UNAVAILABLE", "{index}");
+    let reason = index[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("account_refresh_seconds"), "{reason}");
 }

@@ -399,10 +399,14 @@ async fn generated_typologies_are_flagged_end_to_end() -> anyhow::Result<()> {
         .iter()
         .filter(|a| laundering.contains(a["account_id"].as_str().unwrap()))
         .count();
-    eprintln!("{true_alerts} of {} alerts are laundering accounts", list.len());
+    eprintln!(
+        "{true_alerts} of {} alerts are laundering accounts",
+        list.len()
+    );
     assert!(true_alerts * 5 >= list.len() * 4, "{alerts}");
-    assert!(list.iter().all(|a| a["pattern"].is_null()
-        || a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
+    assert!(list
+        .iter()
+        .all(|a| a["pattern"].is_null() || a["pattern"].as_str().is_some_and(|p| !p.is_empty())));
     let (status, _) = get_alerts(&app.url, "?limit=0").await?;
     assert_eq!(status, 400);
 
