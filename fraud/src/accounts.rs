@@ -172,6 +172,21 @@ impl Ids {
     }
 }
 
+/// One transaction as the account graph reads it.
+struct Row<'a> {
+    source: &'a str,
+    target: &'a str,
+    /// Seconds since the Unix epoch.
+    time: i64,
+    amount: f64,
+    /// Channel code (the index in [`CHANNELS`]).
+    channel: u8,
+    /// Device used, or empty.
+    device: &'a str,
+    /// Card used, or empty.
+    card: &'a str,
+}
+
 /// How a merchant, device or card was used: by which accounts, how often, how much.
 #[derive(Default, Clone)]
 struct Usage {
@@ -216,6 +231,36 @@ impl AccountGraph {
     /// The graph of `transactions` (any order) with the labels of `accounts`; accounts that
     /// appear only in transactions are added unlabelled.
     pub fn new(transactions: &[Transaction], accounts: &[Account]) -> Self {
+        let rows = transactions.iter().map(|t| Row {
+            source: &t.source,
+            target: &t.target,
+            time: Event::from_transaction(t).time,
+            amount: t.amount,
+            channel: channel_code(&t.channel),
+            device: &t.device_id,
+            card: &t.card_id,
+        });
+        Self::build(rows.collect(), accounts)
+    }
+
+    /// The graph of `events` with the labels of `accounts`: what the live transaction graph
+    /// keeps (no cards, currencies or merchant categories), so a model trained on it sees the
+    /// same inputs when it scores the worker's live graph.
+    pub fn from_events(events: &[Event], accounts: &[Account]) -> Self {
+        let rows = events.iter().map(|e| Row {
+            source: &e.source,
+            target: &e.target,
+            time: e.time,
+            amount: e.amount,
+            channel: e.channel,
+            device: &e.device,
+            card: "",
+        });
+        Self::build(rows.collect(), accounts)
+    }
+
+    /// The graph of `rows` (any order) with the labels of `accounts`.
+    fn build(rows: Vec<Row<'_>>, accounts: &[Account]) -> Self {
         let mut ids: [Ids; 4] = Default::default();
         for a in accounts {
             ids[0].get(&a.account_id);
@@ -223,17 +268,14 @@ impl AccountGraph {
         let mut pairs: [HashMap<(u32, u32), Pair>; 4] = Default::default();
         let mut activity: Vec<Activity> = vec![Activity::default(); accounts.len()];
         let mut others: [HashMap<u32, Usage>; 4] = Default::default();
-        let times: Vec<i64> = (transactions.iter())
-            .map(|t| Event::from_transaction(t).time)
-            .collect();
-        let time_of_day = times.iter().any(|t| t.rem_euclid(DAY) != 0);
-        for (t, &time) in transactions.iter().zip(&times) {
-            let source = ids[0].get(&t.source);
-            let channel = channel_code(&t.channel);
+        let time_of_day = rows.iter().any(|t| t.time.rem_euclid(DAY) != 0);
+        for t in &rows {
+            let (time, channel) = (t.time, t.channel);
+            let source = ids[0].get(t.source);
             let merchant = t.target.starts_with('M');
             let (kind, target) = match merchant {
-                true => (1, ids[1].get(&t.target)),
-                false => (0, ids[0].get(&t.target)),
+                true => (1, ids[1].get(t.target)),
+                false => (0, ids[0].get(t.target)),
             };
             let needed = ids[0].1.len();
             if activity.len() < needed {
@@ -244,7 +286,7 @@ impl AccountGraph {
                 .entry((source, target))
                 .or_default()
                 .add(time, amount, channel);
-            for (relation, id) in [(2, &t.device_id), (3, &t.card_id)] {
+            for (relation, id) in [(2, t.device), (3, t.card)] {
                 if !id.is_empty() {
                     let node = ids[relation].get(id);
                     pairs[relation]
@@ -335,32 +377,6 @@ impl AccountGraph {
             laundering,
             typologies,
         }
-    }
-
-    /// The graph of `events` with the labels of `accounts`: what the live transaction graph
-    /// keeps (no cards, currencies or merchant categories), so a model trained on it sees the
-    /// same inputs when it scores the worker's live graph.
-    pub fn from_events(events: &[Event], accounts: &[Account]) -> Self {
-        let transactions: Vec<Transaction> = (events.iter().enumerate())
-            .map(|(i, e)| Transaction {
-                transaction_id: i.to_string(),
-                timestamp: chrono::DateTime::from_timestamp(e.time, 0)
-                    .unwrap_or_default()
-                    .to_rfc3339(),
-                source: e.source.clone(),
-                target: e.target.clone(),
-                amount: e.amount,
-                channel: CHANNELS[usize::from(e.channel)].to_string(),
-                currency: String::new(),
-                merchant_category: String::new(),
-                card_id: String::new(),
-                device_id: e.device.clone(),
-                is_fraud: 0,
-                typology: String::new(),
-                pattern_id: String::new(),
-            })
-            .collect();
-        Self::new(&transactions, accounts)
     }
 
     /// Indices of the accounts that took part in a transaction.
