@@ -76,10 +76,22 @@ impl Scorer {
         history: Option<&Path>,
         live: Option<&Path>,
     ) -> Result<Self, ScorerError> {
+        Self::open_reporting(weights, history, live, |_| {})
+    }
+
+    /// [`Scorer::open`], handing each event of the graph it starts from to `replayed`, in
+    /// order: for state kept beside the graph, without reading the file a second time.
+    pub fn open_reporting(
+        weights: &Path,
+        history: Option<&Path>,
+        live: Option<&Path>,
+        mut replayed: impl FnMut(&Event),
+    ) -> Result<Self, ScorerError> {
         let model = FraudGnn::load(weights)?;
         let mut state = FeatureState::new();
         let replay = |e: &Event| {
             state.next(e);
+            replayed(e);
         };
         let graph = match (live, history) {
             (Some(live), history) => {

@@ -107,8 +107,15 @@ pub fn load(
             version_dir.display()
         )));
     }
-    let scorer = open_version(version_dir, live_graph.as_deref())?;
-    let accounts = LiveAccounts::open(version_dir, live_graph.as_deref(), config, context.model)?;
+    // The account model (if any) starts from the events the scorer replays.
+    let account_model = version_dir.join(ACCOUNTS_FILE).exists();
+    let mut events = Vec::new();
+    let scorer = open_version(version_dir, live_graph.as_deref(), |e| {
+        if account_model {
+            events.push(e.clone());
+        }
+    })?;
+    let accounts = LiveAccounts::open(version_dir, events, config, context.model)?;
     Ok(Arc::new(FraudGnnModel {
         scorer: Mutex::new(scorer),
         id_rows,
@@ -139,11 +146,11 @@ struct LiveAccounts {
 }
 
 impl LiveAccounts {
-    /// The account model of `version_dir`, if it has one, over the graph the scorer opened
-    /// (the `live_graph` file, or the version's history), its accounts scored and kept fresh.
+    /// The account model of `version_dir`, if it has one, over `events` (those of the graph
+    /// the scorer opened, in order), its accounts scored and kept fresh.
     fn open(
         version_dir: &Path,
-        live_graph: Option<&Path>,
+        events: Vec<Event>,
         config: &ModelConfig,
         name: &str,
     ) -> Result<Option<Arc<Self>>, LoadError> {
@@ -167,13 +174,6 @@ impl LiveAccounts {
                     ))
                 })?,
         };
-        let history = version_dir.join(HISTORY_FILE);
-        let graph_file = live_graph.unwrap_or(&history);
-        let mut events = Vec::new();
-        if graph_file.exists() {
-            vitrine_fraud::graph::TemporalGraph::read(graph_file, |e| events.push(e.clone()))
-                .map_err(vitrine_fraud::scorer::ScorerError::from)?;
-        }
         let live = Arc::new(Self {
             model,
             events: Mutex::new(events),
@@ -446,9 +446,12 @@ pub fn open_latest(model_dir: &Path, history: bool) -> Result<Opened, LoadError>
     let weights = version_dir.join(WEIGHTS_FILE);
     let accounts_path = version_dir.join(ACCOUNTS_FILE);
     let history_path = version_dir.join(HISTORY_FILE);
+    let mut events = Vec::new();
     let transactions = match (weights.exists(), history) {
         (false, _) => None,
-        (true, true) => Some(open_version(&version_dir, None)?),
+        (true, true) => Some(open_version(&version_dir, None, |e| {
+            events.push(e.clone())
+        })?),
         (true, false) => Some(Scorer::open(&weights, None, None)?),
     };
     let accounts = match accounts_path.exists() {
@@ -466,14 +469,15 @@ pub fn open_latest(model_dir: &Path, history: bool) -> Result<Opened, LoadError>
             version_dir.display()
         )));
     }
-    let history = match history && history_path.exists() {
-        true => {
-            let mut events = Vec::new();
+    let history = match (history && history_path.exists(), &transactions) {
+        (false, _) => None,
+        // The scorer replayed the history into `events`.
+        (true, Some(_)) => Some(events),
+        (true, None) => {
             vitrine_fraud::graph::TemporalGraph::read(&history_path, |e| events.push(e.clone()))
                 .map_err(vitrine_fraud::scorer::ScorerError::from)?;
             Some(events)
         }
-        false => None,
     };
     Ok(Opened {
         version,
@@ -483,13 +487,19 @@ pub fn open_latest(model_dir: &Path, history: bool) -> Result<Opened, LoadError>
     })
 }
 
-/// Opens one version folder of the fraud model: its weights and its training history.
-fn open_version(version_dir: &Path, live_graph: Option<&Path>) -> Result<Scorer, LoadError> {
+/// Opens one version folder of the fraud model: its weights and its training history (or
+/// `live_graph`), handing each event it replays to `replayed`.
+fn open_version(
+    version_dir: &Path,
+    live_graph: Option<&Path>,
+    replayed: impl FnMut(&Event),
+) -> Result<Scorer, LoadError> {
     let history = version_dir.join(HISTORY_FILE);
-    Scorer::open(
+    Scorer::open_reporting(
         &version_dir.join(WEIGHTS_FILE),
         history.exists().then_some(history.as_path()),
         live_graph,
+        replayed,
     )
     .map_err(LoadError::from)
 }
