@@ -676,10 +676,10 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 90)]
     days: u32,
     /// How launderers and customers behave: `structuring` (amounts just under 10,000, small
-    /// quick patterns) or `blended` (everyday amounts, larger slower patterns, legitimate
-    /// cycles and fan-in, 10% of laundering accounts unlabelled). Train on one, test on the
-    /// other.
-    #[arg(long, default_value = "structuring", value_parser = ["structuring", "blended"])]
+    /// quick patterns), `blended` (everyday amounts, larger slower patterns, legitimate
+    /// cycles and fan-in, 10% of laundering accounts unlabelled) or `varied` (blended
+    /// customers, each laundering pattern in either style). Train on one, test on another.
+    #[arg(long, default_value = "structuring", value_parser = ["structuring", "blended", "varied"])]
     profile: String,
     /// Output folder (created if missing).
     #[arg(long)]

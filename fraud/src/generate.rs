@@ -33,6 +33,10 @@ pub enum Profile {
     /// fan-in) and one-off transfers between people; one laundering account in ten is left
     /// unlabelled (missed by investigators: label noise).
     Blended,
+    /// The blended bank's customers and label noise, with each laundering pattern drawn in
+    /// the structuring or the blended style at random (its size, amounts, timing and
+    /// channels): a bank to train on when the data to score may look like either.
+    Varied,
 }
 
 impl Profile {
@@ -41,14 +45,16 @@ impl Profile {
         match name {
             "structuring" => Ok(Profile::Structuring),
             "blended" => Ok(Profile::Blended),
+            "varied" => Ok(Profile::Varied),
             other => Err(GenerateError::Config(format!(
-                "unknown profile `{other}`: use structuring or blended"
+                "unknown profile `{other}`: use structuring, blended or varied"
             ))),
         }
     }
 }
 
-/// Share of laundering accounts left unlabelled by [`Profile::Blended`].
+/// Share of laundering accounts left unlabelled by [`Profile::Blended`] and
+/// [`Profile::Varied`].
 const BLENDED_LABEL_NOISE: f64 = 0.1;
 
 /// What to generate.
@@ -196,7 +202,7 @@ pub fn generate(
         bank.merchants.len()
     ));
     bank.normal_activity(config.days);
-    if config.profile == Profile::Blended {
+    if config.profile != Profile::Structuring {
         bank.lookalikes(config.days);
     }
     progress(&format!(
@@ -227,7 +233,7 @@ pub fn generate(
         bank.txs.len() - before,
         bank.patterns
     ));
-    if config.profile == Profile::Blended {
+    if config.profile != Profile::Structuring {
         let missed = bank.unlabel(BLENDED_LABEL_NOISE);
         progress(&format!("{missed} laundering accounts left unlabelled"));
     }
@@ -793,20 +799,20 @@ impl Bank {
         }
     }
 
-    /// A pattern size from `low` up to `high` (exclusive); about twice as large with
-    /// [`Profile::Blended`].
-    fn size(&mut self, low: usize, high: usize) -> usize {
-        match self.profile {
-            Profile::Structuring => self.rng.random_range(low..high),
-            Profile::Blended => self.rng.random_range(low + 1..2 * high - 1),
+    /// A pattern size from `low` up to `high` (exclusive); about twice as large in the
+    /// blended style.
+    fn size(&mut self, blended: bool, low: usize, high: usize) -> usize {
+        match blended {
+            false => self.rng.random_range(low..high),
+            true => self.rng.random_range(low + 1..2 * high - 1),
         }
     }
 
     /// The first (or, for unordered patterns, each) amount of a laundering pattern.
-    fn laundering_amount(&mut self) -> f64 {
-        match self.profile {
-            Profile::Structuring => self.rng.random_range(8_000.0..9_900.0),
-            Profile::Blended => self.amount(6.4, 0.9),
+    fn laundering_amount(&mut self, blended: bool) -> f64 {
+        match blended {
+            false => self.rng.random_range(8_000.0..9_900.0),
+            true => self.amount(6.4, 0.9),
         }
     }
 
@@ -871,10 +877,15 @@ impl Bank {
         missed
     }
 
-    /// One instance of an AML typology among existing accounts, over a few days: with
-    /// [`Profile::Structuring`], amounts kept under the 10,000 reporting threshold.
+    /// One instance of an AML typology among existing accounts, over a few days: in the
+    /// structuring style, amounts kept under the 10,000 reporting threshold.
     fn laundering(&mut self, typology: &'static str) {
         let pattern = self.new_pattern();
+        let blended = match self.profile {
+            Profile::Structuring => false,
+            Profile::Blended => true,
+            Profile::Varied => self.rng.random_bool(0.5),
+        };
         let n = self.accounts.len();
         let pick = |bank: &mut Bank, k: usize| -> Vec<usize> {
             let mut chosen = Vec::with_capacity(k);
@@ -889,7 +900,7 @@ impl Bank {
         let mut edges: Vec<(usize, usize)> = Vec::new();
         match typology {
             "fan_in" | "fan_out" => {
-                let k = self.size(5, 16);
+                let k = self.size(blended, 5, 16);
                 let group = pick(self, k + 1);
                 for leaf in &group[1..] {
                     edges.push(if typology == "fan_in" {
@@ -900,14 +911,14 @@ impl Bank {
                 }
             }
             "cycle" => {
-                let k = self.size(3, 9);
+                let k = self.size(blended, 3, 9);
                 let group = pick(self, k);
                 for i in 0..k {
                     edges.push((group[i], group[(i + 1) % k]));
                 }
             }
             "scatter_gather" => {
-                let m = self.size(3, 9);
+                let m = self.size(blended, 3, 9);
                 let group = pick(self, m + 2);
                 for mid in &group[2..] {
                     edges.push((group[0], *mid));
@@ -915,7 +926,7 @@ impl Bank {
                 }
             }
             "gather_scatter" => {
-                let m = self.size(3, 7);
+                let m = self.size(blended, 3, 7);
                 let group = pick(self, 2 * m + 1);
                 for i in 0..m {
                     edges.push((group[1 + i], group[0]));
@@ -923,7 +934,7 @@ impl Bank {
                 }
             }
             "bipartite" => {
-                let (l, r) = (self.size(3, 7), self.size(3, 7));
+                let (l, r) = (self.size(blended, 3, 7), self.size(blended, 3, 7));
                 let group = pick(self, l + r);
                 for i in 0..l {
                     for j in 0..r {
@@ -935,7 +946,11 @@ impl Bank {
             }
             _ => {
                 // stack: three layers, each node paying several nodes of the next layer.
-                let widths = [self.size(2, 5), self.size(2, 5), self.size(2, 5)];
+                let widths = [
+                    self.size(blended, 2, 5),
+                    self.size(blended, 2, 5),
+                    self.size(blended, 2, 5),
+                ];
                 let group = pick(self, widths.iter().sum());
                 let (a, rest) = group.split_at(widths[0]);
                 let (b, c) = rest.split_at(widths[1]);
@@ -948,13 +963,12 @@ impl Bank {
                 }
             }
         }
-        let blended = self.profile == Profile::Blended;
         let mut at = self.random_time(if blended { 40 } else { 12 });
         let ordered = matches!(
             typology,
             "cycle" | "scatter_gather" | "gather_scatter" | "stack"
         );
-        let mut amount = self.laundering_amount();
+        let mut amount = self.laundering_amount(blended);
         for (i, (from, to)) in edges.iter().enumerate() {
             at += match (ordered, blended) {
                 (true, false) => self.rng.random_range(3600..2 * 86_400),
@@ -965,7 +979,7 @@ impl Bank {
             if ordered && i > 0 {
                 amount *= self.rng.random_range(0.93..0.99);
             } else if !ordered {
-                amount = self.laundering_amount();
+                amount = self.laundering_amount(blended);
             }
             self.mark(*from, typology);
             self.mark(*to, typology);

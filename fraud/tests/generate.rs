@@ -186,7 +186,7 @@ fn impossible_settings_are_refused() {
     assert!(vitrine_fraud::Profile::parse("lumpy")
         .unwrap_err()
         .to_string()
-        .contains("structuring or blended"));
+        .contains("structuring, blended or varied"));
     let err = generate(&GenerateConfig::new(10, 1), |_| {}).unwrap_err();
     assert!(err.to_string().contains("at least 100"), "{err}");
     let short = GenerateConfig {
@@ -282,5 +282,53 @@ fn the_blended_profile_hides_laundering_among_look_alikes() {
         "legitimate cycles: blended {}, structuring {}",
         circles(&blended),
         circles(&structuring)
+    );
+}
+
+/// The varied profile draws each laundering pattern in one style or the other: some patterns
+/// structure under 10,000 by bank transfer, others move everyday amounts by app as well; and it
+/// keeps the blended customers' look-alikes and label noise.
+#[test]
+fn the_varied_profile_mixes_both_styles_pattern_by_pattern() {
+    let config = GenerateConfig {
+        profile: vitrine_fraud::Profile::Varied,
+        ..GenerateConfig::new(6000, 8)
+    };
+    let varied = generate(&config, |_| {}).unwrap();
+    let mut patterns: std::collections::HashMap<&str, Vec<(f64, &str)>> = Default::default();
+    for t in &varied.transactions {
+        // Patterns whose every amount is drawn afresh (no hop-by-hop decay).
+        let laundering = ["fan_in", "fan_out", "bipartite"];
+        if laundering.contains(&t.typology.as_str()) {
+            patterns
+                .entry(t.pattern_id.as_str())
+                .or_default()
+                .push((t.amount, t.channel.as_str()));
+        }
+    }
+    let structuring = |txs: &[(f64, &str)]| {
+        txs.iter()
+            .all(|(a, c)| (8_000.0..9_900.0).contains(a) && *c == "transfer")
+    };
+    let styled = patterns.values().filter(|p| structuring(p)).count();
+    let everyday = (patterns.values())
+        .filter(|p| p.iter().any(|(a, c)| *a < 8_000.0 || *c == "mobile"))
+        .count();
+    assert!(
+        styled >= 2 && everyday >= 2 && styled + everyday == patterns.len(),
+        "{styled} structuring and {everyday} everyday patterns of {}",
+        patterns.len()
+    );
+    let labelled = vitrine_fraud::schema::laundering_ids(&varied.accounts);
+    assert!(
+        (varied.transactions.iter())
+            .filter(|t| t.typology == "fan_out" || t.typology == "stack")
+            .any(|t| !labelled.contains(t.source.as_str())),
+        "some laundering accounts are unlabelled"
+    );
+    let structuring_bank = bank(6000, 8);
+    assert!(
+        varied.transactions.len() > structuring_bank.transactions.len() + 1000,
+        "look-alikes on top of the same normal activity"
     );
 }
