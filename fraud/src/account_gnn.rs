@@ -14,6 +14,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::accounts::{AccountGraph, ACCOUNT_FEATURES, OTHER_FEATURES, PAIR_FEATURES, RELATIONS};
 use crate::gnn::GnnError;
@@ -34,10 +36,13 @@ pub struct AccountOptions {
     pub epochs: usize,
     /// AdamW learning rate.
     pub learning_rate: f64,
+    /// Share of node states (and of the head's hidden units) zeroed at random in each
+    /// training step: without it the network learns the training bank by heart.
+    pub dropout: f32,
 }
 
 impl AccountOptions {
-    /// The defaults with `seed`: width 32, two layers, 300 steps.
+    /// The defaults with `seed`: width 32, two layers, 300 steps, dropout 0.3.
     pub fn new(seed: u64) -> Self {
         Self {
             hidden: 32,
@@ -45,6 +50,7 @@ impl AccountOptions {
             seed,
             epochs: 300,
             learning_rate: 0.01,
+            dropout: 0.3,
         }
     }
 }
@@ -210,12 +216,15 @@ impl AccountGnn {
             },
         )?;
         let mut best: Option<(f64, usize, Snapshot)> = None;
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         for step in 1..=options.epochs {
-            let logits = model.forward(&tensors)?.index_select(&fit_index, 0)?;
+            let logits = model
+                .forward(&tensors, Some((options.dropout, &mut rng)))?
+                .index_select(&fit_index, 0)?;
             let loss = binary_loss(&logits, &labels, weight)?;
             optimizer.backward_step(&loss)?;
             if step % CHECK_EVERY == 0 || step == options.epochs {
-                let scores = model.forward(&tensors)?.to_vec1::<f32>()?;
+                let scores = model.forward(&tensors, None)?.to_vec1::<f32>()?;
                 let picked: Vec<f32> = validation.iter().map(|i| scores[*i]).collect();
                 let quality = pr_auc(&picked, &validation_labels);
                 if best.as_ref().is_none_or(|(b, _, _)| quality > *b) {
@@ -239,7 +248,7 @@ impl AccountGnn {
                 vars[&name].set(&tensor)?;
             }
         }
-        let logits = model.forward(&tensors)?.to_vec1::<f32>()?;
+        let logits = model.forward(&tensors, None)?.to_vec1::<f32>()?;
         let picked: Vec<f32> = validation.iter().map(|i| logits[*i]).collect();
         model.calibration = platt_scaling(&picked, &validation_labels);
         if validation_labels.contains(&true) {
@@ -325,7 +334,9 @@ impl AccountGnn {
     /// Laundering probability of every account of `graph` (order of
     /// [`AccountGraph::accounts`]), calibrated on the validation accounts of training.
     pub fn score(&self, graph: &AccountGraph) -> Result<Vec<f32>, GnnError> {
-        let logits = self.forward(&self.tensors(graph)?)?.to_vec1::<f32>()?;
+        let logits = self
+            .forward(&self.tensors(graph)?, None)?
+            .to_vec1::<f32>()?;
         Ok(logits.into_iter().map(|z| self.probability(z)).collect())
     }
 
@@ -388,12 +399,28 @@ impl AccountGnn {
         })
     }
 
-    /// Laundering logits of every account, `[accounts]`.
-    fn forward(&self, g: &GraphTensors) -> candle_core::Result<Tensor> {
+    /// Laundering logits of every account, `[accounts]`; in training, with `dropout`'s share
+    /// of node states and head units zeroed, drawn from its generator.
+    fn forward(
+        &self,
+        g: &GraphTensors,
+        mut dropout: Option<(f32, &mut ChaCha8Rng)>,
+    ) -> candle_core::Result<Tensor> {
+        let mut drop = |t: Tensor| match dropout.as_mut() {
+            Some((p, rng)) if *p > 0.0 => {
+                let scale = 1.0 / (1.0 - *p);
+                let mask: Vec<f32> = (0..t.elem_count())
+                    .map(|_| if rng.random::<f32>() < *p { 0.0 } else { scale })
+                    .collect();
+                let mask = Tensor::from_vec(mask, t.shape(), t.device())?;
+                t * mask
+            }
+            _ => Ok(t),
+        };
         let starts: Vec<Tensor> = (self.node_in.iter().zip(&g.features))
             .map(|(layer, x)| layer.forward(x)?.relu())
             .collect::<candle_core::Result<_>>()?;
-        let mut h = Tensor::cat(&starts, 0)?;
+        let mut h = drop(Tensor::cat(&starts, 0)?)?;
         let zeros = Tensor::zeros((g.nodes, self.hidden), DType::F32, h.device())?;
         for layer in &self.layers {
             let mut parts = vec![h.clone()];
@@ -422,7 +449,7 @@ impl AccountGnn {
                 }
             }
             parts.push(g.log_degree.clone());
-            h = layer.update.forward(&Tensor::cat(&parts, 1)?)?.relu()?;
+            h = drop(layer.update.forward(&Tensor::cat(&parts, 1)?)?.relu()?)?;
         }
         let accounts = g.features[0].dims()[0];
         let z = self
@@ -432,7 +459,7 @@ impl AccountGnn {
                 1,
             )?)?
             .relu()?;
-        self.out.forward(&z)?.squeeze(1)
+        self.out.forward(&drop(z)?)?.squeeze(1)
     }
 }
 

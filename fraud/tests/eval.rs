@@ -282,8 +282,8 @@ fn account_labels_alone_are_enough_for_the_account_level() {
 }
 
 /// The account model trained on a whole bank ranks its laundering accounts, keeps a threshold
-/// chosen on its validation accounts, and scores the same after a save; a file of another
-/// shape is refused by name.
+/// chosen on its validation accounts, scores the same after a save and after training again
+/// from the same seed; a file of another shape is refused by name.
 #[test]
 fn the_account_model_trains_on_a_bank_and_survives_a_save() {
     one_element_wise_thread();
@@ -315,6 +315,9 @@ fn the_account_model_trains_on_a_bank_and_survives_a_save() {
     let loaded = AccountGnn::load(&path).unwrap();
     assert_eq!(loaded.threshold(), model.threshold());
     assert_eq!(loaded.score(&graph).unwrap(), scores);
+    // Dropout masks come from the seed too: the same seed trains the same model.
+    let again = AccountGnn::train_bank(&graph, &options, |_| {}).unwrap();
+    assert_eq!(again.score(&graph).unwrap(), scores, "same seed, other model");
 
     // The transaction model's file is not an account model.
     let data = Prepared::new(&bank.transactions, &bank.accounts);
