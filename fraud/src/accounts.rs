@@ -62,6 +62,11 @@ pub const ACCOUNT_FEATURES: &[&str] = &[
     // Standard deviation / mean of its outgoing transfer amounts.
     "amount_cv_out",
     "merchant_share",
+    // Share of outgoing transfers that pass on 90–100% of a transfer received in the five
+    // days before (layering less a cut, at any amount).
+    "peeled_share",
+    // Share of transfer counterparts met only once (one transfer between the two in all).
+    "one_off_share",
 ];
 
 /// Features of merchants, devices and cards.
@@ -86,6 +91,8 @@ pub const PAIR_FEATURES: &[&str] = &[
 const DAY: i64 = 86_400;
 /// An outgoing transfer within this many seconds of an incoming one forwards it.
 const FORWARD_WINDOW: i64 = 3 * DAY;
+/// An outgoing transfer within this many seconds of an incoming one can pass it on, less a cut.
+const PEEL_WINDOW: i64 = 5 * DAY;
 /// Out-neighbours followed per step when looking for cycles.
 const CYCLE_FANOUT: usize = 50;
 
@@ -436,7 +443,7 @@ fn account_features(
     a: &Activity,
     payees: &[BTreeSet<u32>],
     sharers: &HashMap<u32, usize>,
-) -> [f32; 20] {
+) -> [f32; 22] {
     let ins = &a.transfers_in;
     let outs = &a.transfers_out;
     let payers: HashSet<u32> = ins.iter().map(|x| x.2).collect();
@@ -482,6 +489,20 @@ fn account_features(
         false => 0.0,
     };
     let days = a.first.map_or(0.0, |f| (a.last - f) as f64 / DAY as f64);
+    let peeled = (outs.iter())
+        .filter(|(time, amount, _)| {
+            let start = ins.partition_point(|x| x.0 < time - PEEL_WINDOW);
+            let end = ins.partition_point(|x| x.0 <= *time);
+            ins[start..end]
+                .iter()
+                .any(|x| *amount <= x.1 && *amount >= 0.9 * x.1)
+        })
+        .count();
+    let mut met: HashMap<u32, usize> = HashMap::new();
+    for x in ins.iter().chain(outs) {
+        *met.entry(x.2).or_default() += 1;
+    }
+    let once = met.values().filter(|n| **n == 1).count();
     let values = [
         (outs.len() as f64).ln_1p(),
         (ins.len() as f64).ln_1p(),
@@ -506,6 +527,8 @@ fn account_features(
         share(a.night, a.outgoing),
         cv,
         share(a.payments, a.payments + outs.len()),
+        share(peeled, outs.len()),
+        share(once, met.len()),
     ];
     values.map(|v| v as f32)
 }
@@ -576,6 +599,12 @@ mod tests {
         assert_eq!(feature(&graph, "D", "on_cycle"), 0.0);
         assert_eq!(feature(&graph, "B", "flow_through"), 9_300.0 / 9_500.0);
         assert_eq!(feature(&graph, "B", "forwarded_share"), 1.0);
+        // B passes on 98% of what it got; D pays back half of it.
+        assert_eq!(feature(&graph, "B", "peeled_share"), 1.0);
+        assert_eq!(feature(&graph, "D", "peeled_share"), 0.0);
+        // B met A and C once each; D met A twice (the merchant is no counterpart).
+        assert_eq!(feature(&graph, "B", "one_off_share"), 1.0);
+        assert_eq!(feature(&graph, "D", "one_off_share"), 0.0);
         assert_eq!(feature(&graph, "D", "reciprocity"), 1.0);
         assert_eq!(feature(&graph, "D", "merchant_share"), 0.5);
         assert_eq!(feature(&graph, "D", "night_share"), 0.5);

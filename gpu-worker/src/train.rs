@@ -124,11 +124,12 @@ const BUILTIN: [(&str, &str); 3] = [
 ];
 
 /// Whether `dir` holds every built-in model with the config this version writes: false when
-/// one is missing or was written by a version whose tensors differ.
+/// one is missing, was written by a version whose tensors differ, or (`fraud-gnn`) holds
+/// weights trained on other features.
 pub fn builtin_repository_is_current(dir: &Path) -> bool {
     BUILTIN.iter().all(|(name, config)| {
         std::fs::read_to_string(dir.join(name).join("config.toml")).is_ok_and(|t| t == *config)
-    })
+    }) && crate::models::fraud_gnn::weights_load(&dir.join("fraud-gnn"))
 }
 
 /// Trains the built-in models from `seed` and writes them under `dir` as their next versions,

@@ -13,7 +13,7 @@ use vitrine_fraud::accounts::AccountGraph;
 use vitrine_fraud::graph::Event;
 use vitrine_fraud::training::{train, Prepared, TrainOptions};
 use vitrine_fraud::{generate, GenerateConfig};
-use vitrine_worker::models::fraud_gnn::{install, TEXT_BYTES};
+use vitrine_worker::models::fraud_gnn::{install, weights_load, TEXT_BYTES};
 use vitrine_worker::Worker;
 
 /// A small model trained on the first half of a generated bank; returns the other half.
@@ -294,6 +294,34 @@ async fn a_version_with_the_account_model_alone_is_unavailable_with_the_reason()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 503);
+}
+
+/// An account model trained on features this build no longer computes (one trained before a
+/// feature was added) leaves the model unavailable with the reason, and the check that decides
+/// whether the built-in model must be trained again sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_model_of_other_features_is_unavailable_with_the_reason() {
+    let models = tempfile::tempdir().unwrap();
+    trained_models(models.path(), Some(2));
+    let model_dir = models.path().join("fraud-gnn");
+    assert!(weights_load(&model_dir));
+    let file = model_dir.join("1").join("accounts.safetensors");
+    let device = candle_core::Device::Cpu;
+    let mut tensors = candle_core::safetensors::load(&file, &device).unwrap();
+    for name in ["scaling.mean", "scaling.std"] {
+        let narrower = tensors[name].narrow(0, 0, 20).unwrap();
+        tensors.insert(name.to_string(), narrower);
+    }
+    candle_core::safetensors::save(&tensors, &file).unwrap();
+    assert!(!weights_load(&model_dir));
+    let (url, _worker) = serve(models.path(), None).await;
+    let entry = &common::repository_index(&url).await[0];
+    assert_eq!(entry["state"], "UNAVAILABLE", "{entry}");
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("trained on 20 account features"),
+        "{reason}"
+    );
 }
 
 /// Scores `events` in requests the model's batch size takes.

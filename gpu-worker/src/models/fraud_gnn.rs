@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use vitrine_fraud::account_gnn::AccountGnn;
 use vitrine_fraud::accounts::AccountGraph;
+use vitrine_fraud::gnn::FraudGnn;
 use vitrine_fraud::graph::{Event, CHANNELS};
 use vitrine_fraud::scorer::Scorer;
 
@@ -423,6 +424,19 @@ pub fn install(
 pub fn serves_transactions(model_dir: &Path) -> bool {
     crate::repository::latest_version(model_dir)
         .is_some_and(|v| model_dir.join(v.to_string()).join(WEIGHTS_FILE).exists())
+}
+
+/// Whether the newest version in `model_dir` holds weights this build can load: false when
+/// they were trained on features it no longer computes (a feature added to the account model,
+/// say), so that the built-in model is trained again.
+pub fn weights_load(model_dir: &Path) -> bool {
+    let Some(version) = crate::repository::latest_version(model_dir) else {
+        return false;
+    };
+    let dir = model_dir.join(version.to_string());
+    let (weights, accounts) = (dir.join(WEIGHTS_FILE), dir.join(ACCOUNTS_FILE));
+    (!weights.exists() || FraudGnn::load(&weights).is_ok())
+        && (!accounts.exists() || AccountGnn::load(&accounts).is_ok())
 }
 
 /// The newest version of a fraud model folder, opened for batch scoring.
