@@ -317,7 +317,11 @@ fn the_account_model_trains_on_a_bank_and_survives_a_save() {
     assert_eq!(loaded.score(&graph).unwrap(), scores);
     // Dropout masks come from the seed too: the same seed trains the same model.
     let again = AccountGnn::train_bank(&graph, &options, |_| {}).unwrap();
-    assert_eq!(again.score(&graph).unwrap(), scores, "same seed, other model");
+    assert_eq!(
+        again.score(&graph).unwrap(),
+        scores,
+        "same seed, other model"
+    );
 
     // The transaction model's file is not an account model.
     let data = Prepared::new(&bank.transactions, &bank.accounts);
