@@ -158,7 +158,7 @@ dims = [2]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
     let batching =
-        "[dynamic_batching]\nmax_queue_delay_microseconds = 20000\npreferred_batch_size = [16]";
+        "[dynamic_batching]\nmax_queue_delay_microseconds = 200000\npreferred_batch_size = [16]";
     let (s, _dir) = serve(&config(16, batching), Duration::from_millis(5)).await;
     let s = Arc::new(s);
     let mut tasks = Vec::new();
@@ -209,7 +209,7 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_asking_for_different_options_never_share_a_batch() {
     let batching =
-        "[dynamic_batching]\nmax_queue_delay_microseconds = 20000\npreferred_batch_size = [16]";
+        "[dynamic_batching]\nmax_queue_delay_microseconds = 200000\npreferred_batch_size = [16]";
     let (s, _dir) = serve(&config(16, batching), Duration::from_millis(5)).await;
     let s = Arc::new(s);
     let tasks: Vec<_> = (0..24)
